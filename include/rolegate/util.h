@@ -1,0 +1,85 @@
+/* util.h: small helpers every layer above util may use: logging (one
+ * key=value line per event, never a secret), ULID ids with type prefixes,
+ * base64url, randomness, constant-time compare, time, a growable buffer. */
+#ifndef ROLEGATE_UTIL_H
+#define ROLEGATE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+/* ---- logging ---------------------------------------------------------- */
+typedef enum { RG_LOG_DEBUG, RG_LOG_INFO, RG_LOG_WARN, RG_LOG_ERROR } rg_log_level;
+
+/* Sets the minimum level and the destination (path NULL = stderr). Returns 0
+ * or -1 if the file cannot be opened (stderr is kept then). */
+int  rg_log_open(const char *path, rg_log_level min);
+/* Reopens the log file (SIGHUP). Safe to call from a normal thread. */
+int  rg_log_reopen(void);
+/* One line: "ts=<iso> level=<lvl> <fmt...>\n", written atomically. The caller
+ * writes key=value pairs; values with spaces must be quoted by the caller
+ * (rg_log_quote). Never pass secrets, tokens or whole assertions. */
+void rg_log(rg_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Copies s into out as a log-safe value: control chars and quotes escaped,
+ * quoted if it has spaces, cut at outsz-1. Returns out. */
+char *rg_log_quote(char *out, size_t outsz, const char *s);
+
+/* ---- ids -------------------------------------------------------------- */
+#define RG_ULID_LEN 26
+/* Writes a 26-char ULID (Crockford base32; 48-bit ms time + 80 random bits),
+ * monotonic within the process, and a NUL. */
+void rg_ulid_new(char out[RG_ULID_LEN + 1]);
+/* Writes "<prefix>_<ULID>" into out (size >= strlen(prefix)+28). */
+void rg_id_new(const char *prefix, char *out, size_t outsz);
+/* Returns 1 if s is "<prefix>_" followed by a well-formed ULID. */
+int  rg_id_valid(const char *prefix, const char *s);
+
+/* ---- randomness and comparison ---------------------------------------- */
+/* Fills buf with n bytes from the kernel CSPRNG. Aborts on failure (there
+ * is no safe way to continue without randomness). */
+void rg_random_bytes(void *buf, size_t n);
+/* Writes n random bytes as base64url (no padding) into out; returns out. */
+char *rg_random_token(char *out, size_t outsz, size_t n);
+/* Constant-time equality of two byte strings (length leaks, content not). */
+int  rg_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+/* ---- base64url (RFC 4648 sec. 5, no padding) ------------------------- */
+/* Encoded length for n bytes, without NUL. */
+size_t rg_b64url_len(size_t n);
+/* Encodes n bytes; out must hold rg_b64url_len(n)+1. Returns chars written. */
+size_t rg_b64url_encode(const void *in, size_t n, char *out);
+/* Decodes; accepts no padding and no '='. Returns decoded length, or -1 on a
+ * bad character/length. out must hold (len*3)/4+3 bytes. */
+long   rg_b64url_decode(const char *in, size_t len, unsigned char *out);
+/* Standard base64 (with padding, ignoring whitespace on decode). */
+size_t rg_b64_encode(const void *in, size_t n, char *out);
+long   rg_b64_decode(const char *in, size_t len, unsigned char *out);
+
+/* ---- time -------------------------------------------------------------- */
+int64_t rg_now_ms(void);      /* wall clock, ms since epoch */
+int64_t rg_now(void);         /* wall clock, seconds */
+int64_t rg_mono_us(void);     /* monotonic, microseconds */
+/* Writes "YYYY-MM-DDThh:mm:ss.mmmZ" for t_ms into out (>= 25 bytes). */
+char *rg_iso8601_ms(int64_t t_ms, char *out, size_t outsz);
+
+/* ---- growable buffer --------------------------------------------------- */
+typedef struct rg_buf { char *data; size_t len, cap; int oom; } rg_buf;
+/* All functions keep data NUL-terminated; on allocation failure oom is set
+ * and later appends are ignored. rg_buf_free frees data (accepts NULL). */
+void rg_buf_append(rg_buf *b, const void *p, size_t n);
+void rg_buf_puts(rg_buf *b, const char *s);
+void rg_buf_printf(rg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rg_buf_free(rg_buf *b);
+/* Hands data to the caller (free() it) and resets b. NULL if oom. */
+char *rg_buf_take(rg_buf *b);
+
+/* ---- files ------------------------------------------------------------- */
+/* Reads a whole file (<= max bytes) into a malloc'd NUL-terminated buffer.
+ * Returns NULL on error or if larger than max; *len set if non-NULL. */
+char *rg_file_read(const char *path, size_t max, size_t *len);
+/* Writes data to path atomically (tmp + rename) with the given mode. */
+int   rg_file_write(const char *path, const void *data, size_t len, int mode);
+/* mkdir -p with mode. */
+int   rg_mkdir_p(const char *path, int mode);
+
+#endif

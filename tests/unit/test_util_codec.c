@@ -1,0 +1,103 @@
+/* test_util_codec.c: base64/base64url round trips and rejections, ULID ids
+ * (format, monotonic order), constant-time compare, rg_buf. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "rolegate/util.h"
+
+static void test_b64url_roundtrip(void **st)
+{
+    (void)st;
+    const char *cases[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar", "\xff\xfe\xfd"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char enc[64];
+        unsigned char dec[64];
+        size_t n = strlen(cases[i]);
+        size_t el = rg_b64url_encode(cases[i], n, enc);
+        assert_int_equal(el, rg_b64url_len(n));
+        assert_null(strchr(enc, '='));
+        long dl = rg_b64url_decode(enc, el, dec);
+        assert_int_equal(dl, (long)n);
+        assert_memory_equal(dec, cases[i], n);
+    }
+    char enc[8];
+    rg_b64url_encode("\xfb\xff", 2, enc);
+    assert_string_equal(enc, "-_8");
+}
+
+static void test_b64url_rejects_bad_input(void **st)
+{
+    (void)st;
+    unsigned char out[16];
+    assert_int_equal(rg_b64url_decode("ab+c", 4, out), -1);   /* std alphabet */
+    assert_int_equal(rg_b64url_decode("abc=", 4, out), -1);   /* padding */
+    assert_int_equal(rg_b64url_decode("a", 1, out), -1);      /* lone sextet */
+    assert_int_equal(rg_b64url_decode("Zh", 2, out), -1);     /* non-canonical */
+}
+
+static void test_b64_standard(void **st)
+{
+    (void)st;
+    char enc[16];
+    unsigned char dec[16];
+    rg_b64_encode("fo", 2, enc);
+    assert_string_equal(enc, "Zm8=");
+    assert_int_equal(rg_b64_decode("Zm9v\nYmFy", 9, dec), 6);
+    assert_memory_equal(dec, "foobar", 6);
+    assert_int_equal(rg_b64_decode("Zm8=Zm8=", 8, dec), -1);
+}
+
+static void test_ids_are_prefixed_ulids_in_order(void **st)
+{
+    (void)st;
+    char prev[40] = "", id[40];
+    for (int i = 0; i < 1000; i++) {
+        rg_id_new("role", id, sizeof id);
+        assert_int_equal(strlen(id), 5 + 26);
+        assert_true(rg_id_valid("role", id));
+        assert_true(strcmp(prev, id) < 0);
+        strcpy(prev, id);
+    }
+    assert_false(rg_id_valid("org", id));
+    assert_false(rg_id_valid("role", "role_123"));
+    assert_false(rg_id_valid("role", "role_01ARZ3NDEKTSV4RRFFQ69G5FAI"));  /* I not Crockford */
+}
+
+static void test_ct_equal(void **st)
+{
+    (void)st;
+    assert_true(rg_ct_equal("abc", 3, "abc", 3));
+    assert_false(rg_ct_equal("abc", 3, "abd", 3));
+    assert_false(rg_ct_equal("abc", 3, "abcd", 4));
+}
+
+static void test_buf(void **st)
+{
+    (void)st;
+    rg_buf b = {0};
+    for (int i = 0; i < 100; i++)
+        rg_buf_printf(&b, "%d,", i);
+    assert_int_equal(b.len, strlen(b.data));
+    assert_true(strncmp(b.data, "0,1,2,", 6) == 0);
+    char *s = rg_buf_take(&b);
+    assert_non_null(s);
+    assert_null(b.data);
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_b64url_roundtrip),
+        cmocka_unit_test(test_b64url_rejects_bad_input),
+        cmocka_unit_test(test_b64_standard),
+        cmocka_unit_test(test_ids_are_prefixed_ulids_in_order),
+        cmocka_unit_test(test_ct_equal),
+        cmocka_unit_test(test_buf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
