@@ -1,0 +1,195 @@
+/* claims.c: the session claims of R24 as compact JSON with a fixed key
+ * order (iss, sub, sid, org_id, role, roles, permissions | permissions_omitted,
+ * email, act, iat, exp, jti), so tokens are byte-stable for a given snapshot
+ * (R25). Strings are escaped per RFC 8259; invalid UTF-8 becomes U+FFFD so
+ * the output is always valid JSON. */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rolegate/core.h"
+
+typedef struct jbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} jbuf;
+
+static void jb_put(jbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->cap - b->n < n + 1) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->n < n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+static void jb_lit(jbuf *b, const char *s)
+{
+    jb_put(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
+static size_t utf8_valid_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t v, min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2; v = c & 0x1F; min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3; v = c & 0x0F; min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4; v = c & 0x07; min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/* A JSON string, or null for NULL. */
+static void jb_str(jbuf *b, const char *s)
+{
+    if (!s) {
+        jb_lit(b, "null");
+        return;
+    }
+    jb_put(b, "\"", 1);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        const unsigned char *run = p;
+        /* copy the longest run that needs no escaping in one go */
+        while (*p >= 0x20 && *p < 0x7F && *p != '"' && *p != '\\')
+            p++;
+        jb_put(b, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
+        if (*p == '"' || *p == '\\') {
+            char e[2] = {'\\', (char)*p};
+            jb_put(b, e, 2);
+            p++;
+        } else if (*p < 0x20 || *p == 0x7F) {
+            char e[8];
+            snprintf(e, sizeof e, "\\u%04x", (unsigned)*p);
+            jb_put(b, e, 6);
+            p++;
+        } else {
+            size_t l = utf8_valid_len(p);
+            if (l) {
+                jb_put(b, (const char *)p, l);
+                p += l;
+            } else {
+                jb_lit(b, "\\ufffd");   /* never emit invalid UTF-8 */
+                p++;
+            }
+        }
+    }
+    jb_put(b, "\"", 1);
+}
+
+static void jb_key(jbuf *b, const char *key, int first)
+{
+    if (!first)
+        jb_put(b, ",", 1);
+    jb_str(b, key);
+    jb_put(b, ":", 1);
+}
+
+static void jb_str_array(jbuf *b, const char *const *v, size_t n)
+{
+    jb_put(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            jb_put(b, ",", 1);
+        jb_str(b, v ? v[i] : NULL);
+    }
+    jb_put(b, "]", 1);
+}
+
+static void jb_int(jbuf *b, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%" PRId64, v);
+    assert(n > 0 && (size_t)n < sizeof num);
+    jb_put(b, num, (size_t)n);
+}
+
+int rg_core_claims_json(const rg_claims *c, char **json, size_t *len)
+{
+    assert(c && json);
+    *json = NULL;
+    if (len)
+        *len = 0;
+    jbuf b = {0};
+    jb_put(&b, "{", 1);
+    jb_key(&b, "iss", 1);
+    jb_str(&b, c->iss);
+    jb_key(&b, "sub", 0);
+    jb_str(&b, c->sub);
+    jb_key(&b, "sid", 0);
+    jb_str(&b, c->sid);
+    jb_key(&b, "org_id", 0);
+    jb_str(&b, c->org_id);
+    /* R24: role is the highest-priority role, roles[0]; R13 says there is
+     * always one, but a caller's mistake still yields valid JSON. */
+    jb_key(&b, "role", 0);
+    jb_str(&b, c->n_roles && c->roles ? c->roles[0] : NULL);
+    jb_key(&b, "roles", 0);
+    jb_str_array(&b, c->roles, c->n_roles);
+    if (c->omit_permissions) {
+        /* R24 oversize policy: the app looks permissions up from roles */
+        jb_key(&b, "permissions_omitted", 0);
+        jb_lit(&b, "true");
+    } else {
+        jb_key(&b, "permissions", 0);
+        jb_str_array(&b, c->permissions, c->n_permissions);
+    }
+    if (c->email) {
+        jb_key(&b, "email", 0);
+        jb_str(&b, c->email);
+    }
+    if (c->act_sub) {
+        jb_key(&b, "act", 0);
+        jb_put(&b, "{", 1);
+        jb_key(&b, "sub", 1);
+        jb_str(&b, c->act_sub);
+        jb_put(&b, "}", 1);
+    }
+    jb_key(&b, "iat", 0);
+    jb_int(&b, c->iat);
+    jb_key(&b, "exp", 0);
+    jb_int(&b, c->exp);
+    jb_key(&b, "jti", 0);
+    jb_str(&b, c->jti);
+    jb_put(&b, "}", 1);
+    if (b.oom) {
+        free(b.p);
+        return RG_ENOMEM;
+    }
+    *json = b.p;
+    if (len)
+        *len = b.n;
+    return 0;
+}

@@ -1,0 +1,304 @@
+/* jwt.c: session JWTs (R24): signing a claims JSON with the active key, and
+ * verifying a token: size cap first, then header checks that pin the alg to
+ * the kid's key BEFORE any crypto (no `none`, no HS256-with-the-public-key
+ * alg confusion), the signature on the cached EVP_PKEY, then the claims
+ * (exp, iat, nbf, iss, sub, sid, org_id). The decoded claims live in one
+ * refcounted block so the token cache can hand them out without copying. */
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+#include "rolegate/session.h"
+#include "rolegate/util.h"
+
+#define HEADER_B64_MAX 1024   /* our headers are ~100 chars */
+
+struct rg_session_claims_data {
+    atomic_long refs;
+    json_t *root;             /* the payload; every string points into it */
+    const char **roles;
+    const char **permissions;
+    char *payload;
+    char kid[RG_SESSION_KID_MAX];
+};
+
+/* ---- sign ----------------------------------------------------------------- */
+
+int rg_session_sign(const rg_keyring *kr, const char *payload, size_t len,
+                    char **token, rg_error *err)
+{
+    assert(kr && payload && token);
+    *token = NULL;
+    const rg_session_key *k = rg_keyring_active(kr);
+    char header[160];
+    int hl = snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
+                      rg_session_key_alg(k), rg_session_key_kid(k));
+    assert(hl > 0 && (size_t)hl < sizeof header);
+    size_t cap = rg_b64url_len((size_t)hl) + rg_b64url_len(len) + 2 + rg_b64url_len(512) + 1;
+    char *tmp = malloc(cap);
+    if (!tmp)
+        return rg_error_set(err, RG_ENOMEM, 500, "sign_failed", NULL, "out of memory");
+    size_t n = rg_b64url_encode(header, (size_t)hl, tmp);
+    tmp[n++] = '.';
+    n += rg_b64url_encode(payload, len, tmp + n);
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    if (rg_session_key_sign(k, tmp, n, &sig, &siglen, err)) {
+        free(tmp);
+        return RG_ERR;
+    }
+    assert(siglen <= 512);
+    tmp[n++] = '.';
+    n += rg_b64url_encode(sig, siglen, tmp + n);
+    tmp[n] = 0;
+    free(sig);
+    *token = tmp;
+    return 0;
+}
+
+/* ---- claims storage --------------------------------------------------------- */
+
+static void data_release(struct rg_session_claims_data *d)
+{
+    if (!d || atomic_fetch_sub(&d->refs, 1) != 1)
+        return;
+    json_decref(d->root);
+    free(d->roles);
+    free(d->permissions);
+    free(d->payload);
+    free(d);
+}
+
+void rg_session_claims_clear(rg_session_claims *c)
+{
+    if (!c)
+        return;
+    data_release(c->data_);
+    memset(c, 0, sizeof *c);
+}
+
+void rg_session_claims_share(rg_session_claims *dst, const rg_session_claims *src)
+{
+    assert(dst && src && src->data_);
+    atomic_fetch_add(&src->data_->refs, 1);
+    *dst = *src;
+}
+
+/* ---- verify ---------------------------------------------------------------- */
+
+static int bad(rg_error *err, int rc, const char *code, const char *msg)
+{
+    return rg_error_set(err, rc, 401, code, NULL, "%s", msg);
+}
+
+/* Decodes a base64url segment into a malloc'd NUL-terminated buffer. */
+static unsigned char *b64_segment(const char *s, size_t n, size_t *outlen)
+{
+    unsigned char *out = malloc(n * 3 / 4 + 4);
+    if (!out)
+        return NULL;
+    long l = rg_b64url_decode(s, n, out);
+    if (l < 0) {
+        free(out);
+        return NULL;
+    }
+    out[l] = 0;
+    *outlen = (size_t)l;
+    return out;
+}
+
+/* Optional string claim: absent/NULL → NULL; present but not a string → -1. */
+static int opt_string(json_t *o, const char *key, const char **out)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int req_string(json_t *o, const char *key, const char **out)
+{
+    return opt_string(o, key, out) == 0 && *out && **out ? 0 : -1;
+}
+
+static int string_array(json_t *o, const char *key, const char ***out, size_t *n)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    *n = 0;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_array(v))
+        return -1;
+    size_t len = json_array_size(v);
+    const char **arr = calloc(len + 1, sizeof *arr);
+    if (!arr)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        json_t *s = json_array_get(v, i);
+        if (!json_is_string(s)) {
+            free(arr);
+            return -1;
+        }
+        arr[i] = json_string_value(s);
+    }
+    *out = arr;
+    *n = len;
+    return 0;
+}
+
+/* Header checks (no crypto yet). Returns 0 and *key, or negative with err
+ * set. */
+static int check_header(const rg_keyring *kr, const char *h, size_t hn,
+                        const rg_session_key **key, rg_error *err)
+{
+    *key = NULL;
+    if (hn == 0 || hn > HEADER_B64_MAX)
+        return bad(err, RG_EINVAL, "token_malformed", "token header is empty or too long");
+    size_t len = 0;
+    unsigned char *raw = b64_segment(h, hn, &len);
+    if (!raw)
+        return bad(err, RG_EINVAL, "token_malformed", "token header is not base64url");
+    json_error_t je;
+    json_t *hdr = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, &je);
+    free(raw);
+    int rc = RG_EINVAL;
+    if (!json_is_object(hdr)) {
+        rc = bad(err, RG_EINVAL, "token_malformed", "token header is not a JSON object");
+        goto out;
+    }
+    json_t *typ = json_object_get(hdr, "typ");
+    if (typ && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0)) {
+        rc = bad(err, RG_EINVAL, "token_malformed", "token typ is not JWT");
+        goto out;
+    }
+    if (json_object_get(hdr, "crit")) {   /* RFC 7515 4.1.11: we understand none */
+        rc = bad(err, RG_EINVAL, "token_malformed", "token header has crit");
+        goto out;
+    }
+    json_t *kid = json_object_get(hdr, "kid");
+    if (!json_is_string(kid)) {
+        rc = bad(err, RG_EINVAL, "token_malformed", "token header has no kid");
+        goto out;
+    }
+    const rg_session_key *cand = rg_keyring_find(kr, json_string_value(kid));
+    if (!cand) {
+        rc = bad(err, RG_ENOTFOUND, "token_unknown_kid", "token kid names no key of the keyring");
+        goto out;
+    }
+    /* the alg is pinned to the key: the header only has to agree, exactly.
+     * This refuses none, HS256 signed with the public key, RS256 on EC... */
+    json_t *alg = json_object_get(hdr, "alg");
+    if (!json_is_string(alg) || strcmp(json_string_value(alg), rg_session_key_alg(cand)) != 0) {
+        rc = bad(err, RG_EINVAL, "token_alg_mismatch", "token alg is not the alg of its key");
+        goto out;
+    }
+    *key = cand;
+    rc = 0;
+out:
+    json_decref(hdr);
+    return rc;
+}
+
+static int check_claims(struct rg_session_claims_data *d, rg_session_claims *c,
+                        int64_t now, int64_t skew, const char *expected_iss, rg_error *err)
+{
+    json_t *o = d->root;
+    json_t *exp = json_object_get(o, "exp"), *iat = json_object_get(o, "iat");
+    json_t *nbf = json_object_get(o, "nbf");
+    if (!json_is_integer(exp) || !json_is_integer(iat) || (nbf && !json_is_integer(nbf)))
+        return bad(err, RG_EINVAL, "token_malformed", "exp and iat must be integers");
+    c->exp = json_integer_value(exp);
+    c->iat = json_integer_value(iat);
+    if (c->exp <= now - skew)
+        return bad(err, RG_EINVAL, "token_expired", "token has expired");
+    if (c->iat > now + skew || (nbf && json_integer_value(nbf) > now + skew))
+        return bad(err, RG_EINVAL, "token_not_yet_valid", "token is issued in the future");
+    if (opt_string(o, "iss", &c->iss) < 0)
+        return bad(err, RG_EINVAL, "token_malformed", "iss must be a string");
+    if (expected_iss && (!c->iss || strcmp(c->iss, expected_iss) != 0))
+        return bad(err, RG_EINVAL, "token_wrong_issuer", "token iss is not this gateway");
+    if (req_string(o, "sub", &c->sub) || req_string(o, "sid", &c->sid) ||
+        req_string(o, "org_id", &c->org_id))
+        return bad(err, RG_EINVAL, "token_malformed", "sub, sid and org_id are required strings");
+    json_t *omitted = json_object_get(o, "permissions_omitted");
+    json_t *act = json_object_get(o, "act");
+    size_t nr = 0, np = 0;
+    if (opt_string(o, "jti", &c->jti) || opt_string(o, "email", &c->email) ||
+        opt_string(o, "role", &c->role) || (omitted && !json_is_boolean(omitted)) ||
+        (act && !json_is_object(act)) || (act && opt_string(act, "sub", &c->act_sub)) ||
+        string_array(o, "roles", &d->roles, &nr) ||
+        string_array(o, "permissions", &d->permissions, &np))
+        return bad(err, RG_EINVAL, "token_malformed", "a claim has the wrong type");
+    c->roles = d->roles;
+    c->n_roles = nr;
+    c->permissions = d->permissions;
+    c->n_permissions = np;
+    c->permissions_omitted = json_is_true(omitted);
+    return 0;
+}
+
+int rg_session_verify(const rg_keyring *kr, const char *token, int64_t now, int64_t skew,
+                      const char *expected_iss, rg_session_claims *out, rg_error *err)
+{
+    assert(kr && out);
+    memset(out, 0, sizeof *out);
+    if (!token)
+        return bad(err, RG_EINVAL, "token_malformed", "no token");
+    /* cap before anything else: nothing below runs on a huge input */
+    size_t tl = strnlen(token, RG_SESSION_TOKEN_MAX + 1);
+    if (tl > RG_SESSION_TOKEN_MAX)
+        return bad(err, RG_EINVAL, "token_too_large", "token is longer than 16 KiB");
+    const char *d1 = memchr(token, '.', tl);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', tl - (size_t)(d1 + 1 - token)) : NULL;
+    if (!d1 || !d2 || memchr(d2 + 1, '.', tl - (size_t)(d2 + 1 - token)) || d2 == d1 + 1)
+        return bad(err, RG_EINVAL, "token_malformed", "token is not three parts");
+    /* the header (kid, pinned alg) first: an `alg: none` token with its empty
+     * signature is refused as an alg mismatch, never reaches crypto */
+    const rg_session_key *k = NULL;
+    int hrc = check_header(kr, token, (size_t)(d1 - token), &k, err);
+    if (hrc)
+        return hrc;
+    if (d2 + 1 == token + tl)
+        return bad(err, RG_EINVAL, "token_bad_signature", "token has no signature");
+    size_t siglen = 0, plen = 0;
+    unsigned char *sig = b64_segment(d2 + 1, tl - (size_t)(d2 + 1 - token), &siglen);
+    if (!sig)
+        return bad(err, RG_EINVAL, "token_malformed", "token signature is not base64url");
+    int ok = rg_session_key_verify(k, token, (size_t)(d2 - token), sig, siglen);
+    free(sig);
+    if (!ok)
+        return bad(err, RG_EINVAL, "token_bad_signature", "token signature is invalid");
+    unsigned char *payload = b64_segment(d1 + 1, (size_t)(d2 - d1 - 1), &plen);
+    if (!payload)
+        return bad(err, RG_EINVAL, "token_malformed", "token payload is not base64url");
+    struct rg_session_claims_data *d = calloc(1, sizeof *d);
+    if (!d) {
+        free(payload);
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    }
+    atomic_init(&d->refs, 1);
+    d->payload = (char *)payload;
+    snprintf(d->kid, sizeof d->kid, "%s", rg_session_key_kid(k));
+    json_error_t je;
+    d->root = json_loadb(d->payload, plen, JSON_REJECT_DUPLICATES, &je);
+    int rc = json_is_object(d->root) ? check_claims(d, out, now, skew, expected_iss, err)
+                                     : bad(err, RG_EINVAL, "token_malformed",
+                                           "token payload is not a JSON object");
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        data_release(d);
+        return rc;
+    }
+    out->kid = d->kid;
+    out->payload = d->payload;
+    out->payload_len = plen;
+    out->data_ = d;
+    return 0;
+}

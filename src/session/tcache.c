@@ -1,0 +1,446 @@
+/* tcache.c: the /auth hot path. A bounded cache "SHA-256(token) → verified
+ * claims until exp" (16 mutex-locked shards, LRU eviction per shard), the
+ * in-process set of revoked session ids (rwlock; entries kept until exp +
+ * grace), and rg_session_verify_cached which puts them together so a cache
+ * hit costs a hash and two lookups, no signature check. */
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include "rolegate/session.h"
+#include "rolegate/util.h"
+
+#define SHARDS 16
+#define DEFAULT_CAPACITY 10000
+
+/* ---- verified-token cache --------------------------------------------------- */
+
+typedef struct entry {
+    unsigned char key[32];
+    rg_session_claims claims;          /* one reference to the shared claims */
+    struct entry *hnext;               /* bucket chain */
+    struct entry *prev, *next;         /* LRU list: head = most recent */
+} entry;
+
+typedef struct shard {
+    pthread_mutex_t lock;
+    entry **buckets;
+    size_t nbuckets;                   /* power of two */
+    size_t count, cap;
+    entry *head, *tail;
+    unsigned long hits, misses, inserts, evictions;
+} shard;
+
+struct rg_token_cache {
+    shard shards[SHARDS];
+};
+
+static void token_hash(const char *token, size_t len, unsigned char out[32])
+{
+    unsigned int n = 0;
+    int ok = EVP_Digest(token, len, out, &n, EVP_sha256(), NULL);
+    assert(ok && n == 32);
+    (void)ok;
+}
+
+static uint64_t key_u64(const unsigned char k[32], size_t off)
+{
+    uint64_t v;
+    memcpy(&v, k + off, sizeof v);
+    return v;
+}
+
+rg_token_cache *rg_token_cache_new(size_t capacity)
+{
+    if (capacity == 0)
+        capacity = DEFAULT_CAPACITY;
+    rg_token_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    size_t per = (capacity + SHARDS - 1) / SHARDS;
+    size_t nb = 16;
+    while (nb < per * 2)
+        nb <<= 1;
+    for (int i = 0; i < SHARDS; i++) {
+        shard *s = &c->shards[i];
+        s->cap = per;
+        s->nbuckets = nb;
+        s->buckets = calloc(nb, sizeof *s->buckets);
+        pthread_mutex_init(&s->lock, NULL);
+        if (!s->buckets) {
+            rg_token_cache_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void lru_unlink(shard *s, entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        s->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        s->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(shard *s, entry *e)
+{
+    e->prev = NULL;
+    e->next = s->head;
+    if (s->head)
+        s->head->prev = e;
+    s->head = e;
+    if (!s->tail)
+        s->tail = e;
+}
+
+static entry **bucket_of(shard *s, const unsigned char key[32])
+{
+    return &s->buckets[key_u64(key, 8) & (s->nbuckets - 1)];
+}
+
+/* Unlinks e from its bucket and the LRU list and frees it (lock held). */
+static void entry_remove(shard *s, entry *e)
+{
+    entry **pp = bucket_of(s, e->key);
+    while (*pp != e) {
+        assert(*pp);
+        pp = &(*pp)->hnext;
+    }
+    *pp = e->hnext;
+    lru_unlink(s, e);
+    rg_session_claims_clear(&e->claims);
+    free(e);
+    assert(s->count > 0);
+    s->count--;
+}
+
+void rg_token_cache_free(rg_token_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < SHARDS; i++) {
+        shard *s = &c->shards[i];
+        while (s->head)
+            entry_remove(s, s->head);
+        free(s->buckets);
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(c);
+}
+
+static shard *shard_of(rg_token_cache *c, const unsigned char key[32])
+{
+    return &c->shards[key[0] % SHARDS];
+}
+
+static entry *find(shard *s, const unsigned char key[32])
+{
+    for (entry *e = *bucket_of(s, key); e; e = e->hnext)
+        if (memcmp(e->key, key, 32) == 0)
+            return e;
+    return NULL;
+}
+
+int rg_token_cache_get(rg_token_cache *c, const char *token, size_t len, int64_t now,
+                       rg_session_claims *out)
+{
+    assert(c && token && out);
+    memset(out, 0, sizeof *out);
+    unsigned char key[32];
+    token_hash(token, len, key);
+    shard *s = shard_of(c, key);
+    int hit = 0;
+    pthread_mutex_lock(&s->lock);
+    entry *e = find(s, key);
+    if (e && now >= e->claims.exp) {
+        entry_remove(s, e);   /* never served at or past its exp */
+        e = NULL;
+    }
+    if (e) {
+        lru_unlink(s, e);
+        lru_push_front(s, e);
+        rg_session_claims_share(out, &e->claims);
+        s->hits++;
+        hit = 1;
+    } else {
+        s->misses++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return hit;
+}
+
+void rg_token_cache_put(rg_token_cache *c, const char *token, size_t len,
+                        const rg_session_claims *claims, int64_t now)
+{
+    assert(c && token && claims && claims->data_);
+    if (now >= claims->exp)
+        return;
+    unsigned char key[32];
+    token_hash(token, len, key);
+    shard *s = shard_of(c, key);
+    pthread_mutex_lock(&s->lock);
+    if (find(s, key)) {   /* another thread verified the same token meanwhile */
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    entry *e = calloc(1, sizeof *e);
+    if (e) {
+        while (s->count >= s->cap && s->tail) {
+            /* an expired tail goes first anyway; else the least recently used */
+            entry_remove(s, s->tail);
+            s->evictions++;
+        }
+        memcpy(e->key, key, 32);
+        rg_session_claims_share(&e->claims, claims);
+        entry **b = bucket_of(s, key);
+        e->hnext = *b;
+        *b = e;
+        lru_push_front(s, e);
+        s->count++;
+        s->inserts++;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+size_t rg_token_cache_drop_sid(rg_token_cache *c, const char *sid)
+{
+    assert(c && sid);
+    size_t dropped = 0;
+    /* revocation is rare (logout) and the cache small: a scan is fine */
+    for (int i = 0; i < SHARDS; i++) {
+        shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        for (entry *e = s->head, *next; e; e = next) {
+            next = e->next;
+            if (strcmp(e->claims.sid, sid) == 0) {
+                entry_remove(s, e);
+                dropped++;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return dropped;
+}
+
+void rg_token_cache_get_stats(rg_token_cache *c, rg_token_cache_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < SHARDS; i++) {
+        shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        out->hits += s->hits;
+        out->misses += s->misses;
+        out->inserts += s->inserts;
+        out->evictions += s->evictions;
+        out->entries += s->count;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* ---- revocations ------------------------------------------------------------ */
+
+typedef struct rev {
+    struct rev *next;
+    int64_t until;
+    char sid[];
+} rev;
+
+struct rg_revocations {
+    pthread_rwlock_t lock;
+    rev **buckets;
+    size_t nbuckets, count, next_sweep;
+    int64_t grace;
+    atomic_size_t live;        /* lets is_revoked skip the lock when empty */
+};
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+rg_revocations *rg_revocations_new(int64_t grace)
+{
+    rg_revocations *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->nbuckets = 256;
+    r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
+    if (!r->buckets) {
+        free(r);
+        return NULL;
+    }
+    r->grace = grace > 0 ? grace : 0;
+    r->next_sweep = 1024;
+    pthread_rwlock_init(&r->lock, NULL);
+    atomic_init(&r->live, 0);
+    return r;
+}
+
+void rg_revocations_free(rg_revocations *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nbuckets; i++)
+        for (rev *e = r->buckets[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+    free(r->buckets);
+    pthread_rwlock_destroy(&r->lock);
+    free(r);
+}
+
+/* Drops expired entries and doubles the table when it is crowded (write
+ * lock held). */
+static void rev_maintain(rg_revocations *r, int64_t now)
+{
+    for (size_t i = 0; i < r->nbuckets; i++)
+        for (rev **pp = &r->buckets[i]; *pp;) {
+            if ((*pp)->until <= now) {
+                rev *dead = *pp;
+                *pp = dead->next;
+                free(dead);
+                r->count--;
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    if (r->count > r->nbuckets) {
+        size_t nb = r->nbuckets * 2;
+        while (nb < r->count)
+            nb *= 2;
+        rev **b = calloc(nb, sizeof *b);
+        if (b) {
+            for (size_t i = 0; i < r->nbuckets; i++)
+                for (rev *e = r->buckets[i], *n; e; e = n) {
+                    n = e->next;
+                    rev **dst = &b[fnv1a(e->sid) & (nb - 1)];
+                    e->next = *dst;
+                    *dst = e;
+                }
+            free(r->buckets);
+            r->buckets = b;
+            r->nbuckets = nb;
+        }
+    }
+    r->next_sweep = r->count * 2 > 1024 ? r->count * 2 : 1024;
+    atomic_store(&r->live, r->count);
+}
+
+int rg_revocations_add(rg_revocations *r, const char *sid, int64_t exp, int64_t now)
+{
+    assert(r && sid);
+    int64_t until = exp + r->grace;
+    if (until <= now)
+        return 0;   /* the token is refused as expired anyway */
+    size_t sl = strlen(sid);
+    pthread_rwlock_wrlock(&r->lock);
+    if (r->count >= r->next_sweep)
+        rev_maintain(r, now);
+    rev **b = &r->buckets[fnv1a(sid) & (r->nbuckets - 1)];
+    for (rev *e = *b; e; e = e->next)
+        if (strcmp(e->sid, sid) == 0) {
+            if (until > e->until)
+                e->until = until;
+            pthread_rwlock_unlock(&r->lock);
+            return 0;
+        }
+    rev *e = malloc(sizeof *e + sl + 1);
+    if (!e) {
+        pthread_rwlock_unlock(&r->lock);
+        return RG_ENOMEM;
+    }
+    memcpy(e->sid, sid, sl + 1);
+    e->until = until;
+    e->next = *b;
+    *b = e;
+    r->count++;
+    atomic_store(&r->live, r->count);
+    pthread_rwlock_unlock(&r->lock);
+    return 0;
+}
+
+int rg_revocations_is_revoked(rg_revocations *r, const char *sid, int64_t now)
+{
+    assert(r && sid);
+    if (atomic_load(&r->live) == 0)
+        return 0;
+    int found = 0;
+    pthread_rwlock_rdlock(&r->lock);
+    for (rev *e = r->buckets[fnv1a(sid) & (r->nbuckets - 1)]; e; e = e->next)
+        if (strcmp(e->sid, sid) == 0) {
+            found = e->until > now;
+            break;
+        }
+    pthread_rwlock_unlock(&r->lock);
+    return found;
+}
+
+size_t rg_revocations_count(rg_revocations *r)
+{
+    pthread_rwlock_rdlock(&r->lock);
+    size_t n = r->count;
+    pthread_rwlock_unlock(&r->lock);
+    return n;
+}
+
+/* ---- the hot path ------------------------------------------------------------ */
+
+int rg_session_verify_cached(const rg_keyring *kr, rg_token_cache *cache,
+                             rg_revocations *revs, const char *token, int64_t now,
+                             int64_t skew, const char *expected_iss,
+                             rg_session_claims *out, rg_error *err)
+{
+    assert(kr && out);
+    memset(out, 0, sizeof *out);
+    if (!token)
+        return rg_error_set(err, RG_EINVAL, 401, "token_malformed", NULL, "no token");
+    size_t tl = strnlen(token, RG_SESSION_TOKEN_MAX + 1);
+    if (tl > RG_SESSION_TOKEN_MAX)
+        return rg_error_set(err, RG_EINVAL, 401, "token_too_large", NULL,
+                            "token is longer than 16 KiB");
+    int hit = cache && rg_token_cache_get(cache, token, tl, now, out);
+    /* a hit was verified once; it must still be under a key of this keyring
+     * (rotated-out keys stop working at once) and for this issuer */
+    if (hit && (!rg_keyring_find(kr, out->kid) ||
+                (expected_iss && (!out->iss || strcmp(out->iss, expected_iss) != 0)))) {
+        rg_session_claims_clear(out);
+        hit = 0;
+    }
+    if (!hit) {
+        int rc = rg_session_verify(kr, token, now, skew, expected_iss, out, err);
+        if (rc)
+            return rc;
+    }
+    if (revs && rg_revocations_is_revoked(revs, out->sid, now)) {
+        if (cache && hit)
+            rg_token_cache_drop_sid(cache, out->sid);
+        rg_session_claims_clear(out);
+        return rg_error_set(err, RG_EINVAL, 401, "token_revoked", NULL,
+                            "the session was signed out");
+    }
+    if (cache && !hit)
+        rg_token_cache_put(cache, token, tl, out, now);
+    return 0;
+}
+
+int rg_session_revoke(rg_revocations *revs, rg_token_cache *cache, const char *sid,
+                      int64_t exp, int64_t now)
+{
+    assert(revs && sid);
+    int rc = rg_revocations_add(revs, sid, exp, now);
+    if (cache)
+        rg_token_cache_drop_sid(cache, sid);
+    return rc;
+}
