@@ -121,7 +121,10 @@ const char *const *rg_role_table_permissions(const rg_role_table *t, const char 
                                              size_t *n);
 
 /* ---- a list of role slugs, owned ------------------------------------------ */
-typedef struct rg_slugs { char **v; size_t n; } rg_slugs;
+/* pooled != 0: the strings live in the same allocation as v (one malloc per
+ * list, as resolution builds them); rg_slugs_clear handles both forms. A
+ * list built by hand leaves pooled 0 and owns each string. */
+typedef struct rg_slugs { char **v; size_t n; int pooled; } rg_slugs;
 void rg_slugs_clear(rg_slugs *s);   /* frees every string and the array */
 
 /* ---- resolution at login (R12-R17) -------------------------------------- */

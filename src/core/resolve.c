@@ -13,11 +13,37 @@ void rg_slugs_clear(rg_slugs *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
+    if (!s->pooled)
+        for (size_t i = 0; i < s->n; i++)
+            free(s->v[i]);
     free(s->v);
     s->v = NULL;
     s->n = 0;
+    s->pooled = 0;
+}
+
+/* Builds a pooled list of n copies of names[idx[i]] in ONE allocation: the
+ * pointer array followed by the strings. Resolution returns hundreds of
+ * slugs; one malloc instead of one per string halves its cost. */
+static int slugs_pooled(rg_slugs *out, const char *const *names, const size_t *idx, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(names[idx[i]]) + 1;
+    char **v = malloc((n ? n : 1) * sizeof *v + bytes);
+    if (!v)
+        return RG_ENOMEM;
+    char *p = (char *)(v + (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(names[idx[i]]) + 1;
+        memcpy(p, names[idx[i]], l);
+        v[i] = p;
+        p += l;
+    }
+    out->v = v;
+    out->n = n;
+    out->pooled = 1;
+    return 0;
 }
 
 void rg_resolution_clear(rg_resolution *r)
@@ -62,20 +88,17 @@ static long bits_first(const uint64_t *b, size_t words)
 static int slugs_from_bits(rg_slugs *out, const uint64_t *b, size_t words,
                            const char *const *names)
 {
-    size_t n = bits_count(b, words);
-    out->n = 0;
-    out->v = calloc(n ? n : 1, sizeof *out->v);
-    if (!out->v)
+    size_t n = bits_count(b, words), k = 0;
+    size_t *idx = malloc((n ? n : 1) * sizeof *idx);
+    if (!idx)
         return RG_ENOMEM;
     for (size_t w = 0; w < words; w++)
-        for (uint64_t x = b[w]; x; x &= x - 1) {
-            size_t i = w * 64 + (size_t)__builtin_ctzll(x);
-            if (!(out->v[out->n] = strdup(names[i])))
-                return RG_ENOMEM;
-            out->n++;
-        }
-    assert(out->n == n);
-    return 0;
+        for (uint64_t x = b[w]; x; x &= x - 1)
+            idx[k++] = w * 64 + (size_t)__builtin_ctzll(x);
+    assert(k == n);
+    int rc = slugs_pooled(out, names, idx, n);
+    free(idx);
+    return rc;
 }
 
 static int slugs_one(rg_slugs *out, const char *s)
@@ -254,18 +277,23 @@ int rg_core_resolve_login(const rg_role_table *t, const rg_login_input *in,
             if (bit_get(next, matches[i].rank))
                 matches[used++] = matches[i];
     if (used) {
-        out->matched_groups.v = calloc(used, sizeof(char *));
-        out->matched_roles.v = calloc(used, sizeof(char *));
-        if (!out->matched_groups.v || !out->matched_roles.v)
-            goto oom;
-        for (size_t i = 0; i < used; i++) {
-            if (!(out->matched_groups.v[i] = strdup(matches[i].group)))
-                goto oom;
-            out->matched_groups.n++;
-            if (!(out->matched_roles.v[i] = strdup(t->slugs[matches[i].rank])))
-                goto oom;
-            out->matched_roles.n++;
+        const char **g = malloc(used * sizeof *g);
+        size_t *gi = malloc(used * sizeof *gi), *ri = malloc(used * sizeof *ri);
+        int rc = (!g || !gi || !ri) ? RG_ENOMEM : 0;
+        for (size_t i = 0; !rc && i < used; i++) {
+            g[i] = matches[i].group;
+            gi[i] = i;
+            ri[i] = matches[i].rank;
         }
+        if (!rc)
+            rc = slugs_pooled(&out->matched_groups, g, gi, used);
+        if (!rc)
+            rc = slugs_pooled(&out->matched_roles, (const char *const *)t->slugs, ri, used);
+        free(g);
+        free(gi);
+        free(ri);
+        if (rc)
+            goto oom;
     }
     free(mem);
     free(matches);
