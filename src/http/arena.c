@@ -1,0 +1,175 @@
+/* arena.c: the per-request arena (STYLE.md, nginx model). Request-lifetime
+ * memory is bump-allocated from a list of blocks and freed in one go when
+ * the request completes; cleanups (json_decref, free) registered with
+ * rg_arena_on_free run at that moment, so handlers never free piecemeal. */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rolegate/http.h"
+
+#define ALIGN 16u
+
+typedef struct block {
+    struct block *next;
+    size_t        used, cap;
+    _Alignas(16) unsigned char data[];
+} block;
+
+typedef struct cleanup {
+    struct cleanup *next;
+    void          (*fn)(void *);
+    void           *p;
+} cleanup;
+
+struct rg_arena {
+    block   *head;
+    size_t   chunk;
+    cleanup *cleanups;
+};
+
+rg_arena *rg_arena_new(size_t chunk)
+{
+    rg_arena *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->chunk = chunk ? chunk : 4096;
+    return a;
+}
+
+void rg_arena_free(rg_arena *a)
+{
+    if (!a)
+        return;
+    for (cleanup *c = a->cleanups; c; c = c->next)   /* newest first */
+        c->fn(c->p);
+    block *b = a->head;
+    while (b) {
+        block *n = b->next;
+        free(b);
+        b = n;
+    }
+    free(a);
+}
+
+void *rg_arena_alloc(rg_arena *a, size_t n)
+{
+    assert(a);
+    size_t need = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    if (need < n)
+        return NULL;
+    block *b = a->head;
+    if (!b || b->cap - b->used < need) {
+        size_t cap = need > a->chunk ? need : a->chunk;
+        if (cap > SIZE_MAX - sizeof(block))
+            return NULL;
+        block *nb = malloc(sizeof(block) + cap);
+        if (!nb)
+            return NULL;
+        nb->used = 0;
+        nb->cap = cap;
+        if (b && need > a->chunk && b->cap - b->used >= ALIGN) {
+            /* a big one-off block goes behind the current block so the
+             * current block's free space stays in use */
+            nb->next = b->next;
+            b->next = nb;
+            nb->used = need;
+            return nb->data;
+        }
+        nb->next = b;
+        a->head = nb;
+        b = nb;
+    }
+    void *p = b->data + b->used;
+    b->used += need;
+    return p;
+}
+
+char *rg_arena_strndup(rg_arena *a, const char *s, size_t n)
+{
+    if (!s)
+        return NULL;
+    char *p = rg_arena_alloc(a, n + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+char *rg_arena_strdup(rg_arena *a, const char *s)
+{
+    return s ? rg_arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+char *rg_arena_printf(rg_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *p = rg_arena_alloc(a, (size_t)n + 1);
+    if (!p)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+int rg_arena_on_free(rg_arena *a, void (*fn)(void *), void *p)
+{
+    cleanup *c = rg_arena_alloc(a, sizeof *c);
+    if (!c) {
+        fn(p);
+        return -1;
+    }
+    c->fn = fn;
+    c->p = p;
+    c->next = a->cleanups;
+    a->cleanups = c;
+    return 0;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *rg_http_pct_decode(rg_arena *a, const char *s, size_t n, int plus_is_space)
+{
+    char *out = rg_arena_alloc(a, n + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int h, l;
+            if (i + 2 >= n || (h = hexval((unsigned char)s[i + 1])) < 0 ||
+                (l = hexval((unsigned char)s[i + 2])) < 0)
+                return NULL;
+            c = (char)(h * 16 + l);
+            if (c == 0)
+                return NULL;   /* an encoded NUL would cut the value short */
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        } else if (c == 0) {
+            return NULL;
+        }
+        out[o++] = c;
+    }
+    out[o] = 0;
+    return out;
+}

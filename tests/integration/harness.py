@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Integration-test harness for rolegate (python3 stdlib only).
+
+- free_port(): a free loopback TCP port.
+- Rolegate: starts the real binary ($ROLEGATE_BIN, default build/rolegate) on
+  free loopback ports with its own temp dir (var/, log file, config) and a
+  known admin key; use it as a context manager. Calls: admin(...) and
+  public(...) -> (status, headers dict lowercased, parsed JSON or text),
+  log_text(), log_lines(), stop() (SIGTERM; asserts exit code 0).
+- A tiny registry: @test, run_all() prints "ok <name>" / "FAIL <name>: why"
+  and ends with "N passed, N failed" (exit 1 if any failed).
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.dont_write_bytecode = True
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("ROLEGATE_BIN") or os.path.join(ROOT, "build", "rolegate")
+ADMIN_KEY = "test-admin-key-" + "k" * 32
+
+
+def free_port():
+    """A TCP port that was free on 127.0.0.1 a moment ago (bind port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _parse(data, headers):
+    ctype = headers.get("content-type", "")
+    if "json" in ctype and data:
+        try:
+            return json.loads(data)
+        except ValueError:
+            pass
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
+
+
+class Rolegate:
+    """One rolegate process. Keyword arguments:
+      config: dict {section: {option: value}} merged over the harness config
+      env:    extra environment variables
+      admin_key: the key (passed as ROLEGATE_ADMIN_KEY; None = use the file)
+      start:  False to only write the config (call start() yourself)."""
+
+    def __init__(self, config=None, env=None, admin_key=ADMIN_KEY, start=True,
+                 timeout=15):
+        self.dir = tempfile.mkdtemp(prefix="rolegate-test-")
+        self.public_port = free_port()
+        self.admin_port = free_port()
+        self.admin_key = admin_key
+        self.log_path = os.path.join(self.dir, "rolegate.log")
+        self.stdout_path = os.path.join(self.dir, "stdout.txt")
+        self.stderr_path = os.path.join(self.dir, "stderr.txt")
+        self.timeout = timeout
+        self.proc = None
+        cfg = {
+            "server": {
+                "public_listen": f"127.0.0.1:{self.public_port}",
+                "admin_listen": f"127.0.0.1:{self.admin_port}",
+                "base_url": f"http://127.0.0.1:{self.public_port}",
+                "admin_key_file": os.path.join(self.dir, "var", "admin.key"),
+            },
+            "store": {"database": os.path.join(self.dir, "var", "rolegate.db")},
+            "log": {"file": self.log_path, "level": "info"},
+            "session": {"keys_dir": os.path.join(self.dir, "var", "keys")},
+            "saml": {"sp_key_file": os.path.join(self.dir, "var", "saml", "sp.key"),
+                     "sp_cert_file": os.path.join(self.dir, "var", "saml", "sp.crt")},
+        }
+        for sec, opts in (config or {}).items():
+            cfg.setdefault(sec, {}).update(opts)
+        self.config_path = os.path.join(self.dir, "rolegate.conf")
+        with open(self.config_path, "w") as f:
+            for sec, opts in cfg.items():
+                f.write(f"[{sec}]\n")
+                for k, v in opts.items():
+                    if isinstance(v, bool):
+                        v = "true" if v else "false"
+                    f.write(f"{k} = {v}\n")
+        self.env = dict(os.environ)
+        for k in list(self.env):
+            if k.startswith("ROLEGATE_") and k not in ("ROLEGATE_BIN", "ROLEGATE_BUILD"):
+                del self.env[k]
+        if admin_key is not None:
+            self.env["ROLEGATE_ADMIN_KEY"] = admin_key
+        self.env.update(env or {})
+        if start:
+            self.start()
+
+    # ---- lifecycle ---------------------------------------------------------
+    def start(self):
+        out = open(self.stdout_path, "wb")
+        err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen([BIN, "serve", "-c", self.config_path], cwd=self.dir,
+                                     env=self.env, stdout=out, stderr=err)
+        out.close()
+        err.close()
+        end = time.monotonic() + self.timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"rolegate exited with {self.proc.returncode}: "
+                                     f"{self.stderr_text()[-2000:]}")
+            # the start line first: a /healthz answer alone could come from
+            # another process that took a port free_port() handed out
+            if "rolegate: admin URL" not in self.stdout_text():
+                time.sleep(0.05)
+                continue
+            try:
+                st, _, _ = self.public("GET", "/healthz", timeout=1)
+                if st == 200:
+                    if self.admin_key is None:
+                        with open(os.path.join(self.dir, "var", "admin.key")) as f:
+                            self.admin_key = f.read().strip()
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError("rolegate did not answer /healthz in time")
+
+    def stop(self, expect_rc=0, timeout=30):
+        """SIGTERM, wait, and assert the exit code (0 by default)."""
+        if self.proc is None or self.proc.poll() is not None:
+            rc = None if self.proc is None else self.proc.returncode
+            self.proc = None
+            if expect_rc is not None and rc is not None:
+                assert rc == expect_rc, f"rolegate had exited with {rc}"
+            return rc
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("rolegate did not exit within %ss of SIGTERM" % timeout)
+        self.proc = None
+        if expect_rc is not None:
+            assert rc == expect_rc, f"rolegate exited with {rc}: {self.stderr_text()[-2000:]}"
+        return rc
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def close(self):
+        """Kills the process if still running and removes the temp dir."""
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.stop()
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            self.kill()   # the temp dir stays for a look at the log
+            print(f"  (rolegate files kept in {self.dir})", flush=True)
+        return False
+
+    # ---- requests -----------------------------------------------------------
+    def request(self, port, method, path, body=None, headers=None, timeout=30):
+        """body: dict/list (sent as JSON), str or bytes. Returns
+        (status, {lowercased header: value}, parsed JSON or text)."""
+        h = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            hdrs = {}
+            for k, v in r.getheaders():
+                k = k.lower()
+                hdrs[k] = hdrs[k] + ", " + v if k in hdrs else v
+            return r.status, hdrs, _parse(data, hdrs)
+        finally:
+            c.close()
+
+    def admin(self, method, path, body=None, headers=None, key=True, timeout=30):
+        """key=True: Bearer <admin_key>; a string: that Authorization value;
+        False: none."""
+        h = {}
+        if key is True:
+            h["Authorization"] = "Bearer " + self.admin_key
+        elif key:
+            h["Authorization"] = key
+        h.update(headers or {})
+        return self.request(self.admin_port, method, path, body, h, timeout)
+
+    def public(self, method, path, body=None, headers=None, timeout=30):
+        return self.request(self.public_port, method, path, body, headers, timeout)
+
+    # ---- output -------------------------------------------------------------
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self):
+        return self.log_text().splitlines()
+
+    def stdout_text(self):
+        with open(self.stdout_path, errors="replace") as f:
+            return f.read()
+
+    def stderr_text(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+
+def wait_until(pred, seconds=5, what="condition"):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+# ---- the test registry ---------------------------------------------------------
+_tests = []
+
+
+def test(fn):
+    """Registers fn as a test (runs in definition order)."""
+    _tests.append(fn)
+    return fn
+
+
+def run_all():
+    only = os.environ.get("TEST_ONLY", "")
+    passed = failed = 0
+    for fn in _tests:
+        if only and only not in fn.__name__:
+            continue
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - every failure is reported
+            failed += 1
+            tb = traceback.format_exc().strip().splitlines()
+            where = next((ln.strip() for ln in reversed(tb) if ln.strip().startswith("File ")), "")
+            reason = f"{type(e).__name__}: {e}"
+            print(f"FAIL {fn.__name__}: {reason[:2000]} ({where})", flush=True)
+        else:
+            passed += 1
+            print(f"ok {fn.__name__}", flush=True)
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)

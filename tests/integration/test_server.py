@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""The HTTP server and command line, over real sockets: health routes, the
+admin bearer key, 404/405/413 JSON errors, X-Request-Id and the one log line
+per request, keep-alive, SIGTERM drain, SIGHUP log reopen, the generated
+admin key file, and check-config."""
+import http.client
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import test, run_all, Rolegate, wait_until  # noqa: E402
+
+
+def raw_exchange(port, head, body_parts=(), timeout=10):
+    """Sends head then each body part; returns (status, raw reply bytes)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(head)
+        for p in body_parts:
+            try:
+                s.sendall(p)
+            except OSError:
+                break
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < _expected_len(data):
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        return int(data.split(b" ", 2)[1]), data
+    finally:
+        s.close()
+
+
+def _expected_len(data):
+    head, _, _ = data.partition(b"\r\n\r\n")
+    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    return len(head) + 4 + (int(m.group(1)) if m else 0)
+
+
+@test
+def test_healthz_and_readyz():
+    with Rolegate() as rg:
+        st, h, body = rg.public("GET", "/healthz")
+        assert st == 200 and body == {"status": "ok"}, (st, body)
+        assert h["content-type"].startswith("application/json"), h
+        st, _, body = rg.public("GET", "/readyz")
+        assert st == 200 and body == {"status": "ready"}, (st, body)
+        st, h, body = rg.public("HEAD", "/healthz")
+        assert st == 200 and body == "", (st, body)
+        st, _, body = rg.public("GET", "/healthz/")   # one trailing slash is the same path
+        assert st == 200, st
+
+
+@test
+def test_admin_401_without_or_with_wrong_key():
+    with Rolegate() as rg:
+        st, h, e = rg.admin("GET", "/healthz", key=False)
+        assert st == 401 and e["code"] == "unauthorized", (st, e)
+        assert h.get("www-authenticate") == "Bearer", h
+        wrong = rg.admin_key[:-1] + ("x" if rg.admin_key[-1] != "x" else "y")
+        for auth in ("Bearer " + wrong, "Bearer " + rg.admin_key + "x",
+                     "Bearer " + rg.admin_key[:-1], "Basic " + rg.admin_key, "Bearer ",
+                     rg.admin_key):
+            st, _, e = rg.admin("GET", "/healthz", key=auth)
+            assert st == 401 and e["code"] == "unauthorized", (auth, st, e)
+        # unknown paths do not reveal themselves without the key
+        st, _, e = rg.admin("GET", "/no/such/path", key=False)
+        assert st == 401, (st, e)
+        st, _, body = rg.admin("GET", "/healthz")
+        assert st == 200 and body == {"status": "ok"}, (st, body)
+        # the public listener takes no key
+        assert rg.public("GET", "/healthz", headers={"Authorization": "Bearer x"})[0] == 200
+
+
+@test
+def test_404_json_on_unknown_path():
+    with Rolegate() as rg:
+        for call in (rg.public, rg.admin):
+            st, h, e = call("GET", "/no/such/path")
+            assert st == 404, st
+            assert h["content-type"].startswith("application/json"), h
+            assert e["code"] == "not_found" and e["message"] and e["errors"] == [], e
+        st, _, _ = rg.public("GET", "//healthz")
+        assert st == 404, st
+
+
+@test
+def test_405_with_allow():
+    with Rolegate() as rg:
+        for method in ("POST", "DELETE", "PUT", "PATCH"):
+            st, h, e = rg.public(method, "/healthz", body=b"" if method != "DELETE" else None)
+            assert st == 405, (method, st)
+            allow = [m.strip() for m in h["allow"].split(",")]
+            assert "GET" in allow and "HEAD" in allow and method not in allow, h
+            assert e["code"] == "method_not_allowed", e
+
+
+@test
+def test_413_declared_content_length_answered_before_body():
+    with Rolegate() as rg:
+        for port, auth in ((rg.public_port, b""),
+                           (rg.admin_port, b"Authorization: Bearer " + rg.admin_key.encode()
+                            + b"\r\n")):
+            head = (b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                    + auth + b"Content-Length: %d\r\n\r\n" % (10 << 20))
+            t0 = time.monotonic()
+            st, data = raw_exchange(port, head, timeout=5)   # no body byte is ever sent
+            assert st == 413, data[:300]
+            assert b'"body_too_large"' in data, data
+            assert time.monotonic() - t0 < 5
+        # a body just under the limit is read (and answered 405 for this route)
+        st, _, e = rg.public("POST", "/healthz", body=b"x" * 1000)
+        assert st == 405, (st, e)
+
+
+@test
+def test_413_oversized_chunked_body():
+    with Rolegate(config={"server": {"max_body": "64k"}}) as rg:
+        head = b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunk = b"x" * 16384
+        parts = [b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(8)] + [b"0\r\n\r\n"]
+        st, data = raw_exchange(rg.public_port, head, parts)
+        assert st == 413 and b'"body_too_large"' in data, data[:300]
+        # under the limit, chunked is fine (405: /healthz takes no POST)
+        st, data = raw_exchange(rg.public_port, head, parts[:2] + [b"0\r\n\r\n"])
+        assert st == 405, data[:300]
+
+
+@test
+def test_request_id_header_unique_and_in_log():
+    with Rolegate() as rg:
+        ids = set()
+        for path in ("/healthz", "/nope", "/readyz"):
+            st, h, _ = rg.public("GET", path)
+            rid = h.get("x-request-id", "")
+            assert re.fullmatch(r"req_[0-9A-HJKMNP-TV-Z]{26}", rid), h
+            ids.add(rid)
+        assert len(ids) == 3
+        wait_until(lambda: all(f"rid={i}" in rg.log_text() for i in ids), 10, "log lines")
+
+
+@test
+def test_one_log_line_per_request_without_secrets():
+    with Rolegate() as rg:
+        secret_q = "SECRETQUERYVALUE123"
+        st, h, _ = rg.admin("GET", f"/healthz?code={secret_q}&token=abc")
+        assert st == 200, st
+        rid = h["x-request-id"]
+        st, h2, _ = rg.admin("GET", "/healthz", key="Bearer wrongwrongwrong")
+        assert st == 401
+        rid2 = h2["x-request-id"]
+        wait_until(lambda: f"rid={rid2}" in rg.log_text(), 10, "the log line")
+        lines = [ln for ln in rg.log_lines() if f"rid={rid}" in ln]
+        assert len(lines) == 1, lines
+        ln = lines[0]
+        for part in ("method=GET", "path=/healthz ", "status=200", "listener=admin"):
+            assert part in ln, (part, ln)
+        assert re.search(r"dur_us=\d+", ln), ln
+        assert len([x for x in rg.log_lines() if f"rid={rid2}" in x]) == 1
+        assert "status=401" in [x for x in rg.log_lines() if f"rid={rid2}" in x][0]
+        text = rg.log_text()
+        assert rg.admin_key not in text, "the admin key is in the log"
+        assert "wrongwrongwrong" not in text, "an Authorization value is in the log"
+        assert secret_q not in text and "token=abc" not in text, "query string logged"
+        assert rg.admin_key not in rg.stdout_text() + rg.stderr_text()
+
+
+@test
+def test_keep_alive_two_requests_on_one_connection():
+    with Rolegate() as rg:
+        c = http.client.HTTPConnection("127.0.0.1", rg.public_port, timeout=10)
+        try:
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200 and (r.getheader("Connection") or "").lower() != "close"
+            sock = c.sock
+            assert sock is not None, "the server closed the connection"
+            c.request("GET", "/readyz")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            assert c.sock is sock, "a second connection was opened"
+            # an error answer (404) keeps the connection too
+            c.request("GET", "/nope")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 404 and c.sock is sock
+        finally:
+            c.close()
+
+
+@test
+def test_sigterm_drains_in_flight_request_then_exits_0():
+    rg = Rolegate()
+    try:
+        s = socket.create_connection(("127.0.0.1", rg.public_port), timeout=10)
+        # "100 Continue" comes once the server has taken the request in
+        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            c = s.recv(1024)
+            assert c, "closed before 100 Continue"
+            got += c
+        assert got.startswith(b"HTTP/1.1 100"), got
+        s.sendall(b"12345")                  # the request is now in flight
+        time.sleep(0.2)
+        rg.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert rg.proc.poll() is None, "exited with a request in flight"
+        # no new connections while draining
+        try:
+            socket.create_connection(("127.0.0.1", rg.public_port), timeout=2).close()
+            refused = False
+        except OSError:
+            refused = True
+        assert refused, "still accepting connections after SIGTERM"
+        s.sendall(b"67890")
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < _expected_len(data):
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        s.close()
+        assert data.startswith(b"HTTP/1.1 405"), data[:200]   # answered in full
+        rc = rg.proc.wait(timeout=15)
+        assert rc == 0, rc
+        assert "event=stopped" in rg.log_text()
+    finally:
+        rg.close()
+
+
+@test
+def test_sigint_exits_0():
+    rg = Rolegate()
+    try:
+        rg.signal(signal.SIGINT)
+        assert rg.proc.wait(timeout=15) == 0
+    finally:
+        rg.close()
+
+
+@test
+def test_sighup_reopens_the_log_file():
+    with Rolegate() as rg:
+        assert rg.public("GET", "/healthz")[0] == 200
+        wait_until(lambda: "path=/healthz" in rg.log_text(), 10, "first log line")
+        rotated = rg.log_path + ".1"
+        os.rename(rg.log_path, rotated)
+        rg.signal(signal.SIGHUP)
+        wait_until(lambda: os.path.exists(rg.log_path), 10, "a new log file")
+        st, h, _ = rg.public("GET", "/readyz")
+        rid = h["x-request-id"]
+        wait_until(lambda: f"rid={rid}" in rg.log_text(), 10, "the request in the new log")
+        with open(rotated) as f:
+            assert f"rid={rid}" not in f.read(), "logged to the rotated file"
+
+
+@test
+def test_admin_key_generated_once_mode_0600_never_printed():
+    rg = Rolegate(admin_key=None)
+    try:
+        keyfile = os.path.join(rg.dir, "var", "admin.key")
+        mode = stat.S_IMODE(os.stat(keyfile).st_mode)
+        assert mode == 0o600, oct(mode)
+        key = rg.admin_key
+        assert len(key) >= 40, key
+        assert rg.admin("GET", "/healthz")[0] == 200
+        out = rg.stdout_text()
+        assert keyfile in out or "admin.key" in out, out
+        assert key not in out + rg.stderr_text() + rg.log_text(), "the key was printed"
+        rg.stop()
+        rg.start()                                         # the same key on restart
+        with open(keyfile) as f:
+            assert f.read().strip() == key
+        assert rg.admin("GET", "/healthz")[0] == 200
+        rg.stop()
+    finally:
+        rg.close()
+
+
+def run_bin(*args, env=None):
+    p = subprocess.run([harness.BIN, *args], capture_output=True, text=True, timeout=30,
+                       env=env)
+    return p.returncode, p.stdout + p.stderr
+
+
+@test
+def test_check_config_valid_0_invalid_2_with_file_and_line():
+    with tempfile.TemporaryDirectory(prefix="rolegate-cc-") as d:
+        _check_config_in(d)
+
+
+def _check_config_in(d):
+    good = os.path.join(d, "good.conf")
+    with open(good, "w") as f:
+        f.write("[server]\npublic_listen = 127.0.0.1:9000\n[session]\nlifetime = 2h\n")
+    rc, out = run_bin("check-config", good)
+    assert rc == 0, (rc, out)
+    shipped = os.path.join(harness.ROOT, "etc", "rolegate.conf")
+    rc, out = run_bin("check-config", shipped)
+    assert rc == 0, ("etc/rolegate.conf", rc, out)
+    bad = os.path.join(d, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("[server]\npublic_listen = 0.0.0.0:99999\nno_such_option = 1\n"
+                "[session]\noversize = sometimes\n[nosection]\nx = 1\n")
+    rc, out = run_bin("check-config", bad)
+    assert rc == 2, (rc, out)
+    assert f"{bad}:2: server.public_listen:" in out, out
+    assert f"{bad}:3: server.no_such_option: unknown option" in out, out
+    assert f"{bad}:5: session.oversize:" in out, out
+    assert f"{bad}:6:" in out and "unknown section" in out, out
+    rc, out = run_bin("check-config", os.path.join(d, "missing.conf"))
+    assert rc == 2, (rc, out)
+    # serve refuses a bad config the same way
+    rc, out = run_bin("serve", "-c", bad)
+    assert rc == 2 and f"{bad}:2:" in out, (rc, out)
+
+
+@test
+def test_usage_on_unknown_command_exit_2():
+    rc, out = run_bin("frobnicate")
+    assert rc == 2 and "usage" in out, (rc, out)
+    rc, out = run_bin()
+    assert rc == 2 and "usage" in out, (rc, out)
+    rc, out = run_bin("--help")
+    assert rc == 2 and "check-config" in out, (rc, out)
+
+
+@test
+def test_environment_overrides_the_file():
+    p1, p2 = harness.free_port(), harness.free_port()
+    rg = Rolegate(env={"ROLEGATE_PUBLIC_LISTEN": f"127.0.0.1:{p1}",
+                       "ROLEGATE_ADMIN_LISTEN": f"127.0.0.1:{p2}"}, start=False)
+    rg.public_port, rg.admin_port = p1, p2
+    rg.start()
+    try:
+        assert rg.admin("GET", "/healthz")[0] == 200
+        rg.stop()
+    finally:
+        rg.close()
+
+
+if __name__ == "__main__":
+    run_all()
