@@ -38,10 +38,10 @@ DEPS_main    := $(DEPS_gateway)
 define layer_rules
 SRC_$(1) := $$(wildcard src/$(1)/*.c)
 OBJ_$(1) := $$(patsubst src/%.c,$(BUILD)/obj/%.o,$$(SRC_$(1)))
-$(BUILD)/lib$(1).a: $$(OBJ_$(1))
+$(BUILD)/lib$(1).a: $$(OBJ_$(1)) $(BUILD)/empty.o
 	@mkdir -p $$(@D)
 	@rm -f $$@
-	ar rcs $$@ $$^ $(BUILD)/empty.o
+	ar rcs $$@ $$(OBJ_$(1)) $(BUILD)/empty.o
 endef
 $(foreach l,$(LAYERS),$(eval $(call layer_rules,$(l))))
 

@@ -1,9 +1,331 @@
-/* main.c: the rolegate command line. Placeholder until the config and server
- * land: prints usage. */
+/* main.c: the rolegate command line. `serve` loads the config, prepares
+ * var/, the admin key (generated once into admin_key_file, mode 0600, never
+ * logged), loads the session keys, opens the store, registers the API and
+ * gateway routes, starts the public and admin listeners and then
+ * waits for signals in the main thread (SIGHUP reopens the log, SIGTERM and
+ * SIGINT drain in-flight requests and exit 0). `check-config FILE` validates
+ * a config file and prints FILE:LINE: option: problem for each error. */
+#include <errno.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "rolegate/api.h"
+#include "rolegate/config.h"
+#include "rolegate/ctx.h"
+#include "rolegate/error.h"
+#include "rolegate/gateway.h"
+#include "rolegate/oidc.h"
+#include "rolegate/saml.h"
+#include "rolegate/http.h"
+#include "rolegate/store.h"
+#include "rolegate/util.h"
+
+#define DEFAULT_CONFIG "etc/rolegate.conf"
+#define ADMIN_KEY_BYTES 32
+
+static void usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "usage: %s <command> [options]\n"
+            "  serve [-c FILE]      run the gateway (default config: " DEFAULT_CONFIG
+            " if present, else built-in defaults; ROLEGATE_* variables override)\n"
+            "  keygen ...           session signing keys (see: keygen --help)\n"
+            "  check-config FILE    validate FILE; exit 0 if valid, 2 with\n"
+            "                       FILE:LINE: option: problem lines otherwise\n"
+            "  --help               this text\n",
+            prog);
+}
+
+static void print_diag(const rg_config_diag *d)
+{
+    int shown = d->count < RG_CONFIG_MAX_ERRORS ? d->count : RG_CONFIG_MAX_ERRORS;
+    for (int i = 0; i < shown; i++)
+        fprintf(stderr, "%s\n", d->lines[i]);
+    if (d->count > shown)
+        fprintf(stderr, "... and %d more errors\n", d->count - shown);
+}
+
+static int cmd_check_config(int argc, char **argv)
+{
+    if (argc != 3) {
+        usage(stderr, argv[0]);
+        return 2;
+    }
+    rg_config cfg;
+    rg_config_diag diag;
+    /* the file alone: the environment of the checking shell is not the
+     * environment of the service */
+    if (rg_config_load(&cfg, argv[2], 0, &diag) != 0) {
+        print_diag(&diag);
+        return 2;
+    }
+    printf("%s: ok\n", argv[2]);
+    return 0;
+}
+
+/* mkdir -p of the directory holding path (0700: keys and the database). */
+static int ensure_parent(const char *path)
+{
+    char tmp[RG_CONFIG_STR];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    char *d = dirname(tmp);
+    if (strcmp(d, ".") == 0 || strcmp(d, "/") == 0)
+        return 0;
+    return rg_mkdir_p(d, 0700);
+}
+
+/* The admin key: from the config/environment, else admin_key_file, else a
+ * new random key written there with mode 0600. Returns a malloc'd key. */
+static char *load_admin_key(const rg_config *cfg, const char **source)
+{
+    if (cfg->server.admin_key[0]) {
+        *source = "config or ROLEGATE_ADMIN_KEY";
+        if (strlen(cfg->server.admin_key) < 16)
+            rg_log(RG_LOG_WARN, "event=admin_key_short length=%zu hint=\"use 16+ random "
+                   "characters\"", strlen(cfg->server.admin_key));
+        return strdup(cfg->server.admin_key);
+    }
+    const char *file = cfg->server.admin_key_file;
+    *source = file;
+    size_t len = 0;
+    char *k = rg_file_read(file, 4096, &len);
+    if (k) {
+        while (len && (k[len - 1] == '\n' || k[len - 1] == '\r' || k[len - 1] == ' '))
+            k[--len] = 0;
+        struct stat st;
+        if (stat(file, &st) == 0 && (st.st_mode & 077))
+            rg_log(RG_LOG_WARN, "event=admin_key_file_mode path=%s mode=%03o "
+                   "hint=\"chmod 600\"", file, (unsigned)(st.st_mode & 0777));
+        if (len == 0) {
+            free(k);
+            fprintf(stderr, "rolegate: admin key file %s is empty\n", file);
+            return NULL;
+        }
+        return k;
+    }
+    if (access(file, F_OK) == 0) {
+        fprintf(stderr, "rolegate: cannot read admin key file %s\n", file);
+        return NULL;
+    }
+    char key[128];
+    rg_random_token(key, sizeof key, ADMIN_KEY_BYTES);
+    char line[160];
+    int n = snprintf(line, sizeof line, "%s\n", key);
+    if (ensure_parent(file) != 0 || rg_file_write(file, line, (size_t)n, 0600) != 0) {
+        fprintf(stderr, "rolegate: cannot write admin key file %s: %s\n", file,
+                strerror(errno));
+        return NULL;
+    }
+    rg_log(RG_LOG_INFO, "event=admin_key_generated path=%s", file);
+    return strdup(key);
+}
+
+/* ---- built-in routes ------------------------------------------------------------- */
+
+static void h_healthz(rg_http_req *req, void *ctx)
+{
+    rg_http_send_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void h_readyz(rg_http_req *req, void *ctx)
+{
+    /* ready = listening and the store answers a query */
+    const rg_ctx *c = ctx;
+    if (!c->store || rg_store_schema_version(c->store) < 1) {
+        rg_http_send_errorf(req, 503, "not_ready", NULL, "the store does not answer");
+        return;
+    }
+    rg_http_send_json(req, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static rg_http_server *make_server(const rg_config *cfg, const char *name,
+                                   const char *listen, const char *admin_key)
+{
+    rg_http_options o = {
+        .name = name,
+        .listen = listen,
+        .threads = rg_config_threads(cfg),
+        .max_body = cfg->server.max_body,
+        .connection_timeout = cfg->server.connection_timeout,
+        .max_connections = cfg->server.max_connections,
+        .max_connections_per_ip = cfg->server.max_connections_per_ip,
+        .admin_key = admin_key,
+        .trusted_proxies = admin_key ? NULL : cfg->server.trusted_proxies,
+    };
+    rg_error err;
+    rg_http_server *s = rg_http_server_new(&o, &err);
+    if (!s)
+        fprintf(stderr, "rolegate: %s listener: %s\n", name, err.message);
+    return s;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            usage(stderr, argv[0]);
+            return 2;
+        }
+    }
+    if (!path && access(DEFAULT_CONFIG, R_OK) == 0)
+        path = DEFAULT_CONFIG;
+
+    static rg_config cfg;   /* lives for the whole process; read-only after load */
+    rg_config_diag diag;
+    int rc = rg_config_load(&cfg, path, RG_CONFIG_ENV, &diag);
+    if (rc != 0) {
+        print_diag(&diag);
+        return 2;
+    }
+    if (cfg.log.file[0])
+        ensure_parent(cfg.log.file);
+    if (rg_log_open(cfg.log.file[0] ? cfg.log.file : NULL, (rg_log_level)cfg.log.level) != 0)
+        fprintf(stderr, "rolegate: cannot open log file %s, logging to stderr\n",
+                cfg.log.file);
+
+    /* var/ layout: the database, keys and SAML SP key directories */
+    ensure_parent(cfg.store.database);
+    rg_mkdir_p(cfg.session.keys_dir, 0700);
+    ensure_parent(cfg.saml.sp_key_file);
+
+    const char *key_source = NULL;
+    char *admin_key = load_admin_key(&cfg, &key_source);
+    if (!admin_key)
+        return 1;
+
+    /* Signals go to this thread's sigwait only: block them before any
+     * thread starts so the pool threads inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    rg_ctx ctx = {.config = &cfg, .admin_key = admin_key};
+    rg_http_server *pub = NULL, *adm = NULL;
+    rg_gateway *gw = NULL;
+    rg_api *api = NULL;
+    rg_gateway_login *login = NULL;   /* login: /login, ACS, OIDC callback */
+    int exit_code = 1;
+    rg_error err;
+    rg_error_clear(&err);
+
+    /* session keys (dir 0700, a first ES256 key when empty) */
+    if (!(ctx.keys = rg_session_keys_load(cfg.session.keys_dir, 1, &err))) {
+        fprintf(stderr, "rolegate: session keys: %s\n", err.message);
+        goto out;
+    }
+    if (!(ctx.store = rg_store_open(cfg.store.database, &err))) {
+        fprintf(stderr, "rolegate: store %s: %s\n", cfg.store.database, err.message);
+        goto out;
+    }
+    /* login: lasso (GType registry, xmlsec) and curl, before any thread */
+    if (rg_saml_global_init() != 0 || rg_oidc_global_init() != 0) {
+        fprintf(stderr, "rolegate: cannot initialise the SAML/OIDC libraries\n");
+        goto out;
+    }
+    pub = make_server(&cfg, "public", cfg.server.public_listen, NULL);
+    adm = make_server(&cfg, "admin", cfg.server.admin_listen, admin_key);
+    if (!pub || !adm)
+        goto out;
+    ctx.public_server = pub;
+    ctx.admin_server = adm;
+
+    rg_http_route_add(pub, "GET", "/healthz", h_healthz, &ctx, 0);
+    rg_http_route_add(pub, "GET", "/readyz", h_readyz, &ctx, 0);
+    rg_http_route_add(adm, "GET", "/healthz", h_healthz, &ctx, 0);
+    /* Each layer registers its routes with one call (before start). */
+    if (!(api = rg_api_register(adm, &ctx, &err)))          /* the admin REST API */
+        goto start_failed;
+    if (!(gw = rg_gateway_auth_register(&ctx, &err)))       /* /auth /logout JWKS POST /sessions */
+        goto start_failed;
+    if (!(login = rg_gateway_login_register(pub, adm, &ctx, &err)))  /* login + demo */
+        goto start_failed;
+    rg_gateway_demo_setup(login);
+    if (rg_http_server_start(pub, &err) != 0 || rg_http_server_start(adm, &err) != 0)
+        goto start_failed;
+
+    char host[256], ahost[256];
+    int port, aport;
+    rg_config_split_listen(cfg.server.public_listen, host, sizeof host, &port);
+    rg_config_split_listen(cfg.server.admin_listen, ahost, sizeof ahost, &aport);
+    printf("rolegate: public URL %s (listening on http://%s:%d)\n", cfg.server.base_url,
+           host[0] ? host : "0.0.0.0", port);
+    printf("rolegate: admin URL http://%s:%d\n", ahost[0] ? ahost : "0.0.0.0", aport);
+    printf("rolegate: admin key from %s\n", key_source);
+    fflush(stdout);
+    rg_log(RG_LOG_INFO, "event=started config=%s public=%s admin=%s",
+           path ? path : "defaults", cfg.server.public_listen, cfg.server.admin_listen);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            /* from this thread, not a signal handler: reopen takes a lock */
+            if (rg_log_reopen() != 0)
+                fprintf(stderr, "rolegate: cannot reopen log file\n");
+            rg_log(RG_LOG_INFO, "event=log_reopened");
+            continue;
+        }
+        if (sig == SIGTERM || sig == SIGINT) {
+            rg_log(RG_LOG_INFO, "event=stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+            break;
+        }
+    }
+    /* drain both listeners (in-flight requests finish), then free in
+     * reverse order: handlers' state only after no handler can run */
+    int grace_ms = cfg.server.connection_timeout * 1000;
+    rg_http_server_stop(pub, grace_ms);
+    rg_http_server_stop(adm, grace_ms);
+    exit_code = 0;
+    goto out;
+
+start_failed:
+    fprintf(stderr, "rolegate: %s\n", err.message);
+    rg_log(RG_LOG_ERROR, "event=start_failed error=%s", err.code);
+out:
+    rg_http_server_free(pub);    /* stops it first if still running */
+    rg_http_server_free(adm);
+    rg_api_free(api);            /* after the admin server, before the store */
+    rg_gateway_free(gw);         /* after both servers */
+    rg_gateway_login_free(login);  /* login: after both servers */
+    rg_store_close(ctx.store);
+    rg_keyring_free(ctx.keys);
+    memset(admin_key, 0, strlen(admin_key));
+    free(admin_key);
+    if (exit_code == 0)
+        rg_log(RG_LOG_INFO, "event=stopped");
+    return exit_code;
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "usage: %s serve|check-config|keygen\n", argv[0]);
+    if (argc < 2) {
+        usage(stderr, argv[0]);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(argv[1], "keygen") == 0)   /* the session layer's key tool */
+        return rg_session_cmd_keygen(argc - 1, argv + 1);
+    if (strcmp(argv[1], "check-config") == 0)
+        return cmd_check_config(argc, argv);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout, argv[0]);
+        return 2;
+    }
+    usage(stderr, argv[0]);
     return 2;
 }

@@ -1,0 +1,108 @@
+/* gateway.h: the browser and proxy handlers of the public listener
+ * (DESIGN.md layer "gateway") and the admin-issued sessions of the admin
+ * listener. Handlers only orchestrate: tokens are the session layer's,
+ * roles the core's, rows the store's. Two blocks: the reverse-proxy auth
+ * side (gwauth) and the logins (/login, ACS, OIDC callback). */
+#ifndef ROLEGATE_GATEWAY_H
+#define ROLEGATE_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rolegate/config.h"
+#include "rolegate/core.h"
+#include "rolegate/ctx.h"
+#include "rolegate/error.h"
+#include "rolegate/session.h"
+
+/* ==== gwauth: /auth, /logout, /.well-known/jwks.json, POST /sessions ===== */
+
+/* Clock skew accepted on session `exp` / `iat` (seconds). */
+#define RG_GATEWAY_SKEW            60
+/* How long /auth reuses an organization's role table to fill the
+ * permissions of a `permissions_omitted` token (R24) before reading the
+ * store again (milliseconds): one store read per organization and period,
+ * never one per request. */
+#define RG_GATEWAY_TABLE_TTL_MS    5000
+/* Bound of the per-organization role-table cache (entries). */
+#define RG_GATEWAY_TABLE_CACHE_MAX 1024
+
+typedef struct rg_gateway rg_gateway;   /* opaque: caches + revocation set */
+
+/* Builds the auth state over ctx (borrowed: ctx, ctx->config and ctx->keys
+ * must outlive the returned object; ctx->keys must be loaded) and registers
+ *   on ctx->public_server: GET|POST|PUT|PATCH|DELETE|OPTIONS /auth,
+ *       GET|POST /logout, GET /.well-known/jwks.json
+ *   on ctx->admin_server:  POST /sessions
+ * (a NULL server is skipped). Call before the servers start. Returns the
+ * state, or NULL with err. Free it with rg_gateway_free AFTER both servers
+ * have stopped. */
+rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err);
+/* Frees the caches and the revocation set. Accepts NULL. */
+void rg_gateway_free(rg_gateway *gw);
+
+/* The revocation set and verified-token cache /auth reads (borrowed from
+ * gw): a logout shared by another instance (Redis, later) is fed in with
+ * rg_session_revoke(rg_gateway_revocations(gw), rg_gateway_token_cache(gw),
+ * sid, exp, now). */
+rg_revocations *rg_gateway_revocations(rg_gateway *gw);
+rg_token_cache *rg_gateway_token_cache(rg_gateway *gw);
+
+/* What every issuer of sessions must agree on, so /auth accepts them:
+ * the `iss` claim is server.base_url (returned borrowed from cfg), and the
+ * cookie is the secure one (`__Host-rolegate`, Secure) iff base_url is
+ * https. */
+const char *rg_gateway_issuer(const rg_config *cfg);
+int rg_gateway_secure(const rg_config *cfg);
+
+/* Issues a session token for one membership (R24 claims: iss, sub =
+ * user_id, a new sid "session_<ULID>", jti, org_id, email, roles in
+ * priority order, permissions = their union from table, iat, exp; act
+ * {"sub": act_sub} when act_sub is non-NULL) with the size policy of
+ * cfg->session (oversize, cookie_budget, lifetime). Over budget under
+ * `reject`: 422 "session_too_large" (message: size, budget, number of
+ * permissions). On success *token and *set_cookie are malloc'd (caller
+ * frees; set_cookie may be NULL if not wanted), sid_out receives the sid,
+ * *exp the expiry, *cookie_len and *omitted (may be NULL) the cookie size
+ * and whether permissions were left out. */
+int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
+                             const char *user_id, const char *email, const char *org_id,
+                             const char *const *roles, size_t n_roles, const char *act_sub,
+                             char **token, char **set_cookie, char sid_out[64],
+                             int64_t *exp, size_t *cookie_len, int *omitted, rg_error *err);
+
+/* ==== end gwauth ========================================================= */
+
+/* ==== login: /login, SAML metadata + ACS, OIDC callback, metadata upload == */
+
+/* The login state (opaque): pending logins bound to the browser by the
+ * state cookie, the SAML replay cache, the per-connection SAML/OIDC runtime
+ * objects (rebuilt when a connection changes) and the demo's fixture IdP. */
+typedef struct rg_gateway_login rg_gateway_login;
+
+/* Registers (a NULL server is skipped; call before the servers start)
+ *   public: GET /login, GET /saml/metadata/{id}, POST /saml/acs/{id},
+ *           GET /oidc/callback
+ *   admin:  PUT /connections/{id}/metadata, GET /connections/{id}/logins
+ * ctx is borrowed (ctx->store and ctx->keys must be set and outlive the
+ * result); rg_saml_global_init and rg_oidc_global_init must have run. Creates
+ * the SAML SP key pair ([saml] sp_key_file, sp_cert_file) if neither file
+ * exists. Returns the state, or NULL with err. Free it with
+ * rg_gateway_login_free AFTER both servers have stopped. */
+rg_gateway_login *rg_gateway_login_register(struct rg_http_server *public_server,
+                                            struct rg_http_server *admin_server,
+                                            rg_ctx *ctx, rg_error *err);
+/* Stops the demo IdP child (if any) and frees everything. Accepts NULL. */
+void rg_gateway_login_free(rg_gateway_login *lg);
+
+/* `make run` demo ([demo] enabled = true): when the store holds no
+ * organization, creates a demo organization, permissions, roles (admin,
+ * member, viewer), a SAML connection on the fixture IdP (idp-fixtures/) with
+ * group mappings, starts `<build>/fixtures/rg-fixture-idp serve` as a child
+ * process and prints the login URL. Never fatal: problems are logged and
+ * the server goes on. Returns 0 if the demo is ready, 1 if skipped, -1 on a
+ * problem (logged). */
+int rg_gateway_demo_setup(rg_gateway_login *lg);
+
+/* ==== end login ========================================================== */
+
+#endif

@@ -1,0 +1,202 @@
+/* auth.c: /auth, asked by the reverse proxy on every request (nginx
+ * auth_request, Traefik forwardAuth, Envoy ext_authz). Cookie → verified
+ * claims (token cache by digest, revocation set) → 200 + X-Rolegate-* | 401
+ * | 403 (require_role / require_permission / organization). R24: omitted
+ * permissions come from the org's cached role table. Only a trusted proxy
+ * gets the login redirect (X-Forwarded-* believed from it alone). */
+#include <assert.h>
+#include <string.h>
+#include "gw_internal.h"
+#include "rolegate/util.h"
+
+#define MAX_REQUIRE 32
+
+/* Is s one of list[0..n)? */
+static int has(const char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Percent-encodes everything but RFC 3986 unreserved characters and "/". */
+static char *pct_encode(rg_arena *a, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = rg_arena_alloc(a, strlen(s) * 3 + 1), *p = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '-' || *c == '.' || *c == '_' || *c == '~' || *c == '/') {
+            *p++ = (char)*c;
+        } else {
+            *p++ = '%';
+            *p++ = hex[*c >> 4];
+            *p++ = hex[*c & 15];
+        }
+    }
+    *p = 0;
+    return out;
+}
+
+/* A header value that is safe to put in a URL we build: printable ASCII,
+ * no spaces, not empty. */
+static int url_part_ok(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* The failed check of a trusted proxy that asked for it (query redirect=1
+ * or header X-Rolegate-Redirect: 1) becomes 302 to
+ * {base_url}/login?return_to=<the original URL from X-Forwarded-*>; from
+ * anyone else X-Forwarded-* are not believed and a 401 stays a 401.
+ * Returns 1 if it answered. */
+static int login_redirect(rg_gateway *gw, rg_http_req *req)
+{
+    const char *q = rg_http_query(req, "redirect");
+    const char *h = rg_http_header(req, "X-Rolegate-Redirect");
+    if (!((q && strcmp(q, "1") == 0) || (h && strcmp(h, "1") == 0)))
+        return 0;
+    if (!gw_peer_trusted(gw, rg_http_peer_addr(req)))
+        return 0;   /* DESIGN.md: forwarded headers only from trusted proxies */
+    const char *proto = rg_http_header(req, "X-Forwarded-Proto");
+    const char *host = rg_http_header(req, "X-Forwarded-Host");
+    const char *uri = rg_http_header(req, "X-Forwarded-Uri");
+    if (!url_part_ok(uri) || uri[0] != '/')
+        uri = "/";
+    rg_arena *a = rg_http_arena(req);
+    const char *orig = uri;
+    if (url_part_ok(proto) && url_part_ok(host) &&
+        (strcmp(proto, "http") == 0 || strcmp(proto, "https") == 0)) {
+        char origin[RG_CONFIG_STR];
+        char *full = rg_arena_printf(a, "%s://%s%s", proto, host, uri);
+        /* same origin as rolegate: a relative return_to is enough (and is
+         * what /login accepts without an allow-list) */
+        if (full && gw_origin_of(full, origin, sizeof origin) == 0 &&
+            strcmp(origin, gw->origin) != 0)
+            orig = full;
+    }
+    const char *enc = pct_encode(a, orig);
+    char *loc = enc ? rg_arena_printf(a, "%s?return_to=%s", gw->login_url, enc) : NULL;
+    if (!loc)
+        return 0;
+    rg_http_add_header(req, "Cache-Control", "no-store");
+    rg_http_redirect(req, 302, loc);
+    return 1;
+}
+
+static void unauthorized(rg_gateway *gw, rg_http_req *req, const char *code)
+{
+    rg_log(RG_LOG_DEBUG, "event=auth_denied status=401 code=%s rid=%s", code,
+           rg_http_request_id(req));
+    if (!login_redirect(gw, req))
+        gw_deny(req, 401, code);
+}
+
+/* require_role / require_permission / organization: every value must hold.
+ * Returns NULL when they all do, else the denial code. */
+static const char *check_requirements(rg_http_req *req, const rg_session_claims *c,
+                                      const char *const *perms, size_t n_perms)
+{
+    const char *v[MAX_REQUIRE];
+    size_t n = rg_http_query_all(req, "require_role", v, MAX_REQUIRE);
+    if (n > MAX_REQUIRE)
+        return "too_many_requirements";
+    for (size_t i = 0; i < n; i++)
+        if (!has(c->roles, c->n_roles, v[i]))
+            return "role_required";
+    n = rg_http_query_all(req, "require_permission", v, MAX_REQUIRE);
+    if (n > MAX_REQUIRE)
+        return "too_many_requirements";
+    for (size_t i = 0; i < n; i++)
+        if (!has(perms, n_perms, v[i]))
+            return "permission_required";
+    n = rg_http_query_all(req, "organization", v, MAX_REQUIRE);
+    if (n > MAX_REQUIRE)
+        return "too_many_requirements";
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c->org_id, v[i]) != 0)
+            return "organization_mismatch";
+    return NULL;
+}
+
+void gw_h_auth(rg_http_req *req, void *ctx)
+{
+    rg_gateway *gw = ctx;
+    assert(gw && gw->ctx->keys);
+    int count = rg_http_cookie_count(req, gw->cookie_name);
+    if (count == 0) {
+        unauthorized(gw, req, "no_session");
+        return;
+    }
+    if (count > 1) {
+        /* a second cookie of our name is planted (e.g. by a sibling
+         * subdomain): we cannot tell which one the browser meant */
+        unauthorized(gw, req, "duplicate_session_cookie");
+        return;
+    }
+    const char *token = rg_http_cookie(req, gw->cookie_name);
+    rg_session_claims c;
+    rg_error err;
+    rg_error_clear(&err);
+    int64_t now = rg_now();
+    if (rg_session_verify_cached(gw->ctx->keys, gw->tcache, gw->revs, token, now,
+                                 RG_GATEWAY_SKEW, rg_gateway_issuer(gw->cfg), &c, &err) != 0) {
+        unauthorized(gw, req, err.code[0] ? err.code : "token_invalid");
+        return;
+    }
+    /* R24 omit_permissions: the token names roles only; the permissions
+     * come from the organization's current role table */
+    rg_slugs table_perms = {0};
+    const char *const *perms = c.permissions;
+    size_t n_perms = c.n_permissions;
+    if (c.permissions_omitted) {
+        if (gw_org_permissions(gw, c.org_id, c.roles, c.n_roles, &table_perms, &err) != 0) {
+            rg_log(RG_LOG_WARN, "event=auth_permissions_unavailable code=%s rid=%s", err.code,
+                   rg_http_request_id(req));
+            rg_session_claims_clear(&c);
+            /* a signed session of an organization deleted since: no access */
+            if (err.status == 404)
+                unauthorized(gw, req, "organization_unknown");
+            else
+                gw_deny(req, 503, "permissions_unavailable");
+            return;
+        }
+        perms = (const char *const *)table_perms.v;
+        n_perms = table_perms.n;
+    }
+    const char *denied = check_requirements(req, &c, perms, n_perms);
+    if (denied) {
+        rg_log(RG_LOG_DEBUG, "event=auth_denied status=403 code=%s rid=%s", denied,
+               rg_http_request_id(req));
+        gw_deny(req, 403, denied);
+    } else {
+        char *roles = gw_join(req, c.roles, c.n_roles);
+        char *plist = gw_join(req, perms, n_perms);
+        const char *role = c.role ? c.role : (c.n_roles ? c.roles[0] : "");
+        if (!roles || !plist) {
+            gw_deny(req, 500, "internal");
+        } else {
+            rg_http_add_header(req, "Cache-Control", "no-store");
+            rg_http_add_header(req, "X-Rolegate-User", c.sub);
+            rg_http_add_header(req, "X-Rolegate-Email", c.email ? c.email : "");
+            rg_http_add_header(req, "X-Rolegate-Org", c.org_id);
+            rg_http_add_header(req, "X-Rolegate-Role", role);
+            rg_http_add_header(req, "X-Rolegate-Roles", roles);
+            rg_http_add_header(req, "X-Rolegate-Permissions", plist);
+            rg_http_add_header(req, "X-Rolegate-Session", token);
+            if (c.act_sub)
+                rg_http_add_header(req, "X-Rolegate-Actor", c.act_sub);
+            rg_http_send_arena(req, 200, NULL, NULL, 0);
+        }
+    }
+    rg_slugs_clear(&table_perms);
+    rg_session_claims_clear(&c);
+}

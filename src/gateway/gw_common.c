@@ -1,0 +1,371 @@
+/* gw_common.c: the state behind /auth, /logout, JWKS and POST /sessions
+ * (verified-token cache, revocation set, per-organization role tables),
+ * route registration, the trusted-proxy check ("forwarded headers trusted
+ * only from configured proxy addresses", DESIGN.md) and the session issue
+ * every issuer shares (R24 claims and size policy, R25 snapshot). */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "gw_internal.h"
+#include "rolegate/store.h"
+#include "rolegate/util.h"
+
+/* ---- configuration-derived facts ------------------------------------------- */
+
+const char *rg_gateway_issuer(const rg_config *cfg)
+{
+    assert(cfg);
+    return cfg->server.base_url;
+}
+
+int rg_gateway_secure(const rg_config *cfg)
+{
+    assert(cfg);
+    return strncasecmp(cfg->server.base_url, "https://", 8) == 0;
+}
+
+int gw_origin_of(const char *url, char *out, size_t outsz)
+{
+    const char *p = strstr(url, "://");
+    if (!p || p == url)
+        return -1;
+    size_t end = (size_t)(p - url) + 3;
+    end += strcspn(url + end, "/?#");
+    if (end == (size_t)(p - url) + 3 || end >= outsz)
+        return -1;
+    for (size_t i = 0; i < end; i++)
+        out[i] = (char)tolower((unsigned char)url[i]);
+    out[end] = 0;
+    return 0;
+}
+
+static int parse_cidr(const char *s, size_t n, gw_cidr *c)
+{
+    char buf[80];
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    char *slash = strchr(buf, '/');
+    if (slash)
+        *slash = 0;
+    memset(c, 0, sizeof *c);
+    if (inet_pton(AF_INET, buf, c->addr) == 1) {
+        c->family = AF_INET;
+        c->bits = 32;
+    } else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
+        c->family = AF_INET6;
+        c->bits = 128;
+    } else {
+        return -1;
+    }
+    if (slash) {
+        char *e;
+        long b = strtol(slash + 1, &e, 10);
+        if (*e || e == slash + 1 || b < 0 || b > c->bits)
+            return -1;
+        c->bits = (int)b;
+    }
+    return 0;
+}
+
+int gw_peer_trusted(const rg_gateway *gw, const char *ip)
+{
+    unsigned char a[16];
+    int fam;
+    if (!ip)
+        return 0;
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        fam = AF_INET;
+    } else if (inet_pton(AF_INET6, ip, a) == 1) {
+        fam = AF_INET6;
+        /* an IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d */
+        static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, v4mapped, 12) == 0) {
+            memmove(a, a + 12, 4);
+            fam = AF_INET;
+        }
+    } else {
+        return 0;
+    }
+    for (int i = 0; i < gw->nproxies; i++) {
+        const gw_cidr *c = &gw->proxies[i];
+        if (c->family != fam)
+            continue;
+        int full = c->bits / 8, rest = c->bits % 8;
+        if (memcmp(a, c->addr, (size_t)full) != 0)
+            continue;
+        if (rest && ((a[full] ^ c->addr[full]) & (0xff << (8 - rest)) & 0xff))
+            continue;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- small response helpers ------------------------------------------------- */
+
+void gw_deny(rg_http_req *req, int status, const char *code)
+{
+    rg_arena *a = rg_http_arena(req);
+    /* codes are fixed identifiers of ours: no escaping needed, assert it */
+    assert(strcspn(code, "\"\\") == strlen(code));
+    char *body = rg_arena_printf(a, "{\"code\":\"%s\"}", code);
+    rg_http_add_header(req, "Cache-Control", "no-store");
+    if (!body) {
+        rg_http_send_arena(req, status, NULL, NULL, 0);
+        return;
+    }
+    rg_http_send_arena(req, status, "application/json", body, strlen(body));
+}
+
+char *gw_join(rg_http_req *req, const char *const *strs, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(strs[i]) + 1;
+    char *out = rg_arena_alloc(rg_http_arena(req), len);
+    if (!out)
+        return NULL;
+    char *p = out;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        size_t l = strlen(strs[i]);
+        memcpy(p, strs[i], l);
+        p += l;
+    }
+    *p = 0;
+    return out;
+}
+
+/* ---- per-organization role tables (R24 omit_permissions) ----------------- */
+
+static gw_table_entry *table_find(rg_gateway *gw, const char *org_id)
+{
+    for (size_t i = 0; i < gw->ntables; i++)
+        if (strcmp(gw->tables[i].org_id, org_id) == 0)
+            return &gw->tables[i];
+    return NULL;
+}
+
+int gw_org_permissions(rg_gateway *gw, const char *org_id, const char *const *roles,
+                       size_t n_roles, rg_slugs *out, rg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (strlen(org_id) >= sizeof gw->tables[0].org_id)
+        return rg_error_set(err, RG_EINVAL, 401, "token_malformed", NULL, "org_id too long");
+    int64_t now_ms = rg_mono_us() / 1000;
+    pthread_mutex_lock(&gw->tlock);
+    gw_table_entry *e = table_find(gw, org_id);
+    if (e && now_ms - e->fetched_ms < RG_GATEWAY_TABLE_TTL_MS) {
+        /* the union is computed under the lock: the table may be replaced
+         * by another thread as soon as we let go */
+        int rc = rg_core_permissions_of(e->table, roles, n_roles, out);
+        pthread_mutex_unlock(&gw->tlock);
+        return rc ? rg_error_set(err, rc, 500, "internal", NULL, "out of memory") : 0;
+    }
+    pthread_mutex_unlock(&gw->tlock);
+
+    /* miss or stale: read the store without holding the lock */
+    rg_role_table *t = gw_load_table(gw, org_id, err);
+    if (!t)
+        return RG_ERR;
+    pthread_mutex_lock(&gw->tlock);
+    e = table_find(gw, org_id);
+    if (!e) {
+        if (gw->ntables == RG_GATEWAY_TABLE_CACHE_MAX) {
+            /* full: drop the oldest entry */
+            size_t old = 0;
+            for (size_t i = 1; i < gw->ntables; i++)
+                if (gw->tables[i].fetched_ms < gw->tables[old].fetched_ms)
+                    old = i;
+            e = &gw->tables[old];
+            rg_role_table_free(e->table);
+        } else {
+            e = &gw->tables[gw->ntables++];
+        }
+        snprintf(e->org_id, sizeof e->org_id, "%s", org_id);
+    } else {
+        rg_role_table_free(e->table);
+    }
+    e->table = t;
+    e->fetched_ms = now_ms;
+    int rc = rg_core_permissions_of(e->table, roles, n_roles, out);
+    pthread_mutex_unlock(&gw->tlock);
+    return rc ? rg_error_set(err, rc, 500, "internal", NULL, "out of memory") : 0;
+}
+
+rg_role_table *gw_load_table(rg_gateway *gw, const char *org_id, rg_error *err)
+{
+    if (!gw->ctx->store) {
+        rg_error_set(err, RG_ERR, 503, "store_unavailable", NULL, "no store");
+        return NULL;
+    }
+    rg_role_table *t = NULL;
+    if (rg_store_role_table(gw->ctx->store, org_id, &t, err) != 0)
+        return NULL;
+    return t;
+}
+
+/* ---- issuing (shared with the login handlers) ------------------------------ */
+
+int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
+                             const char *user_id, const char *email, const char *org_id,
+                             const char *const *roles, size_t n_roles, const char *act_sub,
+                             char **token, char **set_cookie, char sid_out[64],
+                             int64_t *exp, size_t *cookie_len, int *omitted, rg_error *err)
+{
+    assert(ctx && ctx->config && table && user_id && org_id && token && sid_out && exp);
+    const rg_config *cfg = ctx->config;
+    *token = NULL;
+    if (set_cookie)
+        *set_cookie = NULL;
+    if (!ctx->keys)
+        return rg_error_set(err, RG_ERR, 500, "keys_missing", NULL, "no signing keys loaded");
+    rg_slugs perms = {0};
+    if (rg_core_permissions_of(table, roles, n_roles, &perms) != 0)
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    char jti[40];
+    rg_id_new("session", sid_out, 64);
+    rg_random_token(jti, sizeof jti, 16);
+    rg_claims c = {
+        .iss = rg_gateway_issuer(cfg),
+        .sub = user_id,
+        .sid = sid_out,
+        .jti = jti,
+        .org_id = org_id,
+        .email = (email && *email) ? email : NULL,
+        .roles = roles,
+        .n_roles = n_roles,
+        .permissions = (const char *const *)perms.v,
+        .n_permissions = perms.n,
+        .act_sub = act_sub,
+        .iat = rg_now(),
+    };
+    c.exp = c.iat + cfg->session.lifetime;
+    rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
+                                  ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
+                                  : RG_SESSION_OVERSIZE_REJECT;
+    char *cookie = NULL;
+    int rc = rg_session_issue(ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
+                              rg_gateway_secure(cfg), cfg->session.lifetime, token, &cookie,
+                              cookie_len, omitted, err);
+    rg_slugs_clear(&perms);
+    if (rc) {
+        /* R24: a well-formed request whose session cannot fit is the
+         * caller's data breaking a rule, not a server fault */
+        if (err && strcmp(err->code, "session_too_large") == 0)
+            err->status = 422;
+        return rc;
+    }
+    *exp = c.exp;
+    if (set_cookie)
+        *set_cookie = cookie;
+    else
+        free(cookie);
+    return 0;
+}
+
+/* ---- state and routes ------------------------------------------------------ */
+
+rg_revocations *rg_gateway_revocations(rg_gateway *gw) { return gw ? gw->revs : NULL; }
+rg_token_cache *rg_gateway_token_cache(rg_gateway *gw) { return gw ? gw->tcache : NULL; }
+
+void rg_gateway_free(rg_gateway *gw)
+{
+    if (!gw)
+        return;
+    rg_token_cache_free(gw->tcache);
+    rg_revocations_free(gw->revs);
+    for (size_t i = 0; i < gw->ntables; i++)
+        rg_role_table_free(gw->tables[i].table);
+    free(gw->tables);
+    pthread_mutex_destroy(&gw->tlock);
+    free(gw);
+}
+
+static int add(rg_http_server *s, const char *method, const char *path, rg_http_handler fn,
+               rg_gateway *gw, unsigned flags, rg_error *err)
+{
+    int rc = rg_http_route_add(s, method, path, fn, gw, flags);
+    if (rc)
+        return rg_error_set(err, rc, 500, "route_invalid", NULL, "cannot add %s %s", method,
+                            path);
+    return 0;
+}
+
+rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
+{
+    assert(ctx && ctx->config);
+    if (!ctx->keys) {
+        rg_error_set(err, RG_EINVAL, 500, "keys_missing", NULL,
+                     "load the session keys before registering /auth");
+        return NULL;
+    }
+    rg_gateway *gw = calloc(1, sizeof *gw);
+    if (!gw) {
+        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&gw->tlock, NULL);
+    gw->ctx = ctx;
+    gw->cfg = ctx->config;
+    gw->secure = rg_gateway_secure(gw->cfg);
+    gw->cookie_name = rg_session_cookie_name(gw->secure);
+    gw->tcache = rg_token_cache_new(0);
+    /* grace = skew: a token still accepted within the skew after exp must
+     * stay revoked that long too */
+    gw->revs = rg_revocations_new(RG_GATEWAY_SKEW);
+    gw->tables = calloc(RG_GATEWAY_TABLE_CACHE_MAX, sizeof *gw->tables);
+    if (!gw->tcache || !gw->revs || !gw->tables) {
+        rg_gateway_free(gw);
+        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return NULL;
+    }
+    const char *base = gw->cfg->server.base_url;
+    if (gw_origin_of(base, gw->origin, sizeof gw->origin) != 0) {
+        rg_gateway_free(gw);
+        rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url", "bad base_url");
+        return NULL;
+    }
+    size_t bl = strlen(base);
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    snprintf(gw->login_url, sizeof gw->login_url, "%.*s/login", (int)bl, base);
+    /* the list was validated by the config parser; parse it for our check */
+    for (const char *p = gw->cfg->server.trusted_proxies; *p;) {
+        size_t n = strcspn(p, ", \t");
+        if (n && gw->nproxies < GW_MAX_PROXIES &&
+            parse_cidr(p, n, &gw->proxies[gw->nproxies]) == 0)
+            gw->nproxies++;
+        p += n;
+        p += strspn(p, ", \t");
+    }
+
+    static const char *const auth_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE",
+                                               "OPTIONS"};
+    rg_http_server *pub = ctx->public_server, *adm = ctx->admin_server;
+    int rc = 0;
+    if (pub) {
+        /* nginx auth_request keeps the original method: answer them all */
+        for (size_t i = 0; !rc && i < sizeof auth_methods / sizeof *auth_methods; i++)
+            rc = add(pub, auth_methods[i], "/auth", gw_h_auth, gw, 0, err);
+        if (!rc)
+            rc = add(pub, "GET", "/.well-known/jwks.json", gw_h_jwks, gw, 0, err);
+        if (!rc)
+            rc = add(pub, "GET", "/logout", gw_h_logout, gw, 0, err);
+        if (!rc)
+            rc = add(pub, "POST", "/logout", gw_h_logout, gw, 0, err);
+    }
+    if (!rc && adm)
+        rc = add(adm, "POST", "/sessions", gw_h_sessions_create, gw, RG_HTTP_BODY_JSON, err);
+    if (rc) {
+        rg_gateway_free(gw);
+        return NULL;
+    }
+    return gw;
+}
