@@ -159,6 +159,9 @@ int rg_http_cookie_count(const rg_http_req *r, const char *name);
  * that is not itself a trusted proxy. */
 const char *rg_http_peer_addr(const rg_http_req *r);
 const char *rg_http_client_addr(const rg_http_req *r);
+/* 1 if the peer (the socket's address) is one of server.trusted_proxies:
+ * only then may forwarded headers (X-Forwarded-*) be believed. */
+int rg_http_peer_trusted(const rg_http_req *r);
 /* Body bytes (NUL-terminated for convenience; len excludes it). */
 const void *rg_http_body(const rg_http_req *r, size_t *len);
 /* Content-Type header, "" if none. */

@@ -64,7 +64,7 @@ static int login_redirect(rg_gateway *gw, rg_http_req *req)
     const char *h = rg_http_header(req, "X-Rolegate-Redirect");
     if (!((q && strcmp(q, "1") == 0) || (h && strcmp(h, "1") == 0)))
         return 0;
-    if (!gw_peer_trusted(gw, rg_http_peer_addr(req)))
+    if (!rg_http_peer_trusted(req))
         return 0;   /* DESIGN.md: forwarded headers only from trusted proxies */
     const char *proto = rg_http_header(req, "X-Forwarded-Proto");
     const char *host = rg_http_header(req, "X-Forwarded-Host");

@@ -1,8 +1,6 @@
 /* gw_common.c: the state behind /auth, /logout, JWKS and POST /sessions
  * (verified-token cache, revocation set, per-organization role tables),
- * route registration, the trusted-proxy check ("forwarded headers trusted
- * only from configured proxy addresses", DESIGN.md) and the session issue
- * every issuer shares (R24 claims and size policy, R25 snapshot). */
+ * route registration and the session issue every issuer shares (R24 claims and size policy, R25 snapshot). */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
@@ -40,69 +38,6 @@ int gw_origin_of(const char *url, char *out, size_t outsz)
     for (size_t i = 0; i < end; i++)
         out[i] = (char)tolower((unsigned char)url[i]);
     out[end] = 0;
-    return 0;
-}
-
-static int parse_cidr(const char *s, size_t n, gw_cidr *c)
-{
-    char buf[80];
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    char *slash = strchr(buf, '/');
-    if (slash)
-        *slash = 0;
-    memset(c, 0, sizeof *c);
-    if (inet_pton(AF_INET, buf, c->addr) == 1) {
-        c->family = AF_INET;
-        c->bits = 32;
-    } else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
-        c->family = AF_INET6;
-        c->bits = 128;
-    } else {
-        return -1;
-    }
-    if (slash) {
-        char *e;
-        long b = strtol(slash + 1, &e, 10);
-        if (*e || e == slash + 1 || b < 0 || b > c->bits)
-            return -1;
-        c->bits = (int)b;
-    }
-    return 0;
-}
-
-int gw_peer_trusted(const rg_gateway *gw, const char *ip)
-{
-    unsigned char a[16];
-    int fam;
-    if (!ip)
-        return 0;
-    if (inet_pton(AF_INET, ip, a) == 1) {
-        fam = AF_INET;
-    } else if (inet_pton(AF_INET6, ip, a) == 1) {
-        fam = AF_INET6;
-        /* an IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d */
-        static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(a, v4mapped, 12) == 0) {
-            memmove(a, a + 12, 4);
-            fam = AF_INET;
-        }
-    } else {
-        return 0;
-    }
-    for (int i = 0; i < gw->nproxies; i++) {
-        const gw_cidr *c = &gw->proxies[i];
-        if (c->family != fam)
-            continue;
-        int full = c->bits / 8, rest = c->bits % 8;
-        if (memcmp(a, c->addr, (size_t)full) != 0)
-            continue;
-        if (rest && ((a[full] ^ c->addr[full]) & (0xff << (8 - rest)) & 0xff))
-            continue;
-        return 1;
-    }
     return 0;
 }
 
@@ -336,15 +271,6 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     while (bl && base[bl - 1] == '/')
         bl--;
     snprintf(gw->login_url, sizeof gw->login_url, "%.*s/login", (int)bl, base);
-    /* the list was validated by the config parser; parse it for our check */
-    for (const char *p = gw->cfg->server.trusted_proxies; *p;) {
-        size_t n = strcspn(p, ", \t");
-        if (n && gw->nproxies < GW_MAX_PROXIES &&
-            parse_cidr(p, n, &gw->proxies[gw->nproxies]) == 0)
-            gw->nproxies++;
-        p += n;
-        p += strspn(p, ", \t");
-    }
 
     static const char *const auth_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE",
                                                "OPTIONS"};

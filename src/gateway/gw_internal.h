@@ -8,9 +8,6 @@
 #include "rolegate/gateway.h"
 #include "rolegate/http.h"
 
-#define GW_MAX_PROXIES 64
-
-typedef struct gw_cidr { int family; unsigned char addr[16]; int bits; } gw_cidr;
 
 typedef struct gw_table_entry {
     char           org_id[80];
@@ -27,16 +24,12 @@ struct rg_gateway {
     const char      *cookie_name;      /* static string of the session layer */
     char             origin[RG_CONFIG_STR];  /* "scheme://host[:port]" of base_url */
     char             login_url[RG_CONFIG_STR + 16];  /* base_url + "/login" */
-    gw_cidr          proxies[GW_MAX_PROXIES];
-    int              nproxies;
     /* role tables per organization, for permissions_omitted tokens */
     pthread_mutex_t  tlock;
     gw_table_entry  *tables;
     size_t           ntables;
 };
 
-/* 1 if ip (text) is inside one of the configured trusted proxies. */
-int  gw_peer_trusted(const rg_gateway *gw, const char *ip);
 /* Parses "scheme://host[:port][/path]" into its lowercased origin. 0 or -1. */
 int  gw_origin_of(const char *url, char *out, size_t outsz);
 /* Sorted union of the permissions of roles in org's current role table

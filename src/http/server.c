@@ -116,12 +116,21 @@ static int addr_in(const rg_http_server *s, const char *ip)
 {
     unsigned char a[16];
     int fam;
-    if (inet_pton(AF_INET, ip, a) == 1)
-        fam = AF_INET;
-    else if (inet_pton(AF_INET6, ip, a) == 1)
-        fam = AF_INET6;
-    else
+    if (!ip)
         return 0;
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        fam = AF_INET;
+    } else if (inet_pton(AF_INET6, ip, a) == 1) {
+        fam = AF_INET6;
+        /* an IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d */
+        static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, v4mapped, 12) == 0) {
+            memmove(a, a + 12, 4);
+            fam = AF_INET;
+        }
+    } else {
+        return 0;
+    }
     for (int i = 0; i < s->nproxies; i++) {
         const cidr *c = &s->proxies[i];
         if (c->family != fam)
@@ -787,6 +796,11 @@ int rg_http_cookie_count(const rg_http_req *r, const char *name)
 const char *rg_http_peer_addr(const rg_http_req *r)
 {
     return r->peer;
+}
+
+int rg_http_peer_trusted(const rg_http_req *r)
+{
+    return addr_in(r->srv, r->peer);
 }
 
 const char *rg_http_client_addr(const rg_http_req *cr)
