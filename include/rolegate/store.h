@@ -1,0 +1,332 @@
+/* store.h: the source of truth of rolegate (DESIGN.md "State"): environment,
+ * permissions, roles, priority orders, organizations, users, memberships,
+ * connections and their group mappings, events and deletion jobs. One
+ * interface, implemented over SQLite (src/store); a PostgreSQL store can
+ * implement the same functions later. Implements R7-R23 and R26 on top of
+ * core (core.h), which owns the pure rules.
+ *
+ * Conventions of every function below:
+ *  - Returns 0 on success, or a negative RG_E* code with err filled: 404
+ *    "not_found" (field = the id or slug asked for), 409 conflicts, 422
+ *    validation (core's codes: "invalid_slug", "invalid_name", "invalid_role",
+ *    "multiple_roles_not_enabled", ...; the store's: "invalid_request"), 500
+ *    "store_error".
+ *  - Objects come back through json_t **out in the public shape of RBAC.md
+ *    (ready to be sent as is). On success the caller owns *out (json_decref);
+ *    on failure *out is NULL. out may be NULL when the caller does not need it.
+ *  - Every write is one transaction (BEGIN IMMEDIATE) that also inserts its
+ *    events (R26); a failure rolls back everything (R23); a no-op writes
+ *    nothing and emits nothing.
+ *  - Strings passed in are borrowed. "NULL: keep" arguments leave the field
+ *    unchanged.
+ *  - org_id NULL means the environment (environment roles, environment
+ *    priority order, environment role table).
+ *  - Thread-safe: any function may be called from any thread at the same
+ *    time (a pool of connections; writes are serialized by a mutex; reads run
+ *    concurrently in WAL). */
+#ifndef ROLEGATE_STORE_H
+#define ROLEGATE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "rolegate/error.h"
+#include "rolegate/core.h"
+
+typedef struct rg_store rg_store;   /* opaque */
+
+/* The schema version this build migrates to (migrations are forward-only and
+ * numbered; PRAGMA user_version records the one applied). */
+#define RG_STORE_SCHEMA_VERSION 1
+
+/* Opens (creating if needed) the SQLite database file at path, in WAL mode,
+ * with foreign keys on and a busy timeout, and applies pending migrations. A
+ * new database holds one role, "member", the environment default (R7).
+ * path must name a file (":memory:" is refused: each pooled connection would
+ * see its own database). Returns NULL with err filled on failure. Free with
+ * rg_store_close. */
+rg_store *rg_store_open(const char *path, rg_error *err);
+/* Closes every connection and frees s. Accepts NULL. No call may be running. */
+void rg_store_close(rg_store *s);
+/* The schema version of the open database (PRAGMA user_version). */
+int rg_store_schema_version(rg_store *s);
+
+/* ---- lists ---------------------------------------------------------------
+ * Paginated lists answer {"object":"list","data":[...],"list_metadata":
+ * {"before":id|null,"after":id|null}}. limit: 0 = default 10, else 1..100
+ * (422 "invalid_request", field "limit"); before/after: object ids (cursors;
+ * an unknown id gives an empty page); order: NULL (default: "desc", newest
+ * first; events: "asc", oldest first), "asc" or "desc" (else 422, field
+ * "order"). list_metadata.after is null on the last page. */
+typedef struct rg_store_list_opts {
+    int limit;
+    const char *before;
+    const char *after;
+    const char *order;
+} rg_store_list_opts;
+
+/* ---- environment (R7, R12, R14) ------------------------------------------
+ * {"object":"environment","multiple_roles":bool,"default_role":"member",
+ *  "updated_at"} */
+int rg_store_environment_get(rg_store *s, json_t **out, rg_error *err);
+/* multiple_roles: -1 keep, 0 off, 1 on. Turning it off keeps, for every
+ * membership, its highest-priority role by its organization's order (R14), in
+ * the same transaction (organization_membership.updated per membership
+ * changed). default_role: an active environment role slug (R7), else 422
+ * "invalid_role" field "default_role". Emits environment.updated. */
+int rg_store_environment_update(rg_store *s, int multiple_roles, const char *default_role,
+                                json_t **out, rg_error *err);
+
+/* ---- permissions (R2, R6, R22) -------------------------------------------
+ * {"object":"permission","id":"perm_...","slug","name","description",
+ *  "system":bool,"created_at","updated_at"}. Addressed by slug. */
+/* 409 "permission_slug_conflict" (R6); 422 on a bad slug/name/description.
+ * system: 1 marks a built-in permission that cannot be deleted. */
+int rg_store_permission_create(rg_store *s, const char *slug, const char *name,
+                               const char *description, int system, json_t **out,
+                               rg_error *err);
+int rg_store_permission_list(rg_store *s, const rg_store_list_opts *o, json_t **out,
+                             rg_error *err);
+int rg_store_permission_get(rg_store *s, const char *slug, json_t **out, rg_error *err);
+/* name, description: NULL keep ("" clears the description). */
+int rg_store_permission_update(rg_store *s, const char *slug, const char *name,
+                               const char *description, json_t **out, rg_error *err);
+/* R22: removes it from every role (their tables change). A system permission
+ * is 409 "system_permission_cannot_be_deleted". */
+int rg_store_permission_delete(rg_store *s, const char *slug, rg_error *err);
+
+/* ---- roles (R1-R11, R20-R22) ---------------------------------------------
+ * {"object":"role","id":"role_...","slug","name","description",
+ *  "type":"EnvironmentRole"|"OrganizationRole","permissions":[slugs, sorted],
+ *  "created_at","updated_at"} plus "organization_id" for organization roles
+ * and "status":"deleting" while its deletion job runs.
+ * org_id NULL: environment roles; else the roles of that organization (404
+ * field "organization_id" if it does not exist). */
+
+/* Environment (org_id NULL): slug required (R1, R3), 409
+ * "role_slug_conflict"; placed at the bottom of the environment order and of
+ * every independent organization's order (R8, R10); emits role.created.
+ * Organization: slug given must start with "org-" (R4), 409
+ * "organization_role_slug_conflict" if visible in the organization; slug NULL
+ * generates one (R5; again on collision). The organization's first role makes
+ * it independent (R9). Emits organization_role.created.
+ * An environment slug may not equal any organization's role slug either, so
+ * a slug names one role in every scope; a role being deleted keeps its slug
+ * taken until its job is done (409). */
+int rg_store_role_create(rg_store *s, const char *org_id, const char *slug,
+                         const char *name, const char *description, json_t **out,
+                         rg_error *err);
+/* All roles visible in the scope, in priority order (R8, R11), not
+ * paginated: {"object":"list","data":[roles],"list_metadata":{"before":null,
+ * "after":null}}. Deleting roles are not listed. */
+int rg_store_role_list(rg_store *s, const char *org_id, json_t **out, rg_error *err);
+/* With org_id, environment roles are visible too (R11). A role being deleted
+ * is returned with "status":"deleting". */
+int rg_store_role_get(rg_store *s, const char *org_id, const char *slug, json_t **out,
+                      rg_error *err);
+/* Changes name/description (NULL keep). With org_id only that organization's
+ * own roles can be changed (an environment role there is 404). Emits
+ * role.updated / organization_role.updated unless nothing changed. */
+int rg_store_role_update(rg_store *s, const char *org_id, const char *slug,
+                         const char *name, const char *description, json_t **out,
+                         rg_error *err);
+/* PUT: the role's permissions become exactly perms (each must exist, else 422
+ * "invalid_permission" field "permissions"). */
+int rg_store_role_permissions_set(rg_store *s, const char *org_id, const char *slug,
+                                  const char *const *perms, size_t n, json_t **out,
+                                  rg_error *err);
+/* POST: adds perms (already held ones are fine; all held: no-op). */
+int rg_store_role_permissions_add(rg_store *s, const char *org_id, const char *slug,
+                                  const char *const *perms, size_t n, json_t **out,
+                                  rg_error *err);
+/* DELETE .../permissions/{perm}: removes one (404 if the role lacks it). */
+int rg_store_role_permission_remove(rg_store *s, const char *org_id, const char *slug,
+                                    const char *perm, json_t **out, rg_error *err);
+/* R20/R21 (answer 202): the role disappears from role tables and lists at
+ * once, mappings to it are removed, role.deleted / organization_role.deleted
+ * is emitted and a deletion job is queued (run it with rg_store_jobs_run).
+ * The environment default cannot be deleted: 409
+ * "default_role_cannot_be_deleted" (R7). If the role is the default of
+ * organizations: without replacement_default 409
+ * "replacement_default_required" (the message lists them); with it (must be
+ * visible in each, else 422 "invalid_role" field "replacement_default") they
+ * get it first (organization.updated each). *out: the role, "status":
+ * "deleting". */
+int rg_store_role_delete(rg_store *s, const char *org_id, const char *slug,
+                         const char *replacement_default, json_t **out, rg_error *err);
+/* R8/R9: the scope's priority order becomes slugs (highest first); it must
+ * name every visible role exactly once, else 422 "invalid_priority" field
+ * "slugs". For an organization it makes it independent (R9). Emits
+ * role_priority.updated {"organization_id":id|null,"slugs":[...]} unless
+ * nothing changed. *out: the role list as rg_store_role_list. */
+int rg_store_priority_set(rg_store *s, const char *org_id, const char *const *slugs,
+                          size_t n, json_t **out, rg_error *err);
+
+/* ---- role tables (what logins use) ---------------------------------------
+ * Loads the scope's roles, order, defaults, permissions, the
+ * multiple_roles setting and the mappings of the organization's connections
+ * and builds the core table (rg_role_table_build). The caller frees *out
+ * with rg_role_table_free. */
+int rg_store_role_table(rg_store *s, const char *org_id, rg_role_table **out,
+                        rg_error *err);
+/* The version of the scope's table: it grows with every change that affects
+ * the table (bumped in the same transaction). 0 if org_id is unknown. */
+uint64_t rg_store_table_version(rg_store *s, const char *org_id);
+
+/* ---- organizations (R9, R21) ---------------------------------------------
+ * {"object":"organization","id":"org_...","name","domains":["a.com",...],
+ *  "created_at","updated_at"} plus "default_role":slug once it is
+ * independent (R9: own roles, own default or own order). */
+/* name: 1..255 bytes, no control characters (422 field "name"); domains:
+ * host names ([A-Za-z0-9.-], stored lowercased and deduplicated; 422 field
+ * "domains"), may be NULL with n 0. Emits organization.created. */
+int rg_store_organization_create(rg_store *s, const char *name,
+                                 const char *const *domains, size_t n_domains,
+                                 json_t **out, rg_error *err);
+int rg_store_organization_list(rg_store *s, const rg_store_list_opts *o, json_t **out,
+                               rg_error *err);
+int rg_store_organization_get(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* name NULL keep; n_domains < 0 keep domains, else replace them (domains may
+ * be NULL when 0); default_role NULL keep, else a slug visible in the
+ * organization (422 "invalid_role" field "default_role"); setting it makes
+ * the organization independent (R9). Emits organization.updated unless
+ * nothing changed. */
+int rg_store_organization_update(rg_store *s, const char *id, const char *name,
+                                 const char *const *domains, long n_domains,
+                                 const char *default_role, json_t **out, rg_error *err);
+/* Deletes it with its roles, connections and memberships (their *.deleted
+ * events first, then organization.deleted). Pending deletion jobs of its
+ * roles finish as no-ops. */
+int rg_store_organization_delete(rg_store *s, const char *id, rg_error *err);
+
+/* ---- users ---------------------------------------------------------------
+ * {"object":"user","id":"user_...","email","first_name","last_name",
+ *  "created_at","updated_at"} (names null when unknown). */
+/* email required (contains '@', <= 254 bytes, else 422 "invalid_request"
+ * field "email"); names may be NULL. Emits user.created. */
+int rg_store_user_create(rg_store *s, const char *email, const char *first_name,
+                         const char *last_name, json_t **out, rg_error *err);
+/* email NULL: all users; else only users with that exact email. */
+int rg_store_user_list(rg_store *s, const char *email, const rg_store_list_opts *o,
+                       json_t **out, rg_error *err);
+int rg_store_user_get(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* Deletes the user and its memberships (organization_membership.deleted
+ * each, then user.deleted). */
+int rg_store_user_delete(rg_store *s, const char *id, rg_error *err);
+
+/* ---- organization memberships (R12, R13, R18, R19) -----------------------
+ * {"object":"organization_membership","id":"om_...","user_id",
+ *  "organization_id","role":{"slug"},"roles":[{"slug"},...] (priority
+ *  order, role = the first),"role_source":"idp"|"directory"|"api"|"default",
+ *  "status":"active","created_at","updated_at"} */
+/* role_slugs NULL: the organization's default role, role_source "default";
+ * else (a one-element array for role_slug) the roles checked by
+ * rg_core_roles_assign (R12, R19: 422 "invalid_role" for an unknown or empty
+ * list, "multiple_roles_not_enabled"), role_source "api". 404 for an unknown
+ * user or organization (field "user_id" / "organization_id"); 409
+ * "organization_membership_already_exists". Emits
+ * organization_membership.created. */
+int rg_store_membership_create(rg_store *s, const char *user_id, const char *org_id,
+                               const char *const *role_slugs, size_t n, json_t **out,
+                               rg_error *err);
+/* Filters user_id / org_id may be NULL. */
+int rg_store_membership_list(rg_store *s, const char *user_id, const char *org_id,
+                             const rg_store_list_opts *o, json_t **out, rg_error *err);
+int rg_store_membership_get(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* R19: sets the roles (checked as in create; role_slugs must not be NULL),
+ * role_source "api". Emits organization_membership.updated unless roles and
+ * source are already those. */
+int rg_store_membership_update(rg_store *s, const char *id, const char *const *role_slugs,
+                               size_t n, json_t **out, rg_error *err);
+int rg_store_membership_delete(rg_store *s, const char *id, rg_error *err);
+
+/* ---- connections (R15) ----------------------------------------------------
+ * {"object":"connection","id":"conn_...","organization_id","type":"saml"|
+ *  "oidc","name","state":"active", ...the config's members...,
+ *  "created_at","updated_at"}: the config object's members are merged at the
+ * top level, except "client_secret", which neither the API objects nor the
+ * events ever carry: rg_store_connection_private returns it to the gateway. */
+/* type "saml" or "oidc" (else 422 field "type"); name: 1..255 bytes;
+ * config: a JSON object (borrowed) or NULL; its members named object,
+ * id, organization_id, type, name, state, created_at, updated_at and
+ * role_mappings are ignored. Emits connection.created. */
+int rg_store_connection_create(rg_store *s, const char *org_id, const char *type,
+                               const char *name, const json_t *config, json_t **out,
+                               rg_error *err);
+/* org_id NULL: every connection. */
+int rg_store_connection_list(rg_store *s, const char *org_id, const rg_store_list_opts *o,
+                             json_t **out, rg_error *err);
+int rg_store_connection_get(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* Like get but with client_secret: for the gateway only, never for the API. */
+int rg_store_connection_private(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* name NULL keep; config_patch (borrowed, may be NULL): members set (a JSON
+ * null member removes it). Emits connection.updated unless nothing changed. */
+int rg_store_connection_update(rg_store *s, const char *id, const char *name,
+                               const json_t *config_patch, json_t **out, rg_error *err);
+/* Deletes it and its mappings; emits connection.deleted. */
+int rg_store_connection_delete(rg_store *s, const char *id, rg_error *err);
+/* R15: {"object":"list","data":[{"object":"role_mapping","idp_group",
+ * "role_slug"},...],"list_metadata":{"before":null,"after":null}} sorted by
+ * idp_group then role_slug. */
+int rg_store_role_mappings_get(rg_store *s, const char *conn_id, json_t **out,
+                               rg_error *err);
+/* R15: replaces the mappings with mappings, a JSON array (borrowed) of
+ * {"idp_group": non-empty string, "role_slug": string} (else 422
+ * "invalid_request"); each role_slug must be visible in the connection's
+ * organization, else 422 "invalid_role" field "role_mappings[i].role_slug".
+ * Duplicates are merged. Emits connection.updated unless nothing changed.
+ * *out as rg_store_role_mappings_get. */
+int rg_store_role_mappings_set(rg_store *s, const char *conn_id, const json_t *mappings,
+                               json_t **out, rg_error *err);
+
+/* ---- logins (R15-R18) ----------------------------------------------------- */
+typedef struct rg_store_login_user {
+    const char *subject;      /* the IdP's stable id (SAML NameID / OIDC sub) */
+    const char *email;        /* may be NULL */
+    const char *first_name;   /* may be NULL */
+    const char *last_name;    /* may be NULL */
+} rg_store_login_user;
+
+/* In ONE transaction: finds the user by (connection, subject) or creates it
+ * (user.created), finds or creates its membership in org_id (R18), loads the
+ * organization's table, resolves the roles (rg_core_resolve_login, R15-R17),
+ * writes them (organization_membership.created / .updated when changed) and
+ * emits authentication.succeeded. The connection must belong to org_id (else
+ * 404 field "connection_id"). An existing user's profile is not changed.
+ * *res (optional) gets the resolution (clear it with rg_resolution_clear);
+ * *membership (optional) the membership object. */
+int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection_id,
+                         const rg_store_login_user *user, const char *const *groups,
+                         size_t n_groups, rg_resolution *res, json_t **membership,
+                         rg_error *err);
+
+/* ---- events (R26) ---------------------------------------------------------
+ * {"object":"event","id":"event_...","event":"role.created","data":{...},
+ *  "created_at"} */
+/* For events that are not a store change: "authentication.failed",
+ * "session.created" (admin-issued) and the like. event must be one of R26's
+ * names (else 422 "invalid_request"); data: a JSON object (borrowed) or NULL
+ * for {}. Never put a secret or token in data. */
+int rg_store_event_emit(rg_store *s, const char *event, const json_t *data, rg_error *err);
+/* Oldest first by default; event_name NULL or an exact event name filter. */
+int rg_store_event_list(rg_store *s, const char *event_name, const rg_store_list_opts *o,
+                        json_t **out, rg_error *err);
+
+/* ---- deletion jobs (R20, R23) ---------------------------------------------
+ * Runs the pending deletion jobs: each batch of at most batch_rows
+ * memberships (0: 100) is one transaction that reassigns them
+ * (rg_core_roles_after_delete: the organization's default with role_source
+ * "default" in single-role mode, else the role removed, R13), emits
+ * organization_membership.updated for each and records the job's progress;
+ * once no membership holds the role the role row is removed and the job
+ * marked done. stop_after_rows > 0 is a test hook: return after that many
+ * membership rows, leaving the job pending, as a crash would (R23: the next
+ * run resumes it). Safe to call concurrently with every other function (one
+ * runner at a time: a second concurrent call returns 0 at once). Returns the
+ * number of membership rows processed, or a negative code. */
+long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows,
+                       rg_error *err);
+/* Number of jobs not done yet, or a negative code. */
+long rg_store_jobs_pending(rg_store *s, rg_error *err);
+
+#endif

@@ -1,0 +1,179 @@
+/* jobs.c: the deletion jobs of R20/R23. A deleted role is already gone from
+ * tables; its job moves the memberships that still hold it, a batch per
+ * transaction with the progress (cursor) recorded in the job row, so a crash
+ * loses at most the batch in flight and the next run resumes (R23). The last
+ * step removes the role row and marks the job done. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rolegate/util.h"
+#include "store_impl.h"
+
+typedef struct job_row { char id[ST_ID], org[ST_ID], source[16]; } job_row;
+
+/* One batch of the oldest pending job. Returns the rows processed (0 when a
+ * job finished or there is nothing to do: *idle says which), or negative. */
+static long job_batch(sqlite3 *db, size_t limit, int *idle, rg_error *err)
+{
+    char job[ST_ID], role[ST_ID], cursor[ST_ID];
+    *idle = 0;
+    sqlite3_stmt *st = rg_st_prep(db, err,
+                                  "SELECT id, role_id, cursor FROM jobs WHERE status = 'pending'"
+                                  " ORDER BY id LIMIT 1", "");
+    if (!st)
+        return RG_EIO;
+    int rc = rg_st_step(db, st, err);
+    if (rc == 1) {
+        snprintf(job, sizeof job, "%s", rg_st_col(st, 0));
+        snprintf(role, sizeof role, "%s", rg_st_col(st, 1));
+        snprintf(cursor, sizeof cursor, "%s", rg_st_col(st, 2));
+    }
+    sqlite3_finalize(st);
+    if (rc <= 0) {
+        *idle = rc == 0;
+        return rc;
+    }
+    char ts[ST_TS];
+    rg_st_now(ts);
+    char slug[RG_SLUG_MAX + 1];
+    if ((rc = rg_st_text(db, err, slug, sizeof slug, "SELECT slug FROM roles WHERE id = ?", "s",
+                         role)) < 0)
+        return rc;
+    if (rc == 0)   /* gone with its organization */
+        return rg_st_exec(db, err, "UPDATE jobs SET status = 'done', updated_at = ? WHERE id = ?",
+                          "ss", ts, job);
+    st = rg_st_prep(db, err,
+                    "SELECT m.id, m.organization_id, m.role_source FROM membership_roles mr"
+                    " JOIN memberships m ON m.id = mr.membership_id"
+                    " WHERE mr.role_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
+                    "ssI", role, cursor, (int64_t)limit);
+    if (!st)
+        return RG_EIO;
+    job_row *rows = calloc(limit, sizeof *rows);
+    size_t n = 0;
+    if (!rows) {
+        sqlite3_finalize(st);
+        return rg_st_oom(err);
+    }
+    while (n < limit && (rc = rg_st_step(db, st, err)) == 1) {
+        snprintf(rows[n].id, ST_ID, "%s", rg_st_col(st, 0));
+        snprintf(rows[n].org, ST_ID, "%s", rg_st_col(st, 1));
+        snprintf(rows[n].source, sizeof rows[n].source, "%s", rg_st_col(st, 2));
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (rc < 0) {
+        free(rows);
+        return rc;
+    }
+    if (n == 0) {
+        free(rows);
+        int64_t left = 0;
+        if (rg_st_int(db, err, &left, "SELECT count(*) FROM membership_roles WHERE role_id = ?",
+                      "s", role) != 1)
+            return RG_EIO;
+        if (left)   /* someone behind the cursor: sweep again from the start */
+            return rg_st_exec(db, err, "UPDATE jobs SET cursor = '', updated_at = ? WHERE id = ?",
+                              "ss", ts, job);
+        /* R20 done: the role row goes (its permissions with it) */
+        if (rg_st_exec(db, err, "DELETE FROM roles WHERE id = ?", "s", role) ||
+            rg_st_exec(db, err, "UPDATE jobs SET status = 'done', updated_at = ? WHERE id = ?",
+                       "ss", ts, job))
+            return RG_EIO;
+        rg_log(RG_LOG_INFO, "store=job_done job=%s role=%s", job, role);
+        return 0;
+    }
+    rg_role_table *t = NULL;
+    const char *t_org = NULL;
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!t_org || strcmp(t_org, rows[i].org)) {
+            rg_role_table_free(t);
+            t = NULL;
+            if ((rc = rg_st_table_load(db, rows[i].org, &t, err)))
+                break;
+            t_org = rows[i].org;
+        }
+        rg_slugs cur = {0}, next = {0};
+        if ((rc = rg_st_membership_roles(db, rows[i].id, &cur, err)))
+            break;
+        rg_role_source src = rg_core_source_parse(rows[i].source);
+        /* R20: single-role: the default; multiple: the role removed, R13:
+         * none left: the default */
+        int changed = rg_core_roles_after_delete(t, (const char *const *)cur.v, cur.n, slug,
+                                                 &next, &src);
+        rg_slugs_clear(&cur);
+        if (changed < 0) {
+            rc = rg_st_oom(err);
+            break;
+        }
+        if (changed == 0) {
+            rc = rg_st_exec(db, err,
+                            "DELETE FROM membership_roles WHERE membership_id = ? AND role_id = ?",
+                            "ss", rows[i].id, role);
+            continue;
+        }
+        json_t *m = NULL;
+        rc = rg_st_membership_write(db, rows[i].id, rows[i].org, (const char *const *)next.v,
+                                    next.n, rg_core_source_name(src), err);
+        rg_slugs_clear(&next);
+        if (rc == 0 && (!(m = rg_st_membership_json(db, rows[i].id, err)) ||
+                        rg_st_event(db, "organization_membership.updated", m, err)))
+            rc = RG_EIO;
+    }
+    rg_role_table_free(t);
+    if (rc == 0)
+        rc = rg_st_exec(db, err,
+                        "UPDATE jobs SET cursor = ?, processed = processed + ?, updated_at = ?"
+                        " WHERE id = ?", "sIss", rows[n - 1].id, (int64_t)n, ts, job);
+    free(rows);
+    return rc ? rc : (long)n;
+}
+
+long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, rg_error *err)
+{
+    if (pthread_mutex_trylock(&s->jobs_lock))
+        return 0;   /* another runner is at it */
+    if (batch_rows == 0)
+        batch_rows = 100;
+    long total = 0;
+    for (;;) {
+        size_t limit = batch_rows;
+        if (stop_after_rows) {
+            if ((size_t)total >= stop_after_rows)
+                break;   /* test hook: stop here as a crash would (R23) */
+            if (stop_after_rows - (size_t)total < limit)
+                limit = stop_after_rows - (size_t)total;
+        }
+        st_tx tx;
+        int rc = rg_st_begin(s, &tx, 1, err);
+        if (rc) {
+            total = rc;
+            break;
+        }
+        int idle = 0;
+        long n = job_batch(tx.db, limit, &idle, err);
+        rc = rg_st_end(&tx, n < 0 ? (int)n : 0, err);
+        if (rc) {
+            total = rc;
+            break;
+        }
+        if (idle)
+            break;
+        total += n;
+    }
+    pthread_mutex_unlock(&s->jobs_lock);
+    return total;
+}
+
+long rg_store_jobs_pending(rg_store *s, rg_error *err)
+{
+    st_tx tx;
+    int rc = rg_st_begin(s, &tx, 0, err);
+    if (rc)
+        return rc;
+    int64_t n = 0;
+    rc = rg_st_int(tx.db, err, &n, "SELECT count(*) FROM jobs WHERE status = 'pending'", "");
+    rc = rg_st_end(&tx, rc < 0 ? rc : 0, err);
+    return rc ? rc : (long)n;
+}

@@ -1,0 +1,162 @@
+/* login.c: what an SSO login writes (R15-R18), in one transaction: the user
+ * found by (connection, subject) or created, the membership found or created
+ * at the first login (R18), the roles resolved by core against the
+ * organization's table (R15-R17) and written when they changed, and the
+ * events user.created, organization_membership.created|updated and
+ * authentication.succeeded (R26). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rolegate/util.h"
+#include "store_impl.h"
+
+static int user_for_login(sqlite3 *db, const char *conn_id, const rg_store_login_user *u,
+                          char user_id[ST_ID], rg_error *err)
+{
+    int rc = rg_st_text(db, err, user_id, ST_ID,
+                        "SELECT user_id FROM identities WHERE connection_id = ? AND subject = ?",
+                        "ss", conn_id, u->subject);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    /* first login through this connection: a new user (its profile comes
+     * from the IdP; later logins do not change it) */
+    char ts[ST_TS];
+    rg_id_new("user", user_id, ST_ID);
+    rg_st_now(ts);
+    json_t *o = NULL;
+    if (rg_st_exec(db, err,
+                   "INSERT INTO users(id, email, first_name, last_name, created_at, updated_at)"
+                   " VALUES (?, ?, ?, ?, ?, ?)", "ssssss", user_id, u->email ? u->email : "",
+                   u->first_name, u->last_name, ts, ts) ||
+        rg_st_exec(db, err,
+                   "INSERT INTO identities(connection_id, subject, user_id) VALUES (?, ?, ?)",
+                   "sss", conn_id, u->subject, user_id) ||
+        !(o = rg_st_user_json(db, user_id, err)) || rg_st_event(db, "user.created", o, err))
+        return RG_EIO;
+    return 0;
+}
+
+static int login_tx(sqlite3 *db, const char *org_id, const char *conn_id,
+                    const rg_store_login_user *u, const char *const *groups, size_t n_groups,
+                    rg_resolution *res, json_t **out, rg_error *err)
+{
+    int64_t one;
+    int rc = rg_st_int(db, err, &one,
+                       "SELECT 1 FROM connections WHERE id = ? AND organization_id = ?", "ss",
+                       conn_id, org_id);
+    if (rc <= 0)
+        return rc < 0 ? rc : rg_st_not_found(err, "connection_id", "connection", conn_id);
+    char user_id[ST_ID];
+    if ((rc = user_for_login(db, conn_id, u, user_id, err)))
+        return rc;
+    char om[ST_ID] = "", source[16] = "";
+    sqlite3_stmt *st = rg_st_prep(db, err,
+                                  "SELECT id, role_source FROM memberships WHERE user_id = ?"
+                                  " AND organization_id = ?", "ss", user_id, org_id);
+    if (!st)
+        return RG_EIO;
+    if ((rc = rg_st_step(db, st, err)) == 1) {
+        snprintf(om, sizeof om, "%s", rg_st_col(st, 0));
+        snprintf(source, sizeof source, "%s", rg_st_col(st, 1));
+    }
+    sqlite3_finalize(st);
+    if (rc < 0)
+        return rc;
+    rg_slugs cur = {0};
+    if (*om && (rc = rg_st_membership_roles(db, om, &cur, err)))
+        return rc;
+    rg_role_table *t = NULL;
+    if ((rc = rg_st_table_load(db, org_id, &t, err))) {
+        rg_slugs_clear(&cur);
+        return rc;
+    }
+    rg_login_input in = {
+        .connection_id = conn_id,
+        .groups = groups,
+        .n_groups = n_groups,
+        .current_roles = (const char *const *)cur.v,
+        .n_current = cur.n,
+        .current_source = *om ? rg_core_source_parse(source) : RG_SOURCE_NONE,
+    };
+    rc = rg_core_resolve_login(t, &in, res, err);   /* R15-R17 */
+    rg_role_table_free(t);
+    rg_slugs_clear(&cur);
+    if (rc)
+        return rc;
+    const char *new_source = rg_core_source_name(res->source);
+    char ts[ST_TS];
+    rg_st_now(ts);
+    const char *event = NULL;
+    if (!*om) {
+        /* R18: the membership is created at the first login */
+        rg_id_new("om", om, sizeof om);
+        if (rg_st_exec(db, err,
+                       "INSERT INTO memberships(id, user_id, organization_id, role_source,"
+                       " status, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
+                       "ssssss", om, user_id, org_id, new_source, ts, ts))
+            return RG_EIO;
+        event = "organization_membership.created";
+    } else if (res->changed) {
+        event = "organization_membership.updated";
+    }
+    if (event) {
+        json_t *m = NULL;
+        if (rg_st_membership_write(db, om, org_id, (const char *const *)res->roles.v,
+                                   res->roles.n, new_source, err) ||
+            !(m = rg_st_membership_json(db, om, err)) || rg_st_event(db, event, m, err))
+            return RG_EIO;
+    }
+    json_t *roles = json_array();
+    for (size_t i = 0; roles && i < res->roles.n; i++)
+        json_array_append_new(roles, json_string(res->roles.v[i]));
+    json_t *ev = roles ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s}", "type", "sso", "user_id",
+                                   user_id, "organization_id", org_id, "connection_id", conn_id,
+                                   "organization_membership_id", om, "roles", roles,
+                                   "role_source", new_source)
+                       : NULL;
+    if (!ev)
+        return rg_st_oom(err);
+    if (rg_st_event(db, "authentication.succeeded", ev, err))
+        return RG_EIO;
+    if (out && !(*out = rg_st_membership_json(db, om, err)))
+        return RG_EIO;
+    return 0;
+}
+
+int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection_id,
+                         const rg_store_login_user *user, const char *const *groups,
+                         size_t n_groups, rg_resolution *res, json_t **membership,
+                         rg_error *err)
+{
+    if (membership)
+        *membership = NULL;
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!user || !user->subject || !*user->subject)
+        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "subject",
+                            "a login needs the IdP's subject");
+    if (n_groups && !groups)
+        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "groups", "groups missing");
+    rg_resolution local;
+    memset(&local, 0, sizeof local);
+    st_tx tx;
+    int rc = rg_st_begin(s, &tx, 1, err);
+    if (rc)
+        return rc;
+    json_t *m = NULL;
+    rc = login_tx(tx.db, org_id ? org_id : "", connection_id ? connection_id : "", user,
+                  groups, n_groups, &local, membership ? &m : NULL, err);
+    rc = rg_st_end(&tx, rc, err);
+    if (rc) {
+        rg_resolution_clear(&local);
+        json_decref(m);
+        return rc;
+    }
+    if (res)
+        *res = local;
+    else
+        rg_resolution_clear(&local);
+    if (membership)
+        *membership = m;
+    return 0;
+}

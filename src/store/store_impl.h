@@ -1,0 +1,125 @@
+/* store_impl.h: what the files of src/store share and nobody else sees: the
+ * store struct (connection pool, write lock), transactions (R23), statement
+ * helpers, events (R26), version bumps, lists, role lookups and the role
+ * table loader (R9-R11). */
+#ifndef ROLEGATE_STORE_IMPL_H
+#define ROLEGATE_STORE_IMPL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include "rolegate/store.h"
+
+#define ST_POOL 4
+#define ST_ID 64          /* room for any "<prefix>_<ULID>" id */
+#define ST_TS 32          /* room for an ISO 8601 timestamp */
+
+struct rg_store {
+    char *path;
+    pthread_mutex_t pool_lock;      /* guards busy[] */
+    pthread_cond_t pool_cond;       /* a connection became free */
+    sqlite3 *conns[ST_POOL];
+    int busy[ST_POOL];
+    pthread_mutex_t write_lock;     /* one writer at a time */
+    pthread_mutex_t jobs_lock;      /* one job runner at a time */
+    int schema_version;
+};
+
+/* A transaction on one pooled connection. */
+typedef struct st_tx {
+    rg_store *s;
+    sqlite3 *db;
+    int slot;
+    int write;
+} st_tx;
+
+/* Write: takes a connection and the write lock, BEGIN IMMEDIATE. Read: takes
+ * a connection, BEGIN (one snapshot). */
+int  rg_st_begin(rg_store *s, st_tx *tx, int write, rg_error *err);
+/* Commits when rc == 0 (a failed commit turns rc into an error), else rolls
+ * back; releases the connection. Returns the final rc. */
+int  rg_st_end(st_tx *tx, int rc, rg_error *err);
+
+/* The RG_E* code matching the status err holds (404 -> RG_ENOTFOUND, ...):
+ * for a builder that returned NULL. */
+int  rg_st_rc(const rg_error *err);
+/* Hands o to *out when rc == 0 and out is set, else drops it. Returns rc. */
+int  rg_st_finish(int rc, json_t *o, json_t **out);
+
+/* Statements: fmt has one char per '?': 's' const char * (NULL binds NULL),
+ * 'i' int, 'I' int64_t, 'n' NULL (no argument). */
+sqlite3_stmt *rg_st_prep(sqlite3 *db, rg_error *err, const char *sql, const char *fmt, ...);
+/* 1 row, 0 done, negative error (err filled). */
+int  rg_st_step(sqlite3 *db, sqlite3_stmt *st, rg_error *err);
+/* Runs a statement to completion. Returns 0 or negative. */
+int  rg_st_exec(sqlite3 *db, rg_error *err, const char *sql, const char *fmt, ...);
+/* First column of the first row as text into out: 1 found, 0 none, negative
+ * error. */
+int  rg_st_text(sqlite3 *db, rg_error *err, char *out, size_t outsz, const char *sql,
+                const char *fmt, ...);
+/* First column of the first row as integer: 1 found, 0 none, negative. */
+int  rg_st_int(sqlite3 *db, rg_error *err, int64_t *out, const char *sql,
+               const char *fmt, ...);
+int  rg_st_dberr(sqlite3 *db, rg_error *err);
+const char *rg_st_col(sqlite3_stmt *st, int i);   /* NULL for SQL NULL */
+void rg_st_now(char out[ST_TS]);
+int  rg_st_oom(rg_error *err);
+int  rg_st_not_found(rg_error *err, const char *field, const char *what, const char *id);
+
+/* R26: inserts an event; data is stolen (NULL: {}). */
+int  rg_st_event(sqlite3 *db, const char *name, json_t *data, rg_error *err);
+/* Table versions: the environment's (all tables) or one organization's. */
+int  rg_st_bump_env(sqlite3 *db, rg_error *err);
+int  rg_st_bump_org(sqlite3 *db, const char *org_id, rg_error *err);
+
+/* A list object with before/after cursors (both may be NULL). data stolen. */
+json_t *rg_st_list_object(json_t *data, const char *before, const char *after);
+/* Builds one object from its id. */
+typedef json_t *(*st_builder)(sqlite3 *db, const char *id, rg_error *err);
+/* Generic paginated list over table (column id; cursor key column key, e.g.
+ * "id" or "seq"); where: extra SQL condition over columns of table or "" ;
+ * binds: up to 2 text parameters of where. */
+int  rg_st_list(sqlite3 *db, const char *table, const char *key, const char *where,
+                const char *bind1, const char *bind2, const rg_store_list_opts *o,
+                int default_desc, st_builder build, json_t **out, rg_error *err);
+
+/* Roles. */
+typedef struct st_role {
+    char id[ST_ID];
+    char slug[RG_SLUG_MAX + 1];
+    char org_id[ST_ID];        /* "" for an environment role */
+    int deleting;
+} st_role;
+/* Finds a role by slug visible in the scope (org_id NULL: environment roles;
+ * else environment + that organization's roles). own_only: only roles owned
+ * by the scope. with_deleting: roles being deleted too. 1 found, 0 not,
+ * negative error. */
+int  rg_st_role_find(sqlite3 *db, const char *org_id, const char *slug, int own_only,
+                     int with_deleting, st_role *r, rg_error *err);
+json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err);
+/* 1 if the organization exists, 0 not, negative error. */
+int  rg_st_org_exists(sqlite3 *db, const char *org_id, rg_error *err);
+/* R9: makes an organization independent (own default = the environment's,
+ * own order = copy of the environment's). No-op if it already is. */
+int  rg_st_org_make_independent(sqlite3 *db, const char *org_id, rg_error *err);
+json_t *rg_st_org_json(sqlite3 *db, const char *org_id, rg_error *err);
+json_t *rg_st_membership_json(sqlite3 *db, const char *om_id, rg_error *err);
+json_t *rg_st_user_json(sqlite3 *db, const char *user_id, rg_error *err);
+json_t *rg_st_connection_json(sqlite3 *db, const char *conn_id, int with_secret,
+                              rg_error *err);
+
+/* Loads the scope's role table inside the current transaction. */
+int  rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_error *err);
+
+/* Membership roles: the slugs in the organization's priority order (deleting
+ * roles included, at the end). Clear with rg_slugs_clear. */
+int  rg_st_membership_roles(sqlite3 *db, const char *om_id, rg_slugs *out, rg_error *err);
+/* Replaces a membership's roles (slugs visible in its organization, or being
+ * deleted) and sets role_source and updated_at. */
+int  rg_st_membership_write(sqlite3 *db, const char *om_id, const char *org_id,
+                            const char *const *slugs, size_t n, const char *source,
+                            rg_error *err);
+/* 1 if the two slug lists hold the same set. */
+int  rg_st_same_set(const char *const *a, size_t na, const char *const *b, size_t nb);
+
+#endif

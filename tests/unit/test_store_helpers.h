@@ -1,0 +1,199 @@
+/* test_store_helpers.h: what the store tests share: a fresh database file
+ * per test in its own temp directory (removed afterwards), direct SQL
+ * queries on that file through a separate connection (to check the stored
+ * state, not only what the API says), event counting and JSON shortcuts.
+ * Included by tests/unit/test_store_*.c only; everything is static. */
+#ifndef TEST_STORE_HELPERS_H
+#define TEST_STORE_HELPERS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include "rolegate/store.h"
+
+typedef struct fx {
+    char dir[128];
+    char path[160];
+    rg_store *s;
+    rg_error err;
+} fx;
+
+static inline int fx_setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/rg-store-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/rolegate.db", f->dir);
+    f->s = rg_store_open(f->path, &f->err);
+    assert_non_null(f->s);
+    *state = f;
+    return 0;
+}
+
+static inline int fx_teardown(void **state)
+{
+    fx *f = *state;
+    char p[200];
+    rg_store_close(f->s);
+    const char *suffix[] = { "", "-wal", "-shm" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Closes and reopens the store on the same file (a restart). */
+static inline void fx_reopen(fx *f)
+{
+    rg_store_close(f->s);
+    f->s = rg_store_open(f->path, &f->err);
+    assert_non_null(f->s);
+}
+
+/* One integer from SQL run on the database file (a separate connection). */
+static inline long long q_int(fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Runs SQL on the file directly (to set up states the API cannot make). */
+static inline void q_exec(fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static inline long long n_events(fx *f, const char *name)
+{
+    char sql[200];
+    if (!name)
+        return q_int(f, "SELECT count(*) FROM events");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE event = '%s'", name);
+    return q_int(f, sql);
+}
+
+static inline const char *js(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* The slugs of a role list, joined by ",", into buf. */
+static inline const char *list_slugs(json_t *list, char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    json_t *data = json_object_get(list, "data");
+    for (size_t i = 0; i < json_array_size(data); i++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s", i ? "," : "",
+                               js(json_array_get(data, i), "slug"));
+    return buf;
+}
+
+/* The role list of a scope as "a,b,c". */
+static inline const char *roles_of(fx *f, const char *org, char *buf, size_t n)
+{
+    json_t *l = NULL;
+    assert_int_equal(rg_store_role_list(f->s, org, &l, &f->err), 0);
+    list_slugs(l, buf, n);
+    json_decref(l);
+    return buf;
+}
+
+/* The slugs of a membership's roles as "a,b". */
+static inline const char *member_roles(fx *f, const char *om, char *buf, size_t n)
+{
+    json_t *m = NULL;
+    assert_int_equal(rg_store_membership_get(f->s, om, &m, &f->err), 0);
+    size_t at = 0;
+    buf[0] = 0;
+    json_t *roles = json_object_get(m, "roles");
+    for (size_t i = 0; i < json_array_size(roles); i++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s", i ? "," : "",
+                               js(json_array_get(roles, i), "slug"));
+    json_decref(m);
+    return buf;
+}
+
+static inline void mk_role(fx *f, const char *org, const char *slug)
+{
+    json_t *o = NULL;
+    int rc = rg_store_role_create(f->s, org, slug, slug ? slug : "Generated", NULL, &o, &f->err);
+    if (rc)
+        fail_msg("role_create %s: %s %s", slug ? slug : "(gen)", f->err.code, f->err.message);
+    json_decref(o);
+}
+
+/* Creates an organization; its id into id. */
+static inline void mk_org(fx *f, const char *name, char id[64])
+{
+    json_t *o = NULL;
+    assert_int_equal(rg_store_organization_create(f->s, name, NULL, 0, &o, &f->err), 0);
+    snprintf(id, 64, "%s", js(o, "id"));
+    json_decref(o);
+}
+
+static inline void mk_user(fx *f, const char *email, char id[64])
+{
+    json_t *o = NULL;
+    assert_int_equal(rg_store_user_create(f->s, email, "Ada", NULL, &o, &f->err), 0);
+    snprintf(id, 64, "%s", js(o, "id"));
+    json_decref(o);
+}
+
+/* A membership with the given roles (NULL: the default); its id into id. */
+static inline void mk_member(fx *f, const char *user, const char *org, const char *const *roles,
+                      size_t n, char id[64])
+{
+    json_t *o = NULL;
+    int rc = rg_store_membership_create(f->s, user, org, roles, n, &o, &f->err);
+    if (rc)
+        fail_msg("membership_create: %s %s", f->err.code, f->err.message);
+    snprintf(id, 64, "%s", js(o, "id"));
+    json_decref(o);
+}
+
+static inline void set_priority(fx *f, const char *org, const char *const *slugs, size_t n)
+{
+    json_t *o = NULL;
+    int rc = rg_store_priority_set(f->s, org, slugs, n, &o, &f->err);
+    if (rc)
+        fail_msg("priority_set: %s %s", f->err.code, f->err.message);
+    json_decref(o);
+}
+
+static inline const char *table_default(fx *f, const char *org, char *buf, size_t n)
+{
+    rg_role_table *t = NULL;
+    assert_int_equal(rg_store_role_table(f->s, org, &t, &f->err), 0);
+    snprintf(buf, n, "%s", rg_role_table_default(t));
+    rg_role_table_free(t);
+    return buf;
+}
+
+#define S(...) ((const char *const[]){ __VA_ARGS__ })
+#define N(...) (sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *))
+
+#endif

@@ -1,0 +1,295 @@
+/* test_store_login.c: SSO login upserts (R15-R18) through
+ * rg_store_login_apply, connections and their group mappings (R15, the
+ * client_secret never returned), and the events of a login (R26). */
+#include "test_store_helpers.h"
+
+typedef struct lfx {
+    char org[64];
+    char conn[64];
+    char conn2[64];
+} lfx;
+
+/* An organization with roles admin > viewer > member (environment), a
+ * connection mapping "admins" -> admin, "viewers" -> viewer, "staff" ->
+ * viewer, and a second connection mapping "admins" -> member. */
+static void setup_org(fx *f, lfx *l)
+{
+    mk_role(f, NULL, "admin");
+    mk_role(f, NULL, "viewer");
+    set_priority(f, NULL, S("admin", "viewer", "member"), 3);
+    mk_org(f, "Acme", l->org);
+    json_t *c = NULL, *o = NULL;
+    json_t *cfg = json_pack("{s:s,s:s,s:s}", "issuer", "https://idp.example", "client_id",
+                            "rg", "client_secret", "s3cret-value");
+    assert_int_equal(rg_store_connection_create(f->s, l->org, "oidc", "Okta", cfg, &c, &f->err),
+                     0);
+    json_decref(cfg);
+    snprintf(l->conn, sizeof l->conn, "%s", js(c, "id"));
+    json_decref(c);
+    assert_int_equal(rg_store_connection_create(f->s, l->org, "saml", "ADFS", NULL, &c, &f->err),
+                     0);
+    snprintf(l->conn2, sizeof l->conn2, "%s", js(c, "id"));
+    json_decref(c);
+    json_t *maps = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "idp_group", "admins",
+                             "role_slug", "admin", "idp_group", "viewers", "role_slug",
+                             "viewer", "idp_group", "staff", "role_slug", "viewer");
+    assert_int_equal(rg_store_role_mappings_set(f->s, l->conn, maps, &o, &f->err), 0);
+    json_decref(o);
+    json_decref(maps);
+    maps = json_pack("[{s:s,s:s}]", "idp_group", "admins", "role_slug", "member");
+    assert_int_equal(rg_store_role_mappings_set(f->s, l->conn2, maps, &o, &f->err), 0);
+    json_decref(o);
+    json_decref(maps);
+}
+
+static int login(fx *f, lfx *l, const char *conn, const char *sub, const char *const *groups,
+                 size_t n, char *roles_out, size_t roles_sz, char *source_out)
+{
+    rg_store_login_user u = { sub, "ada@example.com", "Ada", "Lovelace" };
+    rg_resolution res;
+    json_t *m = NULL;
+    int rc = rg_store_login_apply(f->s, l->org, conn, &u, groups, n, &res, &m, &f->err);
+    if (rc)
+        return rc;
+    size_t at = 0;
+    roles_out[0] = 0;
+    for (size_t i = 0; i < res.roles.n; i++)
+        at += (size_t)snprintf(roles_out + at, roles_sz - at, "%s%s", i ? "," : "",
+                               res.roles.v[i]);
+    strcpy(source_out, js(m, "role_source"));
+    /* the membership written is the resolution */
+    assert_string_equal(js(json_object_get(m, "role"), "slug"), res.roles.v[0]);
+    rg_resolution_clear(&res);
+    json_decref(m);
+    return 0;
+}
+
+static void test_R18_first_login_creates_user_and_membership(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16];
+    setup_org(f, &l);
+    long long users = n_events(f, "user.created");
+    assert_int_equal(login(f, &l, l.conn, "sub-1", S("staff"), 1, roles, sizeof roles, src), 0);
+    assert_string_equal(roles, "viewer");
+    assert_string_equal(src, "idp");
+    assert_int_equal(n_events(f, "user.created"), users + 1);
+    assert_int_equal(n_events(f, "organization_membership.created"), 1);
+    assert_int_equal(n_events(f, "authentication.succeeded"), 1);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM memberships"), 1);
+    /* the second login finds both; nothing changed: no membership event */
+    assert_int_equal(login(f, &l, l.conn, "sub-1", S("staff"), 1, roles, sizeof roles, src), 0);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM users"), 1);
+    assert_int_equal(n_events(f, "user.created"), users + 1);
+    assert_int_equal(n_events(f, "organization_membership.updated"), 0);
+    assert_int_equal(n_events(f, "authentication.succeeded"), 2);
+    /* the login event names who and where, never a secret */
+    rg_store_list_opts lo = { .limit = 1, .order = "desc" };
+    json_t *ev = NULL;
+    assert_int_equal(rg_store_event_list(f->s, "authentication.succeeded", &lo, &ev, &f->err), 0);
+    json_t *d = json_object_get(json_array_get(json_object_get(ev, "data"), 0), "data");
+    assert_string_equal(js(d, "organization_id"), l.org);
+    assert_string_equal(js(d, "connection_id"), l.conn);
+    assert_non_null(js(d, "user_id"));
+    json_decref(ev);
+}
+
+static void test_R16_single_role_takes_highest_mapped(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16];
+    setup_org(f, &l);
+    assert_int_equal(login(f, &l, l.conn, "s", S("viewers", "unknown", "admins"), 3, roles,
+                           sizeof roles, src), 0);
+    assert_string_equal(roles, "admin");
+}
+
+static void test_R16_multiple_roles_takes_every_mapped(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16];
+    setup_org(f, &l);
+    json_t *o = NULL;
+    assert_int_equal(rg_store_environment_update(f->s, 1, NULL, &o, &f->err), 0);
+    json_decref(o);
+    assert_int_equal(login(f, &l, l.conn, "s", S("staff", "admins", "viewers"), 3, roles,
+                           sizeof roles, src), 0);
+    assert_string_equal(roles, "admin,viewer");
+}
+
+static void test_R15_only_this_connections_mappings_count(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16];
+    setup_org(f, &l);
+    /* conn2 maps "admins" to member; conn's mapping to admin must not apply */
+    assert_int_equal(login(f, &l, l.conn2, "s", S("admins"), 1, roles, sizeof roles, src), 0);
+    assert_string_equal(roles, "member");
+    assert_string_equal(src, "idp");
+}
+
+static void test_R15_mapping_needs_visible_role(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    setup_org(f, &l);
+    char other[64];
+    mk_org(f, "Other", other);
+    mk_role(f, other, "org-elsewhere");
+    json_t *o = NULL;
+    long long ev = n_events(f, NULL);
+    json_t *maps = json_pack("[{s:s,s:s},{s:s,s:s}]", "idp_group", "a", "role_slug", "admin",
+                             "idp_group", "b", "role_slug", "org-elsewhere");
+    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), RG_EINVAL);
+    assert_string_equal(f->err.code, "invalid_role");
+    assert_string_equal(f->err.field, "role_mappings[1].role_slug");
+    json_decref(maps);
+    maps = json_pack("[{s:i}]", "idp_group", 3);
+    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), RG_EINVAL);
+    json_decref(maps);
+    assert_int_equal(n_events(f, NULL), ev);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM role_mappings"), 4);
+    /* the same mappings again (reordered, with a duplicate): a no-op */
+    maps = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "idp_group", "staff",
+                     "role_slug", "viewer", "idp_group", "admins", "role_slug", "admin",
+                     "idp_group", "viewers", "role_slug", "viewer", "idp_group", "staff",
+                     "role_slug", "viewer");
+    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), 0);
+    assert_int_equal(json_array_size(json_object_get(o, "data")), 3);
+    assert_string_equal(js(json_array_get(json_object_get(o, "data"), 0), "idp_group"),
+                        "admins");
+    json_decref(o);
+    json_decref(maps);
+    assert_int_equal(n_events(f, NULL), ev);
+}
+
+static void test_R17_no_match_keeps_api_roles_match_overrides(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16], om[64];
+    setup_org(f, &l);
+    assert_int_equal(login(f, &l, l.conn, "s", NULL, 0, roles, sizeof roles, src), 0);
+    assert_string_equal(roles, "member");
+    assert_string_equal(src, "default");
+    snprintf(om, sizeof om, "%s", "");
+    json_t *list = NULL, *o = NULL;
+    assert_int_equal(rg_store_membership_list(f->s, NULL, l.org, NULL, &list, &f->err), 0);
+    snprintf(om, sizeof om, "%s", js(json_array_get(json_object_get(list, "data"), 0), "id"));
+    json_decref(list);
+    assert_int_equal(rg_store_membership_update(f->s, om, S("viewer"), 1, &o, &f->err), 0);
+    json_decref(o);
+    /* no match: API roles stay */
+    assert_int_equal(login(f, &l, l.conn, "s", S("nothing"), 1, roles, sizeof roles, src), 0);
+    assert_string_equal(roles, "viewer");
+    assert_string_equal(src, "api");
+    /* a match overrides them */
+    long long upd = n_events(f, "organization_membership.updated");
+    assert_int_equal(login(f, &l, l.conn, "s", S("admins"), 1, roles, sizeof roles, src), 0);
+    assert_string_equal(roles, "admin");
+    assert_string_equal(src, "idp");
+    assert_int_equal(n_events(f, "organization_membership.updated"), upd + 1);
+    /* idp roles and no match now: back to the default */
+    assert_int_equal(login(f, &l, l.conn, "s", NULL, 0, roles, sizeof roles, src), 0);
+    assert_string_equal(roles, "member");
+    assert_string_equal(src, "default");
+}
+
+static void test_R17_directory_roles_never_overridden(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16];
+    setup_org(f, &l);
+    assert_int_equal(login(f, &l, l.conn, "s", S("staff"), 1, roles, sizeof roles, src), 0);
+    /* directory provisioning is not built yet: set its state directly */
+    q_exec(f, "UPDATE memberships SET role_source = 'directory'");
+    assert_int_equal(login(f, &l, l.conn, "s", S("admins"), 1, roles, sizeof roles, src), 0);
+    assert_string_equal(roles, "viewer");
+    assert_string_equal(src, "directory");
+}
+
+static void test_login_rejects_foreign_connection_and_changes_nothing(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    setup_org(f, &l);
+    char other[64];
+    mk_org(f, "Other", other);
+    rg_store_login_user u = { "s", "a@example.com", NULL, NULL };
+    long long ev = n_events(f, NULL);
+    assert_int_equal(rg_store_login_apply(f->s, other, l.conn, &u, NULL, 0, NULL, NULL, &f->err),
+                     RG_ENOTFOUND);
+    assert_string_equal(f->err.field, "connection_id");
+    u.subject = "";
+    assert_int_equal(rg_store_login_apply(f->s, l.org, l.conn, &u, NULL, 0, NULL, NULL, &f->err),
+                     RG_EINVAL);
+    assert_int_equal(n_events(f, NULL), ev);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM users"), 0);
+}
+
+static void test_connection_never_returns_client_secret(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    setup_org(f, &l);
+    json_t *o = NULL;
+    assert_int_equal(rg_store_connection_get(f->s, l.conn, &o, &f->err), 0);
+    assert_string_equal(js(o, "object"), "connection");
+    assert_string_equal(js(o, "type"), "oidc");
+    assert_string_equal(js(o, "issuer"), "https://idp.example");
+    assert_null(json_object_get(o, "client_secret"));
+    json_decref(o);
+    assert_int_equal(rg_store_connection_private(f->s, l.conn, &o, &f->err), 0);
+    assert_string_equal(js(o, "client_secret"), "s3cret-value");
+    json_decref(o);
+    rg_store_list_opts lo = { .limit = 10 };
+    assert_int_equal(rg_store_connection_list(f->s, l.org, &lo, &o, &f->err), 0);
+    assert_int_equal(json_array_size(json_object_get(o, "data")), 2);
+    char *dump = json_dumps(o, 0);
+    assert_null(strstr(dump, "s3cret"));
+    free(dump);
+    json_decref(o);
+    /* nor does any event */
+    assert_int_equal(q_int(f, "SELECT count(*) FROM events WHERE data LIKE '%s3cret%'"), 0);
+    /* update: a patch member set, one removed; the name kept */
+    json_t *patch = json_pack("{s:s,s:n}", "groups_claim", "realm_access.roles", "client_id");
+    assert_int_equal(rg_store_connection_update(f->s, l.conn, NULL, patch, &o, &f->err), 0);
+    assert_string_equal(js(o, "groups_claim"), "realm_access.roles");
+    assert_null(json_object_get(o, "client_id"));
+    assert_string_equal(js(o, "name"), "Okta");
+    json_decref(o);
+    long long upd = n_events(f, "connection.updated");
+    assert_int_equal(rg_store_connection_update(f->s, l.conn, "Okta", patch, &o, &f->err), 0);
+    json_decref(o);
+    json_decref(patch);
+    assert_int_equal(n_events(f, "connection.updated"), upd);   /* no-op */
+    assert_int_equal(rg_store_connection_create(f->s, l.org, "ldap", "X", NULL, &o, &f->err),
+                     RG_EINVAL);
+    assert_string_equal(f->err.field, "type");
+    assert_int_equal(rg_store_connection_delete(f->s, l.conn, &f->err), 0);
+    assert_int_equal(rg_store_connection_get(f->s, l.conn, &o, &f->err), RG_ENOTFOUND);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM role_mappings"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(x) cmocka_unit_test_setup_teardown(x, fx_setup, fx_teardown)
+        T(test_R18_first_login_creates_user_and_membership),
+        T(test_R16_single_role_takes_highest_mapped),
+        T(test_R16_multiple_roles_takes_every_mapped),
+        T(test_R15_only_this_connections_mappings_count),
+        T(test_R15_mapping_needs_visible_role),
+        T(test_R17_no_match_keeps_api_roles_match_overrides),
+        T(test_R17_directory_roles_never_overridden),
+        T(test_login_rejects_foreign_connection_and_changes_nothing),
+        T(test_connection_never_returns_client_secret),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
