@@ -1,0 +1,80 @@
+/* api.h: the admin REST API (DESIGN.md "admin" listener): handlers that parse
+ * and type-check a request, call the store (store.h) and send its JSON back,
+ * plus the background thread that runs role-deletion jobs (R20-R23).
+ * Handlers only orchestrate: the rules live in core and the store.
+ *
+ * Use from `rolegate serve`:
+ *     rg_api *api = rg_api_register(admin_server, &ctx, &err);  (before start)
+ *     ... serve ...
+ *     rg_http_server_stop(admin_server, grace);   then   rg_api_free(api);
+ *     then rg_store_close(ctx.store). */
+#ifndef ROLEGATE_API_H
+#define ROLEGATE_API_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include "rolegate/ctx.h"
+#include "rolegate/error.h"
+#include "rolegate/http.h"
+#include "rolegate/store.h"
+
+typedef struct rg_api rg_api;   /* opaque: the ctx it serves and the job thread */
+
+/* Registers every admin route on admin (not started yet) and starts the
+ * deletion-job thread, which runs pending jobs at once (R23: a job left by a
+ * crash resumes at the next start) and again whenever a deletion is queued.
+ * ctx is borrowed and must outlive the returned handle; ctx->store must be
+ * open. Returns NULL with err filled on failure. Free with rg_api_free. */
+rg_api *rg_api_register(rg_http_server *admin, rg_ctx *ctx, rg_error *err);
+
+/* Stops the job thread (a batch in progress finishes first; what is left
+ * stays queued for the next start, R23) and frees api. Call it after the
+ * admin server stopped and before the store is closed. Accepts NULL. */
+void rg_api_free(rg_api *api);
+
+/* Wakes the job thread: a deletion was queued (R20). Thread-safe. */
+void rg_api_jobs_kick(rg_api *api);
+
+/* ---- internal to src/api (shared by its files) ------------------------- */
+
+/* The store of api's ctx (borrowed). */
+rg_store *rg_api_store(const rg_api *api);
+
+/* Route tables of each file: return 0 or a negative code. */
+int rg_api_routes_roles(rg_http_server *admin, rg_api *api);
+int rg_api_routes_orgs(rg_http_server *admin, rg_api *api);
+
+/* Answers a store call: rc != 0 sends err (the JSON error body); else out
+ * (stolen) with status, or an empty 204 when out is NULL. */
+void rg_api_reply(rg_http_req *req, int rc, const rg_error *err, int status, json_t *out);
+
+/* The JSON body as an object whose members are all in allowed (a NULL-ended
+ * list; NULL allows any member). Returns the borrowed object, or NULL with
+ * err: 422 "invalid_type" field "body" (not an object), 422 "unknown_field"
+ * field <member> (a member not in allowed). An empty optional body is {}. */
+json_t *rg_api_body_object(rg_http_req *req, const char *const *allowed, rg_error *err);
+
+/* Member key of obj as a string (borrowed from obj). Absent (or null when not
+ * required): *out = NULL and 0. Wrong type: 422 "invalid_type" field key;
+ * missing and required: 422 "required" field key. */
+int rg_api_json_string(const json_t *obj, const char *key, int required,
+                       const char **out, rg_error *err);
+/* Member key as a boolean: *present 0 when absent. Wrong type: 422. */
+int rg_api_json_bool(const json_t *obj, const char *key, int *present, int *out,
+                     rg_error *err);
+/* Member key as an array of strings, copied into an arena array of borrowed
+ * strings: *out (NULL when absent and not required) and *n. Wrong type: 422
+ * "invalid_type" field key. */
+int rg_api_json_strv(rg_http_req *req, const json_t *obj, const char *key, int required,
+                     const char ***out, size_t *n, rg_error *err);
+/* The same for a value that is itself the array (field names it). */
+int rg_api_strv_of(rg_http_req *req, const json_t *arr, const char *field,
+                   const char ***out, size_t *n, rg_error *err);
+
+/* Paging query parameters of a list: limit (1-100, default 10), before,
+ * after, order ("asc" | "desc"). Bad values: 422 naming the parameter.
+ * Strings are borrowed from the request. */
+#define RG_API_LIMIT_MAX 100
+int rg_api_list_opts(rg_http_req *req, rg_store_list_opts *o, rg_error *err);
+
+#endif

@@ -1,0 +1,183 @@
+/* api.c: the admin API's handle: route registration, the one reply helper
+ * every handler ends with, and the background thread that runs role-deletion
+ * jobs (R20: DELETE answers 202, the job reassigns memberships later; R23:
+ * pending jobs resume at the next start). The thread sleeps on a condition
+ * variable and is woken by rg_api_jobs_kick after each queued deletion. */
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rolegate/api.h"
+#include "rolegate/util.h"
+
+/* While jobs are pending but nothing ran (another runner holds them, or a
+ * transient store error), retry after this long. */
+#define JOBS_RETRY_MS 200
+/* A safety net: look for pending jobs at least this often even unkicked. */
+#define JOBS_IDLE_MS 30000
+
+struct rg_api {
+    rg_ctx         *ctx;        /* borrowed */
+    pthread_t       thread;
+    int             started;
+    pthread_mutex_t lock;       /* guards kicked and stop */
+    pthread_cond_t  wake;
+    int             kicked;
+    int             stop;
+};
+
+rg_store *rg_api_store(const rg_api *api)
+{
+    assert(api && api->ctx && api->ctx->store);
+    return api->ctx->store;
+}
+
+void rg_api_reply(rg_http_req *req, int rc, const rg_error *err, int status, json_t *out)
+{
+    if (rc != 0) {
+        json_decref(out);
+        rg_http_send_error(req, err);
+        return;
+    }
+    if (!out) {
+        rg_http_send(req, status == 200 ? 204 : status, NULL, "", 0);
+        return;
+    }
+    rg_http_send_json(req, status, out);
+}
+
+/* ---- the job thread -------------------------------------------------------- */
+
+static void deadline_in(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Runs jobs until none is pending or nothing moves. Returns the wait before
+ * the next look, in ms. */
+static long run_jobs(rg_api *api)
+{
+    rg_store *st = rg_api_store(api);
+    for (;;) {
+        rg_error err;
+        rg_error_clear(&err);
+        long rows = rg_store_jobs_run(st, 0, 0, &err);
+        if (rows < 0) {
+            rg_log(RG_LOG_ERROR, "event=jobs_failed code=%s", err.code);
+            return JOBS_RETRY_MS * 5;
+        }
+        if (rows > 0)
+            rg_log(RG_LOG_INFO, "event=jobs_ran memberships=%ld", rows);
+        long pending = rg_store_jobs_pending(st, &err);
+        if (pending < 0) {
+            rg_log(RG_LOG_ERROR, "event=jobs_failed code=%s", err.code);
+            return JOBS_RETRY_MS * 5;
+        }
+        if (pending == 0)
+            return JOBS_IDLE_MS;
+        if (rows == 0)
+            return JOBS_RETRY_MS;   /* another runner has them: look again soon */
+        pthread_mutex_lock(&api->lock);
+        int stop = api->stop;
+        pthread_mutex_unlock(&api->lock);
+        if (stop)
+            return 0;
+    }
+}
+
+static void *jobs_main(void *arg)
+{
+    rg_api *api = arg;
+    long wait_ms = run_jobs(api);          /* R23: resume what a crash left */
+    pthread_mutex_lock(&api->lock);
+    while (!api->stop) {
+        if (!api->kicked) {
+            struct timespec ts;
+            deadline_in(&ts, wait_ms);
+            int rc = pthread_cond_timedwait(&api->wake, &api->lock, &ts);
+            if (rc != 0 && rc != ETIMEDOUT)
+                break;
+            if (api->stop)
+                break;
+        }
+        api->kicked = 0;
+        pthread_mutex_unlock(&api->lock);
+        wait_ms = run_jobs(api);
+        pthread_mutex_lock(&api->lock);
+    }
+    pthread_mutex_unlock(&api->lock);
+    return NULL;
+}
+
+void rg_api_jobs_kick(rg_api *api)
+{
+    if (!api)
+        return;
+    pthread_mutex_lock(&api->lock);
+    api->kicked = 1;
+    pthread_cond_signal(&api->wake);
+    pthread_mutex_unlock(&api->lock);
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+rg_api *rg_api_register(rg_http_server *admin, rg_ctx *ctx, rg_error *err)
+{
+    if (!admin || !ctx || !ctx->store) {
+        rg_error_set(err, RG_EINVAL, 500, "api_not_ready", NULL,
+                     "the admin API needs a server and an open store");
+        return NULL;
+    }
+    rg_api *api = calloc(1, sizeof *api);
+    if (!api) {
+        rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        return NULL;
+    }
+    api->ctx = ctx;
+    pthread_mutex_init(&api->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* immune to clock jumps */
+    pthread_cond_init(&api->wake, &ca);
+    pthread_condattr_destroy(&ca);
+
+    if (rg_api_routes_roles(admin, api) != 0 || rg_api_routes_orgs(admin, api) != 0) {
+        rg_error_set(err, RG_ERR, 500, "api_routes", NULL, "cannot register the admin routes");
+        rg_api_free(api);
+        return NULL;
+    }
+    int rc = pthread_create(&api->thread, NULL, jobs_main, api);
+    if (rc != 0) {
+        rg_error_set(err, RG_ERR, 500, "api_jobs", NULL, "cannot start the job thread: %s",
+                     strerror(rc));
+        rg_api_free(api);
+        return NULL;
+    }
+    api->started = 1;
+    return api;
+}
+
+void rg_api_free(rg_api *api)
+{
+    if (!api)
+        return;
+    if (api->started) {
+        pthread_mutex_lock(&api->lock);
+        api->stop = 1;
+        pthread_cond_signal(&api->wake);
+        pthread_mutex_unlock(&api->lock);
+        pthread_join(api->thread, NULL);
+    }
+    pthread_cond_destroy(&api->wake);
+    pthread_mutex_destroy(&api->lock);
+    free(api);
+}

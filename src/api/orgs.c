@@ -1,0 +1,452 @@
+/* orgs.c: admin handlers of organizations (R9, R21), their connections and
+ * IdP group mappings (R15), users, organization memberships (R12, R13, R19)
+ * and the event list (R26). Each handler type-checks the body, calls one store
+ * function and sends its JSON; lists take limit/before/after/order. */
+#include <stdio.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "rolegate/api.h"
+
+#define MS "/user_management/organization_memberships"
+
+/* ---- organizations ----------------------------------------------------------- */
+
+static void h_org_create(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"name", "domains", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char *name;
+    const char **doms = NULL;
+    size_t n = 0;
+    json_t *out = NULL;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "name", 1, &name, &err);
+    if (!rc) rc = rg_api_json_strv(req, b, "domains", 0, &doms, &n, &err);
+    if (!rc)
+        rc = rg_store_organization_create(rg_api_store(ctx), name, doms, n, &out, &err);
+    rg_api_reply(req, rc, &err, 201, out);
+}
+
+static void h_org_list(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    rg_store_list_opts o;
+    json_t *out = NULL;
+    int rc = rg_api_list_opts(req, &o, &err);
+    if (!rc)
+        rc = rg_store_organization_list(rg_api_store(ctx), &o, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_org_get(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = rg_store_organization_get(rg_api_store(ctx), rg_http_param(req, "id"), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_org_update(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"name", "domains", "default_role", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char *name, *def;
+    const char **doms = NULL;
+    size_t n = 0;
+    json_t *out = NULL;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "name", 0, &name, &err);
+    if (!rc) rc = rg_api_json_strv(req, b, "domains", 0, &doms, &n, &err);
+    /* R9: an organization's own default role makes it independent */
+    if (!rc) rc = rg_api_json_string(b, "default_role", 0, &def, &err);
+    if (!rc)
+        rc = rg_store_organization_update(rg_api_store(ctx), rg_http_param(req, "id"), name,
+                                          doms, doms ? (long)n : -1, def, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_org_delete(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    /* cascades its roles, connections and memberships, with their events */
+    int rc = rg_store_organization_delete(rg_api_store(ctx), rg_http_param(req, "id"), &err);
+    if (!rc)
+        rg_api_jobs_kick(ctx);   /* pending jobs of its roles finish as no-ops */
+    rg_api_reply(req, rc, &err, 204, NULL);
+}
+
+/* ---- connections and mappings (R15) --------------------------------------------- */
+
+static void h_conn_create(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    const char *type, *name;
+    json_t *out = NULL;
+    /* the protocol settings vary by type: every member is passed on as the
+     * connection's config (the store ignores its own reserved members) */
+    json_t *b = rg_api_body_object(req, NULL, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "type", 1, &type, &err);
+    if (!rc && strcmp(type, "saml") != 0 && strcmp(type, "oidc") != 0)
+        rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_request", "type",
+                          "type must be \"saml\" or \"oidc\"");
+    if (!rc) rc = rg_api_json_string(b, "name", 1, &name, &err);
+    if (!rc)
+        rc = rg_store_connection_create(rg_api_store(ctx), rg_http_param(req, "id"), type,
+                                        name, b, &out, &err);
+    rg_api_reply(req, rc, &err, 201, out);
+}
+
+static void h_conn_list(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    rg_store_list_opts o;
+    json_t *out = NULL;
+    const char *org = rg_http_param(req, "id");
+    int rc = rg_api_list_opts(req, &o, &err);
+    /* an unknown organization is 404, not an empty list */
+    json_t *o_json = NULL;
+    if (!rc)
+        rc = rg_store_organization_get(rg_api_store(ctx), org, &o_json, &err);
+    json_decref(o_json);
+    if (!rc)
+        rc = rg_store_connection_list(rg_api_store(ctx), org, &o, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_conn_get(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = rg_store_connection_get(rg_api_store(ctx), rg_http_param(req, "id"), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_conn_update(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    const char *name;
+    json_t *out = NULL;
+    json_t *b = rg_api_body_object(req, NULL, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc && json_object_get(b, "type"))
+        rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_request", "type",
+                          "the type of a connection cannot change");
+    if (!rc) rc = rg_api_json_string(b, "name", 0, &name, &err);
+    json_t *patch = NULL;
+    if (!rc) {
+        patch = json_deep_copy(b);
+        if (!patch)
+            rc = rg_error_set(&err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        else
+            json_object_del(patch, "name");
+    }
+    if (!rc)
+        rc = rg_store_connection_update(rg_api_store(ctx), rg_http_param(req, "id"), name,
+                                        patch, &out, &err);
+    json_decref(patch);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_conn_delete(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    int rc = rg_store_connection_delete(rg_api_store(ctx), rg_http_param(req, "id"), &err);
+    rg_api_reply(req, rc, &err, 204, NULL);
+}
+
+static void h_mappings_get(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = rg_store_role_mappings_get(rg_api_store(ctx), rg_http_param(req, "id"), &out,
+                                        &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+/* R15: a JSON array of {"idp_group": non-empty string, "role_slug": string};
+ * types are checked here so the error names the exact element. */
+static int mappings_check(const json_t *b, rg_error *err)
+{
+    if (!json_is_array(b))
+        return rg_error_set(err, RG_EINVAL, 422, "invalid_type", "body",
+                            "the body must be a JSON array of {idp_group, role_slug}");
+    size_t i;
+    json_t *m;
+    json_array_foreach(b, i, m) {
+        char field[64];
+        if (!json_is_object(m)) {
+            snprintf(field, sizeof field, "role_mappings[%zu]", i);
+            return rg_error_set(err, RG_EINVAL, 422, "invalid_type", field,
+                                "%s must be an object {idp_group, role_slug}", field);
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(m, k, v) {
+            if (strcmp(k, "idp_group") != 0 && strcmp(k, "role_slug") != 0 &&
+                strcmp(k, "object") != 0) {
+                snprintf(field, sizeof field, "role_mappings[%zu].%.24s", i, k);
+                return rg_error_set(err, RG_EINVAL, 422, "unknown_field", field,
+                                    "%s cannot be set here", field);
+            }
+        }
+        static const char *const keys[] = {"idp_group", "role_slug"};
+        for (size_t j = 0; j < 2; j++) {
+            const json_t *v2 = json_object_get(m, keys[j]);
+            snprintf(field, sizeof field, "role_mappings[%zu].%s", i, keys[j]);
+            if (!json_is_string(v2) ||
+                strlen(json_string_value(v2)) != json_string_length(v2))
+                return rg_error_set(err, RG_EINVAL, 422, v2 ? "invalid_type" : "required",
+                                    field, "%s must be a string", field);
+            if (json_string_length(v2) == 0)
+                return rg_error_set(err, RG_EINVAL, 422, "invalid_request", field,
+                                    "%s must not be empty", field);
+        }
+    }
+    return RG_OK;
+}
+
+static void h_mappings_set(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    json_t *b = rg_http_json(req);
+    int rc = mappings_check(b, &err);
+    if (!rc)
+        rc = rg_store_role_mappings_set(rg_api_store(ctx), rg_http_param(req, "id"), b, &out,
+                                        &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+/* ---- users ------------------------------------------------------------------- */
+
+static void h_user_create(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"email", "first_name", "last_name", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char *email, *first, *last;
+    json_t *out = NULL;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "email", 1, &email, &err);
+    if (!rc) rc = rg_api_json_string(b, "first_name", 0, &first, &err);
+    if (!rc) rc = rg_api_json_string(b, "last_name", 0, &last, &err);
+    if (!rc)
+        rc = rg_store_user_create(rg_api_store(ctx), email, first, last, &out, &err);
+    rg_api_reply(req, rc, &err, 201, out);
+}
+
+static void h_user_list(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    rg_store_list_opts o;
+    json_t *out = NULL;
+    int rc = rg_api_list_opts(req, &o, &err);
+    if (!rc)
+        rc = rg_store_user_list(rg_api_store(ctx), rg_http_query(req, "email"), &o, &out,
+                                &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_user_get(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = rg_store_user_get(rg_api_store(ctx), rg_http_param(req, "id"), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_user_delete(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    int rc = rg_store_user_delete(rg_api_store(ctx), rg_http_param(req, "id"), &err);
+    rg_api_reply(req, rc, &err, 204, NULL);
+}
+
+/* ---- memberships (R12, R13, R19) ------------------------------------------------ */
+
+/* {"role_slug": s} or {"role_slugs": [...]}: *v NULL when neither is given. */
+static int membership_roles(rg_http_req *req, const json_t *b, const char ***v, size_t *n,
+                            rg_error *err)
+{
+    const char *one;
+    *v = NULL;
+    *n = 0;
+    int rc = rg_api_json_string(b, "role_slug", 0, &one, err);
+    if (rc)
+        return rc;
+    const json_t *many = json_object_get(b, "role_slugs");
+    if (one && many && !json_is_null(many))
+        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "role_slugs",
+                            "give role_slug or role_slugs, not both");
+    if (one) {
+        const char **a = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *a);
+        if (!a)
+            return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        a[0] = one;
+        a[1] = NULL;
+        *v = a;
+        *n = 1;
+        return RG_OK;
+    }
+    /* R12: an empty role_slugs reaches the store, which answers invalid_role */
+    return rg_api_json_strv(req, b, "role_slugs", 0, v, n, err);
+}
+
+static void h_membership_create(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"user_id", "organization_id", "role_slug",
+                                          "role_slugs", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char *user, *org;
+    const char **v = NULL;
+    size_t n = 0;
+    json_t *out = NULL;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "user_id", 1, &user, &err);
+    if (!rc) rc = rg_api_json_string(b, "organization_id", 1, &org, &err);
+    if (!rc) rc = membership_roles(req, b, &v, &n, &err);
+    /* no roles given: the organization's default, role_source "default" (R13) */
+    if (!rc)
+        rc = rg_store_membership_create(rg_api_store(ctx), user, org, v, n, &out, &err);
+    rg_api_reply(req, rc, &err, 201, out);
+}
+
+static void h_membership_list(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    rg_store_list_opts o;
+    json_t *out = NULL;
+    int rc = rg_api_list_opts(req, &o, &err);
+    if (!rc)
+        rc = rg_store_membership_list(rg_api_store(ctx), rg_http_query(req, "user_id"),
+                                      rg_http_query(req, "organization_id"), &o, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_membership_get(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = rg_store_membership_get(rg_api_store(ctx), rg_http_param(req, "id"), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_membership_update(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"role_slug", "role_slugs", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char **v = NULL;
+    size_t n = 0;
+    json_t *out = NULL;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = membership_roles(req, b, &v, &n, &err);
+    if (!rc && !v)
+        rc = rg_error_set(&err, RG_EINVAL, 422, "required", "role_slug",
+                          "give role_slug or role_slugs");
+    /* R19: roles set here get role_source "api" */
+    if (!rc)
+        rc = rg_store_membership_update(rg_api_store(ctx), rg_http_param(req, "id"), v, n,
+                                        &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_membership_delete(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    int rc = rg_store_membership_delete(rg_api_store(ctx), rg_http_param(req, "id"), &err);
+    rg_api_reply(req, rc, &err, 204, NULL);
+}
+
+/* ---- events (R26) -------------------------------------------------------------- */
+
+static void h_events(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    rg_store_list_opts o;
+    json_t *out = NULL;
+    int rc = rg_api_list_opts(req, &o, &err);
+    /* oldest first unless order says otherwise; ?event=role.created filters */
+    if (!rc)
+        rc = rg_store_event_list(rg_api_store(ctx), rg_http_query(req, "event"), &o, &out,
+                                 &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+/* ---- routes ------------------------------------------------------------------ */
+
+typedef struct route {
+    const char *method, *pattern;
+    rg_http_handler fn;
+    unsigned flags;
+} route;
+
+#define JSON RG_HTTP_BODY_JSON
+
+static const route routes[] = {
+    {"POST", "/organizations", h_org_create, JSON},
+    {"GET", "/organizations", h_org_list, 0},
+    {"GET", "/organizations/{id}", h_org_get, 0},
+    {"PATCH", "/organizations/{id}", h_org_update, JSON},
+    {"DELETE", "/organizations/{id}", h_org_delete, 0},
+    {"POST", "/organizations/{id}/connections", h_conn_create, JSON},
+    {"GET", "/organizations/{id}/connections", h_conn_list, 0},
+
+    {"GET", "/connections/{id}", h_conn_get, 0},
+    {"PATCH", "/connections/{id}", h_conn_update, JSON},
+    {"DELETE", "/connections/{id}", h_conn_delete, 0},
+    {"GET", "/connections/{id}/role_mappings", h_mappings_get, 0},
+    {"PUT", "/connections/{id}/role_mappings", h_mappings_set, JSON},
+
+    {"POST", "/user_management/users", h_user_create, JSON},
+    {"GET", "/user_management/users", h_user_list, 0},
+    {"GET", "/user_management/users/{id}", h_user_get, 0},
+    {"DELETE", "/user_management/users/{id}", h_user_delete, 0},
+
+    {"POST", MS, h_membership_create, JSON},
+    {"GET", MS, h_membership_list, 0},
+    {"GET", MS "/{id}", h_membership_get, 0},
+    {"PUT", MS "/{id}", h_membership_update, JSON},
+    {"PATCH", MS "/{id}", h_membership_update, JSON},
+    {"DELETE", MS "/{id}", h_membership_delete, 0},
+
+    {"GET", "/events", h_events, 0},
+};
+
+int rg_api_routes_orgs(rg_http_server *admin, rg_api *api)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        int rc = rg_http_route_add(admin, routes[i].method, routes[i].pattern, routes[i].fn,
+                                   api, routes[i].flags);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,334 @@
+/* roles.c: admin handlers of permissions (R2, R6, R22), environment and
+ * organization roles (R1-R11, R20, R21), their permissions, priority orders
+ * (R8, R9) and the environment settings (R7, R12, R14). One handler serves
+ * both scopes: the {org} path parameter is NULL on /authorization/roles. Each
+ * handler type-checks the body, calls one store function and sends its JSON. */
+#include <string.h>
+#include <jansson.h>
+
+#include "rolegate/api.h"
+
+#define ORG "/authorization/organizations/{org}"
+
+static const char *org_of(rg_http_req *req)
+{
+    return rg_http_param(req, "org");   /* NULL: the environment */
+}
+
+/* ---- permissions ------------------------------------------------------------ */
+
+static void h_permission_create(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"slug", "name", "description", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char *slug, *name, *desc;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "slug", 1, &slug, &err);
+    if (!rc) rc = rg_api_json_string(b, "name", 1, &name, &err);
+    if (!rc) rc = rg_api_json_string(b, "description", 0, &desc, &err);
+    json_t *out = NULL;
+    if (!rc)
+        rc = rg_store_permission_create(rg_api_store(ctx), slug, name, desc, 0, &out, &err);
+    rg_api_reply(req, rc, &err, 201, out);
+}
+
+static void h_permission_list(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    rg_store_list_opts o;
+    json_t *out = NULL;
+    int rc = rg_api_list_opts(req, &o, &err);
+    if (!rc)
+        rc = rg_store_permission_list(rg_api_store(ctx), &o, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_permission_get(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = rg_store_permission_get(rg_api_store(ctx), rg_http_param(req, "slug"), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_permission_update(rg_http_req *req, void *ctx)
+{
+    /* R2: slugs are immutable, so "slug" is an unknown field here */
+    static const char *const allowed[] = {"name", "description", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char *name, *desc;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "name", 0, &name, &err);
+    if (!rc) rc = rg_api_json_string(b, "description", 0, &desc, &err);
+    if (!rc && desc == NULL && json_is_null(json_object_get(b, "description")))
+        desc = "";   /* null clears the description */
+    json_t *out = NULL;
+    if (!rc)
+        rc = rg_store_permission_update(rg_api_store(ctx), rg_http_param(req, "slug"), name,
+                                        desc, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_permission_delete(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    int rc = rg_store_permission_delete(rg_api_store(ctx), rg_http_param(req, "slug"), &err);
+    rg_api_reply(req, rc, &err, 204, NULL);
+}
+
+/* ---- roles (both scopes) ------------------------------------------------------ */
+
+static void h_role_create(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"slug", "name", "description", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char *org = org_of(req);
+    const char *slug, *name, *desc;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    /* R3: an environment role needs a slug; R5: an organization role may
+     * leave it out and get a generated one */
+    if (!rc) rc = rg_api_json_string(b, "slug", org == NULL, &slug, &err);
+    if (!rc) rc = rg_api_json_string(b, "name", 1, &name, &err);
+    if (!rc) rc = rg_api_json_string(b, "description", 0, &desc, &err);
+    json_t *out = NULL;
+    if (!rc)
+        rc = rg_store_role_create(rg_api_store(ctx), org, slug, name, desc, &out, &err);
+    rg_api_reply(req, rc, &err, 201, out);
+}
+
+static void h_role_list(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    /* R8/R11: all visible roles in priority order, one page */
+    int rc = rg_store_role_list(rg_api_store(ctx), org_of(req), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_role_get(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    /* R20: a role whose deletion job runs comes back with "status":"deleting" */
+    int rc = rg_store_role_get(rg_api_store(ctx), org_of(req), rg_http_param(req, "slug"),
+                               &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_role_update(rg_http_req *req, void *ctx)
+{
+    /* R1: slugs are immutable, so "slug" is refused as an unknown field */
+    static const char *const allowed[] = {"name", "description", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char *name, *desc;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "name", 0, &name, &err);
+    if (!rc) rc = rg_api_json_string(b, "description", 0, &desc, &err);
+    if (!rc && desc == NULL && json_is_null(json_object_get(b, "description")))
+        desc = "";
+    json_t *out = NULL;
+    if (!rc)
+        rc = rg_store_role_update(rg_api_store(ctx), org_of(req), rg_http_param(req, "slug"),
+                                  name, desc, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_role_delete(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    /* R21: the replacement default for the organizations that had this role
+     * as their default */
+    const char *repl = rg_http_query(req, "replacement_default");
+    if (repl && !*repl)
+        repl = NULL;
+    int rc = rg_store_role_delete(rg_api_store(ctx), org_of(req), rg_http_param(req, "slug"),
+                                  repl, &out, &err);
+    if (!rc)
+        rg_api_jobs_kick(ctx);   /* R20: the job reassigns memberships */
+    rg_api_reply(req, rc, &err, 202, out);
+}
+
+/* PUT {"permissions": [...]}: replace. POST {"slug": "..."} or
+ * {"permissions": [...]}: add. */
+static int role_perms(rg_http_req *req, int replace, const char ***v, size_t *n,
+                      rg_error *err)
+{
+    static const char *const put_allowed[] = {"permissions", NULL};
+    static const char *const post_allowed[] = {"slug", "permissions", NULL};
+    json_t *b = rg_api_body_object(req, replace ? put_allowed : post_allowed, err);
+    if (!b)
+        return RG_EINVAL;
+    if (replace)
+        return rg_api_json_strv(req, b, "permissions", 1, v, n, err);
+    const char *one;
+    int rc = rg_api_json_string(b, "slug", 0, &one, err);
+    if (rc)
+        return rc;
+    if (one) {
+        if (json_object_get(b, "permissions"))
+            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "permissions",
+                                "give slug or permissions, not both");
+        const char **a = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *a);
+        if (!a)
+            return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        a[0] = one;
+        a[1] = NULL;
+        *v = a;
+        *n = 1;
+        return RG_OK;
+    }
+    return rg_api_json_strv(req, b, "permissions", 1, v, n, err);
+}
+
+static void h_role_permissions_set(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    const char **v = NULL;
+    size_t n = 0;
+    json_t *out = NULL;
+    int rc = role_perms(req, 1, &v, &n, &err);
+    if (!rc)
+        rc = rg_store_role_permissions_set(rg_api_store(ctx), org_of(req),
+                                           rg_http_param(req, "slug"), v, n, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_role_permissions_add(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    const char **v = NULL;
+    size_t n = 0;
+    json_t *out = NULL;
+    int rc = role_perms(req, 0, &v, &n, &err);
+    if (!rc)
+        rc = rg_store_role_permissions_add(rg_api_store(ctx), org_of(req),
+                                           rg_http_param(req, "slug"), v, n, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_role_permission_remove(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = rg_store_role_permission_remove(rg_api_store(ctx), org_of(req),
+                                             rg_http_param(req, "slug"),
+                                             rg_http_param(req, "perm"), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_priority_set(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"slugs", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    const char **v = NULL;
+    size_t n = 0;
+    json_t *out = NULL;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_strv(req, b, "slugs", 1, &v, &n, &err);
+    /* R8/R9: the whole order, every visible role once (checked by the store) */
+    if (!rc)
+        rc = rg_store_priority_set(rg_api_store(ctx), org_of(req), v, n, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+/* ---- environment ------------------------------------------------------------- */
+
+static void h_environment_get(rg_http_req *req, void *ctx)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = rg_store_environment_get(rg_api_store(ctx), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_environment_update(rg_http_req *req, void *ctx)
+{
+    static const char *const allowed[] = {"multiple_roles", "default_role", NULL};
+    rg_error err;
+    rg_error_clear(&err);
+    int present = 0, multiple = 0;
+    const char *def = NULL;
+    json_t *out = NULL;
+    json_t *b = rg_api_body_object(req, allowed, &err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_bool(b, "multiple_roles", &present, &multiple, &err);
+    if (!rc) rc = rg_api_json_string(b, "default_role", 0, &def, &err);
+    /* R12/R14 (turning it off keeps each membership's highest role), R7 */
+    if (!rc)
+        rc = rg_store_environment_update(rg_api_store(ctx), present ? multiple : -1, def,
+                                         &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+/* ---- routes ------------------------------------------------------------------ */
+
+typedef struct route {
+    const char *method, *pattern;
+    rg_http_handler fn;
+    unsigned flags;
+} route;
+
+#define JSON RG_HTTP_BODY_JSON
+
+static const route routes[] = {
+    {"POST", "/authorization/permissions", h_permission_create, JSON},
+    {"GET", "/authorization/permissions", h_permission_list, 0},
+    {"GET", "/authorization/permissions/{slug}", h_permission_get, 0},
+    {"PATCH", "/authorization/permissions/{slug}", h_permission_update, JSON},
+    {"DELETE", "/authorization/permissions/{slug}", h_permission_delete, 0},
+
+    {"POST", "/authorization/roles", h_role_create, JSON},
+    {"GET", "/authorization/roles", h_role_list, 0},
+    {"PUT", "/authorization/roles/priority", h_priority_set, JSON},
+    {"GET", "/authorization/roles/{slug}", h_role_get, 0},
+    {"PATCH", "/authorization/roles/{slug}", h_role_update, JSON},
+    {"DELETE", "/authorization/roles/{slug}", h_role_delete, 0},
+    {"PUT", "/authorization/roles/{slug}/permissions", h_role_permissions_set, JSON},
+    {"POST", "/authorization/roles/{slug}/permissions", h_role_permissions_add, JSON},
+    {"DELETE", "/authorization/roles/{slug}/permissions/{perm}", h_role_permission_remove, 0},
+
+    {"POST", ORG "/roles", h_role_create, JSON},
+    {"GET", ORG "/roles", h_role_list, 0},
+    {"PUT", ORG "/roles/priority", h_priority_set, JSON},
+    {"GET", ORG "/roles/{slug}", h_role_get, 0},
+    {"PATCH", ORG "/roles/{slug}", h_role_update, JSON},
+    {"DELETE", ORG "/roles/{slug}", h_role_delete, 0},
+    {"PUT", ORG "/roles/{slug}/permissions", h_role_permissions_set, JSON},
+    {"POST", ORG "/roles/{slug}/permissions", h_role_permissions_add, JSON},
+    {"DELETE", ORG "/roles/{slug}/permissions/{perm}", h_role_permission_remove, 0},
+
+    {"GET", "/environment", h_environment_get, 0},
+    {"PATCH", "/environment", h_environment_update, JSON},
+};
+
+int rg_api_routes_roles(rg_http_server *admin, rg_api *api)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        int rc = rg_http_route_add(admin, routes[i].method, routes[i].pattern, routes[i].fn,
+                                   api, routes[i].flags);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
