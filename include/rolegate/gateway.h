@@ -84,9 +84,10 @@ typedef struct rg_gateway_login rg_gateway_login;
  *           GET /oidc/callback
  *   admin:  PUT /connections/{id}/metadata, GET /connections/{id}/logins
  * ctx is borrowed (ctx->store and ctx->keys must be set and outlive the
- * result); rg_saml_global_init and rg_oidc_global_init must have run. Creates
- * the SAML SP key pair ([saml] sp_key_file, sp_cert_file) if neither file
- * exists. Returns the state, or NULL with err. Free it with
+ * result); rg_saml_global_init and rg_oidc_global_init must have run. The
+ * SAML SP key pair ([saml] sp_key_file, sp_cert_file) is created at the
+ * first SAML use if neither file exists. Returns the state, or NULL with
+ * err. Free it with
  * rg_gateway_login_free AFTER both servers have stopped. */
 rg_gateway_login *rg_gateway_login_register(struct rg_http_server *public_server,
                                             struct rg_http_server *admin_server,

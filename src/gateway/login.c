@@ -1,0 +1,322 @@
+/* login.c: GET /login (pick the organization's connection, check return_to
+ * against open redirects, start SAML or OIDC with a pending login bound to
+ * the browser), the admin listing of login records (GET
+ * /connections/{id}/logins: the authentication.* events of a connection),
+ * route registration and the login state's lifetime. */
+#include <assert.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include "login_internal.h"
+#include "rolegate/store.h"
+#include "rolegate/util.h"
+
+#define LOGINS_DEFAULT 50
+#define LOGINS_MAX     100
+#define EVENTS_SCAN    100000   /* events looked at by one listing, at most */
+
+/* The connection to use: connection= (checked against organization= when
+ * both are given), else the organization's only connection, else (no
+ * parameter) the deployment's only connection. 0 and *out, or an error. */
+static int pick_connection(rg_http_req *req, rg_gateway_login *lg, lg_conn **out,
+                           rg_error *err)
+{
+    const char *org = rg_http_query(req, "organization");
+    const char *cid = rg_http_query(req, "connection");
+    if (cid && *cid) {
+        int rc = lg_conn_acquire(lg, cid, out, err);
+        if (!rc && org && *org && strcmp(org, (*out)->org_id) != 0) {
+            lg_conn_release(lg, *out);
+            *out = NULL;
+            return rg_error_set(err, RG_EINVAL, 400, "connection_not_in_organization",
+                                "connection", "the connection is not this organization's");
+        }
+        return rc;
+    }
+    if (!lg->ctx->store)
+        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "no store");
+    if (org && *org) {
+        json_t *o = NULL;
+        if (rg_store_organization_get(lg->ctx->store, org, &o, err) != 0)
+            return rg_error_set(err, RG_ENOTFOUND, 404, "organization_not_found",
+                                "organization", "no such organization");
+        json_decref(o);
+    }
+    rg_store_list_opts lo = {.limit = 2};
+    json_t *list = NULL;
+    int rc = rg_store_connection_list(lg->ctx->store, org && *org ? org : NULL, &lo, &list, err);
+    if (rc)
+        return rc;
+    json_t *data = json_object_get(list, "data");
+    size_t n = json_array_size(data);
+    if (n == 0) {
+        json_decref(list);
+        return rg_error_set(err, RG_ENOTFOUND, 404, "no_connection", "organization",
+                            "this organization has no identity provider connection");
+    }
+    if (n > 1) {
+        json_decref(list);
+        return rg_error_set(err, RG_EINVAL, 400,
+                            org && *org ? "connection_required" : "organization_required",
+                            org && *org ? "connection" : "organization",
+                            org && *org ? "the organization has several connections: "
+                                          "add connection=conn_..."
+                                        : "add organization=org_... to the sign-in link");
+    }
+    const char *id = json_string_value(json_object_get(json_array_get(data, 0), "id"));
+    char idc[LG_ID_MAX];
+    snprintf(idc, sizeof idc, "%s", id ? id : "");
+    json_decref(list);
+    return lg_conn_acquire(lg, idc, out, err);
+}
+
+void lg_h_login(rg_http_req *req, void *ctx)
+{
+    rg_gateway_login *lg = ctx;
+    rg_error err;
+    rg_error_clear(&err);
+    const char *return_to = rg_http_query(req, "return_to");
+    if (!return_to || !*return_to)
+        return_to = "/";
+    /* open-redirect guard before anything else (DESIGN.md security floor) */
+    if (!lg_return_to_ok(lg, return_to)) {
+        lg_page(req, 400, "Sign-in refused", "invalid_return_to",
+                "return_to must be a path of this site (starting with a single /) or an "
+                "allowed origin.");
+        return;
+    }
+    lg_conn *c = NULL;
+    if (pick_connection(req, lg, &c, &err) != 0) {
+        lg_page(req, err.status ? err.status : 400, "Sign-in unavailable", err.code,
+                err.message);
+        return;
+    }
+    lg_pending p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.conn_id, sizeof p.conn_id, "%s", c->id);
+    snprintf(p.org_id, sizeof p.org_id, "%s", c->org_id);
+    snprintf(p.return_to, sizeof p.return_to, "%s", return_to);
+    p.created_at = rg_now();
+    if (c->type == 's')
+        lg_saml_begin(req, lg, c, &p);
+    else
+        lg_oidc_begin(req, lg, c, &p, rg_http_query(req, "login_hint"));
+    lg_conn_release(lg, c);
+}
+
+/* ---- GET /connections/{id}/logins (admin) ---------------------------------- */
+
+/* Appends the connection's events named name to arr (oldest first). */
+static int collect(rg_store *s, const char *name, const char *conn_id, json_t *arr,
+                   rg_error *err)
+{
+    const char *after = NULL;
+    char cursor[LG_ID_MAX + 16];
+    for (size_t seen = 0; seen < EVENTS_SCAN;) {
+        rg_store_list_opts o = {.limit = 100, .after = after, .order = "asc"};
+        json_t *page = NULL;
+        int rc = rg_store_event_list(s, name, &o, &page, err);
+        if (rc)
+            return rc;
+        json_t *data = json_object_get(page, "data");
+        size_t i;
+        json_t *ev;
+        json_array_foreach(data, i, ev) {
+            const char *c = json_string_value(json_object_get(json_object_get(ev, "data"),
+                                                              "connection_id"));
+            if (c && strcmp(c, conn_id) == 0)
+                json_array_append(arr, ev);
+        }
+        seen += json_array_size(data);
+        const char *next = json_string_value(json_object_get(json_object_get(page,
+                                                             "list_metadata"), "after"));
+        if (!next || json_array_size(data) == 0) {
+            json_decref(page);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", next);
+        after = cursor;
+        json_decref(page);
+    }
+    return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    return strcmp(json_string_value(json_object_get(x, "id")),
+                  json_string_value(json_object_get(y, "id")));
+}
+
+void lg_h_logins_list(rg_http_req *req, void *ctx)
+{
+    rg_gateway_login *lg = ctx;
+    rg_error err;
+    rg_error_clear(&err);
+    const char *id = rg_http_param(req, "id");
+    int limit = LOGINS_DEFAULT;
+    const char *ls = rg_http_query(req, "limit");
+    if (ls) {
+        char *e;
+        long v = strtol(ls, &e, 10);
+        if (*e || v < 1 || v > LOGINS_MAX) {
+            rg_http_send_errorf(req, 422, "invalid_request", "limit",
+                                "limit must be 1..%d", LOGINS_MAX);
+            return;
+        }
+        limit = (int)v;
+    }
+    json_t *conn = NULL;
+    if (rg_store_connection_get(lg->ctx->store, id, &conn, &err) != 0) {
+        rg_http_send_error(req, &err);
+        return;
+    }
+    json_decref(conn);
+    json_t *all = json_array();
+    if (!all || collect(lg->ctx->store, "authentication.succeeded", id, all, &err) != 0 ||
+        collect(lg->ctx->store, "authentication.failed", id, all, &err) != 0) {
+        json_decref(all);
+        if (!err.code[0])
+            rg_error_set(&err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_http_send_error(req, &err);
+        return;
+    }
+    /* event ids are ULIDs: sorting them is sorting by time */
+    size_t n = json_array_size(all);
+    json_t **v = n ? malloc(n * sizeof *v) : NULL;
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = json_array_get(all, i);
+    if (v)
+        qsort(v, n, sizeof *v, by_id);
+    json_t *data = json_array();
+    size_t from = n > (size_t)limit ? n - (size_t)limit : 0;
+    for (size_t i = from; v && i < n; i++) {
+        /* a login record: the event's data with its id, outcome and time */
+        json_t *rec = json_deep_copy(json_object_get(v[i], "data"));
+        if (!json_is_object(rec)) {
+            json_decref(rec);
+            rec = json_object();
+        }
+        const char *ev = json_string_value(json_object_get(v[i], "event"));
+        json_object_set_new(rec, "object", json_string("login"));
+        json_object_set(rec, "id", json_object_get(v[i], "id"));
+        json_object_set_new(rec, "result", json_string(ev && strcmp(ev,
+                            "authentication.succeeded") == 0 ? "succeeded" : "failed"));
+        json_object_set(rec, "created_at", json_object_get(v[i], "created_at"));
+        json_array_append_new(data, rec);
+    }
+    free(v);
+    json_decref(all);
+    rg_http_send_json(req, 200, json_pack("{s:s, s:o, s:{s:n, s:n}}", "object", "list",
+                                          "data", data, "list_metadata", "before", "after"));
+}
+
+/* ---- registration and lifetime ---------------------------------------------- */
+
+static int route(struct rg_http_server *s, const char *m, const char *p, rg_http_handler fn,
+                 rg_gateway_login *lg, unsigned flags, size_t max_body, rg_error *err)
+{
+    int rc = max_body ? rg_http_route_add_limit(s, m, p, fn, lg, flags, max_body)
+                      : rg_http_route_add(s, m, p, fn, lg, flags);
+    return rc ? rg_error_set(err, rc, 500, "route_invalid", NULL, "cannot add %s %s", m, p) : 0;
+}
+
+rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
+                                            struct rg_http_server *adm, rg_ctx *ctx,
+                                            rg_error *err)
+{
+    assert(ctx && ctx->config);
+    if (!ctx->store || !ctx->keys) {
+        rg_error_set(err, RG_EINVAL, 500, "login_unavailable", NULL,
+                     "the store and the session keys are needed for logins");
+        return NULL;
+    }
+    const rg_config *cfg = ctx->config;
+    rg_gateway_login *lg = calloc(1, sizeof *lg);
+    if (!lg) {
+        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&lg->clock, NULL);
+    pthread_mutex_init(&lg->klock, NULL);
+    lg->ctx = ctx;
+    lg->cfg = cfg;
+    lg->secure = rg_gateway_secure(cfg);
+    snprintf(lg->base, sizeof lg->base, "%s", cfg->server.base_url);
+    for (size_t l = strlen(lg->base); l && lg->base[l - 1] == '/'; l--)
+        lg->base[l - 1] = 0;
+    /* origin of base_url, lowercased: "scheme://host[:port]" */
+    const char *h = strstr(lg->base, "://");
+    size_t ol = h ? (size_t)(h - lg->base) + 3 + strcspn(h + 3, "/?#") : 0;
+    if (!h || ol >= sizeof lg->origin) {
+        rg_gateway_login_free(lg);
+        rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url", "bad base_url");
+        return NULL;
+    }
+    for (size_t i = 0; i < ol; i++)
+        lg->origin[i] = (char)((lg->base[i] >= 'A' && lg->base[i] <= 'Z') ? lg->base[i] + 32
+                                                                          : lg->base[i]);
+    lg->pending = lg_pending_new(LG_PENDING_MAX, LG_STATE_TTL_S);
+    /* Replay cache: Redis shares it between instances (cache layer, not
+     * here yet); without it, policy replay_check_without_redis decides:
+     * "local" keeps this process's cache, "reject" refuses SAML logins
+     * (503 saml_replay_cache_unavailable) rather than skip the check. */
+    if (cfg->saml.replay_check_without_redis == RG_REPLAY_LOCAL || cfg->redis.url[0]) {
+        lg->replay = lg_replay_new(LG_REPLAY_MAX, cfg->saml.clock_skew);
+        if (cfg->redis.url[0])
+            rg_log(RG_LOG_WARN, "event=saml_replay_cache_local reason=\"no Redis replay "
+                   "cache in this build: the cache is per process\"");
+    } else {
+        rg_log(RG_LOG_WARN, "event=saml_replay_cache_unavailable hint=\"no Redis: SAML "
+               "logins are refused; set [saml] replay_check_without_redis = local for one "
+               "instance\"");
+    }
+    if (!lg->pending || (cfg->saml.replay_check_without_redis == RG_REPLAY_LOCAL && !lg->replay)) {
+        rg_gateway_login_free(lg);
+        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return NULL;
+    }
+    /* the ACS form body is capped at saml.max_response (256 KiB): 413 from
+     * Content-Length before reading; the library caps the decoded XML too */
+    size_t acs_max = cfg->saml.max_response ? cfg->saml.max_response : RG_SAML_DEFAULT_MAX_RESPONSE;
+    int rc = 0;
+    if (pub) {
+        rc = route(pub, "GET", "/login", lg_h_login, lg, 0, 0, err);
+        if (!rc)
+            rc = route(pub, "GET", "/saml/metadata/{id}", lg_h_saml_metadata, lg, 0, 0, err);
+        if (!rc)
+            rc = route(pub, "POST", "/saml/acs/{id}", lg_h_saml_acs, lg, RG_HTTP_BODY_FORM,
+                       acs_max, err);
+        if (!rc)
+            rc = route(pub, "GET", "/oidc/callback", lg_h_oidc_callback, lg, 0, 0, err);
+    }
+    if (!rc && adm) {
+        rc = route(adm, "PUT", "/connections/{id}/metadata", lg_h_metadata_put, lg,
+                   RG_HTTP_BODY_RAW, RG_SAML_MAX_METADATA, err);
+        if (!rc)
+            rc = route(adm, "GET", "/connections/{id}/logins", lg_h_logins_list, lg, 0, 0, err);
+    }
+    if (rc) {
+        rg_gateway_login_free(lg);
+        return NULL;
+    }
+    return lg;
+}
+
+void rg_gateway_login_free(rg_gateway_login *lg)
+{
+    if (!lg)
+        return;
+    if (lg->demo_idp_pid > 0) {
+        kill(lg->demo_idp_pid, SIGTERM);
+        waitpid(lg->demo_idp_pid, NULL, 0);
+    }
+    lg_conns_clear(lg);
+    lg_pending_free(lg->pending);
+    lg_replay_free(lg->replay);
+    pthread_mutex_destroy(&lg->clock);
+    pthread_mutex_destroy(&lg->klock);
+    free(lg);
+}

@@ -1,0 +1,890 @@
+/* login_common.c: what every browser login shares: the pending-login store
+ * (one-time, bounded, 5 min), the in-process SAML replay cache, the
+ * per-connection SAML/OIDC runtime objects (built from the stored config,
+ * rebuilt when it changes, refcounted), return_to checks (open-redirect
+ * guard), the failure page + authentication.failed event, and the end of
+ * every login: R15-R18 through rg_store_login_apply, R24 session, cookies. */
+#include <assert.h>
+#include <ctype.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include "login_internal.h"
+#include "rolegate/store.h"
+#include "rolegate/util.h"
+
+int64_t lg_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ==== pending logins ==================================================== */
+
+struct lg_pending_store {
+    pthread_mutex_t lock;
+    lg_pending    **v;
+    size_t          n, max;
+    int64_t         ttl;
+};
+
+lg_pending_store *lg_pending_new(size_t max, int64_t ttl_s)
+{
+    lg_pending_store *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return NULL;
+    ps->v = calloc(max, sizeof *ps->v);
+    if (!ps->v) {
+        free(ps);
+        return NULL;
+    }
+    pthread_mutex_init(&ps->lock, NULL);
+    ps->max = max;
+    ps->ttl = ttl_s;
+    return ps;
+}
+
+void lg_pending_free(lg_pending_store *ps)
+{
+    if (!ps)
+        return;
+    for (size_t i = 0; i < ps->n; i++) {
+        memset(ps->v[i], 0, sizeof *ps->v[i]);   /* PKCE verifiers, nonces */
+        free(ps->v[i]);
+    }
+    free(ps->v);
+    pthread_mutex_destroy(&ps->lock);
+    free(ps);
+}
+
+static void pending_drop_at(lg_pending_store *ps, size_t i)
+{
+    memset(ps->v[i], 0, sizeof *ps->v[i]);
+    free(ps->v[i]);
+    ps->v[i] = ps->v[--ps->n];
+}
+
+int lg_pending_put(lg_pending_store *ps, lg_pending *p)
+{
+    assert(ps && p);
+    rg_random_token(p->key, sizeof p->key, 32);
+    if (!p->created_at)
+        p->created_at = rg_now();
+    lg_pending *copy = malloc(sizeof *copy);
+    if (!copy)
+        return RG_ENOMEM;
+    *copy = *p;
+    int64_t now = rg_now();
+    pthread_mutex_lock(&ps->lock);
+    if (ps->n == ps->max) {
+        for (size_t i = 0; i < ps->n;) {
+            if (now - ps->v[i]->created_at >= ps->ttl)
+                pending_drop_at(ps, i);
+            else
+                i++;
+        }
+    }
+    if (ps->n == ps->max) {
+        /* still full: the oldest pending login goes (bounded count) */
+        size_t old = 0;
+        for (size_t i = 1; i < ps->n; i++)
+            if (ps->v[i]->created_at < ps->v[old]->created_at)
+                old = i;
+        pending_drop_at(ps, old);
+    }
+    ps->v[ps->n++] = copy;
+    pthread_mutex_unlock(&ps->lock);
+    return 0;
+}
+
+/* by: 'k' the state key, 'r' a SAML request id, 'o' an OIDC state */
+static int pending_take(lg_pending_store *ps, char by, const char *v, lg_pending *out)
+{
+    int rc = RG_ENOTFOUND;
+    int64_t now = rg_now();
+    size_t vl = strlen(v);
+    pthread_mutex_lock(&ps->lock);
+    for (size_t i = 0; i < ps->n; i++) {
+        lg_pending *e = ps->v[i];
+        int hit = by == 'k' ? rg_ct_equal(e->key, strlen(e->key), v, vl)
+                : by == 'r' ? (e->kind == 's' && strcmp(e->request_id, v) == 0)
+                            : (e->kind == 'o' &&
+                               rg_ct_equal(e->oidc.state, strlen(e->oidc.state), v, vl));
+        if (!hit)
+            continue;
+        if (now - e->created_at < ps->ttl) {
+            *out = *e;
+            rc = 0;
+        }
+        pending_drop_at(ps, i);   /* one-time, expired or not */
+        break;
+    }
+    pthread_mutex_unlock(&ps->lock);
+    return rc;
+}
+
+int lg_pending_take_key(lg_pending_store *ps, const char *key, lg_pending *out)
+{
+    assert(ps && out);
+    if (!key || !*key || strlen(key) >= sizeof out->key)
+        return RG_ENOTFOUND;
+    return pending_take(ps, 'k', key, out);
+}
+
+int lg_pending_take_request(lg_pending_store *ps, const char *request_id, lg_pending *out)
+{
+    assert(ps && out);
+    if (!request_id || !*request_id)
+        return RG_ENOTFOUND;
+    return pending_take(ps, 'r', request_id, out);
+}
+
+int lg_pending_take_oidc_state(lg_pending_store *ps, const char *state, lg_pending *out)
+{
+    assert(ps && out);
+    if (!state || !*state || strlen(state) >= RG_OIDC_TOKEN_MAX)
+        return RG_ENOTFOUND;
+    return pending_take(ps, 'o', state, out);
+}
+
+size_t lg_pending_count(lg_pending_store *ps)
+{
+    pthread_mutex_lock(&ps->lock);
+    size_t n = ps->n;
+    pthread_mutex_unlock(&ps->lock);
+    return n;
+}
+
+/* ==== SAML replay cache ================================================= */
+
+#define REPLAY_BUCKETS 65536u
+
+typedef struct replay_node {
+    struct replay_node *next;
+    int64_t expires;
+    char key[];
+} replay_node;
+
+struct lg_replay {
+    pthread_mutex_t lock;
+    replay_node   **b;
+    size_t          n, max;
+    int64_t         grace;
+};
+
+lg_replay *lg_replay_new(size_t max, int64_t grace)
+{
+    lg_replay *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->b = calloc(REPLAY_BUCKETS, sizeof *r->b);
+    if (!r->b) {
+        free(r);
+        return NULL;
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    r->max = max;
+    r->grace = grace;
+    return r;
+}
+
+void lg_replay_free(lg_replay *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < REPLAY_BUCKETS; i++)
+        for (replay_node *n = r->b[i], *nx; n; n = nx) {
+            nx = n->next;
+            free(n);
+        }
+    free(r->b);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+int lg_replay_check(void *ctx, const char *issuer, const char *assertion_id,
+                    int64_t expires_at)
+{
+    lg_replay *r = ctx;
+    assert(r && issuer && assertion_id);
+    size_t li = strlen(issuer), la = strlen(assertion_id);
+    /* FNV-1a over issuer \x1f id: the id is unique per issuer only */
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < li; i++)
+        h = (h ^ (unsigned char)issuer[i]) * 16777619u;
+    h = (h ^ 0x1fu) * 16777619u;
+    for (size_t i = 0; i < la; i++)
+        h = (h ^ (unsigned char)assertion_id[i]) * 16777619u;
+    int64_t now = rg_now();
+    int rc = 0;
+    pthread_mutex_lock(&r->lock);
+    replay_node **pp = &r->b[h % REPLAY_BUCKETS];
+    while (*pp) {
+        replay_node *n = *pp;
+        if (n->expires < now) {   /* expired: forget it while we pass */
+            *pp = n->next;
+            free(n);
+            r->n--;
+            continue;
+        }
+        if (strncmp(n->key, issuer, li) == 0 && n->key[li] == 0x1f &&
+            strcmp(n->key + li + 1, assertion_id) == 0) {
+            rc = 1;
+            break;
+        }
+        pp = &n->next;
+    }
+    if (rc == 0) {
+        replay_node *n = r->n < r->max ? malloc(sizeof *n + li + la + 2) : NULL;
+        if (!n) {
+            rc = -1;   /* full or no memory: fail closed (LIBRARIES.md 4) */
+        } else {
+            memcpy(n->key, issuer, li);
+            n->key[li] = 0x1f;
+            memcpy(n->key + li + 1, assertion_id, la + 1);
+            n->expires = (expires_at > now ? expires_at : now) + r->grace;
+            n->next = r->b[h % REPLAY_BUCKETS];
+            r->b[h % REPLAY_BUCKETS] = n;
+            r->n++;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int lg_replay_unavailable(void *ctx, const char *issuer, const char *assertion_id,
+                          int64_t expires_at)
+{
+    return -1;
+}
+
+/* ==== connection runtime objects ======================================== */
+
+static void conn_free(lg_conn *c)
+{
+    if (!c)
+        return;
+    rg_saml_connection_free(c->saml);
+    rg_oidc_client_free(c->oidc);
+    free(c);
+}
+
+void lg_conn_release(rg_gateway_login *lg, lg_conn *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&lg->clock);
+    int last = --c->refs == 0;
+    pthread_mutex_unlock(&lg->clock);
+    if (last)
+        conn_free(c);
+}
+
+void lg_conns_clear(rg_gateway_login *lg)
+{
+    pthread_mutex_lock(&lg->clock);
+    lg_conn **v = lg->conns;
+    size_t n = lg->nconns;
+    lg->conns = NULL;
+    lg->nconns = lg->capconns = 0;
+    pthread_mutex_unlock(&lg->clock);
+    for (size_t i = 0; i < n; i++)
+        lg_conn_release(lg, v[i]);
+    free(v);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A NULL-terminated list from a JSON string array or a single string
+ * (borrowed strings in a malloc'd array); NULL when absent or empty. */
+static const char **jlist(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    if (json_is_string(v)) {
+        const char **l = calloc(2, sizeof *l);
+        if (l)
+            l[0] = json_string_value(v);
+        return l;
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return NULL;
+    const char **l = calloc(json_array_size(v) + 1, sizeof *l);
+    size_t i, n = 0;
+    const json_t *e;
+    json_array_foreach(v, i, e)
+        if (l && json_is_string(e))
+            l[n++] = json_string_value(e);
+    if (l && n == 0) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void lg_sp_keys_lazy(rg_gateway_login *lg)
+{
+    pthread_mutex_lock(&lg->klock);
+    if (!lg->keys_ready && lg_sp_keys_ensure(lg->cfg) == 0)
+        lg->keys_ready = 1;
+    pthread_mutex_unlock(&lg->klock);
+}
+
+static int conn_build_saml(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg_error *err)
+{
+    const char *md = jstr(j, "idp_metadata");
+    if (!md || !*md)
+        return rg_error_set(err, RG_EINVAL, 422, "metadata_missing", "idp_metadata",
+                            "the connection has no IdP metadata yet "
+                            "(PUT /connections/%s/metadata)", c->id);
+    lg_sp_keys_lazy(lg);
+    char *eid = NULL, *acs = NULL;
+    if (asprintf(&eid, "%s/saml/metadata/%s", lg->base, c->id) < 0)
+        eid = NULL;
+    if (asprintf(&acs, "%s/saml/acs/%s", lg->base, c->id) < 0)
+        acs = NULL;
+    const char **groups = jlist(j, "groups_attributes");
+    const char **email = jlist(j, "email_attribute");
+    const char **name = jlist(j, "name_attribute");
+    rg_saml_conn_config sc;
+    rg_saml_conn_config_init(&sc);
+    sc.connection_id = c->id;
+    sc.sp_entity_id = eid;
+    sc.acs_url = acs;
+    sc.sp_key_file = lg->cfg->saml.sp_key_file;
+    sc.sp_cert_file = lg->cfg->saml.sp_cert_file;
+    sc.idp_metadata = md;
+    sc.idp_metadata_len = strlen(md);
+    sc.group_attributes = groups;
+    sc.email_attributes = email;
+    sc.name_attributes = name;
+    sc.allow_idp_initiated = json_is_true(json_object_get(j, "allow_idp_initiated"));
+    sc.allow_sha1 = lg->cfg->saml.allow_sha1;
+    sc.clock_skew_s = lg->cfg->saml.clock_skew > 0 ? (int)lg->cfg->saml.clock_skew : -1;
+    sc.max_response_size = lg->cfg->saml.max_response;
+    int rc = 0;
+    if (!eid || !acs)
+        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    else if (!(c->saml = rg_saml_connection_new(&sc, err)))
+        rc = RG_ERR;
+    free(eid);
+    free(acs);
+    free(groups);
+    free(email);
+    free(name);
+    return rc;
+}
+
+static int conn_build_oidc(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg_error *err)
+{
+    char redirect[RG_CONFIG_STR + 32];
+    snprintf(redirect, sizeof redirect, "%s/oidc/callback", lg->base);
+    /* scopes: a space-separated string or an array of strings */
+    char scopes[1024] = "";
+    const json_t *sv = json_object_get(j, "scopes");
+    if (json_is_string(sv)) {
+        snprintf(scopes, sizeof scopes, "%s", json_string_value(sv));
+    } else if (json_is_array(sv)) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(sv, i, e)
+            if (json_is_string(e)) {
+                size_t l = strlen(scopes);
+                snprintf(scopes + l, sizeof scopes - l, "%s%s", l ? " " : "",
+                         json_string_value(e));
+            }
+    }
+    rg_oidc_config oc = {
+        .issuer = jstr(j, "issuer"),
+        .client_id = jstr(j, "client_id"),
+        .client_secret = jstr(j, "client_secret"),
+        .redirect_uri = redirect,
+        .scopes = scopes[0] ? scopes : NULL,
+        .groups_claim = jstr(j, "groups_claim"),
+        .email_claim = jstr(j, "email_claim"),
+        .name_claim = jstr(j, "name_claim"),
+        .allowed_algs = jstr(j, "allowed_algs"),
+        .allow_http_loopback = lg->cfg->oidc.allow_http_loopback,
+        .http_timeout_ms = lg->cfg->oidc.http_timeout_ms,
+        /* 0 in rg_oidc_config means "default": a configured 0 is -1 there */
+        .jwks_min_refresh_s = lg->cfg->oidc.jwks_min_refresh > 0
+                                  ? (int)lg->cfg->oidc.jwks_min_refresh : -1,
+        .use_userinfo_for_groups = json_is_true(json_object_get(j, "use_userinfo_for_groups")),
+        .clock_skew_s = lg->cfg->saml.clock_skew > 0 ? (int)lg->cfg->saml.clock_skew : -1,
+        .pending_max_age_s = LG_STATE_TTL_S,
+    };
+    c->oidc = rg_oidc_client_new(&oc, err);
+    return c->oidc ? 0 : RG_ERR;
+}
+
+static lg_conn *conn_find(rg_gateway_login *lg, const char *id, size_t *idx)
+{
+    for (size_t i = 0; i < lg->nconns; i++)
+        if (strcmp(lg->conns[i]->id, id) == 0) {
+            if (idx)
+                *idx = i;
+            return lg->conns[i];
+        }
+    return NULL;
+}
+
+int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_error *err)
+{
+    assert(lg && out);
+    *out = NULL;
+    if (!id || !*id || strlen(id) >= LG_ID_MAX)
+        return rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+                            "no such connection");
+    if (!lg->ctx->store)
+        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "no store");
+    json_t *j = NULL;
+    int rc = rg_store_connection_private(lg->ctx->store, id, &j, err);
+    if (rc) {
+        if (err && err->status == 404)
+            rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+                         "no such connection");
+        return rc;
+    }
+    /* the digest of the whole stored object: any change rebuilds */
+    unsigned char dg[32];
+    char *dump = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    unsigned int dl = 0;
+    if (!dump || !EVP_Digest(dump, strlen(dump), dg, &dl, EVP_sha256(), NULL)) {
+        free(dump);
+        json_decref(j);
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    }
+    free(dump);
+    pthread_mutex_lock(&lg->clock);
+    lg_conn *c = conn_find(lg, id, NULL);
+    if (c && memcmp(c->digest, dg, sizeof dg) == 0) {
+        c->refs++;
+        pthread_mutex_unlock(&lg->clock);
+        json_decref(j);
+        *out = c;
+        return 0;
+    }
+    pthread_mutex_unlock(&lg->clock);
+
+    /* (re)build outside the lock: lasso parses keys and metadata */
+    lg_conn *n = calloc(1, sizeof *n);
+    if (!n) {
+        json_decref(j);
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    }
+    snprintf(n->id, sizeof n->id, "%s", id);
+    snprintf(n->org_id, sizeof n->org_id, "%s", jstr(j, "organization_id") ? jstr(j, "organization_id") : "");
+    memcpy(n->digest, dg, sizeof dg);
+    const char *type = jstr(j, "type");
+    if (type && strcmp(type, "saml") == 0) {
+        n->type = 's';
+        rc = conn_build_saml(lg, j, n, err);
+    } else if (type && strcmp(type, "oidc") == 0) {
+        n->type = 'o';
+        rc = conn_build_oidc(lg, j, n, err);
+    } else {
+        rc = rg_error_set(err, RG_EINVAL, 422, "connection_type_unknown", "type",
+                          "unknown connection type");
+    }
+    json_decref(j);
+    if (rc) {
+        rg_log(RG_LOG_WARN, "event=connection_unusable connection_id=%s error=%s", n->id,
+               err ? err->code : "?");
+        conn_free(n);
+        return rc;
+    }
+    pthread_mutex_lock(&lg->clock);
+    size_t idx = 0;
+    lg_conn *old = conn_find(lg, id, &idx);
+    if (old && memcmp(old->digest, dg, sizeof dg) == 0) {
+        /* another thread built the same one meanwhile: use it */
+        old->refs++;
+        pthread_mutex_unlock(&lg->clock);
+        conn_free(n);
+        *out = old;
+        return 0;
+    }
+    int old_last = 0;
+    if (old) {
+        lg->conns[idx] = n;
+        old_last = --old->refs == 0;   /* the table's reference */
+    } else {
+        if (lg->nconns == lg->capconns) {
+            size_t cap = lg->capconns ? lg->capconns * 2 : 16;
+            lg_conn **v = realloc(lg->conns, cap * sizeof *v);
+            if (!v) {
+                pthread_mutex_unlock(&lg->clock);
+                conn_free(n);
+                return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+            }
+            lg->conns = v;
+            lg->capconns = cap;
+        }
+        lg->conns[lg->nconns++] = n;
+    }
+    n->refs = 2;   /* the table's and the caller's */
+    pthread_mutex_unlock(&lg->clock);
+    if (old_last)
+        conn_free(old);
+    rg_log(RG_LOG_INFO, "event=connection_loaded connection_id=%s type=%s", n->id,
+           n->type == 's' ? "saml" : "oidc");
+    *out = n;
+    return 0;
+}
+
+/* ==== return_to ========================================================== */
+
+int lg_return_to_ok(const rg_gateway_login *lg, const char *s)
+{
+    if (!s || !*s || strlen(s) >= LG_RETURN_TO_MAX)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x21 || *p == 0x7f || *p == '\\')
+            return 0;   /* browsers read '\' as '/' and drop tabs/newlines */
+    if (s[0] == '/')
+        return s[1] != '/';   /* "//evil.com" is protocol-relative */
+    /* absolute: only http(s) to an allowed origin; the origin must be
+     * followed by nothing or by a path, query or fragment */
+    if (strncasecmp(s, "https://", 8) != 0 && strncasecmp(s, "http://", 7) != 0)
+        return 0;
+    const char *host = strstr(s, "://") + 3;
+    size_t olen = (size_t)(host - s) + strcspn(host, "/?#");
+    if (memchr(host, '@', olen - (size_t)(host - s)))
+        return 0;   /* userinfo: "https://good.com@evil.com" */
+    char origin[RG_CONFIG_STR];
+    if (olen >= sizeof origin)
+        return 0;
+    for (size_t i = 0; i < olen; i++)
+        origin[i] = (char)tolower((unsigned char)s[i]);
+    origin[olen] = 0;
+    if (strcmp(origin, lg->origin) == 0)
+        return 1;
+    for (const char *p = lg->cfg->server.return_to_origins; *p;) {
+        size_t n = strcspn(p, ", \t");
+        while (n && p[n - 1] == '/')
+            n--;
+        if (n == olen && strncasecmp(p, origin, n) == 0)
+            return 1;
+        p += strcspn(p, ", \t");
+        p += strspn(p, ", \t");
+    }
+    return 0;
+}
+
+/* ==== cookies and pages ================================================== */
+
+char *lg_state_cookie(rg_http_req *req, const rg_gateway_login *lg, const char *key,
+                      int max_age)
+{
+    /* The IdP's POST to the ACS is cross-site: only SameSite=None cookies
+     * come with it, and browsers accept those only with Secure (https).
+     * Under plain http the cookie is Lax (sent on the OIDC callback, a
+     * top-level GET) and the SAML ACS finds its pending login by the
+     * response's InResponseTo instead (README-login.md). */
+    return rg_arena_printf(rg_http_arena(req), "%s=%s; Path=/; Max-Age=%d; HttpOnly; %s",
+                           LG_STATE_COOKIE, key, max_age,
+                           lg->secure ? "SameSite=None; Secure" : "SameSite=Lax");
+}
+
+char *lg_html_escape(rg_arena *a, const char *s)
+{
+    if (!s)
+        s = "";
+    size_t n = 1;
+    for (const char *p = s; *p; p++)
+        n += (*p == '&' || *p == '<' || *p == '>' || *p == '"' || *p == '\'') ? 6 : 1;
+    char *out = rg_arena_alloc(a, n), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = s; *p; p++) {
+        const char *r = NULL;
+        switch (*p) {
+        case '&': r = "&amp;"; break;
+        case '<': r = "&lt;"; break;
+        case '>': r = "&gt;"; break;
+        case '"': r = "&quot;"; break;
+        case '\'': r = "&#39;"; break;
+        default: *o++ = *p; continue;
+        }
+        size_t l = strlen(r);
+        memcpy(o, r, l);
+        o += l;
+    }
+    *o = 0;
+    return out;
+}
+
+void lg_page(rg_http_req *req, int status, const char *title, const char *code,
+             const char *message)
+{
+    rg_arena *a = rg_http_arena(req);
+    char *body = rg_arena_printf(
+        a,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>%s</title></head>\n"
+        "<body><h1>%s</h1>\n<p>%s</p>\n<p>Reason code: <code id=\"reason\">%s</code></p>\n"
+        "</body></html>\n",
+        lg_html_escape(a, title), lg_html_escape(a, title), lg_html_escape(a, message),
+        lg_html_escape(a, code));
+    rg_http_add_header(req, "Cache-Control", "no-store");
+    rg_http_add_header(req, "Content-Security-Policy", "default-src 'none'");
+    if (!body) {
+        rg_http_send(req, status, "text/plain", "error\n", 6);
+        return;
+    }
+    rg_http_send_arena(req, status, "text/html; charset=utf-8", body, strlen(body));
+}
+
+/* The login record's common members. */
+static json_t *record_new(const char *conn_id, const char *org_id, const char *protocol,
+                          const char *subject)
+{
+    char ts[40];
+    rg_iso8601_ms(rg_now_ms(), ts, sizeof ts);
+    json_t *d = json_object();
+    if (!d)
+        return NULL;
+    json_object_set_new(d, "time", json_string(ts));
+    json_object_set_new(d, "connection_id", conn_id ? json_string(conn_id) : json_null());
+    json_object_set_new(d, "organization_id",
+                        org_id && *org_id ? json_string(org_id) : json_null());
+    json_object_set_new(d, "protocol", json_string(protocol ? protocol : "unknown"));
+    json_object_set_new(d, "subject", subject ? json_string(subject) : json_null());
+    return d;
+}
+
+void lg_fail(rg_http_req *req, rg_gateway_login *lg, const char *conn_id, const char *org_id,
+             const char *protocol, const char *subject, const rg_error *err)
+{
+    int status = err && err->status ? err->status : 400;
+    const char *code = err && err->code[0] ? err->code : "login_failed";
+    json_t *d = record_new(conn_id, org_id, protocol, subject);
+    if (d) {
+        json_object_set_new(d, "reason", json_string(code));
+        json_object_set_new(d, "status", json_integer(status));
+        if (err && err->message[0])
+            json_object_set_new(d, "message", json_string(err->message));
+    }
+    /* the event is the login record of a failure (no secret, no assertion) */
+    rg_error eerr;
+    if (lg->ctx->store && conn_id &&
+        rg_store_event_emit(lg->ctx->store, "authentication.failed", d, &eerr) != 0)
+        rg_log(RG_LOG_ERROR, "event=login_event_failed error=%s", eerr.code);
+    json_decref(d);
+    char qs[200], qm[300];
+    rg_log(RG_LOG_INFO, "event=login result=failed protocol=%s connection_id=%s reason=%s "
+           "subject=%s request_id=%s message=%s", protocol ? protocol : "unknown",
+           conn_id ? conn_id : "-", code, rg_log_quote(qs, sizeof qs, subject ? subject : "-"),
+           rg_http_request_id(req), rg_log_quote(qm, sizeof qm, err ? err->message : ""));
+    char *clear = lg_state_cookie(req, lg, "", 0);
+    if (clear)
+        rg_http_add_header(req, "Set-Cookie", clear);
+    lg_page(req, status, "Sign-in failed",  code,
+            "The sign-in could not be completed. Give the reason code below to your "
+            "administrator, or start again from the application.");
+}
+
+/* ==== the end of every login ============================================= */
+
+/* "Alice Example" → first "Alice", last "Example" (arena). */
+static void split_name(rg_arena *a, const char *name, const char **first, const char **last)
+{
+    *first = *last = NULL;
+    if (!name || !*name)
+        return;
+    const char *sp = strchr(name, ' ');
+    if (!sp) {
+        *first = name;
+        return;
+    }
+    *first = rg_arena_strndup(a, name, (size_t)(sp - name));
+    while (*sp == ' ')
+        sp++;
+    *last = *sp ? sp : NULL;
+}
+
+void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
+               const lg_identity *id, const char *return_to, lg_timing *t)
+{
+    assert(req && lg && conn && id && id->subject && return_to);
+    const rg_config *cfg = lg->cfg;
+    rg_arena *a = rg_http_arena(req);
+    rg_error err;
+    rg_error_clear(&err);
+    rg_store_login_user u = {.subject = id->subject, .email = id->email};
+    split_name(a, id->name, &u.first_name, &u.last_name);
+
+    /* R15-R18: user, membership, roles and their events in ONE transaction;
+     * a failure leaves the membership as it was */
+    int64_t t0 = lg_cpu_us();
+    rg_resolution res;
+    memset(&res, 0, sizeof res);
+    json_t *om = NULL;
+    int rc = rg_store_login_apply(lg->ctx->store, conn->org_id, conn->id, &u, id->groups,
+                                  id->n_groups, &res, &om, &err);
+    int64_t t1 = lg_cpu_us();
+    const char *user_id = om ? jstr(om, "user_id") : NULL;
+    if (!rc && (!user_id || res.roles.n == 0))
+        rc = rg_error_set(&err, RG_ERR, 500, "store_error", NULL, "login gave no membership");
+    if (rc) {
+        lg_fail(req, lg, conn->id, conn->org_id, id->protocol, id->subject, &err);
+        rg_resolution_clear(&res);
+        json_decref(om);
+        return;
+    }
+    user_id = rg_arena_strdup(a, user_id);
+    json_decref(om);
+
+    /* R24: the claims are a snapshot of the roles just resolved (R25) */
+    char sid[64], jti[40];
+    rg_id_new("session", sid, sizeof sid);
+    rg_random_token(jti, sizeof jti, 16);
+    rg_claims c = {
+        .iss = rg_gateway_issuer(cfg),
+        .sub = user_id,
+        .sid = sid,
+        .jti = jti,
+        .org_id = conn->org_id,
+        .email = id->email && *id->email ? id->email : NULL,
+        .roles = (const char *const *)res.roles.v,
+        .n_roles = res.roles.n,
+        .permissions = (const char *const *)res.permissions.v,
+        .n_permissions = res.permissions.n,
+        .iat = rg_now(),
+    };
+    c.exp = c.iat + cfg->session.lifetime;
+    rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
+                                  ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
+                                  : RG_SESSION_OVERSIZE_REJECT;
+    char *token = NULL, *cookie = NULL;
+    size_t cookie_len = 0;
+    int omitted = 0;
+    rc = rg_session_issue(lg->ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
+                          lg->secure, cfg->session.lifetime, &token, &cookie, &cookie_len,
+                          &omitted, &err);
+    int64_t t2 = lg_cpu_us();
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    if (rc) {
+        /* R24: never a truncated cookie; the page says why */
+        lg_fail(req, lg, conn->id, conn->org_id, id->protocol, id->subject, &err);
+        rg_resolution_clear(&res);
+        free(cookie);
+        return;
+    }
+    rg_http_add_header(req, "Set-Cookie", cookie);
+    free(cookie);
+    char *clear = lg_state_cookie(req, lg, "", 0);
+    if (clear)
+        rg_http_add_header(req, "Set-Cookie", clear);
+    rg_http_add_header(req, "Cache-Control", "no-store");
+
+    /* one line per login: the record without tokens or assertions */
+    char qs[200], *roles = NULL, *matched = NULL;
+    rg_buf rb = {0}, mb = {0};
+    for (size_t i = 0; i < res.roles.n; i++)
+        rg_buf_printf(&rb, "%s%s", i ? "," : "", res.roles.v[i]);
+    for (size_t i = 0; i < res.matched_groups.n && i < res.matched_roles.n; i++)
+        rg_buf_printf(&mb, "%s%s->%s", i ? "," : "", res.matched_groups.v[i],
+                      res.matched_roles.v[i]);
+    roles = rg_buf_take(&rb);
+    matched = rg_buf_take(&mb);
+    char qm[512];
+    rg_log(RG_LOG_INFO, "event=login result=ok protocol=%s connection_id=%s "
+           "organization_id=%s subject=%s user_id=%s groups=%zu matched=%s roles=%s "
+           "role_source=%s token_cookie_bytes=%zu permissions_omitted=%d groups_overage=%d "
+           "request_id=%s", id->protocol, conn->id, conn->org_id,
+           rg_log_quote(qs, sizeof qs, id->subject), user_id, id->n_groups,
+           rg_log_quote(qm, sizeof qm, matched ? matched : ""), roles ? roles : "",
+           rg_core_source_name(res.source), cookie_len, omitted, id->groups_overage,
+           rg_http_request_id(req));
+    free(roles);
+    free(matched);
+    if (t) {
+        t->store_us = t1 - t0;
+        t->sign_us = t2 - t1;
+        rg_log(RG_LOG_DEBUG, "event=login_timing protocol=%s verify_cpu_us=%lld "
+               "store_cpu_us=%lld sign_cpu_us=%lld", id->protocol, (long long)t->verify_us,
+               (long long)t->store_us, (long long)t->sign_us);
+    }
+    rg_resolution_clear(&res);
+    rg_http_redirect(req, 302, return_to);
+}
+
+/* ==== SP key pair ======================================================== */
+
+static int write_pem(const char *path, BIO *bio, int mode)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+    char tmp[RG_CONFIG_STR];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    const char *d = dirname(tmp);
+    if (strcmp(d, ".") != 0 && rg_mkdir_p(d, 0700) != 0)
+        return -1;
+    return n > 0 ? rg_file_write(path, data, (size_t)n, mode) : -1;
+}
+
+int lg_sp_keys_ensure(const rg_config *cfg)
+{
+    const char *kf = cfg->saml.sp_key_file, *cf = cfg->saml.sp_cert_file;
+    int hk = access(kf, F_OK) == 0, hc = access(cf, F_OK) == 0;
+    if (hk && hc)
+        return 0;
+    if (hk != hc) {
+        rg_log(RG_LOG_ERROR, "event=saml_sp_keys_incomplete key=%s cert=%s "
+               "hint=\"give both files or neither\"", kf, cf);
+        return -1;
+    }
+    int rc = -1;
+    EVP_PKEY *pk = EVP_RSA_gen(2048);
+    X509 *x = X509_new();
+    BIO *kb = BIO_new(BIO_s_mem()), *cb = BIO_new(BIO_s_mem());
+    if (!pk || !x || !kb || !cb)
+        goto done;
+    unsigned char serial[16];
+    rg_random_bytes(serial, sizeof serial);
+    serial[0] &= 0x7f;
+    BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
+    if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))) {
+        BN_free(bn);
+        goto done;
+    }
+    BN_free(bn);
+    X509_set_version(x, 2);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600);
+    X509_NAME *nm = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"rolegate SAML SP",
+                               -1, -1, 0);
+    X509_set_issuer_name(x, nm);
+    X509_set_pubkey(x, pk);
+    if (!X509_sign(x, pk, EVP_sha256()) || !PEM_write_bio_PrivateKey(kb, pk, NULL, NULL, 0, NULL, NULL) ||
+        !PEM_write_bio_X509(cb, x))
+        goto done;
+    if (write_pem(kf, kb, 0600) != 0 || write_pem(cf, cb, 0644) != 0)
+        goto done;
+    rg_log(RG_LOG_INFO, "event=saml_sp_keys_created key=%s cert=%s", kf, cf);
+    rc = 0;
+done:
+    if (rc)
+        rg_log(RG_LOG_ERROR, "event=saml_sp_keys_failed key=%s cert=%s", kf, cf);
+    BIO_free(kb);
+    BIO_free(cb);
+    X509_free(x);
+    EVP_PKEY_free(pk);
+    return rc;
+}

@@ -1,0 +1,172 @@
+/* login_internal.h: what the login files of src/gateway share (login.c,
+ * login_common.c, saml_routes.c, oidc_routes.c, demo.c) and nobody else
+ * sees: the login state (pending logins, SAML replay cache, the per-
+ * connection runtime objects), return_to checks, the failure page + event
+ * and the common end of every login (R15-R18 through the store, R24
+ * session, cookies, redirect). */
+#ifndef ROLEGATE_LOGIN_INTERNAL_H
+#define ROLEGATE_LOGIN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include "rolegate/gateway.h"
+#include "rolegate/http.h"
+#include "rolegate/oidc.h"
+#include "rolegate/saml.h"
+
+#define LG_STATE_COOKIE     "rolegate_state"
+#define LG_STATE_TTL_S      300        /* pending login lifetime (5 min) */
+#define LG_PENDING_MAX      10000      /* bounded count of pending logins */
+#define LG_RETURN_TO_MAX    1024
+#define LG_REPLAY_MAX       1000000    /* replay cache entries; full = fail closed */
+#define LG_ID_MAX           80         /* ids: conn_..., org_... */
+
+/* ---- pending logins (in-process; the cache layer's shape) --------------- */
+typedef struct lg_pending {
+    char    key[48];                       /* the state cookie value (random) */
+    char    kind;                          /* 's' SAML, 'o' OIDC */
+    char    conn_id[LG_ID_MAX];
+    char    org_id[LG_ID_MAX];
+    char    request_id[RG_SAML_REQUEST_ID_MAX];   /* SAML AuthnRequest ID */
+    rg_oidc_pending oidc;                  /* OIDC state, nonce, PKCE verifier */
+    char    return_to[LG_RETURN_TO_MAX];
+    int64_t created_at;                    /* wall clock seconds */
+} lg_pending;
+
+typedef struct lg_pending_store lg_pending_store;
+lg_pending_store *lg_pending_new(size_t max, int64_t ttl_s);
+void lg_pending_free(lg_pending_store *ps);                 /* accepts NULL */
+/* Stores a copy of *p under a new random key (written to p->key too).
+ * Expired entries are dropped first; when still full the oldest goes.
+ * Returns 0 or RG_ENOMEM. */
+int  lg_pending_put(lg_pending_store *ps, lg_pending *p);
+/* One-time take by state key or by SAML request id: 0 and *out filled (the
+ * entry is gone), RG_ENOTFOUND if absent or expired. */
+int  lg_pending_take_key(lg_pending_store *ps, const char *key, lg_pending *out);
+int  lg_pending_take_request(lg_pending_store *ps, const char *request_id, lg_pending *out);
+int  lg_pending_take_oidc_state(lg_pending_store *ps, const char *state, lg_pending *out);
+size_t lg_pending_count(lg_pending_store *ps);
+
+/* ---- SAML replay cache (in-process) ------------------------------------- */
+typedef struct lg_replay lg_replay;
+/* grace: seconds kept past an assertion's expiry (the clock skew). */
+lg_replay *lg_replay_new(size_t max, int64_t grace);
+void lg_replay_free(lg_replay *r);                          /* accepts NULL */
+/* rg_saml_replay_fn over an lg_replay (ctx) */
+int  lg_replay_check(void *ctx, const char *issuer, const char *assertion_id,
+                     int64_t expires_at);
+/* rg_saml_replay_fn that always answers "backend unavailable" (policy
+ * replay_check_without_redis = reject). */
+int  lg_replay_unavailable(void *ctx, const char *issuer, const char *assertion_id,
+                           int64_t expires_at);
+
+/* ---- connection runtime objects ----------------------------------------- */
+typedef struct lg_conn {
+    char     id[LG_ID_MAX];
+    char     org_id[LG_ID_MAX];
+    char     type;                  /* 's' | 'o' */
+    unsigned char digest[32];       /* SHA-256 of the stored connection JSON */
+    rg_saml_connection *saml;       /* type 's' */
+    rg_oidc_client     *oidc;       /* type 'o' */
+    int      refs;                  /* under the cache lock */
+} lg_conn;
+
+/* ---- the login state ------------------------------------------------------ */
+typedef struct rg_gateway_login {
+    rg_ctx            *ctx;
+    const rg_config   *cfg;
+    int                secure;       /* base_url is https */
+    char               base[RG_CONFIG_STR];     /* base_url without trailing '/' */
+    char               origin[RG_CONFIG_STR];   /* scheme://host[:port] of base_url */
+    lg_pending_store  *pending;
+    lg_replay         *replay;       /* NULL: policy reject without Redis */
+    pthread_mutex_t    clock;        /* guards conns */
+    lg_conn          **conns;
+    size_t             nconns, capconns;
+    pid_t              demo_idp_pid; /* the demo's fixture IdP child, 0 if none */
+    pthread_mutex_t    klock;        /* guards keys_ready (SP key pair made lazily) */
+    int                keys_ready;
+} rg_gateway_login;
+
+/* Finds or (re)builds the runtime object of connection id from the store
+ * (rebuilt when the stored connection changed). *out holds one reference:
+ * give it back with lg_conn_release. Errors: 404 "connection_not_found",
+ * 422 invalid_metadata / oidc_config_invalid, 503 store_unavailable. */
+int  lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_error *err);
+void lg_conn_release(rg_gateway_login *lg, lg_conn *c);     /* accepts NULL */
+/* Drops every cached runtime object (at exit). */
+void lg_conns_clear(rg_gateway_login *lg);
+
+/* ---- return_to ------------------------------------------------------------ */
+/* 1 if s is a relative path starting with a single '/' (not "//", not "/\",
+ * no control characters or backslashes), or an absolute http(s) URL whose
+ * origin is this gateway's or listed in server.return_to_origins. */
+int  lg_return_to_ok(const rg_gateway_login *lg, const char *s);
+
+/* ---- cookies -------------------------------------------------------------- */
+/* "rolegate_state=<key>; Path=/; HttpOnly; Max-Age=300" + "; SameSite=None;
+ * Secure" under https, "; SameSite=Lax" under http (arena). key "" and
+ * max_age 0 clear it. */
+char *lg_state_cookie(rg_http_req *req, const rg_gateway_login *lg, const char *key,
+                      int max_age);
+
+/* ---- the end of every login ------------------------------------------------ */
+/* What a protocol handler learned (borrowed strings). */
+typedef struct lg_identity {
+    const char *subject;
+    const char *email;
+    const char *name;               /* display name, may be NULL */
+    const char *const *groups;
+    size_t n_groups;
+    int groups_overage;             /* OIDC: the IdP left groups out */
+    const char *protocol;           /* "saml" | "oidc" */
+} lg_identity;
+
+/* Timing of one login, microseconds of this thread's CPU (bench, debug log). */
+typedef struct lg_timing { int64_t verify_us, store_us, sign_us; } lg_timing;
+
+/* R15-R18 + R24: rg_store_login_apply (membership + events, one
+ * transaction) → session → Set-Cookie (session, state cleared) → 302 to
+ * return_to. On a failure after verification (store, session_too_large) it
+ * answers with lg_fail itself. */
+void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
+               const lg_identity *id, const char *return_to, lg_timing *t);
+/* A rejected login: authentication.failed event (the login record: time,
+ * connection_id, organization_id, subject if known, protocol, reason), one
+ * log line, and an HTML error page with err->status (400 if unset) showing
+ * the stable reason code; the state cookie is cleared. conn_id/org_id may be
+ * NULL when unknown. */
+void lg_fail(rg_http_req *req, rg_gateway_login *lg, const char *conn_id,
+             const char *org_id, const char *protocol, const char *subject,
+             const rg_error *err);
+/* A small HTML page (escaped) with the reason code; Cache-Control no-store. */
+void lg_page(rg_http_req *req, int status, const char *title, const char *code,
+             const char *message);
+/* HTML-escapes s into the arena. */
+char *lg_html_escape(rg_arena *a, const char *s);
+/* This thread's CPU time in microseconds. */
+int64_t lg_cpu_us(void);
+
+/* ---- route handlers (ctx = rg_gateway_login) ------------------------------- */
+void lg_h_login(rg_http_req *req, void *ctx);
+void lg_h_saml_metadata(rg_http_req *req, void *ctx);
+void lg_h_saml_acs(rg_http_req *req, void *ctx);
+void lg_h_oidc_callback(rg_http_req *req, void *ctx);
+void lg_h_metadata_put(rg_http_req *req, void *ctx);
+void lg_h_logins_list(rg_http_req *req, void *ctx);
+/* SAML redirect for a pending login (p filled but for request_id/key): sets
+ * the state cookie and answers 302. */
+void lg_saml_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_pending *p);
+void lg_oidc_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_pending *p,
+                   const char *login_hint);
+
+/* The SP key pair of [saml]: created (RSA-2048, self-signed, 10 years,
+ * mode 0600) when neither file exists. Returns 0 or -1 (logged). */
+int  lg_sp_keys_ensure(const rg_config *cfg);
+/* lg_sp_keys_ensure once per process, at the first SAML use (an RSA keygen
+ * costs ~0.1 s: gateways without SAML connections never pay it). */
+void lg_sp_keys_lazy(rg_gateway_login *lg);
+
+#endif

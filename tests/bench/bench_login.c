@@ -1,0 +1,199 @@
+/* bench_login.c: the SAML ACS load driver of tests/bench/bench_login.py
+ * (which starts rolegate and reads its per-login timing lines). It mints N
+ * unique IdP-initiated responses in process with the fixture IdP (lasso,
+ * RSA-2048, SHA-256, Response and Assertion signed, 5 groups), then POSTs
+ * them to the ACS over keep-alive connections from T client threads and
+ * prints logins/s and the status counts. Run alone it only says so. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "../../idp-fixtures/rg_fixture_mint.h"
+#include "rolegate/saml.h"
+#include "rolegate/util.h"
+
+typedef struct job {
+    char **bodies;            /* "SAMLResponse=<urlencoded b64>" */
+    size_t from, to;
+    int port;
+    const char *path;
+    long ok, other;
+} job;
+
+static char *urlencode_b64(const char *b64)
+{
+    size_t n = strlen(b64), o = 0;
+    char *out = malloc(n * 3 + 16);
+    memcpy(out, "SAMLResponse=", 13);
+    o = 13;
+    for (size_t i = 0; i < n; i++) {
+        char c = b64[i];
+        if (c == '+' || c == '/' || c == '=')
+            o += (size_t)sprintf(out + o, "%%%02X", (unsigned char)c);
+        else
+            out[o++] = c;
+    }
+    out[o] = 0;
+    return out;
+}
+
+static int dial(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads one response; returns its status or -1. */
+static int read_response(int fd)
+{
+    static __thread char buf[65536];
+    size_t got = 0;
+    char *end = NULL;
+    while (!end) {
+        ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+        buf[got] = 0;
+        end = strstr(buf, "\r\n\r\n");
+    }
+    int status = atoi(buf + 9);
+    char *cl = strcasestr(buf, "\r\ncontent-length:");
+    size_t body = cl ? (size_t)atol(cl + 17) : 0;
+    size_t have = got - (size_t)(end + 4 - buf);
+    while (have < body) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r <= 0)
+            return -1;
+        have += (size_t)r;
+    }
+    return status;
+}
+
+static void *client(void *arg)
+{
+    job *j = arg;
+    int fd = dial(j->port);
+    for (size_t i = j->from; i < j->to; i++) {
+        char head[512];
+        size_t bl = strlen(j->bodies[i]);
+        int hl = snprintf(head, sizeof head,
+                          "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                          "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n",
+                          j->path, bl);
+        int st = -1;
+        for (int attempt = 0; attempt < 2 && st < 0; attempt++) {
+            if (fd < 0)
+                fd = dial(j->port);
+            if (fd >= 0 && write(fd, head, (size_t)hl) == hl &&
+                write(fd, j->bodies[i], bl) == (ssize_t)bl)
+                st = read_response(fd);
+            if (st < 0 && fd >= 0) {
+                close(fd);
+                fd = -1;
+            }
+        }
+        if (st == 302)
+            j->ok++;
+        else
+            j->other++;
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *sp = NULL, *idp = NULL, *key = NULL, *path = NULL;
+    int port = 0, threads = 2;
+    long n = 1000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--sp-metadata")) sp = argv[i + 1];
+        else if (!strcmp(argv[i], "--idp-metadata")) idp = argv[i + 1];
+        else if (!strcmp(argv[i], "--key")) key = argv[i + 1];
+        else if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--path")) path = argv[i + 1];
+        else if (!strcmp(argv[i], "--n")) n = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+    }
+    if (!sp || !idp || !key || !path || port <= 0 || n < 1 || threads < 1 || threads > 64) {
+        printf("bench_login: the ACS driver of tests/bench/bench_login.py (run that)\n");
+        return 0;
+    }
+    if (rg_saml_global_init() != 0)
+        return 1;
+    mint_opts o;
+    memset(&o, 0, sizeof o);
+    o.idp_metadata = rg_file_read(idp, 1 << 20, NULL);
+    o.idp_key_pem = rg_file_read(key, 1 << 20, NULL);
+    o.sp_metadata = rg_file_read(sp, 1 << 20, NULL);
+    static const char *const groups[] = {"engineering", "admins", "viewers", "sales",
+                                         "everyone"};
+    o.groups = groups;
+    o.n_groups = 5;
+    o.sign = MINT_SIGN_BOTH;
+    o.not_on_or_after = rg_now() + 3600;
+    char *err = NULL;
+    LassoServer *srv = o.idp_metadata && o.idp_key_pem && o.sp_metadata
+                           ? mint_idp_server(&o, &err) : NULL;
+    if (!srv) {
+        fprintf(stderr, "bench_login: %s\n", err ? err : "cannot read the inputs");
+        return 1;
+    }
+    char **bodies = calloc((size_t)n, sizeof *bodies);
+    int64_t t0 = rg_mono_us();
+    size_t total = 0;
+    for (long i = 0; i < n; i++) {
+        char user[64];
+        snprintf(user, sizeof user, "user%ld@bench.example", i % 200);
+        o.user = user;
+        char *xml = mint_with_server(srv, &o, &err);
+        if (!xml) {
+            fprintf(stderr, "bench_login: mint: %s\n", err ? err : "?");
+            return 1;
+        }
+        char *b64 = mint_b64(xml, strlen(xml));
+        bodies[i] = urlencode_b64(b64);
+        total += strlen(bodies[i]);
+        free(b64);
+        free(xml);
+    }
+    g_object_unref(srv);
+    int64_t t1 = rg_mono_us();
+    printf("minted %ld responses (5 groups, RSA-2048 SHA-256, both signed, %zu B form "
+           "average) in %.1f s\n", n, total / (size_t)n, (t1 - t0) / 1e6);
+    job *jobs = calloc((size_t)threads, sizeof *jobs);
+    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    int64_t s0 = rg_mono_us();
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (job){.bodies = bodies, .from = (size_t)(n * t / threads),
+                        .to = (size_t)(n * (t + 1) / threads), .port = port, .path = path};
+        pthread_create(&th[t], NULL, client, &jobs[t]);
+    }
+    long ok = 0, other = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(th[t], NULL);
+        ok += jobs[t].ok;
+        other += jobs[t].other;
+    }
+    int64_t s1 = rg_mono_us();
+    printf("ACS logins: %ld ok (302), %ld other, %d concurrent clients, %.2f s: %.0f logins/s\n",
+           ok, other, threads, (s1 - s0) / 1e6, ok / ((s1 - s0) / 1e6));
+    for (long i = 0; i < n; i++)
+        free(bodies[i]);
+    free(bodies);
+    free(jobs);
+    free(th);
+    return other ? 2 : 0;
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Login benchmarks (issues 5 and 6), against the real binary on loopback:
+  SAML: verified ACS logins/s with pre-minted unique responses (RSA-2048,
+        SHA-256, 5 groups) from 2 concurrent clients ($BUILD/bench/bench_login),
+        and CPU us per login split into verify / store (resolve + membership
+        + events, one transaction) / sign, from rolegate's debug timing lines.
+  OIDC: CPU us per callback excluding the IdP's time (this thread's CPU
+        around the code exchange + ID-token verification, then store, sign)
+        through the real oidc-provider of tests/oidc-op.
+Prints the machine. BENCH_N overrides the number of SAML logins (2000)."""
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from test_saml_common import LoginServer, setup_roles, Browser, FIX  # noqa: E402
+import test_oidc_login as ol  # noqa: E402
+
+BUILD = os.environ.get("ROLEGATE_BUILD") or os.path.join(ROOT, "build")
+N = int(os.environ.get("BENCH_N", "2000"))
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{platform.system()} {platform.release()} {platform.machine()}, {cpu}, {os.cpu_count()} cpus"
+
+
+def timings(rg, protocol):
+    rows = []
+    for line in rg.log_lines():
+        if "event=login_timing" in line and f"protocol={protocol}" in line:
+            kv = dict(re.findall(r"(\w+)=(\d+)", line))
+            rows.append((int(kv["verify_cpu_us"]), int(kv["store_cpu_us"]),
+                         int(kv["sign_cpu_us"])))
+    return rows
+
+
+def report(name, rows):
+    if not rows:
+        print(f"{name}: no timing lines (log level debug?)")
+        return
+    for i, part in enumerate(("verify", "store", "sign")):
+        v = [r[i] for r in rows]
+        print(f"  {name} {part:6s} CPU us: median {statistics.median(v):7.0f}  "
+              f"mean {statistics.mean(v):7.0f}  (n={len(v)})")
+    tot = [sum(r) for r in rows]
+    print(f"  {name} total  CPU us: median {statistics.median(tot):7.0f}")
+
+
+def bench_saml():
+    drv = os.path.join(BUILD, "bench", "bench_login")
+    if not os.access(drv, os.X_OK):
+        print(f"SAML: {drv} missing: make bench")
+        return
+    with LoginServer(config={"log": {"level": "debug"}}) as rg:
+        setup_roles(rg)
+        org = rg.ok("POST", "/organizations", {"name": "Bench"})["id"]
+        conn = rg.ok("POST", f"/organizations/{org}/connections",
+                     {"type": "saml", "name": "bench", "allow_idp_initiated": True})["id"]
+        with open(os.path.join(FIX, "idp-metadata.xml")) as f:
+            md = f.read()
+        st, info = rg.api("PUT", f"/connections/{conn}/metadata", md,
+                          {"Content-Type": "application/xml"})
+        assert st == 200, (st, info)
+        rg.ok("PUT", f"/connections/{conn}/role_mappings",
+              [{"idp_group": "admins", "role_slug": "admin"},
+               {"idp_group": "engineering", "role_slug": "member"},
+               {"idp_group": "viewers", "role_slug": "viewer"}])
+        st, _, sp = rg.public("GET", f"/saml/metadata/{conn}")
+        with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
+            f.write(sp)
+            sp_path = f.name
+        try:
+            out = subprocess.run(
+                [drv, "--sp-metadata", sp_path, "--idp-metadata",
+                 os.path.join(FIX, "idp-metadata.xml"), "--key", os.path.join(FIX, "idp.key"),
+                 "--port", str(rg.public_port), "--path", f"/saml/acs/{conn}",
+                 "--n", str(N), "--threads", "2"], capture_output=True, text=True, cwd=ROOT)
+        finally:
+            os.unlink(sp_path)
+        print("SAML:")
+        for line in out.stdout.splitlines():
+            print("  " + line)
+        if out.returncode:
+            print("  driver failed:", out.stderr[-500:])
+        report("saml", timings(rg, "saml"))
+
+
+def bench_oidc(n=40):
+    rg = LoginServer(config={"log": {"level": "debug"}})
+    op = None
+    try:
+        op = ol.Op(rg.base + "/oidc/callback")
+        setup_roles(rg)
+        org = rg.ok("POST", "/organizations", {"name": "Bench"})["id"]
+        conn = rg.ok("POST", f"/organizations/{org}/connections",
+                     {"type": "oidc", "name": "OP", "issuer": op.issuer,
+                      "client_id": ol.CLIENT_ID, "client_secret": ol.CLIENT_SECRET})["id"]
+        rg.ok("PUT", f"/connections/{conn}/role_mappings",
+              [{"idp_group": "admins", "role_slug": "admin"}])
+        env = type("E", (), {})()
+        env.rg, env.org = rg, org
+        for i in range(n):
+            b = Browser()
+            cb = ol.Env.to_callback(env, b, "alice")
+            st, _, _ = b.get(cb)
+            assert st == 302, st
+        print("OIDC (callback; verify = code exchange + ID token, this thread's CPU only):")
+        report("oidc", timings(rg, "oidc")[1:])   # the first one fetches discovery + JWKS
+    finally:
+        if op:
+            op.stop()
+        rg.__exit__(None, None, None)
+
+
+if __name__ == "__main__":
+    print("machine:", machine())
+    bench_saml()
+    bench_oidc()
