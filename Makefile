@@ -112,7 +112,7 @@ bench: all $(BENCH_BIN)
 
 run: deps
 	$(MAKE) all
-	./build/rolegate serve -c etc/rolegate.conf
+	./build/rolegate serve -c etc/rolegate.conf --demo
 
 deps:
 	@.ci/deps

@@ -32,8 +32,10 @@ static void usage(FILE *out, const char *prog)
 {
     fprintf(out,
             "usage: %s <command> [options]\n"
-            "  serve [-c FILE]      run the gateway (default config: " DEFAULT_CONFIG
-            " if present, else built-in defaults; ROLEGATE_* variables override)\n"
+            "  serve [-c FILE] [--demo]\n"
+            "                       run the gateway (default config: " DEFAULT_CONFIG
+            " if present, else built-in defaults; ROLEGATE_* variables override);\n"
+            "                       --demo: a demo organization and fixture IdP on an empty store\n"
             "  keygen ...           session signing keys (see: keygen --help)\n"
             "  check-config FILE    validate FILE; exit 0 if valid, 2 with\n"
             "                       FILE:LINE: option: problem lines otherwise\n"
@@ -167,9 +169,12 @@ static rg_http_server *make_server(const rg_config *cfg, const char *name,
 static int cmd_serve(int argc, char **argv)
 {
     const char *path = NULL;
+    int demo = 0;
     for (int i = 2; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
             path = argv[++i];
+        } else if (strcmp(argv[i], "--demo") == 0) {
+            demo = 1;   /* [demo] enabled for this run (make run) */
         } else {
             usage(stderr, argv[0]);
             return 2;
@@ -185,6 +190,8 @@ static int cmd_serve(int argc, char **argv)
         print_diag(&diag);
         return 2;
     }
+    if (demo)
+        cfg.demo.enabled = 1;
     if (cfg.log.file[0])
         ensure_parent(cfg.log.file);
     if (rg_log_open(cfg.log.file[0] ? cfg.log.file : NULL, (rg_log_level)cfg.log.level) != 0)

@@ -85,14 +85,84 @@ static void h_org_delete(rg_http_req *req, void *ctx)
 
 /* ---- connections and mappings (R15) --------------------------------------------- */
 
+/* The members a connection of each type may carry, and their JSON types.
+ * Anything else is refused, so that protocol state the gateway trusts can
+ * only be set where it is checked: the IdP metadata of a SAML connection
+ * goes through PUT /connections/{id}/metadata and its fail-closed lint. */
+typedef enum { CF_STRING, CF_STRINGS, CF_BOOL } cf_kind;   /* CF_STRINGS: string or [string] */
+typedef struct { const char *type, *name; cf_kind kind; } conn_field;
+static const conn_field conn_fields[] = {
+    {"saml", "groups_attributes", CF_STRINGS}, {"saml", "email_attribute", CF_STRINGS},
+    {"saml", "name_attribute", CF_STRINGS},    {"saml", "allow_idp_initiated", CF_BOOL},
+    {"oidc", "issuer", CF_STRING},             {"oidc", "client_id", CF_STRING},
+    {"oidc", "client_secret", CF_STRING},      {"oidc", "scopes", CF_STRINGS},
+    {"oidc", "groups_claim", CF_STRING},       {"oidc", "email_claim", CF_STRING},
+    {"oidc", "name_claim", CF_STRING},         {"oidc", "allowed_algs", CF_STRING},
+    {"oidc", "use_userinfo_for_groups", CF_BOOL},
+};
+
+static int kind_ok(const json_t *v, cf_kind k)
+{
+    if (k == CF_BOOL)
+        return json_is_boolean(v);
+    if (json_is_string(v))
+        return 1;
+    if (k != CF_STRINGS || !json_is_array(v))
+        return 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+        if (!json_is_string(e))
+            return 0;
+    return 1;
+}
+
+/* Checks every member of b but type and name against conn_fields; in a
+ * PATCH (patch != 0) null removes an optional member. */
+static int conn_config_check(const char *type, const json_t *b, int patch, rg_error *err)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)b, k, v) {
+        if (strcmp(k, "type") == 0 || strcmp(k, "name") == 0)
+            continue;
+        const conn_field *f = NULL;
+        for (size_t i = 0; i < sizeof conn_fields / sizeof *conn_fields; i++)
+            if (strcmp(conn_fields[i].type, type) == 0 && strcmp(conn_fields[i].name, k) == 0)
+                f = &conn_fields[i];
+        if (!f && strcmp(type, "saml") == 0 && strcmp(k, "idp_metadata") == 0)
+            return rg_error_set(err, RG_EINVAL, 422, "unknown_field", k,
+                                "IdP metadata is set with PUT /connections/{id}/metadata, "
+                                "where it is checked");
+        if (!f)
+            return rg_error_set(err, RG_EINVAL, 422, "unknown_field", k,
+                                "'%.40s' is not a setting of a %s connection", k, type);
+        if (patch && json_is_null(v) && strcmp(k, "issuer") != 0 && strcmp(k, "client_id") != 0)
+            continue;
+        if (!kind_ok(v, f->kind))
+            return rg_error_set(err, RG_EINVAL, 422, "invalid_type", k, "%s must be %s", k,
+                                f->kind == CF_BOOL      ? "a boolean"
+                                : f->kind == CF_STRINGS ? "a string or an array of strings"
+                                                        : "a string");
+    }
+    if (!patch && strcmp(type, "oidc") == 0)
+        for (size_t i = 0; i < 2; i++) {
+            const char *req = i ? "client_id" : "issuer";
+            if (!json_is_string(json_object_get(b, req)))
+                return rg_error_set(err, RG_EINVAL, 422, "required", req,
+                                    "an oidc connection needs %s", req);
+        }
+    return RG_OK;
+}
+
 static void h_conn_create(rg_http_req *req, void *ctx)
 {
     rg_error err;
     rg_error_clear(&err);
     const char *type, *name;
     json_t *out = NULL;
-    /* the protocol settings vary by type: every member is passed on as the
-     * connection's config (the store ignores its own reserved members) */
+    /* the protocol settings vary by type: the members conn_fields allows are
+     * passed on as the connection's config */
     json_t *b = rg_api_body_object(req, NULL, &err);
     int rc = b ? 0 : RG_EINVAL;
     if (!rc) rc = rg_api_json_string(b, "type", 1, &type, &err);
@@ -100,6 +170,7 @@ static void h_conn_create(rg_http_req *req, void *ctx)
         rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_request", "type",
                           "type must be \"saml\" or \"oidc\"");
     if (!rc) rc = rg_api_json_string(b, "name", 1, &name, &err);
+    if (!rc) rc = conn_config_check(type, b, 0, &err);
     if (!rc)
         rc = rg_store_connection_create(rg_api_store(ctx), rg_http_param(req, "id"), type,
                                         name, b, &out, &err);
@@ -145,6 +216,14 @@ static void h_conn_update(rg_http_req *req, void *ctx)
         rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_request", "type",
                           "the type of a connection cannot change");
     if (!rc) rc = rg_api_json_string(b, "name", 0, &name, &err);
+    json_t *cur = NULL;
+    if (!rc)
+        rc = rg_store_connection_get(rg_api_store(ctx), rg_http_param(req, "id"), &cur, &err);
+    if (!rc) {
+        const char *type = json_string_value(json_object_get(cur, "type"));
+        rc = conn_config_check(type ? type : "", b, 1, &err);
+    }
+    json_decref(cur);
     json_t *patch = NULL;
     if (!rc) {
         patch = json_deep_copy(b);

@@ -121,7 +121,7 @@ void rg_config_defaults(rg_config *cfg)
     cfg->redis.connect_timeout_ms = 500;
     cfg->redis.command_timeout_ms = 500;
     cfg->redis.table_ttl = 300;
-    cfg->demo.enabled = 1;
+    cfg->demo.enabled = 0;   /* the fixture IdP's key is public: opt-in only */
 }
 
 /* ---- value parsers ------------------------------------------------------ */

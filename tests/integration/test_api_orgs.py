@@ -82,7 +82,9 @@ def test_organization_delete_cascades_with_events():
         o = _org(api)
         keep = _org(api, "Keep")
         api.post(f"/authorization/organizations/{o['id']}/roles", {"slug": "org-x", "name": "X"})
-        c = api.post(f"/organizations/{o['id']}/connections", {"type": "oidc", "name": "KC"})[1]
+        c = api.post(f"/organizations/{o['id']}/connections",
+                     {"type": "oidc", "name": "KC", "issuer": "https://kc.example",
+                      "client_id": "rg"})[1]
         u = _user(api, "a@acme.com")
         m = api.post(MS, {"user_id": u["id"], "organization_id": o["id"]})[1]
         m2 = api.post(MS, {"user_id": u["id"], "organization_id": keep["id"]})[1]
@@ -131,6 +133,38 @@ def test_connection_create_list_get_delete():
         assert st == 404, (st, e)
         kinds = [e["event"] for e in events_of(api)]
         assert kinds.count("connection.created") == 2 and kinds.count("connection.deleted") == 1
+
+
+@test
+def test_connection_settings_are_checked_per_type_and_metadata_only_via_its_endpoint():
+    with server() as api:
+        o = _org(api)
+        base = f"/organizations/{o['id']}/connections"
+        before = snapshot(api)
+        cases = [
+            ({"type": "saml", "name": "x", "idp_metadata": "<EntityDescriptor/>"},
+             "idp_metadata", "unknown_field"),       # unlinted metadata is refused
+            ({"type": "saml", "name": "x", "issuer": "https://i"}, "issuer", "unknown_field"),
+            ({"type": "saml", "name": "x", "allow_idp_initiated": "yes"},
+             "allow_idp_initiated", "invalid_type"),
+            ({"type": "saml", "name": "x", "groups_attributes": ["g", 1]},
+             "groups_attributes", "invalid_type"),
+            ({"type": "oidc", "name": "x", "client_id": "c"}, "issuer", "required"),
+            ({"type": "oidc", "name": "x", "issuer": "https://i", "client_id": "c",
+              "groups_attribute": "g"}, "groups_attribute", "unknown_field"),
+        ]
+        for body, field, code in cases:
+            st, e = api.post(base, body)
+            assert st == 422, (body, st, e)
+            assert e["code"] == code and e["errors"][0]["field"] == field, (body, e)
+        assert snapshot(api) == before, "a refused connection changed something"
+        st, c = api.post(base, {"type": "saml", "name": "ok", "groups_attributes": "memberOf",
+                                "allow_idp_initiated": False})
+        assert st == 201, (st, c)
+        st, e = api.patch(f"/connections/{c['id']}", {"idp_metadata": "<x/>"})
+        assert st == 422 and e["errors"][0]["field"] == "idp_metadata", (st, e)
+        st, e = api.patch(f"/connections/{c['id']}", {"allow_idp_initiated": True})
+        assert st == 200 and e["allow_idp_initiated"] is True, (st, e)
 
 
 @test

@@ -72,7 +72,7 @@ static void test_defaults(void **st)
     assert_string_equal(cfg.redis.url, "");
     assert_string_equal(cfg.redis.prefix, "rolegate:");
     assert_int_equal(cfg.redis.table_ttl, 300);
-    assert_int_equal(cfg.demo.enabled, 1);
+    assert_int_equal(cfg.demo.enabled, 0);   /* opt-in: the fixture IdP key is public */
     assert_true(rg_config_threads(&cfg) >= 2);
 }
 
@@ -104,7 +104,7 @@ static void test_values_parsed(void **st)
                            "[log]\n"
                            "level = debug\n"
                            "[demo]\n"
-                           "enabled = off\n"),
+                           "enabled = on\n"),
                      0);
     assert_string_equal(cfg.server.public_listen, "[::1]:9000");
     assert_string_equal(cfg.server.base_url, "https://sso.example.com/base");
@@ -122,7 +122,7 @@ static void test_values_parsed(void **st)
     assert_int_equal(cfg.oidc.allow_http_loopback, 1);
     assert_string_equal(cfg.redis.url, "redis://127.0.0.1:6379/2");
     assert_int_equal(cfg.log.level, RG_LOG_DEBUG);
-    assert_int_equal(cfg.demo.enabled, 0);
+    assert_int_equal(cfg.demo.enabled, 1);
 }
 
 static void test_unknown_section_and_option(void **st)
