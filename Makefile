@@ -7,6 +7,8 @@
 #   make run        serve the default config (SQLite under var/)
 #   make deps       apt-get the Debian packages that are missing
 #   make bench      build and run tests/bench/ (not part of check)
+#   make fuzz       libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each
+#   make lint       cppcheck + clang-tidy over src/
 
 CC       ?= cc
 BUILD    ?= build
@@ -59,7 +61,7 @@ $(BUILD)/empty.o:
 	@mkdir -p $(@D)
 	echo 'typedef int rg_empty_unit;' | $(CC) -x c -c - -o $@
 
-.PHONY: all check asan run deps clean bench unit fixtures
+.PHONY: all check asan run deps clean bench unit fixtures fuzz lint
 all: bin-dir $(BUILD)/rolegate $(BUILD)/fixtures
 
 bin-dir:
@@ -109,6 +111,15 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/empty.o $(call libs_for,main)
 	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) -O2 -o $@ $< $(call libs_for,main) $(PKG_LIBS)
 bench: all $(BENCH_BIN)
 	tests/bench/run
+
+# libFuzzer targets of tests/fuzz/ (clang, build-fuzz/), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 20
+fuzz:
+	tests/fuzz/run $(FUZZ_SECONDS)
+
+# cppcheck + clang-tidy over src/ (suppressions, each with its reason, in tests/lint/).
+lint:
+	tests/lint/run
 
 run: deps
 	$(MAKE) all

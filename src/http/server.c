@@ -313,7 +313,9 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
 {
     char host[256], port[8];
     assert(!s->started);
-    split_listen(s->listen, host, sizeof host, port, sizeof port);
+    if (split_listen(s->listen, host, sizeof host, port, sizeof port) != 0)
+        return rg_error_set(err, RG_EINVAL, 500, "listen_failed", "listen", "%s: bad address",
+                            s->listen);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai = NULL;
     int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
@@ -333,11 +335,21 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
                             strerror(e));
     }
     freeaddrinfo(ai);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } sa;
+    memset(&sa, 0, sizeof sa);
+    socklen_t sl = sizeof sa;
+    if (getsockname(fd, &sa.sa, &sl) != 0) {
+        int e = errno;
+        close(fd);
+        return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen", "%s: %s", s->listen,
+                            strerror(e));
+    }
+    s->port = ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in4.sin_port);
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
