@@ -1,0 +1,129 @@
+/* cache.h: the cache layer (DESIGN.md "State"; issue 7): compiled role
+ * tables (R7-R11, R15) looked up in-process -> Redis -> store with versioned
+ * keys and invalidation messages, and the state several instances must
+ * share through Redis: the SAML replay cache, one-time login state and
+ * revoked session ids. Without a Redis URL everything is in-process (one
+ * instance). Redis down is degraded mode: tables come from the store, login
+ * state from the in-process fallback, replay checks follow
+ * saml.replay_check_without_redis.
+ *
+ * Threads: every function may be called from any thread at once. Each
+ * calling thread gets its own hiredis connection, made lazily (no lock is
+ * held during Redis I/O); one subscriber thread per rg_cache receives
+ * invalidations and revocations. SIGPIPE must be blocked or ignored in the
+ * process (main.c blocks it before threads start; create the cache after). */
+#ifndef ROLEGATE_CACHE_H
+#define ROLEGATE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rolegate/config.h"
+#include "rolegate/core.h"
+#include "rolegate/error.h"
+
+struct rg_store;
+typedef struct rg_cache rg_cache;           /* opaque */
+typedef struct rg_cache_ref rg_cache_ref;   /* a counted reference to a table */
+
+/* Creates the cache from cfg->redis (url, prefix, connect_timeout_ms,
+ * command_timeout_ms, table_ttl) and cfg->saml (replay_check_without_redis,
+ * clock_skew). cfg is copied; store is borrowed (must outlive the cache; may
+ * be NULL if role tables are never asked for). With a URL the subscriber
+ * thread starts at once; Redis being down is not an error (it is retried
+ * with backoff). Returns NULL with err filled (500 "cache_error") for a
+ * malformed URL or a failed thread/pipe creation. Free with rg_cache_free. */
+rg_cache *rg_cache_new(const rg_config *cfg, struct rg_store *store, rg_error *err);
+/* Stops the subscriber, closes every connection, drops every table (tables
+ * still referenced stay valid until their rg_cache_ref_release). No other
+ * call on c may be running. Accepts NULL. */
+void rg_cache_free(rg_cache *c);
+
+/* ---- role tables (R7-R11, R15) -------------------------------------------
+ * The table of org_id (NULL: the environment's). In-process copy if younger
+ * than table_ttl (and, while the invalidation channel is down, still at the
+ * store's version); else Redis key <prefix>table:<org|env>:<version> (the
+ * store's current version); else rg_store_role_table, written back to Redis
+ * (TTL table_ttl) and kept in-process. On success *out is a counted
+ * reference to an immutable table: read it with rg_cache_ref_table from any
+ * thread, release it with rg_cache_ref_release. Returns 0, or the store's
+ * negative code and err (e.g. 404 for an unknown organization). */
+int rg_cache_table_get(rg_cache *c, const char *org_id, rg_cache_ref **out, rg_error *err);
+/* The table (borrowed: valid until the reference is released). */
+const rg_role_table *rg_cache_ref_table(const rg_cache_ref *r);
+/* Drops the reference; the last one frees the table. Accepts NULL. */
+void rg_cache_ref_release(rg_cache_ref *r);
+
+/* Call after every committed store change that affects a role table (the
+ * store has bumped its version): org_id for one organization, NULL for an
+ * environment change (which every organization inherits: all tables).
+ * Drops the in-process copies at once and publishes <prefix>invalidate so
+ * every instance drops its own. Returns 0, or RG_EIO if Redis is configured
+ * but the message could not be published (other instances then catch up by
+ * the TTL, or at once when their channel is down: see rg_cache_table_get). */
+int rg_cache_table_invalidate(rg_cache *c, const char *org_id);
+
+/* ---- SAML replay cache ----------------------------------------------------
+ * Has the signature of rg_saml_replay_fn (saml.h): pass rg_cache_replay_check
+ * and the rg_cache as its ctx. expires_at: the assertion's end of validity,
+ * seconds since epoch; remembered until then plus saml.clock_skew.
+ * Returns 0 first use (now remembered), 1 replay, -1 unavailable: Redis is
+ * configured but unreachable and replay_check_without_redis = reject, or
+ * the in-process cache is full. Redis: SET <prefix>replay:<sha256(issuer)>:
+ * <id> 1 PX <ttl> NX. Without Redis configured, or Redis down with policy
+ * local: a bounded in-process map. */
+int rg_cache_replay_check(void *cache, const char *issuer, const char *assertion_id,
+                          int64_t expires_at);
+
+/* ---- one-time login state -------------------------------------------------
+ * Stores value under key (e.g. the SAML request id, the OIDC state) for
+ * ttl_ms (> 0). Redis: SET <prefix>state:<key> value PX ttl_ms. Without Redis
+ * configured or while it is down: a bounded in-process map (oldest dropped
+ * when full), which then only serves this instance. Returns 0, RG_EINVAL
+ * (empty key, ttl_ms <= 0), RG_ENOMEM. */
+int rg_cache_state_put(rg_cache *c, const char *key, const char *value, int64_t ttl_ms,
+                       rg_error *err);
+/* Takes the value of key exactly once (GETDEL; the in-process fallback is
+ * checked too). On success *value is malloc'd (caller frees) and 0 is
+ * returned. RG_ENOTFOUND (404 "state_not_found") if it never existed, expired
+ * or was taken; RG_EIO (503 "state_store_unavailable") if it is not held
+ * in-process and Redis is unreachable. *value is NULL on failure. */
+int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *err);
+
+/* ---- revoked sessions ------------------------------------------------------
+ * The session layer keeps the revocation set (the cache layer sits below it
+ * and does not link it): a sink receives revocations learned from Redis.
+ * Called from the subscriber thread with a sid revoked until exp (seconds);
+ * it must be thread-safe, e.g. a wrapper of rg_session_revoke. Return value
+ * ignored. */
+typedef int (*rg_cache_revoke_fn)(void *ctx, const char *sid, int64_t exp);
+/* Sets the sink (NULL: none) and, with Redis, loads every current
+ * <prefix>revoked:* key into it from the subscriber thread (again after each
+ * reconnect: messages may have been lost meanwhile). */
+void rg_cache_set_revoke_sink(rg_cache *c, rg_cache_revoke_fn fn, void *ctx);
+/* Shares a revocation the caller has applied locally already: SET
+ * <prefix>revoked:<sid> <exp> with expiry at exp (+ clock skew) and PUBLISH
+ * on <prefix>revoked, so every instance's sink gets it. Returns 0 (also
+ * without Redis configured: nothing to share), RG_EINVAL for an empty sid,
+ * RG_EIO if Redis is unreachable. */
+int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp);
+
+/* ---- health (/readyz, /metrics) ------------------------------------------- */
+typedef struct rg_cache_stats {
+    int configured;                   /* a Redis URL is set */
+    int redis_up;                     /* commands work (last attempt) */
+    int subscriber_up;                /* the invalidation channel is live */
+    unsigned long redis_failures;     /* failed connects and commands */
+    unsigned long redis_skipped;      /* calls that skipped Redis in backoff */
+    unsigned long redis_connects;     /* connections made (all threads) */
+    unsigned long table_local_hits, table_redis_hits, table_store_loads;
+    unsigned long invalidations_received;
+    unsigned long replay_local;       /* replay checks answered in-process */
+    unsigned long replay_unavailable; /* replay checks answered -1 */
+} rg_cache_stats;
+void rg_cache_stats_get(rg_cache *c, rg_cache_stats *out);
+/* 1 when Redis is configured, answering, and the subscriber is connected;
+ * else 0. /readyz is degraded when configured && !rg_cache_redis_up. A log
+ * line marks each transition (event=redis_up / event=redis_down). */
+int rg_cache_redis_up(rg_cache *c);
+
+#endif

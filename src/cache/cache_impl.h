@@ -1,0 +1,143 @@
+/* cache_impl.h: what the files of src/cache share and nobody else sees: the
+ * rg_cache struct, the Redis URL, per-thread connections with backoff and
+ * health (redis.c), the bounded in-process maps (lmap.c), the subscriber
+ * (subscriber.c) and the table map (cache.c). */
+#ifndef ROLEGATE_CACHE_IMPL_H
+#define ROLEGATE_CACHE_IMPL_H
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include "rolegate/cache.h"
+#include "rolegate/config.h"
+
+/* ---- Redis URL ------------------------------------------------------------ */
+typedef struct rg_cache_url {
+    int unix_socket;          /* 1: path, else host:port */
+    char host[256];
+    int port;
+    char path[256];
+    char user[128];           /* "" = default user (AUTH pass) */
+    char pass[256];           /* "" = no AUTH */
+    int db;                   /* SELECT db when > 0 */
+} rg_cache_url;
+
+/* Parses redis://[[user]:pass@]host[:port][/db] (host may be [v6]; user and
+ * pass %-decoded) or unix:/path[?db=N]. Returns 0 or -1. */
+int rg_cache_url_parse(const char *s, rg_cache_url *u);
+
+/* ---- bounded in-process map with expiry (replay, login state) ------------ */
+typedef struct rg_cache_lmap rg_cache_lmap;
+rg_cache_lmap *rg_cache_lmap_new(size_t cap);
+void rg_cache_lmap_free(rg_cache_lmap *m);
+/* Inserts key unless it is held unexpired: 0 inserted, 1 held, -1 full (no
+ * expired entry to reclaim) or out of memory. */
+int  rg_cache_lmap_put_nx(rg_cache_lmap *m, const char *key, int64_t expires_ms);
+/* Inserts or replaces; when full the entry inserted first is dropped.
+ * Returns 0 or -1 (out of memory). value is copied. */
+int  rg_cache_lmap_put(rg_cache_lmap *m, const char *key, const char *value,
+                       int64_t expires_ms);
+/* Removes key: 1 with *value (malloc'd, may be NULL if value is NULL) if it
+ * was held unexpired, 0 if not, -1 out of memory. */
+int  rg_cache_lmap_take(rg_cache_lmap *m, const char *key, char **value);
+/* 1 if key is held unexpired. */
+int  rg_cache_lmap_has(rg_cache_lmap *m, const char *key);
+size_t rg_cache_lmap_count(rg_cache_lmap *m);
+
+/* ---- the table map (cache.c) --------------------------------------------- */
+struct rg_cache_ref {
+    atomic_long refs;
+    rg_role_table *table;
+};
+
+typedef struct cache_entry {
+    struct cache_entry *next;
+    char *org;                 /* "" = environment */
+    rg_cache_ref *ref;
+    int64_t loaded_us;         /* monotonic */
+} cache_entry;
+
+/* A per-thread Redis connection; owned by the cache's list. */
+typedef struct cache_conn {
+    struct cache_conn *next;
+    pthread_t owner;
+    redisContext *ctx;
+    uint64_t epoch;            /* the cache's epoch when connected */
+} cache_conn;
+
+#define CACHE_BACKOFF_MIN_MS 100
+#define CACHE_BACKOFF_MAX_MS 2000
+#define CACHE_MAX_TABLES 4096
+#define CACHE_REPLAY_CAP 65536
+#define CACHE_STATE_CAP 16384
+
+struct rg_cache {
+    rg_config cfg;
+    struct rg_store *store;
+    int configured;
+    rg_cache_url url;
+    char prefix[RG_CONFIG_STR];
+    uint64_t nonce;                    /* tells this cache's thread slots apart */
+
+    /* per-thread connections (the lock guards the list only, never I/O) */
+    pthread_mutex_t conns_lock;
+    cache_conn *conns;
+
+    /* health and backoff, shared by every thread */
+    atomic_int state;                  /* -1 unknown, 0 down, 1 up */
+    atomic_int probing;                /* one thread probes a down server */
+    atomic_llong retry_at_us;          /* skip Redis until then (monotonic) */
+    atomic_int backoff_ms;
+    atomic_ullong epoch;               /* bumped when Redis goes down */
+
+    /* tables */
+    pthread_mutex_t tables_lock;
+    cache_entry **buckets;
+    size_t n_buckets, n_tables;
+    atomic_ullong inval_gen;           /* bumped by every invalidation */
+
+    /* shared-state fallbacks */
+    rg_cache_lmap *replay_local;
+    rg_cache_lmap *state_local;
+
+    /* subscriber */
+    pthread_t sub_thread;
+    int sub_started;
+    int wake[2];                       /* pipe: stop / resync requests */
+    atomic_int sub_stop;
+    atomic_int sub_up;
+    atomic_int sub_resync;             /* reload revocations */
+    pthread_mutex_t sink_lock;
+    rg_cache_revoke_fn sink;
+    void *sink_ctx;
+
+    /* counters */
+    atomic_ulong n_failures, n_skipped, n_connects, n_local_hits, n_redis_hits,
+        n_store_loads, n_invalidations, n_replay_local, n_replay_unavailable;
+};
+
+/* ---- Redis connections (redis.c) ----------------------------------------- */
+/* A new connection with timeouts, keepalive, AUTH and SELECT applied, or
+ * NULL (why filled, never with the password). */
+redisContext *rg_cache_redis_open(rg_cache *c, char *why, size_t whysz);
+/* Runs one command on the calling thread's connection. NULL: Redis not
+ * configured, in backoff, or the connection failed (health updated, the
+ * connection dropped). An error reply is returned as is. Free with
+ * freeReplyObject. */
+redisReply *rg_cache_redis_cmd(rg_cache *c, int argc, const char **argv, const size_t *lens);
+/* Frees the calling thread's list entries' contexts: all of them (free). */
+void rg_cache_redis_close_all(rg_cache *c);
+/* Health transitions (one log line each). */
+void rg_cache_redis_mark_up(rg_cache *c);
+void rg_cache_redis_mark_down(rg_cache *c, const char *why);
+/* "<prefix><a><b>" into out; returns its length or -1 if it does not fit. */
+int  rg_cache_key(const rg_cache *c, char *out, size_t outsz, const char *a, const char *b);
+
+/* ---- tables and subscriber ------------------------------------------------ */
+/* Drops the in-process table of org (NULL: all). */
+void rg_cache_tables_drop(rg_cache *c, const char *org);
+int  rg_cache_sub_start(rg_cache *c, rg_error *err);
+void rg_cache_sub_stop(rg_cache *c);
+
+#endif

@@ -1,0 +1,199 @@
+/* shared.c: what several instances must share to stay secure (issue 7):
+ * the SAML replay cache (SET NX PX, fail closed by default when Redis is
+ * down: saml.replay_check_without_redis), one-time login state (SET PX,
+ * GETDEL) and revoked session ids (SET with expiry at exp + PUBLISH). Each
+ * has a bounded in-process fallback for a single instance. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include "rolegate/cache.h"
+#include "rolegate/util.h"
+#include "cache_impl.h"
+
+#define KEY_MAX 1024
+
+/* Hex SHA-256 of s into out[65]. */
+static int sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (!EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) || n != 32)
+        return -1;
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hx[md[i] >> 4];
+        out[2 * i + 1] = hx[md[i] & 15];
+    }
+    out[64] = '\0';
+    return 0;
+}
+
+/* ---- replay ------------------------------------------------------------------ */
+int rg_cache_replay_check(void *cache, const char *issuer, const char *assertion_id,
+                          int64_t expires_at)
+{
+    rg_cache *c = cache;
+    assert(c);
+    if (!issuer || !assertion_id || !*assertion_id)
+        return -1;
+    /* the issuer is hashed (any length, any characters); an id longer than
+     * any IdP makes is hashed too, so keys stay bounded */
+    char ih[65], idh[65], tail[200];
+    if (sha256_hex(issuer, ih))
+        return -1;
+    const char *id = assertion_id;
+    if (strlen(id) > 128) {
+        if (sha256_hex(id, idh))
+            return -1;
+        id = idh;
+    }
+    snprintf(tail, sizeof tail, "%s:%s", ih, id);
+    char key[KEY_MAX];
+    if (rg_cache_key(c, key, sizeof key, "replay:", tail) < 0)
+        return -1;
+    /* remembered until the assertion's end plus the skew the verifier
+     * allows, at least 1 s */
+    int64_t until_ms = (expires_at + c->cfg.saml.clock_skew) * 1000;
+    int64_t ttl_ms = until_ms - rg_now_ms();
+    if (ttl_ms < 1000) {
+        ttl_ms = 1000;
+        until_ms = rg_now_ms() + ttl_ms;
+    }
+    /* an id accepted in-process while Redis was down is a replay here too */
+    if (rg_cache_lmap_has(c->replay_local, key))
+        return 1;
+    if (c->configured) {
+        char px[24];
+        snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
+        const char *argv[6] = {"SET", key, "1", "PX", px, "NX"};
+        redisReply *r = rg_cache_redis_cmd(c, 6, argv, NULL);
+        int res = -2;
+        if (r && r->type == REDIS_REPLY_STATUS)
+            res = 0;           /* OK: first use */
+        else if (r && r->type == REDIS_REPLY_NIL)
+            res = 1;           /* already there: replay */
+        freeReplyObject(r);
+        if (res >= 0)
+            return res;
+        if (c->cfg.saml.replay_check_without_redis == RG_REPLAY_REJECT) {
+            atomic_fetch_add(&c->n_replay_unavailable, 1);
+            return -1;   /* fail closed: another instance may have seen it */
+        }
+        atomic_fetch_add(&c->n_replay_local, 1);
+    }
+    int rc = rg_cache_lmap_put_nx(c->replay_local, key, until_ms);
+    if (rc < 0) {
+        atomic_fetch_add(&c->n_replay_unavailable, 1);
+        rg_log(RG_LOG_WARN, "event=replay_cache_full cache=local");
+    }
+    return rc;
+}
+
+/* ---- login state ------------------------------------------------------------- */
+int rg_cache_state_put(rg_cache *c, const char *key, const char *value, int64_t ttl_ms,
+                       rg_error *err)
+{
+    assert(c);
+    char k[KEY_MAX];
+    if (!key || !*key || !value || ttl_ms <= 0 || rg_cache_key(c, k, sizeof k, "state:", key) < 0)
+        return rg_error_set(err, RG_EINVAL, 500, "invalid_state", NULL,
+                            "login state needs a key (<= 900 bytes), a value and a TTL");
+    if (c->configured) {
+        char px[24];
+        snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
+        const char *argv[5] = {"SET", k, value, "PX", px};
+        redisReply *r = rg_cache_redis_cmd(c, 5, argv, NULL);
+        int ok = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        if (ok) {
+            /* a copy kept in-process while Redis was down must not let the
+             * key be taken twice */
+            rg_cache_lmap_take(c->state_local, k, NULL);
+            return 0;
+        }
+    }
+    /* no Redis, or Redis down: this instance only (the login completes if
+     * the IdP's answer comes back here) */
+    if (rg_cache_lmap_put(c->state_local, k, value, rg_now_ms() + ttl_ms))
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    return 0;
+}
+
+int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *err)
+{
+    assert(c && value);
+    *value = NULL;
+    char k[KEY_MAX];
+    if (!key || !*key || rg_cache_key(c, k, sizeof k, "state:", key) < 0)
+        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                            "unknown or expired login state");
+    /* in-process first: put there while Redis was down (or no Redis) */
+    int local = rg_cache_lmap_take(c->state_local, k, value);
+    if (local == 1)
+        return 0;
+    if (local < 0)
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    if (!c->configured)
+        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                            "unknown or expired login state");
+    /* GETDEL: one atomic read-and-delete, so two instances racing on the
+     * same callback cannot both take it */
+    const char *argv[2] = {"GETDEL", k};
+    redisReply *r = rg_cache_redis_cmd(c, 2, argv, NULL);
+    int rc;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        *value = malloc((size_t)r->len + 1);
+        if (*value) {
+            memcpy(*value, r->str, (size_t)r->len);
+            (*value)[r->len] = '\0';
+            rc = 0;
+        } else {
+            rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        }
+    } else if (r && r->type == REDIS_REPLY_NIL) {
+        rc = rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                          "unknown or expired login state");
+    } else {
+        rc = rg_error_set(err, RG_EIO, 503, "state_store_unavailable", NULL,
+                          "the login state store (Redis) is unavailable");
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* ---- revocations -------------------------------------------------------------- */
+int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp)
+{
+    assert(c);
+    if (!sid || !*sid || strchr(sid, ' '))
+        return RG_EINVAL;
+    if (!c->configured)
+        return 0;
+    char key[KEY_MAX], chan[RG_CONFIG_STR + 16], val[24], msg[KEY_MAX], px[24];
+    if (rg_cache_key(c, key, sizeof key, "revoked:", sid) < 0 ||
+        rg_cache_key(c, chan, sizeof chan, "revoked", NULL) < 0 ||
+        snprintf(msg, sizeof msg, "%lld %s", (long long)exp, sid) >= (int)sizeof msg)
+        return RG_EINVAL;
+    snprintf(val, sizeof val, "%lld", (long long)exp);
+    /* kept until the session could no longer verify anyway: exp plus a
+     * margin wider than any verify skew (a longer life is harmless) */
+    int64_t ttl_ms = (exp + 300) * 1000 - rg_now_ms();
+    if (ttl_ms < 1000)
+        ttl_ms = 1000;
+    snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
+    const char *set[5] = {"SET", key, val, "PX", px};
+    redisReply *r = rg_cache_redis_cmd(c, 5, set, NULL);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (!ok)
+        return RG_EIO;
+    const char *pub[3] = {"PUBLISH", chan, msg};
+    r = rg_cache_redis_cmd(c, 3, pub, NULL);
+    ok = r && r->type == REDIS_REPLY_INTEGER;
+    freeReplyObject(r);
+    /* the key is there: instances that miss the message load it on their
+     * next (re)subscribe */
+    return ok ? 0 : RG_EIO;
+}
