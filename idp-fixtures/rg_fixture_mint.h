@@ -68,6 +68,8 @@ typedef struct mint_opts {
     int         encrypt;         /* encrypt the assertion for the SP */
     const char *sp_cert_pem;     /* needed to encrypt an unsigned assertion */
     char      **acs_url_out;     /* if set: the ACS URL to POST to (g_free) */
+    /* Raw NotOnOrAfter text (signed as is), for malformed-time cases. */
+    const char *not_on_or_after_text;
 } mint_opts;
 
 static MINT_UNUSED void mint_iso(int64_t t, char out[32])
@@ -268,6 +270,8 @@ static MINT_UNUSED char *mint_with_server(LassoServer *idp, const mint_opts *o, 
     mint_iso(now, t_now);
     mint_iso(o->not_before ? o->not_before : now - 60, t_nb);
     mint_iso(o->not_on_or_after ? o->not_on_or_after : now + 300, t_noa);
+    if (o->not_on_or_after_text)
+        snprintf(t_noa, sizeof t_noa, "%s", o->not_on_or_after_text);
     rc = lasso_login_build_assertion(l, LASSO_SAML2_AUTHN_CONTEXT_PASSWORD, t_now, NULL, t_nb, t_noa);
     if (rc != 0) {
         *errmsg = g_strdup_printf("build assertion: %s", lasso_strerror(rc));

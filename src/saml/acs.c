@@ -257,19 +257,38 @@ static int check_assertion_dom(xmlNode *as, int allow_sha1, int *signed_, rg_err
 
 /* ---- time ----------------------------------------------------------------- */
 
+/* n ASCII digits at s as a number, or -1: unlike sscanf("%2d") no sign, no
+ * blank, no shorter field is accepted. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
 /* xs:dateTime "YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm)" → seconds. A value
  * with no zone is taken as UTC (SAML core 1.3.3 requires UTC). -1 if bad. */
 static int64_t parse_time(const char *s)
 {
-    if (!s)
+    if (!s || strlen(s) < 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':')
         return -1;
     struct tm tm;
     memset(&tm, 0, sizeof tm);
-    int n = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n != 19)
+    tm.tm_year = digits(s, 4);
+    tm.tm_mon = digits(s + 5, 2);
+    tm.tm_mday = digits(s + 8, 2);
+    tm.tm_hour = digits(s + 11, 2);
+    tm.tm_min = digits(s + 14, 2);
+    tm.tm_sec = digits(s + 17, 2);
+    if (tm.tm_year < 0 || tm.tm_mon < 0 || tm.tm_mday < 0 || tm.tm_hour < 0 || tm.tm_min < 0 ||
+        tm.tm_sec < 0)
         return -1;
-    const char *p = s + n;
+    const char *p = s + 19;
     if (*p == '.') {
         p++;
         if (!isdigit((unsigned char)*p))
@@ -281,8 +300,8 @@ static int64_t parse_time(const char *s)
     if (*p == 'Z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int hh, mm, k = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) != 2 || k != 5)
+        int hh = digits(p + 1, 2), mm = p[3] == ':' ? digits(p + 4, 2) : -1;
+        if (hh < 0 || mm < 0 || hh > 14 || mm > 59)
             return -1;
         off = (hh * 3600 + mm * 60) * (*p == '-' ? -1 : 1);
         p += 6;

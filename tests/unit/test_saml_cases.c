@@ -368,6 +368,7 @@ static void run_case(void **state)
                 o.not_before = now + geti(&c, "not_before_offset", 0);
             if (get(&c, "not_on_or_after_offset"))
                 o.not_on_or_after = now + geti(&c, "not_on_or_after_offset", 0);
+            o.not_on_or_after_text = get(&c, "not_on_or_after_text");
             o.audience = get(&c, "audience");
             o.destination = get(&c, "destination");
             o.recipient = get(&c, "recipient");
