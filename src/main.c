@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "rolegate/api.h"
 #include "rolegate/config.h"
+#include "rolegate/cache.h"
 #include "rolegate/ctx.h"
 #include "rolegate/error.h"
 #include "rolegate/gateway.h"
@@ -142,6 +143,12 @@ static void h_readyz(rg_http_req *req, void *ctx)
         rg_http_send_errorf(req, 503, "not_ready", NULL, "the store does not answer");
         return;
     }
+    /* issue 7: Redis down is degraded, not dead (sessions keep working) */
+    if (c->cache && c->config && c->config->redis.url[0] && !rg_cache_redis_up(c->cache)) {
+        rg_http_send_json(req, 200, json_pack("{s:s,s:s}", "status", "degraded",
+                                              "redis", "down"));
+        return;
+    }
     rg_http_send_json(req, 200, json_pack("{s:s}", "status", "ready"));
 }
 
@@ -236,6 +243,12 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "rolegate: store %s: %s\n", cfg.store.database, err.message);
         goto out;
     }
+    /* issue 7: role-table cache, replay cache, login state, revocations
+     * (in-process without a Redis URL); after the store it reads */
+    if (!(ctx.cache = rg_cache_new(&cfg, ctx.store, &err))) {
+        fprintf(stderr, "rolegate: cache: %s\n", err.message);
+        goto out;
+    }
     /* login: lasso (GType registry, xmlsec) and curl, before any thread */
     if (rg_saml_global_init() != 0 || rg_oidc_global_init() != 0) {
         fprintf(stderr, "rolegate: cannot initialise the SAML/OIDC libraries\n");
@@ -307,6 +320,7 @@ out:
     rg_api_free(api);            /* after the admin server, before the store */
     rg_gateway_free(gw);         /* after both servers */
     rg_gateway_login_free(login);  /* login: after both servers */
+    rg_cache_free(ctx.cache);    /* after everything that borrows it, before the store */
     rg_store_close(ctx.store);
     rg_keyring_free(ctx.keys);
     memset(admin_key, 0, strlen(admin_key));

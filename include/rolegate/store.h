@@ -13,7 +13,10 @@
  *    "store_error".
  *  - Objects come back through json_t **out in the public shape of RBAC.md
  *    (ready to be sent as is). On success the caller owns *out (json_decref);
- *    on failure *out is NULL. out may be NULL when the caller does not need it.
+ *    on failure *out is NULL. Every out below (rg_store_role_table's too)
+ *    may be NULL when the caller does not need the object: the call runs
+ *    the same, returns the same status and a write still commits and emits
+ *    its events.
  *  - Every write is one transaction (BEGIN IMMEDIATE) that also inserts its
  *    events (R26); a failure rolls back everything (R23); a no-op writes
  *    nothing and emits nothing.
@@ -67,13 +70,15 @@ typedef struct rg_store_list_opts {
 
 /* ---- environment (R7, R12, R14) ------------------------------------------
  * {"object":"environment","multiple_roles":bool,"default_role":"member",
- *  "updated_at"} */
+ *  "updated_at"}
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_environment_get(rg_store *s, json_t **out, rg_error *err);
 /* multiple_roles: -1 keep, 0 off, 1 on. Turning it off keeps, for every
  * membership, its highest-priority role by its organization's order (R14), in
  * the same transaction (organization_membership.updated per membership
  * changed). default_role: an active environment role slug (R7), else 422
- * "invalid_role" field "default_role". Emits environment.updated. */
+ * "invalid_role" field "default_role". Emits environment.updated.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_environment_update(rg_store *s, int multiple_roles, const char *default_role,
                                 json_t **out, rg_error *err);
 
@@ -81,14 +86,18 @@ int rg_store_environment_update(rg_store *s, int multiple_roles, const char *def
  * {"object":"permission","id":"perm_...","slug","name","description",
  *  "system":bool,"created_at","updated_at"}. Addressed by slug. */
 /* 409 "permission_slug_conflict" (R6); 422 on a bad slug/name/description.
- * system: 1 marks a built-in permission that cannot be deleted. */
+ * system: 1 marks a built-in permission that cannot be deleted.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_permission_create(rg_store *s, const char *slug, const char *name,
                                const char *description, int system, json_t **out,
                                rg_error *err);
+/* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_permission_list(rg_store *s, const rg_store_list_opts *o, json_t **out,
                              rg_error *err);
+/* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_permission_get(rg_store *s, const char *slug, json_t **out, rg_error *err);
-/* name, description: NULL keep ("" clears the description). */
+/* name, description: NULL keep ("" clears the description).
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_permission_update(rg_store *s, const char *slug, const char *name,
                                const char *description, json_t **out, rg_error *err);
 /* R22: removes it from every role (their tables change). A system permission
@@ -112,34 +121,42 @@ int rg_store_permission_delete(rg_store *s, const char *slug, rg_error *err);
  * it independent (R9). Emits organization_role.created.
  * An environment slug may not equal any organization's role slug either, so
  * a slug names one role in every scope; a role being deleted keeps its slug
- * taken until its job is done (409). */
+ * taken until its job is done (409).
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_role_create(rg_store *s, const char *org_id, const char *slug,
                          const char *name, const char *description, json_t **out,
                          rg_error *err);
 /* All roles visible in the scope, in priority order (R8, R11), not
  * paginated: {"object":"list","data":[roles],"list_metadata":{"before":null,
- * "after":null}}. Deleting roles are not listed. */
+ * "after":null}}. Deleting roles are not listed. A constant number of SQL
+ * statements whatever the number of roles.
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_role_list(rg_store *s, const char *org_id, json_t **out, rg_error *err);
 /* With org_id, environment roles are visible too (R11). A role being deleted
- * is returned with "status":"deleting". */
+ * is returned with "status":"deleting".
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_role_get(rg_store *s, const char *org_id, const char *slug, json_t **out,
                       rg_error *err);
 /* Changes name/description (NULL keep). With org_id only that organization's
  * own roles can be changed (an environment role there is 404). Emits
- * role.updated / organization_role.updated unless nothing changed. */
+ * role.updated / organization_role.updated unless nothing changed.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_role_update(rg_store *s, const char *org_id, const char *slug,
                          const char *name, const char *description, json_t **out,
                          rg_error *err);
 /* PUT: the role's permissions become exactly perms (each must exist, else 422
- * "invalid_permission" field "permissions"). */
+ * "invalid_permission" field "permissions").
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_role_permissions_set(rg_store *s, const char *org_id, const char *slug,
                                   const char *const *perms, size_t n, json_t **out,
                                   rg_error *err);
-/* POST: adds perms (already held ones are fine; all held: no-op). */
+/* POST: adds perms (already held ones are fine; all held: no-op).
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_role_permissions_add(rg_store *s, const char *org_id, const char *slug,
                                   const char *const *perms, size_t n, json_t **out,
                                   rg_error *err);
-/* DELETE .../permissions/{perm}: removes one (404 if the role lacks it). */
+/* DELETE .../permissions/{perm}: removes one (404 if the role lacks it).
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_role_permission_remove(rg_store *s, const char *org_id, const char *slug,
                                     const char *perm, json_t **out, rg_error *err);
 /* R20/R21 (answer 202): the role disappears from role tables and lists at
@@ -151,14 +168,16 @@ int rg_store_role_permission_remove(rg_store *s, const char *org_id, const char 
  * "replacement_default_required" (the message lists them); with it (must be
  * visible in each, else 422 "invalid_role" field "replacement_default") they
  * get it first (organization.updated each). *out: the role, "status":
- * "deleting". */
+ * "deleting".
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_role_delete(rg_store *s, const char *org_id, const char *slug,
                          const char *replacement_default, json_t **out, rg_error *err);
 /* R8/R9: the scope's priority order becomes slugs (highest first); it must
  * name every visible role exactly once, else 422 "invalid_priority" field
  * "slugs". For an organization it makes it independent (R9). Emits
  * role_priority.updated {"organization_id":id|null,"slugs":[...]} unless
- * nothing changed. *out: the role list as rg_store_role_list. */
+ * nothing changed. *out: the role list as rg_store_role_list.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_priority_set(rg_store *s, const char *org_id, const char *const *slugs,
                           size_t n, json_t **out, rg_error *err);
 
@@ -166,7 +185,9 @@ int rg_store_priority_set(rg_store *s, const char *org_id, const char *const *sl
  * Loads the scope's roles, order, defaults, permissions, the
  * multiple_roles setting and the mappings of the organization's connections
  * and builds the core table (rg_role_table_build). The caller frees *out
- * with rg_role_table_free. */
+ * with rg_role_table_free. A constant number of SQL statements whatever the
+ * number of roles, permissions and mappings.
+ * out may be NULL (the table is built, checked and freed). */
 int rg_store_role_table(rg_store *s, const char *org_id, rg_role_table **out,
                         rg_error *err);
 /* The version of the scope's table: it grows with every change that affects
@@ -179,18 +200,22 @@ uint64_t rg_store_table_version(rg_store *s, const char *org_id);
  * independent (R9: own roles, own default or own order). */
 /* name: 1..255 bytes, no control characters (422 field "name"); domains:
  * host names ([A-Za-z0-9.-], stored lowercased and deduplicated; 422 field
- * "domains"), may be NULL with n 0. Emits organization.created. */
+ * "domains"), may be NULL with n 0. Emits organization.created.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_organization_create(rg_store *s, const char *name,
                                  const char *const *domains, size_t n_domains,
                                  json_t **out, rg_error *err);
+/* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_organization_list(rg_store *s, const rg_store_list_opts *o, json_t **out,
                                rg_error *err);
+/* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_organization_get(rg_store *s, const char *id, json_t **out, rg_error *err);
 /* name NULL keep; n_domains < 0 keep domains, else replace them (domains may
  * be NULL when 0); default_role NULL keep, else a slug visible in the
  * organization (422 "invalid_role" field "default_role"); setting it makes
  * the organization independent (R9). Emits organization.updated unless
- * nothing changed. */
+ * nothing changed.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_organization_update(rg_store *s, const char *id, const char *name,
                                  const char *const *domains, long n_domains,
                                  const char *default_role, json_t **out, rg_error *err);
@@ -203,12 +228,15 @@ int rg_store_organization_delete(rg_store *s, const char *id, rg_error *err);
  * {"object":"user","id":"user_...","email","first_name","last_name",
  *  "created_at","updated_at"} (names null when unknown). */
 /* email required (contains '@', <= 254 bytes, else 422 "invalid_request"
- * field "email"); names may be NULL. Emits user.created. */
+ * field "email"); names may be NULL. Emits user.created.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_user_create(rg_store *s, const char *email, const char *first_name,
                          const char *last_name, json_t **out, rg_error *err);
-/* email NULL: all users; else only users with that exact email. */
+/* email NULL: all users; else only users with that exact email.
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_user_list(rg_store *s, const char *email, const rg_store_list_opts *o,
                        json_t **out, rg_error *err);
+/* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_user_get(rg_store *s, const char *id, json_t **out, rg_error *err);
 /* Deletes the user and its memberships (organization_membership.deleted
  * each, then user.deleted). */
@@ -225,17 +253,22 @@ int rg_store_user_delete(rg_store *s, const char *id, rg_error *err);
  * list, "multiple_roles_not_enabled"), role_source "api". 404 for an unknown
  * user or organization (field "user_id" / "organization_id"); 409
  * "organization_membership_already_exists". Emits
- * organization_membership.created. */
+ * organization_membership.created.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_membership_create(rg_store *s, const char *user_id, const char *org_id,
                                const char *const *role_slugs, size_t n, json_t **out,
                                rg_error *err);
-/* Filters user_id / org_id may be NULL. */
+/* Filters user_id / org_id may be NULL. A page costs a constant number of
+ * SQL statements whatever its size.
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_membership_list(rg_store *s, const char *user_id, const char *org_id,
                              const rg_store_list_opts *o, json_t **out, rg_error *err);
+/* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_membership_get(rg_store *s, const char *id, json_t **out, rg_error *err);
 /* R19: sets the roles (checked as in create; role_slugs must not be NULL),
  * role_source "api". Emits organization_membership.updated unless roles and
- * source are already those. */
+ * source are already those.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_membership_update(rg_store *s, const char *id, const char *const *role_slugs,
                                size_t n, json_t **out, rg_error *err);
 int rg_store_membership_delete(rg_store *s, const char *id, rg_error *err);
@@ -249,25 +282,31 @@ int rg_store_membership_delete(rg_store *s, const char *id, rg_error *err);
 /* type "saml" or "oidc" (else 422 field "type"); name: 1..255 bytes;
  * config: a JSON object (borrowed) or NULL; its members named object,
  * id, organization_id, type, name, state, created_at, updated_at and
- * role_mappings are ignored. Emits connection.created. */
+ * role_mappings are ignored. Emits connection.created.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_connection_create(rg_store *s, const char *org_id, const char *type,
                                const char *name, const json_t *config, json_t **out,
                                rg_error *err);
-/* org_id NULL: every connection. */
+/* org_id NULL: every connection.
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_connection_list(rg_store *s, const char *org_id, const rg_store_list_opts *o,
                              json_t **out, rg_error *err);
+/* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_connection_get(rg_store *s, const char *id, json_t **out, rg_error *err);
-/* Like get but with client_secret: for the gateway only, never for the API. */
+/* Like get but with client_secret: for the gateway only, never for the API.
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_connection_private(rg_store *s, const char *id, json_t **out, rg_error *err);
 /* name NULL keep; config_patch (borrowed, may be NULL): members set (a JSON
- * null member removes it). Emits connection.updated unless nothing changed. */
+ * null member removes it). Emits connection.updated unless nothing changed.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_connection_update(rg_store *s, const char *id, const char *name,
                                const json_t *config_patch, json_t **out, rg_error *err);
 /* Deletes it and its mappings; emits connection.deleted. */
 int rg_store_connection_delete(rg_store *s, const char *id, rg_error *err);
 /* R15: {"object":"list","data":[{"object":"role_mapping","idp_group",
  * "role_slug"},...],"list_metadata":{"before":null,"after":null}} sorted by
- * idp_group then role_slug. */
+ * idp_group then role_slug.
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_role_mappings_get(rg_store *s, const char *conn_id, json_t **out,
                                rg_error *err);
 /* R15: replaces the mappings with mappings, a JSON array (borrowed) of
@@ -275,7 +314,8 @@ int rg_store_role_mappings_get(rg_store *s, const char *conn_id, json_t **out,
  * "invalid_request"); each role_slug must be visible in the connection's
  * organization, else 422 "invalid_role" field "role_mappings[i].role_slug".
  * Duplicates are merged. Emits connection.updated unless nothing changed.
- * *out as rg_store_role_mappings_get. */
+ * *out as rg_store_role_mappings_get.
+ * out may be NULL (a write still commits and emits its events). */
 int rg_store_role_mappings_set(rg_store *s, const char *conn_id, const json_t *mappings,
                                json_t **out, rg_error *err);
 
@@ -293,8 +333,9 @@ typedef struct rg_store_login_user {
  * writes them (organization_membership.created / .updated when changed) and
  * emits authentication.succeeded. The connection must belong to org_id (else
  * 404 field "connection_id"). An existing user's profile is not changed.
- * *res (optional) gets the resolution (clear it with rg_resolution_clear);
- * *membership (optional) the membership object. */
+ * *res gets the resolution (clear it with rg_resolution_clear); *membership
+ * the membership object (caller owns it). res and membership may be NULL:
+ * the login is applied the same. */
 int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection_id,
                          const rg_store_login_user *user, const char *const *groups,
                          size_t n_groups, rg_resolution *res, json_t **membership,
@@ -308,7 +349,8 @@ int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection
  * names (else 422 "invalid_request"); data: a JSON object (borrowed) or NULL
  * for {}. Never put a secret or token in data. */
 int rg_store_event_emit(rg_store *s, const char *event, const json_t *data, rg_error *err);
-/* Oldest first by default; event_name NULL or an exact event name filter. */
+/* Oldest first by default; event_name NULL or an exact event name filter.
+ * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_event_list(rg_store *s, const char *event_name, const rg_store_list_opts *o,
                         json_t **out, rg_error *err);
 

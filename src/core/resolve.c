@@ -103,12 +103,9 @@ static int slugs_from_bits(rg_slugs *out, const uint64_t *b, size_t words,
 
 static int slugs_one(rg_slugs *out, const char *s)
 {
-    out->n = 0;
-    out->v = calloc(1, sizeof *out->v);
-    if (!out->v || !(out->v[0] = strdup(s)))
-        return RG_ENOMEM;
-    out->n = 1;
-    return 0;
+    const char *names[1] = {s};
+    static const size_t idx[1] = {0};
+    return slugs_pooled(out, names, idx, 1);
 }
 
 /* OR of the permission rows of the roles set in role_bits, into perm_bits. */
@@ -311,6 +308,7 @@ int rg_core_roles_assign(const rg_role_table *t, const char *const *slugs, size_
     assert(t && out);
     out->v = NULL;
     out->n = 0;
+    out->pooled = 0;
     if (n == 0 || !slugs)
         return rg_error_set(err, RG_EINVAL, 422, "invalid_role", "role_slugs",
                             "R12: a membership needs at least one role");
@@ -347,6 +345,7 @@ int rg_core_roles_keep_highest(const rg_role_table *t, const char *const *roles,
     assert(t && out);
     out->v = NULL;
     out->n = 0;
+    out->pooled = 0;
     long best = -1;
     for (size_t i = 0; i < n; i++) {
         long r = rg_role_table_rank(t, roles ? roles[i] : NULL);
@@ -369,6 +368,7 @@ int rg_core_roles_after_delete(const rg_role_table *t, const char *const *roles,
     assert(t && out && source);
     out->v = NULL;
     out->n = 0;
+    out->pooled = 0;
     int held = 0;
     for (size_t i = 0; i < n && deleted; i++)
         if (roles[i] && !strcmp(roles[i], deleted))
@@ -403,6 +403,7 @@ int rg_core_permissions_of(const rg_role_table *t, const char *const *roles, siz
     assert(t && out);
     out->v = NULL;
     out->n = 0;
+    out->pooled = 0;
     size_t rw = t->role_words ? t->role_words : 1;
     uint64_t *mem = calloc(rw + (t->perm_words ? t->perm_words : 1), sizeof *mem);
     if (!mem)

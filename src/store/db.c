@@ -2,7 +2,7 @@
  * keys), the numbered forward-only migrations (the first seeds the "member"
  * default role, R7), the connection pool and write lock, transactions (R23:
  * every change is one transaction), statement helpers, events (R26), table
- * versions and the generic cursor-paginated list. */
+ * versions and the generic cursor-paginated list (per-id or batch builders). */
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -525,10 +525,26 @@ json_t *rg_st_list_object(json_t *data, const char *before, const char *after)
     return o;
 }
 
-int rg_st_list(sqlite3 *db, const char *table, const char *key, const char *where,
-               const char *bind1, const char *bind2, const rg_store_list_opts *o,
-               int default_desc, st_builder build, json_t **out, rg_error *err)
+char *rg_st_ids_json(const char (*ids)[ST_ID], size_t n)
 {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, json_string(ids[i]))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    return text;
+}
+
+/* One page: either build (one object per id) or batch (all at once). */
+static int list_page(sqlite3 *db, const char *table, const char *key, const char *where,
+                     const char *bind1, const char *bind2, const rg_store_list_opts *o,
+                     int default_desc, st_builder build, st_batch_builder batch,
+                     json_t **out, rg_error *err)
+{
+    assert(out && (build || batch));
     rg_store_list_opts none = {0};
     if (!o)
         o = &none;
@@ -606,12 +622,13 @@ int rg_st_list(sqlite3 *db, const char *table, const char *key, const char *wher
             memcpy(ids[i], ids[count - 1 - i], ST_ID);
             memcpy(ids[count - 1 - i], tmp, ST_ID);
         }
-    json_t *data = json_array();
+    json_t *data = batch ? batch(db, (const char (*)[ST_ID])ids, (size_t)count, err)
+                         : json_array();
     if (!data) {
         free(ids);
-        return rg_st_oom(err);
+        return batch ? rg_st_rc(err) : rg_st_oom(err);
     }
-    for (int i = 0; i < count; i++) {
+    for (int i = 0; !batch && i < count; i++) {
         json_t *obj = build(db, ids[i], err);
         if (!obj) {
             json_decref(data);
@@ -636,4 +653,20 @@ int rg_st_list(sqlite3 *db, const char *table, const char *key, const char *wher
         return rg_st_oom(err);
     *out = list;
     return 0;
+}
+
+int rg_st_list(sqlite3 *db, const char *table, const char *key, const char *where,
+               const char *bind1, const char *bind2, const rg_store_list_opts *o,
+               int default_desc, st_builder build, json_t **out, rg_error *err)
+{
+    return list_page(db, table, key, where, bind1, bind2, o, default_desc, build, NULL, out,
+                     err);
+}
+
+int rg_st_list_batch(sqlite3 *db, const char *table, const char *key, const char *where,
+                     const char *bind1, const char *bind2, const rg_store_list_opts *o,
+                     int default_desc, st_batch_builder build, json_t **out, rg_error *err)
+{
+    return list_page(db, table, key, where, bind1, bind2, o, default_desc, NULL, build, out,
+                     err);
 }

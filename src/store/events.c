@@ -74,14 +74,17 @@ static json_t *event_json(sqlite3 *db, const char *id, rg_error *err)
 int rg_store_event_list(rg_store *s, const char *event_name, const rg_store_list_opts *o,
                         json_t **out, rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
         return rc;
     /* seq, not the id, orders events: ids from several processes in the same
      * millisecond need not sort in insertion order */
+    json_t *l = NULL;
     rc = rg_st_list(tx.db, "events", "seq", event_name ? "event = ?" : "", event_name, NULL, o,
-                    0, event_json, out, err);
-    return rg_st_end(&tx, rc, err);
+                    0, event_json, &l, err);
+    rc = rg_st_end(&tx, rc, err);
+    return rg_st_finish(rc, l, out);
 }

@@ -90,7 +90,8 @@ static long job_batch(sqlite3 *db, size_t limit, int *idle, rg_error *err)
         if (!t_org || strcmp(t_org, rows[i].org)) {
             rg_role_table_free(t);
             t = NULL;
-            if ((rc = rg_st_table_load(db, rows[i].org, &t, err)))
+            /* ranks and the default only: no permissions or mappings */
+            if ((rc = rg_st_table_load_order(db, rows[i].org, &t, err)))
                 break;
             t_org = rows[i].org;
         }

@@ -31,7 +31,8 @@ static int label_check(const char *s, const char *field, rg_error *err)
 /* One read transaction around fn(db, id) for the get functions. */
 static int get_one(rg_store *s, const char *id, st_builder fn, json_t **out, rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
@@ -158,14 +159,17 @@ int rg_store_organization_create(rg_store *s, const char *name,
 int rg_store_organization_list(rg_store *s, const rg_store_list_opts *o, json_t **out,
                                rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
         return rc;
-    rc = rg_st_list(tx.db, "organizations", "id", "", NULL, NULL, o, 1, rg_st_org_json, out,
+    json_t *l = NULL;
+    rc = rg_st_list(tx.db, "organizations", "id", "", NULL, NULL, o, 1, rg_st_org_json, &l,
                     err);
-    return rg_st_end(&tx, rc, err);
+    rc = rg_st_end(&tx, rc, err);
+    return rg_st_finish(rc, l, out);
 }
 
 int rg_store_organization_get(rg_store *s, const char *id, json_t **out, rg_error *err)
@@ -414,14 +418,17 @@ int rg_store_user_create(rg_store *s, const char *email, const char *first_name,
 int rg_store_user_list(rg_store *s, const char *email, const rg_store_list_opts *o,
                        json_t **out, rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
         return rc;
+    json_t *l = NULL;
     rc = rg_st_list(tx.db, "users", "id", email ? "email = ?" : "", email, NULL, o, 1,
-                    rg_st_user_json, out, err);
-    return rg_st_end(&tx, rc, err);
+                    rg_st_user_json, &l, err);
+    rc = rg_st_end(&tx, rc, err);
+    return rg_st_finish(rc, l, out);
 }
 
 int rg_store_user_get(rg_store *s, const char *id, json_t **out, rg_error *err)
@@ -455,23 +462,41 @@ int rg_store_user_delete(rg_store *s, const char *id, rg_error *err)
 
 /* ---- memberships ------------------------------------------------------------------- */
 
+#define OM_COLS "id, user_id, organization_id, role_source, status, created_at, updated_at"
+
+/* The membership object of one row of OM_COLS with no roles yet ("role"
+ * null, "roles" []): om_add_role fills them. NULL when out of memory. */
+static json_t *membership_row_json(sqlite3_stmt *st)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:n,s:[],s:s,s:s,s:s,s:s}", "object",
+                     "organization_membership", "id", rg_st_col(st, 0), "user_id",
+                     rg_st_col(st, 1), "organization_id", rg_st_col(st, 2), "role", "roles",
+                     "role_source", rg_st_col(st, 3), "status", rg_st_col(st, 4),
+                     "created_at", rg_st_col(st, 5), "updated_at", rg_st_col(st, 6));
+}
+
+/* Appends the next role (priority order); role: the highest-priority one,
+ * i.e. the first (R8). */
+static int om_add_role(json_t *o, const char *slug)
+{
+    json_t *roles = json_object_get(o, "roles");
+    if (json_array_append_new(roles, json_pack("{s:s}", "slug", slug)))
+        return -1;
+    if (json_array_size(roles) == 1)
+        return json_object_set_new(o, "role", json_pack("{s:s}", "slug", slug));
+    return 0;
+}
+
 json_t *rg_st_membership_json(sqlite3 *db, const char *om_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, user_id, organization_id, role_source, status,"
-                                  " created_at, updated_at FROM memberships WHERE id = ?",
+    sqlite3_stmt *st = rg_st_prep(db, err, "SELECT " OM_COLS " FROM memberships WHERE id = ?",
                                   "s", om_id);
     if (!st)
         return NULL;
     json_t *o = NULL;
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
-        o = json_pack("{s:s,s:s,s:s,s:s,s:n,s:[],s:s,s:s,s:s,s:s}", "object",
-                      "organization_membership", "id", rg_st_col(st, 0), "user_id",
-                      rg_st_col(st, 1), "organization_id", rg_st_col(st, 2), "role", "roles",
-                      "role_source", rg_st_col(st, 3), "status", rg_st_col(st, 4),
-                      "created_at", rg_st_col(st, 5), "updated_at", rg_st_col(st, 6));
-        if (!o)
+        if (!(o = membership_row_json(st)))
             rg_st_oom(err);
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "organization_membership", om_id);
@@ -484,13 +509,93 @@ json_t *rg_st_membership_json(sqlite3 *db, const char *om_id, rg_error *err)
         json_decref(o);
         return NULL;
     }
-    json_t *arr = json_object_get(o, "roles");
     for (size_t i = 0; i < roles.n; i++)
-        json_array_append_new(arr, json_pack("{s:s}", "slug", roles.v[i]));
-    if (roles.n)   /* role: the highest-priority one (R8) */
-        json_object_set_new(o, "role", json_pack("{s:s}", "slug", roles.v[0]));
+        if (om_add_role(o, roles.v[i])) {
+            rg_slugs_clear(&roles);
+            json_decref(o);
+            rg_st_oom(err);
+            return NULL;
+        }
     rg_slugs_clear(&roles);
     return o;
+}
+
+/* st_batch_builder of the membership list: the rows in one query, every
+ * role of every membership in a second one (ordered per membership as
+ * rg_st_membership_roles orders them), instead of two queries per row. */
+static json_t *memberships_json(sqlite3 *db, const char (*ids)[ST_ID], size_t n,
+                                rg_error *err)
+{
+    char *idtext = rg_st_ids_json(ids, n);
+    json_t *by_id = json_object(), *arr = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (!idtext || !by_id) {
+        rg_st_oom(err);
+        goto done;
+    }
+    st = rg_st_prep(db, err,
+                    "SELECT " OM_COLS " FROM memberships"
+                    " WHERE id IN (SELECT value FROM json_each(?))", "s", idtext);
+    if (!st)
+        goto done;
+    while ((rc = rg_st_step(db, st, err)) == 1) {
+        json_t *o = membership_row_json(st);
+        if (!o || json_object_set_new(by_id, rg_st_col(st, 0), o)) {
+            rc = rg_st_oom(err);
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc < 0)
+        goto done;
+    /* R11: the organization's order (its own when independent, else the
+     * environment's); roles being deleted last -- as rg_st_membership_roles */
+    st = rg_st_prep(db, err,
+                    "SELECT mr.membership_id, r.slug FROM membership_roles mr"
+                    " JOIN roles r ON r.id = mr.role_id"
+                    " JOIN memberships m ON m.id = mr.membership_id"
+                    " JOIN organizations o ON o.id = m.organization_id"
+                    " LEFT JOIN priorities p ON p.role_id = r.id"
+                    "  AND p.scope = CASE WHEN o.independent THEN o.id ELSE '' END"
+                    " WHERE mr.membership_id IN (SELECT value FROM json_each(?))"
+                    " ORDER BY mr.membership_id, r.status <> 'active', p.position IS NULL,"
+                    " p.position, r.slug", "s", idtext);
+    if (!st)
+        goto done;
+    while ((rc = rg_st_step(db, st, err)) == 1) {
+        json_t *o = json_object_get(by_id, rg_st_col(st, 0));
+        if (o && om_add_role(o, rg_st_col(st, 1))) {
+            rc = rg_st_oom(err);
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc < 0)
+        goto done;
+    if (!(arr = json_array())) {
+        rg_st_oom(err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_object_get(by_id, ids[i]);
+        if (!o) {   /* the page's ids come from the same snapshot */
+            rg_st_not_found(err, "id", "organization_membership", ids[i]);
+            json_decref(arr);
+            arr = NULL;
+            break;
+        }
+        if (json_array_append(arr, o)) {
+            rg_st_oom(err);
+            json_decref(arr);
+            arr = NULL;
+            break;
+        }
+    }
+done:
+    json_decref(by_id);
+    free(idtext);
+    return arr;
 }
 
 /* 1 + fills org (and source) if the membership exists, 0 if not. */
@@ -533,7 +638,8 @@ static int membership_create_tx(sqlite3 *db, const char *user_id, const char *or
         return rg_error_set(err, RG_ECONFLICT, 409, "organization_membership_already_exists",
                             "user_id", "the user is already a member of this organization");
     rg_role_table *t = NULL;
-    if ((rc = rg_st_table_load(db, org_id, &t, err)))
+    /* R12/R19 need ranks and the default, not permissions or mappings */
+    if ((rc = rg_st_table_load_order(db, org_id, &t, err)))
         return rc;
     rg_slugs roles = {0};
     const char *source = "api";
@@ -595,7 +701,8 @@ int rg_store_membership_create(rg_store *s, const char *user_id, const char *org
 int rg_store_membership_list(rg_store *s, const char *user_id, const char *org_id,
                              const rg_store_list_opts *o, json_t **out, rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
@@ -604,9 +711,11 @@ int rg_store_membership_list(rg_store *s, const char *user_id, const char *org_i
                         : user_id          ? "user_id = ?"
                         : org_id           ? "organization_id = ?"
                                            : "";
-    rc = rg_st_list(tx.db, "memberships", "id", where, user_id ? user_id : org_id,
-                    user_id ? org_id : NULL, o, 1, rg_st_membership_json, out, err);
-    return rg_st_end(&tx, rc, err);
+    json_t *l = NULL;
+    rc = rg_st_list_batch(tx.db, "memberships", "id", where, user_id ? user_id : org_id,
+                          user_id ? org_id : NULL, o, 1, memberships_json, &l, err);
+    rc = rg_st_end(&tx, rc, err);
+    return rg_st_finish(rc, l, out);
 }
 
 int rg_store_membership_get(rg_store *s, const char *id, json_t **out, rg_error *err)
@@ -622,7 +731,7 @@ static int membership_update_tx(sqlite3 *db, const char *id, const char *const *
     if (rc <= 0)
         return rc < 0 ? rc : rg_st_not_found(err, "id", "organization_membership", id);
     rg_role_table *t = NULL;
-    if ((rc = rg_st_table_load(db, org, &t, err)))
+    if ((rc = rg_st_table_load_order(db, org, &t, err)))
         return rc;
     rg_slugs roles = {0}, cur = {0};
     rc = rg_core_roles_assign(t, slugs, n, &roles, err);   /* R12, R19 */
@@ -810,14 +919,17 @@ int rg_store_connection_create(rg_store *s, const char *org_id, const char *type
 int rg_store_connection_list(rg_store *s, const char *org_id, const rg_store_list_opts *o,
                              json_t **out, rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
         return rc;
+    json_t *l = NULL;
     rc = rg_st_list(tx.db, "connections", "id", org_id ? "organization_id = ?" : "", org_id,
-                    NULL, o, 1, conn_public, out, err);
-    return rg_st_end(&tx, rc, err);
+                    NULL, o, 1, conn_public, &l, err);
+    rc = rg_st_end(&tx, rc, err);
+    return rg_st_finish(rc, l, out);
 }
 
 int rg_store_connection_get(rg_store *s, const char *id, json_t **out, rg_error *err)
@@ -984,7 +1096,8 @@ static int mappings_get_tx(sqlite3 *db, const char *conn_id, json_t **out, rg_er
 int rg_store_role_mappings_get(rg_store *s, const char *conn_id, json_t **out,
                                rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)

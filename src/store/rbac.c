@@ -84,7 +84,8 @@ static int keep_highest_all(sqlite3 *db, rg_error *err)
         if (!t_org || strcmp(t_org, rows[i].org)) {
             rg_role_table_free(t);
             t = NULL;
-            if ((rc = rg_st_table_load(db, rows[i].org, &t, err)))
+            /* ranks and the default only: no permissions or mappings */
+            if ((rc = rg_st_table_load_order(db, rows[i].org, &t, err)))
                 break;
             t_org = rows[i].org;
         }
@@ -256,34 +257,35 @@ int rg_store_permission_create(rg_store *s, const char *slug, const char *name,
 int rg_store_permission_list(rg_store *s, const rg_store_list_opts *o, json_t **out,
                              rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
         return rc;
-    rc = rg_st_list(tx.db, "permissions", "id", "", NULL, NULL, o, 1, perm_json, out, err);
-    return rg_st_end(&tx, rc, err);
+    json_t *l = NULL;
+    rc = rg_st_list(tx.db, "permissions", "id", "", NULL, NULL, o, 1, perm_json, &l, err);
+    rc = rg_st_end(&tx, rc, err);
+    return rg_st_finish(rc, l, out);
 }
 
 int rg_store_permission_get(rg_store *s, const char *slug, json_t **out, rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
         return rc;
     char id[ST_ID];
+    json_t *o = NULL;
     rc = perm_find(tx.db, slug, id, err);
     if (rc == 0)
         rc = rg_st_not_found(err, "slug", "permission", slug);
     else if (rc == 1)
-        rc = (*out = perm_json(tx.db, id, err)) ? 0 : RG_EIO;
+        rc = (o = perm_json(tx.db, id, err)) ? 0 : RG_EIO;
     rc = rg_st_end(&tx, rc, err);
-    if (rc && *out) {
-        json_decref(*out);
-        *out = NULL;
-    }
-    return rc;
+    return rg_st_finish(rc, o, out);
 }
 
 static int perm_update_tx(sqlite3 *db, const char *slug, const char *name, const char *desc,
@@ -563,31 +565,33 @@ int rg_store_role_create(rg_store *s, const char *org_id, const char *slug,
     return rg_st_finish(rc, o, out);
 }
 
-/* R8/R11: the roles of the scope in its table's order. */
+/* R8/R11: the roles of the scope in its table's order. A constant number of
+ * queries whatever the number of roles: the order comes from the table
+ * (without permissions or mappings), the objects from rg_st_roles_by_slug. */
 static int role_list_tx(sqlite3 *db, const char *org_id, json_t **out, rg_error *err)
 {
     int rc = scope_check(db, org_id, err);
     if (rc)
         return rc;
     rg_role_table *t = NULL;
-    if ((rc = rg_st_table_load(db, org_id, &t, err)))
+    if ((rc = rg_st_table_load_order(db, org_id, &t, err)))
         return rc;
+    json_t *by_slug = rg_st_roles_by_slug(db, org_id, err);
+    if (!by_slug) {
+        rg_role_table_free(t);
+        return rg_st_rc(err);
+    }
     json_t *data = json_array();
     for (size_t i = 0; rc == 0 && data && i < rg_role_table_count(t); i++) {
-        st_role r;
-        int f = rg_st_role_find(db, org_id, rg_role_table_slug_at(t, i), 0, 0, &r, err);
-        if (f != 1) {
-            rc = f < 0 ? f : rg_error_set(err, RG_EIO, 500, "store_error", NULL,
-                                          "role vanished while listing");
-            break;
-        }
-        json_t *o = rg_st_role_json(db, r.id, err);
+        json_t *o = json_object_get(by_slug, rg_role_table_slug_at(t, i));
         if (!o)
-            rc = RG_EIO;
-        else
-            json_array_append_new(data, o);
+            rc = rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+                              "role vanished while listing");
+        else if (json_array_append(data, o))
+            rc = rg_st_oom(err);
     }
     rg_role_table_free(t);
+    json_decref(by_slug);
     if (!data)
         return rg_st_oom(err);
     if (rc) {
@@ -600,7 +604,8 @@ static int role_list_tx(sqlite3 *db, const char *org_id, json_t **out, rg_error 
 
 int rg_store_role_list(rg_store *s, const char *org_id, json_t **out, rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
@@ -614,7 +619,8 @@ int rg_store_role_list(rg_store *s, const char *org_id, json_t **out, rg_error *
 int rg_store_role_get(rg_store *s, const char *org_id, const char *slug, json_t **out,
                       rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
@@ -959,7 +965,7 @@ static int priority_tx(sqlite3 *db, const char *org_id, const char *const *slugs
     if (rc)
         return rc;
     rg_role_table *t = NULL;
-    if ((rc = rg_st_table_load(db, org_id, &t, err)))
+    if ((rc = rg_st_table_load_order(db, org_id, &t, err)))   /* ranks only */
         return rc;
     size_t count = rg_role_table_count(t);
     char *seen = calloc(count ? count : 1, 1);
@@ -998,14 +1004,31 @@ static int priority_tx(sqlite3 *db, const char *org_id, const char *const *slugs
         if ((org_id && rg_st_org_make_independent(db, org_id, err)) ||
             rg_st_exec(db, err, "DELETE FROM priorities WHERE scope = ?", "s", scope))
             return RG_EIO;
-        for (size_t i = 0; i < n; i++) {
-            st_role r;
-            if (rg_st_role_find(db, org_id, slugs[i], 0, 0, &r, err) != 1 ||
-                rg_st_exec(db, err,
-                           "INSERT INTO priorities(scope, role_id, position) VALUES (?, ?, ?)",
-                           "ssI", scope, r.id, (int64_t)i))
-                return RG_EIO;
-        }
+        /* one statement for the whole order: position = index in slugs
+         * (checked above: each visible active role exactly once) */
+        json_t *ord = json_array();
+        for (size_t i = 0; ord && i < n; i++)
+            if (json_array_append_new(ord, json_string(slugs[i]))) {
+                json_decref(ord);
+                ord = NULL;
+            }
+        char *text = ord ? json_dumps(ord, JSON_COMPACT) : NULL;
+        json_decref(ord);
+        if (!text)
+            return rg_st_oom(err);
+        rc = rg_st_exec(db, err,
+                        "INSERT INTO priorities(scope, role_id, position)"
+                        " SELECT ?, r.id, j.key FROM json_each(?) j JOIN roles r"
+                        " ON r.slug = j.value AND r.status = 'active'"
+                        " AND (r.organization_id IS NULL OR r.organization_id = ?)",
+                        "sss", scope, text, org_id);
+        free(text);
+        if (rc)
+            return rc;
+        if ((size_t)sqlite3_changes(db) != n)
+            return rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+                                "the order names %zu roles, %d were stored", n,
+                                sqlite3_changes(db));
         if (org_id) {
             char ts[ST_TS];
             rg_st_now(ts);
@@ -1051,17 +1074,19 @@ int rg_store_priority_set(rg_store *s, const char *org_id, const char *const *sl
 
 int rg_store_role_table(rg_store *s, const char *org_id, rg_role_table **out, rg_error *err)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     st_tx tx;
     int rc = rg_st_begin(s, &tx, 0, err);
     if (rc)
         return rc;
-    rc = rg_st_table_load(tx.db, org_id, out, err);
+    rg_role_table *t = NULL;
+    rc = rg_st_table_load(tx.db, org_id, &t, err);
     rc = rg_st_end(&tx, rc, err);
-    if (rc) {
-        rg_role_table_free(*out);
-        *out = NULL;
-    }
+    if (rc == 0 && out)
+        *out = t;
+    else
+        rg_role_table_free(t);
     return rc;
 }
 

@@ -76,13 +76,25 @@ int  rg_st_bump_org(sqlite3 *db, const char *org_id, rg_error *err);
 json_t *rg_st_list_object(json_t *data, const char *before, const char *after);
 /* Builds one object from its id. */
 typedef json_t *(*st_builder)(sqlite3 *db, const char *id, rg_error *err);
+/* Builds the objects of n ids at once with a constant number of queries: a
+ * JSON array (caller owns) in the order of ids, or NULL with err filled. */
+typedef json_t *(*st_batch_builder)(sqlite3 *db, const char (*ids)[ST_ID], size_t n,
+                                    rg_error *err);
 /* Generic paginated list over table (column id; cursor key column key, e.g.
  * "id" or "seq"); where: extra SQL condition over columns of table or "" ;
  * binds: up to 2 text parameters of where. */
 int  rg_st_list(sqlite3 *db, const char *table, const char *key, const char *where,
                 const char *bind1, const char *bind2, const rg_store_list_opts *o,
                 int default_desc, st_builder build, json_t **out, rg_error *err);
-
+/* The same with a batch builder: one page costs a constant number of
+ * queries whatever its size (hot lists: memberships). */
+int  rg_st_list_batch(sqlite3 *db, const char *table, const char *key, const char *where,
+                      const char *bind1, const char *bind2, const rg_store_list_opts *o,
+                      int default_desc, st_batch_builder build, json_t **out,
+                      rg_error *err);
+/* A JSON array text of the n ids (malloc'd, NULL when out of memory), to
+ * bind to "... IN (SELECT value FROM json_each(?))". */
+char *rg_st_ids_json(const char (*ids)[ST_ID], size_t n);
 /* Roles. */
 typedef struct st_role {
     char id[ST_ID];
@@ -97,6 +109,11 @@ typedef struct st_role {
 int  rg_st_role_find(sqlite3 *db, const char *org_id, const char *slug, int own_only,
                      int with_deleting, st_role *r, rg_error *err);
 json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err);
+/* R11: every active role visible in the scope (org_id NULL: the
+ * environment's), as a JSON object slug -> role object (the shape of
+ * rg_st_role_json), in two queries whatever the number of roles. Caller
+ * owns it; NULL with err filled. */
+json_t *rg_st_roles_by_slug(sqlite3 *db, const char *org_id, rg_error *err);
 /* 1 if the organization exists, 0 not, negative error. */
 int  rg_st_org_exists(sqlite3 *db, const char *org_id, rg_error *err);
 /* R9: makes an organization independent (own default = the environment's,
@@ -108,8 +125,15 @@ json_t *rg_st_user_json(sqlite3 *db, const char *user_id, rg_error *err);
 json_t *rg_st_connection_json(sqlite3 *db, const char *conn_id, int with_secret,
                               rg_error *err);
 
-/* Loads the scope's role table inside the current transaction. */
+/* Loads the scope's role table inside the current transaction (a constant
+ * number of queries: environment, organization, roles, permissions, order,
+ * mappings). */
 int  rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_error *err);
+/* The same table without permissions and mappings: same roles, order,
+ * defaults and multiple_roles, for callers that only rank, list or assign
+ * roles (never for a login's resolution). */
+int  rg_st_table_load_order(sqlite3 *db, const char *org_id, rg_role_table **out,
+                            rg_error *err);
 
 /* Membership roles: the slugs in the organization's priority order (deleting
  * roles included, at the end). Clear with rg_slugs_clear. */

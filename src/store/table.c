@@ -1,6 +1,7 @@
 /* table.c: roles as the rest of the store sees them: lookups by slug in a
- * scope, the role object, the role table loader that feeds core (R7-R11,
- * R15: roles in order, defaults, permissions, mappings), independence of an
+ * scope, the role object and every visible role object at once (R11), the
+ * role table loader that feeds core (R7-R11, R15: roles in order, defaults,
+ * permissions, mappings; a constant number of queries), independence of an
  * organization (R9) and the roles of a membership (R12, R13). */
 #include <assert.h>
 #include <stdio.h>
@@ -47,39 +48,43 @@ int rg_st_org_exists(sqlite3 *db, const char *org_id, rg_error *err)
     return rg_st_int(db, err, &one, "SELECT 1 FROM organizations WHERE id = ?", "s", org_id);
 }
 
+#define ROLE_COLS "id, slug, name, description, organization_id, status, created_at, updated_at"
+
+/* The role object of one row of ROLE_COLS, with an empty "permissions"
+ * array the caller fills (sorted). NULL when out of memory. */
+static json_t *role_row_json(sqlite3_stmt *st)
+{
+    const char *org = rg_st_col(st, 4);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[]}", "object", "role", "id",
+                          rg_st_col(st, 0), "slug", rg_st_col(st, 1), "name", rg_st_col(st, 2),
+                          "description", rg_st_col(st, 3), "type",
+                          org ? "OrganizationRole" : "EnvironmentRole", "permissions");
+    if (!o)
+        return NULL;
+    if (org)
+        json_object_set_new(o, "organization_id", json_string(org));
+    if (strcmp(rg_st_col(st, 5), "active"))
+        json_object_set_new(o, "status", json_string(rg_st_col(st, 5)));
+    json_object_set_new(o, "created_at", json_string(rg_st_col(st, 6)));
+    json_object_set_new(o, "updated_at", json_string(rg_st_col(st, 7)));
+    return o;
+}
+
 json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, slug, name, description, organization_id, status,"
-                                  " created_at, updated_at FROM roles WHERE id = ?",
+    sqlite3_stmt *st = rg_st_prep(db, err, "SELECT " ROLE_COLS " FROM roles WHERE id = ?",
                                   "s", role_id);
     if (!st)
         return NULL;
     json_t *o = NULL;
     int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        const char *org = rg_st_col(st, 4);
-        o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[]}", "object", "role", "id",
-                      rg_st_col(st, 0), "slug", rg_st_col(st, 1), "name", rg_st_col(st, 2),
-                      "description", rg_st_col(st, 3), "type",
-                      org ? "OrganizationRole" : "EnvironmentRole", "permissions");
-        if (o && org)
-            json_object_set_new(o, "organization_id", json_string(org));
-        if (o && strcmp(rg_st_col(st, 5), "active"))
-            json_object_set_new(o, "status", json_string(rg_st_col(st, 5)));
-        if (o) {
-            json_object_set_new(o, "created_at", json_string(rg_st_col(st, 6)));
-            json_object_set_new(o, "updated_at", json_string(rg_st_col(st, 7)));
-        }
-    } else if (rc == 0) {
+    if (rc == 1 && !(o = role_row_json(st)))
+        rg_st_oom(err);
+    else if (rc == 0)
         rg_st_not_found(err, "id", "role", role_id);
-    }
     sqlite3_finalize(st);
-    if (!o) {
-        if (rc == 1)
-            rg_st_oom(err);
+    if (!o)
         return NULL;
-    }
     st = rg_st_prep(db, err,
                     "SELECT p.slug FROM role_permissions rp JOIN permissions p"
                     " ON p.id = rp.permission_id WHERE rp.role_id = ? ORDER BY p.slug",
@@ -97,6 +102,66 @@ json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err)
         return NULL;
     }
     return o;
+}
+
+json_t *rg_st_roles_by_slug(sqlite3 *db, const char *org_id, rg_error *err)
+{
+    /* org_id NULL binds NULL: "organization_id = NULL" holds for no row, so
+     * the same SQL gives the environment's roles alone */
+    json_t *by_slug = json_object(), *by_id = json_object();
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (!by_slug || !by_id) {
+        rg_st_oom(err);
+        goto fail;
+    }
+    st = rg_st_prep(db, err,
+                    "SELECT " ROLE_COLS " FROM roles WHERE status = 'active'"
+                    " AND (organization_id IS NULL OR organization_id = ?)", "s", org_id);
+    if (!st)
+        goto fail;
+    while ((rc = rg_st_step(db, st, err)) == 1) {
+        json_t *o = role_row_json(st);
+        if (!o || json_object_set(by_id, rg_st_col(st, 0), o) ||
+            json_object_set_new(by_slug, rg_st_col(st, 1), o)) {
+            rg_st_oom(err);
+            goto fail;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc < 0)
+        goto fail;
+    /* every permission of those roles in one query, sorted per role as
+     * rg_st_role_json sorts them */
+    st = rg_st_prep(db, err,
+                    "SELECT rp.role_id, p.slug FROM role_permissions rp"
+                    " JOIN permissions p ON p.id = rp.permission_id"
+                    " JOIN roles r ON r.id = rp.role_id WHERE r.status = 'active'"
+                    " AND (r.organization_id IS NULL OR r.organization_id = ?)"
+                    " ORDER BY rp.role_id, p.slug", "s", org_id);
+    if (!st)
+        goto fail;
+    while ((rc = rg_st_step(db, st, err)) == 1) {
+        json_t *o = json_object_get(by_id, rg_st_col(st, 0));
+        assert(o);   /* the same snapshot, the same condition */
+        if (o && json_array_append_new(json_object_get(o, "permissions"),
+                                       json_string(rg_st_col(st, 1)))) {
+            rg_st_oom(err);
+            goto fail;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc < 0)
+        goto fail;
+    json_decref(by_id);
+    return by_slug;
+fail:
+    sqlite3_finalize(st);
+    json_decref(by_id);
+    json_decref(by_slug);
+    return NULL;
 }
 
 int rg_st_org_make_independent(sqlite3 *db, const char *org_id, rg_error *err)
@@ -128,34 +193,50 @@ int rg_st_org_make_independent(sqlite3 *db, const char *org_id, rg_error *err)
 
 /* ---- the role table loader ------------------------------------------------- */
 
-/* Strings owned while a spec is built. */
-typedef struct strpool { char **v; size_t n, cap; int oom; } strpool;
+/* Strings owned while a spec is built: copied into a few growing blocks, so
+ * 10,000 mappings cost a handful of mallocs, not 20,000. */
+typedef struct strblock {
+    struct strblock *next;
+    size_t used, cap;
+    char data[];
+} strblock;
+typedef struct strpool { strblock *head; int oom; } strpool;
 
 static const char *sp_dup(strpool *p, const char *s)
 {
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        char **v = realloc(p->v, cap * sizeof *v);
-        if (!v) {
+    if (!s)
+        s = "";
+    size_t n = strlen(s) + 1;
+    strblock *b = p->head;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = b ? b->cap * 2 : 4096;
+        if (cap > 256 * 1024)
+            cap = 256 * 1024;
+        if (cap < n)
+            cap = n;
+        strblock *nb = malloc(sizeof *nb + cap);
+        if (!nb) {
             p->oom = 1;
             return NULL;
         }
-        p->v = v;
-        p->cap = cap;
+        nb->next = b;
+        nb->used = 0;
+        nb->cap = cap;
+        p->head = b = nb;
     }
-    char *d = strdup(s ? s : "");
-    if (d)
-        p->v[p->n++] = d;
-    else
-        p->oom = 1;
+    char *d = b->data + b->used;
+    memcpy(d, s, n);
+    b->used += n;
     return d;
 }
 
 static void sp_free(strpool *p)
 {
-    for (size_t i = 0; i < p->n; i++)
-        free(p->v[i]);
-    free(p->v);
+    for (strblock *b = p->head, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    p->head = NULL;
 }
 
 typedef struct load_role {
@@ -164,12 +245,37 @@ typedef struct load_role {
     size_t n_perms, cap_perms;
 } load_role;
 
-int rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_error *err)
+/* The loaded roles sorted by id, to place permission and mapping rows by
+ * their role_id in O(log n) instead of a scan of every role per row. */
+typedef struct role_ix { const char *id; size_t i; } role_ix;
+
+static int cmp_role_ix(const void *a, const void *b)
+{
+    return strcmp(((const role_ix *)a)->id, ((const role_ix *)b)->id);
+}
+
+/* Index of the loaded role with this id, or -1 (not active, or not visible
+ * in the scope). */
+static long role_ix_find(const role_ix *ix, size_t n, const char *id)
+{
+    if (!id)
+        return -1;
+    role_ix key = { id, 0 };
+    const role_ix *hit = bsearch(&key, ix, n, sizeof *ix, cmp_role_ix);
+    return hit ? (long)hit->i : -1;
+}
+
+/* full: with permissions and mappings (what logins resolve against); else
+ * only roles, orders, defaults and the multiple_roles setting, enough for
+ * ranks, lists and role assignment. */
+static int table_load(sqlite3 *db, const char *org_id, int full, rg_role_table **out,
+                      rg_error *err)
 {
     *out = NULL;
     strpool sp = {0};
     load_role *lr = NULL;
     rg_role_spec *specs = NULL;
+    role_ix *ix = NULL;
     const char **order = NULL;
     rg_group_mapping *maps = NULL;
     size_t n_roles = 0, n_env = 0, n_order = 0, n_maps = 0, cap;
@@ -204,7 +310,7 @@ int rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_er
         if (s1 != 1) {
             sqlite3_finalize(st);
             if (s1 == 0)
-                rg_st_not_found(err, "organization_id", "organization", org_id);
+                rc = rg_st_not_found(err, "organization_id", "organization", org_id);
             goto done;
         }
         independent = sqlite3_column_int(st, 0);
@@ -260,35 +366,45 @@ int rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_er
     sqlite3_finalize(st);
     if (s2 < 0)
         goto done;
-
-    /* permissions of those roles */
-    st = rg_st_prep(db, err,
-                    "SELECT rp.role_id, p.slug FROM role_permissions rp"
-                    " JOIN permissions p ON p.id = rp.permission_id"
-                    " JOIN roles r ON r.id = rp.role_id WHERE r.status = 'active'"
-                    " AND (r.organization_id IS NULL OR r.organization_id = ?)",
-                    "s", org_id);
-    if (!st)
+    if (sp.oom) {
+        rg_st_oom(err);
         goto done;
-    while ((s2 = rg_st_step(db, st, err)) == 1) {
-        const char *rid = rg_st_col(st, 0);
-        for (size_t i = 0; i < n_roles; i++) {
-            if (!lr[i].id || strcmp(lr[i].id, rid))
-                continue;
-            if (lr[i].n_perms == lr[i].cap_perms) {
-                size_t c = lr[i].cap_perms ? lr[i].cap_perms * 2 : 8;
-                const char **np = realloc(lr[i].perms, c * sizeof *np);
-                if (!np) {
-                    sqlite3_finalize(st);
-                    rg_st_oom(err);
-                    goto done;
-                }
-                lr[i].perms = np;
-                lr[i].cap_perms = c;
+    }
+    if (!(ix = malloc((n_roles ? n_roles : 1) * sizeof *ix))) {
+        rg_st_oom(err);
+        goto done;
+    }
+    for (size_t i = 0; i < n_roles; i++)
+        ix[i] = (role_ix){ lr[i].id, i };
+    qsort(ix, n_roles, sizeof *ix, cmp_role_ix);
+
+    /* permissions of those roles, in one query */
+    st = full ? rg_st_prep(db, err,
+                           "SELECT rp.role_id, p.slug FROM role_permissions rp"
+                           " JOIN permissions p ON p.id = rp.permission_id"
+                           " JOIN roles r ON r.id = rp.role_id WHERE r.status = 'active'"
+                           " AND (r.organization_id IS NULL OR r.organization_id = ?)",
+                           "s", org_id)
+              : NULL;
+    if (full && !st)
+        goto done;
+    while (st && (s2 = rg_st_step(db, st, err)) == 1) {
+        long i = role_ix_find(ix, n_roles, rg_st_col(st, 0));
+        if (i < 0)
+            continue;
+        load_role *r = &lr[i];
+        if (r->n_perms == r->cap_perms) {
+            size_t c = r->cap_perms ? r->cap_perms * 2 : 8;
+            const char **np = realloc(r->perms, c * sizeof *np);
+            if (!np) {
+                sqlite3_finalize(st);
+                rg_st_oom(err);
+                goto done;
             }
-            lr[i].perms[lr[i].n_perms++] = sp_dup(&sp, rg_st_col(st, 1));
-            break;
+            r->perms = np;
+            r->cap_perms = c;
         }
+        r->perms[r->n_perms++] = sp_dup(&sp, rg_st_col(st, 1));
     }
     sqlite3_finalize(st);
     if (s2 < 0)
@@ -331,18 +447,24 @@ int rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_er
         spec.n_org_order = n_order;
     }
 
-    if (org_id) {
-        /* R15: the mappings of the organization's connections */
+    if (full && org_id) {
+        /* R15: the mappings of the organization's connections, in the
+         * primary key's order; role ids are turned into slugs through the
+         * roles loaded above (a role not among them is not visible and core
+         * would drop the mapping anyway) */
         st = rg_st_prep(db, err,
-                        "SELECT m.connection_id, m.idp_group, r.slug FROM role_mappings m"
-                        " JOIN connections c ON c.id = m.connection_id"
-                        " JOIN roles r ON r.id = m.role_id"
-                        " WHERE c.organization_id = ? AND r.status = 'active'"
-                        " ORDER BY m.connection_id, m.idp_group, r.slug", "s", org_id);
+                        "SELECT m.connection_id, m.idp_group, m.role_id FROM role_mappings m"
+                        " WHERE m.connection_id IN"
+                        " (SELECT id FROM connections WHERE organization_id = ?)"
+                        " ORDER BY m.connection_id, m.idp_group, m.role_id", "s", org_id);
         if (!st)
             goto done;
         cap = 0;
+        const char *conn = NULL;
         while ((s2 = rg_st_step(db, st, err)) == 1) {
+            long i = role_ix_find(ix, n_roles, rg_st_col(st, 2));
+            if (i < 0)
+                continue;
             if (n_maps == cap) {
                 cap = cap ? cap * 2 : 16;
                 rg_group_mapping *nm = realloc(maps, cap * sizeof *nm);
@@ -353,9 +475,12 @@ int rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_er
                 }
                 maps = nm;
             }
-            maps[n_maps].connection_id = sp_dup(&sp, rg_st_col(st, 0));
+            /* rows come grouped by connection: one copy of each id */
+            if (!conn || strcmp(conn, rg_st_col(st, 0)))
+                conn = sp_dup(&sp, rg_st_col(st, 0));
+            maps[n_maps].connection_id = conn;
             maps[n_maps].idp_group = sp_dup(&sp, rg_st_col(st, 1));
-            maps[n_maps].role_slug = sp_dup(&sp, rg_st_col(st, 2));
+            maps[n_maps].role_slug = specs[i].slug;
             n_maps++;
         }
         sqlite3_finalize(st);
@@ -376,10 +501,22 @@ done:
         free(lr[i].perms);
     free(lr);
     free(specs);
+    free(ix);
     free(order);
     free(maps);
     sp_free(&sp);
     return rc;
+}
+
+int rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_error *err)
+{
+    return table_load(db, org_id, 1, out, err);
+}
+
+int rg_st_table_load_order(sqlite3 *db, const char *org_id, rg_role_table **out,
+                           rg_error *err)
+{
+    return table_load(db, org_id, 0, out, err);
 }
 
 /* ---- membership roles ------------------------------------------------------ */
