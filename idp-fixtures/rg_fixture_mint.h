@@ -48,6 +48,10 @@ typedef struct mint_opts {
     const char *sp_metadata;     /* SP metadata text */
     const char *authn_query;     /* SP-initiated: the query of the redirect URL
                                   * (after '?'); NULL = IdP-initiated */
+    int         trust_request;   /* read authn_query without its signature: lasso
+                                  * 2.8.1 leaks 259 B per signed query it reads
+                                  * (tests/lsan.supp), so bulk case runs drop it;
+                                  * test_saml_conn checks the signature */
     const char *user;            /* NameID content */
     const char *nameid_format;   /* NULL = unspecified */
     const char *const *groups;   /* values of group_attr */
@@ -249,7 +253,21 @@ static MINT_UNUSED char *mint_with_server(LassoServer *idp, const mint_opts *o, 
         LassoProvider *sp = lasso_server_get_provider(idp, sp_id);
         lasso_provider_set_encryption_mode(sp, LASSO_ENCRYPTION_MODE_ASSERTION);
     }
-    if (o->authn_query) {
+    if (o->authn_query && o->trust_request) {
+        /* the query without SigAlg and Signature, read unchecked */
+        GString *q = g_string_new(NULL);
+        gchar **kv = g_strsplit(o->authn_query, "&", 0);
+        for (gchar **p = kv; *p; p++) {
+            if (g_str_has_prefix(*p, "SigAlg=") || g_str_has_prefix(*p, "Signature="))
+                continue;
+            g_string_append_printf(q, "%s%s", q->len ? "&" : "", *p);
+        }
+        g_strfreev(kv);
+        lasso_profile_set_signature_verify_hint(LASSO_PROFILE(l),
+                                                LASSO_PROFILE_SIGNATURE_VERIFY_HINT_IGNORE);
+        rc = lasso_login_process_authn_request_msg(l, q->str);
+        g_string_free(q, TRUE);
+    } else if (o->authn_query) {
         rc = lasso_login_process_authn_request_msg(l, o->authn_query);
     } else {
         rc = lasso_login_init_idp_initiated_authn_request(l, sp_id);

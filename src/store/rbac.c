@@ -367,7 +367,13 @@ static int roles_with_perm(sqlite3 *db, const char *perm_id, char (**ids)[ST_ID]
         snprintf((*ids)[(*n)++], ST_ID, "%s", rg_st_col(st, 0));
     }
     sqlite3_finalize(st);
-    return rc < 0 ? rc : 0;
+    if (rc < 0) {   /* a failed list is no list: the caller has nothing to free */
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+        return rc;
+    }
+    return 0;
 }
 
 static int perm_delete_tx(sqlite3 *db, const char *slug, rg_error *err)

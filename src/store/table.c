@@ -337,11 +337,19 @@ static int table_load(sqlite3 *db, const char *org_id, int full, rg_role_table *
                              " ORDER BY p.position IS NULL, p.position, r.slug", "");
     if (!st)
         goto done;
-    cap = 0;
+    /* allocated before the first row: never NULL below, even for no roles */
+    cap = 16;
+    lr = calloc(cap, sizeof *lr);
+    specs = calloc(cap, sizeof *specs);
+    if (!lr || !specs) {
+        sqlite3_finalize(st);
+        rg_st_oom(err);
+        goto done;
+    }
     int s2;
     while ((s2 = rg_st_step(db, st, err)) == 1) {
         if (n_roles == cap) {
-            cap = cap ? cap * 2 : 16;
+            cap *= 2;
             load_role *nl = realloc(lr, cap * sizeof *nl);
             rg_role_spec *ns = nl ? realloc(specs, cap * sizeof *ns) : NULL;
             if (nl)
