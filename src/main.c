@@ -152,6 +152,56 @@ static void h_readyz(rg_http_req *req, void *ctx)
     rg_http_send_json(req, 200, json_pack("{s:s}", "status", "ready"));
 }
 
+/* issue 7 wiring: committed role-table changes invalidate the cache (and,
+ * through Redis, every instance's); revocations learned from Redis reach
+ * /auth's revocation set. */
+static void on_store_change(void *cache, const char *org_id)
+{
+    rg_cache_table_invalidate(cache, org_id);
+}
+
+static int on_remote_revoke(void *gw, const char *sid, int64_t exp)
+{
+    return rg_session_revoke(rg_gateway_revocations(gw), rg_gateway_token_cache(gw), sid,
+                             exp, rg_now());
+}
+
+/* GET /metrics (admin listener): Prometheus text of the cache layer, so
+ * a Redis outage shows as a metric as well as a log line and /readyz. */
+static void h_metrics(rg_http_req *req, void *ctx)
+{
+    const rg_ctx *c = ctx;
+    rg_cache_stats st;
+    memset(&st, 0, sizeof st);
+    if (c->cache)
+        rg_cache_stats_get(c->cache, &st);
+    char body[2048];
+    int n = snprintf(body, sizeof body,
+        "# TYPE rolegate_redis_configured gauge\nrolegate_redis_configured %d\n"
+        "# TYPE rolegate_redis_up gauge\nrolegate_redis_up %d\n"
+        "# TYPE rolegate_redis_commands_up gauge\nrolegate_redis_commands_up %d\n"
+        "# TYPE rolegate_redis_subscriber_up gauge\nrolegate_redis_subscriber_up %d\n"
+        "# TYPE rolegate_redis_failures_total counter\nrolegate_redis_failures_total %lu\n"
+        "# TYPE rolegate_redis_skipped_total counter\nrolegate_redis_skipped_total %lu\n"
+        "# TYPE rolegate_redis_connects_total counter\nrolegate_redis_connects_total %lu\n"
+        "# TYPE rolegate_role_table_lookups_total counter\n"
+        "rolegate_role_table_lookups_total{source=\"local\"} %lu\n"
+        "rolegate_role_table_lookups_total{source=\"redis\"} %lu\n"
+        "rolegate_role_table_lookups_total{source=\"store\"} %lu\n"
+        "# TYPE rolegate_role_table_invalidations_received_total counter\n"
+        "rolegate_role_table_invalidations_received_total %lu\n"
+        "# TYPE rolegate_saml_replay_checks_local_total counter\n"
+        "rolegate_saml_replay_checks_local_total %lu\n"
+        "# TYPE rolegate_saml_replay_checks_unavailable_total counter\n"
+        "rolegate_saml_replay_checks_unavailable_total %lu\n",
+        st.configured, c->cache ? rg_cache_redis_up(c->cache) : 0, st.redis_up,
+        st.subscriber_up, st.redis_failures, st.redis_skipped,
+        st.redis_connects, st.table_local_hits, st.table_redis_hits, st.table_store_loads,
+        st.invalidations_received, st.replay_local, st.replay_unavailable);
+    rg_http_send(req, 200, "text/plain; version=0.0.4", body,
+                 n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+}
+
 static rg_http_server *make_server(const rg_config *cfg, const char *name,
                                    const char *listen, const char *admin_key)
 {
@@ -249,6 +299,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "rolegate: cache: %s\n", err.message);
         goto out;
     }
+    rg_store_set_change_hook(ctx.store, on_store_change, ctx.cache);
     /* login: lasso (GType registry, xmlsec) and curl, before any thread */
     if (rg_saml_global_init() != 0 || rg_oidc_global_init() != 0) {
         fprintf(stderr, "rolegate: cannot initialise the SAML/OIDC libraries\n");
@@ -264,11 +315,13 @@ static int cmd_serve(int argc, char **argv)
     rg_http_route_add(pub, "GET", "/healthz", h_healthz, &ctx, 0);
     rg_http_route_add(pub, "GET", "/readyz", h_readyz, &ctx, 0);
     rg_http_route_add(adm, "GET", "/healthz", h_healthz, &ctx, 0);
+    rg_http_route_add(adm, "GET", "/metrics", h_metrics, &ctx, 0);
     /* Each layer registers its routes with one call (before start). */
     if (!(api = rg_api_register(adm, &ctx, &err)))          /* the admin REST API */
         goto start_failed;
     if (!(gw = rg_gateway_auth_register(&ctx, &err)))       /* /auth /logout JWKS POST /sessions */
         goto start_failed;
+    rg_cache_set_revoke_sink(ctx.cache, on_remote_revoke, gw);
     if (!(login = rg_gateway_login_register(pub, adm, &ctx, &err)))  /* login + demo */
         goto start_failed;
     rg_gateway_demo_setup(login);
@@ -318,8 +371,12 @@ out:
     rg_http_server_free(pub);    /* stops it first if still running */
     rg_http_server_free(adm);
     rg_api_free(api);            /* after the admin server, before the store */
+    if (ctx.cache)               /* no sink call after this returns */
+        rg_cache_set_revoke_sink(ctx.cache, NULL, NULL);
     rg_gateway_free(gw);         /* after both servers */
     rg_gateway_login_free(login);  /* login: after both servers */
+    if (ctx.store)
+        rg_store_set_change_hook(ctx.store, NULL, NULL);
     rg_cache_free(ctx.cache);    /* after everything that borrows it, before the store */
     rg_store_close(ctx.store);
     rg_keyring_free(ctx.keys);

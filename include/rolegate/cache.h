@@ -104,7 +104,8 @@ void rg_cache_set_revoke_sink(rg_cache *c, rg_cache_revoke_fn fn, void *ctx);
  * <prefix>revoked:<sid> <exp> with expiry at exp (+ clock skew) and PUBLISH
  * on <prefix>revoked, so every instance's sink gets it. Returns 0 (also
  * without Redis configured: nothing to share), RG_EINVAL for an empty sid,
- * RG_EIO if Redis is unreachable. */
+ * RG_EIO if Redis is unreachable: the revocation is then queued (bounded,
+ * until its exp) and shared by the subscriber as soon as Redis is back. */
 int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp);
 
 /* ---- health (/readyz, /metrics) ------------------------------------------- */

@@ -10,13 +10,14 @@
 struct rg_store;
 struct rg_keyring;
 struct rg_http_server;
+struct rg_cache;
 
 typedef struct rg_ctx {
     const rg_config       *config;      /* immutable, parsed once */
     const char            *admin_key;   /* the admin bearer key (never log it) */
     struct rg_store       *store;       /* rg_store_open; NULL until wired in main */
     struct rg_keyring     *keys;        /* session signing keys; NULL until wired */
-    void                  *cache;       /* role-table cache; NULL until wired */
+    struct rg_cache       *cache;       /* role tables, replay, login state, revocations */
     struct rg_http_server *public_server;
     struct rg_http_server *admin_server;
 } rg_ctx;

@@ -20,7 +20,7 @@
  *    old one keep it alive with rg_keyring_ref.
  *  - Token cache and revocation set are internally locked (thread-safe).
  * Error codes are stable strings in rg_error.code (status 401 for every
- * token_* code; 500 for key and size problems). */
+ * token_* code; 500 for key problems, 422 session_too_large). */
 #ifndef ROLEGATE_SESSION_H
 #define ROLEGATE_SESSION_H
 
@@ -211,7 +211,7 @@ size_t rg_session_cookie_len(const char *name, size_t token_len, int64_t max_age
 
 /* Issues a session (R24): claims JSON (rg_core_claims_json) → sign → the
  * Set-Cookie value (Max-Age = lifetime) → size check against budget (0:
- * RG_SESSION_COOKIE_BUDGET). Over budget: REJECT fails with 500
+ * RG_SESSION_COOKIE_BUDGET). Over budget: REJECT fails with 422
  * "session_too_large" (message: size, budget, number of permissions);
  * OMIT_PERMISSIONS re-issues with omit_permissions = 1 (token claim
  * permissions_omitted: true) and *omitted = 1, failing the same way if still

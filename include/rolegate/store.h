@@ -193,6 +193,14 @@ int rg_store_role_table(rg_store *s, const char *org_id, rg_role_table **out,
 /* The version of the scope's table: it grows with every change that affects
  * the table (bumped in the same transaction). 0 if org_id is unknown. */
 uint64_t rg_store_table_version(rg_store *s, const char *org_id);
+/* A change hook (the role-table cache's invalidation, issue 7): called
+ * after every committed write that bumped a table version, once per
+ * organization bumped (org_id) or once with NULL when the environment was
+ * bumped (every organization inherits it). Runs on the writing thread
+ * after the commit, with no store lock held, so it may call the store.
+ * Set it before any thread uses s; fn NULL removes it. */
+typedef void (*rg_store_change_fn)(void *ctx, const char *org_id);
+void rg_store_set_change_hook(rg_store *s, rg_store_change_fn fn, void *ctx);
 
 /* ---- organizations (R9, R21) ---------------------------------------------
  * {"object":"organization","id":"org_...","name","domains":["a.com",...],
@@ -325,13 +333,24 @@ typedef struct rg_store_login_user {
     const char *email;        /* may be NULL */
     const char *first_name;   /* may be NULL */
     const char *last_name;    /* may be NULL */
+    /* Optional: issues the session inside the login's transaction once the
+     * roles are resolved (user_id: the user's id). Returns 0 with
+     * *token_size (the cookie's bytes, for the login record), or a negative
+     * RG_E* with err filled, which rolls the whole login back. */
+    int (*issue)(void *ctx, const char *user_id, const rg_resolution *res,
+                 size_t *token_size, rg_error *err);
+    void *issue_ctx;
 } rg_store_login_user;
 
 /* In ONE transaction: finds the user by (connection, subject) or creates it
  * (user.created), finds or creates its membership in org_id (R18), loads the
  * organization's table, resolves the roles (rg_core_resolve_login, R15-R17),
- * writes them (organization_membership.created / .updated when changed) and
- * emits authentication.succeeded. The connection must belong to org_id (else
+ * writes them (organization_membership.created / .updated when changed),
+ * runs user->issue if set and emits authentication.succeeded, the login
+ * record: type "sso", subject, user_id, organization_id, connection_id,
+ * organization_membership_id, groups_received (count) and groups (the first
+ * 100), mappings [{"idp_group","role_slug"}] that matched, roles,
+ * role_source and token_size (when issue ran). The connection must belong to org_id (else
  * 404 field "connection_id"). An existing user's profile is not changed.
  * *res gets the resolution (clear it with rg_resolution_clear); *membership
  * the membership object (caller owns it). res and membership may be NULL:

@@ -329,6 +329,7 @@ rg_cache *rg_cache_new(const rg_config *cfg, struct rg_store *store, rg_error *e
     pthread_mutex_init(&c->conns_lock, NULL);
     pthread_mutex_init(&c->tables_lock, NULL);
     pthread_mutex_init(&c->sink_lock, NULL);
+    pthread_mutex_init(&c->outbox_lock, NULL);
     atomic_init(&c->state, -1);
     atomic_init(&c->backoff_ms, CACHE_BACKOFF_MIN_MS);
     c->n_buckets = 256;
@@ -372,6 +373,8 @@ void rg_cache_free(rg_cache *c)
     pthread_mutex_destroy(&c->conns_lock);
     pthread_mutex_destroy(&c->tables_lock);
     pthread_mutex_destroy(&c->sink_lock);
+    pthread_mutex_destroy(&c->outbox_lock);
+    free(c->outbox);
     free(c);
 }
 

@@ -69,8 +69,15 @@ typedef struct cache_conn {
 #define CACHE_BACKOFF_MIN_MS 100
 #define CACHE_BACKOFF_MAX_MS 2000
 #define CACHE_MAX_TABLES 4096
-#define CACHE_REPLAY_CAP 65536
-#define CACHE_STATE_CAP 16384
+#define CACHE_REPLAY_CAP 1000000   /* full: replay checks fail closed */
+#define CACHE_STATE_CAP 65536      /* two entries per pending login */
+#define CACHE_OUTBOX_CAP 65536     /* revocations waiting for Redis */
+
+/* A revocation Redis did not take yet (published again on reconnect). */
+typedef struct cache_revoked {
+    char sid[128];
+    int64_t exp;
+} cache_revoked;
 
 struct rg_cache {
     rg_config cfg;
@@ -111,6 +118,9 @@ struct rg_cache {
     pthread_mutex_t sink_lock;
     rg_cache_revoke_fn sink;
     void *sink_ctx;
+    pthread_mutex_t outbox_lock;       /* revocations not shared yet */
+    cache_revoked *outbox;
+    size_t n_outbox;
 
     /* counters */
     atomic_ulong n_failures, n_skipped, n_connects, n_local_hits, n_redis_hits,
@@ -137,6 +147,9 @@ int  rg_cache_key(const rg_cache *c, char *out, size_t outsz, const char *a, con
 /* ---- tables and subscriber ------------------------------------------------ */
 /* Drops the in-process table of org (NULL: all). */
 void rg_cache_tables_drop(rg_cache *c, const char *org);
+/* Publishes the revocations queued while Redis was down (shared.c); from
+ * the subscriber after each (re)subscribe. Those that fail stay queued. */
+void rg_cache_revoke_flush(rg_cache *c);
 int  rg_cache_sub_start(rg_cache *c, rg_error *err);
 void rg_cache_sub_stop(rg_cache *c);
 

@@ -164,13 +164,8 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
 }
 
 /* ---- revocations -------------------------------------------------------------- */
-int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp)
+static int publish_one(rg_cache *c, const char *sid, int64_t exp)
 {
-    assert(c);
-    if (!sid || !*sid || strchr(sid, ' '))
-        return RG_EINVAL;
-    if (!c->configured)
-        return 0;
     char key[KEY_MAX], chan[RG_CONFIG_STR + 16], val[24], msg[KEY_MAX], px[24];
     if (rg_cache_key(c, key, sizeof key, "revoked:", sid) < 0 ||
         rg_cache_key(c, chan, sizeof chan, "revoked", NULL) < 0 ||
@@ -196,4 +191,67 @@ int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp)
     /* the key is there: instances that miss the message load it on their
      * next (re)subscribe */
     return ok ? 0 : RG_EIO;
+}
+
+/* Queues (sid, exp) for rg_cache_revoke_flush; an entry already past its
+ * exp needs no sharing. Bounded: when full the entry nearest its end goes. */
+static void outbox_add(rg_cache *c, const char *sid, int64_t exp)
+{
+    if (exp <= rg_now() || strlen(sid) >= sizeof c->outbox->sid)
+        return;
+    pthread_mutex_lock(&c->outbox_lock);
+    if (!c->outbox)
+        c->outbox = calloc(CACHE_OUTBOX_CAP, sizeof *c->outbox);
+    if (c->outbox) {
+        size_t at = c->n_outbox;
+        if (at == CACHE_OUTBOX_CAP) {
+            at = 0;
+            for (size_t i = 1; i < c->n_outbox; i++)
+                if (c->outbox[i].exp < c->outbox[at].exp)
+                    at = i;
+        } else {
+            c->n_outbox++;
+        }
+        snprintf(c->outbox[at].sid, sizeof c->outbox[at].sid, "%s", sid);
+        c->outbox[at].exp = exp;
+    }
+    pthread_mutex_unlock(&c->outbox_lock);
+}
+
+int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp)
+{
+    assert(c);
+    if (!sid || !*sid || strchr(sid, ' '))
+        return RG_EINVAL;
+    if (!c->configured)
+        return 0;
+    int rc = publish_one(c, sid, exp);
+    if (rc == RG_EIO) {
+        /* no lost write: shared as soon as Redis answers again */
+        outbox_add(c, sid, exp);
+        rg_log(RG_LOG_WARN, "event=revocation_queued reason=redis_unavailable");
+    }
+    return rc;
+}
+
+void rg_cache_revoke_flush(rg_cache *c)
+{
+    pthread_mutex_lock(&c->outbox_lock);
+    cache_revoked *v = c->outbox;
+    size_t n = c->n_outbox;
+    c->outbox = NULL;
+    c->n_outbox = 0;
+    pthread_mutex_unlock(&c->outbox_lock);
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].exp <= rg_now())
+            continue;
+        if (publish_one(c, v[i].sid, v[i].exp) == 0)
+            sent++;
+        else
+            outbox_add(c, v[i].sid, v[i].exp);
+    }
+    if (n)
+        rg_log(RG_LOG_INFO, "event=revocations_shared count=%zu queued=%zu", sent, n);
+    free(v);
 }

@@ -213,8 +213,11 @@ static void sub_serve(rg_cache *c, redisContext *ctx, const char *inv, const cha
             freeReplyObject(v);
             ping_sent = 0;
         }
-        if (atomic_exchange(&c->sub_resync, 0) && resync_revocations(c))
-            atomic_store(&c->sub_resync, 1);   /* again on the next round */
+        if (atomic_exchange(&c->sub_resync, 0)) {
+            rg_cache_revoke_flush(c);   /* ours first: queued while Redis was down */
+            if (resync_revocations(c))
+                atomic_store(&c->sub_resync, 1);   /* again on the next round */
+        }
         if (atomic_load(&c->state) != 1 && rg_mono_us() >= atomic_load(&c->retry_at_us)) {
             /* commands failed while this channel stayed up (a slow or paused
              * server): probe in the background so health recovers without

@@ -159,9 +159,6 @@ int rg_gateway_demo_setup(rg_gateway_login *lg)
            org_id, conn_id, DEMO_IDP_PORT);
     printf("rolegate: demo login: %s/login?organization=%s&return_to=/auth\n", lg->base,
            org_id);
-    if (!lg->replay)
-        printf("rolegate: demo: SAML logins need a replay cache: set [saml] "
-               "replay_check_without_redis = local (no Redis configured)\n");
     fflush(stdout);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "rolegate/cache.h"
 #include "gw_internal.h"
 #include "rolegate/store.h"
 #include "rolegate/util.h"
@@ -93,6 +94,16 @@ int gw_org_permissions(rg_gateway *gw, const char *org_id, const char *const *ro
     memset(out, 0, sizeof *out);
     if (strlen(org_id) >= sizeof gw->tables[0].org_id)
         return rg_error_set(err, RG_EINVAL, 401, "token_malformed", NULL, "org_id too long");
+    if (gw->ctx->cache) {
+        /* issue 7: in-process -> Redis -> store, invalidated on change */
+        rg_cache_ref *ref = NULL;
+        if (rg_cache_table_get(gw->ctx->cache, org_id, &ref, err) != 0)
+            return RG_ERR;
+        int rc = rg_core_permissions_of(rg_cache_ref_table(ref), roles, n_roles, out);
+        rg_cache_ref_release(ref);
+        return rc ? rg_error_set(err, rc, 500, "internal", NULL, "out of memory") : 0;
+    }
+    /* without the cache layer: a local copy per organization for a while */
     int64_t now_ms = rg_mono_us() / 1000;
     pthread_mutex_lock(&gw->tlock);
     gw_table_entry *e = table_find(gw, org_id);
@@ -190,13 +201,8 @@ int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
                               rg_gateway_secure(cfg), cfg->session.lifetime, token, &cookie,
                               cookie_len, omitted, err);
     rg_slugs_clear(&perms);
-    if (rc) {
-        /* R24: a well-formed request whose session cannot fit is the
-         * caller's data breaking a rule, not a server fault */
-        if (err && strcmp(err->code, "session_too_large") == 0)
-            err->status = 422;
-        return rc;
-    }
+    if (rc)
+        return rc;   /* 422 session_too_large (R24): the caller's data, not a fault */
     *exp = c.exp;
     if (set_cookie)
         *set_cookie = cookie;

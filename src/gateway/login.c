@@ -258,22 +258,15 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
     for (size_t i = 0; i < ol; i++)
         lg->origin[i] = (char)((lg->base[i] >= 'A' && lg->base[i] <= 'Z') ? lg->base[i] + 32
                                                                           : lg->base[i]);
-    lg->pending = lg_pending_new(LG_PENDING_MAX, LG_STATE_TTL_S);
-    /* Replay cache: Redis shares it between instances (cache layer, not
-     * here yet); without it, policy replay_check_without_redis decides:
-     * "local" keeps this process's cache, "reject" refuses SAML logins
-     * (503 saml_replay_cache_unavailable) rather than skip the check. */
-    if (cfg->saml.replay_check_without_redis == RG_REPLAY_LOCAL || cfg->redis.url[0]) {
-        lg->replay = lg_replay_new(LG_REPLAY_MAX, cfg->saml.clock_skew);
-        if (cfg->redis.url[0])
-            rg_log(RG_LOG_WARN, "event=saml_replay_cache_local reason=\"no Redis replay "
-                   "cache in this build: the cache is per process\"");
-    } else {
-        rg_log(RG_LOG_WARN, "event=saml_replay_cache_unavailable hint=\"no Redis: SAML "
-               "logins are refused; set [saml] replay_check_without_redis = local for one "
-               "instance\"");
+    /* login state and the SAML replay cache live in the cache layer:
+     * Redis when configured (shared by every instance), else in-process */
+    if (!ctx->cache) {
+        rg_gateway_login_free(lg);
+        rg_error_set(err, RG_EINVAL, 500, "internal", NULL, "login needs the cache layer");
+        return NULL;
     }
-    if (!lg->pending || (cfg->saml.replay_check_without_redis == RG_REPLAY_LOCAL && !lg->replay)) {
+    lg->pending = lg_pending_new(ctx->cache, LG_STATE_TTL_S);
+    if (!lg->pending) {
         rg_gateway_login_free(lg);
         rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
         return NULL;
@@ -315,7 +308,6 @@ void rg_gateway_login_free(rg_gateway_login *lg)
     }
     lg_conns_clear(lg);
     lg_pending_free(lg->pending);
-    lg_replay_free(lg->replay);
     pthread_mutex_destroy(&lg->clock);
     pthread_mutex_destroy(&lg->klock);
     free(lg);

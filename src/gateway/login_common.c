@@ -1,5 +1,5 @@
 /* login_common.c: what every browser login shares: the pending-login store
- * (one-time, bounded, 5 min), the in-process SAML replay cache, the
+ * (one-time, 5 min, through the cache layer: shared by instances via Redis), the
  * per-connection SAML/OIDC runtime objects (built from the stored config,
  * rebuilt when it changes, refcounted), return_to checks (open-redirect
  * guard), the failure page + authentication.failed event, and the end of
@@ -28,243 +28,212 @@ int64_t lg_cpu_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* ==== pending logins ==================================================== */
+/* ==== pending logins ====================================================
+ * One-time login state in the cache layer (rg_cache_state_put/take): in
+ * Redis when configured, so a login started on one instance completes on
+ * another; in a bounded in-process map otherwise or while Redis is down.
+ * Entries, each with the login's TTL:
+ *   k:<key>         the pending login (JSON), key = the state cookie value
+ *   r:<request id>  -> key   (SAML: found by InResponseTo under plain http)
+ *   o:<state>       -> key   (OIDC: the callback's state, for the log line)
+ * Whoever takes k:<key> first owns the login (GETDEL is atomic); an index
+ * entry left behind only points at nothing. */
 
 struct lg_pending_store {
-    pthread_mutex_t lock;
-    lg_pending    **v;
-    size_t          n, max;
-    int64_t         ttl;
+    rg_cache *cache;
+    int64_t   ttl;      /* seconds */
 };
 
-lg_pending_store *lg_pending_new(size_t max, int64_t ttl_s)
+lg_pending_store *lg_pending_new(rg_cache *cache, int64_t ttl_s)
 {
+    assert(cache);
     lg_pending_store *ps = calloc(1, sizeof *ps);
     if (!ps)
         return NULL;
-    ps->v = calloc(max, sizeof *ps->v);
-    if (!ps->v) {
-        free(ps);
-        return NULL;
-    }
-    pthread_mutex_init(&ps->lock, NULL);
-    ps->max = max;
+    ps->cache = cache;
     ps->ttl = ttl_s;
     return ps;
 }
 
 void lg_pending_free(lg_pending_store *ps)
 {
-    if (!ps)
-        return;
-    for (size_t i = 0; i < ps->n; i++) {
-        memset(ps->v[i], 0, sizeof *ps->v[i]);   /* PKCE verifiers, nonces */
-        free(ps->v[i]);
-    }
-    free(ps->v);
-    pthread_mutex_destroy(&ps->lock);
     free(ps);
 }
 
-static void pending_drop_at(lg_pending_store *ps, size_t i)
+/* "<tag>:<v>" into out (v must fit) */
+static int pkey(char *out, size_t n, char tag, const char *v)
 {
-    memset(ps->v[i], 0, sizeof *ps->v[i]);
-    free(ps->v[i]);
-    ps->v[i] = ps->v[--ps->n];
+    int w = snprintf(out, n, "%c:%s", tag, v);
+    return w > 0 && (size_t)w < n ? 0 : -1;
 }
 
-int lg_pending_put(lg_pending_store *ps, lg_pending *p)
+/* Copies JSON member name (a string that fits) into dst. */
+static int jcopy(json_t *o, const char *name, char *dst, size_t n)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+    if (!v || strlen(v) >= n)
+        return -1;
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static char *pending_encode(const lg_pending *p)
+{
+    json_t *o = json_pack("{s:s#,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "kind", &p->kind, (size_t)1,
+                          "conn", p->conn_id, "org", p->org_id, "rid", p->request_id,
+                          "state", p->oidc.state, "nonce", p->oidc.nonce,
+                          "verifier", p->oidc.code_verifier, "return_to", p->return_to,
+                          "at", (json_int_t)p->created_at);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static int pending_decode(const char *s, const char *key, lg_pending *p)
+{
+    memset(p, 0, sizeof *p);
+    json_t *o = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+    char kind[2];
+    int bad = !json_is_object(o) || jcopy(o, "kind", kind, sizeof kind) ||
+              (kind[0] != 's' && kind[0] != 'o') ||
+              jcopy(o, "conn", p->conn_id, sizeof p->conn_id) ||
+              jcopy(o, "org", p->org_id, sizeof p->org_id) ||
+              jcopy(o, "rid", p->request_id, sizeof p->request_id) ||
+              jcopy(o, "state", p->oidc.state, sizeof p->oidc.state) ||
+              jcopy(o, "nonce", p->oidc.nonce, sizeof p->oidc.nonce) ||
+              jcopy(o, "verifier", p->oidc.code_verifier, sizeof p->oidc.code_verifier) ||
+              jcopy(o, "return_to", p->return_to, sizeof p->return_to) ||
+              !json_is_integer(json_object_get(o, "at"));
+    if (!bad) {
+        p->kind = kind[0];
+        p->created_at = json_integer_value(json_object_get(o, "at"));
+        p->oidc.created_at = p->created_at;
+        snprintf(p->key, sizeof p->key, "%s", key);
+    }
+    json_decref(o);
+    if (bad) {
+        memset(p, 0, sizeof *p);
+        rg_log(RG_LOG_WARN, "event=login_state_corrupt");
+    }
+    return bad ? RG_ENOTFOUND : 0;
+}
+
+int lg_pending_put(lg_pending_store *ps, lg_pending *p, rg_error *err)
 {
     assert(ps && p);
     rg_random_token(p->key, sizeof p->key, 32);
     if (!p->created_at)
         p->created_at = rg_now();
-    lg_pending *copy = malloc(sizeof *copy);
-    if (!copy)
-        return RG_ENOMEM;
-    *copy = *p;
-    int64_t now = rg_now();
-    pthread_mutex_lock(&ps->lock);
-    if (ps->n == ps->max) {
-        for (size_t i = 0; i < ps->n;) {
-            if (now - ps->v[i]->created_at >= ps->ttl)
-                pending_drop_at(ps, i);
-            else
-                i++;
-        }
+    char k[64], ik[RG_OIDC_TOKEN_MAX + RG_SAML_REQUEST_ID_MAX + 4];
+    char *val = pending_encode(p);
+    if (!val || pkey(k, sizeof k, 'k', p->key))
+        return free(val), rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    int64_t ttl_ms = ps->ttl * 1000;
+    int rc = rg_cache_state_put(ps->cache, k, val, ttl_ms, err);
+    memset(val, 0, strlen(val));   /* the PKCE verifier and nonce */
+    free(val);
+    /* the index by request id / OIDC state (best effort: the cookie path
+     * works without it) */
+    const char *iv = p->kind == 's' ? p->request_id : p->oidc.state;
+    if (rc == 0 && *iv && pkey(ik, sizeof ik, p->kind == 's' ? 'r' : 'o', iv) == 0) {
+        rg_error e2;
+        rg_cache_state_put(ps->cache, ik, p->key, ttl_ms, &e2);
     }
-    if (ps->n == ps->max) {
-        /* still full: the oldest pending login goes (bounded count) */
-        size_t old = 0;
-        for (size_t i = 1; i < ps->n; i++)
-            if (ps->v[i]->created_at < ps->v[old]->created_at)
-                old = i;
-        pending_drop_at(ps, old);
+    return rc;
+}
+
+/* Takes k:<key>; also drops its index entry. */
+static int take_by_key(lg_pending_store *ps, const char *key, lg_pending *out, rg_error *err)
+{
+    char k[64], *val = NULL;
+    if (pkey(k, sizeof k, 'k', key))
+        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                            "unknown or expired login state");
+    int rc = rg_cache_state_take(ps->cache, k, &val, err);
+    if (rc)
+        return rc;
+    rc = pending_decode(val, key, out);
+    memset(val, 0, strlen(val));
+    free(val);
+    if (rc)
+        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                            "unreadable login state");
+    char ik[RG_OIDC_TOKEN_MAX + RG_SAML_REQUEST_ID_MAX + 4], *iv = NULL;
+    const char *idx = out->kind == 's' ? out->request_id : out->oidc.state;
+    rg_error e2;
+    if (*idx && pkey(ik, sizeof ik, out->kind == 's' ? 'r' : 'o', idx) == 0 &&
+        rg_cache_state_take(ps->cache, ik, &iv, &e2) == 0)
+        free(iv);
+    if (rg_now() - out->created_at >= ps->ttl) {   /* the cache's TTL, checked again */
+        memset(out, 0, sizeof *out);
+        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                            "expired login state");
     }
-    ps->v[ps->n++] = copy;
-    pthread_mutex_unlock(&ps->lock);
     return 0;
 }
 
-/* by: 'k' the state key, 'r' a SAML request id, 'o' an OIDC state */
-static int pending_take(lg_pending_store *ps, char by, const char *v, lg_pending *out)
+/* A state cookie value: what rg_random_token makes (base64url). */
+static int key_ok(const char *key)
 {
-    int rc = RG_ENOTFOUND;
-    int64_t now = rg_now();
-    size_t vl = strlen(v);
-    pthread_mutex_lock(&ps->lock);
-    for (size_t i = 0; i < ps->n; i++) {
-        lg_pending *e = ps->v[i];
-        int hit = by == 'k' ? rg_ct_equal(e->key, strlen(e->key), v, vl)
-                : by == 'r' ? (e->kind == 's' && strcmp(e->request_id, v) == 0)
-                            : (e->kind == 'o' &&
-                               rg_ct_equal(e->oidc.state, strlen(e->oidc.state), v, vl));
-        if (!hit)
-            continue;
-        if (now - e->created_at < ps->ttl) {
-            *out = *e;
-            rc = 0;
-        }
-        pending_drop_at(ps, i);   /* one-time, expired or not */
-        break;
-    }
-    pthread_mutex_unlock(&ps->lock);
-    return rc;
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || n >= sizeof((lg_pending *)0)->key)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)key[i]) && key[i] != '-' && key[i] != '_')
+            return 0;
+    return 1;
 }
 
-int lg_pending_take_key(lg_pending_store *ps, const char *key, lg_pending *out)
+int lg_pending_take_key(lg_pending_store *ps, const char *key, lg_pending *out, rg_error *err)
 {
     assert(ps && out);
-    if (!key || !*key || strlen(key) >= sizeof out->key)
-        return RG_ENOTFOUND;
-    return pending_take(ps, 'k', key, out);
+    memset(out, 0, sizeof *out);
+    if (!key_ok(key))
+        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                            "unknown login state");
+    return take_by_key(ps, key, out, err);
 }
 
-int lg_pending_take_request(lg_pending_store *ps, const char *request_id, lg_pending *out)
+/* By index: i:<v> -> key, then the login itself, which must carry v. */
+static int take_by_index(lg_pending_store *ps, char tag, const char *v, size_t max,
+                         lg_pending *out, rg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char ik[RG_OIDC_TOKEN_MAX + RG_SAML_REQUEST_ID_MAX + 4], *key = NULL;
+    if (!v || !*v || strlen(v) >= max || pkey(ik, sizeof ik, tag, v))
+        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                            "unknown login state");
+    int rc = rg_cache_state_take(ps->cache, ik, &key, err);
+    if (rc)
+        return rc;
+    rc = key_ok(key) ? take_by_key(ps, key, out, err)
+                     : rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                                    "unreadable login state");
+    free(key);
+    if (rc)
+        return rc;
+    const char *have = tag == 'r' ? out->request_id : out->oidc.state;
+    if (out->kind != (tag == 'r' ? 's' : 'o') ||
+        !rg_ct_equal(have, strlen(have), v, strlen(v))) {
+        memset(out, 0, sizeof *out);
+        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                            "login state mismatch");
+    }
+    return 0;
+}
+
+int lg_pending_take_request(lg_pending_store *ps, const char *request_id, lg_pending *out,
+                            rg_error *err)
 {
     assert(ps && out);
-    if (!request_id || !*request_id)
-        return RG_ENOTFOUND;
-    return pending_take(ps, 'r', request_id, out);
+    return take_by_index(ps, 'r', request_id, RG_SAML_REQUEST_ID_MAX, out, err);
 }
 
-int lg_pending_take_oidc_state(lg_pending_store *ps, const char *state, lg_pending *out)
+int lg_pending_take_oidc_state(lg_pending_store *ps, const char *state, lg_pending *out,
+                               rg_error *err)
 {
     assert(ps && out);
-    if (!state || !*state || strlen(state) >= RG_OIDC_TOKEN_MAX)
-        return RG_ENOTFOUND;
-    return pending_take(ps, 'o', state, out);
-}
-
-size_t lg_pending_count(lg_pending_store *ps)
-{
-    pthread_mutex_lock(&ps->lock);
-    size_t n = ps->n;
-    pthread_mutex_unlock(&ps->lock);
-    return n;
-}
-
-/* ==== SAML replay cache ================================================= */
-
-#define REPLAY_BUCKETS 65536u
-
-typedef struct replay_node {
-    struct replay_node *next;
-    int64_t expires;
-    char key[];
-} replay_node;
-
-struct lg_replay {
-    pthread_mutex_t lock;
-    replay_node   **b;
-    size_t          n, max;
-    int64_t         grace;
-};
-
-lg_replay *lg_replay_new(size_t max, int64_t grace)
-{
-    lg_replay *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->b = calloc(REPLAY_BUCKETS, sizeof *r->b);
-    if (!r->b) {
-        free(r);
-        return NULL;
-    }
-    pthread_mutex_init(&r->lock, NULL);
-    r->max = max;
-    r->grace = grace;
-    return r;
-}
-
-void lg_replay_free(lg_replay *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < REPLAY_BUCKETS; i++)
-        for (replay_node *n = r->b[i], *nx; n; n = nx) {
-            nx = n->next;
-            free(n);
-        }
-    free(r->b);
-    pthread_mutex_destroy(&r->lock);
-    free(r);
-}
-
-int lg_replay_check(void *ctx, const char *issuer, const char *assertion_id,
-                    int64_t expires_at)
-{
-    lg_replay *r = ctx;
-    assert(r && issuer && assertion_id);
-    size_t li = strlen(issuer), la = strlen(assertion_id);
-    /* FNV-1a over issuer \x1f id: the id is unique per issuer only */
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < li; i++)
-        h = (h ^ (unsigned char)issuer[i]) * 16777619u;
-    h = (h ^ 0x1fu) * 16777619u;
-    for (size_t i = 0; i < la; i++)
-        h = (h ^ (unsigned char)assertion_id[i]) * 16777619u;
-    int64_t now = rg_now();
-    int rc = 0;
-    pthread_mutex_lock(&r->lock);
-    replay_node **pp = &r->b[h % REPLAY_BUCKETS];
-    while (*pp) {
-        replay_node *n = *pp;
-        if (n->expires < now) {   /* expired: forget it while we pass */
-            *pp = n->next;
-            free(n);
-            r->n--;
-            continue;
-        }
-        if (strncmp(n->key, issuer, li) == 0 && n->key[li] == 0x1f &&
-            strcmp(n->key + li + 1, assertion_id) == 0) {
-            rc = 1;
-            break;
-        }
-        pp = &n->next;
-    }
-    if (rc == 0) {
-        replay_node *n = r->n < r->max ? malloc(sizeof *n + li + la + 2) : NULL;
-        if (!n) {
-            rc = -1;   /* full or no memory: fail closed (LIBRARIES.md 4) */
-        } else {
-            memcpy(n->key, issuer, li);
-            n->key[li] = 0x1f;
-            memcpy(n->key + li + 1, assertion_id, la + 1);
-            n->expires = (expires_at > now ? expires_at : now) + r->grace;
-            n->next = r->b[h % REPLAY_BUCKETS];
-            r->b[h % REPLAY_BUCKETS] = n;
-            r->n++;
-        }
-    }
-    pthread_mutex_unlock(&r->lock);
-    return rc;
-}
-
-int lg_replay_unavailable(void *ctx, const char *issuer, const char *assertion_id,
-                          int64_t expires_at)
-{
-    return -1;
+    return take_by_index(ps, 'o', state, RG_OIDC_TOKEN_MAX, out, err);
 }
 
 /* ==== connection runtime objects ======================================== */
@@ -714,38 +683,29 @@ static void split_name(rg_arena *a, const char *name, const char **first, const 
     *last = *sp ? sp : NULL;
 }
 
-void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
-               const lg_identity *id, const char *return_to, lg_timing *t)
+/* The session of one login, issued inside its transaction (the store
+ * calls finish_issue once the roles are resolved). */
+typedef struct finish_ctx {
+    rg_gateway_login *lg;
+    const lg_conn *conn;
+    const lg_identity *id;
+    rg_arena *arena;
+    char *cookie;          /* malloc'd Set-Cookie value */
+    size_t cookie_len;
+    int omitted;
+    const char *user_id;   /* arena copy */
+    int64_t sign_us;       /* CPU spent signing */
+} finish_ctx;
+
+static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res,
+                        size_t *token_size, rg_error *err)
 {
-    assert(req && lg && conn && id && id->subject && return_to);
-    const rg_config *cfg = lg->cfg;
-    rg_arena *a = rg_http_arena(req);
-    rg_error err;
-    rg_error_clear(&err);
-    rg_store_login_user u = {.subject = id->subject, .email = id->email};
-    split_name(a, id->name, &u.first_name, &u.last_name);
-
-    /* R15-R18: user, membership, roles and their events in ONE transaction;
-     * a failure leaves the membership as it was */
+    finish_ctx *f = ctx;
+    const rg_config *cfg = f->lg->cfg;
     int64_t t0 = lg_cpu_us();
-    rg_resolution res;
-    memset(&res, 0, sizeof res);
-    json_t *om = NULL;
-    int rc = rg_store_login_apply(lg->ctx->store, conn->org_id, conn->id, &u, id->groups,
-                                  id->n_groups, &res, &om, &err);
-    int64_t t1 = lg_cpu_us();
-    const char *user_id = om ? jstr(om, "user_id") : NULL;
-    if (!rc && (!user_id || res.roles.n == 0))
-        rc = rg_error_set(&err, RG_ERR, 500, "store_error", NULL, "login gave no membership");
-    if (rc) {
-        lg_fail(req, lg, conn->id, conn->org_id, id->protocol, id->subject, &err);
-        rg_resolution_clear(&res);
-        json_decref(om);
-        return;
-    }
-    user_id = rg_arena_strdup(a, user_id);
-    json_decref(om);
-
+    if (!user_id || res->roles.n == 0)
+        return rg_error_set(err, RG_ERR, 500, "store_error", NULL, "login gave no membership");
+    f->user_id = rg_arena_strdup(f->arena, user_id);
     /* R24: the claims are a snapshot of the roles just resolved (R25) */
     char sid[64], jti[40];
     rg_id_new("session", sid, sizeof sid);
@@ -755,36 +715,69 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
         .sub = user_id,
         .sid = sid,
         .jti = jti,
-        .org_id = conn->org_id,
-        .email = id->email && *id->email ? id->email : NULL,
-        .roles = (const char *const *)res.roles.v,
-        .n_roles = res.roles.n,
-        .permissions = (const char *const *)res.permissions.v,
-        .n_permissions = res.permissions.n,
+        .org_id = f->conn->org_id,
+        .email = f->id->email && *f->id->email ? f->id->email : NULL,
+        .roles = (const char *const *)res->roles.v,
+        .n_roles = res->roles.n,
+        .permissions = (const char *const *)res->permissions.v,
+        .n_permissions = res->permissions.n,
         .iat = rg_now(),
     };
     c.exp = c.iat + cfg->session.lifetime;
     rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
                                   ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
                                   : RG_SESSION_OVERSIZE_REJECT;
-    char *token = NULL, *cookie = NULL;
-    size_t cookie_len = 0;
-    int omitted = 0;
-    rc = rg_session_issue(lg->ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
-                          lg->secure, cfg->session.lifetime, &token, &cookie, &cookie_len,
-                          &omitted, &err);
-    int64_t t2 = lg_cpu_us();
+    char *token = NULL;
+    int rc = rg_session_issue(f->lg->ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
+                              f->lg->secure, cfg->session.lifetime, &token, &f->cookie,
+                              &f->cookie_len, &f->omitted, err);
     if (token) {
         memset(token, 0, strlen(token));
         free(token);
     }
+    f->sign_us = lg_cpu_us() - t0;
     if (rc) {
-        /* R24: never a truncated cookie; the page says why */
+        free(f->cookie);
+        f->cookie = NULL;
+        return rc < 0 ? rc : RG_ERR;
+    }
+    *token_size = f->cookie_len;
+    return 0;
+}
+
+void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
+               const lg_identity *id, const char *return_to, lg_timing *t)
+{
+    assert(req && lg && conn && id && id->subject && return_to);
+    rg_arena *a = rg_http_arena(req);
+    rg_error err;
+    rg_error_clear(&err);
+    finish_ctx f = {.lg = lg, .conn = conn, .id = id, .arena = a};
+    rg_store_login_user u = {.subject = id->subject, .email = id->email,
+                             .issue = finish_issue, .issue_ctx = &f};
+    split_name(a, id->name, &u.first_name, &u.last_name);
+
+    /* R15-R18 + R24: user, membership, roles, the session and their events
+     * in ONE transaction; a failure (store, session_too_large: never a
+     * truncated cookie) leaves the membership as it was */
+    int64_t t0 = lg_cpu_us();
+    rg_resolution res;
+    memset(&res, 0, sizeof res);
+    int rc = rg_store_login_apply(lg->ctx->store, conn->org_id, conn->id, &u, id->groups,
+                                  id->n_groups, &res, NULL, &err);
+    int64_t t1 = lg_cpu_us();
+    if (!rc && !f.cookie)
+        rc = rg_error_set(&err, RG_ERR, 500, "store_error", NULL, "login gave no session");
+    if (rc) {
         lg_fail(req, lg, conn->id, conn->org_id, id->protocol, id->subject, &err);
         rg_resolution_clear(&res);
-        free(cookie);
+        free(f.cookie);
         return;
     }
+    const char *user_id = f.user_id;
+    char *cookie = f.cookie;
+    size_t cookie_len = f.cookie_len;
+    int omitted = f.omitted;
     rg_http_add_header(req, "Set-Cookie", cookie);
     free(cookie);
     char *clear = lg_state_cookie(req, lg, "", 0);
@@ -814,8 +807,8 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     free(roles);
     free(matched);
     if (t) {
-        t->store_us = t1 - t0;
-        t->sign_us = t2 - t1;
+        t->store_us = t1 - t0 - f.sign_us;
+        t->sign_us = f.sign_us;
         rg_log(RG_LOG_DEBUG, "event=login_timing protocol=%s verify_cpu_us=%lld "
                "store_cpu_us=%lld sign_cpu_us=%lld", id->protocol, (long long)t->verify_us,
                (long long)t->store_us, (long long)t->sign_us);

@@ -1,6 +1,6 @@
 /* login_internal.h: what the login files of src/gateway share (login.c,
  * login_common.c, saml_routes.c, oidc_routes.c, demo.c) and nobody else
- * sees: the login state (pending logins, SAML replay cache, the per-
+ * sees: the login state (pending logins over the cache layer, the per-
  * connection runtime objects), return_to checks, the failure page + event
  * and the common end of every login (R15-R18 through the store, R24
  * session, cookies, redirect). */
@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
+#include "rolegate/cache.h"
 #include "rolegate/gateway.h"
 #include "rolegate/http.h"
 #include "rolegate/oidc.h"
@@ -18,12 +19,10 @@
 
 #define LG_STATE_COOKIE     "rolegate_state"
 #define LG_STATE_TTL_S      300        /* pending login lifetime (5 min) */
-#define LG_PENDING_MAX      10000      /* bounded count of pending logins */
 #define LG_RETURN_TO_MAX    1024
-#define LG_REPLAY_MAX       1000000    /* replay cache entries; full = fail closed */
 #define LG_ID_MAX           80         /* ids: conn_..., org_... */
 
-/* ---- pending logins (in-process; the cache layer's shape) --------------- */
+/* ---- pending logins (the cache layer's login state) ---------------------- */
 typedef struct lg_pending {
     char    key[48];                       /* the state cookie value (random) */
     char    kind;                          /* 's' SAML, 'o' OIDC */
@@ -36,31 +35,22 @@ typedef struct lg_pending {
 } lg_pending;
 
 typedef struct lg_pending_store lg_pending_store;
-lg_pending_store *lg_pending_new(size_t max, int64_t ttl_s);
+/* Over the cache layer's one-time login state (Redis when configured:
+ * shared by every instance). cache is borrowed. */
+lg_pending_store *lg_pending_new(struct rg_cache *cache, int64_t ttl_s);
 void lg_pending_free(lg_pending_store *ps);                 /* accepts NULL */
-/* Stores a copy of *p under a new random key (written to p->key too).
- * Expired entries are dropped first; when still full the oldest goes.
- * Returns 0 or RG_ENOMEM. */
-int  lg_pending_put(lg_pending_store *ps, lg_pending *p);
-/* One-time take by state key or by SAML request id: 0 and *out filled (the
- * entry is gone), RG_ENOTFOUND if absent or expired. */
-int  lg_pending_take_key(lg_pending_store *ps, const char *key, lg_pending *out);
-int  lg_pending_take_request(lg_pending_store *ps, const char *request_id, lg_pending *out);
-int  lg_pending_take_oidc_state(lg_pending_store *ps, const char *state, lg_pending *out);
-size_t lg_pending_count(lg_pending_store *ps);
-
-/* ---- SAML replay cache (in-process) ------------------------------------- */
-typedef struct lg_replay lg_replay;
-/* grace: seconds kept past an assertion's expiry (the clock skew). */
-lg_replay *lg_replay_new(size_t max, int64_t grace);
-void lg_replay_free(lg_replay *r);                          /* accepts NULL */
-/* rg_saml_replay_fn over an lg_replay (ctx) */
-int  lg_replay_check(void *ctx, const char *issuer, const char *assertion_id,
-                     int64_t expires_at);
-/* rg_saml_replay_fn that always answers "backend unavailable" (policy
- * replay_check_without_redis = reject). */
-int  lg_replay_unavailable(void *ctx, const char *issuer, const char *assertion_id,
-                           int64_t expires_at);
+/* Stores *p under a new random key (written to p->key too) for the TTL.
+ * Returns 0, or RG_ENOMEM / RG_EINVAL with err. */
+int  lg_pending_put(lg_pending_store *ps, lg_pending *p, rg_error *err);
+/* One-time take by state key, by SAML request id or by OIDC state: 0 and
+ * *out filled (the login is gone everywhere); RG_ENOTFOUND (404
+ * state_not_found) if absent, expired or taken; RG_EIO (503
+ * state_store_unavailable) if it may be in Redis and Redis is down. */
+int  lg_pending_take_key(lg_pending_store *ps, const char *key, lg_pending *out, rg_error *err);
+int  lg_pending_take_request(lg_pending_store *ps, const char *request_id, lg_pending *out,
+                             rg_error *err);
+int  lg_pending_take_oidc_state(lg_pending_store *ps, const char *state, lg_pending *out,
+                                rg_error *err);
 
 /* ---- connection runtime objects ----------------------------------------- */
 typedef struct lg_conn {
@@ -80,8 +70,7 @@ typedef struct rg_gateway_login {
     int                secure;       /* base_url is https */
     char               base[RG_CONFIG_STR];     /* base_url without trailing '/' */
     char               origin[RG_CONFIG_STR];   /* scheme://host[:port] of base_url */
-    lg_pending_store  *pending;
-    lg_replay         *replay;       /* NULL: policy reject without Redis */
+    lg_pending_store  *pending;      /* over ctx->cache */
     pthread_mutex_t    clock;        /* guards conns */
     lg_conn          **conns;
     size_t             nconns, capconns;

@@ -1,14 +1,16 @@
 /* logout.c: /logout. POST always; GET only from rolegate's own pages
  * (Sec-Fetch-Site same-origin/none, else Origin/Referer of base_url:
  * DESIGN.md; a cross-site <img src=/logout> logs nobody out). Revokes each
- * presented sid until its exp (session layer's revocation set), drops its
- * cached tokens, clears the cookie (same attributes, Max-Age=0) and
+ * presented sid until its exp (session layer's revocation set), shares it
+ * with every instance (cache layer: Redis), drops its cached tokens, clears
+ * the cookie (same attributes, Max-Age=0) and
  * redirects to session.logout_redirect. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "gw_internal.h"
+#include "rolegate/cache.h"
 #include "rolegate/util.h"
 
 /* 1 if url begins with origin and then ends or continues with / ? #. */
@@ -60,6 +62,9 @@ void gw_h_logout(rg_http_req *req, void *ctx)
             continue;
         if (rg_session_revoke(gw->revs, gw->tcache, c.sid, c.exp, now) == 0)
             revoked++;
+        /* every instance: Redis (queued and shared on reconnect if down) */
+        if (gw->ctx->cache)
+            rg_cache_revoke_publish(gw->ctx->cache, c.sid, c.exp);
         rg_log(RG_LOG_INFO, "event=logout sub=%s sid=%s rid=%s", c.sub, c.sid,
                rg_http_request_id(req));
         rg_session_claims_clear(&c);

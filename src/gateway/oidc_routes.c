@@ -42,9 +42,10 @@ void lg_oidc_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_
                 "The identity provider of this organization could not be reached.");
         return;
     }
-    if (lg_pending_put(lg->pending, p) != 0) {
+    if (lg_pending_put(lg->pending, p, &err) != 0) {
         free(url);
-        lg_page(req, 500, "Sign-in unavailable", "internal", "Out of memory.");
+        lg_page(req, err.status ? err.status : 500, "Sign-in unavailable", err.code,
+                "The sign-in could not be started.");
         return;
     }
     const char *loc = url;
@@ -83,17 +84,24 @@ void lg_h_oidc_callback(rg_http_req *req, void *ctx)
                      "the login state cookie is missing: start the sign-in again");
         /* a callback for a pending login of ours without its cookie: take
          * it (it can no longer be used) and record it under its connection */
-        if (state && lg_pending_take_oidc_state(lg->pending, state, &p) == 0)
+        rg_error e2;
+        if (state && lg_pending_take_oidc_state(lg->pending, state, &p, &e2) == 0)
             lg_fail(req, lg, p.conn_id, p.org_id, "oidc", NULL, &err);
         else
             lg_fail(req, lg, NULL, NULL, "oidc", NULL, &err);
         memset(&p, 0, sizeof p);
         return;
     }
-    if (lg_pending_take_key(lg->pending, key, &p) != 0 || p.kind != 'o') {
-        /* used already (state reused), expired, or not ours */
-        rg_error_set(&err, RG_EINVAL, 400, "login_state_unknown", "state",
-                     "this sign-in was already used or has expired: start again");
+    rg_error terr;
+    rg_error_clear(&terr);
+    if (lg_pending_take_key(lg->pending, key, &p, &terr) != 0 || p.kind != 'o') {
+        /* used already (state reused), expired, or not ours; or Redis,
+         * which may hold it, is down (503 state_store_unavailable) */
+        if (terr.status == 503)
+            err = terr;
+        else
+            rg_error_set(&err, RG_EINVAL, 400, "login_state_unknown", "state",
+                         "this sign-in was already used or has expired: start again");
         lg_fail(req, lg, NULL, NULL, "oidc", NULL, &err);
         memset(&p, 0, sizeof p);
         return;

@@ -47,9 +47,10 @@ void lg_saml_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_
                 "The sign-in request could not be built.");
         return;
     }
-    if (lg_pending_put(lg->pending, p) != 0) {
+    if (lg_pending_put(lg->pending, p, &err) != 0) {
         free(url);
-        lg_page(req, 500, "Sign-in unavailable", "internal", "Out of memory.");
+        lg_page(req, err.status ? err.status : 500, "Sign-in unavailable", err.code,
+                "The sign-in could not be started.");
         return;
     }
     char *cookie = lg_state_cookie(req, lg, p->key, LG_STATE_TTL_S);
@@ -143,23 +144,32 @@ void lg_h_saml_acs(rg_http_req *req, void *ctx)
      * (InResponseTo) finds it; the library then requires equality. */
     lg_pending p;
     int have = 0;
+    rg_error serr;
+    rg_error_clear(&serr);
     const char *key = rg_http_cookie(req, LG_STATE_COOKIE);
-    if (key && lg_pending_take_key(lg->pending, key, &p) == 0)
+    if (key && lg_pending_take_key(lg->pending, key, &p, &serr) == 0)
         have = p.kind == 's' && strcmp(p.conn_id, c->id) == 0;
     if (!have && !lg->secure) {
         char irt[RG_SAML_REQUEST_ID_MAX];
         peek_in_response_to(resp, rlen, lg->cfg->saml.max_response, irt, sizeof irt);
-        if (irt[0] && lg_pending_take_request(lg->pending, irt, &p) == 0)
+        if (irt[0] && lg_pending_take_request(lg->pending, irt, &p, &serr) == 0)
             have = strcmp(p.conn_id, c->id) == 0;
+    }
+    if (!have && serr.status == 503) {
+        /* the login may be pending in Redis, which is down: say so rather
+         * than judge the response as unsolicited */
+        lg_fail(req, lg, c->id, c->org_id, "saml", NULL, &serr);
+        lg_conn_release(lg, c);
+        return;
     }
 
     rg_saml_identity id;
     memset(&id, 0, sizeof id);
     lg_timing t = {0};
     int64_t t0 = lg_cpu_us();
-    rg_saml_replay_fn replay = lg->replay ? lg_replay_check : lg_replay_unavailable;
-    int rc = rg_saml_acs_verify(c->saml, resp, rlen, have ? p.request_id : NULL, 0, replay,
-                                lg->replay, &id, &err);
+    /* the replay cache of the cache layer: Redis (shared) when configured */
+    int rc = rg_saml_acs_verify(c->saml, resp, rlen, have ? p.request_id : NULL, 0,
+                                rg_cache_replay_check, lg->ctx->cache, &id, &err);
     t.verify_us = lg_cpu_us() - t0;
     if (rc) {
         lg_fail(req, lg, c->id, c->org_id, "saml", NULL, &err);

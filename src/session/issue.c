@@ -76,7 +76,9 @@ int rg_session_issue(const rg_keyring *kr, const rg_claims *claims,
         rg_log(RG_LOG_WARN, "event=session_too_large bytes=%zu budget=%zu permissions=%zu "
                "roles=%zu omitted=%d", clen, budget, claims->n_permissions, claims->n_roles,
                c.omit_permissions);
-        return rg_error_set(err, RG_ERR, 500, "session_too_large", NULL,
+        /* 422: the data (roles, permissions) breaks R24's budget, not a
+         * server fault; the message has the numbers */
+        return rg_error_set(err, RG_ERR, 422, "session_too_large", NULL,
                             "session cookie would be %zu bytes, over the %zu-byte budget "
                             "(%zu permissions, %zu roles%s)", clen, budget,
                             claims->n_permissions, claims->n_roles,

@@ -420,11 +420,50 @@ static void pool_give(rg_store *s, int slot)
     pthread_mutex_unlock(&s->pool_lock);
 }
 
+/* The write transaction of this thread, so rg_st_bump_* (given only the
+ * connection) can record what it bumped. */
+static _Thread_local st_tx *cur_write;
+
+void rg_store_set_change_hook(rg_store *s, rg_store_change_fn fn, void *ctx)
+{
+    assert(s);
+    s->on_change = fn;
+    s->on_change_ctx = ctx;
+}
+
+static void dirty_note(sqlite3 *db, const char *org_id)
+{
+    st_tx *tx = cur_write;
+    if (!tx || tx->db != db)
+        return;   /* migrations: before any hook is set */
+    if (!org_id) {
+        tx->dirty_env = 1;
+        return;
+    }
+    for (size_t i = 0; i < tx->ndirty; i++)
+        if (strcmp(tx->dirty[i], org_id) == 0)
+            return;
+    if (tx->ndirty == tx->capdirty) {
+        size_t cap = tx->capdirty ? tx->capdirty * 2 : 4;
+        char (*d)[ST_ID] = realloc(tx->dirty, cap * sizeof *d);
+        if (!d) {
+            tx->dirty_oom = 1;
+            return;
+        }
+        tx->dirty = d;
+        tx->capdirty = cap;
+    }
+    snprintf(tx->dirty[tx->ndirty++], ST_ID, "%s", org_id);
+}
+
 int rg_st_begin(rg_store *s, st_tx *tx, int write, rg_error *err)
 {
     assert(s && tx);
     tx->s = s;
     tx->write = write;
+    tx->dirty_env = tx->dirty_oom = 0;
+    tx->dirty = NULL;
+    tx->ndirty = tx->capdirty = 0;
     /* the write lock first, then a connection: a writer never holds a
      * connection while it waits for another writer */
     if (write)
@@ -440,6 +479,8 @@ int rg_st_begin(rg_store *s, st_tx *tx, int write, rg_error *err)
         tx->db = NULL;
         return rc;
     }
+    if (write)
+        cur_write = tx;
     return 0;
 }
 
@@ -456,9 +497,23 @@ int rg_st_end(st_tx *tx, int rc, rg_error *err)
         sqlite3_exec(tx->db, "ROLLBACK", NULL, NULL, NULL);
     }
     pool_give(tx->s, tx->slot);
-    if (tx->write)
+    if (tx->write) {
+        cur_write = NULL;
         pthread_mutex_unlock(&tx->s->write_lock);
+    }
     tx->db = NULL;
+    /* after the commit and the locks: the hook may read the store */
+    rg_store *s = tx->s;
+    if (rc == 0 && s->on_change) {
+        if (tx->dirty_env || tx->dirty_oom)
+            s->on_change(s->on_change_ctx, NULL);
+        else
+            for (size_t i = 0; i < tx->ndirty; i++)
+                s->on_change(s->on_change_ctx, tx->dirty[i]);
+    }
+    free(tx->dirty);
+    tx->dirty = NULL;
+    tx->ndirty = tx->capdirty = 0;
     return rc;
 }
 
@@ -504,12 +559,14 @@ int rg_st_event(sqlite3 *db, const char *name, json_t *data, rg_error *err)
 
 int rg_st_bump_env(sqlite3 *db, rg_error *err)
 {
+    dirty_note(db, NULL);
     return rg_st_exec(db, err, "UPDATE environment SET version = version + 1 WHERE id = 1",
                       "");
 }
 
 int rg_st_bump_org(sqlite3 *db, const char *org_id, rg_error *err)
 {
+    dirty_note(db, org_id);
     return rg_st_exec(db, err, "UPDATE organizations SET version = version + 1 WHERE id = ?",
                       "s", org_id);
 }

@@ -10,6 +10,8 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
+#define LOGIN_RECORD_GROUPS 100   /* groups kept in a login record */
+
 static int user_for_login(sqlite3 *db, const char *conn_id, const rg_store_login_user *u,
                           char user_id[ST_ID], rg_error *err)
 {
@@ -106,14 +108,32 @@ static int login_tx(sqlite3 *db, const char *org_id, const char *conn_id,
             !(m = rg_st_membership_json(db, om, err)) || rg_st_event(db, event, m, err))
             return RG_EIO;
     }
-    json_t *roles = json_array();
+    /* the session, inside the transaction: a refused one (R24 size)
+     * leaves no membership change behind */
+    size_t token_size = 0;
+    if (u->issue && (rc = u->issue(u->issue_ctx, user_id, res, &token_size, err)))
+        return rc;
+    /* the login record: why this user got these roles */
+    json_t *roles = json_array(), *gv = json_array(), *maps = json_array();
     for (size_t i = 0; roles && i < res->roles.n; i++)
         json_array_append_new(roles, json_string(res->roles.v[i]));
-    json_t *ev = roles ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s}", "type", "sso", "user_id",
-                                   user_id, "organization_id", org_id, "connection_id", conn_id,
-                                   "organization_membership_id", om, "roles", roles,
-                                   "role_source", new_source)
-                       : NULL;
+    for (size_t i = 0; gv && i < n_groups && i < LOGIN_RECORD_GROUPS; i++)
+        json_array_append_new(gv, json_string(groups[i]));
+    for (size_t i = 0; maps && i < res->matched_groups.n && i < res->matched_roles.n; i++)
+        json_array_append_new(maps, json_pack("{s:s,s:s}", "idp_group", res->matched_groups.v[i],
+                                              "role_slug", res->matched_roles.v[i]));
+    json_t *ev = roles && gv && maps
+                     ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:O,s:O,s:O,s:s}", "type", "sso",
+                                 "subject", u->subject, "user_id", user_id, "organization_id",
+                                 org_id, "connection_id", conn_id, "organization_membership_id",
+                                 om, "groups_received", (json_int_t)n_groups, "groups", gv,
+                                 "mappings", maps, "roles", roles, "role_source", new_source)
+                     : NULL;
+    json_decref(roles);
+    json_decref(gv);
+    json_decref(maps);
+    if (ev && u->issue)
+        json_object_set_new(ev, "token_size", json_integer((json_int_t)token_size));
     if (!ev)
         return rg_st_oom(err);
     if (rg_st_event(db, "authentication.succeeded", ev, err))

@@ -23,6 +23,8 @@ struct rg_store {
     pthread_mutex_t write_lock;     /* one writer at a time */
     pthread_mutex_t jobs_lock;      /* one job runner at a time */
     int schema_version;
+    rg_store_change_fn on_change;   /* set before threads start */
+    void *on_change_ctx;
 };
 
 /* A transaction on one pooled connection. */
@@ -31,6 +33,12 @@ typedef struct st_tx {
     sqlite3 *db;
     int slot;
     int write;
+    /* the table versions this write bumped (rg_st_bump_*), reported to
+     * s->on_change after the commit */
+    int dirty_env;
+    char (*dirty)[ST_ID];
+    size_t ndirty, capdirty;
+    int dirty_oom;                  /* lost one: report the environment */
 } st_tx;
 
 /* Write: takes a connection and the write lock, BEGIN IMMEDIATE. Read: takes

@@ -4,7 +4,10 @@
 # the same run of an nginx `return 200` location on the same machine as the
 # baseline: wrk -t2 -c64 -d10s --latency on each. Prints both, the ratio
 # and the p99s (target: /auth >= 50% of nginx, p99 < 5 ms), the ES256
-# sign/verify cost from bench_session when built, and the machine.
+# sign/verify cost from bench_session when built, and the machine. Issue 7:
+# a second instance of the same deployment (same store, keys, base URL) with
+# Redis configured (its own redis-server on a free port) answers the same
+# cookie in the same run: /auth with Redis vs without (target: no drop).
 # Env: BUILD (default build), DURATION (default 10s).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -20,9 +23,11 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x
 
 TMP=$(mktemp -d /tmp/rolegate-bench-auth.XXXXXX)
 chmod 755 "$TMP"
-RG_PID=""; NG_PID=""
+RG_PID=""; NG_PID=""; RG2_PID=""; RD_PID=""
 cleanup() {
   [ -n "$RG_PID" ] && kill "$RG_PID" 2>/dev/null && wait "$RG_PID" 2>/dev/null
+  [ -n "$RG2_PID" ] && kill "$RG2_PID" 2>/dev/null && wait "$RG2_PID" 2>/dev/null
+  [ -n "$RD_PID" ] && kill "$RD_PID" 2>/dev/null && wait "$RD_PID" 2>/dev/null
   [ -n "$NG_PID" ] && kill -QUIT "$NG_PID" 2>/dev/null && wait "$NG_PID" 2>/dev/null
   rm -rf "$TMP"
 }
@@ -90,6 +95,27 @@ EOF
 )
 [ -n "$TOKEN" ] || { echo "bench_auth: no session token"; cat "$TMP/stderr"; exit 1; }
 
+# the same deployment's second instance, with Redis
+RDP=""; PUB2=""
+if command -v redis-server >/dev/null; then
+  RDP=$(free_port); PUB2=$(free_port); ADM2=$(free_port)
+  redis-server --port "$RDP" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+  RD_PID=$!
+  sed -e "s/^public_listen = .*/public_listen = 127.0.0.1:$PUB2/" \
+      -e "s/^admin_listen = .*/admin_listen = 127.0.0.1:$ADM2/" \
+      -e "s#^file = .*#file = $TMP/rolegate2.log#" "$TMP/rolegate.conf" >"$TMP/rolegate2.conf"
+  printf '[redis]\nurl = redis://127.0.0.1:%s/0\n' "$RDP" >>"$TMP/rolegate2.conf"
+  sleep 0.3
+  (cd "$TMP" && ROLEGATE_ADMIN_KEY="$KEY" exec "$BIN" serve -c "$TMP/rolegate2.conf" \
+     >"$TMP/stdout2" 2>"$TMP/stderr2") &
+  RG2_PID=$!
+  for i in $(seq 1 100); do
+    [ "$(curl -s "http://127.0.0.1:$PUB2/readyz")" = '{"status":"ready"}' ] && break
+    sleep 0.1
+  done
+  echo "second instance: $(curl -s "http://127.0.0.1:$PUB2/readyz") with Redis on port $RDP"
+fi
+
 USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root;"
 mkdir -p "$TMP/ng"
 cat >"$TMP/ng/nginx.conf" <<EOF
@@ -130,10 +156,16 @@ to_ms() { # wrk latency "812.00us" / "1.23ms" / "1.01s" -> ms
 
 echo "wrk -t2 -c64 -d$DURATION --latency (load generator on the same machine)"
 run_wrk auth "http://127.0.0.1:$PUB/auth" "Cookie: rolegate=$TOKEN"
+[ -n "$PUB2" ] && run_wrk auth_redis "http://127.0.0.1:$PUB2/auth" "Cookie: rolegate=$TOKEN"
 run_wrk nginx "http://127.0.0.1:$NGP/"
 A=$(rps_of auth); N=$(rps_of nginx); AP=$(p99_of auth); NP=$(p99_of nginx)
 echo "rolegate /auth (valid cookie): $A requests/s, p99 $AP $(errs_of auth)"
 echo "nginx return 200 (baseline):   $N requests/s, p99 $NP $(errs_of nginx)"
+if [ -n "$PUB2" ]; then
+  R=$(rps_of auth_redis)
+  echo "rolegate /auth with Redis:     $R requests/s, p99 $(p99_of auth_redis) $(errs_of auth_redis)"
+  echo "ratio: /auth with Redis = $(awk -v r="$R" -v a="$A" 'BEGIN { if (a > 0) printf "%.1f", 100 * r / a; else print "n/a" }')% of /auth without (target: no measurable drop)"
+fi
 RATIO=$(awk -v a="$A" -v n="$N" 'BEGIN { if (n > 0) printf "%.1f", 100 * a / n; else print "n/a" }')
 APMS=$(to_ms "$AP")
 echo "ratio: /auth = $RATIO% of nginx (target >= 50%); /auth p99 = ${APMS} ms (target < 5 ms)"

@@ -37,12 +37,13 @@ ATTACKER_KEY = os.path.join(FIX, "attacker.key")
 # ---- the gateway ---------------------------------------------------------------
 
 class LoginServer(harness.Rolegate):
-    """rolegate with the options logins need in tests: a local replay cache
-    (no Redis), plain-http loopback IdPs allowed, JWKS refetch at once."""
+    """rolegate with the options logins need in tests: plain-http loopback
+    IdPs allowed, JWKS refetch at once. No Redis: the replay cache and the
+    login state are in-process (the default policy `reject` concerns a
+    configured Redis being down)."""
 
     def __init__(self, config=None, **kw):
         cfg = {"demo": {"enabled": False},
-               "saml": {"replay_check_without_redis": "local"},
                "oidc": {"allow_http_loopback": True, "jwks_min_refresh": 0}}
         for sec, opts in (config or {}).items():
             cfg.setdefault(sec, {}).update(opts)

@@ -59,11 +59,47 @@ def test_R16_saml_full_browser_flow_single_role():
         # the login record is readable by the admin
         st, recs = env.rg.api("GET", f"/connections/{env.conn}/logins")
         assert st == 200 and recs["data"][-1]["result"] == "succeeded", (st, recs)
-        assert recs["data"][-1]["roles"] == ["admin"], recs
+        rec = recs["data"][-1]
+        assert rec["roles"] == ["admin"], recs
+        # issue 5: why this user got this role: subject, groups received,
+        # mappings matched, role_source and the session cookie's size
+        assert rec["subject"] == "alice@example.com", rec
+        assert rec["groups"] == ["engineering", "admins", "unmapped"], rec
+        assert rec["groups_received"] == 3, rec
+        assert {"idp_group": "admins", "role_slug": "admin"} in rec["mappings"], rec
+        assert all(m["idp_group"] != "unmapped" for m in rec["mappings"]), rec
+        assert rec["role_source"] == "idp", rec
+        session_cookie = [c for c in cookies if c.startswith("rolegate=")][0]
+        assert rec["token_size"] == len(session_cookie), (rec["token_size"], len(session_cookie))
+        assert 0 < rec["token_size"] <= 4096, rec
         # one log line per login, never the assertion
         log = env.rg.log_text()
         assert "event=login result=ok protocol=saml" in log, log[-2000:]
         assert "SAMLResponse" not in log and "PHNhbWxw" not in log
+
+
+@test
+def test_R24_saml_session_too_large_refused_and_rolled_back():
+    """The session is issued inside the login's transaction: a refused one
+    (R24 reject) leaves no user, membership or role change behind."""
+    with SamlEnv(config={"session": {"oversize": "reject"}}) as env:
+        big = [f"reports.section-{i:03d}:view-every-detail-of-it"[:44] for i in range(90)]
+        for p in big:
+            env.rg.ok("POST", "/authorization/permissions", {"slug": p, "name": p[:48]})
+        env.rg.ok("PUT", "/authorization/roles/admin/permissions", {"permissions": big})
+        before = env.rg.memberships(env.org)
+        users = env.rg.ok("GET", "/user_management/users")["data"]
+        b = Browser()
+        st, _, data = env.login(b, user="huge@example.com", groups=("admins",))
+        assert st == 422 and reason_of(data) == "session_too_large", (st, reason_of(data))
+        assert env.rg.memberships(env.org) == before
+        assert env.rg.ok("GET", "/user_management/users")["data"] == users
+        st, recs = env.rg.api("GET", f"/connections/{env.conn}/logins")
+        assert recs["data"][-1]["result"] == "failed", recs
+        assert recs["data"][-1]["reason"] == "session_too_large", recs
+        # a user whose role fits still logs in
+        st, _, data = env.login(Browser(), user="small@example.com", groups=("viewers",))
+        assert st == 302, (st, data[:300])
 
 
 @test

@@ -157,7 +157,7 @@ static void test_R24_many_permissions_rejected_as_session_too_large(void **st)
     assert_int_not_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, 0, 1, 3600,
                                           &tok, &cookie, &clen, NULL, &err), 0);
     assert_string_equal(err.code, "session_too_large");
-    assert_int_equal(err.status, 500);
+    assert_int_equal(err.status, 422);
     assert_null(tok);
     assert_null(cookie);
     assert_int_equal(clen, 7);   /* untouched on failure */

@@ -139,7 +139,7 @@ static void test_store_null_out_is_allowed(void **state)
     assert_int_equal(q_int(f, "SELECT count(*) FROM role_mappings"), 1);
     assert_int_equal(rg_store_role_mappings_get(s, conn, NULL, e), 0);
     assert_int_equal(rg_store_role_mappings_get(s, "conn_missing", NULL, e), RG_ENOTFOUND);
-    rg_store_login_user u = { "sub-1", "bob@example.com", NULL, NULL };
+    rg_store_login_user u = {.subject = "sub-1", .email = "bob@example.com"};
     assert_int_equal(rg_store_login_apply(s, org, conn, &u, S("admins"), 1, NULL, NULL, e), 0);
     assert_int_equal(q_int(f, "SELECT count(*) FROM identities"), 1);
     assert_int_equal(n_events(f, "authentication.succeeded"), 1);

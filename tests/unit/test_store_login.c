@@ -45,7 +45,7 @@ static void setup_org(fx *f, lfx *l)
 static int login(fx *f, lfx *l, const char *conn, const char *sub, const char *const *groups,
                  size_t n, char *roles_out, size_t roles_sz, char *source_out)
 {
-    rg_store_login_user u = { sub, "ada@example.com", "Ada", "Lovelace" };
+    rg_store_login_user u = {.subject = sub, .email = "ada@example.com", .first_name = "Ada", .last_name = "Lovelace"};
     rg_resolution res;
     json_t *m = NULL;
     int rc = rg_store_login_apply(f->s, l->org, conn, &u, groups, n, &res, &m, &f->err);
@@ -220,7 +220,7 @@ static void test_login_rejects_foreign_connection_and_changes_nothing(void **sta
     setup_org(f, &l);
     char other[64];
     mk_org(f, "Other", other);
-    rg_store_login_user u = { "s", "a@example.com", NULL, NULL };
+    rg_store_login_user u = {.subject = "s", .email = "a@example.com"};
     long long ev = n_events(f, NULL);
     assert_int_equal(rg_store_login_apply(f->s, other, l.conn, &u, NULL, 0, NULL, NULL, &f->err),
                      RG_ENOTFOUND);
