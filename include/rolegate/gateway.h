@@ -18,18 +18,13 @@
 
 /* Clock skew accepted on session `exp` / `iat` (seconds). */
 #define RG_GATEWAY_SKEW            60
-/* How long /auth reuses an organization's role table to fill the
- * permissions of a `permissions_omitted` token (R24) before reading the
- * store again (milliseconds): one store read per organization and period,
- * never one per request. */
-#define RG_GATEWAY_TABLE_TTL_MS    5000
-/* Bound of the per-organization role-table cache (entries). */
-#define RG_GATEWAY_TABLE_CACHE_MAX 1024
 
-typedef struct rg_gateway rg_gateway;   /* opaque: caches + revocation set */
+typedef struct rg_gateway rg_gateway;   /* opaque: token cache + revocation set */
 
-/* Builds the auth state over ctx (borrowed: ctx, ctx->config and ctx->keys
- * must outlive the returned object; ctx->keys must be loaded) and registers
+/* Builds the auth state over ctx (borrowed: ctx, ctx->config, ctx->keys and
+ * ctx->cache must outlive the returned object; ctx->keys must be loaded and
+ * ctx->cache created: the permissions of a `permissions_omitted` token (R24)
+ * come from its role tables) and registers
  *   on ctx->public_server: GET|POST|PUT|PATCH|DELETE|OPTIONS /auth,
  *       GET|POST /logout, GET /.well-known/jwks.json
  *   on ctx->admin_server:  POST /sessions

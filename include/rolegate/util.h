@@ -51,6 +51,9 @@ size_t rg_b64url_encode(const void *in, size_t n, char *out);
 /* Decodes; accepts no padding and no '='. Returns decoded length, or -1 on a
  * bad character/length. out must hold (len*3)/4+3 bytes. */
 long   rg_b64url_decode(const char *in, size_t len, unsigned char *out);
+/* 1 if the n characters of s are all of the base64url alphabet
+ * (A-Z a-z 0-9 - _), else 0; n == 0 gives 1 (callers bound the length). */
+int    rg_b64url_chars(const char *s, size_t n);
 /* Standard base64 (with padding, ignoring whitespace on decode). */
 size_t rg_b64_encode(const void *in, size_t n, char *out);
 long   rg_b64_decode(const char *in, size_t len, unsigned char *out);

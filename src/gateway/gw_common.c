@@ -1,5 +1,5 @@
 /* gw_common.c: the state behind /auth, /logout, JWKS and POST /sessions
- * (verified-token cache, revocation set, per-organization role tables),
+ * (verified-token cache, revocation set; role tables from the cache layer),
  * route registration and the session issue every issuer shares (R24 claims and size policy, R25 snapshot). */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -80,81 +80,19 @@ char *gw_join(rg_http_req *req, const char *const *strs, size_t n)
 
 /* ---- per-organization role tables (R24 omit_permissions) ----------------- */
 
-static gw_table_entry *table_find(rg_gateway *gw, const char *org_id)
-{
-    for (size_t i = 0; i < gw->ntables; i++)
-        if (strcmp(gw->tables[i].org_id, org_id) == 0)
-            return &gw->tables[i];
-    return NULL;
-}
-
 int gw_org_permissions(rg_gateway *gw, const char *org_id, const char *const *roles,
                        size_t n_roles, rg_slugs *out, rg_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (strlen(org_id) >= sizeof gw->tables[0].org_id)
+    if (strlen(org_id) >= GW_ORG_ID_MAX)
         return rg_error_set(err, RG_EINVAL, 401, "token_malformed", NULL, "org_id too long");
-    if (gw->ctx->cache) {
-        /* issue 7: in-process -> Redis -> store, invalidated on change */
-        rg_cache_ref *ref = NULL;
-        if (rg_cache_table_get(gw->ctx->cache, org_id, &ref, err) != 0)
-            return RG_ERR;
-        int rc = rg_core_permissions_of(rg_cache_ref_table(ref), roles, n_roles, out);
-        rg_cache_ref_release(ref);
-        return rc ? rg_error_set(err, rc, 500, "internal", NULL, "out of memory") : 0;
-    }
-    /* without the cache layer: a local copy per organization for a while */
-    int64_t now_ms = rg_mono_us() / 1000;
-    pthread_mutex_lock(&gw->tlock);
-    gw_table_entry *e = table_find(gw, org_id);
-    if (e && now_ms - e->fetched_ms < RG_GATEWAY_TABLE_TTL_MS) {
-        /* the union is computed under the lock: the table may be replaced
-         * by another thread as soon as we let go */
-        int rc = rg_core_permissions_of(e->table, roles, n_roles, out);
-        pthread_mutex_unlock(&gw->tlock);
-        return rc ? rg_error_set(err, rc, 500, "internal", NULL, "out of memory") : 0;
-    }
-    pthread_mutex_unlock(&gw->tlock);
-
-    /* miss or stale: read the store without holding the lock */
-    rg_role_table *t = gw_load_table(gw, org_id, err);
-    if (!t)
+    /* the cache layer: in-process -> Redis -> store, invalidated on change */
+    rg_cache_ref *ref = NULL;
+    if (rg_cache_table_get(gw->ctx->cache, org_id, &ref, err) != 0)
         return RG_ERR;
-    pthread_mutex_lock(&gw->tlock);
-    e = table_find(gw, org_id);
-    if (!e) {
-        if (gw->ntables == RG_GATEWAY_TABLE_CACHE_MAX) {
-            /* full: drop the oldest entry */
-            size_t old = 0;
-            for (size_t i = 1; i < gw->ntables; i++)
-                if (gw->tables[i].fetched_ms < gw->tables[old].fetched_ms)
-                    old = i;
-            e = &gw->tables[old];
-            rg_role_table_free(e->table);
-        } else {
-            e = &gw->tables[gw->ntables++];
-        }
-        snprintf(e->org_id, sizeof e->org_id, "%s", org_id);
-    } else {
-        rg_role_table_free(e->table);
-    }
-    e->table = t;
-    e->fetched_ms = now_ms;
-    int rc = rg_core_permissions_of(e->table, roles, n_roles, out);
-    pthread_mutex_unlock(&gw->tlock);
+    int rc = rg_core_permissions_of(rg_cache_ref_table(ref), roles, n_roles, out);
+    rg_cache_ref_release(ref);
     return rc ? rg_error_set(err, rc, 500, "internal", NULL, "out of memory") : 0;
-}
-
-rg_role_table *gw_load_table(rg_gateway *gw, const char *org_id, rg_error *err)
-{
-    if (!gw->ctx->store) {
-        rg_error_set(err, RG_ERR, 503, "store_unavailable", NULL, "no store");
-        return NULL;
-    }
-    rg_role_table *t = NULL;
-    if (rg_store_role_table(gw->ctx->store, org_id, &t, err) != 0)
-        return NULL;
-    return t;
 }
 
 /* ---- issuing (shared with the login handlers) ------------------------------ */
@@ -222,10 +160,6 @@ void rg_gateway_free(rg_gateway *gw)
         return;
     rg_token_cache_free(gw->tcache);
     rg_revocations_free(gw->revs);
-    for (size_t i = 0; i < gw->ntables; i++)
-        rg_role_table_free(gw->tables[i].table);
-    free(gw->tables);
-    pthread_mutex_destroy(&gw->tlock);
     free(gw);
 }
 
@@ -247,12 +181,16 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
                      "load the session keys before registering /auth");
         return NULL;
     }
+    if (!ctx->cache) {
+        rg_error_set(err, RG_EINVAL, 500, "cache_missing", NULL,
+                     "create the cache layer before registering /auth");
+        return NULL;
+    }
     rg_gateway *gw = calloc(1, sizeof *gw);
     if (!gw) {
         rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&gw->tlock, NULL);
     gw->ctx = ctx;
     gw->cfg = ctx->config;
     gw->secure = rg_gateway_secure(gw->cfg);
@@ -261,8 +199,7 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     /* grace = skew: a token still accepted within the skew after exp must
      * stay revoked that long too */
     gw->revs = rg_revocations_new(RG_GATEWAY_SKEW);
-    gw->tables = calloc(RG_GATEWAY_TABLE_CACHE_MAX, sizeof *gw->tables);
-    if (!gw->tcache || !gw->revs || !gw->tables) {
+    if (!gw->tcache || !gw->revs) {
         rg_gateway_free(gw);
         rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
         return NULL;

@@ -1,19 +1,15 @@
 /* gw_internal.h: what the gwauth files of src/gateway share and nobody else
- * sees: the rg_gateway state, the trusted-proxy check, the per-organization
- * role-table cache and the tiny JSON denial bodies of /auth. */
+ * sees: the rg_gateway state, the trusted-proxy check, the organization
+ * permissions of permissions_omitted tokens and the tiny JSON denial bodies
+ * of /auth. */
 #ifndef ROLEGATE_GW_INTERNAL_H
 #define ROLEGATE_GW_INTERNAL_H
 
-#include <pthread.h>
 #include "rolegate/gateway.h"
 #include "rolegate/http.h"
 
 
-typedef struct gw_table_entry {
-    char           org_id[80];
-    rg_role_table *table;        /* owned; replaced under the lock */
-    int64_t        fetched_ms;   /* rg_mono_us()/1000 at load */
-} gw_table_entry;
+#define GW_ORG_ID_MAX 80   /* a token's org_id longer than this is malformed */
 
 struct rg_gateway {
     rg_ctx          *ctx;
@@ -24,21 +20,15 @@ struct rg_gateway {
     const char      *cookie_name;      /* static string of the session layer */
     char             origin[RG_CONFIG_STR];  /* "scheme://host[:port]" of base_url */
     char             login_url[RG_CONFIG_STR + 16];  /* base_url + "/login" */
-    /* role tables per organization, for permissions_omitted tokens */
-    pthread_mutex_t  tlock;
-    gw_table_entry  *tables;
-    size_t           ntables;
 };
 
 /* Parses "scheme://host[:port][/path]" into its lowercased origin. 0 or -1. */
 int  gw_origin_of(const char *url, char *out, size_t outsz);
 /* Sorted union of the permissions of roles in org's current role table
- * (cached RG_GATEWAY_TABLE_TTL_MS). Clear *out with rg_slugs_clear.
+ * (the cache layer's: rg_cache_table_get). Clear *out with rg_slugs_clear.
  * Returns 0, or negative with err (store unavailable, unknown org). */
 int  gw_org_permissions(rg_gateway *gw, const char *org_id, const char *const *roles,
                         size_t n_roles, rg_slugs *out, rg_error *err);
-/* Loads org's current role table from the store (caller frees). */
-rg_role_table *gw_load_table(rg_gateway *gw, const char *org_id, rg_error *err);
 /* Answers {"code": code} with status and Cache-Control: no-store. */
 void gw_deny(rg_http_req *req, int status, const char *code);
 /* Joins strs with "," into the request's arena ("" for none). */

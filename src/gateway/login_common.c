@@ -60,11 +60,21 @@ void lg_pending_free(lg_pending_store *ps)
     free(ps);
 }
 
+#define IDX_KEY_MAX (RG_OIDC_TOKEN_MAX + RG_SAML_REQUEST_ID_MAX + 4)
+
 /* "<tag>:<v>" into out (v must fit) */
 static int pkey(char *out, size_t n, char tag, const char *v)
 {
     int w = snprintf(out, n, "%c:%s", tag, v);
     return w > 0 && (size_t)w < n ? 0 : -1;
+}
+
+/* The index entry of p: r:<request id> (SAML) or o:<state> (OIDC) into
+ * out[IDX_KEY_MAX]. 0, or -1 when p has none. */
+static int index_key(const lg_pending *p, char out[IDX_KEY_MAX])
+{
+    const char *v = p->kind == 's' ? p->request_id : p->oidc.state;
+    return *v ? pkey(out, IDX_KEY_MAX, p->kind == 's' ? 'r' : 'o', v) : -1;
 }
 
 /* Copies JSON member name (a string that fits) into dst. */
@@ -124,7 +134,7 @@ int lg_pending_put(lg_pending_store *ps, lg_pending *p, rg_error *err)
     rg_random_token(p->key, sizeof p->key, 32);
     if (!p->created_at)
         p->created_at = rg_now();
-    char k[64], ik[RG_OIDC_TOKEN_MAX + RG_SAML_REQUEST_ID_MAX + 4];
+    char k[64], ik[IDX_KEY_MAX];
     char *val = pending_encode(p);
     if (!val || pkey(k, sizeof k, 'k', p->key))
         return free(val), rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
@@ -134,8 +144,7 @@ int lg_pending_put(lg_pending_store *ps, lg_pending *p, rg_error *err)
     free(val);
     /* the index by request id / OIDC state (best effort: the cookie path
      * works without it) */
-    const char *iv = p->kind == 's' ? p->request_id : p->oidc.state;
-    if (rc == 0 && *iv && pkey(ik, sizeof ik, p->kind == 's' ? 'r' : 'o', iv) == 0) {
+    if (rc == 0 && index_key(p, ik) == 0) {
         rg_error e2;
         rg_cache_state_put(ps->cache, ik, p->key, ttl_ms, &e2);
     }
@@ -158,11 +167,9 @@ static int take_by_key(lg_pending_store *ps, const char *key, lg_pending *out, r
     if (rc)
         return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
                             "unreadable login state");
-    char ik[RG_OIDC_TOKEN_MAX + RG_SAML_REQUEST_ID_MAX + 4], *iv = NULL;
-    const char *idx = out->kind == 's' ? out->request_id : out->oidc.state;
+    char ik[IDX_KEY_MAX], *iv = NULL;
     rg_error e2;
-    if (*idx && pkey(ik, sizeof ik, out->kind == 's' ? 'r' : 'o', idx) == 0 &&
-        rg_cache_state_take(ps->cache, ik, &iv, &e2) == 0)
+    if (index_key(out, ik) == 0 && rg_cache_state_take(ps->cache, ik, &iv, &e2) == 0)
         free(iv);
     if (rg_now() - out->created_at >= ps->ttl) {   /* the cache's TTL, checked again */
         memset(out, 0, sizeof *out);
@@ -176,12 +183,7 @@ static int take_by_key(lg_pending_store *ps, const char *key, lg_pending *out, r
 static int key_ok(const char *key)
 {
     size_t n = key ? strlen(key) : 0;
-    if (n == 0 || n >= sizeof((lg_pending *)0)->key)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)key[i]) && key[i] != '-' && key[i] != '_')
-            return 0;
-    return 1;
+    return n > 0 && n < sizeof((lg_pending *)0)->key && rg_b64url_chars(key, n);
 }
 
 int lg_pending_take_key(lg_pending_store *ps, const char *key, lg_pending *out, rg_error *err)
@@ -199,7 +201,7 @@ static int take_by_index(lg_pending_store *ps, char tag, const char *v, size_t m
                          lg_pending *out, rg_error *err)
 {
     memset(out, 0, sizeof *out);
-    char ik[RG_OIDC_TOKEN_MAX + RG_SAML_REQUEST_ID_MAX + 4], *key = NULL;
+    char ik[IDX_KEY_MAX], *key = NULL;
     if (!v || !*v || strlen(v) >= max || pkey(ik, sizeof ik, tag, v))
         return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
                             "unknown login state");

@@ -334,12 +334,7 @@ const rg_session_key *rg_keyring_find(const rg_keyring *kr, const char *kid)
 
 static int kid_name_ok(const char *s, size_t n)
 {
-    if (n == 0 || n >= RG_SESSION_KID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-            return 0;
-    return 1;
+    return n > 0 && n < RG_SESSION_KID_MAX && rg_b64url_chars(s, n);
 }
 
 static EVP_PKEY *read_key_file(const char *path, rg_error *err)

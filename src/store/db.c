@@ -447,7 +447,7 @@ static void dirty_note(sqlite3 *db, const char *org_id)
         size_t cap = tx->capdirty ? tx->capdirty * 2 : 4;
         char (*d)[ST_ID] = realloc(tx->dirty, cap * sizeof *d);
         if (!d) {
-            tx->dirty_oom = 1;
+            tx->dirty_env = 1;   /* reporting every table covers the lost one */
             return;
         }
         tx->dirty = d;
@@ -461,7 +461,7 @@ int rg_st_begin(rg_store *s, st_tx *tx, int write, rg_error *err)
     assert(s && tx);
     tx->s = s;
     tx->write = write;
-    tx->dirty_env = tx->dirty_oom = 0;
+    tx->dirty_env = 0;
     tx->dirty = NULL;
     tx->ndirty = tx->capdirty = 0;
     /* the write lock first, then a connection: a writer never holds a
@@ -505,7 +505,7 @@ int rg_st_end(st_tx *tx, int rc, rg_error *err)
     /* after the commit and the locks: the hook may read the store */
     rg_store *s = tx->s;
     if (rc == 0 && s->on_change) {
-        if (tx->dirty_env || tx->dirty_oom)
+        if (tx->dirty_env)
             s->on_change(s->on_change_ctx, NULL);
         else
             for (size_t i = 0; i < tx->ndirty; i++)

@@ -35,10 +35,9 @@ typedef struct st_tx {
     int write;
     /* the table versions this write bumped (rg_st_bump_*), reported to
      * s->on_change after the commit */
-    int dirty_env;
+    int dirty_env;                  /* also set when an org id could not be kept */
     char (*dirty)[ST_ID];
     size_t ndirty, capdirty;
-    int dirty_oom;                  /* lost one: report the environment */
 } st_tx;
 
 /* Write: takes a connection and the write lock, BEGIN IMMEDIATE. Read: takes

@@ -132,6 +132,17 @@ static long decode(const char *in, size_t len, unsigned char *out, int url)
     return o;
 }
 
+int rg_b64url_chars(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
 long rg_b64url_decode(const char *in, size_t len, unsigned char *out)
 {
     return decode(in, len, out, 1);

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Rolegate, test, wait_until  # noqa: E402
 from test_saml_common import (Browser, FixtureIdp, LoginServer, mint, reason_of,  # noqa: E402
-                              setup_roles, setup_saml_connection)
+                              roles_of, setup_roles, setup_saml_connection)
 from test_auth_common import ok, MS  # noqa: E402
 from test_auth_common import auth as auth_token  # noqa: E402
 
@@ -163,13 +163,6 @@ def login_via(start_rg, finish_rg, org, user, groups):
     return b, st, hd, data
 
 
-def roles_on(rg, b):
-    st, hd, _ = b.get(rg.base + "/auth")
-    assert st == 200, f"/auth on {rg.base} -> {st}"
-    v = hd.get("x-rolegate-roles", [""])[0]
-    return v.split(",") if v else []
-
-
 def session_cookie(b):
     names = [k for k in b.jar if k != "rolegate_state"]
     assert len(names) == 1, b.jar
@@ -215,8 +208,8 @@ def test_login_state_created_on_A_completes_on_B():
     with deployment() as (p, org, conn, sp, idp):
         b, st, hd, data = login_via(p.a, p.b, org, "alice@example.com", ["engineering"])
         assert st == 302 and Browser.location(hd) == "/app", (st, data[:300])
-        assert roles_on(p.b, b) == ["member"]
-        assert roles_on(p.a, b) == ["member"]      # one session for both
+        assert roles_of(b, p.b) == ["member"]
+        assert roles_of(b, p.a) == ["member"]      # one session for both
         # B had no pending login of its own: without the shared
         # state this connection (no IdP-initiated) would refuse
         fail = p.b.failures(conn)
@@ -259,14 +252,14 @@ def test_saml_response_accepted_by_A_is_a_replay_on_B():
 def test_mapping_change_on_A_used_by_login_on_B():
     with deployment() as (p, org, conn, sp, idp):
         b, st, _, _ = login_via(p.b, p.b, org, "carol@example.com", ["engineering"])
-        assert st == 302 and roles_on(p.b, b) == ["member"]
+        assert st == 302 and roles_of(b, p.b) == ["member"]
         p.a.ok("PUT", f"/connections/{conn}/role_mappings",
                [{"idp_group": "engineering", "role_slug": "admin"}])
         t0 = time.monotonic()
         b, st, _, data = login_via(p.b, p.b, org, "carol@example.com", ["engineering"])
         dt = time.monotonic() - t0
         assert st == 302, (st, data[:300])
-        assert roles_on(p.b, b) == ["admin"], roles_on(p.b, b)
+        assert roles_of(b, p.b) == ["admin"], roles_of(b, p.b)
         assert dt < 1.0, dt
         print(f"  mapping changed on A, next login on B took {dt * 1000:.0f} ms "
               f"and got the new role", flush=True)
@@ -407,7 +400,7 @@ def test_redis_killed_and_restarted_mid_run():
         assert st == 403 and reason_of(data) == "saml_replay", (st, reason_of(data))
         b3, st, _, data = login_via(p.b, p.a, org, "ivy@example.com", ["admins"])
         assert st == 302, (st, data[:300])
-        assert roles_on(p.a, b3) == ["admin"]
+        assert roles_of(b3, p.a) == ["admin"]
         st, _, _ = p.b.public("POST", "/logout", headers={"Cookie": f"{n1}={v1}"})
         wait_until(lambda: auth_cookie(p.a, n1, v1) == 401, 1.0,
                    "A to refuse the session revoked on B")
