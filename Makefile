@@ -12,6 +12,8 @@
 
 CC       ?= cc
 BUILD    ?= build
+# `make` alone builds everything (the layer rules below come first)
+.DEFAULT_GOAL := all
 PKGS     := jansson sqlite3 libmicrohttpd inih openssl libjwt hiredis libcurl \
             lasso glib-2.0 gobject-2.0 xmlsec1 libxml-2.0
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

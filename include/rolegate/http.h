@@ -64,6 +64,11 @@ typedef void (*rg_http_handler)(rg_http_req *req, void *ctx);
 #define RG_HTTP_BODY_RAW      0x04u  /* bytes kept as they are (e.g. metadata XML) */
 #define RG_HTTP_BODY_OPTIONAL 0x08u  /* with JSON: an empty body is allowed */
 #define RG_HTTP_NO_AUTH       0x10u  /* on an admin listener: no bearer key needed */
+#define RG_HTTP_OFFLOAD       0x20u  /* the handler is CPU-heavy or blocks (SAML ACS,
+                                        AuthnRequest signing, an IdP round trip): it
+                                        runs on the listener's worker threads while
+                                        the connection is suspended, so it never holds
+                                        up the other connections of its poll thread */
 
 typedef struct rg_http_router rg_http_router;
 typedef struct rg_http_route rg_http_route;

@@ -36,6 +36,7 @@ typedef struct rg_saml_cert_info {
     char  not_before[32];
     char  sha256[96];            /* "AB:CD:..." fingerprint of the DER */
     char *use;                   /* "signing", "encryption" or "" (both) */
+    char *pubkey_pem;            /* its SubjectPublicKeyInfo, PEM */
     int   expired, not_yet_valid, sha1_signed;
 } rg_saml_cert_info;
 

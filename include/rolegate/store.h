@@ -340,6 +340,9 @@ typedef struct rg_store_login_user {
     int (*issue)(void *ctx, const char *user_id, const rg_resolution *res,
                  size_t *token_size, rg_error *err);
     void *issue_ctx;
+    /* Optional out: this thread's CPU us spent loading the organization's
+     * table and resolving the roles (the benchmark's "resolve" share). */
+    int64_t *resolve_cpu_us;
 } rg_store_login_user;
 
 /* In ONE transaction: finds the user by (connection, subject) or creates it

@@ -62,6 +62,7 @@ long   rg_b64_decode(const char *in, size_t len, unsigned char *out);
 int64_t rg_now_ms(void);      /* wall clock, ms since epoch */
 int64_t rg_now(void);         /* wall clock, seconds */
 int64_t rg_mono_us(void);     /* monotonic, microseconds */
+int64_t rg_thread_cpu_us(void); /* this thread's CPU time, microseconds */
 /* Writes "YYYY-MM-DDThh:mm:ss.mmmZ" for t_ms into out (>= 25 bytes). */
 char *rg_iso8601_ms(int64_t t_ms, char *out, size_t outsz);
 

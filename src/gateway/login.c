@@ -274,20 +274,23 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
     /* the ACS form body is capped at saml.max_response (256 KiB): 413 from
      * Content-Length before reading; the library caps the decoded XML too */
     size_t acs_max = cfg->saml.max_response ? cfg->saml.max_response : RG_SAML_DEFAULT_MAX_RESPONSE;
+    /* Offloaded (RG_HTTP_OFFLOAD): the handlers that sign, verify or wait on
+     * an IdP, so /auth on the same poll thread never queues behind them. */
     int rc = 0;
     if (pub) {
-        rc = route(pub, "GET", "/login", lg_h_login, lg, 0, 0, err);
+        rc = route(pub, "GET", "/login", lg_h_login, lg, RG_HTTP_OFFLOAD, 0, err);
         if (!rc)
             rc = route(pub, "GET", "/saml/metadata/{id}", lg_h_saml_metadata, lg, 0, 0, err);
         if (!rc)
-            rc = route(pub, "POST", "/saml/acs/{id}", lg_h_saml_acs, lg, RG_HTTP_BODY_FORM,
-                       acs_max, err);
+            rc = route(pub, "POST", "/saml/acs/{id}", lg_h_saml_acs, lg,
+                       RG_HTTP_BODY_FORM | RG_HTTP_OFFLOAD, acs_max, err);
         if (!rc)
-            rc = route(pub, "GET", "/oidc/callback", lg_h_oidc_callback, lg, 0, 0, err);
+            rc = route(pub, "GET", "/oidc/callback", lg_h_oidc_callback, lg, RG_HTTP_OFFLOAD,
+                       0, err);
     }
     if (!rc && adm) {
         rc = route(adm, "PUT", "/connections/{id}/metadata", lg_h_metadata_put, lg,
-                   RG_HTTP_BODY_RAW, RG_SAML_MAX_METADATA, err);
+                   RG_HTTP_BODY_RAW | RG_HTTP_OFFLOAD, RG_SAML_MAX_METADATA, err);
         if (!rc)
             rc = route(adm, "GET", "/connections/{id}/logins", lg_h_logins_list, lg, 0, 0, err);
     }

@@ -21,13 +21,6 @@
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
-int64_t lg_cpu_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ==== pending logins ====================================================
  * One-time login state in the cache layer (rg_cache_state_put/take): in
  * Redis when configured, so a login started on one instance completes on
@@ -704,7 +697,7 @@ static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res
 {
     finish_ctx *f = ctx;
     const rg_config *cfg = f->lg->cfg;
-    int64_t t0 = lg_cpu_us();
+    int64_t t0 = rg_thread_cpu_us();
     if (!user_id || res->roles.n == 0)
         return rg_error_set(err, RG_ERR, 500, "store_error", NULL, "login gave no membership");
     f->user_id = rg_arena_strdup(f->arena, user_id);
@@ -737,7 +730,7 @@ static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res
         memset(token, 0, strlen(token));
         free(token);
     }
-    f->sign_us = lg_cpu_us() - t0;
+    f->sign_us = rg_thread_cpu_us() - t0;
     if (rc) {
         free(f->cookie);
         f->cookie = NULL;
@@ -755,19 +748,21 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     rg_error err;
     rg_error_clear(&err);
     finish_ctx f = {.lg = lg, .conn = conn, .id = id, .arena = a};
+    int64_t resolve_us = 0;
     rg_store_login_user u = {.subject = id->subject, .email = id->email,
-                             .issue = finish_issue, .issue_ctx = &f};
+                             .issue = finish_issue, .issue_ctx = &f,
+                             .resolve_cpu_us = &resolve_us};
     split_name(a, id->name, &u.first_name, &u.last_name);
 
     /* R15-R18 + R24: user, membership, roles, the session and their events
      * in ONE transaction; a failure (store, session_too_large: never a
      * truncated cookie) leaves the membership as it was */
-    int64_t t0 = lg_cpu_us();
+    int64_t t0 = rg_thread_cpu_us();
     rg_resolution res;
     memset(&res, 0, sizeof res);
     int rc = rg_store_login_apply(lg->ctx->store, conn->org_id, conn->id, &u, id->groups,
                                   id->n_groups, &res, NULL, &err);
-    int64_t t1 = lg_cpu_us();
+    int64_t t1 = rg_thread_cpu_us();
     if (!rc && !f.cookie)
         rc = rg_error_set(&err, RG_ERR, 500, "store_error", NULL, "login gave no session");
     if (rc) {
@@ -809,11 +804,13 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     free(roles);
     free(matched);
     if (t) {
-        t->store_us = t1 - t0 - f.sign_us;
+        t->resolve_us = resolve_us;
+        t->store_us = t1 - t0 - f.sign_us - resolve_us;
         t->sign_us = f.sign_us;
         rg_log(RG_LOG_DEBUG, "event=login_timing protocol=%s verify_cpu_us=%lld "
-               "store_cpu_us=%lld sign_cpu_us=%lld", id->protocol, (long long)t->verify_us,
-               (long long)t->store_us, (long long)t->sign_us);
+               "resolve_cpu_us=%lld store_cpu_us=%lld sign_cpu_us=%lld", id->protocol,
+               (long long)t->verify_us, (long long)t->resolve_us, (long long)t->store_us,
+               (long long)t->sign_us);
     }
     rg_resolution_clear(&res);
     rg_http_redirect(req, 302, return_to);

@@ -114,7 +114,7 @@ typedef struct lg_identity {
 } lg_identity;
 
 /* Timing of one login, microseconds of this thread's CPU (bench, debug log). */
-typedef struct lg_timing { int64_t verify_us, store_us, sign_us; } lg_timing;
+typedef struct lg_timing { int64_t verify_us, resolve_us, store_us, sign_us; } lg_timing;
 
 /* R15-R18 + R24: rg_store_login_apply (membership + events, one
  * transaction) → session → Set-Cookie (session, state cleared) → 302 to
@@ -135,8 +135,6 @@ void lg_page(rg_http_req *req, int status, const char *title, const char *code,
              const char *message);
 /* HTML-escapes s into the arena. */
 char *lg_html_escape(rg_arena *a, const char *s);
-/* This thread's CPU time in microseconds. */
-int64_t lg_cpu_us(void);
 
 /* ---- route handlers (ctx = rg_gateway_login) ------------------------------- */
 void lg_h_login(rg_http_req *req, void *ctx);

@@ -166,11 +166,11 @@ void lg_h_saml_acs(rg_http_req *req, void *ctx)
     rg_saml_identity id;
     memset(&id, 0, sizeof id);
     lg_timing t = {0};
-    int64_t t0 = lg_cpu_us();
+    int64_t t0 = rg_thread_cpu_us();
     /* the replay cache of the cache layer: Redis (shared) when configured */
     int rc = rg_saml_acs_verify(c->saml, resp, rlen, have ? p.request_id : NULL, 0,
                                 rg_cache_replay_check, lg->ctx->cache, &id, &err);
-    t.verify_us = lg_cpu_us() - t0;
+    t.verify_us = rg_thread_cpu_us() - t0;
     if (rc) {
         lg_fail(req, lg, c->id, c->org_id, "saml", NULL, &err);
         rg_saml_identity_clear(&id);

@@ -5,13 +5,20 @@
  * request with a request id (also sent as X-Request-Id), and the request /
  * response API handlers use. The reply is never queued on the first
  * (headers-only) call unless the body must not be read (401, 413): queuing
- * there makes MHD close the connection, which kills keep-alive. */
+ * there makes MHD close the connection, which kills keep-alive.
+ *
+ * MHD's pool threads each own the connections they accepted (one thread may
+ * accept several in a row), so a slow handler holds up every connection of
+ * its thread. Routes flagged RG_HTTP_OFFLOAD run on the listener's workers
+ * instead: the connection is suspended, a worker runs the handler and
+ * resumes it, and the poll thread queues the answer. */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,6 +49,13 @@ struct rg_http_server {
     int             fd, port, started, stopped;
     atomic_int      inflight;
     atomic_int      draining;
+    /* workers of RG_HTTP_OFFLOAD routes: a FIFO of suspended requests */
+    int             offload;          /* some route has the flag */
+    pthread_mutex_t q_lock;
+    pthread_cond_t  q_cond;
+    struct rg_http_req *q_head, *q_tail;
+    pthread_t      *workers;
+    int             nworkers, q_stop;
 };
 
 typedef struct hdr { const char *name, *value; } hdr;
@@ -59,6 +73,9 @@ struct rg_http_req {
     int                    early_status;     /* 0 = none */
     size_t                 limit, received;
     int                    too_large, keep_body, queued;
+    int                    offloaded;        /* suspended, handed to a worker */
+    atomic_int             handled;          /* the worker has run the handler */
+    struct rg_http_req    *q_next;
     rg_buf                 body;
     json_t                *json;
     rg_http_kv            *form;
@@ -190,6 +207,8 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
         return NULL;
     }
     s->fd = -1;
+    pthread_mutex_init(&s->q_lock, NULL);
+    pthread_cond_init(&s->q_cond, NULL);
     s->name = strdup(opt->name ? opt->name : "http");
     s->listen = strdup(opt->listen);
     s->router = rg_http_router_new();
@@ -237,6 +256,8 @@ int rg_http_route_add_limit(rg_http_server *s, const char *method, const char *p
     rg_error err;
     assert(!s->started);
     int rc = rg_http_router_add(s->router, method, pattern, fn, ctx, flags, max_body, &err);
+    if (rc == 0 && (flags & RG_HTTP_OFFLOAD))
+        s->offload = 1;
     if (rc != 0)
         rg_log(RG_LOG_ERROR, "event=route_add listener=%s error=%s method=%s pattern=%s",
                s->name, err.code, method, pattern);
@@ -309,6 +330,74 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_size,
                                   void **con_cls);
 
+/* ---- offload workers ------------------------------------------------------ */
+
+static void *offload_worker(void *arg)
+{
+    rg_http_server *s = arg;
+    pthread_mutex_lock(&s->q_lock);
+    for (;;) {
+        while (!s->q_head && !s->q_stop)
+            pthread_cond_wait(&s->q_cond, &s->q_lock);
+        rg_http_req *r = s->q_head;
+        if (!r)
+            break;   /* stopping, and the queue is drained */
+        s->q_head = r->q_next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        pthread_mutex_unlock(&s->q_lock);
+        rg_http_route_handler(r->match.route)(r, rg_http_route_ctx(r->match.route));
+        atomic_store(&r->handled, 1);
+        MHD_resume_connection(r->conn);   /* r may be freed from here on */
+        pthread_mutex_lock(&s->q_lock);
+    }
+    pthread_mutex_unlock(&s->q_lock);
+    return NULL;
+}
+
+static int workers_start(rg_http_server *s)
+{
+    s->workers = calloc((size_t)s->threads, sizeof *s->workers);
+    if (!s->workers)
+        return -1;
+    for (int i = 0; i < s->threads; i++) {
+        if (pthread_create(&s->workers[i], NULL, offload_worker, s) != 0)
+            return -1;
+        s->nworkers++;
+    }
+    return 0;
+}
+
+/* Runs what is queued, then ends the workers. */
+static void workers_stop(rg_http_server *s)
+{
+    pthread_mutex_lock(&s->q_lock);
+    s->q_stop = 1;
+    pthread_cond_broadcast(&s->q_cond);
+    pthread_mutex_unlock(&s->q_lock);
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
+    s->nworkers = 0;
+    free(s->workers);
+    s->workers = NULL;
+}
+
+static void offload(rg_http_req *r)
+{
+    rg_http_server *s = r->srv;
+    r->offloaded = 1;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&s->q_lock);
+    r->q_next = NULL;
+    if (s->q_tail)
+        s->q_tail->q_next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    pthread_cond_signal(&s->q_cond);
+    pthread_mutex_unlock(&s->q_lock);
+}
+
 int rg_http_server_start(rg_http_server *s, rg_error *err)
 {
     char host[256], port[8];
@@ -353,6 +442,15 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (s->offload) {
+        flags |= MHD_ALLOW_SUSPEND_RESUME;
+        if (workers_start(s) != 0) {
+            workers_stop(s);
+            close(fd);
+            return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen",
+                                "%s: cannot start the worker threads", s->listen);
+        }
+    }
     struct MHD_OptionItem ops[12];
     int n = 0;
     /* LIBRARIES.md 5: epoll without a pool stalls at >= 128 keep-alive
@@ -371,6 +469,7 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s->name,
                                  MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (!s->daemon) {
+        workers_stop(s);
         close(fd);
         return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen",
                             "%s: the HTTP daemon did not start", s->listen);
@@ -402,6 +501,9 @@ void rg_http_server_stop(rg_http_server *s, int grace_ms)
         nanosleep(&ts, NULL);
     }
     int left = atomic_load(&s->inflight);
+    /* an offloaded request still queued or running finishes and resumes its
+     * connection before the daemon (and the request) goes away */
+    workers_stop(s);
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
     rg_log(RG_LOG_INFO, "event=stopped listener=%s unfinished=%d", s->name, left);
@@ -418,6 +520,8 @@ void rg_http_server_free(rg_http_server *s)
     free(s->admin_key);
     free(s->name);
     free(s->listen);
+    pthread_mutex_destroy(&s->q_lock);
+    pthread_cond_destroy(&s->q_cond);
     free(s);
 }
 
@@ -591,6 +695,10 @@ static enum MHD_Result req_finish(rg_http_req *r)
             return queue_answer(r);
         }
     }
+    if ((flags & RG_HTTP_OFFLOAD) && r->srv->nworkers > 0) {
+        offload(r);   /* answered when the worker resumes the connection */
+        return MHD_YES;
+    }
     rg_http_route_handler(rt)(r, rg_http_route_ctx(rt));
     return queue_answer(r);
 }
@@ -678,6 +786,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->queued)
         return MHD_YES;
+    if (r->offloaded)   /* resumed: the worker has run the handler */
+        return atomic_load(&r->handled) ? queue_answer(r) : MHD_YES;
     return req_finish(r);
 }
 

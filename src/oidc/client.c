@@ -58,13 +58,6 @@ struct rg_oidc_client {
 
 static _Thread_local rg_oidc_timing last_timing;
 
-static int64_t thread_cpu_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_rc;
 static void global_init_once(void)
@@ -947,9 +940,9 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
     json_t *tok = NULL, *claims = NULL, *ui = NULL;
     rg_oidc_jws *jws = NULL;
     rg_oidc_keyset *ks = NULL;
-    int64_t t0 = rg_mono_us(), c0 = thread_cpu_us();
+    int64_t t0 = rg_mono_us(), c0 = rg_thread_cpu_us();
     int rc = token_exchange(c, d, p, code, &tok, err);
-    int64_t t1 = rg_mono_us(), c1 = thread_cpu_us();
+    int64_t t1 = rg_mono_us(), c1 = rg_thread_cpu_us();
     last_timing.exchange_wall_us = t1 - t0;
     last_timing.exchange_cpu_us = c1 - c0;
     if (rc != RG_OK)
@@ -1027,7 +1020,7 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
     }
 out:
     last_timing.verify_wall_us = rg_mono_us() - t1;
-    last_timing.verify_cpu_us = thread_cpu_us() - c1;
+    last_timing.verify_cpu_us = rg_thread_cpu_us() - c1;
     if (rc != RG_OK) {
         char q[120];
         rg_oidc_identity_clear(out);

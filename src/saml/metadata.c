@@ -15,6 +15,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include "rolegate/saml.h"
 #include "rolegate/util.h"
@@ -27,12 +28,22 @@
 
 /* ---- strict XML parse ---------------------------------------------------- */
 
-static int has_ci(const char *buf, size_t len, const char *needle)
+/* 1 if buf holds a markup declaration ("<!DOCTYPE", "<!ENTITY", "<!ELEMENT",
+ * "<!ATTLIST", any case): one pass over the '<' bytes. */
+static int has_declaration(const char *buf, size_t len)
 {
-    size_t n = strlen(needle);
-    for (size_t i = 0; i + n <= len; i++)
-        if (buf[i] == '<' && strncasecmp(buf + i, needle, n) == 0)
-            return 1;
+    static const char *const decl[] = {"DOCTYPE", "ENTITY", "ELEMENT", "ATTLIST"};
+    const char *p = buf, *end = buf + len;
+    while ((p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+        p++;
+        if (p >= end || *p != '!')
+            continue;
+        for (size_t i = 0; i < sizeof decl / sizeof decl[0]; i++) {
+            size_t n = strlen(decl[i]);
+            if ((size_t)(end - p - 1) >= n && strncasecmp(p + 1, decl[i], n) == 0)
+                return 1;
+        }
+    }
     return 0;
 }
 
@@ -45,8 +56,7 @@ struct _xmlDoc *rg_saml_xml_parse(const char *buf, size_t len, int *why)
     /* A DTD is refused before libxml2 sees it: no entity is ever declared,
      * so none can expand (billion laughs) or fetch a file (XXE). The parse
      * is forced to UTF-8 so this byte scan cannot be dodged by UTF-16. */
-    if (has_ci(buf, len, "<!DOCTYPE") || has_ci(buf, len, "<!ENTITY") ||
-        has_ci(buf, len, "<!ELEMENT") || has_ci(buf, len, "<!ATTLIST")) {
+    if (has_declaration(buf, len)) {
         *why = 1;
         return NULL;
     }
@@ -150,6 +160,13 @@ static int cert_fill(const unsigned char *der, long derlen, int64_t now, int all
     BIO_free(bio);
     if (!ci->subject)
         ci->subject = strdup("");
+    bio = BIO_new(BIO_s_mem());
+    if (bio && X509_get0_pubkey(x) && PEM_write_bio_PUBKEY(bio, X509_get0_pubkey(x)) == 1) {
+        char *data = NULL;
+        long n = BIO_get_mem_data(bio, &data);
+        ci->pubkey_pem = n > 0 ? strndup(data, (size_t)n) : NULL;
+    }
+    BIO_free(bio);
     int64_t nb, na;
     asn1_iso(X509_get0_notBefore(x), ci->not_before, sizeof ci->not_before, &nb);
     asn1_iso(X509_get0_notAfter(x), ci->not_after, sizeof ci->not_after, &na);
@@ -181,7 +198,7 @@ static int cert_fill(const unsigned char *der, long derlen, int64_t now, int all
                  allow_sha1 ? "" : "; SHA-1 response signatures will be refused");
         push_str(&info->warnings, &info->n_warnings, w);
     }
-    return (ci->subject && ci->use) ? 0 : -2;
+    return (ci->subject && ci->use && ci->pubkey_pem) ? 0 : -2;
 }
 
 static int lint_fail(rg_error *err, const char *field, const char *why)
@@ -375,6 +392,7 @@ void rg_saml_metadata_info_clear(rg_saml_metadata_info *info)
     for (size_t i = 0; i < info->n_certs; i++) {
         free(info->certs[i].subject);
         free(info->certs[i].use);
+        free(info->certs[i].pubkey_pem);
     }
     free(info->certs);
     for (size_t i = 0; i < info->n_warnings; i++)

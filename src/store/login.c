@@ -67,6 +67,7 @@ static int login_tx(sqlite3 *db, const char *org_id, const char *conn_id,
     rg_slugs cur = {0};
     if (*om && (rc = rg_st_membership_roles(db, om, &cur, err)))
         return rc;
+    int64_t r0 = u->resolve_cpu_us ? rg_thread_cpu_us() : 0;
     rg_role_table *t = NULL;
     if ((rc = rg_st_table_load(db, org_id, &t, err))) {
         rg_slugs_clear(&cur);
@@ -82,6 +83,8 @@ static int login_tx(sqlite3 *db, const char *org_id, const char *conn_id,
     };
     rc = rg_core_resolve_login(t, &in, res, err);   /* R15-R17 */
     rg_role_table_free(t);
+    if (u->resolve_cpu_us)
+        *u->resolve_cpu_us = rg_thread_cpu_us() - r0;
     rg_slugs_clear(&cur);
     if (rc)
         return rc;

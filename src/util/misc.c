@@ -29,6 +29,13 @@ int64_t rg_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t rg_thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 char *rg_iso8601_ms(int64_t t_ms, char *out, size_t outsz)
 {
     time_t s = (time_t)(t_ms / 1000);

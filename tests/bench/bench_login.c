@@ -3,7 +3,10 @@
  * unique IdP-initiated responses in process with the fixture IdP (lasso,
  * RSA-2048, SHA-256, Response and Assertion signed, 5 groups), then POSTs
  * them to the ACS over keep-alive connections from T client threads and
- * prints logins/s and the status counts. Run alone it only says so. */
+ * prints logins/s and the status counts. The same-run baseline: lasso alone
+ * (lasso_login_process_authn_response_msg with the keys lasso loads from
+ * the IdP metadata, nothing else) verifying the same responses on T
+ * threads in this process. Run alone it only says so. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -37,6 +40,54 @@ static char *urlencode_b64(const char *b64)
     }
     out[o] = 0;
     return out;
+}
+
+typedef struct vjob {
+    LassoServer *sp;
+    char **b64;
+    size_t from, to;
+    long ok;
+} vjob;
+
+static void *verify_alone(void *arg)
+{
+    vjob *j = arg;
+    for (size_t i = j->from; i < j->to; i++) {
+        LassoLogin *l = lasso_login_new(j->sp);
+        if (l && lasso_login_process_authn_response_msg(l, j->b64[i]) == 0)
+            j->ok++;
+        if (l)
+            lasso_login_destroy(l);
+    }
+    return NULL;
+}
+
+/* Verifications per second of lasso alone over b64[0..n) on threads. */
+static double lasso_alone(const char *sp_md, const char *idp_md, char **b64, long n,
+                          int threads, long *ok)
+{
+    LassoServer *sp = lasso_server_new_from_buffers(sp_md, NULL, NULL, NULL);
+    if (!sp || lasso_server_add_provider_from_buffer(sp, LASSO_PROVIDER_ROLE_IDP, idp_md,
+                                                     NULL, NULL) != 0)
+        return 0;
+    vjob *jobs = calloc((size_t)threads, sizeof *jobs);
+    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    int64_t t0 = rg_mono_us();
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (vjob){.sp = sp, .b64 = b64, .from = (size_t)(n * t / threads),
+                         .to = (size_t)(n * (t + 1) / threads)};
+        pthread_create(&th[t], NULL, verify_alone, &jobs[t]);
+    }
+    *ok = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(th[t], NULL);
+        *ok += jobs[t].ok;
+    }
+    double rate = (double)n / ((double)(rg_mono_us() - t0) / 1e6);
+    free(jobs);
+    free(th);
+    g_object_unref(sp);
+    return rate;
 }
 
 static int dial(int port)
@@ -152,6 +203,7 @@ int main(int argc, char **argv)
         return 1;
     }
     char **bodies = calloc((size_t)n, sizeof *bodies);
+    char **b64s = calloc((size_t)n, sizeof *b64s);
     int64_t t0 = rg_mono_us();
     size_t total = 0;
     for (long i = 0; i < n; i++) {
@@ -166,13 +218,17 @@ int main(int argc, char **argv)
         char *b64 = mint_b64(xml, strlen(xml));
         bodies[i] = urlencode_b64(b64);
         total += strlen(bodies[i]);
-        free(b64);
+        b64s[i] = b64;
         free(xml);
     }
     g_object_unref(srv);
     int64_t t1 = rg_mono_us();
     printf("minted %ld responses (5 groups, RSA-2048 SHA-256, both signed, %zu B form "
            "average) in %.1f s\n", n, total / (size_t)n, (t1 - t0) / 1e6);
+    long vok = 0;
+    double base = lasso_alone(o.sp_metadata, o.idp_metadata, b64s, n, threads, &vok);
+    printf("baseline, lasso alone (verify only, lasso's own metadata keys, %d threads): "
+           "%.0f/s (%ld/%ld verified)\n", threads, base, vok, n);
     job *jobs = calloc((size_t)threads, sizeof *jobs);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
     int64_t s0 = rg_mono_us();
@@ -188,11 +244,17 @@ int main(int argc, char **argv)
         other += jobs[t].other;
     }
     int64_t s1 = rg_mono_us();
+    double rate = ok / ((s1 - s0) / 1e6);
     printf("ACS logins: %ld ok (302), %ld other, %d concurrent clients, %.2f s: %.0f logins/s\n",
-           ok, other, threads, (s1 - s0) / 1e6, ok / ((s1 - s0) / 1e6));
-    for (long i = 0; i < n; i++)
+           ok, other, threads, (s1 - s0) / 1e6, rate);
+    if (base > 0)
+        printf("ACS logins / lasso alone: %.2f\n", rate / base);
+    for (long i = 0; i < n; i++) {
         free(bodies[i]);
+        free(b64s[i]);
+    }
     free(bodies);
+    free(b64s);
     free(jobs);
     free(th);
     return other ? 2 : 0;

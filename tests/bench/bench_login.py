@@ -2,8 +2,10 @@
 """Login benchmarks (issues 5 and 6), against the real binary on loopback:
   SAML: verified ACS logins/s with pre-minted unique responses (RSA-2048,
         SHA-256, 5 groups) from 2 concurrent clients ($BUILD/bench/bench_login),
-        and CPU us per login split into verify / store (resolve + membership
-        + events, one transaction) / sign, from rolegate's debug timing lines.
+        and CPU us per login split into verify / resolve (table load + R15-R17)
+        / store (the rest of the login transaction: user, membership, events)
+        / sign, from rolegate's debug timing lines. Baseline of the same run:
+        lasso alone verifying the same responses on as many threads.
   OIDC: CPU us per callback excluding the IdP's time (this thread's CPU
         around the code exchange + ID-token verification, then store, sign)
         through the real oidc-provider of tests/oidc-op.
@@ -42,8 +44,8 @@ def timings(rg, protocol):
     for line in rg.log_lines():
         if "event=login_timing" in line and f"protocol={protocol}" in line:
             kv = dict(re.findall(r"(\w+)=(\d+)", line))
-            rows.append((int(kv["verify_cpu_us"]), int(kv["store_cpu_us"]),
-                         int(kv["sign_cpu_us"])))
+            rows.append((int(kv["verify_cpu_us"]), int(kv["resolve_cpu_us"]),
+                         int(kv["store_cpu_us"]), int(kv["sign_cpu_us"])))
     return rows
 
 
@@ -51,12 +53,12 @@ def report(name, rows):
     if not rows:
         print(f"{name}: no timing lines (log level debug?)")
         return
-    for i, part in enumerate(("verify", "store", "sign")):
+    for i, part in enumerate(("verify", "resolve", "store", "sign")):
         v = [r[i] for r in rows]
-        print(f"  {name} {part:6s} CPU us: median {statistics.median(v):7.0f}  "
+        print(f"  {name} {part:7s} CPU us: median {statistics.median(v):7.0f}  "
               f"mean {statistics.mean(v):7.0f}  (n={len(v)})")
     tot = [sum(r) for r in rows]
-    print(f"  {name} total  CPU us: median {statistics.median(tot):7.0f}")
+    print(f"  {name} total   CPU us: median {statistics.median(tot):7.0f}")
 
 
 def bench_saml():

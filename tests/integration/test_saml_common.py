@@ -239,7 +239,8 @@ def _up(port):
 
 def mint(sp_metadata, idp_md_path, **kw):
     """base64 SAMLResponse from `rg-fixture-idp mint`; kw: user, groups
-    (list), in_response_to, key, sign, not_on_or_after_offset, ..."""
+    (list), in_response_to, key, sign, not_on_or_after_offset, ...; a value
+    True is a flag without argument (encrypt=True)."""
     with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
         f.write(sp_metadata)
         sp = f.name
@@ -248,7 +249,7 @@ def mint(sp_metadata, idp_md_path, **kw):
     if "groups" in kw:
         kw["groups"] = ",".join(kw["groups"])
     for k, v in kw.items():
-        cmd += ["--" + k.replace("_", "-"), str(v)]
+        cmd += ["--" + k.replace("_", "-")] + ([] if v is True else [str(v)])
     try:
         out = subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT,
                              env=tool_env()).stdout

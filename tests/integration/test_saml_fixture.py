@@ -231,6 +231,32 @@ def test_saml_oversized_body_413_before_reading():
 
 
 @test
+def test_saml_encrypted_rsa15_refused_no_change():
+    """An assertion encrypted for our key whose AES key is transported with
+    RSA PKCS#1 v1.5: refused before any decryption, nothing changes; the same
+    login with RSA-OAEP (the fixture's choice) goes through."""
+    with SamlEnv() as env:
+        b = Browser()
+        before = env.rg.memberships(env.org)
+        loc = env.start(b)
+        resp = mint(env.sp, env.idp.md_path, authn_request=query_of(loc),
+                    user="erin@example.com", groups=["admins"], encrypt=True)
+        xml = base64.b64decode(resp)
+        assert b"EncryptedAssertion" in xml and b"xmlenc#rsa-oaep-mgf1p" in xml, xml[:300]
+        bad = xml.replace(b"xmlenc#rsa-oaep-mgf1p", b"xmlenc#rsa-1_5", 1)
+        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}",
+                                  {"SAMLResponse": base64.b64encode(bad).decode()})
+        assert st == 403, (st, data[:300])
+        refused(env, b, st, data, "saml_encryption_algorithm_forbidden", before)
+        loc = env.start(b)
+        resp = mint(env.sp, env.idp.md_path, authn_request=query_of(loc),
+                    user="erin@example.com", groups=["admins"], encrypt=True)
+        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": resp})
+        assert st == 302, (st, data[:300])
+        assert roles_of(b, env.rg) == ["admin"]
+
+
+@test
 def test_saml_doctype_refused():
     with SamlEnv() as env:
         before = env.rg.memberships(env.org)

@@ -4,7 +4,9 @@
  * address behind a trusted proxy, JSON/form/raw bodies), 400 with the JSON
  * byte offset, 415, per-route 413, repeatable response headers, header
  * injection refused, the admin key and NO_AUTH, 500 when a handler forgets
- * to answer. */
+ * to answer, and RG_HTTP_OFFLOAD: a slow handler on a worker does not hold
+ * up the other connections of its poll thread, keeps keep-alive, and a stop
+ * waits for it. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -421,6 +425,166 @@ static void test_server_options_refused(void **st)
     rg_http_server_free(NULL);
 }
 
+/* ---- RG_HTTP_OFFLOAD ---------------------------------------------------------- */
+
+static atomic_int slow_done;
+
+static void h_slow(rg_http_req *r, void *ctx)
+{
+    (void)ctx;
+    usleep(600 * 1000);
+    /* the request API works from the worker: query, header, cookie */
+    const char *n = rg_http_query(r, "n"), *h = rg_http_header(r, "x-test"),
+               *c = rg_http_cookie(r, "c");
+    char *s = rg_arena_printf(rg_http_arena(r), "slow n=%s h=%s c=%s", n ? n : "-",
+                              h ? h : "-", c ? c : "-");
+    rg_http_send_arena(r, 200, "text/plain", s, strlen(s));
+    atomic_store(&slow_done, 1);
+}
+
+static void h_fast(rg_http_req *r, void *ctx)
+{
+    (void)ctx;
+    rg_http_send(r, 200, "text/plain", "fast", 4);
+}
+
+static int dial_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void send_get(int fd, const char *target, const char *extra)
+{
+    char b[512];
+    int n = snprintf(b, sizeof b, "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", target,
+                     extra ? extra : "");
+    assert_int_equal(send(fd, b, (size_t)n, MSG_NOSIGNAL), n);
+}
+
+/* Reads one keep-alive response (Content-Length framed); the body into out. */
+static int read_one(int fd, char *out, size_t outsz)
+{
+    char buf[8192];
+    size_t got = 0;
+    char *end = NULL;
+    while (!end) {
+        ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+        buf[got] = 0;
+        end = strstr(buf, "\r\n\r\n");
+    }
+    char *cl = strcasestr(buf, "\r\ncontent-length:");
+    size_t want = cl ? (size_t)atol(cl + 17) : 0, have = got - (size_t)(end + 4 - buf);
+    while (have < want && got < sizeof buf - 1) {
+        ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+        have += (size_t)r;
+    }
+    buf[got] = 0;
+    snprintf(out, outsz, "%.*s", (int)(have < want ? have : want), end + 4);
+    return atoi(buf + 9);
+}
+
+static rg_http_server *offload_server(int *port)
+{
+    rg_error err;
+    /* ONE poll thread: every connection shares it */
+    rg_http_options o = {.name = "offload", .listen = "127.0.0.1:0", .threads = 1,
+                         .connection_timeout = 5};
+    rg_http_server *s = rg_http_server_new(&o, &err);
+    assert_non_null(s);
+    assert_int_equal(rg_http_route_add(s, "GET", "/slow", h_slow, NULL, RG_HTTP_OFFLOAD), 0);
+    assert_int_equal(rg_http_route_add(s, "GET", "/slow-inline", h_slow, NULL, 0), 0);
+    assert_int_equal(rg_http_route_add(s, "GET", "/fast", h_fast, NULL, 0), 0);
+    assert_int_equal(rg_http_server_start(s, &err), 0);
+    *port = rg_http_server_port(s);
+    return s;
+}
+
+/* A slow offloaded handler and a fast request on another connection of the
+ * same (only) poll thread: the fast one is answered while the slow one is
+ * still running; the slow connection then keeps serving (keep-alive). The
+ * same slow handler inline holds the fast request until it ends: the
+ * measure can tell the two apart. */
+static void test_offload_does_not_block_poll_thread(void **st)
+{
+    (void)st;
+    int port;
+    rg_http_server *s = offload_server(&port);
+    char body[256];
+
+    atomic_store(&slow_done, 0);
+    int a = dial_port(port);
+    send_get(a, "/slow?n=1", "X-Test: hv\r\nCookie: c=cv\r\n");
+    usleep(100 * 1000);   /* the slow handler is running */
+    int b = dial_port(port);
+    send_get(b, "/fast", "Connection: close\r\n");
+    assert_int_equal(read_one(b, body, sizeof body), 200);
+    assert_string_equal(body, "fast");
+    assert_int_equal(atomic_load(&slow_done), 0);   /* answered before the slow one ended */
+    close(b);
+    assert_int_equal(read_one(a, body, sizeof body), 200);
+    assert_string_equal(body, "slow n=1 h=hv c=cv");
+    send_get(a, "/fast", NULL);                      /* same connection: keep-alive */
+    assert_int_equal(read_one(a, body, sizeof body), 200);
+    assert_string_equal(body, "fast");
+    close(a);
+
+    /* control: inline, the fast request waits for the slow handler */
+    atomic_store(&slow_done, 0);
+    a = dial_port(port);
+    send_get(a, "/slow-inline?n=2", NULL);
+    usleep(100 * 1000);
+    b = dial_port(port);
+    send_get(b, "/fast", "Connection: close\r\n");
+    assert_int_equal(read_one(b, body, sizeof body), 200);
+    assert_int_equal(atomic_load(&slow_done), 1);
+    close(b);
+    assert_int_equal(read_one(a, body, sizeof body), 200);
+    close(a);
+
+    /* a client that leaves while its request is on a worker */
+    atomic_store(&slow_done, 0);
+    a = dial_port(port);
+    send_get(a, "/slow?n=4", NULL);
+    usleep(100 * 1000);
+    close(a);
+    while (!atomic_load(&slow_done))
+        usleep(10 * 1000);
+    b = dial_port(port);
+    send_get(b, "/fast", "Connection: close\r\n");
+    assert_int_equal(read_one(b, body, sizeof body), 200);
+    close(b);
+    rg_http_server_free(s);
+}
+
+/* A stop while an offloaded handler runs lets it finish and answer. */
+static void test_offload_stop_waits_for_worker(void **st)
+{
+    (void)st;
+    int port;
+    rg_http_server *s = offload_server(&port);
+    atomic_store(&slow_done, 0);
+    int a = dial_port(port);
+    send_get(a, "/slow?n=3", "Connection: close\r\n");
+    usleep(100 * 1000);
+    rg_http_server_stop(s, 3000);
+    assert_int_equal(atomic_load(&slow_done), 1);
+    char body[256];
+    assert_int_equal(read_one(a, body, sizeof body), 200);
+    assert_string_equal(body, "slow n=3 h=- c=-");
+    close(a);
+    rg_http_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +597,8 @@ int main(void)
         cmocka_unit_test(test_error_body_shape_and_500_without_answer),
         cmocka_unit_test(test_admin_key_required_constant_time_compare),
         cmocka_unit_test(test_server_options_refused),
+        cmocka_unit_test(test_offload_does_not_block_poll_thread),
+        cmocka_unit_test(test_offload_stop_waits_for_worker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -207,6 +207,12 @@ static char *mutate(const char *name, char *xml, const conf *c)
         char *to = rg_buf_take(&b);
         out = replace_once(xml, "</samlp:Response>", to);
         free(to);
+    } else if (strcmp(name, "replace") == 0) {
+        /* replace_from -> replace_to, once (e.g. an algorithm URI) */
+        const char *from = get(c, "replace_from"), *to = get(c, "replace_to");
+        if (!from || !to)
+            fail_msg("mutation replace needs replace_from and replace_to");
+        out = replace_once(xml, from, to);
     } else if (strcmp(name, "status_responder") == 0) {
         out = replace_once(xml, "urn:oasis:names:tc:SAML:2.0:status:Success",
                            "urn:oasis:names:tc:SAML:2.0:status:Responder");

@@ -1,6 +1,8 @@
 /* test_saml_conn.c: the SAML connection (saml.h): generated SP metadata,
  * signed HTTP-Redirect AuthnRequests as the fixture IdP sees them, config
- * errors, and two threads verifying through one shared connection. */
+ * errors, two threads verifying through one shared connection, which IdP
+ * keys verify a response (rollover, encryption-only certificates), and
+ * lasso's debug lines dropped before they are formatted. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <lasso/logging.h>
 #include "rolegate/saml.h"
 #include "rolegate/util.h"
 #include "../../idp-fixtures/rg_fixture_mint.h"
@@ -24,7 +27,7 @@
 #define SP_ENTITY "https://sp.rolegate.test/saml/metadata/" CONN_ID
 #define ACS_URL   "https://sp.rolegate.test/saml/acs/" CONN_ID
 
-static char *idp_md, *idp_key, *sp_key, *sp_crt;
+static char *idp_md, *idp_key, *sp_key, *sp_crt, *other_key, *other_crt;
 
 static void base_cfg(rg_saml_conn_config *cfg)
 {
@@ -383,6 +386,141 @@ static void test_fixture_idp_serve_login(void **state)
     rg_saml_connection_free(c);
 }
 
+/* ---- which keys verify ---------------------------------------------------- */
+
+/* The IdP metadata with one more KeyDescriptor (use, PEM certificate) after
+ * the fixture's own signing certificate. */
+static char *md_with_cert(const char *use, const char *crt_pem)
+{
+    rg_buf b64 = {0};
+    const char *p = strstr(crt_pem, "-----BEGIN CERTIFICATE-----");
+    assert_non_null(p);
+    p = strchr(p, '\n');
+    for (; *p && *p != '-'; p++)
+        if (*p != '\n' && *p != '\r')
+            rg_buf_append(&b64, p, 1);
+    const char *at = strstr(idp_md, "</md:KeyDescriptor>");
+    assert_non_null(at);
+    at += strlen("</md:KeyDescriptor>");
+    rg_buf out = {0};
+    rg_buf_append(&out, idp_md, (size_t)(at - idp_md));
+    rg_buf_printf(&out, "\n  <md:KeyDescriptor use=\"%s\"><ds:KeyInfo><ds:X509Data>"
+                        "<ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data></ds:KeyInfo>"
+                        "</md:KeyDescriptor>", use, b64.data);
+    rg_buf_puts(&out, at);
+    rg_buf_free(&b64);
+    return rg_buf_take(&out);
+}
+
+/* Mints an IdP-initiated response signed (Response and assertion) with
+ * key_pem and verifies it on c; returns the reason code, "" if accepted. */
+static const char *verify_signed_by(rg_saml_connection *c, const char *key_pem)
+{
+    mint_opts o;
+    memset(&o, 0, sizeof o);
+    o.idp_metadata = idp_md;
+    o.idp_key_pem = key_pem;
+    o.sp_metadata = rg_saml_sp_metadata_xml(c);
+    o.user = "rollover@example.com";
+    char *emsg = NULL;
+    char *xml = mint_response(&o, &emsg);
+    assert_non_null(xml);
+    char *b64 = mint_b64(xml, strlen(xml));
+    rg_saml_identity id;
+    rg_error err;
+    rg_error_clear(&err);
+    static char code[64];
+    int rc = rg_saml_acs_verify(c, b64, strlen(b64), NULL, 0, NULL, NULL, &id, &err);
+    snprintf(code, sizeof code, "%s", rc ? err.code : "");
+    if (rc == 0)
+        assert_string_equal(id.subject, "rollover@example.com");
+    rg_saml_identity_clear(&id);
+    free(b64);
+    free(xml);
+    return code;
+}
+
+/* Two signing certificates (a rollover): a response signed by either is
+ * accepted, one signed by a key of neither is not. */
+/* A connection (IdP-initiated allowed) whose IdP metadata has one more
+ * KeyDescriptor: other_crt with this use. */
+static rg_saml_connection *conn_with_cert(const char *use)
+{
+    char *md = md_with_cert(use, other_crt);
+    rg_saml_conn_config cfg;
+    base_cfg(&cfg);
+    cfg.idp_metadata = md;
+    cfg.idp_metadata_len = strlen(md);
+    cfg.allow_idp_initiated = 1;
+    rg_saml_connection *c = rg_saml_connection_new(&cfg, NULL);
+    free(md);
+    assert_non_null(c);
+    return c;
+}
+
+static void test_signing_key_rollover(void **state)
+{
+    (void)state;
+    rg_saml_connection *c = conn_with_cert("signing");
+    assert_string_equal(verify_signed_by(c, idp_key), "");
+    assert_string_equal(verify_signed_by(c, other_key), "");
+    assert_string_equal(verify_signed_by(c, sp_key), "saml_signature_invalid");
+    rg_saml_connection_free(c);
+}
+
+/* A certificate published for encryption only never verifies a signature. */
+static void test_encryption_cert_never_verifies(void **state)
+{
+    (void)state;
+    rg_saml_connection *c = conn_with_cert("encryption");
+    assert_string_equal(verify_signed_by(c, idp_key), "");
+    assert_string_equal(verify_signed_by(c, other_key), "saml_signature_invalid");
+    rg_saml_connection_free(c);
+}
+
+/* ---- lasso's log lines ---------------------------------------------------- */
+
+typedef struct log_count { int debug, warning; char last[128]; } log_count;
+
+static void count_lasso(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+                        gpointer data)
+{
+    (void)domain;
+    log_count *n = data;
+    if (level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO))
+        n->debug++;
+    if (level & G_LOG_LEVEL_WARNING) {
+        n->warning++;
+        snprintf(n->last, sizeof n->last, "%s", msg ? msg : "");
+    }
+}
+
+/* lasso emits ~300 debug lines per response it parses, each formatted and
+ * stamped with localtime(3) by lasso_log; rolegate's lasso_log drops them
+ * before any work, and passes warnings on. With liblasso's own lasso_log
+ * the debug count here is in the hundreds. */
+static void test_lasso_debug_lines_dropped(void **state)
+{
+    (void)state;
+    log_count n;
+    memset(&n, 0, sizeof n);
+    guint h = g_log_set_handler("Lasso", G_LOG_LEVEL_MASK, count_lasso, &n);
+    rg_saml_conn_config cfg;
+    base_cfg(&cfg);
+    cfg.allow_idp_initiated = 1;
+    rg_saml_connection *c = rg_saml_connection_new(&cfg, NULL);
+    assert_non_null(c);
+    assert_string_equal(verify_signed_by(c, idp_key), "");   /* lasso mints and parses */
+    assert_int_equal(n.debug, 0);
+    lasso_log(G_LOG_LEVEL_DEBUG, __FILE__, __LINE__, __func__, "debug %d", 1);
+    lasso_log(G_LOG_LEVEL_WARNING, __FILE__, __LINE__, __func__, "probe %d", 7);
+    assert_int_equal(n.debug, 0);
+    assert_int_equal(n.warning, 1);
+    assert_string_equal(n.last, "probe 7");
+    g_log_remove_handler("Lasso", h);
+    rg_saml_connection_free(c);
+}
+
 int main(void)
 {
     rg_log_open(NULL, RG_LOG_ERROR);
@@ -392,7 +530,9 @@ int main(void)
     idp_key = rg_file_read("idp-fixtures/idp.key", 1 << 16, NULL);
     sp_key = rg_file_read("idp-fixtures/sp.key", 1 << 16, NULL);
     sp_crt = rg_file_read("idp-fixtures/sp.crt", 1 << 16, NULL);
-    if (!idp_md || !idp_key || !sp_key || !sp_crt) {
+    other_key = rg_file_read("idp-fixtures/attacker.key", 1 << 16, NULL);
+    other_crt = rg_file_read("idp-fixtures/attacker.crt", 1 << 16, NULL);
+    if (!idp_md || !idp_key || !sp_key || !sp_crt || !other_key || !other_crt) {
         fprintf(stderr, "run from the repository root (idp-fixtures/ missing)\n");
         return 1;
     }
@@ -405,12 +545,17 @@ int main(void)
         cmocka_unit_test(test_bad_config_rejected),
         cmocka_unit_test(test_shared_connection_two_threads),
         cmocka_unit_test(test_fixture_idp_serve_login),
+        cmocka_unit_test(test_signing_key_rollover),
+        cmocka_unit_test(test_encryption_cert_never_verifies),
+        cmocka_unit_test(test_lasso_debug_lines_dropped),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(idp_md);
     free(idp_key);
     free(sp_key);
     free(sp_crt);
+    free(other_key);
+    free(other_crt);
     rg_saml_global_shutdown();
     return rc;
 }
