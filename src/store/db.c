@@ -386,6 +386,8 @@ void rg_store_close(rg_store *s)
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->write_lock);
     pthread_mutex_destroy(&s->jobs_lock);
+    for (size_t i = 0; i < ST_LOGIN_TABLES; i++)
+        rg_role_table_free(s->login_tables[i].t);
     free(s->path);
     free(s);
 }

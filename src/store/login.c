@@ -38,10 +38,11 @@ static int user_for_login(sqlite3 *db, const char *conn_id, const rg_store_login
     return 0;
 }
 
-static int login_tx(sqlite3 *db, const char *org_id, const char *conn_id,
+static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
                     const rg_store_login_user *u, const char *const *groups, size_t n_groups,
                     rg_resolution *res, json_t **out, rg_error *err)
 {
+    sqlite3 *db = tx->db;
     int64_t one;
     int rc = rg_st_int(db, err, &one,
                        "SELECT 1 FROM connections WHERE id = ? AND organization_id = ?", "ss",
@@ -68,8 +69,8 @@ static int login_tx(sqlite3 *db, const char *org_id, const char *conn_id,
     if (*om && (rc = rg_st_membership_roles(db, om, &cur, err)))
         return rc;
     int64_t r0 = u->resolve_cpu_us ? rg_thread_cpu_us() : 0;
-    rg_role_table *t = NULL;
-    if ((rc = rg_st_table_load(db, org_id, &t, err))) {
+    const rg_role_table *t = NULL;
+    if ((rc = rg_st_login_table(tx, org_id, &t, err))) {
         rg_slugs_clear(&cur);
         return rc;
     }
@@ -82,7 +83,6 @@ static int login_tx(sqlite3 *db, const char *org_id, const char *conn_id,
         .current_source = *om ? rg_core_source_parse(source) : RG_SOURCE_NONE,
     };
     rc = rg_core_resolve_login(t, &in, res, err);   /* R15-R17 */
-    rg_role_table_free(t);
     if (u->resolve_cpu_us)
         *u->resolve_cpu_us = rg_thread_cpu_us() - r0;
     rg_slugs_clear(&cur);
@@ -167,7 +167,7 @@ int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection
     if (rc)
         return rc;
     json_t *m = NULL;
-    rc = login_tx(tx.db, org_id ? org_id : "", connection_id ? connection_id : "", user,
+    rc = login_tx(&tx, org_id ? org_id : "", connection_id ? connection_id : "", user,
                   groups, n_groups, &local, membership ? &m : NULL, err);
     rc = rg_st_end(&tx, rc, err);
     if (rc) {

@@ -13,6 +13,14 @@
 #define ST_POOL 4
 #define ST_ID 64          /* room for any "<prefix>_<ULID>" id */
 #define ST_TS 32          /* room for an ISO 8601 timestamp */
+#define ST_LOGIN_TABLES 256   /* organizations whose login table is kept */
+
+/* A role table kept for logins, with the versions it was loaded at. */
+typedef struct st_login_table {
+    char org[ST_ID];
+    int64_t env_version, org_version;
+    rg_role_table *t;
+} st_login_table;
 
 struct rg_store {
     char *path;
@@ -25,6 +33,12 @@ struct rg_store {
     int schema_version;
     rg_store_change_fn on_change;   /* set before threads start */
     void *on_change_ctx;
+    /* the role tables logins resolved against lately, each valid while the
+     * environment and organization versions read in the login's own write
+     * transaction are the ones it was loaded at (any process's table change
+     * bumps one of them); read and replaced only under write_lock */
+    st_login_table login_tables[ST_LOGIN_TABLES];
+    size_t login_tables_next;
 };
 
 /* A transaction on one pooled connection. */
@@ -141,6 +155,12 @@ int  rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_e
  * roles (never for a login's resolution). */
 int  rg_st_table_load_order(sqlite3 *db, const char *org_id, rg_role_table **out,
                             rg_error *err);
+/* The organization's full table for a login, in a WRITE transaction: the
+ * kept one when the environment and organization versions read now are the
+ * ones it was loaded at, else loaded (rg_st_table_load) and kept. Borrowed:
+ * valid until the transaction ends. 404 organization_id if it is gone. */
+int  rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
+                       rg_error *err);
 
 /* Membership roles: the slugs in the organization's priority order (deleting
  * roles included, at the end). Clear with rg_slugs_clear. */

@@ -120,6 +120,39 @@ static void test_R16_multiple_roles_takes_every_mapped(void **state)
     assert_string_equal(roles, "admin,viewer");
 }
 
+/* Logins keep the organization's table between logins; a change made
+ * through ANOTHER store handle on the same file (another process, as with
+ * several instances) is used by the very next login: environment settings
+ * (multiple roles) and the connection's mappings. */
+static void test_R16_login_table_follows_changes_of_any_process(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16];
+    setup_org(f, &l);
+    rg_store *other = rg_store_open(f->path, &f->err);
+    assert_non_null(other);
+    assert_int_equal(login(f, &l, l.conn, "s", S("admins", "viewers"), 2, roles, sizeof roles,
+                           src), 0);
+    assert_string_equal(roles, "admin");
+    json_t *o = NULL;
+    assert_int_equal(rg_store_environment_update(other, 1, NULL, &o, &f->err), 0);
+    json_decref(o);
+    assert_int_equal(login(f, &l, l.conn, "s", S("admins", "viewers"), 2, roles, sizeof roles,
+                           src), 0);
+    assert_string_equal(roles, "admin,viewer");
+    json_t *maps = json_pack("[{s:s,s:s}]", "idp_group", "admins", "role_slug", "member");
+    assert_int_equal(rg_store_role_mappings_set(other, l.conn, maps, &o, &f->err), 0);
+    json_decref(o);
+    json_decref(maps);
+    assert_int_equal(login(f, &l, l.conn, "s", S("admins", "viewers"), 2, roles, sizeof roles,
+                           src), 0);
+    assert_string_equal(roles, "member");
+    assert_int_equal(login(f, &l, l.conn, "s", S("admins"), 1, roles, sizeof roles, src), 0);
+    assert_string_equal(roles, "member");
+    rg_store_close(other);
+}
+
 static void test_R15_only_this_connections_mappings_count(void **state)
 {
     fx *f = *state;
@@ -283,7 +316,8 @@ int main(void)
         T(test_R18_first_login_creates_user_and_membership),
         T(test_R16_single_role_takes_highest_mapped),
         T(test_R16_multiple_roles_takes_every_mapped),
-        T(test_R15_only_this_connections_mappings_count),
+        T(test_R16_login_table_follows_changes_of_any_process),
+    T(test_R15_only_this_connections_mappings_count),
         T(test_R15_mapping_needs_visible_role),
         T(test_R17_no_match_keeps_api_roles_match_overrides),
         T(test_R17_directory_roles_never_overridden),
