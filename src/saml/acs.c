@@ -57,6 +57,15 @@ static int reject(rg_error *err, int status, const char *code, const char *fmt, 
 
 /* ---- algorithms ----------------------------------------------------------- */
 
+/* 1 if a (may be NULL) is one of the NULL-terminated list. */
+static int in_list(const char *a, const char *const *list)
+{
+    for (size_t i = 0; a && list[i]; i++)
+        if (strcmp(a, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* 1 allowed, 2 SHA-1 (allowed only by configuration), 0 refused. */
 static int sig_alg_class(const char *a)
 {
@@ -73,13 +82,7 @@ static int sig_alg_class(const char *a)
         "http://www.w3.org/2000/09/xmldsig#dsa-sha1",
         "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
         NULL};
-    for (int i = 0; a && ok[i]; i++)
-        if (strcmp(a, ok[i]) == 0)
-            return 1;
-    for (int i = 0; a && sha1[i]; i++)
-        if (strcmp(a, sha1[i]) == 0)
-            return 2;
-    return 0;
+    return in_list(a, ok) ? 1 : in_list(a, sha1) ? 2 : 0;
 }
 
 static int digest_alg_class(const char *a)
@@ -107,10 +110,7 @@ static int transform_ok(const char *a)
         "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments",
         "http://www.w3.org/2006/12/xml-c14n11",
         NULL};
-    for (int i = 0; a && ok[i]; i++)
-        if (strcmp(a, ok[i]) == 0)
-            return 1;
-    return 0;
+    return in_list(a, ok);
 }
 
 /* ---- DOM helpers ---------------------------------------------------------- */
@@ -257,14 +257,6 @@ static int check_assertion_dom(xmlNode *as, int allow_sha1, int *signed_, rg_err
 }
 
 /* ---- encrypted assertions -------------------------------------------------- */
-
-static int in_list(const char *a, const char *const *list)
-{
-    for (size_t i = 0; a && list[i]; i++)
-        if (strcmp(a, list[i]) == 0)
-            return 1;
-    return 0;
-}
 
 /* The shape lasso will decrypt, checked before lasso sees it: one
  * EncryptedData with an AES EncryptionMethod, and an EncryptedKey where

@@ -1102,12 +1102,8 @@ uint64_t rg_store_table_version(rg_store *s, const char *org_id)
     st_tx tx;
     if (rg_st_begin(s, &tx, 0, &err))
         return 0;
-    int64_t v = 0;
-    int rc = org_id ? rg_st_int(tx.db, &err, &v,
-                                "SELECT e.version + o.version FROM environment e, organizations o"
-                                " WHERE e.id = 1 AND o.id = ?", "s", org_id)
-                    : rg_st_int(tx.db, &err, &v,
-                                "SELECT version FROM environment WHERE id = 1", "");
+    uint64_t v = 0;
+    rg_st_table_version(tx.db, org_id, &v, &err);
     rg_st_end(&tx, 0, &err);
-    return rc == 1 ? (uint64_t)v : 0;
+    return v;
 }

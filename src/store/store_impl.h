@@ -15,10 +15,9 @@
 #define ST_TS 32          /* room for an ISO 8601 timestamp */
 #define ST_LOGIN_TABLES 256   /* organizations whose login table is kept */
 
-/* A role table kept for logins, with the versions it was loaded at. */
+/* A role table kept for logins (its version: rg_role_table_version). */
 typedef struct st_login_table {
     char org[ST_ID];
-    int64_t env_version, org_version;
     rg_role_table *t;
 } st_login_table;
 
@@ -34,9 +33,9 @@ struct rg_store {
     rg_store_change_fn on_change;   /* set before threads start */
     void *on_change_ctx;
     /* the role tables logins resolved against lately, each valid while the
-     * environment and organization versions read in the login's own write
-     * transaction are the ones it was loaded at (any process's table change
-     * bumps one of them); read and replaced only under write_lock */
+     * table version read in the login's own write transaction is the one it
+     * was loaded at (any process's table change bumps it); read and
+     * replaced only under write_lock */
     st_login_table login_tables[ST_LOGIN_TABLES];
     size_t login_tables_next;
 };
@@ -155,10 +154,14 @@ int  rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_e
  * roles (never for a login's resolution). */
 int  rg_st_table_load_order(sqlite3 *db, const char *org_id, rg_role_table **out,
                             rg_error *err);
+/* The scope's table version (environment + organization version; the
+ * environment's alone for org_id NULL), as rg_st_table_load stamps it.
+ * 1 found, 0 no such organization, < 0 error. */
+int  rg_st_table_version(sqlite3 *db, const char *org_id, uint64_t *out, rg_error *err);
 /* The organization's full table for a login, in a WRITE transaction: the
- * kept one when the environment and organization versions read now are the
- * ones it was loaded at, else loaded (rg_st_table_load) and kept. Borrowed:
- * valid until the transaction ends. 404 organization_id if it is gone. */
+ * kept one when the table version read now is the one it was loaded at,
+ * else loaded (rg_st_table_load) and kept. Borrowed: valid until the
+ * transaction ends. 404 organization_id if it is gone. */
 int  rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
                        rg_error *err);
 

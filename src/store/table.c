@@ -527,28 +527,32 @@ int rg_st_table_load_order(sqlite3 *db, const char *org_id, rg_role_table **out,
     return table_load(db, org_id, 0, out, err);
 }
 
+int rg_st_table_version(sqlite3 *db, const char *org_id, uint64_t *out, rg_error *err)
+{
+    int64_t v = 0;
+    int rc = org_id ? rg_st_int(db, err, &v,
+                                "SELECT e.version + o.version FROM environment e, organizations o"
+                                " WHERE e.id = 1 AND o.id = ?", "s", org_id)
+                    : rg_st_int(db, err, &v, "SELECT version FROM environment WHERE id = 1", "");
+    *out = rc == 1 ? (uint64_t)v : 0;
+    return rc;
+}
+
 int rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
                       rg_error *err)
 {
     assert(tx->write);
     *out = NULL;
     rg_store *s = tx->s;
-    sqlite3_stmt *st = rg_st_prep(tx->db, err,
-                                  "SELECT e.version, o.version FROM environment e, organizations o"
-                                  " WHERE e.id = 1 AND o.id = ?", "s", org_id);
-    if (!st)
-        return RG_EIO;
-    int rc = rg_st_step(tx->db, st, err);
-    int64_t ev = rc == 1 ? sqlite3_column_int64(st, 0) : 0;
-    int64_t ov = rc == 1 ? sqlite3_column_int64(st, 1) : 0;
-    sqlite3_finalize(st);
+    uint64_t version;
+    int rc = rg_st_table_version(tx->db, org_id, &version, err);
     if (rc != 1)
         return rc < 0 ? rc : rg_st_not_found(err, "organization_id", "organization", org_id);
     st_login_table *slot = NULL;
     for (size_t i = 0; i < ST_LOGIN_TABLES && !slot; i++)
         if (s->login_tables[i].t && strcmp(s->login_tables[i].org, org_id) == 0)
             slot = &s->login_tables[i];
-    if (slot && slot->env_version == ev && slot->org_version == ov) {
+    if (slot && rg_role_table_version(slot->t) == version) {
         *out = slot->t;
         return 0;
     }
@@ -559,8 +563,6 @@ int rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
         slot = &s->login_tables[s->login_tables_next++ % ST_LOGIN_TABLES];
     rg_role_table_free(slot->t);
     snprintf(slot->org, sizeof slot->org, "%s", org_id);
-    slot->env_version = ev;
-    slot->org_version = ov;
     slot->t = t;
     *out = t;
     return 0;
