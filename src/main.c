@@ -38,8 +38,10 @@ static void usage(FILE *out, const char *prog)
             " if present, else built-in defaults; ROLEGATE_* variables override);\n"
             "                       --demo: a demo organization and fixture IdP on an empty store\n"
             "  keygen ...           session signing keys (see: keygen --help)\n"
-            "  check-config FILE    validate FILE; exit 0 if valid, 2 with\n"
-            "                       FILE:LINE: option: problem lines otherwise\n"
+            "  check-config [--env] FILE\n"
+            "                       validate FILE (--env: and the ROLEGATE_* variables);\n"
+            "                       exit 0 if valid, 2 with FILE:LINE: option: problem\n"
+            "  check-config --list  every option and its ROLEGATE_<SECTION>_<OPTION> variable\n"
             "  --help               this text\n",
             prog);
 }
@@ -53,21 +55,44 @@ static void print_diag(const rg_config_diag *d)
         fprintf(stderr, "... and %d more errors\n", d->count - shown);
 }
 
+/* check-config --list: every option and its environment override. */
+static int list_options(void)
+{
+    rg_config_option o;
+    for (size_t i = 0; rg_config_option_info(i, &o) == 0; i++) {
+        char opt[128];
+        snprintf(opt, sizeof opt, "%s.%s", o.section, o.name);
+        printf("%-36s %s%s%s%s\n", opt, o.env, o.alias ? " alias " : "",
+               o.alias ? o.alias : "", o.set_in_env ? " (set)" : "");
+    }
+    return 0;
+}
+
 static int cmd_check_config(int argc, char **argv)
 {
-    if (argc != 3) {
+    int with_env = argc == 4 && strcmp(argv[2], "--env") == 0;
+    if (argc == 3 && strcmp(argv[2], "--list") == 0)
+        return list_options();
+    if (argc != 3 && !with_env) {
         usage(stderr, argv[0]);
         return 2;
     }
+    const char *file = argv[argc - 1];
     rg_config cfg;
     rg_config_diag diag;
-    /* the file alone: the environment of the checking shell is not the
-     * environment of the service */
-    if (rg_config_load(&cfg, argv[2], 0, &diag) != 0) {
+    /* the file alone by default: the environment of the checking shell is not
+     * the environment of the service; --env checks both, as serve reads them */
+    if (rg_config_load(&cfg, file, with_env ? RG_CONFIG_ENV : 0, &diag) != 0) {
         print_diag(&diag);
         return 2;
     }
-    printf("%s: ok\n", argv[2]);
+    if (with_env) {
+        rg_config_option o;
+        for (size_t i = 0; rg_config_option_info(i, &o) == 0; i++)
+            if (o.set_in_env)
+                printf("environment: %s overrides %s.%s\n", o.env, o.section, o.name);
+    }
+    printf("%s: ok\n", file);
     return 0;
 }
 

@@ -73,7 +73,9 @@ typedef struct rg_config_diag {
 } rg_config_diag;
 
 /* flags for rg_config_load / rg_config_parse_string */
-#define RG_CONFIG_ENV 1u   /* apply ROLEGATE_* environment overrides */
+#define RG_CONFIG_ENV 1u   /* apply ROLEGATE_<SECTION>_<OPTION> overrides (and the
+                             * older aliases); an unknown ROLEGATE_<SECTION>_*
+                             * variable is an error like an unknown option */
 
 /* Fills cfg with the built-in defaults (see etc/rolegate.conf). */
 void rg_config_defaults(rg_config *cfg);
@@ -95,6 +97,18 @@ int rg_config_split_listen(const char *s, char *host, size_t hostsz, int *port);
 /* Parses a duration: digits with an optional s/m/h/d suffix (seconds if
  * none). Returns 0 or -1. */
 int rg_config_parse_duration(const char *s, int64_t *out_seconds);
+
+/* One row of the option table, for check-config --list. */
+typedef struct rg_config_option {
+    const char *section, *name;   /* static strings */
+    char        env[160];         /* ROLEGATE_<SECTION>_<OPTION> */
+    const char *alias;            /* older short variable name, or NULL */
+    int         set_in_env;       /* the variable (or its alias) is set now */
+} rg_config_option;
+
+/* Number of options, and row i of the table (0 or -1 past the end). */
+size_t rg_config_option_count(void);
+int rg_config_option_info(size_t i, rg_config_option *out);
 
 /* Effective worker threads for cfg->server.threads (0 = cores, >= 2). */
 int rg_config_threads(const rg_config *cfg);

@@ -2,7 +2,10 @@
  * overrides into one immutable rg_config. One table lists every option with
  * its type, so parsing, validation and env overrides share one code path.
  * Every problem is collected as "FILE:LINE: section.option: what is wrong";
- * unknown sections and options are errors, never silently ignored. */
+ * unknown sections and options are errors, never silently ignored. Every
+ * option has the override ROLEGATE_<SECTION>_<OPTION>, derived from its row
+ * (so a new row gets one for free), checked by the same set_value as the
+ * file; the older short names (the env column) stay as aliases. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "rolegate/config.h"
 #include "rolegate/error.h"
@@ -40,7 +44,7 @@ typedef struct opt_def {
     opt_type    type;
     size_t      off, size;
     long long   min, max;
-    const char *env;          /* ROLEGATE_* override, or NULL */
+    const char *env;          /* older alias of the override, or NULL */
 } opt_def;
 
 #define O(sec, field) offsetof(rg_config, sec.field), sizeof(((rg_config *)0)->sec.field)
@@ -647,20 +651,91 @@ static int handler(void *user, const char *section, const char *name, const char
     return 1;
 }
 
+/* ROLEGATE_<SECTION>_<OPTION>: upper case, other characters as '_'. */
+static void env_name(const opt_def *o, char *out, size_t n)
+{
+    int w = snprintf(out, n, "ROLEGATE_%s_%s", o->section, o->name);
+    if (w < 0 || (size_t)w >= n)
+        out[0] = 0;
+    for (char *p = out; *p; p++)
+        *p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+}
+
+static const opt_def *opt_by_env(const char *var, size_t len)
+{
+    char name[160];
+    for (size_t i = 0; i < NOPTS; i++) {
+        env_name(&opts[i], name, sizeof name);
+        if (strlen(name) == len && strncmp(name, var, len) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+/* A ROLEGATE_<known section>_* variable that names no option is a typo of an
+ * override: an error, as an unknown option in the file is. */
+static void check_unknown_env(parse_state *ps)
+{
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "ROLEGATE_", 9) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+        const char *rest = *e + 9;
+        int in_section = 0;
+        for (size_t i = 0; i < sizeof sections / sizeof *sections; i++) {
+            size_t sl = strlen(sections[i]);
+            if (strncasecmp(rest, sections[i], sl) == 0 && rest[sl] == '_')
+                in_section = 1;
+        }
+        if (in_section && !opt_by_env(*e, len))
+            diag_add(ps->diag, &ps->errors, "environment: %.*s: unknown option",
+                     (int)len, *e);
+    }
+}
+
 static void apply_env(parse_state *ps)
 {
-    char why[256];
+    char why[256], name[160];
     for (size_t i = 0; i < NOPTS; i++) {
-        if (!opts[i].env)
+        env_name(&opts[i], name, sizeof name);
+        const char *v = getenv(name), *used = name;
+        const char *alias = opts[i].env && strcmp(opts[i].env, name) != 0
+                                ? getenv(opts[i].env) : NULL;
+        if (alias && v && strcmp(alias, v) != 0) {
+            diag_add(ps->diag, &ps->errors, "environment: %s: %s.%s: disagrees with %s "
+                     "(set one of them)", name, opts[i].section, opts[i].name, opts[i].env);
             continue;
-        const char *v = getenv(opts[i].env);
+        }
+        if (!v && alias)
+            v = alias, used = opts[i].env;
         if (!v)
             continue;
+        /* a list option set in the environment replaces the file's lines */
         const char *bad = set_value(ps->cfg, &opts[i], v, 0, why, sizeof why);
         if (bad)
-            diag_add(ps->diag, &ps->errors, "environment: %s: %s.%s: %s", opts[i].env,
+            diag_add(ps->diag, &ps->errors, "environment: %s: %s.%s: %s", used,
                      opts[i].section, opts[i].name, bad);
     }
+    check_unknown_env(ps);
+}
+
+size_t rg_config_option_count(void)
+{
+    return NOPTS;
+}
+
+int rg_config_option_info(size_t i, rg_config_option *out)
+{
+    if (i >= NOPTS)
+        return -1;
+    out->section = opts[i].section;
+    out->name = opts[i].name;
+    env_name(&opts[i], out->env, sizeof out->env);
+    out->alias = opts[i].env && strcmp(opts[i].env, out->env) != 0 ? opts[i].env : NULL;
+    out->set_in_env = getenv(out->env) || (out->alias && getenv(out->alias));
+    return 0;
 }
 
 static int run_parse(parse_state *ps, unsigned flags)

@@ -353,5 +353,31 @@ def test_environment_overrides_the_file():
         rg.close()
 
 
+@test
+def test_generic_env_override_checked_and_listed_by_check_config():
+    """Issue 13: ROLEGATE_<SECTION>_<OPTION> for every option, checked like the
+    file by serve and by check-config --env, listed by check-config --list."""
+    shipped = os.path.join(harness.ROOT, "etc", "rolegate.conf")
+    rc, out = run_bin("check-config", "--list")
+    assert rc == 0, (rc, out)
+    rows = [l.split() for l in out.splitlines()]
+    assert ["session.lifetime", "ROLEGATE_SESSION_LIFETIME"] in [r[:2] for r in rows], out
+    assert all(len(r) >= 2 and r[1].startswith("ROLEGATE_") for r in rows), out
+    env = dict(os.environ, ROLEGATE_SESSION_LIFETIME="2h", ROLEGATE_SERVER_THREADS="3")
+    rc, out = run_bin("check-config", "--env", shipped, env=env)
+    assert rc == 0 and "ROLEGATE_SESSION_LIFETIME overrides session.lifetime" in out, out
+    env["ROLEGATE_SERVER_THREADS"] = "lots"
+    rc, out = run_bin("check-config", "--env", shipped, env=env)
+    assert rc == 2 and "environment: ROLEGATE_SERVER_THREADS: server.threads: must be an integer" in out, out
+    rc, out = run_bin("check-config", shipped, env=env)   # the file alone: still ok
+    assert rc == 0, out
+    rc, out = run_bin("serve", "-c", shipped, env=env)     # serve reads it: refused
+    assert rc == 2 and "ROLEGATE_SERVER_THREADS" in out, (rc, out)
+    env["ROLEGATE_SERVER_THREADS"] = "3"
+    env["ROLEGATE_SESSION_LIFETIM"] = "1h"                 # a typo is an error
+    rc, out = run_bin("check-config", "--env", shipped, env=env)
+    assert rc == 2 and "ROLEGATE_SESSION_LIFETIM: unknown option" in out, out
+
+
 if __name__ == "__main__":
     run_all()

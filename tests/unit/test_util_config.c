@@ -2,6 +2,7 @@
  * (unknown section/option, bad port, enum, duration, boolean, URL scheme,
  * size, range, duplicates, syntax) with FILE:LINE in the message, list
  * options that add up over lines, and the ROLEGATE_* environment overrides. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -300,6 +301,65 @@ static void test_env_overrides(void **st)
     clear_env();
 }
 
+/* Issue 13: every option has ROLEGATE_<SECTION>_<OPTION>, checked like the
+ * file; the older short names are aliases; a typo under a known section is
+ * an error, as an unknown option in the file is. */
+static void test_generic_env_override_for_every_option(void **st)
+{
+    (void)st;
+    clear_env();
+    rg_config_option o;
+    size_t n = rg_config_option_count();
+    assert_true(n > 30);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rg_config_option_info(i, &o), 0);
+        char want[160];
+        snprintf(want, sizeof want, "ROLEGATE_%s_%s", o.section, o.name);
+        for (char *p = want; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        assert_string_equal(o.env, want);
+    }
+    assert_int_equal(rg_config_option_info(n, &o), -1);
+    setenv("ROLEGATE_SERVER_THREADS", "7", 1);
+    setenv("ROLEGATE_SESSION_LIFETIME", "3h", 1);
+    setenv("ROLEGATE_SERVER_TRUSTED_PROXIES", "10.0.0.0/8", 1);
+    setenv("ROLEGATE_STORE_DATABASE", "/tmp/generic.db", 1);
+    const char *file = "[server]\nthreads = 2\ntrusted_proxies = 127.0.0.1\n";
+    assert_int_equal(rg_config_parse_string(&cfg, "t.conf", file, RG_CONFIG_ENV, &diag), 0);
+    assert_int_equal(cfg.server.threads, 7);
+    assert_int_equal(cfg.session.lifetime, 3 * 3600);
+    assert_string_equal(cfg.server.trusted_proxies, "10.0.0.0/8");   /* replaces */
+    assert_string_equal(cfg.store.database, "/tmp/generic.db");
+    /* checked like the file: range, type */
+    setenv("ROLEGATE_SERVER_THREADS", "999", 1);
+    setenv("ROLEGATE_SESSION_LIFETIME", "soon", 1);
+    assert_int_equal(rg_config_parse_string(&cfg, "t.conf", "", RG_CONFIG_ENV, &diag), RG_EINVAL);
+    assert_int_equal(diag.count, 2);
+    assert_true(diag_has("environment: ROLEGATE_SERVER_THREADS: server.threads: must be between"));
+    assert_true(diag_has("environment: ROLEGATE_SESSION_LIFETIME: session.lifetime: must be a duration"));
+    unsetenv("ROLEGATE_SERVER_THREADS");
+    unsetenv("ROLEGATE_SESSION_LIFETIME");
+    unsetenv("ROLEGATE_SERVER_TRUSTED_PROXIES");
+    /* generic and alias that disagree: an error, not a silent pick */
+    setenv("ROLEGATE_DATABASE", "/tmp/alias.db", 1);
+    assert_int_equal(rg_config_parse_string(&cfg, "t.conf", "", RG_CONFIG_ENV, &diag), RG_EINVAL);
+    assert_true(diag_has("ROLEGATE_STORE_DATABASE: store.database: disagrees with ROLEGATE_DATABASE"));
+    setenv("ROLEGATE_DATABASE", "/tmp/generic.db", 1);
+    assert_int_equal(rg_config_parse_string(&cfg, "t.conf", "", RG_CONFIG_ENV, &diag), 0);
+    unsetenv("ROLEGATE_STORE_DATABASE");
+    unsetenv("ROLEGATE_DATABASE");
+    /* a typo under a known section is an error; other ROLEGATE_* are not ours */
+    setenv("ROLEGATE_SESSION_LIFETIM", "1h", 1);
+    setenv("ROLEGATE_BUILD", "build", 1);
+    assert_int_equal(rg_config_parse_string(&cfg, "t.conf", "", RG_CONFIG_ENV, &diag), RG_EINVAL);
+    assert_int_equal(diag.count, 1);
+    assert_true(diag_has("environment: ROLEGATE_SESSION_LIFETIM: unknown option"));
+    unsetenv("ROLEGATE_SESSION_LIFETIM");
+    assert_int_equal(rg_config_parse_string(&cfg, "t.conf", "", RG_CONFIG_ENV, &diag), 0);
+    unsetenv("ROLEGATE_BUILD");
+    clear_env();
+}
+
 static void test_shipped_config_is_valid_and_matches_defaults(void **st)
 {
     (void)st;
@@ -325,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_file_load_and_missing_file),
         cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_generic_env_override_for_every_option),
         cmocka_unit_test(test_shipped_config_is_valid_and_matches_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
