@@ -347,6 +347,7 @@ static int cmd_serve(int argc, char **argv)
     if (!(gw = rg_gateway_auth_register(&ctx, &err)))       /* /auth /logout JWKS POST /sessions */
         goto start_failed;
     rg_cache_set_revoke_sink(ctx.cache, on_remote_revoke, gw);
+    rg_cache_set_revoke_user_sink(ctx.cache, rg_gateway_revoke_user_sink, gw);   /* R30 */
     if (!(login = rg_gateway_login_register(pub, adm, &ctx, &err)))  /* login + demo */
         goto start_failed;
     rg_gateway_demo_setup(login);
@@ -398,6 +399,8 @@ out:
     rg_api_free(api);            /* after the admin server, before the store */
     if (ctx.cache)               /* no sink call after this returns */
         rg_cache_set_revoke_sink(ctx.cache, NULL, NULL);
+    if (ctx.cache)
+        rg_cache_set_revoke_user_sink(ctx.cache, NULL, NULL);
     rg_gateway_free(gw);         /* after both servers */
     rg_gateway_login_free(login);  /* login: after both servers */
     if (ctx.store)

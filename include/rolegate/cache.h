@@ -108,6 +108,23 @@ void rg_cache_set_revoke_sink(rg_cache *c, rg_cache_revoke_fn fn, void *ctx);
  * until its exp) and shared by the subscriber as soon as Redis is back. */
 int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp);
 
+/* R30 deprovisioning: every session of user sub in organization org_id
+ * issued before `before` (iat < before) is refused until `until` (pass
+ * before + the longest session lifetime). The user sink receives those
+ * learned from Redis (thread-safe, e.g. a wrapper of rg_session_revoke_user);
+ * setting it loads every current <prefix>revoked_user:* key as well. */
+typedef int (*rg_cache_revoke_user_fn)(void *ctx, const char *sub, const char *org_id,
+                                       int64_t before, int64_t until);
+void rg_cache_set_revoke_user_sink(rg_cache *c, rg_cache_revoke_user_fn fn, void *ctx);
+/* Shares a user revocation the caller has applied locally already: SET
+ * <prefix>revoked_user:<org_id>:<sub> "<before> <until>" (expiry at until +
+ * margin) and PUBLISH "u <before> <until> <org_id> <sub>" on
+ * <prefix>revoked. Returns 0 (also without Redis configured), RG_EINVAL (an
+ * empty sub or org_id, a space in either, ':' in org_id, too long, before
+ * <= 0), RG_EIO if Redis is unreachable (then queued like sid revocations). */
+int rg_cache_revoke_user_publish(rg_cache *c, const char *sub, const char *org_id,
+                                 int64_t before, int64_t until);
+
 /* ---- health (/readyz, /metrics) ------------------------------------------- */
 typedef struct rg_cache_stats {
     int configured;                   /* a Redis URL is set */

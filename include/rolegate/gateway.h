@@ -42,6 +42,18 @@ void rg_gateway_free(rg_gateway *gw);
 rg_revocations *rg_gateway_revocations(rg_gateway *gw);
 rg_token_cache *rg_gateway_token_cache(rg_gateway *gw);
 
+/* R30: revokes every session of user sub in organization org_id issued
+ * before `before` (seconds; pass rg_now() + 1 for "every session issued so
+ * far") on this instance (rg_session_revoke_user, kept for the session
+ * lifetime) and on every instance (rg_cache_revoke_user_publish; queued
+ * while Redis is down). Returns 0, RG_EINVAL or RG_ENOMEM (local). The
+ * sink of revocations learned from Redis is rg_gateway_revoke_user_sink
+ * (ctx = gw, for rg_cache_set_revoke_user_sink). */
+int rg_gateway_revoke_user(rg_gateway *gw, const char *sub, const char *org_id,
+                           int64_t before);
+int rg_gateway_revoke_user_sink(void *gw, const char *sub, const char *org_id,
+                                int64_t before, int64_t until);
+
 /* What every issuer of sessions must agree on, so /auth accepts them:
  * the `iss` claim is server.base_url (returned borrowed from cfg), and the
  * cookie is the secure one (`__Host-rolegate`, Secure) iff base_url is

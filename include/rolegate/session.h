@@ -152,6 +152,18 @@ void   rg_revocations_free(rg_revocations *r);              /* accepts NULL */
 int    rg_revocations_add(rg_revocations *r, const char *sid, int64_t exp, int64_t now);
 int    rg_revocations_is_revoked(rg_revocations *r, const char *sid, int64_t now);
 size_t rg_revocations_count(rg_revocations *r);  /* entries held (may be expired) */
+/* R30: revokes every session of user sub in organization org_id issued
+ * before `before` (tokens with iat < before are refused), kept until until
+ * (+ grace): pass before + the longest session lifetime. Entries of the same
+ * (sub, org_id) merge (before and until only grow). sub and org_id must fit
+ * RG_REVOKE_KEY_MAX together. Returns 0, RG_EINVAL (empty sub/org_id, too
+ * long, before <= 0) or RG_ENOMEM. */
+#define RG_REVOKE_KEY_MAX 256
+int    rg_revocations_add_user(rg_revocations *r, const char *sub, const char *org_id,
+                               int64_t before, int64_t until, int64_t now);
+/* 1 if a token of (sub, org_id) issued at iat is refused by such an entry. */
+int    rg_revocations_user_revoked(rg_revocations *r, const char *sub, const char *org_id,
+                                   int64_t iat, int64_t now);
 
 /* ---- verified-token cache ----------------------------------------------- */
 /* Bounded (LRU per shard, 16 locked shards), keyed by SHA-256 of the token;
@@ -176,7 +188,8 @@ void   rg_token_cache_get_stats(rg_token_cache *c, rg_token_cache_stats *out);
 
 /* The /auth hot path: length cap, then a cache hit (its kid still in kr, iss
  * still expected) or a full rg_session_verify that fills the cache; then the
- * revocation check (token_revoked, and the cache entry is dropped). cache and
+ * revocation checks, by sid and by (sub, org_id, iat) (token_revoked, and the
+ * cache entry is dropped). cache and
  * revs may be NULL. Same contract as rg_session_verify. */
 int rg_session_verify_cached(const rg_keyring *kr, rg_token_cache *cache,
                              rg_revocations *revs, const char *token, int64_t now,
@@ -186,6 +199,11 @@ int rg_session_verify_cached(const rg_keyring *kr, rg_token_cache *cache,
  * tokens. cache may be NULL. Returns 0 or RG_ENOMEM. */
 int rg_session_revoke(rg_revocations *revs, rg_token_cache *cache, const char *sid,
                       int64_t exp, int64_t now);
+
+/* R30 deprovisioning: rg_revocations_add_user; rg_session_verify_cached
+ * then answers token_revoked for those tokens (cache hits included). */
+int rg_session_revoke_user(rg_revocations *revs, const char *sub, const char *org_id,
+                           int64_t before, int64_t until, int64_t now);
 
 /* ---- cookie and size budget (R24) --------------------------------------- */
 typedef enum {

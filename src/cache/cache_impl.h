@@ -73,10 +73,13 @@ typedef struct cache_conn {
 #define CACHE_STATE_CAP 65536      /* two entries per pending login */
 #define CACHE_OUTBOX_CAP 65536     /* revocations waiting for Redis */
 
-/* A revocation Redis did not take yet (published again on reconnect). */
+/* A revocation Redis did not take yet (published again on reconnect):
+ * a sid until exp (before == 0), or (R30) every session of key
+ * "<org_id> <sub>" issued before `before`, until exp. */
 typedef struct cache_revoked {
-    char sid[128];
+    char sid[256];
     int64_t exp;
+    int64_t before;
 } cache_revoked;
 
 struct rg_cache {
@@ -118,6 +121,8 @@ struct rg_cache {
     pthread_mutex_t sink_lock;
     rg_cache_revoke_fn sink;
     void *sink_ctx;
+    rg_cache_revoke_user_fn user_sink;   /* R30 */
+    void *user_sink_ctx;
     pthread_mutex_t outbox_lock;       /* revocations not shared yet */
     cache_revoked *outbox;
     size_t n_outbox;

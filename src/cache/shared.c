@@ -193,9 +193,46 @@ static int publish_one(rg_cache *c, const char *sid, int64_t exp)
     return ok ? 0 : RG_EIO;
 }
 
+/* R30: SET <prefix>revoked_user:<org_id>:<sub> "<before> <until>" (expiry at
+ * until + margin) and PUBLISH "u <before> <until> <org_id> <sub>". */
+static int publish_user(rg_cache *c, const char *org_sub, int64_t before, int64_t until)
+{
+    char key[KEY_MAX], name[300], chan[RG_CONFIG_STR + 16], val[48], msg[KEY_MAX], px[24];
+    const char *sp = strchr(org_sub, ' ');
+    if (!sp || snprintf(name, sizeof name, "%.*s:%s", (int)(sp - org_sub), org_sub, sp + 1) >=
+                   (int)sizeof name ||
+        rg_cache_key(c, key, sizeof key, "revoked_user:", name) < 0 ||
+        rg_cache_key(c, chan, sizeof chan, "revoked", NULL) < 0 ||
+        snprintf(msg, sizeof msg, "u %lld %lld %s", (long long)before, (long long)until,
+                 org_sub) >= (int)sizeof msg)
+        return RG_EINVAL;
+    snprintf(val, sizeof val, "%lld %lld", (long long)before, (long long)until);
+    int64_t ttl_ms = (until + 300) * 1000 - rg_now_ms();
+    if (ttl_ms < 1000)
+        ttl_ms = 1000;
+    snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
+    const char *set[5] = {"SET", key, val, "PX", px};
+    redisReply *r = rg_cache_redis_cmd(c, 5, set, NULL);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (!ok)
+        return RG_EIO;
+    const char *pub[3] = {"PUBLISH", chan, msg};
+    r = rg_cache_redis_cmd(c, 3, pub, NULL);
+    ok = r && r->type == REDIS_REPLY_INTEGER;
+    freeReplyObject(r);
+    return ok ? 0 : RG_EIO;
+}
+
+static int publish_entry(rg_cache *c, const cache_revoked *v)
+{
+    return v->before ? publish_user(c, v->sid, v->before, v->exp)
+                     : publish_one(c, v->sid, v->exp);
+}
+
 /* Queues (sid, exp) for rg_cache_revoke_flush; an entry already past its
  * exp needs no sharing. Bounded: when full the entry nearest its end goes. */
-static void outbox_add(rg_cache *c, const char *sid, int64_t exp)
+static void outbox_add(rg_cache *c, const char *sid, int64_t exp, int64_t before)
 {
     if (exp <= rg_now() || strlen(sid) >= sizeof c->outbox->sid)
         return;
@@ -214,6 +251,7 @@ static void outbox_add(rg_cache *c, const char *sid, int64_t exp)
         }
         snprintf(c->outbox[at].sid, sizeof c->outbox[at].sid, "%s", sid);
         c->outbox[at].exp = exp;
+        c->outbox[at].before = before;
     }
     pthread_mutex_unlock(&c->outbox_lock);
 }
@@ -228,8 +266,29 @@ int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp)
     int rc = publish_one(c, sid, exp);
     if (rc == RG_EIO) {
         /* no lost write: shared as soon as Redis answers again */
-        outbox_add(c, sid, exp);
+        outbox_add(c, sid, exp, 0);
         rg_log(RG_LOG_WARN, "event=revocation_queued reason=redis_unavailable");
+    }
+    return rc;
+}
+
+int rg_cache_revoke_user_publish(rg_cache *c, const char *sub, const char *org_id,
+                                 int64_t before, int64_t until)
+{
+    assert(c);
+    char key[sizeof c->outbox->sid];
+    if (!sub || !*sub || strchr(sub, ' ') || !org_id || !*org_id || strchr(org_id, ' ') ||
+        strchr(org_id, ':') || strlen(org_id) >= 128 || before <= 0 ||
+        snprintf(key, sizeof key, "%s %s", org_id, sub) >= (int)sizeof key)
+        return RG_EINVAL;
+    if (!c->configured)
+        return 0;
+    cache_revoked v = {.exp = until, .before = before};
+    memcpy(v.sid, key, sizeof key);
+    int rc = publish_entry(c, &v);
+    if (rc == RG_EIO) {
+        outbox_add(c, key, until, before);
+        rg_log(RG_LOG_WARN, "event=revocation_queued kind=user reason=redis_unavailable");
     }
     return rc;
 }
@@ -246,10 +305,10 @@ void rg_cache_revoke_flush(rg_cache *c)
     for (size_t i = 0; i < n; i++) {
         if (v[i].exp <= rg_now())
             continue;
-        if (publish_one(c, v[i].sid, v[i].exp) == 0)
+        if (publish_entry(c, &v[i]) == 0)
             sent++;
         else
-            outbox_add(c, v[i].sid, v[i].exp);
+            outbox_add(c, v[i].sid, v[i].exp, v[i].before);
     }
     if (n)
         rg_log(RG_LOG_INFO, "event=revocations_shared count=%zu queued=%zu", sent, n);

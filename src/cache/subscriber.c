@@ -1,7 +1,8 @@
 /* subscriber.c: the one subscriber thread of an rg_cache. Its own Redis
  * connection SUBSCRIBEs to <prefix>invalidate (an organization id, or "*"
  * for an environment change: drop that in-process table / all of them) and
- * <prefix>revoked ("<exp> <sid>": fed to the revocation sink). On every
+ * <prefix>revoked ("<exp> <sid>": fed to the revocation sink; R30
+ * "u <before> <until> <org_id> <sub>": fed to the user sink). On every
  * (re)connect it drops ALL in-process tables and reloads the revoked ids
  * (SCAN), since messages may have been lost meanwhile. It reconnects with
  * backoff, pings when idle to notice a hung server, and stops through a
@@ -54,9 +55,47 @@ static void call_sink(rg_cache *c, const char *sid, int64_t exp)
     pthread_mutex_unlock(&c->sink_lock);
 }
 
-/* "<exp> <sid>" */
+static void call_user_sink(rg_cache *c, const char *sub, const char *org_id,
+                           int64_t before, int64_t until)
+{
+    pthread_mutex_lock(&c->sink_lock);
+    if (c->user_sink)
+        c->user_sink(c->user_sink_ctx, sub, org_id, before, until);
+    pthread_mutex_unlock(&c->sink_lock);
+}
+
+/* "<before> <until> <org_id> <sub>" (after the "u " of the message, or the
+ * value "<before> <until>" of a key followed by "<org_id>:<sub>"). */
+static void user_revoked(rg_cache *c, const char *times, const char *org_sub, char sep)
+{
+    char *end, *end2;
+    errno = 0;
+    long long before = strtoll(times, &end, 10);
+    if (errno || end == times || *end != ' ')
+        return;
+    long long until = strtoll(end + 1, &end2, 10);
+    if (errno || end2 == end + 1)
+        return;
+    const char *mid = strchr(org_sub, sep);
+    char org[128];
+    if (!mid || mid == org_sub || (size_t)(mid - org_sub) >= sizeof org || !mid[1])
+        return;
+    memcpy(org, org_sub, (size_t)(mid - org_sub));
+    org[mid - org_sub] = '\0';
+    call_user_sink(c, mid + 1, org, (int64_t)before, (int64_t)until);
+}
+
+/* "<exp> <sid>", or "u <before> <until> <org_id> <sub>" (R30) */
 static void revoked_message(rg_cache *c, const char *msg)
 {
+    if (msg[0] == 'u' && msg[1] == ' ') {
+        /* the org id follows the second number */
+        const char *p = strchr(msg + 2, ' ');
+        p = p ? strchr(p + 1, ' ') : NULL;
+        if (p)
+            user_revoked(c, msg + 2, p + 1, ' ');
+        return;
+    }
     char *end;
     errno = 0;
     long long exp = strtoll(msg, &end, 10);
@@ -102,19 +141,29 @@ static int glob_escape(char *out, size_t outsz, const char *s)
     return 0;
 }
 
-/* Loads every <prefix>revoked:<sid> (value: exp) into the sink. 0 or -1. */
-static int resync_revocations(rg_cache *c)
+/* One key found by the resync: name (after the base) and value. */
+static void resync_sid(rg_cache *c, const char *name, const char *val)
 {
-    pthread_mutex_lock(&c->sink_lock);
-    int have_sink = c->sink != NULL;
-    pthread_mutex_unlock(&c->sink_lock);
-    if (!have_sink)
-        return 0;
-    char esc[2 * RG_CONFIG_STR], pattern[2 * RG_CONFIG_STR + 16], cursor[32] = "0";
-    char base[RG_CONFIG_STR + 16];
+    char *end;
+    long long exp = strtoll(val, &end, 10);
+    if (end != val)
+        call_sink(c, name, (int64_t)exp);
+}
+
+static void resync_user(rg_cache *c, const char *name, const char *val)
+{
+    user_revoked(c, val, name, ':');
+}
+
+/* Loads every <prefix><kind>* key into a sink through fn. 0 or -1. */
+static int resync_kind(rg_cache *c, const char *kind,
+                       void (*fn)(rg_cache *, const char *, const char *))
+{
+    char esc[2 * RG_CONFIG_STR], pattern[2 * RG_CONFIG_STR + 32], cursor[32] = "0";
+    char base[RG_CONFIG_STR + 32];
     if (glob_escape(esc, sizeof esc, c->prefix) ||
-        snprintf(pattern, sizeof pattern, "%srevoked:*", esc) >= (int)sizeof pattern ||
-        rg_cache_key(c, base, sizeof base, "revoked:", NULL) < 0)
+        snprintf(pattern, sizeof pattern, "%s%s*", esc, kind) >= (int)sizeof pattern ||
+        rg_cache_key(c, base, sizeof base, kind, NULL) < 0)
         return -1;
     size_t base_len = strlen(base);
     size_t loaded = 0;
@@ -147,12 +196,8 @@ static int resync_revocations(rg_cache *c)
                 const redisReply *k = keys->element[i], *v = vals->element[i];
                 if (v->type != REDIS_REPLY_STRING || (size_t)k->len <= base_len)
                     continue;   /* expired between SCAN and MGET */
-                char *end;
-                long long exp = strtoll(v->str, &end, 10);
-                if (end != v->str) {
-                    call_sink(c, k->str + base_len, (int64_t)exp);
-                    loaded++;
-                }
+                fn(c, k->str + base_len, v->str);
+                loaded++;
             }
             freeReplyObject(vals);
             free(av);
@@ -164,7 +209,22 @@ static int resync_revocations(rg_cache *c)
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") && !atomic_load(&c->sub_stop));
-    rg_log(RG_LOG_INFO, "event=redis_revocations_loaded count=%zu", loaded);
+    rg_log(RG_LOG_INFO, "event=redis_revocations_loaded kind=%s count=%zu", kind, loaded);
+    return 0;
+}
+
+/* Loads every <prefix>revoked:<sid> (value: exp) and, R30,
+ * <prefix>revoked_user:<org_id>:<sub> (value "<before> <until>") into the
+ * sinks. 0 or -1. */
+static int resync_revocations(rg_cache *c)
+{
+    pthread_mutex_lock(&c->sink_lock);
+    int have_sink = c->sink != NULL, have_user = c->user_sink != NULL;
+    pthread_mutex_unlock(&c->sink_lock);
+    if (have_sink && resync_kind(c, "revoked:", resync_sid))
+        return -1;
+    if (have_user && resync_kind(c, "revoked_user:", resync_user))
+        return -1;
     return 0;
 }
 
@@ -341,6 +401,19 @@ void rg_cache_set_revoke_sink(rg_cache *c, rg_cache_revoke_fn fn, void *ctx)
     pthread_mutex_lock(&c->sink_lock);
     c->sink = fn;
     c->sink_ctx = ctx;
+    pthread_mutex_unlock(&c->sink_lock);
+    if (c->configured && fn) {
+        atomic_store(&c->sub_resync, 1);
+        wake_up(c);
+    }
+}
+
+void rg_cache_set_revoke_user_sink(rg_cache *c, rg_cache_revoke_user_fn fn, void *ctx)
+{
+    assert(c);
+    pthread_mutex_lock(&c->sink_lock);
+    c->user_sink = fn;
+    c->user_sink_ctx = ctx;
     pthread_mutex_unlock(&c->sink_lock);
     if (c->configured && fn) {
         atomic_store(&c->sub_resync, 1);

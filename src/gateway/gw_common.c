@@ -238,3 +238,26 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     }
     return gw;
 }
+
+int rg_gateway_revoke_user_sink(void *gwp, const char *sub, const char *org_id,
+                                int64_t before, int64_t until)
+{
+    rg_gateway *gw = gwp;
+    return rg_session_revoke_user(gw->revs, sub, org_id, before, until, rg_now());
+}
+
+int rg_gateway_revoke_user(rg_gateway *gw, const char *sub, const char *org_id,
+                           int64_t before)
+{
+    assert(gw);
+    /* every token issued before `before` expires by before + lifetime */
+    int64_t until = before + gw->cfg->session.lifetime;
+    int rc = rg_session_revoke_user(gw->revs, sub, org_id, before, until, rg_now());
+    if (rc)
+        return rc;
+    if (gw->ctx->cache)
+        rg_cache_revoke_user_publish(gw->ctx->cache, sub, org_id, before, until);
+    rg_log(RG_LOG_INFO, "event=sessions_revoked_user sub=%s org=%s before=%lld", sub, org_id,
+           (long long)before);
+    return 0;
+}

@@ -247,9 +247,13 @@ void rg_token_cache_get_stats(rg_token_cache *c, rg_token_cache_stats *out)
 
 /* ---- revocations ------------------------------------------------------------ */
 
+/* One entry: a revoked sid (before == 0), or every session of one user in
+ * one organization issued before `before` (key "\x1f<org_id>\x1f<sub>",
+ * which no sid can equal). */
 typedef struct rev {
     struct rev *next;
     int64_t until;
+    int64_t before;
     char sid[];
 } rev;
 
@@ -338,21 +342,21 @@ static void rev_maintain(rg_revocations *r, int64_t now)
     atomic_store(&r->live, r->count);
 }
 
-int rg_revocations_add(rg_revocations *r, const char *sid, int64_t exp, int64_t now)
+/* Adds or extends the entry of key (until and before only grow). */
+static int rev_put(rg_revocations *r, const char *key, int64_t until, int64_t before,
+                   int64_t now)
 {
-    assert(r && sid);
-    int64_t until = exp + r->grace;
-    if (until <= now)
-        return 0;   /* the token is refused as expired anyway */
-    size_t sl = strlen(sid);
+    size_t sl = strlen(key);
     pthread_rwlock_wrlock(&r->lock);
     if (r->count >= r->next_sweep)
         rev_maintain(r, now);
-    rev **b = &r->buckets[fnv1a(sid) & (r->nbuckets - 1)];
+    rev **b = &r->buckets[fnv1a(key) & (r->nbuckets - 1)];
     for (rev *e = *b; e; e = e->next)
-        if (strcmp(e->sid, sid) == 0) {
+        if (strcmp(e->sid, key) == 0) {
             if (until > e->until)
                 e->until = until;
+            if (before > e->before)
+                e->before = before;
             pthread_rwlock_unlock(&r->lock);
             return 0;
         }
@@ -361,14 +365,66 @@ int rg_revocations_add(rg_revocations *r, const char *sid, int64_t exp, int64_t 
         pthread_rwlock_unlock(&r->lock);
         return RG_ENOMEM;
     }
-    memcpy(e->sid, sid, sl + 1);
+    memcpy(e->sid, key, sl + 1);
     e->until = until;
+    e->before = before;
     e->next = *b;
     *b = e;
     r->count++;
     atomic_store(&r->live, r->count);
     pthread_rwlock_unlock(&r->lock);
     return 0;
+}
+
+int rg_revocations_add(rg_revocations *r, const char *sid, int64_t exp, int64_t now)
+{
+    assert(r && sid);
+    int64_t until = exp + r->grace;
+    if (until <= now)
+        return 0;   /* the token is refused as expired anyway */
+    return rev_put(r, sid, until, 0, now);
+}
+
+/* "\x1f<org_id>\x1f<sub>" into out; -1 if it does not fit or a part is empty. */
+static int user_key(char *out, size_t outsz, const char *sub, const char *org_id)
+{
+    if (!sub || !*sub || !org_id || !*org_id)
+        return -1;
+    int n = snprintf(out, outsz, "\x1f%s\x1f%s", org_id, sub);
+    return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+int rg_revocations_add_user(rg_revocations *r, const char *sub, const char *org_id,
+                            int64_t before, int64_t until, int64_t now)
+{
+    assert(r);
+    char key[RG_REVOKE_KEY_MAX];
+    if (user_key(key, sizeof key, sub, org_id) || before <= 0)
+        return RG_EINVAL;
+    until += r->grace;
+    if (until <= now)
+        return 0;   /* every token issued before `before` has expired */
+    return rev_put(r, key, until, before, now);
+}
+
+int rg_revocations_user_revoked(rg_revocations *r, const char *sub, const char *org_id,
+                                int64_t iat, int64_t now)
+{
+    assert(r);
+    if (atomic_load(&r->live) == 0)
+        return 0;
+    char key[RG_REVOKE_KEY_MAX];
+    if (user_key(key, sizeof key, sub, org_id))
+        return 0;
+    int found = 0;
+    pthread_rwlock_rdlock(&r->lock);
+    for (rev *e = r->buckets[fnv1a(key) & (r->nbuckets - 1)]; e; e = e->next)
+        if (strcmp(e->sid, key) == 0) {
+            found = e->until > now && iat < e->before;
+            break;
+        }
+    pthread_rwlock_unlock(&r->lock);
+    return found;
 }
 
 int rg_revocations_is_revoked(rg_revocations *r, const char *sid, int64_t now)
@@ -430,6 +486,14 @@ int rg_session_verify_cached(const rg_keyring *kr, rg_token_cache *cache,
         return rg_error_set(err, RG_EINVAL, 401, "token_revoked", NULL,
                             "the session was signed out");
     }
+    /* R30: every session of a deprovisioned user in that organization */
+    if (revs && rg_revocations_user_revoked(revs, out->sub, out->org_id, out->iat, now)) {
+        if (cache && hit)
+            rg_token_cache_drop_sid(cache, out->sid);
+        rg_session_claims_clear(out);
+        return rg_error_set(err, RG_EINVAL, 401, "token_revoked", NULL,
+                            "the user's sessions in this organization were revoked");
+    }
     if (cache && !hit)
         rg_token_cache_put(cache, token, tl, out, now);
     return 0;
@@ -443,4 +507,12 @@ int rg_session_revoke(rg_revocations *revs, rg_token_cache *cache, const char *s
     if (cache)
         rg_token_cache_drop_sid(cache, sid);
     return rc;
+}
+
+int rg_session_revoke_user(rg_revocations *revs, const char *sub, const char *org_id,
+                           int64_t before, int64_t until, int64_t now)
+{
+    assert(revs);
+    /* cached tokens need no scan: a cache hit is checked against the set too */
+    return rg_revocations_add_user(revs, sub, org_id, before, until, now);
 }

@@ -261,6 +261,52 @@ static void test_revocation_on_a_reaches_b_within_1s(void **st)
     rg_cache_set_revoke_sink(f->b, NULL, NULL);
 }
 
+/* R30: a user revocation sink recording "<org_id>|<sub>" -> before */
+static int test_user_sink_fn(void *ctx, const char *sub, const char *org_id, int64_t before,
+                             int64_t until)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s|%s", org_id, sub);
+    return until > before ? test_sink_fn(ctx, key, before) : 0;
+}
+
+static void test_R30_user_revocation_on_a_reaches_b_within_1s_and_new_instances(void **st)
+{
+    fixture *f = *st;
+    test_sink sink = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    rg_cache_set_revoke_user_sink(f->b, test_user_sink_fn, &sink);
+    int64_t before = rg_now() + 1;
+    int64_t t0 = rg_mono_us();
+    assert_int_equal(rg_cache_revoke_user_publish(f->a, "user_01U", "org_01O", before,
+                                                  before + 600), 0);
+    assert_true(TR_WAIT(1000, test_sink_exp(&sink, "org_01O|user_01U") == before));
+    assert_true(rg_mono_us() - t0 < 1000000);
+    long long ttl = tr_int(&f->redis, 0, "TTL %s", "rgtest:revoked_user:org_01O:user_01U");
+    assert_true(ttl > 600 && ttl <= 902);
+    /* bad arguments are refused before anything is sent */
+    assert_int_equal(rg_cache_revoke_user_publish(f->a, "", "org_1", before, before + 9),
+                     RG_EINVAL);
+    assert_int_equal(rg_cache_revoke_user_publish(f->a, "u 1", "org_1", before, before + 9),
+                     RG_EINVAL);
+    assert_int_equal(rg_cache_revoke_user_publish(f->a, "u1", "org:1", before, before + 9),
+                     RG_EINVAL);
+    /* a new instance loads current user revocations when its sink is set */
+    rg_error e;
+    rg_cache *c = rg_cache_new(&f->cfg, f->sb, &e);
+    assert_non_null(c);
+    test_sink sink2 = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    rg_cache_set_revoke_user_sink(c, test_user_sink_fn, &sink2);
+    assert_true(TR_WAIT(2000, test_sink_exp(&sink2, "org_01O|user_01U") == before));
+    /* sid revocations still arrive through the same channel, unchanged */
+    test_sink sids = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    rg_cache_set_revoke_sink(c, test_sink_fn, &sids);
+    assert_int_equal(rg_cache_revoke_publish(f->a, "sid_R30", before + 600), 0);
+    assert_true(TR_WAIT(1000, test_sink_exp(&sids, "sid_R30") == before + 600));
+    assert_int_equal(test_sink_exp(&sids, "org_01O|user_01U"), -1);
+    rg_cache_free(c);
+    rg_cache_set_revoke_user_sink(f->b, NULL, NULL);
+}
+
 static void test_threads_share_nothing_but_redis(void **st);
 
 /* Several threads at once, each with its own connection. */
@@ -326,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_replay_first_use_then_replay_across_instances),
         cmocka_unit_test(test_login_state_put_on_a_taken_on_b_once),
         cmocka_unit_test(test_revocation_on_a_reaches_b_within_1s),
+        cmocka_unit_test(test_R30_user_revocation_on_a_reaches_b_within_1s_and_new_instances),
         cmocka_unit_test(test_threads_share_nothing_but_redis),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -164,6 +164,50 @@ static void test_revoked_sid_is_refused_and_dropped_from_cache(void **st)
     free(other);
 }
 
+/* R30: every session of (sub, org) issued before T, cache hits included */
+static void test_R30_user_revocation_refuses_older_tokens_of_that_org_only(void **st)
+{
+    fx *f = *st;
+    rg_token_cache *c = rg_token_cache_new(0);
+    rg_revocations *r = rg_revocations_new(SKEW);
+    char *tok = token_for(f->kr, "sid_u1", NOW + 3600, ISS);
+    rg_error err = {0};
+    assert_int_equal(check(f, c, r, tok, NOW, ISS, &err), 0);   /* cached now */
+    rg_session_claims cl;
+    assert_int_equal(rg_token_cache_get(c, tok, strlen(tok), NOW, &cl), 1);
+    char sub[64], org[64];
+    snprintf(sub, sizeof sub, "%s", cl.sub);
+    snprintf(org, sizeof org, "%s", cl.org_id);
+    int64_t iat = cl.iat;
+    rg_session_claims_clear(&cl);
+    /* another organization or another user: untouched */
+    assert_int_equal(rg_session_revoke_user(r, sub, "org_other", iat + 1, iat + 3600, NOW), 0);
+    assert_int_equal(rg_session_revoke_user(r, "user_other", org, iat + 1, iat + 3600, NOW), 0);
+    assert_int_equal(check(f, c, r, tok, NOW + 1, ISS, &err), 0);
+    /* issued at iat: a revocation "before iat" keeps it, "before iat+1" refuses */
+    assert_int_equal(rg_session_revoke_user(r, sub, org, iat, iat + 3600, NOW), 0);
+    assert_int_equal(check(f, c, r, tok, NOW + 1, ISS, &err), 0);
+    assert_int_equal(rg_revocations_user_revoked(r, sub, org, iat, NOW), 0);
+    assert_int_equal(rg_session_revoke_user(r, sub, org, iat + 1, iat + 3600, NOW), 0);
+    assert_int_equal(rg_revocations_user_revoked(r, sub, org, iat, NOW), 1);
+    assert_int_equal(rg_revocations_user_revoked(r, sub, org, iat + 1, NOW), 0);
+    assert_int_equal(check(f, c, r, tok, NOW + 1, ISS, &err), RG_EINVAL);
+    assert_string_equal(err.code, "token_revoked");
+    assert_int_equal(err.status, 401);
+    /* kept until `until` + grace, then gone */
+    assert_int_equal(rg_revocations_user_revoked(r, sub, org, iat, iat + 3600 + SKEW - 1), 1);
+    assert_int_equal(rg_revocations_user_revoked(r, sub, org, iat, iat + 3600 + SKEW), 0);
+    /* bad arguments */
+    assert_int_equal(rg_revocations_add_user(r, "", org, iat, iat + 9, NOW), RG_EINVAL);
+    assert_int_equal(rg_revocations_add_user(r, sub, "", iat, iat + 9, NOW), RG_EINVAL);
+    assert_int_equal(rg_revocations_add_user(r, sub, org, 0, iat + 9, NOW), RG_EINVAL);
+    /* a sid equal to nothing of the user keys: sid checks unaffected */
+    assert_int_equal(rg_revocations_is_revoked(r, org, NOW), 0);
+    rg_revocations_free(r);
+    rg_token_cache_free(c);
+    free(tok);
+}
+
 static void test_revocation_kept_until_exp_plus_grace_then_swept(void **st)
 {
     (void)st;
@@ -340,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_cache_hit_skips_signature_check),
         cmocka_unit_test(test_cache_entry_never_outlives_exp),
         cmocka_unit_test(test_revoked_sid_is_refused_and_dropped_from_cache),
+        cmocka_unit_test(test_R30_user_revocation_refuses_older_tokens_of_that_org_only),
         cmocka_unit_test(test_revocation_kept_until_exp_plus_grace_then_swept),
         cmocka_unit_test(test_cache_is_bounded_lru),
         cmocka_unit_test(test_cache_hit_rechecks_key_and_issuer),
