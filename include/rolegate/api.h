@@ -40,6 +40,9 @@ void rg_api_jobs_kick(rg_api *api);
 /* The store of api's ctx (borrowed). */
 rg_store *rg_api_store(const rg_api *api);
 
+/* The public base_url of api's config (borrowed). */
+const char *rg_api_base_url(const rg_api *api);
+
 /* Route tables of each file: return 0 or a negative code. */
 int rg_api_routes_roles(rg_http_server *admin, rg_api *api);
 int rg_api_routes_orgs(rg_http_server *admin, rg_api *api);

@@ -111,6 +111,20 @@ void rg_saml_connection_free(rg_saml_connection *conn);
 
 /* The SP metadata XML for GET /saml/metadata/{id}; owned by conn. */
 const char *rg_saml_sp_metadata_xml(const rg_saml_connection *conn);
+/* The SP's URLs of a connection, the one place they are spelled:
+ * {base_url}/saml/metadata/{id} (the entityID, where the SP metadata is
+ * served) and {base_url}/saml/acs/{id} (trailing '/' of base_url dropped),
+ * each into a buffer of n bytes. 0, or -1 when they do not fit. */
+#define RG_SAML_URL_MAX 640
+int  rg_saml_sp_urls(const char *base_url, const char *connection_id, char *entity_id,
+                     char *acs_url, size_t n);
+/* The same SP metadata without a connection object, for a connection that
+ * has no IdP metadata yet (issue 11 item 1: the IdP needs it first). The
+ * certificate is PEM text or a file (one of the two). malloc'd (caller
+ * frees); NULL with err (500 saml_config) when the certificate is unusable. */
+char *rg_saml_sp_metadata_build(const char *sp_entity_id, const char *acs_url,
+                                const char *sp_cert_pem, const char *sp_cert_file,
+                                rg_error *err);
 /* The IdP's entityID (owned by conn). */
 const char *rg_saml_idp_entity_id(const rg_saml_connection *conn);
 

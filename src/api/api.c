@@ -35,6 +35,12 @@ rg_store *rg_api_store(const rg_api *api)
     return api->ctx->store;
 }
 
+const char *rg_api_base_url(const rg_api *api)
+{
+    assert(api && api->ctx && api->ctx->config);
+    return api->ctx->config->server.base_url;
+}
+
 void rg_api_reply(rg_http_req *req, int rc, const rg_error *err, int status, json_t *out)
 {
     if (rc != 0) {

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "rolegate/api.h"
+#include "rolegate/saml.h"
 
 #define MS "/user_management/organization_memberships"
 
@@ -155,6 +156,37 @@ static int conn_config_check(const char *type, const json_t *b, int patch, rg_er
     return RG_OK;
 }
 
+/* Issue 11 item 1: what the IdP's admin must type in, shown from the
+ * first answer on: a SAML connection's SP entityID, ACS URL and SP
+ * metadata URL; an OIDC connection's redirect URI. o may be a list. */
+static json_t *conn_urls(const rg_api *api, json_t *o)
+{
+    json_t *data = json_object_get(o, "data");
+    if (json_is_array(data)) {
+        for (size_t i = 0; i < json_array_size(data); i++)
+            conn_urls(api, json_array_get(data, i));
+        return o;
+    }
+    const char *id = json_string_value(json_object_get(o, "id"));
+    const char *type = json_string_value(json_object_get(o, "type"));
+    if (!id || !type)
+        return o;
+    const char *base = rg_api_base_url(api);
+    char eid[RG_SAML_URL_MAX], acs[RG_SAML_URL_MAX];
+    if (strcmp(type, "saml") == 0 && rg_saml_sp_urls(base, id, eid, acs, sizeof eid) == 0) {
+        json_object_set_new(o, "sp_entity_id", json_string(eid));
+        json_object_set_new(o, "acs_url", json_string(acs));
+        json_object_set_new(o, "sp_metadata_url", json_string(eid));
+    } else if (strcmp(type, "oidc") == 0) {
+        size_t bl = strlen(base);
+        while (bl && base[bl - 1] == '/')
+            bl--;
+        snprintf(eid, sizeof eid, "%.*s/oidc/callback", (int)bl, base);
+        json_object_set_new(o, "redirect_uri", json_string(eid));
+    }
+    return o;
+}
+
 static void h_conn_create(rg_http_req *req, void *ctx)
 {
     rg_error err;
@@ -174,7 +206,7 @@ static void h_conn_create(rg_http_req *req, void *ctx)
     if (!rc)
         rc = rg_store_connection_create(rg_api_store(ctx), rg_http_param(req, "id"), type,
                                         name, b, &out, &err);
-    rg_api_reply(req, rc, &err, 201, out);
+    rg_api_reply(req, rc, &err, 201, conn_urls(ctx, out));
 }
 
 static void h_conn_list(rg_http_req *req, void *ctx)
@@ -192,7 +224,7 @@ static void h_conn_list(rg_http_req *req, void *ctx)
     json_decref(o_json);
     if (!rc)
         rc = rg_store_connection_list(rg_api_store(ctx), org, &o, &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
+    rg_api_reply(req, rc, &err, 200, conn_urls(ctx, out));
 }
 
 static void h_conn_get(rg_http_req *req, void *ctx)
@@ -201,7 +233,7 @@ static void h_conn_get(rg_http_req *req, void *ctx)
     rg_error_clear(&err);
     json_t *out = NULL;
     int rc = rg_store_connection_get(rg_api_store(ctx), rg_http_param(req, "id"), &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
+    rg_api_reply(req, rc, &err, 200, conn_urls(ctx, out));
 }
 
 static void h_conn_update(rg_http_req *req, void *ctx)
@@ -236,7 +268,7 @@ static void h_conn_update(rg_http_req *req, void *ctx)
         rc = rg_store_connection_update(rg_api_store(ctx), rg_http_param(req, "id"), name,
                                         patch, &out, &err);
     json_decref(patch);
-    rg_api_reply(req, rc, &err, 200, out);
+    rg_api_reply(req, rc, &err, 200, conn_urls(ctx, out));
 }
 
 static void h_conn_delete(rg_http_req *req, void *ctx)

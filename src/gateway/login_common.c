@@ -309,16 +309,15 @@ void lg_sp_keys_lazy(rg_gateway_login *lg)
 static int conn_build_saml(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg_error *err)
 {
     const char *md = jstr(j, "idp_metadata");
-    if (!md || !*md)
-        return rg_error_set(err, RG_EINVAL, 422, "metadata_missing", "idp_metadata",
-                            "the connection has no IdP metadata yet "
-                            "(PUT /connections/%s/metadata)", c->id);
+    if (!md || !*md)   /* a draft (issue 11 item 1): the page names no admin path */
+        return rg_error_set(err, RG_EINVAL, 503, "connection_draft", "idp_metadata",
+                            "Sign-in through this identity provider is not set up yet. "
+                            "Please ask your administrator to finish the connection.");
     lg_sp_keys_lazy(lg);
-    char *eid = NULL, *acs = NULL;
-    if (asprintf(&eid, "%s/saml/metadata/%s", lg->base, c->id) < 0)
-        eid = NULL;
-    if (asprintf(&acs, "%s/saml/acs/%s", lg->base, c->id) < 0)
-        acs = NULL;
+    char eid[RG_SAML_URL_MAX], acs[RG_SAML_URL_MAX];
+    if (rg_saml_sp_urls(lg->base, c->id, eid, acs, sizeof eid) != 0)
+        return rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url",
+                            "base_url too long");
     const char **groups = jlist(j, "groups_attributes");
     const char **email = jlist(j, "email_attribute");
     const char **name = jlist(j, "name_attribute");
@@ -339,12 +338,8 @@ static int conn_build_saml(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg
     sc.clock_skew_s = lg->cfg->saml.clock_skew > 0 ? (int)lg->cfg->saml.clock_skew : -1;
     sc.max_response_size = lg->cfg->saml.max_response;
     int rc = 0;
-    if (!eid || !acs)
-        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
-    else if (!(c->saml = rg_saml_connection_new(&sc, err)))
+    if (!(c->saml = rg_saml_connection_new(&sc, err)))
         rc = RG_ERR;
-    free(eid);
-    free(acs);
     free(groups);
     free(email);
     free(name);
@@ -370,6 +365,12 @@ static int conn_build_oidc(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg
                          json_string_value(e));
             }
     }
+    const char *iss = jstr(j, "issuer"), *cid = jstr(j, "client_id");
+    if (!iss || !*iss || !cid || !*cid)   /* a draft (issue 11 item 1) */
+        return rg_error_set(err, RG_EINVAL, 503, "connection_draft", !iss || !*iss ? "issuer"
+                            : "client_id", "Sign-in through this identity provider is not "
+                            "set up yet. Please ask your administrator to finish the "
+                            "connection.");
     rg_oidc_config oc = {
         .issuer = jstr(j, "issuer"),
         .client_id = jstr(j, "client_id"),
@@ -464,8 +465,10 @@ int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_erro
     }
     json_decref(j);
     if (rc) {
-        rg_log(RG_LOG_WARN, "event=connection_unusable connection_id=%s error=%s", n->id,
-               err ? err->code : "?");
+        int draft = err && strcmp(err->code, "connection_draft") == 0;
+        rg_log(RG_LOG_WARN, "event=connection_unusable connection_id=%s error=%s%s", n->id,
+               err ? err->code : "?", draft ? " hint=\"the admin API's GET /connections/{id}"
+               " says what is missing\"" : "");
         conn_free(n);
         return rc;
     }

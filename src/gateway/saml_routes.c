@@ -17,21 +17,35 @@
 
 void lg_h_saml_metadata(rg_http_req *req, void *ctx)
 {
+    /* Served from the stored connection alone (issue 11 item 1): the IdP
+     * needs the SP's entityID, ACS URL and certificate before it can give
+     * the metadata that makes the connection usable. */
     rg_gateway_login *lg = ctx;
     rg_error err;
     rg_error_clear(&err);
-    lg_conn *c = NULL;
-    if (lg_conn_acquire(lg, rg_http_param(req, "id"), &c, &err) != 0 || c->type != 's') {
-        if (c)
-            rg_error_set(&err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
-                         "not a SAML connection");
-        lg_conn_release(lg, c);
+    const char *id = rg_http_param(req, "id");
+    json_t *conn = NULL;
+    char eid[RG_SAML_URL_MAX], acs[RG_SAML_URL_MAX];
+    char *xml = NULL;
+    if (!id || strlen(id) >= LG_ID_MAX ||
+        rg_store_connection_get(lg->ctx->store, id, &conn, &err) != 0 ||
+        !json_is_string(json_object_get(conn, "type")) ||
+        strcmp(json_string_value(json_object_get(conn, "type")), "saml") != 0) {
+        rg_error_set(&err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+                     "no such SAML connection");
+    } else if (rg_saml_sp_urls(lg->base, id, eid, acs, sizeof eid) != 0) {
+        rg_error_set(&err, RG_EINVAL, 500, "config_invalid", "base_url", "base_url too long");
+    } else {
+        lg_sp_keys_lazy(lg);
+        xml = rg_saml_sp_metadata_build(eid, acs, NULL, lg->cfg->saml.sp_cert_file, &err);
+    }
+    json_decref(conn);
+    if (!xml) {
         rg_http_send_error(req, &err);
         return;
     }
-    const char *xml = rg_saml_sp_metadata_xml(c->saml);
     rg_http_send(req, 200, "application/samlmetadata+xml", xml, strlen(xml));
-    lg_conn_release(lg, c);
+    free(xml);
 }
 
 /* ---- /login → IdP ----------------------------------------------------------- */
@@ -347,9 +361,11 @@ void lg_h_metadata_put(rg_http_req *req, void *ctx)
         goto reply;
     }
     {
-        char eid[RG_CONFIG_STR + 96], acs[RG_CONFIG_STR + 96];
-        snprintf(eid, sizeof eid, "%s/saml/metadata/%s", lg->base, id);
-        snprintf(acs, sizeof acs, "%s/saml/acs/%s", lg->base, id);
+        char eid[RG_SAML_URL_MAX], acs[RG_SAML_URL_MAX];
+        if (rg_saml_sp_urls(lg->base, id, eid, acs, sizeof eid) != 0) {
+            rg_error_set(&err, RG_EINVAL, 500, "config_invalid", "base_url", "base_url too long");
+            goto reply;
+        }
         rg_saml_conn_config sc;
         rg_saml_conn_config_init(&sc);
         sc.connection_id = id;

@@ -135,6 +135,39 @@ static char *build_sp_metadata(const char *entity_id, const char *acs, const cha
     return rg_buf_take(&b);
 }
 
+int rg_saml_sp_urls(const char *base_url, const char *connection_id, char *entity_id,
+                    char *acs_url, size_t n)
+{
+    assert(base_url && connection_id && entity_id && acs_url);
+    size_t bl = strlen(base_url);
+    while (bl && base_url[bl - 1] == '/')
+        bl--;
+    int a = snprintf(entity_id, n, "%.*s/saml/metadata/%s", (int)bl, base_url, connection_id);
+    int b = snprintf(acs_url, n, "%.*s/saml/acs/%s", (int)bl, base_url, connection_id);
+    return a > 0 && (size_t)a < n && b > 0 && (size_t)b < n ? 0 : -1;
+}
+
+char *rg_saml_sp_metadata_build(const char *sp_entity_id, const char *acs_url,
+                                const char *sp_cert_pem, const char *sp_cert_file,
+                                rg_error *err)
+{
+    char *cert = sp_cert_pem ? strdup(sp_cert_pem)
+                             : sp_cert_file ? rg_file_read(sp_cert_file, 64 * 1024, NULL) : NULL;
+    char *cert64 = cert ? cert_b64(cert) : NULL;
+    free(cert);
+    if (!cert64 || !sp_entity_id || !acs_url) {
+        free(cert64);
+        rg_error_set(err, RG_EINVAL, 500, "saml_config", "sp_cert",
+                     "the SP certificate is missing or unreadable");
+        return NULL;
+    }
+    char *md = build_sp_metadata(sp_entity_id, acs_url, cert64);
+    free(cert64);
+    if (!md)
+        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    return md;
+}
+
 static int cfg_fail(rg_error *err, const char *field, const char *msg)
 {
     return rg_error_set(err, RG_EINVAL, 500, "saml_config", field, "%s", msg);

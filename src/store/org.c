@@ -810,6 +810,21 @@ static int reserved_key(const char *k)
     return 0;
 }
 
+static int nonempty(const json_t *cfg, const char *k)
+{
+    const char *v = json_string_value(json_object_get(cfg, k));
+    return v && *v;
+}
+
+/* "active" once the connection can log anyone in: SAML with IdP metadata,
+ * OIDC with an issuer and a client id; "draft" before (issue 11 item 1). */
+static const char *conn_state(const char *type, const json_t *cfg)
+{
+    int ok = strcmp(type, "saml") == 0 ? nonempty(cfg, "idp_metadata")
+                                       : nonempty(cfg, "issuer") && nonempty(cfg, "client_id");
+    return ok ? "active" : "draft";
+}
+
 json_t *rg_st_connection_json(sqlite3 *db, const char *conn_id, int with_secret,
                               rg_error *err)
 {
@@ -821,10 +836,11 @@ json_t *rg_st_connection_json(sqlite3 *db, const char *conn_id, int with_secret,
     json_t *o = NULL;
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
+        json_t *cfg = json_loads(rg_st_col(st, 4), 0, NULL);
         o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "object", "connection", "id",
                       rg_st_col(st, 0), "organization_id", rg_st_col(st, 1), "type",
-                      rg_st_col(st, 2), "name", rg_st_col(st, 3), "state", "active");
-        json_t *cfg = json_loads(rg_st_col(st, 4), 0, NULL);
+                      rg_st_col(st, 2), "name", rg_st_col(st, 3), "state",
+                      conn_state(rg_st_col(st, 2), cfg));
         const char *k;
         json_t *v;
         if (o && json_is_object(cfg))

@@ -442,9 +442,9 @@ def _register_tests():
             org = rg.ok("POST", "/organizations", {"name": "Acme"})["id"]
             conn = rg.ok("POST", f"/organizations/{org}/connections",
                           {"type": "saml", "name": "IdP"})["id"]
-            # before any metadata, the connection cannot start a login
+            # before any metadata, the connection (a draft) cannot start a login
             st, _, body = rg.public("GET", f"/login?organization={org}")
-            assert st == 422 and "metadata_missing" in body, (st, body[:300])
+            assert st == 503 and "connection_draft" in body, (st, body[:300])
             st, info = rg.api("PUT", f"/connections/{conn}/metadata", idp.metadata,
                               {"Content-Type": "application/samlmetadata+xml"})
             assert st == 200, (st, info)
