@@ -218,6 +218,11 @@ int rg_store_organization_list(rg_store *s, const rg_store_list_opts *o, json_t 
                                rg_error *err);
 /* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_organization_get(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* Home-realm discovery (issue 11 item 2): the id of the one organization
+ * whose domains list domain (case-insensitive) into org_id[n]. 0; 404
+ * "domain_unknown" when none; 409 "domain_ambiguous" when several do. */
+int rg_store_organization_by_domain(rg_store *s, const char *domain, char *org_id,
+                                    size_t n, rg_error *err);
 /* name NULL keep; n_domains < 0 keep domains, else replace them (domains may
  * be NULL when 0); default_role NULL keep, else a slug visible in the
  * organization (422 "invalid_role" field "default_role"); setting it makes

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include "rolegate/cache.h"
 #include "gw_internal.h"
+#include "pages.h"
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
@@ -229,6 +230,13 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
             rc = add(pub, "GET", "/logout", gw_h_logout, gw, 0, err);
         if (!rc)
             rc = add(pub, "POST", "/logout", gw_h_logout, gw, 0, err);
+        /* the pages a person sees (issue 11 items 4, 5): pages.c */
+        if (!rc)
+            rc = add(pub, "GET", "/assets/rolegate.css", pg_h_css, gw, 0, err);
+        if (!rc)
+            rc = add(pub, "GET", "/signed-out", pg_h_signed_out, gw, 0, err);
+        if (!rc)
+            rc = add(pub, "GET", "/denied", pg_h_denied, gw, 0, err);
     }
     if (!rc && adm)
         rc = add(adm, "POST", "/sessions", gw_h_sessions_create, gw, RG_HTTP_BODY_JSON, err);

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/wait.h>
 #include "login_internal.h"
+#include "pages.h"
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
@@ -20,11 +21,9 @@
 /* The connection to use: connection= (checked against organization= when
  * both are given), else the organization's only connection, else (no
  * parameter) the deployment's only connection. 0 and *out, or an error. */
-static int pick_connection(rg_http_req *req, rg_gateway_login *lg, lg_conn **out,
-                           rg_error *err)
+static int pick_connection(rg_gateway_login *lg, const char *org, const char *cid,
+                           lg_conn **out, rg_error *err)
 {
-    const char *org = rg_http_query(req, "organization");
-    const char *cid = rg_http_query(req, "connection");
     if (cid && *cid) {
         int rc = lg_conn_acquire(lg, cid, out, err);
         if (!rc && org && *org && strcmp(org, (*out)->org_id) != 0) {
@@ -72,6 +71,59 @@ static int pick_connection(rg_http_req *req, rg_gateway_login *lg, lg_conn **out
     return lg_conn_acquire(lg, idc, out, err);
 }
 
+/* Home-realm discovery (issue 11 item 2) for a /login that names neither
+ * organization nor connection: the domain of domain_hint= or of the email
+ * in login_hint= picks the organization by its domains. Without a hint, a
+ * deployment with one connection goes straight to it (returns 2, found
+ * ""), any other shows the sign-in page. Returns 1 with found = the
+ * organization, 2 to pick the only connection, or 0 after answering. An
+ * unknown domain says so and names no organization. */
+static int discover(rg_http_req *req, rg_gateway_login *lg, const char *return_to,
+                    char *found, size_t n)
+{
+    found[0] = 0;
+    const char *email = rg_http_query(req, "login_hint");
+    const char *domain = rg_http_query(req, "domain_hint");
+    if ((!domain || !*domain) && email && *email) {
+        const char *at = strrchr(email, '@');
+        domain = at && at != email ? at + 1 : NULL;
+        if (!domain || !*domain) {
+            pg_signin(req, 400, return_to, email, "Enter your work email address, "
+                      "like name@company.com.");
+            return 0;
+        }
+    }
+    rg_error err;
+    rg_error_clear(&err);
+    if (!domain || !*domain) {
+        rg_store_list_opts lo = {.limit = 2};
+        json_t *list = NULL;
+        if (rg_store_connection_list(lg->ctx->store, NULL, &lo, &list, &err) != 0) {
+            lg_page(req, err.status ? err.status : 503, "Sign-in unavailable", err.code,
+                    "Sign-in is unavailable at the moment; try again shortly.");
+            return 0;
+        }
+        size_t nc = json_array_size(json_object_get(list, "data"));
+        json_decref(list);
+        if (nc == 1)
+            return 2;
+        pg_signin(req, 200, return_to, NULL, NULL);
+        return 0;
+    }
+    if (rg_store_organization_by_domain(lg->ctx->store, domain, found, n, &err) == 0)
+        return 1;
+    rg_log(RG_LOG_INFO, "event=login_discovery result=%s rid=%s", err.code,
+           rg_http_request_id(req));
+    pg_signin(req, err.status == 409 ? 409 : err.status == 404 ? 404 : 503, return_to, email,
+              err.status == 404 ? "No organization signs in with this email domain here. "
+                                  "Check the address, or ask your administrator for your "
+                                  "sign-in link."
+              : err.status == 409 ? "Several organizations use this email domain: ask your "
+                                    "administrator for your sign-in link."
+                                  : "Sign-in is unavailable at the moment; try again shortly.");
+    return 0;
+}
+
 void lg_h_login(rg_http_req *req, void *ctx)
 {
     rg_gateway_login *lg = ctx;
@@ -87,8 +139,25 @@ void lg_h_login(rg_http_req *req, void *ctx)
                 "allowed origin.");
         return;
     }
+    const char *org = rg_http_query(req, "organization");
+    const char *cid = rg_http_query(req, "connection");
+    char found[LG_ID_MAX];
+    if ((!org || !*org) && (!cid || !*cid)) {
+        int r = discover(req, lg, return_to, found, sizeof found);
+        if (r <= 0)
+            return;   /* it answered: the sign-in page, or a refusal */
+        org = found;
+    }
     lg_conn *c = NULL;
-    if (pick_connection(req, lg, &c, &err) != 0) {
+    if (pick_connection(lg, org, cid, &c, &err) != 0) {
+        json_t *list = NULL;
+        rg_store_list_opts lo = {.limit = 20};
+        if (strcmp(err.code, "connection_required") == 0 &&
+            rg_store_connection_list(lg->ctx->store, org, &lo, &list, &err) == 0) {
+            pg_choose(req, list, return_to);   /* the organization has several */
+            json_decref(list);
+            return;
+        }
         lg_page(req, err.status ? err.status : 400, "Sign-in unavailable", err.code,
                 err.message);
         return;

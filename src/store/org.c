@@ -75,6 +75,43 @@ json_t *rg_st_org_json(sqlite3 *db, const char *org_id, rg_error *err)
     return o;
 }
 
+int rg_store_organization_by_domain(rg_store *s, const char *domain, char *org_id,
+                                    size_t n, rg_error *err)
+{
+    char d[256];
+    size_t l = domain ? strlen(domain) : 0;
+    if (l == 0 || l >= sizeof d)
+        return rg_error_set(err, RG_ENOTFOUND, 404, "domain_unknown", "domain",
+                            "no organization signs in with this domain");
+    for (size_t i = 0; i <= l; i++)   /* stored lowercased */
+        d[i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ? domain[i] + 32 : domain[i]);
+    st_tx tx;
+    int rc = rg_st_begin(s, &tx, 0, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = rg_st_prep(tx.db, err,
+                                  "SELECT DISTINCT o.id FROM organizations o, json_each(o.domains) d"
+                                  " WHERE d.value = ? ORDER BY o.id LIMIT 2", "s", d);
+    int found = 0;
+    rc = st ? 0 : RG_EIO;
+    while (!rc && (rc = rg_st_step(tx.db, st, err)) == 1) {
+        if (found++ == 0)
+            snprintf(org_id, n, "%s", rg_st_col(st, 0));
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    if (rc >= 0) {
+        rc = 0;
+        if (found == 0)
+            rc = rg_error_set(err, RG_ENOTFOUND, 404, "domain_unknown", "domain",
+                              "no organization signs in with this domain");
+        else if (found > 1)
+            rc = rg_error_set(err, RG_ECONFLICT, 409, "domain_ambiguous", "domain",
+                              "several organizations list this domain");
+    }
+    return rg_st_end(&tx, rc, err);
+}
+
 /* Checks domains and writes them, lowercased and deduplicated, as a JSON
  * array text into *text (malloc'd). */
 static int domains_text(const char *const *domains, size_t n, char **text, rg_error *err)

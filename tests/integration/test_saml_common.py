@@ -404,8 +404,9 @@ def _register_tests():
             assert sc.startswith("rolegate_state=") and "HttpOnly" in sc, sc
             assert "Max-Age=300" in sc and "SameSite=Lax" in sc and "Secure" not in sc, sc
             c2, _ = setup_saml_connection(rg, org, idp.metadata, mappings=[])
+            # several: a chooser of the organization's connections (issue 11 item 2)
             st, _, body = rg.public("GET", f"/login?organization={org}")
-            assert st == 400 and "connection_required" in body, (st, body[:200])
+            assert st == 200 and c1 in body and c2 in body, (st, body[:200])
             st, hd, _ = rg.public("GET", f"/login?organization={org}&connection={c2}")
             assert st == 302, st
             other = rg.ok("POST", "/organizations", {"name": "Other"})["id"]
