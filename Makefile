@@ -9,6 +9,7 @@
 #   make bench      build and run tests/bench/ (not part of check)
 #   make fuzz       libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each
 #   make lint       cppcheck + clang-tidy over src/
+#   make screenshots  the console screenshots of the README (docs/screenshots/)
 
 CC       ?= cc
 BUILD    ?= build
@@ -51,6 +52,19 @@ $(foreach l,$(LAYERS),$(eval $(call layer_rules,$(l))))
 
 libs_for = $(foreach l,$(DEPS_$(1)),$(BUILD)/lib$(l).a)
 
+# The console's and the portal's files (src/console/, plain ES modules, no
+# build step) are embedded into the gateway layer as a generated C array, so
+# the binary serves them from any working directory.
+CONSOLE_FILES := $(sort $(filter-out %.sh,$(wildcard src/console/*)))
+OBJ_gateway   += $(BUILD)/obj/gen/console_assets.o
+$(BUILD)/libgateway.a: $(BUILD)/obj/gen/console_assets.o
+$(BUILD)/gen/console_assets.c: src/console/embed.sh $(CONSOLE_FILES)
+	@mkdir -p $(@D)
+	sh src/console/embed.sh $(CONSOLE_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/console_assets.o: $(BUILD)/gen/console_assets.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -c $< -o $@
+
 # core is pure (DESIGN.md): it is compiled with no library include paths at
 # all, so an #include of anything but libc and rolegate headers fails here.
 $(BUILD)/obj/core/%.o: src/core/%.c
@@ -63,7 +77,7 @@ $(BUILD)/empty.o:
 	@mkdir -p $(@D)
 	echo 'typedef int rg_empty_unit;' | $(CC) -x c -c - -o $@
 
-.PHONY: all check asan run deps clean bench unit fixtures fuzz lint
+.PHONY: all check asan run deps clean bench unit fixtures fuzz lint screenshots
 all: bin-dir $(BUILD)/rolegate $(BUILD)/fixtures
 
 bin-dir:
@@ -126,6 +140,10 @@ fuzz:
 # cppcheck + clang-tidy over src/ (suppressions, each with its reason, in tests/lint/).
 lint:
 	tests/lint/run
+
+# The README's screenshots of the console, taken by the browser tests.
+screenshots: all
+	RG_SCREENSHOTS=docs/screenshots TESTS=test_console tests/run
 
 run: deps
 	$(MAKE) all

@@ -351,6 +351,8 @@ static int cmd_serve(int argc, char **argv)
     if (!(login = rg_gateway_login_register(pub, adm, &ctx, &err)))  /* login + demo */
         goto start_failed;
     rg_gateway_demo_setup(login);
+    if (rg_gateway_console_register(pub, adm, &err) != 0)   /* console + portal assets */
+        goto start_failed;
     if (rg_http_server_start(pub, &err) != 0 || rg_http_server_start(adm, &err) != 0)
         goto start_failed;
 
@@ -361,6 +363,8 @@ static int cmd_serve(int argc, char **argv)
     printf("rolegate: public URL %s (listening on http://%s:%d)\n", cfg.server.base_url,
            host[0] ? host : "0.0.0.0", port);
     printf("rolegate: admin URL http://%s:%d\n", ahost[0] ? ahost : "0.0.0.0", aport);
+    printf("rolegate: console URL http://%s:%d/ (sign in with the admin key)\n",
+           ahost[0] && strcmp(ahost, "0.0.0.0") ? ahost : "127.0.0.1", aport);
     printf("rolegate: admin key from %s\n", key_source);
     fflush(stdout);
     rg_log(RG_LOG_INFO, "event=started config=%s public=%s admin=%s",

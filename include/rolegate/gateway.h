@@ -113,4 +113,24 @@ int rg_gateway_demo_setup(rg_gateway_login *lg);
 
 /* ==== end login ========================================================== */
 
+/* ==== console: the admin console's and the setup portal's assets ========= */
+
+/* One embedded file of src/console/ (generated at build time by
+ * src/console/embed.sh; the table ends with a NULL name). */
+typedef struct rg_console_asset {
+    const char          *name, *type;
+    const unsigned char *data;
+    size_t               len;
+} rg_console_asset;
+extern const rg_console_asset rg_console_assets[];
+
+/* Serves the console on the admin listener (GET / and /console/{file}) and
+ * the portal's page on the public one (GET /portal, /portal/assets/{file}),
+ * every answer with CSP default-src 'self', frame-ancestors 'none' and
+ * nosniff. Either server may be NULL. 0, or negative with err. */
+int rg_gateway_console_register(struct rg_http_server *public_server,
+                                struct rg_http_server *admin_server, rg_error *err);
+
+/* ==== end console ======================================================== */
+
 #endif

@@ -203,4 +203,41 @@ int rg_http_redirect(rg_http_req *r, int status, const char *location);
 /* 1 once an answer was set. */
 int rg_http_answered(const rg_http_req *r);
 
+/* ---- browser sessions (admin console, setup portal) ------------------------ */
+/* A cookie id (HttpOnly, SameSite=Strict) paired with a CSRF token the page
+ * sends back as X-CSRF-Token on writes, and a scope (the portal's
+ * organization id, "" for the console). In process, at most max (the oldest
+ * goes when full), ttl_s seconds each. */
+typedef struct rg_http_bsess rg_http_bsess;
+#define RG_HTTP_BSESS_TOKEN    48    /* 32 random bytes, base64url, NUL */
+#define RG_HTTP_BSESS_SCOPE    96
+#define RG_HTTP_CONSOLE_COOKIE "rolegate_console"
+#define RG_HTTP_CONSOLE_TTL    (8 * 3600)
+
+rg_http_bsess *rg_http_bsess_new(size_t max, int ttl_s);
+void rg_http_bsess_free(rg_http_bsess *b);   /* accepts NULL */
+/* New session: fills id and csrf (RG_HTTP_BSESS_TOKEN bytes each) and
+ * *expires (seconds). 0, or RG_EINVAL (scope too long). */
+int rg_http_bsess_create(rg_http_bsess *b, const char *scope, char *id, char *csrf,
+                         int64_t *expires);
+/* The session of the request's cookie (present exactly once): 0 (scope and
+ * csrf_out, when given, filled), RG_ENOTFOUND (none, unknown or expired) or
+ * RG_EINVAL (need_csrf and the X-CSRF-Token header is missing or wrong). */
+int rg_http_bsess_check(rg_http_bsess *b, const rg_http_req *r, const char *cookie,
+                        int need_csrf, char *scope, size_t scope_size, char *csrf_out);
+/* Ends the request's session (no-op if none). */
+void rg_http_bsess_delete(rg_http_bsess *b, const rg_http_req *r, const char *cookie);
+/* Adds Set-Cookie for id (NULL: clears the cookie). */
+int rg_http_bsess_cookie(rg_http_req *r, const char *cookie, const char *id, int max_age,
+                         int secure);
+/* 1 unless the browser says the request is cross-origin (Sec-Fetch-Site
+ * other than same-origin/none, or an Origin other than the Host). */
+int rg_http_same_origin(const rg_http_req *r);
+/* Console sign-in routes on an admin listener: POST /console/session
+ * {"key"} -> 201 {"csrf_token","expires_at"} + cookie; GET (the token again,
+ * or 401); DELETE (sign out, CSRF token needed). From then on the listener
+ * also accepts the cookie instead of the bearer key, and on writes only
+ * with X-CSRF-Token. Returns 0 or a negative code. */
+int rg_http_console_auth_register(rg_http_server *admin);
+
 #endif

@@ -28,7 +28,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include "rolegate/http.h"
+#include "http_internal.h"
 #include "rolegate/util.h"
 
 #define CONN_MEMORY_LIMIT (128 * 1024)
@@ -45,6 +45,7 @@ struct rg_http_server {
     cidr            proxies[MAX_PROXIES];
     int             nproxies;
     rg_http_router *router;
+    rg_http_bsess  *console;          /* console sessions (admin listener), or NULL */
     struct MHD_Daemon *daemon;
     int             fd, port, started, stopped;
     atomic_int      inflight;
@@ -515,6 +516,7 @@ void rg_http_server_free(rg_http_server *s)
         return;
     rg_http_server_stop(s, 0);
     rg_http_router_free(s->router);
+    rg_http_bsess_free(s->console);
     if (s->admin_key)
         memset(s->admin_key, 0, s->admin_key_len);
     free(s->admin_key);
@@ -560,6 +562,25 @@ static int authorized(const rg_http_req *r)
     return rg_ct_equal(k, strlen(k), r->srv->admin_key, r->srv->admin_key_len);
 }
 
+rg_http_bsess *rg_http_server_console(rg_http_server *s)
+{
+    return s->console;
+}
+
+int rg_http_server_console_enable(rg_http_server *s)
+{
+    assert(!s->started);
+    if (!s->console)
+        s->console = rg_http_bsess_new(64, RG_HTTP_CONSOLE_TTL);
+    return s->console ? 0 : RG_ENOMEM;
+}
+
+int rg_http_server_key_equal(const rg_http_server *s, const char *key)
+{
+    return s->admin_key && key &&
+           rg_ct_equal(key, strlen(key), s->admin_key, s->admin_key_len);
+}
+
 static void set_early(rg_http_req *r, int status, const char *code, const char *field,
                       const char *msg)
 {
@@ -578,9 +599,18 @@ static void req_begin(rg_http_req *r)
     r->keep_body = (flags & (RG_HTTP_BODY_JSON | RG_HTTP_BODY_FORM | RG_HTTP_BODY_RAW)) != 0;
 
     if (s->admin_key && !(flags & RG_HTTP_NO_AUTH) && !authorized(r)) {
-        set_early(r, 401, "unauthorized", NULL,
-                  "missing or wrong bearer key (Authorization: Bearer <key>)");
-        return;
+        /* else the console's cookie, with its CSRF token on writes */
+        int st = rg_http_console_authorize(s, r);
+        if (st == 403) {
+            set_early(r, 403, "csrf_token_invalid", "X-CSRF-Token",
+                      "a console write needs its X-CSRF-Token from the same origin");
+            return;
+        }
+        if (st != 0) {
+            set_early(r, 401, "unauthorized", NULL,
+                      "missing or wrong bearer key (Authorization: Bearer <key>)");
+            return;
+        }
     }
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
