@@ -74,6 +74,9 @@ typedef struct mint_opts {
     char      **acs_url_out;     /* if set: the ACS URL to POST to (g_free) */
     /* Raw NotOnOrAfter text (signed as is), for malformed-time cases. */
     const char *not_on_or_after_text;
+    /* Self-encrypted variants (sign none/response): transport the AES key
+     * with RSA PKCS#1 v1.5 instead of RSA-OAEP (issue 11 item 11 cases). */
+    int         rsa15;
 } mint_opts;
 
 static MINT_UNUSED void mint_iso(int64_t t, char out[32])
@@ -151,7 +154,8 @@ static MINT_UNUSED int mint_xmlsec_sign(xmlDoc *doc, xmlNode *el, const char *ke
 /* Replaces the Assertion el by an EncryptedAssertion for cert_pem
  * (AES-128-CBC, RSA-OAEP key transport). lasso only encrypts what it has
  * signed, so unsigned-but-encrypted forgeries are made here. 0 on success. */
-static MINT_UNUSED int mint_xmlsec_encrypt(xmlDoc *doc, xmlNode *el, const char *cert_pem)
+static MINT_UNUSED int mint_xmlsec_encrypt(xmlDoc *doc, xmlNode *el, const char *cert_pem,
+                                           int rsa15)
 {
     int rc = -1;
     xmlSecKeysMngr *mngr = xmlSecKeysMngrCreate();
@@ -167,7 +171,9 @@ static MINT_UNUSED int mint_xmlsec_encrypt(xmlDoc *doc, xmlNode *el, const char 
                                             xmlSecTypeEncElement, NULL, NULL);
     xmlSecTmplEncDataEnsureCipherValue(tmpl);
     xmlNode *ki = xmlSecTmplEncDataEnsureKeyInfo(tmpl, NULL);
-    xmlNode *ek = xmlSecTmplKeyInfoAddEncryptedKey(ki, xmlSecTransformRsaOaepId, NULL, NULL, NULL);
+    xmlNode *ek = xmlSecTmplKeyInfoAddEncryptedKey(ki, rsa15 ? xmlSecTransformRsaPkcs1Id
+                                                                   : xmlSecTransformRsaOaepId,
+                                                   NULL, NULL, NULL);
     xmlSecTmplEncDataEnsureCipherValue(ek);
     ctx = xmlSecEncCtxCreate(mngr);
     ctx->encKey = xmlSecKeyGenerate(xmlSecKeyDataAesId, 128, xmlSecKeyDataTypeSession);
@@ -399,7 +405,7 @@ done:
                     break;
                 }
             if (self_encrypt && (!as_el || !o->sp_cert_pem ||
-                                 mint_xmlsec_encrypt(doc, as_el, o->sp_cert_pem) != 0)) {
+                                 mint_xmlsec_encrypt(doc, as_el, o->sp_cert_pem, o->rsa15) != 0)) {
                 free(out);
                 xmlFreeDoc(doc);
                 *errmsg = g_strdup("xmlsec encryption failed");

@@ -198,8 +198,14 @@ struct _xmlDoc;
 /* Parses untrusted XML as UTF-8 with XML_PARSE_NONET, no entity substitution
  * and no DTD loading. Returns the document (free with xmlFreeDoc), or NULL
  * with *why = 1 for a DTD/DOCTYPE/ENTITY (refused even before parsing), 2 for
- * anything that is not well-formed XML. */
+ * anything that is not well-formed XML, 3 for bytes that another parser
+ * could read in another encoding (rg_saml_xml_charset_check). */
 struct _xmlDoc *rg_saml_xml_parse(const char *buf, size_t len, int *why);
+/* Issue 11 item 11: NULL if every XML parser must read buf as UTF-8 (no BOM,
+ * valid UTF-8, no NUL, an XML declaration only first, strictly per the
+ * grammar, version "1.0", encoding absent or "UTF-8" in any case); else why
+ * not (a static string). */
+const char *rg_saml_xml_charset_check(const char *buf, size_t len);
 
 #ifdef RG_SAML_INTERNAL
 /* The connection's insides, visible only to the files of src/saml (which define

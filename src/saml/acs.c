@@ -565,6 +565,9 @@ static int precheck(const rg_saml_connection *c, acs_state *st, const char *b64,
                    c->max_response);
     int why = 0;
     st->doc = rg_saml_xml_parse((const char *)st->xml, (size_t)n, &why);
+    if (!st->doc && why == 3)   /* item 11: one reading of the bytes, UTF-8 */
+        return BAD(err, "saml_encoding_forbidden", "%s",
+                   rg_saml_xml_charset_check((const char *)st->xml, (size_t)n));
     if (!st->doc)
         return why == 1 ? BAD(err, "saml_dtd_forbidden", "a DTD is not allowed")
                         : BAD(err, "saml_malformed", "SAMLResponse is not well-formed XML");

@@ -60,8 +60,12 @@ struct _xmlDoc *rg_saml_xml_parse(const char *buf, size_t len, int *why)
         *why = 1;
         return NULL;
     }
-    if (memchr(buf, 0, len))
+    /* Item 11: lasso and xmlsec re-parse these bytes honouring a BOM and the
+     * declared encoding; only bytes that every parser reads as UTF-8 pass. */
+    if (rg_saml_xml_charset_check(buf, len)) {
+        *why = 3;
         return NULL;
+    }
     xmlDoc *doc = xmlReadMemory(buf, (int)len, "untrusted.xml", "UTF-8",
                                 XML_PARSE_NONET | XML_PARSE_NOERROR |
                                 XML_PARSE_NOWARNING);
@@ -368,8 +372,9 @@ int rg_saml_metadata_lint(const char *xml, size_t len, int allow_sha1, int64_t n
     int why = 0;
     xmlDoc *doc = rg_saml_xml_parse(xml, len, &why);
     if (!doc)
-        return why == 1 ? lint_fail(err, "DOCTYPE", "a DTD or DOCTYPE is not allowed")
-                        : lint_fail(err, "", "the metadata is not well-formed XML");
+        return why == 1   ? lint_fail(err, "DOCTYPE", "a DTD or DOCTYPE is not allowed")
+               : why == 3 ? lint_fail(err, "encoding", rg_saml_xml_charset_check(xml, len))
+                          : lint_fail(err, "", "the metadata is not well-formed XML");
     int rc = lint_doc(doc, allow_sha1, now, &tmp, err);
     xmlFreeDoc(doc);
     if (rc != 0 || !out)

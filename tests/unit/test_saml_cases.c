@@ -118,6 +118,8 @@ static char *replace_once(const char *s, const char *from, const char *to)
     return rg_buf_take(&b);
 }
 
+#include "saml_case_encoding.h"
+
 /* Puts a DOCTYPE after the XML declaration, or first if there is none. */
 static char *prepend_doctype(const char *xml, const char *dt)
 {
@@ -382,6 +384,7 @@ static void run_case(void **state)
             o.method = get(&c, "method");
             o.sha1 = (int)geti(&c, "sha1", 0);
             o.encrypt = (int)geti(&c, "encrypt", 0);
+            o.rsa15 = (int)geti(&c, "rsa15", 0);
             o.sp_cert_pem = sp_crt;
             const char *sign = get(&c, "sign") ? get(&c, "sign") : "both";
             o.sign = strcmp(sign, "assertion") == 0 ? MINT_SIGN_ASSERTION
@@ -408,7 +411,7 @@ static void run_case(void **state)
             split_free(groups);
         }
         xml = mutate(get(&c, "mutation"), xml, &c);
-        xlen = strlen(xml);
+        xml = encode_case(&c, xml, &xlen);   /* item 11: declarations, charsets */
         b64 = mint_b64(xml, xlen);
         b64len = strlen(b64);
         if (get(&c, "mutation") && strcmp(get(&c, "mutation"), "truncate_base64") == 0)

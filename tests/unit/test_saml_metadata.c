@@ -215,6 +215,26 @@ static void test_doctype_rejected(void **state)
     free(xml);
 }
 
+/* Issue 11 item 11: lasso reads IdP metadata again honouring the declared
+ * encoding, so UTF-7 metadata could show the lint one certificate and lasso
+ * another. Only UTF-8 is taken; the fixture itself declares UTF-8. */
+static void test_issue11_item11_metadata_not_utf8_rejected(void **state)
+{
+    (void)state;
+    rg_buf b = {0};
+    rg_buf_puts(&b, "<?xml version=\"1.0\" encoding='UTF-7'?>\n");
+    rg_buf_puts(&b, strchr(fixture_md, '\n') + 1);
+    char *xml = rg_buf_take(&b);
+    expect_invalid(xml, "encoding");
+    free(xml);
+    b = (rg_buf){0};
+    rg_buf_puts(&b, "\xEF\xBB\xBF");
+    rg_buf_puts(&b, fixture_md);
+    xml = rg_buf_take(&b);
+    expect_invalid(xml, "encoding");
+    free(xml);
+}
+
 static void test_missing_entity_id_rejected(void **state)
 {
     (void)state;
@@ -320,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_unparsable_cert_rejected),
         cmocka_unit_test(test_doctype_rejected),
         cmocka_unit_test(test_missing_entity_id_rejected),
+        cmocka_unit_test(test_issue11_item11_metadata_not_utf8_rejected),
         cmocka_unit_test(test_garbage_rejected),
         cmocka_unit_test(test_expired_cert_is_a_warning),
         cmocka_unit_test(test_not_yet_valid_and_sha1_cert_warnings),
