@@ -84,11 +84,15 @@ int rg_session_cmd_keygen(int argc, char **argv);
 int rg_session_kid_of_pem(const char *pem, size_t len, char kid_out[RG_SESSION_KID_MAX],
                           rg_error *err);
 
-/* JWS signature of data with k, in JOSE form (ES256: raw R||S, 64 bytes;
- * RS256: PKCS#1 v1.5, key size). *sig is malloc'd (caller frees). */
+/* JWS signature of data with k, in JOSE form (ES256: raw R||S, 64 bytes,
+ * always low-S; RS256: PKCS#1 v1.5, key size). *sig is malloc'd (caller
+ * frees). */
+/* 1 if the 32-byte big-endian ECDSA s is at most half P-256's order. */
+int rg_session_es256_low_s(const unsigned char s[32]);
 int rg_session_key_sign(const rg_session_key *k, const void *data, size_t n,
                         unsigned char **sig, size_t *siglen, rg_error *err);
-/* 1 if sig is a valid JOSE signature of data under k, else 0. */
+/* 1 if sig is a valid JOSE signature of data under k, else 0. ES256 takes
+ * only low-S signatures (issue 11 item 14: no second token string). */
 int rg_session_key_verify(const rg_session_key *k, const void *data, size_t n,
                           const unsigned char *sig, size_t siglen);
 

@@ -27,6 +27,21 @@
 #define KEY_FILE_MAX  (64 * 1024)
 #define ES256_HALF    32
 
+/* Issue 11 item 14: ECDSA's (r, s) and (r, n - s) both verify, so a token
+ * could be re-signed by anyone into a second string. Only low-S (s <= n/2)
+ * is made and taken: one session, one token. n is P-256's order (SEC 2). */
+static const unsigned char p256_n[ES256_HALF] = {
+    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51};
+static const unsigned char p256_half_n[ES256_HALF] = {
+    0x7F, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0x00, 0x00, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xDE, 0x73, 0x7D, 0x56, 0xD3, 0x8B, 0xCF, 0x42, 0x79, 0xDC, 0xE5, 0x61, 0x7E, 0x31, 0x92, 0xA8};
+
+int rg_session_es256_low_s(const unsigned char s[32])
+{
+    return memcmp(s, p256_half_n, ES256_HALF) <= 0;
+}
+
 struct rg_session_key {
     char kid[RG_SESSION_KID_MAX];
     const char *alg;              /* pinned: "ES256" | "RS256" (static) */
@@ -212,6 +227,17 @@ int rg_session_key_sign(const rg_session_key *k, const void *data, size_t n,
         free(raw);
         goto out;
     }
+    if (!rg_session_es256_low_s(raw + ES256_HALF)) {   /* item 14: s := n - s */
+        BIGNUM *order = BN_bin2bn(p256_n, ES256_HALF, NULL), *t = BN_new();
+        int ok = order && t && BN_sub(t, order, s) &&
+                 BN_bn2binpad(t, raw + ES256_HALF, ES256_HALF) == ES256_HALF;
+        BN_free(order);
+        BN_free(t);
+        if (!ok) {
+            free(raw);
+            goto out;
+        }
+    }
     *sig = raw;
     *siglen = 2 * ES256_HALF;
     rc = 0;
@@ -232,8 +258,8 @@ int rg_session_key_verify(const rg_session_key *k, const void *data, size_t n,
     int derlen = 0;
     if (k->is_ec) {
         /* a JOSE ES256 signature is exactly 64 bytes; anything else is forged */
-        if (siglen != 2 * ES256_HALF)
-            return 0;
+        if (siglen != 2 * ES256_HALF || !rg_session_es256_low_s(sig + ES256_HALF))
+            return 0;   /* item 14: the high-S twin of a valid signature */
         ECDSA_SIG *es = ECDSA_SIG_new();
         BIGNUM *r = BN_bin2bn(sig, ES256_HALF, NULL);
         BIGNUM *s = BN_bin2bn(sig + ES256_HALF, ES256_HALF, NULL);

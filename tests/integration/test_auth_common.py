@@ -68,10 +68,20 @@ def der_to_raw(der, size=32):
     return out
 
 
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def s_twin(raw):
+    """The same ECDSA signature with s replaced by n - s (also valid)."""
+    return raw[:32] + (P256_N - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
+
+
 def es256_sign(pem_path, data):
+    """Low-S (issue 11 item 14: rolegate takes only s <= n/2)."""
     der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", pem_path], input=data,
                          capture_output=True, check=True).stdout
-    return der_to_raw(der)
+    raw = der_to_raw(der)
+    return raw if int.from_bytes(raw[32:], "big") <= P256_N // 2 else s_twin(raw)
 
 
 def jws(header, payload, sign):
@@ -264,6 +274,26 @@ def test_401_signature_tampered():
     claims = dict(S["claims"], roles=["admin"], role="admin")
     p2 = b64u(json.dumps(claims, separators=(",", ":")))
     expect_401(S["rg"], f"{h}.{p2}.{s}", "token_bad_signature")
+
+
+@test
+def test_issue11_item14_high_s_twin_401():
+    # the real session token's signature with s -> n - s: a valid ECDSA
+    # signature of the same input, so a second string for one session
+    S = shared()
+    h, p, s = S["token"].split(".")
+    raw = b64u_dec(s)
+    low = int.from_bytes(raw[32:], "big") <= P256_N // 2
+    hi = s_twin(raw) if low else raw
+    expect_401(S["rg"], f"{h}.{p}.{b64u(hi)}", "token_bad_signature")
+    assert low, "rolegate signs low-S"
+    st, _, body = auth(S["rg"], S["token"])
+    assert st == 200, (st, body)
+    # non-canonical base64url of the very same signature: padding, trailing bits
+    expect_401(S["rg"], f"{h}.{p}.{s}==")
+    alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    odd = s[:-1] + alpha[alpha.index(s[-1]) | 1]
+    expect_401(S["rg"], f"{h}.{p}.{odd}", "token_malformed")
 
 
 @test

@@ -150,6 +150,31 @@ static EVP_PKEY *read_pem(const char *dir, const char *kid)
     return pk;
 }
 
+/* The token with its ES256 s replaced by n - s, n the P-256 order as OpenSSL
+ * knows it (not the code under test); *was_low: s <= n/2 before. */
+static char *high_s_twin(const char *tok, int *was_low)
+{
+    const char *dot = strrchr(tok, '.');
+    unsigned char sig[70];
+    assert_int_equal(rg_b64url_decode(dot + 1, strlen(dot + 1), sig), 64);
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    BIGNUM *s = BN_bin2bn(sig + 32, 32, NULL), *half = BN_new(), *t = BN_new();
+    BN_rshift1(half, EC_GROUP_get0_order(g));
+    *was_low = BN_cmp(s, half) <= 0;
+    BN_sub(t, EC_GROUP_get0_order(g), s);
+    BN_bn2binpad(t, sig + 32, 32);
+    char *enc = b64(sig, 64);
+    rg_buf b = {0};
+    rg_buf_append(&b, tok, (size_t)(dot + 1 - tok));
+    rg_buf_puts(&b, enc);
+    free(enc);
+    BN_free(s);
+    BN_free(half);
+    BN_free(t);
+    EC_GROUP_free(g);
+    return rg_buf_take(&b);
+}
+
 /* Independent signer: SHA-256 with pk; EC signatures converted to R||S. */
 static unsigned char *ossl_sign(EVP_PKEY *pk, const char *in, size_t *siglen)
 {
@@ -172,6 +197,20 @@ static unsigned char *ossl_sign(EVP_PKEY *pk, const char *in, size_t *siglen)
     BN_bn2binpad(r, raw, 32);
     BN_bn2binpad(s, raw + 32, 32);
     ECDSA_SIG_free(es);
+    /* item 14: session tokens are low-S; a fair signer normalises */
+    int low = 0;
+    char *tok = NULL, *twin = NULL;
+    {
+        char *enc = b64(raw, 64);
+        tok = malloc(strlen(enc) + 3);
+        sprintf(tok, "x.%s", enc);
+        free(enc);
+        twin = high_s_twin(tok, &low);
+    }
+    if (!low)
+        assert_int_equal(rg_b64url_decode(strrchr(twin, '.') + 1, 86, raw), 64);
+    free(tok);
+    free(twin);
     free(der);
     *siglen = 64;
     return raw;
@@ -548,6 +587,85 @@ static void test_rejects_oversized_token_before_any_work(void **st)
     free(big);
 }
 
+/* ---- issue 11 item 14: one session, one token string --------------------- */
+
+/* OpenSSL's own verdict on a JOSE ES256 token (so the twin is a real one). */
+static int ossl_verifies(EVP_PKEY *pk, const char *tok)
+{
+    const char *dot = strrchr(tok, '.');
+    unsigned char sig[70], *der = NULL;
+    assert_int_equal(rg_b64url_decode(dot + 1, strlen(dot + 1), sig), 64);
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL));
+    int dl = i2d_ECDSA_SIG(es, &der);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) == 1 &&
+             EVP_DigestVerify(ctx, der, (size_t)dl, (const unsigned char *)tok,
+                              (size_t)(dot - tok)) == 1;
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
+    return ok;
+}
+
+static void test_issue11_item14_high_s_refused(void **st)
+{
+    fx *f = *st;
+    EVP_PKEY *pk = read_pem(f->dir, f->kid);
+    for (int i = 0; i < 24; i++) {   /* before the fix each had a 1/2 chance of high S */
+        char *tok = sign_ok(f->kr, NOW, NOW + 100, ISS);
+        int low = 0;
+        char *twin = high_s_twin(tok, &low);
+        const char *hi = low ? twin : tok, *lo = low ? tok : twin;
+        assert_true(ossl_verifies(pk, hi));   /* both are valid ECDSA signatures */
+        assert_true(ossl_verifies(pk, lo));
+        rg_session_claims c;
+        rg_error err = {0};
+        assert_int_equal(rg_session_verify(f->kr, lo, NOW, SKEW, ISS, &c, &err), 0);
+        rg_session_claims_clear(&c);
+        expect_reject(f->kr, hi, "token_bad_signature");
+        assert_true(low);                     /* and the signer makes low-S only */
+        free(twin);
+        free(tok);
+    }
+    EVP_PKEY_free(pk);
+}
+
+/* Only canonical base64url: no '=' padding, no non-zero trailing bits in
+ * any segment (else one token has several spellings). */
+static void test_issue11_item14_noncanonical_base64url_refused(void **st)
+{
+    fx *f = *st;
+    static const char alpha[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char *tok = sign_ok(f->kr, NOW, NOW + 100, ISS);
+    rg_buf b = {0};
+    rg_buf_printf(&b, "%s=", tok);
+    char *padded = rg_buf_take(&b);
+    expect_reject(f->kr, padded, "token_malformed");
+    free(padded);
+    /* header: refused when decoded (first); payload: it is the signed input,
+     * so the signature fails; signature: refused when decoded */
+    static const char *const code[] = {"token_malformed", "token_bad_signature",
+                                       "token_malformed"};
+    int tested = 0, i = 0;
+    for (char *seg = tok, *end; seg; seg = *end ? end + 1 : NULL, i++) {
+        end = seg + strcspn(seg, ".");
+        if ((end - seg) % 4 == 0)
+            continue;   /* no trailing bits in this segment */
+        char *t = strdup(tok);
+        char *last = t + (end - tok) - 1;
+        int v = (int)(strchr(alpha, *last) - alpha);
+        assert_int_equal(v & 1, 0);   /* the signer's own is canonical */
+        *last = alpha[v | 1];
+        expect_reject(f->kr, t, code[i]);
+        free(t);
+        tested++;
+    }
+    assert_true(tested >= 1);   /* the 86-char signature has 4 trailing bits */
+    free(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +684,8 @@ int main(void)
         cmocka_unit_test(test_rejects_unknown_kid),
         cmocka_unit_test(test_rejects_garbage),
         cmocka_unit_test(test_rejects_oversized_token_before_any_work),
+        cmocka_unit_test(test_issue11_item14_high_s_refused),
+        cmocka_unit_test(test_issue11_item14_noncanonical_base64url_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
