@@ -64,6 +64,10 @@ $(BUILD)/gen/console_assets.c: src/console/embed.sh $(CONSOLE_FILES)
 $(BUILD)/obj/gen/console_assets.o: $(BUILD)/gen/console_assets.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -c $< -o $@
+# rolegate --version: lasso and libjwt report no version at run time
+$(BUILD)/obj/gateway/version.o: PKG_CFLAGS += \
+  -DRG_BUILT_LASSO='"$(shell pkg-config --modversion lasso 2>/dev/null)"' \
+  -DRG_BUILT_LIBJWT='"$(shell pkg-config --modversion libjwt 2>/dev/null)"'
 
 # core is pure (DESIGN.md): it is compiled with no library include paths at
 # all, so an #include of anything but libc and rolegate headers fails here.

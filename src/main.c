@@ -42,8 +42,30 @@ static void usage(FILE *out, const char *prog)
             "                       validate FILE (--env: and the ROLEGATE_* variables);\n"
             "                       exit 0 if valid, 2 with FILE:LINE: option: problem\n"
             "  check-config --list  every option and its ROLEGATE_<SECTION>_<OPTION> variable\n"
-            "  --help               this text\n",
+            "  --version            rolegate's version and its libraries' versions\n"
+            "  --help, CMD --help   this text, or one command's\n",
             prog);
+}
+
+/* `rolegate CMD --help` (issue 11 item 8): the command's text on stdout. */
+static int cmd_help(const char *cmd)
+{
+    if (strcmp(cmd, "serve") == 0)
+        printf("usage: rolegate serve [-c FILE] [--demo]\n"
+               "  Runs the gateway: the public and admin listeners of the config.\n"
+               "  -c, --config FILE  the config (default " DEFAULT_CONFIG
+               " if present, else built-in\n"
+               "                     defaults); ROLEGATE_<SECTION>_<OPTION> variables override\n"
+               "  --demo             on an empty store: a demo organization and the fixture IdP\n"
+               "  SIGHUP reopens the log; SIGTERM and SIGINT drain requests and exit 0.\n");
+    else if (strcmp(cmd, "check-config") == 0)
+        printf("usage: rolegate check-config [--env] FILE | --list\n"
+               "  Validates FILE (with --env: and the ROLEGATE_* variables): exit 0 and\n"
+               "  \"FILE: ok\", or exit 2 with one FILE:LINE: option: problem line per error.\n"
+               "  --list: every option and its ROLEGATE_<SECTION>_<OPTION> variable.\n");
+    else
+        return -1;
+    return 0;
 }
 
 static void print_diag(const rg_config_diag *d)
@@ -70,6 +92,8 @@ static int list_options(void)
 
 static int cmd_check_config(int argc, char **argv)
 {
+    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
+        return cmd_help("check-config");
     int with_env = argc == 4 && strcmp(argv[2], "--env") == 0;
     if (argc == 3 && strcmp(argv[2], "--list") == 0)
         return list_options();
@@ -257,7 +281,10 @@ static int cmd_serve(int argc, char **argv)
             path = argv[++i];
         } else if (strcmp(argv[i], "--demo") == 0) {
             demo = 1;   /* [demo] enabled for this run (make run) */
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return cmd_help("serve");
         } else {
+            fprintf(stderr, "rolegate serve: unknown option '%s'\n", argv[i]);
             usage(stderr, argv[0]);
             return 2;
         }
@@ -431,11 +458,24 @@ int main(int argc, char **argv)
         return rg_session_cmd_keygen(argc - 1, argv + 1);
     if (strcmp(argv[1], "check-config") == 0)
         return cmd_check_config(argc, argv);
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        rg_gateway_print_version(stdout);
+        return 0;
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        usage(stdout, argv[0]);
-        return 2;
+        if (argc > 2 && strcmp(argv[2], "keygen") == 0) {
+            char *kargv[] = {argv[2], (char *)"--help", NULL};
+            return rg_session_cmd_keygen(2, kargv);
+        }
+        if (argc > 2 && cmd_help(argv[2]) != 0) {
+            fprintf(stderr, "rolegate: unknown command '%s'\n", argv[2]);
+            return 2;
+        }
+        if (argc <= 2)
+            usage(stdout, argv[0]);
+        return 0;
     }
-    usage(stderr, argv[0]);
+    fprintf(stderr, "rolegate: unknown command '%s' (rolegate --help lists them)\n", argv[1]);
     return 2;
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "rolegate/config.h"
 #include "rolegate/core.h"
 #include "rolegate/ctx.h"
@@ -132,5 +133,12 @@ int rg_gateway_console_register(struct rg_http_server *public_server,
                                 struct rg_http_server *admin_server, rg_error *err);
 
 /* ==== end console ======================================================== */
+
+/* rolegate's version (issue 11 item 8). */
+#define RG_VERSION "0.1.0"
+/* Prints "rolegate VERSION" and one "library VERSION" line per linked
+ * library (lasso, xmlsec1, libxml2, libcurl, libjwt, hiredis, SQLite,
+ * OpenSSL, libmicrohttpd, jansson) to out. */
+void rg_gateway_print_version(FILE *out);
 
 #endif
