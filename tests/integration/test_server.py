@@ -331,12 +331,12 @@ def _check_config_in(d):
 
 @test
 def test_usage_on_unknown_command_exit_2():
-    rc, out = run_bin("frobnicate")
-    assert rc == 2 and "usage" in out, (rc, out)
+    rc, out = run_bin("frobnicate")   # issue 11 item 8: named, not a bare usage
+    assert rc == 2 and "unknown command 'frobnicate'" in out, (rc, out)
     rc, out = run_bin()
     assert rc == 2 and "usage" in out, (rc, out)
-    rc, out = run_bin("--help")
-    assert rc == 2 and "check-config" in out, (rc, out)
+    rc, out = run_bin("--help")       # item 8: help is not an error
+    assert rc == 0 and "check-config" in out, (rc, out)
 
 
 @test
