@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <string.h>
 #include "gw_internal.h"
+#include "pages.h"
 #include "rolegate/util.h"
 
 #define MAX_REQUIRE 32
@@ -92,39 +93,68 @@ static int login_redirect(rg_gateway *gw, rg_http_req *req)
     return 1;
 }
 
+/* Issue 11 item 5: one log line per refusal with the reason code, the
+ * subject and organization when known and the unmet requirement (never
+ * the token). */
+static void log_denied(rg_http_req *req, int status, const char *code,
+                       const rg_session_claims *c, const char *unmet)
+{
+    char q1[160], q2[160], q3[320];
+    rg_log(RG_LOG_INFO, "event=auth_denied status=%d reason=%s sub=%s org=%s requirement=%s "
+           "rid=%s", status, code, c ? rg_log_quote(q1, sizeof q1, c->sub) : "-",
+           c ? rg_log_quote(q2, sizeof q2, c->org_id) : "-",
+           unmet ? rg_log_quote(q3, sizeof q3, unmet) : "-", rg_http_request_id(req));
+}
+
 static void unauthorized(rg_gateway *gw, rg_http_req *req, const char *code)
 {
-    rg_log(RG_LOG_DEBUG, "event=auth_denied status=401 code=%s rid=%s", code,
-           rg_http_request_id(req));
+    log_denied(req, 401, code, NULL, NULL);
     if (!login_redirect(gw, req))
         gw_deny(req, 401, code);
 }
 
 /* require_role / require_permission / organization: every value must hold.
- * Returns NULL when they all do, else the denial code. */
+ * Returns NULL when they all do, else the denial code with *unmet the
+ * first requirement that failed ("require_role=admin", arena). */
 static const char *check_requirements(rg_http_req *req, const rg_session_claims *c,
-                                      const char *const *perms, size_t n_perms)
+                                      const char *const *perms, size_t n_perms,
+                                      const char **unmet)
 {
+    static const char *const names[] = {"require_role", "require_permission", "organization"};
+    static const char *const codes[] = {"role_required", "permission_required",
+                                        "organization_mismatch"};
     const char *v[MAX_REQUIRE];
-    size_t n = rg_http_query_all(req, "require_role", v, MAX_REQUIRE);
-    if (n > MAX_REQUIRE)
-        return "too_many_requirements";
-    for (size_t i = 0; i < n; i++)
-        if (!has(c->roles, c->n_roles, v[i]))
-            return "role_required";
-    n = rg_http_query_all(req, "require_permission", v, MAX_REQUIRE);
-    if (n > MAX_REQUIRE)
-        return "too_many_requirements";
-    for (size_t i = 0; i < n; i++)
-        if (!has(perms, n_perms, v[i]))
-            return "permission_required";
-    n = rg_http_query_all(req, "organization", v, MAX_REQUIRE);
-    if (n > MAX_REQUIRE)
-        return "too_many_requirements";
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(c->org_id, v[i]) != 0)
-            return "organization_mismatch";
+    *unmet = NULL;
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = rg_http_query_all(req, names[k], v, MAX_REQUIRE);
+        if (n > MAX_REQUIRE)
+            return "too_many_requirements";
+        for (size_t i = 0; i < n; i++) {
+            int ok = k == 0 ? has(c->roles, c->n_roles, v[i])
+                     : k == 1 ? has(perms, n_perms, v[i]) : strcmp(c->org_id, v[i]) == 0;
+            if (!ok) {
+                *unmet = rg_arena_printf(rg_http_arena(req), "%s=%s", names[k], v[i]);
+                return codes[k];
+            }
+        }
+    }
     return NULL;
+}
+
+/* A 403 the person can read (item 5): the reason and the unmet requirement
+ * as headers for the proxy (the nginx snippet's error page shows them), and
+ * as an HTML page when the browser asked for HTML (Traefik's forwardAuth
+ * hands /auth's own answer to the browser); else the JSON body. */
+static void forbidden(rg_http_req *req, const char *code, const char *unmet)
+{
+    rg_http_add_header(req, "X-Rolegate-Reason", code);
+    if (unmet)
+        rg_http_add_header(req, "X-Rolegate-Requirement", unmet);
+    const char *accept = rg_http_header(req, "Accept");
+    if (accept && strstr(accept, "text/html"))
+        pg_denied(req, 403, code, unmet);
+    else
+        gw_deny(req, 403, code);
 }
 
 void gw_h_auth(rg_http_req *req, void *ctx)
@@ -172,11 +202,11 @@ void gw_h_auth(rg_http_req *req, void *ctx)
         perms = (const char *const *)table_perms.v;
         n_perms = table_perms.n;
     }
-    const char *denied = check_requirements(req, &c, perms, n_perms);
+    const char *unmet = NULL;
+    const char *denied = check_requirements(req, &c, perms, n_perms, &unmet);
     if (denied) {
-        rg_log(RG_LOG_DEBUG, "event=auth_denied status=403 code=%s rid=%s", denied,
-               rg_http_request_id(req));
-        gw_deny(req, 403, denied);
+        log_denied(req, 403, denied, &c, unmet);
+        forbidden(req, denied, unmet);
     } else {
         char *roles = gw_join(req, c.roles, c.n_roles);
         char *plist = gw_join(req, perms, n_perms);

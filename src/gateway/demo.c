@@ -157,7 +157,7 @@ int rg_gateway_demo_setup(rg_gateway_login *lg)
     printf("rolegate: demo organization %s, SAML connection %s, fixture IdP on "
            "http://127.0.0.1:%d (user demo@example.com, groups engineering,admins)\n",
            org_id, conn_id, DEMO_IDP_PORT);
-    printf("rolegate: demo login: %s/login?organization=%s&return_to=/auth\n", lg->base,
+    printf("rolegate: demo login: %s/login?organization=%s&return_to=/whoami\n", lg->base,
            org_id);
     fflush(stdout);
     return 0;

@@ -237,6 +237,8 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
             rc = add(pub, "GET", "/signed-out", pg_h_signed_out, gw, 0, err);
         if (!rc)
             rc = add(pub, "GET", "/denied", pg_h_denied, gw, 0, err);
+        if (!rc)
+            rc = add(pub, "GET", "/whoami", gw_h_whoami, gw, 0, err);
     }
     if (!rc && adm)
         rc = add(adm, "POST", "/sessions", gw_h_sessions_create, gw, RG_HTTP_BODY_JSON, err);

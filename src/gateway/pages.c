@@ -1,6 +1,7 @@
 /* pages.c: the HTML pages a person sees on the public listener (issue 11):
  * the sign-in page of home-realm discovery and the connection chooser
- * (item 2), "who am I" at /whoami (item 4), "signed out" at /signed-out
+ * (item 2), "who am I" at /whoami (item 4: user, organization, roles,
+ * permissions, token size, a sign-out button), "signed out" at /signed-out
  * and the readable denial page at /denied (item 5), and their one
  * stylesheet. No inline script or style: CSP default-src 'self'; forms
  * have labels. Every value shown is HTML-escaped here. */
@@ -9,6 +10,7 @@
 #include "gw_internal.h"
 #include "login_internal.h"
 #include "pages.h"
+#include "rolegate/store.h"
 #include "rolegate/util.h"
 
 static const char css[] =
@@ -163,4 +165,64 @@ void pg_h_signed_out(rg_http_req *req, void *ctx)
             "<p>Your organization's identity provider may still remember you: close the "
             "browser to end that session too.</p>\n"
             "<p><a href=\"/login\">Sign in again</a></p>\n");
+}
+
+/* ---- who am I (item 4) -------------------------------------------------- */
+
+/* "a, b, c" of strs, each escaped; "(none)" for none. */
+static char *esc_list(rg_http_req *req, const char *const *strs, size_t n)
+{
+    char *j = gw_join(req, strs, n);
+    return j && *j ? pg_esc(req, j) : "(none)";
+}
+
+void gw_h_whoami(rg_http_req *req, void *ctx)
+{
+    rg_gateway *gw = ctx;
+    const char *token = rg_http_cookie_count(req, gw->cookie_name) == 1
+                            ? rg_http_cookie(req, gw->cookie_name) : NULL;
+    rg_session_claims c;
+    rg_error err;
+    rg_error_clear(&err);
+    if (!token || rg_session_verify_cached(gw->ctx->keys, gw->tcache, gw->revs, token, rg_now(),
+                                           RG_GATEWAY_SKEW, rg_gateway_issuer(gw->cfg), &c,
+                                           &err) != 0) {
+        pg_send(req, 401, "Not signed in", "<p id=\"signed-out\">You are not signed in.</p>\n"
+                "<p><a href=\"/login?return_to=/whoami\">Sign in</a></p>\n");
+        return;
+    }
+    rg_slugs tp = {0};
+    const char *const *perms = c.permissions;
+    size_t n_perms = c.n_permissions;
+    if (c.permissions_omitted && gw_org_permissions(gw, c.org_id, c.roles, c.n_roles, &tp,
+                                                    &err) == 0) {
+        perms = (const char *const *)tp.v;
+        n_perms = tp.n;
+    }
+    json_t *org = NULL;
+    const char *org_name = NULL;
+    if (gw->ctx->store && rg_store_organization_get(gw->ctx->store, c.org_id, &org, &err) == 0)
+        org_name = json_string_value(json_object_get(org, "name"));
+    char ends[40];
+    rg_iso8601_ms(c.exp * 1000, ends, sizeof ends);
+    rg_arena *a = rg_http_arena(req);
+    char *body = rg_arena_printf(a,
+        "<dl>\n<dt>User</dt><dd id=\"user\">%s</dd>\n<dt>User id</dt><dd id=\"sub\">%s</dd>\n"
+        "<dt>Organization</dt><dd id=\"organization\">%s</dd>\n"
+        "<dt>Organization id</dt><dd id=\"org-id\">%s</dd>\n"
+        "<dt>Roles</dt><dd id=\"roles\">%s</dd>\n"
+        "<dt>Permissions</dt><dd id=\"permissions\">%s%s</dd>\n"
+        "<dt>Token size</dt><dd id=\"token-size\">%zu bytes (cookie budget %d)</dd>\n"
+        "<dt>Session ends</dt><dd id=\"expires\">%s</dd>\n</dl>\n"
+        "<form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button>"
+        "</form>\n",
+        pg_esc(req, c.email ? c.email : "(no email)"), pg_esc(req, c.sub),
+        pg_esc(req, org_name ? org_name : "(unknown)"), pg_esc(req, c.org_id),
+        esc_list(req, c.roles, c.n_roles), esc_list(req, perms, n_perms),
+        c.permissions_omitted ? " (from the role table: the token omits them)" : "",
+        strlen(token), gw->cfg->session.cookie_budget, ends);
+    json_decref(org);
+    rg_slugs_clear(&tp);
+    rg_session_claims_clear(&c);
+    pg_send(req, 200, "Signed in", body);
 }

@@ -37,5 +37,9 @@ void pg_denied(rg_http_req *req, int status, const char *code, const char *requi
 void pg_h_css(rg_http_req *req, void *ctx);
 void pg_h_signed_out(rg_http_req *req, void *ctx);
 void pg_h_denied(rg_http_req *req, void *ctx);
+/* GET /whoami (ctx = the rg_gateway): the session's user, organization,
+ * roles, permissions, token size and a sign-out button; 401 page with a
+ * sign-in link without a valid session. */
+void gw_h_whoami(rg_http_req *req, void *ctx);
 
 #endif

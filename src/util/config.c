@@ -110,7 +110,8 @@ void rg_config_defaults(rg_config *cfg)
     snprintf(cfg->session.keys_dir, sizeof cfg->session.keys_dir, "var/keys");
     cfg->session.lifetime = 8 * 3600;
     cfg->session.oversize = RG_OVERSIZE_REJECT;
-    snprintf(cfg->session.logout_redirect, sizeof cfg->session.logout_redirect, "/");
+    /* a public page: a protected / would log the user straight back in */
+    snprintf(cfg->session.logout_redirect, sizeof cfg->session.logout_redirect, "/signed-out");
     cfg->session.cookie_budget = 4096;
     cfg->saml.clock_skew = 60;
     cfg->saml.max_response = 262144;

@@ -214,5 +214,46 @@ def test_nginx_require_permission_403_when_missing():
     with_stack(body)
 
 
+@test
+def test_item5_nginx_403_page_names_reason_and_log_line():
+    """Issue 11 item 5: the snippet's 403 is rolegate's readable page (reason
+    code, unmet requirement, sign-out button), the log line carries reason,
+    subject, organization and requirement but never the token; /logout lands
+    on the public signed-out page, through nginx too."""
+    def body(rg, ng, ids, token):
+        ck = {"Cookie": f"{COOKIE}={token}", "Accept": "text/html"}
+        st, h, data = ng.get("/admins/x", ck)
+        page = data.decode()
+        assert st == 403, (st, page[:300])
+        assert h["content-type"].startswith("text/html"), h
+        assert '<code id="reason">role_required</code>' in page, page
+        assert '<code id="requirement">require_role=admin</code>' in page, page
+        assert 'action="/logout"' in page and "default-src 'self'" in h.get(
+            "content-security-policy", ""), (page, h)
+        st, _, data = ng.get("/secret/x", ck)
+        assert st == 403 and b"require_permission=secret:read" in data, data[:400]
+        line = [ln for ln in rg.log_lines() if "event=auth_denied status=403" in ln
+                and "reason=role_required" in ln]
+        assert line, rg.log_text()[-2000:]
+        assert f"sub={ids['user']}" in line[-1] and f"org={ids['org']}" in line[-1], line
+        assert 'requirement="require_role=admin"' in line[-1], line
+        assert token not in rg.log_text() and token.split(".")[2] not in rg.log_text()
+        # 401 lines carry the reason too
+        ng.get("/app/page", {"Cookie": f"{COOKIE}=garbage"})
+        assert any("event=auth_denied status=401" in ln and "reason=token_malformed" in ln
+                   for ln in rg.log_lines()), rg.log_text()[-1500:]
+        # logout (through nginx) lands on the public signed-out page, which
+        # does not log the user straight back in
+        c = http.client.HTTPConnection("127.0.0.1", ng.port, timeout=30)
+        c.request("POST", "/logout", headers=ck)
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert r.status == 302 and r.getheader("Location") == "/signed-out", r.getheaders()
+        st, h, data = ng.get("/signed-out", {"Cookie": f"{COOKIE}={token}"})
+        assert st == 200 and b'id="signed-out"' in data, (st, data[:300])
+    with_stack(body)
+
+
 if __name__ == "__main__":
     run_all()

@@ -3,6 +3,9 @@
 its item. Real rolegate, real fixture IdP, loopback sockets.
   item 1: SP metadata before IdP metadata; connection state draft -> active
   item 2: the sign-in page and home-realm discovery by organization domains
+  item 4: after login, /whoami shows who the person is
+  item 5: /auth's 403 as a page (Traefik hands it to the browser), /denied,
+          /logout lands on the public signed-out page
 """
 import os
 import re
@@ -12,7 +15,7 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import test, run_all  # noqa: E402
 from test_saml_common import (LoginServer, FixtureIdp, reason_of,  # noqa: E402
-                              idp_metadata, setup_saml_connection)
+                              idp_metadata, setup_saml_connection, SamlEnv, Browser)
 from harness import free_port  # noqa: E402
 import html.parser  # noqa: E402
 import urllib.parse  # noqa: E402
@@ -38,6 +41,7 @@ class PageParser(html.parser.HTMLParser):
 def check_page(hd, page):
     """CSP default-src 'self', no inline script or style, labelled inputs."""
     csp = hd.get("content-security-policy", "")
+    csp = " ".join(csp) if isinstance(csp, list) else csp
     assert "default-src 'self'" in csp, hd
     p = PageParser()
     p.feed(page)
@@ -150,6 +154,60 @@ def test_item2_signin_page_home_realm_discovery():
         # the page's stylesheet is served by rolegate itself
         st, hd, css = rg.public("GET", "/assets/rolegate.css")
         assert st == 200 and hd["content-type"].startswith("text/css") and "body" in css
+
+
+@test
+def test_item4_whoami_after_login_and_item5_signed_out():
+    with SamlEnv() as env:
+        b = Browser()
+        st, hd, _ = env.login(b, user="alice@example.com", groups=("engineering", "admins"),
+                              return_to="/whoami")
+        assert st == 302 and Browser.location(hd) == "/whoami", (st, hd)
+        st, hd, data = b.get(env.rg.base + "/whoami")
+        page = data.decode()
+        assert st == 200, (st, page[:300])
+        p = check_page(hd, page)
+        assert '<dd id="user">alice@example.com</dd>' in page, page
+        assert f'<dd id="org-id">{env.org}</dd>' in page and ">Acme<" in page, page
+        assert '<dd id="roles">admin</dd>' in page, page
+        assert "users:manage" in page and "reports:view" in page, page
+        size = int(re.search(r'<dd id="token-size">(\d+) bytes', page).group(1))
+        assert size == len(b.jar["rolegate"]), (size, len(b.jar["rolegate"]))
+        assert 'action="/logout"' in page and 'method="post"' in page, page
+        assert b.jar["rolegate"] not in page, "the token is not shown"
+        # the sign-out button: POST /logout -> the public signed-out page
+        st, hd, _ = b.request("POST", env.rg.base + "/logout")
+        assert st == 302 and Browser.location(hd) == "/signed-out", (st, hd)
+        st, hd, data = b.get(env.rg.base + "/signed-out")
+        assert st == 200 and b'id="signed-out"' in data, (st, data[:300])
+        check_page(hd, data.decode())
+        # signed out: /whoami says so and offers to sign in, no loop
+        st, _, data = b.get(env.rg.base + "/whoami")
+        assert st == 401 and b'href="/login?return_to=/whoami"' in data, (st, data[:300])
+        del p
+
+
+@test
+def test_item5_auth_403_page_for_browsers_and_denied_page():
+    with SamlEnv() as env:
+        b = Browser()
+        env.login(b, groups=("engineering",))
+        ck = {"Cookie": "rolegate=" + b.jar["rolegate"]}
+        # what Traefik's forwardAuth passes on: the browser's Accept
+        st, hd, page = env.rg.public("GET", "/auth?require_role=admin",
+                                     headers=dict(ck, Accept="text/html,*/*"))
+        assert st == 403 and hd["content-type"].startswith("text/html"), (st, hd)
+        assert hd["x-rolegate-reason"] == "role_required", hd
+        assert hd["x-rolegate-requirement"] == "require_role=admin", hd
+        check_page(hd, page)
+        assert '<code id="reason">role_required</code>' in page, page
+        # an API client still gets JSON
+        st, hd, body = env.rg.public("GET", "/auth?require_permission=x:y", headers=ck)
+        assert st == 403 and body == {"code": "permission_required"}, (st, body)
+        # /denied (the nginx snippet's page) escapes what it is given
+        st, hd, page = env.rg.public("GET", "/denied?reason=%3Cb%3E&requirement=%3Cscript%3E")
+        assert st == 403 and "<script>" not in page and "&lt;script&gt;" in page, page
+        assert '<code id="reason">access_denied</code>' in page, page
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ static void test_defaults(void **st)
     assert_string_equal(cfg.session.keys_dir, "var/keys");
     assert_int_equal(cfg.session.lifetime, 8 * 3600);
     assert_int_equal(cfg.session.oversize, RG_OVERSIZE_REJECT);
-    assert_string_equal(cfg.session.logout_redirect, "/");
+    assert_string_equal(cfg.session.logout_redirect, "/signed-out");   /* issue 11 item 5 */
     assert_int_equal(cfg.session.cookie_budget, 4096);
     assert_int_equal(cfg.saml.clock_skew, 60);
     assert_int_equal(cfg.saml.max_response, 262144);
