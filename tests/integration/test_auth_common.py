@@ -481,7 +481,7 @@ def test_401_revoked_sid_after_logout():
     t = s["token"]
     assert auth(rg, t)[0] == 200          # cached as verified
     st, h, _ = rg.public("POST", "/logout", headers={"Cookie": f"{COOKIE}={t}"})
-    assert st == 302 and h["location"] == "/", (st, h)
+    assert st == 302 and h["location"] == "/signed-out", (st, h)   # issue 11 item 5
     sc = h["set-cookie"]
     assert sc.startswith(f"{COOKIE}=;") and "Max-Age=0" in sc and "HttpOnly" in sc, sc
     assert "Path=/" in sc and "SameSite=Lax" in sc, sc
