@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "rolegate/api.h"
@@ -251,6 +253,50 @@ static void h_metrics(rg_http_req *req, void *ctx)
                  n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
 }
 
+/* Issue 11 item 3: a port in use is found before anything is written to
+ * the store, and the message names the listener and what changes it.
+ * host "" = every address. 0 free (or not checkable), -1 in use. */
+static int port_free(const char *what, const char *host, int port, const char *option,
+                     const char *env)
+{
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host && *host ? host : NULL, ps, &hints, &ai) != 0 || !ai)
+        return 0;   /* the listener itself will say what is wrong */
+    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol), in_use = 0;
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        in_use = bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE;
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    if (!in_use)
+        return 0;
+    fprintf(stderr, "rolegate: the %s on %s:%d cannot start: the port is in use; change "
+            "%s (or %s)\n", what, host && *host ? host : "0.0.0.0", port, option, env);
+    return -1;
+}
+
+static int ports_free(const rg_config *cfg)
+{
+    char host[256], ahost[256];
+    int port = 0, aport = 0, bad = 0;
+    rg_config_split_listen(cfg->server.public_listen, host, sizeof host, &port);
+    rg_config_split_listen(cfg->server.admin_listen, ahost, sizeof ahost, &aport);
+    bad |= port_free("public listener", host, port, "[server] public_listen",
+                     "ROLEGATE_PUBLIC_LISTEN");
+    bad |= port_free("admin listener", ahost, aport, "[server] admin_listen",
+                     "ROLEGATE_ADMIN_LISTEN");
+    if (cfg->demo.enabled)
+        bad |= port_free("demo fixture IdP", "127.0.0.1", cfg->demo.idp_port,
+                         "[demo] idp_port", "ROLEGATE_DEMO_IDP_PORT");
+    return bad ? -1 : 0;
+}
+
 static rg_http_server *make_server(const rg_config *cfg, const char *name,
                                    const char *listen, const char *admin_key)
 {
@@ -307,6 +353,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "rolegate: cannot open log file %s, logging to stderr\n",
                 cfg.log.file);
 
+    if (ports_free(&cfg) != 0)   /* before the store or any file is written */
+        return 1;
     /* var/ layout: the database, keys and SAML SP key directories */
     ensure_parent(cfg.store.database);
     rg_mkdir_p(cfg.session.keys_dir, 0700);

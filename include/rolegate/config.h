@@ -62,7 +62,7 @@ typedef struct rg_config {
         int     command_timeout_ms;
         int64_t table_ttl;                  /* seconds */
     } redis;
-    struct { int enabled; } demo;
+    struct { int enabled; int idp_port; } demo;   /* idp_port: the fixture IdP (item 3) */
 } rg_config;
 
 /* Collected validation errors, one formatted line each. */

@@ -85,6 +85,7 @@ static const opt_def opts[] = {
     {"redis", "command_timeout_ms", T_INT, O(redis, command_timeout_ms), 1, 60000, NULL},
     {"redis", "table_ttl", T_DURATION, O(redis, table_ttl), 1, 30LL * 86400, NULL},
     {"demo", "enabled", T_BOOL, O(demo, enabled), 0, 0, NULL},
+    {"demo", "idp_port", T_INT, O(demo, idp_port), 1, 65535, NULL},
 };
 #undef O
 #define NOPTS (sizeof opts / sizeof *opts)
@@ -127,6 +128,7 @@ void rg_config_defaults(rg_config *cfg)
     cfg->redis.command_timeout_ms = 500;
     cfg->redis.table_ttl = 300;
     cfg->demo.enabled = 0;   /* the fixture IdP's key is public: opt-in only */
+    cfg->demo.idp_port = 8089;
 }
 
 /* ---- value parsers ------------------------------------------------------ */
