@@ -423,6 +423,8 @@ static int cmd_serve(int argc, char **argv)
         goto start_failed;
     rg_cache_set_revoke_sink(ctx.cache, on_remote_revoke, gw);
     rg_cache_set_revoke_user_sink(ctx.cache, rg_gateway_revoke_user_sink, gw);   /* R30 */
+    if (rg_gateway_scim_register(gw, &err) != 0)            /* SCIM /scim/v2/{directory} */
+        goto start_failed;
     if (!(login = rg_gateway_login_register(pub, adm, &ctx, &err)))  /* login + demo */
         goto start_failed;
     rg_gateway_demo_setup(login);

@@ -39,6 +39,8 @@ void rg_api_jobs_kick(rg_api *api);
 
 /* The store of api's ctx (borrowed). */
 rg_store *rg_api_store(const rg_api *api);
+/* The ctx api serves (borrowed). */
+const rg_ctx *rg_api_ctx(const rg_api *api);
 
 /* The public base_url of api's config (borrowed). */
 const char *rg_api_base_url(const rg_api *api);
@@ -46,6 +48,7 @@ const char *rg_api_base_url(const rg_api *api);
 /* Route tables of each file: return 0 or a negative code. */
 int rg_api_routes_roles(rg_http_server *admin, rg_api *api);
 int rg_api_routes_orgs(rg_http_server *admin, rg_api *api);
+int rg_api_routes_directories(rg_http_server *admin, rg_api *api);   /* R27-R31 */
 
 /* Answers a store call: rc != 0 sends err (the JSON error body); else out
  * (stolen) with status, or an empty 204 when out is NULL. */

@@ -78,6 +78,12 @@ int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
                              char **token, char **set_cookie, char sid_out[64],
                              int64_t *exp, size_t *cookie_len, int *omitted, rg_error *err);
 
+/* Directory sync (R27-R31): registers the SCIM 2.0 service provider on
+ * gw's public server under /scim/v2/{directory_id}/ (Users, Groups,
+ * ServiceProviderConfig, ResourceTypes, Schemas). Call before the server
+ * starts. 0 or negative with err. */
+int rg_gateway_scim_register(rg_gateway *gw, rg_error *err);
+
 /* ==== end gwauth ========================================================= */
 
 /* ==== login: /login, SAML metadata + ACS, OIDC callback, metadata upload == */

@@ -40,7 +40,7 @@ typedef struct rg_store rg_store;   /* opaque */
 
 /* The schema version this build migrates to (migrations are forward-only and
  * numbered; PRAGMA user_version records the one applied). */
-#define RG_STORE_SCHEMA_VERSION 1
+#define RG_STORE_SCHEMA_VERSION 2
 
 /* Opens (creating if needed) the SQLite database file at path, in WAL mode,
  * with foreign keys on and a busy timeout, and applies pending migrations. A

@@ -29,6 +29,11 @@ struct rg_api {
     int             stop;
 };
 
+const rg_ctx *rg_api_ctx(const rg_api *api)
+{
+    return api->ctx;
+}
+
 rg_store *rg_api_store(const rg_api *api)
 {
     assert(api && api->ctx && api->ctx->store);
@@ -156,7 +161,8 @@ rg_api *rg_api_register(rg_http_server *admin, rg_ctx *ctx, rg_error *err)
     pthread_cond_init(&api->wake, &ca);
     pthread_condattr_destroy(&ca);
 
-    if (rg_api_routes_roles(admin, api) != 0 || rg_api_routes_orgs(admin, api) != 0) {
+    if (rg_api_routes_roles(admin, api) != 0 || rg_api_routes_orgs(admin, api) != 0 ||
+        rg_api_routes_directories(admin, api) != 0) {
         rg_error_set(err, RG_ERR, 500, "api_routes", NULL, "cannot register the admin routes");
         rg_api_free(api);
         return NULL;

@@ -257,6 +257,52 @@ static int seed_1(sqlite3 *db, rg_error *err)
     return 0;
 }
 
+/* Directory sync (R27-R31, issue 12): directories of an organization with
+ * the SHA-256 of their bearer token, the users and groups their SCIM client
+ * pushes (resource: the SCIM attributes as stored), group members, and
+ * directory group -> role mappings (R28). */
+static const char migration_2_dsync[] =
+    "CREATE TABLE directories("
+    "  id TEXT PRIMARY KEY,"
+    "  organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, type TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'active',"
+    "  token_hash TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE INDEX directories_org ON directories(organization_id);"
+    "CREATE TABLE directory_users("
+    "  id TEXT PRIMARY KEY,"
+    "  directory_id TEXT NOT NULL REFERENCES directories(id) ON DELETE CASCADE,"
+    "  user_id TEXT REFERENCES users(id) ON DELETE SET NULL,"
+    "  user_name TEXT NOT NULL, user_name_key TEXT NOT NULL, external_id TEXT,"
+    "  email TEXT, first_name TEXT, last_name TEXT, active INTEGER NOT NULL DEFAULT 1,"
+    "  resource TEXT NOT NULL DEFAULT '{}',"
+    "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+    "  UNIQUE (directory_id, user_name_key));"
+    "CREATE INDEX directory_users_ext ON directory_users(directory_id, external_id);"
+    "CREATE INDEX directory_users_email ON directory_users(lower(email));"
+    "CREATE INDEX directory_users_user ON directory_users(user_id);"
+    "CREATE TABLE directory_groups("
+    "  id TEXT PRIMARY KEY,"
+    "  directory_id TEXT NOT NULL REFERENCES directories(id) ON DELETE CASCADE,"
+    "  display_name TEXT NOT NULL, external_id TEXT,"
+    "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE INDEX directory_groups_dir ON directory_groups(directory_id, display_name);"
+    "CREATE INDEX directory_groups_ext ON directory_groups(directory_id, external_id);"
+    "CREATE TABLE directory_group_members("
+    "  group_id TEXT NOT NULL REFERENCES directory_groups(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL REFERENCES directory_users(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (group_id, user_id));"
+    "CREATE INDEX directory_group_members_user ON directory_group_members(user_id, group_id);"
+    "CREATE TABLE directory_role_mappings("
+    "  directory_id TEXT NOT NULL REFERENCES directories(id) ON DELETE CASCADE,"
+    "  group_id TEXT NOT NULL REFERENCES directory_groups(id) ON DELETE CASCADE,"
+    "  role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (directory_id, group_id, role_id));"
+    "CREATE INDEX directory_role_mappings_role ON directory_role_mappings(role_id);"
+    "CREATE INDEX directory_role_mappings_group ON directory_role_mappings(group_id);"
+    /* R27: a directory user is linked to the user of its email */
+    "CREATE INDEX users_email_lower ON users(lower(email));";
+
 typedef struct migration {
     const char *sql;
     int (*seed)(sqlite3 *db, rg_error *err);
@@ -264,6 +310,7 @@ typedef struct migration {
 
 static const migration migrations[RG_STORE_SCHEMA_VERSION] = {
     { migration_1, seed_1 },
+    { migration_2_dsync, NULL },
 };
 
 static int user_version(sqlite3 *db, rg_error *err, int *v)

@@ -17,6 +17,10 @@ static const char *const event_names[] = {
     "connection.created", "connection.updated", "connection.deleted",
     "environment.updated", "role_priority.updated", "session.created",
     "authentication.succeeded", "authentication.failed",
+    "directory.created", "directory.deleted",
+    "dsync.user.created", "dsync.user.updated", "dsync.user.deleted",
+    "dsync.group.created", "dsync.group.updated", "dsync.group.deleted",
+    "dsync.group.user_added", "dsync.group.user_removed",
 };
 
 static int known_event(const char *name)

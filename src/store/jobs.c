@@ -8,6 +8,7 @@
 #include <string.h>
 #include "rolegate/util.h"
 #include "store_impl.h"
+#include "dsync_impl.h"
 
 typedef struct job_row { char id[ST_ID], org[ST_ID], source[16]; } job_row;
 
@@ -17,9 +18,10 @@ static long job_batch(sqlite3 *db, size_t limit, int *idle, rg_error *err)
 {
     char job[ST_ID], role[ST_ID], cursor[ST_ID];
     *idle = 0;
+    char kind[32] = "";
     sqlite3_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, role_id, cursor FROM jobs WHERE status = 'pending'"
-                                  " ORDER BY id LIMIT 1", "");
+                                  "SELECT id, role_id, cursor, kind FROM jobs"
+                                  " WHERE status = 'pending' ORDER BY id LIMIT 1", "");
     if (!st)
         return RG_EIO;
     int rc = rg_st_step(db, st, err);
@@ -27,12 +29,15 @@ static long job_batch(sqlite3 *db, size_t limit, int *idle, rg_error *err)
         snprintf(job, sizeof job, "%s", rg_st_col(st, 0));
         snprintf(role, sizeof role, "%s", rg_st_col(st, 1));
         snprintf(cursor, sizeof cursor, "%s", rg_st_col(st, 2));
+        snprintf(kind, sizeof kind, "%s", rg_st_col(st, 3));
     }
     sqlite3_finalize(st);
     if (rc <= 0) {
         *idle = rc == 0;
         return rc;
     }
+    if (!strcmp(kind, "directory_delete"))   /* R31: role_id holds the directory */
+        return rg_st_dsync_job_batch(db, job, role, limit, err);
     char ts[ST_TS];
     rg_st_now(ts);
     char slug[RG_SLUG_MAX + 1];

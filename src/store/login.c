@@ -3,7 +3,10 @@
  * at the first login (R18), the roles resolved by core against the
  * organization's table (R15-R17) and written when they changed, and the
  * events user.created, organization_membership.created|updated and
- * authentication.succeeded (R26). */
+ * authentication.succeeded (R26). R27: a first login of an email that a
+ * directory of the organization provisioned links to that user; R30: a
+ * membership made inactive by the directory refuses the login (403
+ * user_deprovisioned). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,27 @@ static int user_for_login(sqlite3 *db, const char *conn_id, const rg_store_login
                         "ss", conn_id, u->subject);
     if (rc != 0)
         return rc < 0 ? rc : 0;
+    /* R27: a user a directory of this organization provisioned with this
+     * email is the same user (its membership is the one SSO uses) */
+    const char *key = u->email && *u->email           ? u->email
+                      : strchr(u->subject, '@') != NULL ? u->subject   /* NameID = email */
+                                                        : NULL;
+    if (key) {
+        rc = rg_st_text(db, err, user_id, ST_ID,
+                        "SELECT du.user_id FROM directory_users du"
+                        " JOIN directories d ON d.id = du.directory_id"
+                        " JOIN connections c ON c.organization_id = d.organization_id"
+                        " WHERE c.id = ? AND (lower(du.email) = lower(?)"
+                        "  OR du.user_name_key = lower(?))"
+                        " AND du.user_id IS NOT NULL ORDER BY du.created_at LIMIT 1",
+                        "sss", conn_id, key, key);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return rg_st_exec(db, err,
+                              "INSERT INTO identities(connection_id, subject, user_id)"
+                              " VALUES (?, ?, ?)", "sss", conn_id, u->subject, user_id);
+    }
     /* first login through this connection: a new user (its profile comes
      * from the IdP; later logins do not change it) */
     char ts[ST_TS];
@@ -53,18 +77,24 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     if ((rc = user_for_login(db, conn_id, u, user_id, err)))
         return rc;
     char om[ST_ID] = "", source[16] = "";
+    int inactive = 0;
     sqlite3_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, role_source FROM memberships WHERE user_id = ?"
-                                  " AND organization_id = ?", "ss", user_id, org_id);
+                                  "SELECT id, role_source, status FROM memberships"
+                                  " WHERE user_id = ? AND organization_id = ?", "ss", user_id,
+                                  org_id);
     if (!st)
         return RG_EIO;
     if ((rc = rg_st_step(db, st, err)) == 1) {
         snprintf(om, sizeof om, "%s", rg_st_col(st, 0));
         snprintf(source, sizeof source, "%s", rg_st_col(st, 1));
+        inactive = !strcmp(rg_st_col(st, 2), "inactive");
     }
     sqlite3_finalize(st);
     if (rc < 0)
         return rc;
+    if (inactive)   /* R30: deprovisioned by the organization's directory */
+        return rg_error_set(err, RG_EINVAL, 403, "user_deprovisioned", NULL,
+                            "this user was deprovisioned from the organization");
     rg_slugs cur = {0};
     if (*om && (rc = rg_st_membership_roles(db, om, &cur, err)))
         return rc;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "rolegate/util.h"
 #include "store_impl.h"
+#include "dsync_impl.h"
 
 /* ---- shared helpers ---------------------------------------------------------- */
 
@@ -262,7 +263,8 @@ static int org_update_tx(sqlite3 *db, const char *id, const char *name, const ch
                 rg_st_exec(db, err,
                            "UPDATE organizations SET default_role_id = ? WHERE id = ?", "ss",
                            r.id, id) ||
-                rg_st_bump_org(db, id, err))
+                rg_st_bump_org(db, id, err) ||
+                rg_st_dsync_recompute_org(db, id, err))   /* R29 */
                 return RG_EIO;
         }
     }

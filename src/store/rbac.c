@@ -8,6 +8,7 @@
 #include <string.h>
 #include "rolegate/util.h"
 #include "store_impl.h"
+#include "dsync_impl.h"
 
 /* ---- environment ------------------------------------------------------------ */
 
@@ -148,7 +149,8 @@ static int env_update_tx(sqlite3 *db, int multiple_roles, const char *default_ro
     }
     if (changed) {
         if (rg_st_exec(db, err, "UPDATE environment SET updated_at = ? WHERE id = 1", "s", ts) ||
-            rg_st_bump_env(db, err))
+            rg_st_bump_env(db, err) ||
+            rg_st_dsync_recompute_org(db, NULL, err))   /* R29: directory roles follow */
             return RG_EIO;
         json_t *ev = env_json(db, err);
         if (!ev || rg_st_event(db, "environment.updated", ev, err))
@@ -936,7 +938,8 @@ static int role_delete_tx(sqlite3 *db, const char *org_id, const char *slug,
                    "INSERT INTO jobs(id, kind, role_id, status, cursor, processed, created_at,"
                    " updated_at) VALUES (?, 'role_delete', ?, 'pending', '', 0, ?, ?)",
                    "ssss", job, r.id, ts, ts) ||
-        (org_id ? rg_st_bump_org(db, org_id, err) : rg_st_bump_env(db, err)))
+        (org_id ? rg_st_bump_org(db, org_id, err) : rg_st_bump_env(db, err)) ||
+        rg_st_dsync_role_deleted(db, r.id, org_id, err))   /* R29 */
         return RG_EIO;
     json_t *o = rg_st_role_json(db, r.id, err);
     if (!o || rg_st_event(db, role_event(org_id, "deleted"), json_incref(o), err)) {
@@ -1045,6 +1048,8 @@ static int priority_tx(sqlite3 *db, const char *org_id, const char *const *slugs
         } else if (rg_st_bump_env(db, err)) {
             return RG_EIO;
         }
+        if (rg_st_dsync_recompute_org(db, org_id, err))   /* R29 */
+            return RG_EIO;
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < n; i++)
             json_array_append_new(arr, json_string(slugs[i]));

@@ -429,5 +429,46 @@ def test_without_redis_single_instance_keeps_replay_and_state_in_process():
         rg.__exit__(None, None, None)
 
 
+@test
+def test_R30_scim_deactivation_on_A_refuses_session_on_B_within_1s():
+    """Issue 12: a user deactivated through A's SCIM endpoint has every
+    session in the organization refused by /auth on B within 1 s (the user
+    revocation travels over Redis like a logout), and an SSO login through
+    B is refused 403 user_deprovisioned."""
+    import json as _json
+    with deployment() as (p, org, conn, sp, idp):
+        d = ok(p.a.admin("POST", f"/organizations/{org}/directories",
+                         {"name": "Okta", "type": "okta scim v2.0"}), 201)
+        h = {"Authorization": "Bearer " + d["bearer_token"],
+             "Content-Type": "application/scim+json"}
+        base = f"/scim/v2/{d['id']}"
+        st, _, u = p.a.public("POST", base + "/Users", _json.dumps(
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+             "userName": "dave@example.com", "active": True,
+             "emails": [{"primary": True, "value": "dave@example.com"}]}), h)
+        assert st == 201, (st, u)
+        b, st, _, _ = login_via(p.a, p.a, org, "dave@example.com", ["viewers"])
+        assert st == 302
+        name, value = session_cookie(b)
+        b2, st, _, _ = login_via(p.b, p.b, org, "dave@example.com", ["viewers"])
+        assert st == 302
+        name2, value2 = session_cookie(b2)
+        assert auth_cookie(p.b, name, value) == 200   # verified and cached on B
+        assert auth_cookie(p.b, name2, value2) == 200
+        st, _, _ = p.a.public("PATCH", f"{base}/Users/{u['id']}", _json.dumps(
+            {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+             "Operations": [{"op": "replace", "value": {"active": False}}]}), h)
+        assert st == 200
+        t0 = time.monotonic()
+        wait_until(lambda: auth_cookie(p.b, name, value) == 401 and
+                   auth_cookie(p.b, name2, value2) == 401, 1.0,
+                   "B to refuse every session of the user deactivated on A")
+        print(f"  SCIM deactivation on A, /auth on B refuses both sessions after "
+              f"{(time.monotonic() - t0) * 1000:.0f} ms", flush=True)
+        assert auth_cookie(p.a, name, value) == 401
+        _, st, _, data = login_via(p.b, p.b, org, "dave@example.com", ["viewers"])
+        assert st == 403 and reason_of(data) == "user_deprovisioned", (st, data[:300])
+
+
 if __name__ == "__main__":
     harness.run_all()
