@@ -37,7 +37,8 @@ static void usage(void)
         "         [--sign both|assertion|response|none] [--sha1] [--encrypt --sp-cert F]\n"
         "       rg-fixture-idp metadata [--sso-url URL] [--entity-id ID]\n"
         "       rg-fixture-idp serve --port P --sp-metadata F [--idp-metadata F] [--key F]\n"
-        "         [--user U] [--groups a,b]   (the query may add user=..&groups=..)\n"
+        "         [--user U] [--groups a,b]   (the query may add user=, groups=,\n"
+        "         email=, name=)\n"
         "Files default to idp-fixtures/{idp-metadata.xml,idp.key} from the repo root.\n");
     exit(2);
 }
@@ -231,14 +232,15 @@ static char *query_get(const char *q, const char *key)
     return NULL;
 }
 
-/* The query minus our demo parameters (user, groups), for lasso. */
+/* The query minus our demo parameters (user, groups, email, name), for lasso. */
 static char *saml_query(const char *q)
 {
     rg_buf b = {0};
     for (const char *p = q; p && *p;) {
         const char *amp = strchr(p, '&');
         size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (strncmp(p, "user=", 5) != 0 && strncmp(p, "groups=", 7) != 0) {
+        if (strncmp(p, "user=", 5) != 0 && strncmp(p, "groups=", 7) != 0 &&
+            strncmp(p, "email=", 6) != 0 && strncmp(p, "name=", 5) != 0) {
             if (b.len)
                 rg_buf_puts(&b, "&");
             rg_buf_append(&b, p, len);
@@ -295,9 +297,14 @@ static void serve_one(int fd, const args *a, const mint_opts *base)
     }
     mint_opts o = *base;
     char *user = query_get(q, "user"), *groups = query_get(q, "groups");
+    char *email = query_get(q, "email"), *name = query_get(q, "name");
     char **gv = NULL;
     if (user)
         o.user = user;
+    if (email)   /* issue 11 item 13 tests: what a hostile IdP may say */
+        o.email = email;
+    if (name)
+        o.display_name = name;
     if (groups) {
         gv = g_strsplit(groups, ",", 64);
         o.groups = (const char *const *)gv;
@@ -347,6 +354,8 @@ static void serve_one(int fd, const args *a, const mint_opts *base)
     free(sq);
     free(user);
     free(groups);
+    free(email);
+    free(name);
     g_strfreev(gv);
 }
 

@@ -54,6 +54,10 @@ long   rg_b64url_decode(const char *in, size_t len, unsigned char *out);
 /* 1 if the n characters of s are all of the base64url alphabet
  * (A-Z a-z 0-9 - _), else 0; n == 0 gives 1 (callers bound the length). */
 int    rg_b64url_chars(const char *s, size_t n);
+/* Length (1-4) of the valid UTF-8 sequence at p (p < end), 0 if invalid: no
+ * overlong form, no surrogate, nothing above U+10FFFF (RFC 3629). *cp, if
+ * not NULL, gets the code point. */
+size_t rg_utf8_char(const unsigned char *p, const unsigned char *end, unsigned *cp);
 /* Standard base64 (with padding, ignoring whitespace on decode). */
 size_t rg_b64_encode(const void *in, size_t n, char *out);
 long   rg_b64_decode(const char *in, size_t len, unsigned char *out);

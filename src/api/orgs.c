@@ -100,6 +100,8 @@ static const conn_field conn_fields[] = {
     {"oidc", "groups_claim", CF_STRING},       {"oidc", "email_claim", CF_STRING},
     {"oidc", "name_claim", CF_STRING},         {"oidc", "allowed_algs", CF_STRING},
     {"oidc", "use_userinfo_for_groups", CF_BOOL},
+    /* issue 11 item 6: refuse a login whose groups match no mapping */
+    {"saml", "require_mapped_group", CF_BOOL}, {"oidc", "require_mapped_group", CF_BOOL},
 };
 
 static int kind_ok(const json_t *v, cf_kind k)

@@ -215,16 +215,29 @@ void gw_h_auth(rg_http_req *req, void *ctx)
             gw_deny(req, 500, "internal");
         } else {
             rg_http_add_header(req, "Cache-Control", "no-store");
-            rg_http_add_header(req, "X-Rolegate-User", c.sub);
-            rg_http_add_header(req, "X-Rolegate-Email", c.email ? c.email : "");
-            rg_http_add_header(req, "X-Rolegate-Org", c.org_id);
-            rg_http_add_header(req, "X-Rolegate-Role", role);
-            rg_http_add_header(req, "X-Rolegate-Roles", roles);
-            rg_http_add_header(req, "X-Rolegate-Permissions", plist);
-            rg_http_add_header(req, "X-Rolegate-Session", token);
-            if (c.act_sub)
-                rg_http_add_header(req, "X-Rolegate-Actor", c.act_sub);
-            rg_http_send_arena(req, 200, NULL, NULL, 0);
+            /* issue 11 item 13: a header that cannot be set (CR/LF in a
+             * claim) is an error, never a 200 with the header missing */
+            const char *hv[][2] = {
+                {"X-Rolegate-User", c.sub}, {"X-Rolegate-Email", c.email ? c.email : ""},
+                {"X-Rolegate-Org", c.org_id}, {"X-Rolegate-Role", role},
+                {"X-Rolegate-Roles", roles}, {"X-Rolegate-Permissions", plist},
+                {"X-Rolegate-Session", token}, {"X-Rolegate-Actor", c.act_sub}};
+            const char *bad = NULL;
+            size_t nh = sizeof hv / sizeof hv[0];
+            for (size_t i = 0; i < nh && !bad; i++)   /* none is set unless all can be */
+                if (hv[i][1] && strpbrk(hv[i][1], "\r\n"))
+                    bad = hv[i][0];
+            for (size_t i = 0; i < nh && !bad; i++)
+                if (hv[i][1] && rg_http_add_header(req, hv[i][0], hv[i][1]) != 0)
+                    bad = hv[i][0];
+            if (bad) {
+                rg_log(RG_LOG_ERROR, "event=auth_header_failed header=%s sid=%s rid=%s "
+                       "reason=\"the claim cannot be a header value\"", bad,
+                       c.sid ? c.sid : "-", rg_http_request_id(req));
+                gw_deny(req, 500, "header_unsettable");
+            } else {
+                rg_http_send_arena(req, 200, NULL, NULL, 0);
+            }
         }
     }
     rg_slugs_clear(&table_perms);

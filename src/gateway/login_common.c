@@ -452,6 +452,7 @@ int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_erro
     snprintf(n->id, sizeof n->id, "%s", id);
     snprintf(n->org_id, sizeof n->org_id, "%s", jstr(j, "organization_id") ? jstr(j, "organization_id") : "");
     memcpy(n->digest, dg, sizeof dg);
+    n->require_mapped_group = json_is_true(json_object_get(j, "require_mapped_group"));
     const char *type = jstr(j, "type");
     if (type && strcmp(type, "saml") == 0) {
         n->type = 's';
@@ -703,6 +704,11 @@ static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res
     int64_t t0 = rg_thread_cpu_us();
     if (!user_id || res->roles.n == 0)
         return rg_error_set(err, RG_ERR, 500, "store_error", NULL, "login gave no membership");
+    /* issue 11 item 6 (oauth2-proxy's allowed_groups): a group allow-list.
+     * Refused here, inside the login's transaction, so nothing is written */
+    if (f->conn->require_mapped_group && res->matched_groups.n == 0)
+        return rg_error_set(err, RG_EINVAL, 403, "no_mapped_group", "groups",
+                            "none of your groups is allowed to sign in here");
     f->user_id = rg_arena_strdup(f->arena, user_id);
     /* R24: the claims are a snapshot of the roles just resolved (R25) */
     char sid[64], jti[40];
@@ -750,6 +756,13 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     rg_arena *a = rg_http_arena(req);
     rg_error err;
     rg_error_clear(&err);
+    lg_identity checked = *id;   /* item 13: data, checked before any use */
+    if (lg_identity_check(a, &checked, &err) != 0) {
+        lg_fail(req, lg, conn->id, conn->org_id, id->protocol,
+                strcmp(err.field, "subject") == 0 ? NULL : id->subject, &err);
+        return;
+    }
+    id = &checked;
     finish_ctx f = {.lg = lg, .conn = conn, .id = id, .arena = a};
     int64_t resolve_us = 0;
     rg_store_login_user u = {.subject = id->subject, .email = id->email,

@@ -60,6 +60,7 @@ typedef struct lg_conn {
     unsigned char digest[32];       /* SHA-256 of the stored connection JSON */
     rg_saml_connection *saml;       /* type 's' */
     rg_oidc_client     *oidc;       /* type 'o' */
+    int      require_mapped_group;  /* item 6: refuse logins no mapping matches */
     int      refs;                  /* under the cache lock */
 } lg_conn;
 
@@ -112,6 +113,14 @@ typedef struct lg_identity {
     int groups_overage;             /* OIDC: the IdP left groups out */
     const char *protocol;           /* "saml" | "oidc" */
 } lg_identity;
+
+/* Issue 11 item 13: checks what the IdP said before any use. Refuses (400
+ * identity_attribute_invalid, field subject|email|groups) a subject, email
+ * or group value that is not UTF-8, holds a control character (U+0000-001F,
+ * U+007F-009F) or is too long (512, 254, 1024 bytes); cleans the display
+ * name instead (control characters become spaces, trimmed, cut at 256
+ * bytes; not UTF-8: dropped), replacing id->name with an arena copy. */
+int lg_identity_check(rg_arena *a, lg_identity *id, rg_error *err);
 
 /* Timing of one login, microseconds of this thread's CPU (bench, debug log). */
 typedef struct lg_timing { int64_t verify_us, resolve_us, store_us, sign_us; } lg_timing;

@@ -10,44 +10,11 @@
 #include <string.h>
 #include <strings.h>
 #include "rolegate/saml.h"
+#include "rolegate/util.h"
 
 static int is_s(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* Length of the valid UTF-8 sequence at p (< end), 0 if invalid: no
- * overlong form, no surrogate, nothing above U+10FFFF (RFC 3629). */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    unsigned cp = c & (0x7F >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
 }
 
 /* Cursor over the declaration. */
@@ -124,7 +91,7 @@ const char *rg_saml_xml_charset_check(const char *buf, size_t len)
         (len >= 2 && ((u[0] == 0xFE && u[1] == 0xFF) || (u[0] == 0xFF && u[1] == 0xFE))))
         return "a byte order mark is not allowed (UTF-8 without BOM only)";
     for (const unsigned char *p = u; p < end;) {
-        size_t n = utf8_seq(p, end);
+        size_t n = rg_utf8_char(p, end, NULL);
         if (n == 0 || (n == 1 && *p == 0))
             return "the document is not UTF-8 (UTF-16, EBCDIC, Latin-1 or invalid bytes)";
         p += n;

@@ -152,3 +152,39 @@ long rg_b64_decode(const char *in, size_t len, unsigned char *out)
 {
     return decode(in, len, out, 0);
 }
+
+size_t rg_utf8_char(const unsigned char *p, const unsigned char *end, unsigned *cp)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned min;
+    if (cp)
+        *cp = c;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n)
+        return 0;
+    unsigned v = c & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = v << 6 | (p[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    if (cp)
+        *cp = v;
+    return n;
+}
