@@ -2,7 +2,9 @@
  * SP metadata), the signed AuthnRequest redirect of /login, POST
  * /saml/acs/{id} (pending login taken once, library verification with the
  * replay cache, then R15-R18 + R24 through lg_finish) and, on the admin
- * listener, PUT /connections/{id}/metadata (IdP metadata lint, fail closed). */
+ * listener, PUT /connections/{id}/metadata (IdP metadata lint, fail closed;
+ * a new signing certificate needs ?confirm_certificate_change=true, issue 11
+ * item 7). */
 #include <assert.h>
 #include <ctype.h>
 #include <stdlib.h>
@@ -296,6 +298,71 @@ static int fetch_metadata(const rg_config *cfg, const char *url, char **out, siz
     return 0;
 }
 
+/* SHA-256 fingerprints of the certificates that may sign (use "signing" or
+ * unspecified) as a JSON array (new ref). */
+static json_t *signing_fps(const rg_saml_metadata_info *info)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < info->n_certs; i++)
+        if (strcmp(info->certs[i].use, "encryption") != 0)
+            json_array_append_new(a, json_string(info->certs[i].sha256));
+    return a;
+}
+
+static int fp_in(const json_t *arr, const json_t *fp)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+        if (json_equal(e, fp))
+            return 1;
+    return 0;
+}
+
+/* Issue 11 item 7: the stored metadata's signing fingerprints (new ref), or
+ * NULL when the connection had none (a first upload needs no confirmation).
+ * Unreadable old metadata counts as no known certificate: any is a change. */
+static json_t *stored_fps(const json_t *conn)
+{
+    const char *md = json_string_value(json_object_get(conn, "idp_metadata"));
+    if (!md || !*md)
+        return NULL;
+    rg_saml_metadata_info oi;
+    memset(&oi, 0, sizeof oi);
+    json_t *fps = rg_saml_metadata_lint(md, strlen(md), 1, 0, &oi, NULL) == 0 ? signing_fps(&oi)
+                                                                             : json_array();
+    rg_saml_metadata_info_clear(&oi);
+    return fps;
+}
+
+/* 1 if new_fp names a signing certificate that old_fp does not (a rollover
+ * that only drops an old certificate needs no confirmation). */
+static int certs_changed(const json_t *old_fp, const json_t *new_fp)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(new_fp, i, e)
+        if (!fp_in(old_fp, e))
+            return 1;
+    return 0;
+}
+
+/* 409 certificate_change, naming the old and new fingerprints. */
+static void send_cert_change(rg_http_req *req, json_t *old_fp, json_t *new_fp)
+{
+    const char *o = json_string_value(json_array_get(old_fp, 0));
+    const char *n = json_string_value(json_array_get(new_fp, 0));
+    char msg[400];
+    snprintf(msg, sizeof msg, "the IdP's signing certificate changes (SHA-256 %s -> %s); "
+             "repeat with ?confirm_certificate_change=true if this is expected",
+             o ? o : "none", n ? n : "none");
+    json_t *body = json_pack("{s:s,s:s,s:[{s:s,s:s}],s:O,s:O}", "code", "certificate_change",
+                             "message", msg, "errors", "field", "confirm_certificate_change",
+                             "code", "certificate_change", "old_certificates_sha256", old_fp,
+                             "new_certificates_sha256", new_fp);
+    rg_http_send_json(req, 409, body);
+}
+
 void lg_h_metadata_put(rg_http_req *req, void *ctx)
 {
     rg_gateway_login *lg = ctx;
@@ -303,7 +370,7 @@ void lg_h_metadata_put(rg_http_req *req, void *ctx)
     rg_error err;
     rg_error_clear(&err);
     const char *id = rg_http_param(req, "id");
-    json_t *conn = NULL, *out = NULL;
+    json_t *conn = NULL, *out = NULL, *old_fp = NULL, *new_fp = NULL;
     char *fetched = NULL, *url = NULL;
     rg_saml_metadata_info info;
     memset(&info, 0, sizeof info);
@@ -313,6 +380,12 @@ void lg_h_metadata_put(rg_http_req *req, void *ctx)
     if (!type || strcmp(type, "saml") != 0) {
         rg_error_set(&err, RG_EINVAL, 422, "connection_not_saml", "type",
                      "IdP metadata belongs to SAML connections");
+        goto reply;
+    }
+    const char *confirm = rg_http_query(req, "confirm_certificate_change");
+    if (confirm && strcmp(confirm, "true") != 0 && strcmp(confirm, "false") != 0) {
+        rg_error_set(&err, RG_EINVAL, 422, "invalid_request", "confirm_certificate_change",
+                     "confirm_certificate_change is true or false");
         goto reply;
     }
     size_t len = 0;
@@ -382,9 +455,22 @@ void lg_h_metadata_put(rg_http_req *req, void *ctx)
             goto reply;
         rg_saml_connection_free(trial);
     }
-    json_t *patch = json_pack("{s:s, s:s, s:o}", "idp_metadata", info.entity_xml,
+    /* item 7: a signing key the IdP did not have before is a trust change */
+    new_fp = signing_fps(&info);
+    old_fp = stored_fps(conn);
+    int changed = old_fp && new_fp && certs_changed(old_fp, new_fp);
+    if (changed && !(confirm && strcmp(confirm, "true") == 0)) {
+        rg_log(RG_LOG_WARN, "event=saml_metadata_refused connection_id=%s "
+               "reason=certificate_change", id);
+        send_cert_change(req, old_fp, new_fp);
+        goto done;
+    }
+    json_t *patch = json_pack("{s:s, s:s, s:o, s:O}", "idp_metadata", info.entity_xml,
                               "idp_entity_id", info.entity_id, "idp_metadata_url",
-                              url ? json_string(url) : json_null());
+                              url ? json_string(url) : json_null(),
+                              "idp_certificates_sha256", new_fp ? new_fp : json_null());
+    if (patch && changed)   /* connection.updated then carries both */
+        json_object_set(patch, "idp_previous_certificates_sha256", old_fp);
     int rc = patch ? rg_store_connection_update(lg->ctx->store, id, NULL, patch, NULL, &err)
                    : rg_error_set(&err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
     json_decref(patch);
@@ -401,15 +487,20 @@ void lg_h_metadata_put(rg_http_req *req, void *ctx)
     json_object_set_new(out, "connection_id", json_string(id));
     if (url)
         json_object_set_new(out, "metadata_url", json_string(url));
+    if (changed)
+        json_object_set(out, "previous_certificates_sha256", old_fp);
     rg_log(RG_LOG_INFO, "event=saml_metadata_updated connection_id=%s certificates=%zu "
-           "warnings=%zu", id, info.n_certs, info.n_warnings);
+           "warnings=%zu certificate_changed=%d", id, info.n_certs, info.n_warnings, changed);
 reply:
-    rg_saml_metadata_info_clear(&info);
-    json_decref(conn);
-    free(fetched);
-    free(url);
     if (out)
         rg_http_send_json(req, 200, out);
     else
         rg_http_send_error(req, &err);
+done:
+    rg_saml_metadata_info_clear(&info);
+    json_decref(conn);
+    json_decref(old_fp);
+    json_decref(new_fp);
+    free(fetched);
+    free(url);
 }

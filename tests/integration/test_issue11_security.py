@@ -2,18 +2,20 @@
 """Issue 11, security and connection items over real HTTP with the fixture
 IdP: item 6 (require_mapped_group: a group allow-list per connection), item 13
 (identity attributes are data: CR/LF from the IdP, and an /auth header that
-cannot be set). Each refusal is read back: nothing changed, and an
+cannot be set), item 7 (IdP metadata whose signing certificate changes). Each refusal is read back: nothing changed, and an
 authentication.failed event carries the reason."""
 import base64
 import json
 import os
+import re
+import subprocess
 import sys
 import urllib.parse
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import test, run_all  # noqa: E402
-from test_saml_common import Browser, SamlEnv, reason_of, roles_of  # noqa: E402
+from test_saml_common import Browser, SamlEnv, reason_of, roles_of, FIX  # noqa: E402
 from test_auth_common import Keys, forge, auth as auth_token  # noqa: E402
 
 
@@ -138,6 +140,61 @@ def test_issue11_item13_unsettable_auth_header_is_an_error():
         assert "x-rolegate-user" not in h and "x-rolegate-roles" not in h, h
         log = env.rg.log_text()
         assert "event=auth_header_failed header=X-Rolegate-Email" in log, log[-1500:]
+
+# ---- item 7 --------------------------------------------------------------------
+
+def fingerprint(crt):
+    """SHA-256 of the certificate by openssl (independent of rolegate)."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in",
+                          os.path.join(FIX, crt)], capture_output=True, text=True,
+                         check=True).stdout
+    return out.strip().split("=", 1)[1]
+
+
+def with_cert(md, crt):
+    with open(os.path.join(FIX, crt)) as f:
+        cert = "".join(ln.strip() for ln in f if not ln.startswith("-----"))
+    return re.sub(r"<ds:X509Certificate>[^<]*</ds:X509Certificate>",
+                  f"<ds:X509Certificate>{cert}</ds:X509Certificate>", md)
+
+
+@test
+def test_issue11_item7_certificate_change_needs_confirmation():
+    with SamlEnv() as env:
+        old_fp, new_fp = fingerprint("idp.crt"), fingerprint("attacker.crt")
+        path = f"/connections/{env.conn}/metadata"
+        xml = {"Content-Type": "application/xml"}
+        before = env.rg.ok("GET", f"/connections/{env.conn}")
+        assert before["idp_certificates_sha256"] == [old_fp], before
+        n_events = len(env.rg.events("connection.updated"))
+        new_md = with_cert(env.idp.metadata, "attacker.crt")
+        for q in ("", "?confirm_certificate_change=false"):
+            st, data = env.rg.api("PUT", path + q, new_md, xml)
+            assert st == 409 and data["code"] == "certificate_change", (q, st, data)
+            assert data["errors"] == [{"field": "confirm_certificate_change",
+                                       "code": "certificate_change"}], data
+            assert data["old_certificates_sha256"] == [old_fp], data
+            assert data["new_certificates_sha256"] == [new_fp], data
+            assert old_fp in data["message"] and new_fp in data["message"], data
+        st, data = env.rg.api("PUT", path + "?confirm_certificate_change=maybe", new_md, xml)
+        assert st == 422 and data["errors"][0]["field"] == "confirm_certificate_change", data
+        # nothing changed: same metadata, no event, the old key still logs in
+        assert env.rg.ok("GET", f"/connections/{env.conn}") == before
+        assert len(env.rg.events("connection.updated")) == n_events
+        assert env.login(Browser(), groups=("viewers",))[0] == 302
+        # the same metadata again is no change: no confirmation needed
+        st, data = env.rg.api("PUT", path, env.idp.metadata, xml)
+        assert st == 200, (st, data)
+        # confirmed: stored, and connection.updated carries both fingerprints
+        st, data = env.rg.api("PUT", path + "?confirm_certificate_change=true", new_md, xml)
+        assert st == 200, (st, data)
+        assert data["previous_certificates_sha256"] == [old_fp], data
+        ev = env.rg.events("connection.updated")[-1]["data"]
+        assert ev["id"] == env.conn, ev
+        assert ev["idp_certificates_sha256"] == [new_fp], ev
+        assert ev["idp_previous_certificates_sha256"] == [old_fp], ev
+        st, _, data = env.login(Browser(), groups=("viewers",))   # old key: refused now
+        assert st == 403 and reason_of(data) == "saml_signature_invalid", (st, reason_of(data))
 
 
 if __name__ == "__main__":

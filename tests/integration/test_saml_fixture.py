@@ -296,7 +296,9 @@ def test_saml_new_metadata_rebuilds_connection_without_restart():
             cert = "".join(ln.strip() for ln in f if not ln.startswith("-----"))
         new_md = re.sub(r"<ds:X509Certificate>[^<]*</ds:X509Certificate>",
                         f"<ds:X509Certificate>{cert}</ds:X509Certificate>", env.idp.metadata)
-        st, info = env.rg.api("PUT", f"/connections/{env.conn}/metadata", new_md,
+        # issue 11 item 7: a new signing certificate is confirmed explicitly
+        st, info = env.rg.api("PUT", f"/connections/{env.conn}/metadata"
+                              "?confirm_certificate_change=true", new_md,
                               {"Content-Type": "application/xml"})
         assert st == 200, (st, info)
         b2 = Browser()
