@@ -73,6 +73,19 @@ int rg_cache_table_invalidate(rg_cache *c, const char *org_id);
  * local: a bounded in-process map. */
 int rg_cache_replay_check(void *cache, const char *issuer, const char *assertion_id,
                           int64_t expires_at);
+/* Issue 11 item 12: the same, per connection (what the ACS uses): scope is
+ * an rg_cache_replay_scope. The entry lives at most saml.max_assertion_lifetime
+ * + clock_skew, and each connection may hold saml.replay_quota live entries
+ * (Redis: a sorted set per connection, updated by one script; in process:
+ * a count per connection), so one connection filling its share never blocks
+ * another's logins. Returns 0, 1, -1 as above, or 2: this connection's quota
+ * is full. */
+typedef struct rg_cache_replay_scope {
+    rg_cache   *cache;
+    const char *connection_id;
+} rg_cache_replay_scope;
+int rg_cache_replay_check_scoped(void *scope, const char *issuer, const char *assertion_id,
+                                 int64_t expires_at);
 
 /* ---- one-time login state -------------------------------------------------
  * Stores value under key (e.g. the SAML request id, the OIDC state) for

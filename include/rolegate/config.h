@@ -49,6 +49,8 @@ typedef struct rg_config {
         char    sp_key_file[RG_CONFIG_STR];
         char    sp_cert_file[RG_CONFIG_STR];
         int     allow_sha1;
+        int64_t max_assertion_lifetime;     /* seconds ahead an assertion may end */
+        int     replay_quota;               /* live replay entries per connection */
     } saml;
     struct {
         int     allow_http_loopback;

@@ -13,6 +13,7 @@
 
 #define RG_SAML_DEFAULT_SKEW_S       60
 #define RG_SAML_DEFAULT_MAX_RESPONSE (256u * 1024u)
+#define RG_SAML_DEFAULT_MAX_LIFETIME_S 3600
 #define RG_SAML_MAX_METADATA         (1024u * 1024u)
 #define RG_SAML_REQUEST_ID_MAX       128
 
@@ -92,6 +93,9 @@ typedef struct rg_saml_conn_config {
     int         allow_sha1;            /* default 0 */
     int         clock_skew_s;          /* default 60 */
     size_t      max_response_size;     /* decoded XML bytes, default 256 KiB */
+    /* item 12: an assertion ending more than this after now is refused
+     * (saml_assertion_lifetime_too_long); 0 = default 3600 s */
+    int64_t     max_assertion_lifetime_s;
 } rg_saml_conn_config;
 
 /* Zeroes cfg and sets the defaults above. */
@@ -138,7 +142,9 @@ int  rg_saml_authn_request(const rg_saml_connection *conn, const char *relay_sta
 
 /* ---- ACS ---------------------------------------------------------------- */
 /* Replay check: 0 first use (and now remembered until expires_at), 1 seen
- * before, -1 backend unavailable (the response is then rejected). */
+ * before, -1 backend unavailable, 2 the connection's share of the cache is
+ * full (the response is then rejected: 503 saml_replay_cache_unavailable or
+ * saml_replay_quota_exceeded). */
 typedef int (*rg_saml_replay_fn)(void *ctx, const char *issuer,
                                  const char *assertion_id, int64_t expires_at);
 
@@ -181,8 +187,9 @@ void rg_saml_identity_clear(rg_saml_identity *id);
  * saml_wrong_issuer saml_wrong_destination saml_wrong_recipient
  * saml_wrong_audience saml_not_bearer saml_expired saml_not_yet_valid
  * saml_unsolicited saml_in_response_to_mismatch saml_replay
- * saml_replay_cache_unavailable saml_sha1_forbidden saml_status_not_success
- * saml_decryption_failed. Thread-safe on a shared conn. */
+ * saml_replay_cache_unavailable saml_replay_quota_exceeded saml_sha1_forbidden
+ * saml_status_not_success saml_decryption_failed saml_encoding_forbidden
+ * saml_assertion_lifetime_too_long. Thread-safe on a shared conn. */
 int  rg_saml_acs_verify(const rg_saml_connection *conn, const char *saml_response_b64,
                         size_t len, const char *expected_request_id, int64_t now,
                         rg_saml_replay_fn replay_check, void *replay_ctx,
@@ -218,6 +225,7 @@ struct rg_saml_connection {
     char  **group_attrs, **email_attrs, **name_attrs;   /* NULL-terminated */
     int     allow_idp_initiated, allow_sha1, skew;
     size_t  max_response;
+    int64_t max_lifetime;   /* seconds */
 };
 #endif
 

@@ -34,6 +34,12 @@ void rg_cache_lmap_free(rg_cache_lmap *m);
 /* Inserts key unless it is held unexpired: 0 inserted, 1 held, -1 full (no
  * expired entry to reclaim) or out of memory. */
 int  rg_cache_lmap_put_nx(rg_cache_lmap *m, const char *key, int64_t expires_ms);
+/* The same for an entry of scope (a connection id; NULL: none) that may hold
+ * at most quota live entries: -2 when that scope is full (its expired
+ * entries are reclaimed first, at most once a second), whatever the others
+ * hold (issue 11 item 12). */
+int  rg_cache_lmap_put_nx_scoped(rg_cache_lmap *m, const char *key, const char *scope,
+                                 size_t quota, int64_t expires_ms);
 /* Inserts or replaces; when full the entry inserted first is dropped.
  * Returns 0 or -1 (out of memory). value is copied. */
 int  rg_cache_lmap_put(rg_cache_lmap *m, const char *key, const char *value,

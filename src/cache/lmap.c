@@ -2,7 +2,9 @@
  * and the login state when Redis is not configured or is down. Keys with an
  * expiry (wall clock, ms) and an optional value; chained buckets plus a list
  * in insertion order, so a full map reclaims expired entries first and then
- * (put only) the oldest. One mutex per map; no I/O under it. */
+ * (put only) the oldest. Replay entries may carry a scope (the connection,
+ * issue 11 item 12) with its own quota of live entries, so one scope that
+ * fills its share never takes another's. One mutex per map; no I/O under it. */
 #include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -16,14 +18,23 @@ typedef struct lentry {
     uint64_t hash;
     int64_t expires_ms;
     char *value;                      /* NULL for a replay entry */
+    int scope;                        /* index in scopes, -1 none */
     char key[];
 } lentry;
+
+typedef struct lscope { char *name; size_t count; } lscope;
+
+#define LMAP_SCOPES_MAX 65536          /* beyond: one shared overflow scope */
+#define LMAP_PURGE_GAP_MS 1000         /* a full scope rescans at most 1/s */
 
 struct rg_cache_lmap {
     pthread_mutex_t lock;
     lentry **buckets;
     size_t mask, count, cap;
     lentry *oldest, *newest;
+    lscope *scopes;
+    size_t nscopes, capscopes;
+    int64_t last_scope_purge_ms;
 };
 
 static uint64_t lhash(const char *s)
@@ -74,6 +85,8 @@ static void unlink_entry(rg_cache_lmap *m, lentry *e)
 static void drop_entry(rg_cache_lmap *m, lentry *e)
 {
     unlink_entry(m, e);
+    if (e->scope >= 0)
+        m->scopes[e->scope].count--;
     free(e->value);
     free(e);
 }
@@ -89,9 +102,39 @@ void rg_cache_lmap_free(rg_cache_lmap *m)
         free(e);
         e = n;
     }
+    for (size_t i = 0; i < m->nscopes; i++)
+        free(m->scopes[i].name);
+    free(m->scopes);
     free(m->buckets);
     pthread_mutex_destroy(&m->lock);
     free(m);
+}
+
+/* The index of scope name (created on first use), -1 out of memory. */
+static int scope_index(rg_cache_lmap *m, const char *name)
+{
+    for (size_t i = 0; i < m->nscopes; i++)
+        if (!strcmp(m->scopes[i].name, name))
+            return (int)i;
+    if (m->nscopes >= LMAP_SCOPES_MAX)
+        name = "~overflow";
+    for (size_t i = 0; i < m->nscopes; i++)
+        if (!strcmp(m->scopes[i].name, name))
+            return (int)i;
+    if (m->nscopes == m->capscopes) {
+        size_t cap = m->capscopes ? m->capscopes * 2 : 16;
+        lscope *n = realloc(m->scopes, cap * sizeof *n);
+        if (!n)
+            return -1;
+        m->scopes = n;
+        m->capscopes = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy)
+        return -1;
+    m->scopes[m->nscopes].name = copy;
+    m->scopes[m->nscopes].count = 0;
+    return (int)m->nscopes++;
 }
 
 static lentry *find(rg_cache_lmap *m, const char *key, uint64_t h)
@@ -115,7 +158,7 @@ static void purge_expired(rg_cache_lmap *m, int64_t now)
 }
 
 static int insert(rg_cache_lmap *m, const char *key, uint64_t h, const char *value,
-                  int64_t expires_ms)
+                  int64_t expires_ms, int scope)
 {
     size_t klen = strlen(key);
     lentry *e = malloc(sizeof *e + klen + 1);
@@ -127,6 +170,9 @@ static int insert(rg_cache_lmap *m, const char *key, uint64_t h, const char *val
         return -1;
     }
     memcpy(e->key, key, klen + 1);
+    e->scope = scope;
+    if (scope >= 0)
+        m->scopes[scope].count++;
     e->hash = h;
     e->expires_ms = expires_ms;
     e->chain = m->buckets[h & m->mask];
@@ -142,7 +188,8 @@ static int insert(rg_cache_lmap *m, const char *key, uint64_t h, const char *val
     return 0;
 }
 
-int rg_cache_lmap_put_nx(rg_cache_lmap *m, const char *key, int64_t expires_ms)
+int rg_cache_lmap_put_nx_scoped(rg_cache_lmap *m, const char *key, const char *scope,
+                                size_t quota, int64_t expires_ms)
 {
     uint64_t h = lhash(key);
     int64_t now = rg_now_ms();
@@ -155,14 +202,33 @@ int rg_cache_lmap_put_nx(rg_cache_lmap *m, const char *key, int64_t expires_ms)
     }
     if (e)
         drop_entry(m, e);
+    int si = scope ? scope_index(m, scope) : -1;
+    if (scope && si < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (si >= 0 && m->scopes[si].count >= quota &&
+        now - m->last_scope_purge_ms >= LMAP_PURGE_GAP_MS) {
+        m->last_scope_purge_ms = now;
+        purge_expired(m, now);
+    }
+    if (si >= 0 && m->scopes[si].count >= quota) {
+        rc = -2;   /* this scope's share is full; the others keep theirs */
+        goto out;
+    }
     if (m->count >= m->cap)
         purge_expired(m, now);
     /* a replay cache never forgets an unexpired id to make room: that would
      * let it be replayed; the caller fails closed instead */
-    rc = m->count >= m->cap ? -1 : insert(m, key, h, NULL, expires_ms);
+    rc = m->count >= m->cap ? -1 : insert(m, key, h, NULL, expires_ms, si);
 out:
     pthread_mutex_unlock(&m->lock);
     return rc;
+}
+
+int rg_cache_lmap_put_nx(rg_cache_lmap *m, const char *key, int64_t expires_ms)
+{
+    return rg_cache_lmap_put_nx_scoped(m, key, NULL, 0, expires_ms);
 }
 
 int rg_cache_lmap_put(rg_cache_lmap *m, const char *key, const char *value, int64_t expires_ms)
@@ -176,7 +242,7 @@ int rg_cache_lmap_put(rg_cache_lmap *m, const char *key, const char *value, int6
         purge_expired(m, rg_now_ms());
     while (m->count >= m->cap && m->oldest)
         drop_entry(m, m->oldest);
-    int rc = insert(m, key, h, value, expires_ms);
+    int rc = insert(m, key, h, value, expires_ms, -1);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }

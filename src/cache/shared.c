@@ -31,17 +31,61 @@ static int sha256_hex(const char *s, char out[65])
 }
 
 /* ---- replay ------------------------------------------------------------------ */
-int rg_cache_replay_check(void *cache, const char *issuer, const char *assertion_id,
-                          int64_t expires_at)
+
+/* Issue 11 item 12, in Redis: the id is taken only if the connection holds
+ * fewer than its quota of live ids, counted in a sorted set by expiry.
+ * KEYS: the replay key, the connection's index. ARGV: ttl_ms, now_ms, quota,
+ * the index's own TTL (the longest an entry lives). 0 taken, 1 replay,
+ * 2 quota full. */
+static const char replay_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end "
+    "local now = tonumber(ARGV[2]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) "
+    "if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 2 end "
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
+    "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), KEYS[1]) "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
+    "return 0";
+
+/* The Redis answer for key: 0, 1, 2 (quota) or -2 (Redis failed). */
+static int replay_redis(rg_cache *c, const char *key, const char *scope_key, int64_t ttl_ms,
+                        int64_t cap_ms)
 {
-    rg_cache *c = cache;
+    char px[24], now[24], quota[24], cap[24];
+    snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
+    redisReply *r;
+    if (!scope_key) {
+        const char *argv[6] = {"SET", key, "1", "PX", px, "NX"};
+        r = rg_cache_redis_cmd(c, 6, argv, NULL);
+    } else {
+        snprintf(now, sizeof now, "%lld", (long long)rg_now_ms());
+        snprintf(quota, sizeof quota, "%d", c->cfg.saml.replay_quota);
+        snprintf(cap, sizeof cap, "%lld", (long long)cap_ms);
+        const char *argv[9] = {"EVAL", replay_lua, "2", key, scope_key, px, now, quota, cap};
+        r = rg_cache_redis_cmd(c, 9, argv, NULL);
+    }
+    int res = -2;
+    if (r && r->type == REDIS_REPLY_STATUS)
+        res = 0;           /* OK: first use */
+    else if (r && r->type == REDIS_REPLY_NIL)
+        res = 1;           /* already there: replay */
+    else if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 2)
+        res = (int)r->integer;
+    freeReplyObject(r);
+    return res;
+}
+
+/* scope: the connection id, or NULL (no quota). Returns 0, 1, -1 or 2. */
+static int replay_check(rg_cache *c, const char *scope, const char *issuer,
+                        const char *assertion_id, int64_t expires_at)
+{
     assert(c);
     if (!issuer || !assertion_id || !*assertion_id)
         return -1;
     /* the issuer is hashed (any length, any characters); an id longer than
      * any IdP makes is hashed too, so keys stay bounded */
-    char ih[65], idh[65], tail[200];
-    if (sha256_hex(issuer, ih))
+    char ih[65], idh[65], sh[65], tail[200];
+    if (sha256_hex(issuer, ih) || (scope && sha256_hex(scope, sh)))
         return -1;
     const char *id = assertion_id;
     if (strlen(id) > 128) {
@@ -50,31 +94,29 @@ int rg_cache_replay_check(void *cache, const char *issuer, const char *assertion
         id = idh;
     }
     snprintf(tail, sizeof tail, "%s:%s", ih, id);
-    char key[KEY_MAX];
-    if (rg_cache_key(c, key, sizeof key, "replay:", tail) < 0)
+    char key[KEY_MAX], skey[KEY_MAX];
+    if (rg_cache_key(c, key, sizeof key, "replay:", tail) < 0 ||
+        (scope && rg_cache_key(c, skey, sizeof skey, "replay-quota:", sh) < 0))
         return -1;
     /* remembered until the assertion's end plus the skew the verifier
-     * allows, at least 1 s */
+     * allows, at least 1 s, at most max_assertion_lifetime + skew (item 12:
+     * the verifier refuses longer assertions; this bounds any other caller) */
+    int64_t now_ms = rg_now_ms();
+    int64_t cap_ms = (c->cfg.saml.max_assertion_lifetime + c->cfg.saml.clock_skew) * 1000;
     int64_t until_ms = (expires_at + c->cfg.saml.clock_skew) * 1000;
-    int64_t ttl_ms = until_ms - rg_now_ms();
-    if (ttl_ms < 1000) {
+    int64_t ttl_ms = until_ms - now_ms;
+    if (ttl_ms > cap_ms)
+        ttl_ms = cap_ms;
+    if (ttl_ms < 1000)
         ttl_ms = 1000;
-        until_ms = rg_now_ms() + ttl_ms;
-    }
+    until_ms = now_ms + ttl_ms;
     /* an id accepted in-process while Redis was down is a replay here too */
     if (rg_cache_lmap_has(c->replay_local, key))
         return 1;
     if (c->configured) {
-        char px[24];
-        snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
-        const char *argv[6] = {"SET", key, "1", "PX", px, "NX"};
-        redisReply *r = rg_cache_redis_cmd(c, 6, argv, NULL);
-        int res = -2;
-        if (r && r->type == REDIS_REPLY_STATUS)
-            res = 0;           /* OK: first use */
-        else if (r && r->type == REDIS_REPLY_NIL)
-            res = 1;           /* already there: replay */
-        freeReplyObject(r);
+        int res = replay_redis(c, key, scope ? skey : NULL, ttl_ms, cap_ms);
+        if (res == 2)
+            rg_log(RG_LOG_WARN, "event=replay_quota_full cache=redis connection_id=%s", scope);
         if (res >= 0)
             return res;
         if (c->cfg.saml.replay_check_without_redis == RG_REPLAY_REJECT) {
@@ -83,12 +125,31 @@ int rg_cache_replay_check(void *cache, const char *issuer, const char *assertion
         }
         atomic_fetch_add(&c->n_replay_local, 1);
     }
-    int rc = rg_cache_lmap_put_nx(c->replay_local, key, until_ms);
+    int rc = rg_cache_lmap_put_nx_scoped(c->replay_local, key, scope,
+                                         (size_t)c->cfg.saml.replay_quota, until_ms);
+    if (rc == -2) {
+        rg_log(RG_LOG_WARN, "event=replay_quota_full cache=local connection_id=%s", scope);
+        return 2;
+    }
     if (rc < 0) {
         atomic_fetch_add(&c->n_replay_unavailable, 1);
         rg_log(RG_LOG_WARN, "event=replay_cache_full cache=local");
     }
     return rc;
+}
+
+int rg_cache_replay_check(void *cache, const char *issuer, const char *assertion_id,
+                          int64_t expires_at)
+{
+    return replay_check(cache, NULL, issuer, assertion_id, expires_at);
+}
+
+int rg_cache_replay_check_scoped(void *scope, const char *issuer, const char *assertion_id,
+                                 int64_t expires_at)
+{
+    const rg_cache_replay_scope *s = scope;
+    assert(s && s->cache && s->connection_id);
+    return replay_check(s->cache, s->connection_id, issuer, assertion_id, expires_at);
 }
 
 /* ---- login state ------------------------------------------------------------- */

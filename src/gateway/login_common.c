@@ -337,6 +337,7 @@ static int conn_build_saml(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg
     sc.allow_sha1 = lg->cfg->saml.allow_sha1;
     sc.clock_skew_s = lg->cfg->saml.clock_skew > 0 ? (int)lg->cfg->saml.clock_skew : -1;
     sc.max_response_size = lg->cfg->saml.max_response;
+    sc.max_assertion_lifetime_s = lg->cfg->saml.max_assertion_lifetime;
     int rc = 0;
     if (!(c->saml = rg_saml_connection_new(&sc, err)))
         rc = RG_ERR;

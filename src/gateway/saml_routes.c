@@ -183,9 +183,11 @@ void lg_h_saml_acs(rg_http_req *req, void *ctx)
     memset(&id, 0, sizeof id);
     lg_timing t = {0};
     int64_t t0 = rg_thread_cpu_us();
-    /* the replay cache of the cache layer: Redis (shared) when configured */
+    /* the replay cache of the cache layer: Redis (shared) when configured,
+     * with this connection's own quota (issue 11 item 12) */
+    rg_cache_replay_scope scope = {.cache = lg->ctx->cache, .connection_id = c->id};
     int rc = rg_saml_acs_verify(c->saml, resp, rlen, have ? p.request_id : NULL, 0,
-                                rg_cache_replay_check, lg->ctx->cache, &id, &err);
+                                rg_cache_replay_check_scoped, &scope, &id, &err);
     t.verify_us = rg_thread_cpu_us() - t0;
     if (rc) {
         lg_fail(req, lg, c->id, c->org_id, "saml", NULL, &err);

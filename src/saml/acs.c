@@ -847,6 +847,14 @@ int rg_saml_acs_verify(const rg_saml_connection *c, const char *b64, size_t len,
     int64_t expires = scd_noa;
     if (c_noa && c_noa < expires)
         expires = c_noa;
+    /* issue 11 item 12: an assertion valid for years would hold its replay
+     * entry for years; it is refused, not remembered for less (a shorter
+     * memory would let it be replayed later) */
+    if (expires - now > c->max_lifetime) {
+        rc = DENY(err, "saml_assertion_lifetime_too_long",
+                  "the assertion is valid for more than %lld s", (long long)c->max_lifetime);
+        goto done;
+    }
     expires += skew;
 
     out->subject = strdup(nid->content);
@@ -873,6 +881,11 @@ int rg_saml_acs_verify(const rg_saml_connection *c, const char *b64, size_t len,
         int r = replay_check(replay_ctx, out->issuer, out->assertion_id, expires);
         if (r == 1) {
             rc = DENY(err, "saml_replay", "this assertion was already used");
+            goto done;
+        }
+        if (r == 2) {   /* item 12: this connection's share, not everyone's */
+            rc = rg_error_set(err, RG_EIO, 503, "saml_replay_quota_exceeded", "SAMLResponse",
+                              "this connection holds its whole share of the replay cache");
             goto done;
         }
         if (r != 0) {

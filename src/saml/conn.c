@@ -242,6 +242,8 @@ rg_saml_connection *rg_saml_connection_new(const rg_saml_conn_config *cfg, rg_er
     c->allow_idp_initiated = cfg->allow_idp_initiated;
     c->allow_sha1 = cfg->allow_sha1;
     c->skew = cfg->clock_skew_s < 0 ? 0 : cfg->clock_skew_s;
+    c->max_lifetime = cfg->max_assertion_lifetime_s > 0 ? cfg->max_assertion_lifetime_s
+                                                         : RG_SAML_DEFAULT_MAX_LIFETIME_S;
     c->max_response = cfg->max_response_size ? cfg->max_response_size
                                              : RG_SAML_DEFAULT_MAX_RESPONSE;
     c->sp_metadata = build_sp_metadata(cfg->sp_entity_id, cfg->acs_url, cert64);

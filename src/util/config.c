@@ -75,6 +75,9 @@ static const opt_def opts[] = {
     {"saml", "sp_key_file", T_PATH, O(saml, sp_key_file), 0, 0, NULL},
     {"saml", "sp_cert_file", T_PATH, O(saml, sp_cert_file), 0, 0, NULL},
     {"saml", "allow_sha1", T_BOOL, O(saml, allow_sha1), 0, 0, NULL},
+    /* issue 11 item 12: the replay cache cannot be held hostage */
+    {"saml", "max_assertion_lifetime", T_DURATION, O(saml, max_assertion_lifetime), 60, 86400, NULL},
+    {"saml", "replay_quota", T_INT, O(saml, replay_quota), 1, 1000000, NULL},
     {"oidc", "allow_http_loopback", T_BOOL, O(oidc, allow_http_loopback), 0, 0,
      "ROLEGATE_OIDC_ALLOW_HTTP_LOOPBACK"},
     {"oidc", "http_timeout_ms", T_INT, O(oidc, http_timeout_ms), 1, 600000, NULL},
@@ -120,6 +123,8 @@ void rg_config_defaults(rg_config *cfg)
     snprintf(cfg->saml.sp_key_file, sizeof cfg->saml.sp_key_file, "var/saml/sp.key");
     snprintf(cfg->saml.sp_cert_file, sizeof cfg->saml.sp_cert_file, "var/saml/sp.crt");
     cfg->saml.allow_sha1 = 0;
+    cfg->saml.max_assertion_lifetime = 3600;
+    cfg->saml.replay_quota = 100000;
     cfg->oidc.allow_http_loopback = 0;
     cfg->oidc.http_timeout_ms = 5000;
     cfg->oidc.jwks_min_refresh = 60;

@@ -2,7 +2,8 @@
 """Issue 11, security and connection items over real HTTP with the fixture
 IdP: item 6 (require_mapped_group: a group allow-list per connection), item 13
 (identity attributes are data: CR/LF from the IdP, and an /auth header that
-cannot be set), item 7 (IdP metadata whose signing certificate changes). Each refusal is read back: nothing changed, and an
+cannot be set), item 7 (IdP metadata whose signing certificate changes),
+item 12 (one connection at its replay-cache quota never blocks another). Each refusal is read back: nothing changed, and an
 authentication.failed event carries the reason."""
 import base64
 import json
@@ -15,7 +16,8 @@ import urllib.parse
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import test, run_all  # noqa: E402
-from test_saml_common import Browser, SamlEnv, reason_of, roles_of, FIX  # noqa: E402
+from test_saml_common import (Browser, SamlEnv, FixtureIdp, reason_of, roles_of,  # noqa: E402
+                              setup_saml_connection, FIX)
 from test_auth_common import Keys, forge, auth as auth_token  # noqa: E402
 
 
@@ -195,6 +197,37 @@ def test_issue11_item7_certificate_change_needs_confirmation():
         assert ev["idp_previous_certificates_sha256"] == [old_fp], ev
         st, _, data = env.login(Browser(), groups=("viewers",))   # old key: refused now
         assert st == 403 and reason_of(data) == "saml_signature_invalid", (st, reason_of(data))
+
+# ---- item 12 -------------------------------------------------------------------
+
+@test
+def test_issue11_item12_one_connection_full_never_blocks_another():
+    with SamlEnv(config={"saml": {"replay_quota": 3}}) as env:
+        idp2 = FixtureIdp()
+        try:
+            org2 = env.rg.ok("POST", "/organizations", {"name": "Other Corp"})["id"]
+            conn2, sp2 = setup_saml_connection(env.rg, org2, idp2.metadata)
+            idp2.start(sp2)
+            for i in range(3):
+                assert env.login(Browser(), user=f"u{i}@example.com")[0] == 302
+            members = env.rg.memberships(env.org)
+            st, _, data = env.login(Browser(), user="u3@example.com")
+            assert st == 503 and reason_of(data) == "saml_replay_quota_exceeded", \
+                (st, reason_of(data))
+            assert env.rg.memberships(env.org) == members
+            assert env.rg.failures(env.conn)[-1]["data"]["reason"] == "saml_replay_quota_exceeded"
+            # the other organization's connection logs in as before
+            for i in range(3):
+                b = Browser()
+                st, hd, data = b.get(f"{env.rg.base}/login?organization={org2}&return_to=/app")
+                loc = Browser.location(hd)
+                assert st == 302 and loc.startswith(idp2.sso), (st, loc)
+                st, _, data = b.get(loc + f"&user=v{i}%40example.com&groups=engineering")
+                action, fields = Browser.form(data)
+                st, _, data = b.post_form(action, fields)
+                assert st == 302, (i, st, reason_of(data))
+        finally:
+            idp2.stop()
 
 
 if __name__ == "__main__":

@@ -334,6 +334,7 @@ static void run_case(void **state)
     cfg.allow_idp_initiated = (int)geti(&c, "conn.allow_idp_initiated", 0);
     cfg.allow_sha1 = (int)geti(&c, "conn.allow_sha1", 0);
     cfg.clock_skew_s = (int)geti(&c, "conn.skew", 60);
+    cfg.max_assertion_lifetime_s = geti(&c, "conn.max_assertion_lifetime", 0);   /* item 12 */
     rg_error err;
     rg_error_clear(&err);
     rg_saml_connection *conn = rg_saml_connection_new(&cfg, &err);
