@@ -68,19 +68,25 @@ static void test_issue11_item12_quota_per_connection_in_process(void **st)
     rg_cache_free(c);
 }
 
+/* A cache over the running redis r (database db), connected. */
+static rg_cache *redis_cache(const test_redis *r, int db, rg_config *cfg)
+{
+    rg_error e;
+    tr_config(cfg, r, NULL, db);
+    cfg->saml.replay_quota = 5;
+    rg_cache *c = rg_cache_new(cfg, NULL, &e);
+    assert_non_null(c);
+    assert_true(TR_WAIT(3000, rg_cache_redis_up(c)));
+    return c;
+}
+
 static void test_issue11_item12_quota_per_connection_in_redis(void **st)
 {
     (void)st;
     test_redis r = {0};
     assert_int_equal(tr_start(&r), 0);
     rg_config cfg;
-    tr_config(&cfg, &r, NULL, 3);
-    cfg.saml.replay_quota = 5;
-    rg_error e;
-    rg_cache *a = rg_cache_new(&cfg, NULL, &e), *b = rg_cache_new(&cfg, NULL, &e);
-    assert_non_null(a);
-    assert_non_null(b);
-    assert_true(TR_WAIT(3000, rg_cache_redis_up(a) && rg_cache_redis_up(b)));
+    rg_cache *a = redis_cache(&r, 3, &cfg), *b = redis_cache(&r, 3, &cfg);
     quota_holds(a, b);
     /* it was Redis that counted: nothing went to the in-process maps */
     rg_cache_stats s;
@@ -97,11 +103,7 @@ static void test_issue11_item12_entry_ttl_capped(void **st)
     test_redis r = {0};
     assert_int_equal(tr_start(&r), 0);
     rg_config cfg;
-    tr_config(&cfg, &r, NULL, 4);
-    rg_error e;
-    rg_cache *c = rg_cache_new(&cfg, NULL, &e);
-    assert_non_null(c);
-    assert_true(TR_WAIT(3000, rg_cache_redis_up(c)));
+    rg_cache *c = redis_cache(&r, 4, &cfg);
     int64_t ten_years = rg_now() + 10LL * 365 * 86400;
     assert_int_equal(check(c, "conn_T", "_ten_years", ten_years), 0);
     assert_int_equal(rg_cache_replay_check(c, ISS, "_unscoped", ten_years), 0);
