@@ -369,6 +369,12 @@ int rg_saml_metadata_lint(const char *xml, size_t len, int allow_sha1, int64_t n
         return lint_fail(err, "", "the metadata is empty");
     if (len > RG_SAML_MAX_METADATA)
         return lint_fail(err, "", "the metadata is larger than 1 MiB");
+    /* ADFS serves its metadata with a UTF-8 BOM. Harmless here: lasso only
+     * ever gets our own serialisation (entity_xml), never these bytes */
+    if (len >= 3 && memcmp(xml, "\xEF\xBB\xBF", 3) == 0) {
+        xml += 3;
+        len -= 3;
+    }
     int why = 0;
     xmlDoc *doc = rg_saml_xml_parse(xml, len, &why);
     if (!doc)

@@ -58,7 +58,7 @@ static void test_issue11_item12_quota_per_connection_in_process(void **st)
     assert_int_equal(check(c, "conn_D", "_D0", rg_now() - 120), 0);   /* lives 1 s */
     assert_int_equal(check(c, "conn_D", "_D1", rg_now() - 120), 0);
     for (int i = 2; i < 5; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "_D%d", i);
         assert_int_equal(check(c, "conn_D", id, rg_now() + 300), 0);
     }

@@ -227,11 +227,22 @@ static void test_issue11_item11_metadata_not_utf8_rejected(void **state)
     char *xml = rg_buf_take(&b);
     expect_invalid(xml, "encoding");
     free(xml);
+    b = (rg_buf){0};   /* a UTF-16 byte order mark: refused */
+    rg_buf_puts(&b, "\xFF\xFE<\x01?\x01");
+    rg_buf_puts(&b, fixture_md);
+    xml = rg_buf_take(&b);
+    expect_invalid(xml, "encoding");
+    free(xml);
+    /* a UTF-8 BOM (ADFS writes one) is accepted: lasso gets entity_xml */
     b = (rg_buf){0};
     rg_buf_puts(&b, "\xEF\xBB\xBF");
     rg_buf_puts(&b, fixture_md);
     xml = rg_buf_take(&b);
-    expect_invalid(xml, "encoding");
+    rg_saml_metadata_info info;
+    memset(&info, 0, sizeof info);
+    assert_int_equal(rg_saml_metadata_lint(xml, strlen(xml), 0, 0, &info, NULL), 0);
+    assert_null(strstr(info.entity_xml, "\xEF\xBB\xBF"));
+    rg_saml_metadata_info_clear(&info);
     free(xml);
 }
 
