@@ -380,6 +380,7 @@ static int cmd_serve(int argc, char **argv)
     rg_gateway *gw = NULL;
     rg_api *api = NULL;
     rg_gateway_login *login = NULL;   /* login: /login, ACS, OIDC callback */
+    rg_gateway_portal *portal = NULL; /* the setup portal */
     int exit_code = 1;
     rg_error err;
     rg_error_clear(&err);
@@ -429,6 +430,8 @@ static int cmd_serve(int argc, char **argv)
         goto start_failed;
     rg_gateway_demo_setup(login);
     if (rg_gateway_console_register(pub, adm, &err) != 0)   /* console + portal assets */
+        goto start_failed;
+    if (!(portal = rg_gateway_portal_register(pub, adm, login, api, &err)))  /* setup portal */
         goto start_failed;
     if (rg_http_server_start(pub, &err) != 0 || rg_http_server_start(adm, &err) != 0)
         goto start_failed;
@@ -483,6 +486,7 @@ out:
     if (ctx.cache)
         rg_cache_set_revoke_user_sink(ctx.cache, NULL, NULL);
     rg_gateway_free(gw);         /* after both servers */
+    rg_gateway_portal_free(portal);  /* after both servers, before login */
     rg_gateway_login_free(login);  /* login: after both servers */
     if (ctx.store)
         rg_store_set_change_hook(ctx.store, NULL, NULL);

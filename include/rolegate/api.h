@@ -50,6 +50,16 @@ int rg_api_routes_roles(rg_http_server *admin, rg_api *api);
 int rg_api_routes_orgs(rg_http_server *admin, rg_api *api);
 int rg_api_routes_directories(rg_http_server *admin, rg_api *api);   /* R27-R31 */
 
+/* The handler (and its route flags) of one route of each file, NULL if
+ * none: rg_api_route_handler asks both. */
+rg_http_handler rg_api_orgs_handler(const char *method, const char *pattern, unsigned *flags);
+rg_http_handler rg_api_roles_handler(const char *method, const char *pattern, unsigned *flags);
+/* ---- re-serving a route (public) ------------------------------------------ */
+/* The handler the admin API serves METHOD pattern with (its ctx is the
+ * rg_api) and the route's flags, for a listener that serves the same route
+ * under its own guard (the setup portal: scoped to one organization). NULL
+ * if the admin API has no such route. */
+rg_http_handler rg_api_route_handler(const char *method, const char *pattern, unsigned *flags);
 /* Answers a store call: rc != 0 sends err (the JSON error body); else out
  * (stolen) with status, or an empty 204 when out is NULL. */
 void rg_api_reply(rg_http_req *req, int rc, const rg_error *err, int status, json_t *out);

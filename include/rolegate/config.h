@@ -29,6 +29,7 @@ typedef struct rg_config_server {
     int     max_connections_per_ip;         /* 0 = no limit */
     char    trusted_proxies[RG_CONFIG_LIST];  /* "ip,cidr,..." (validated) */
     char    return_to_origins[RG_CONFIG_LIST];/* "https://a.example,..." */
+    int     portal_link_ttl;                /* seconds a setup-portal link lives */
 } rg_config_server;
 
 typedef struct rg_config {

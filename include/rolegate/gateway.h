@@ -138,6 +138,20 @@ extern const rg_console_asset rg_console_assets[];
 int rg_gateway_console_register(struct rg_http_server *public_server,
                                 struct rg_http_server *admin_server, rg_error *err);
 
+/* ==== portal: the IT admin's setup portal ================================= */
+
+/* POST /portal/links on the admin listener; the portal's session, test
+ * sign-in and the admin routes it re-serves (scoped to the link's
+ * organization) under /portal/api/ on the public one. login and api are
+ * borrowed and must outlive the servers. NULL with err on failure. */
+typedef struct rg_gateway_portal rg_gateway_portal;
+struct rg_api;
+rg_gateway_portal *rg_gateway_portal_register(struct rg_http_server *public_server,
+                                              struct rg_http_server *admin_server,
+                                              rg_gateway_login *login, struct rg_api *api,
+                                              rg_error *err);
+void rg_gateway_portal_free(rg_gateway_portal *p);   /* after both servers; accepts NULL */
+
 /* ==== end console ======================================================== */
 
 /* rolegate's version (issue 11 item 8). */

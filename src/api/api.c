@@ -34,6 +34,12 @@ const rg_ctx *rg_api_ctx(const rg_api *api)
     return api->ctx;
 }
 
+rg_http_handler rg_api_route_handler(const char *method, const char *pattern, unsigned *flags)
+{
+    rg_http_handler h = rg_api_orgs_handler(method, pattern, flags);
+    return h ? h : rg_api_roles_handler(method, pattern, flags);
+}
+
 rg_store *rg_api_store(const rg_api *api)
 {
     assert(api && api->ctx && api->ctx->store);

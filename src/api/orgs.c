@@ -563,3 +563,13 @@ int rg_api_routes_orgs(rg_http_server *admin, rg_api *api)
     }
     return 0;
 }
+
+rg_http_handler rg_api_orgs_handler(const char *method, const char *pattern, unsigned *flags)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (strcmp(routes[i].method, method) == 0 && strcmp(routes[i].pattern, pattern) == 0) {
+            *flags = routes[i].flags;
+            return routes[i].fn;
+        }
+    return NULL;
+}

@@ -22,10 +22,11 @@ export async function render(main, [kind, id]) {
     { title: 'Type', cell: c => c.type.toUpperCase() },
     { title: 'State', cell: c => c.state || '' },
     { title: 'Id', cell: c => h('code', { text: c.id }) }], conns, { label: 'Connections' })));
-  main.append(createForm(id));
+  main.append(createForm(id, (c) => { location.hash = `#/connections/conn/${c.id}`; }));
 }
 
-function createForm(orgId) {
+// The new-connection form (console and portal); onCreated(connection).
+export function createForm(orgId, onCreated, client = api) {
   const slot = h('div', { id: 'conn-create-result' });
   const type = h('select', { id: 'conn-type' }, h('option', { value: 'saml', text: 'SAML 2.0' }),
                  h('option', { value: 'oidc', text: 'OpenID Connect' }));
@@ -41,8 +42,8 @@ function createForm(orgId) {
     const body = { type: type.value, name: name.value.trim() };
     if (type.value === 'oidc') Object.assign(body, { issuer: issuer.value.trim(), client_id: clientId.value.trim(),
                                                       client_secret: secret.value });
-    run(slot, 'Creating the connection', () => api('POST', `/organizations/${orgId}/connections`, body)
-      .then((c) => { location.hash = `#/connections/conn/${c.id}`; }));
+    run(slot, 'Creating the connection', () => client('POST', `/organizations/${orgId}/connections`, body)
+      .then(onCreated));
   } } }, h('div', { class: 'inline' }, field('Type', type), field('Name', name)), oidc,
     h('button', { type: 'submit', text: 'Create connection' })), slot);
 }

@@ -21,7 +21,7 @@ static const rg_console_asset *asset_find(const char *name)
 /* The portal's listener serves only the files the portal page loads. */
 static int public_asset(const char *name)
 {
-    static const char *const allowed[] = {"portal.html", "portal.js", "api.js", "ui.js",
+    static const char *const allowed[] = {"portal.html", "portal.js", "api.js", "ui.js", "page_connections.js",
                                           "style.css", NULL};
     for (size_t i = 0; allowed[i]; i++)
         if (strcmp(allowed[i], name) == 0)

@@ -754,6 +754,10 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
                const lg_identity *id, const char *return_to, lg_timing *t)
 {
     assert(req && lg && conn && id && id->subject && return_to);
+    if (strncmp(return_to, LG_PORTAL_TEST_PREFIX, strlen(LG_PORTAL_TEST_PREFIX)) == 0) {
+        lg_portal_test_finish(req, lg, conn, id, return_to + strlen(LG_PORTAL_TEST_PREFIX));
+        return;
+    }
     rg_arena *a = rg_http_arena(req);
     rg_error err;
     rg_error_clear(&err);

@@ -145,6 +145,16 @@ void lg_page(rg_http_req *req, int status, const char *title, const char *code,
 /* HTML-escapes s into the arena. */
 char *lg_html_escape(rg_arena *a, const char *s);
 
+/* ---- the setup portal's test sign-in (portal.c) --------------------------- */
+/* A pending login whose return_to starts with this is a portal test
+ * sign-in: not a path, so /login (which checks return_to) never makes one. */
+#define LG_PORTAL_TEST_PREFIX "portal-test:"
+/* The end of a test sign-in (called by lg_finish): the roles the groups map
+ * to (R15-R17, as for a new member), kept for the portal under key; no
+ * membership, no session, no login record; 302 to /portal#test=<key>. */
+void lg_portal_test_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
+                           const lg_identity *id, const char *key);
+
 /* ---- route handlers (ctx = rg_gateway_login) ------------------------------- */
 void lg_h_login(rg_http_req *req, void *ctx);
 void lg_h_saml_metadata(rg_http_req *req, void *ctx);

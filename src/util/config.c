@@ -61,6 +61,7 @@ static const opt_def opts[] = {
     {"server", "max_connections_per_ip", T_INT, O(server, max_connections_per_ip), 0, 1000000, NULL},
     {"server", "trusted_proxies", T_PROXIES, O(server, trusted_proxies), 0, 0, NULL},
     {"server", "return_to_origins", T_ORIGINS, O(server, return_to_origins), 0, 0, NULL},
+    {"server", "portal_link_ttl", T_DURATION, O(server, portal_link_ttl), 1, 86400, NULL},
     {"store", "database", T_PATH, O(store, database), 0, 0, "ROLEGATE_DATABASE"},
     {"log", "file", T_STR, O(log, file), 0, 0, NULL},
     {"log", "level", T_LOGLEVEL, O(log, level), 0, 0, NULL},
@@ -109,6 +110,7 @@ void rg_config_defaults(rg_config *cfg)
     s->connection_timeout = 30;
     s->max_connections = 1024;
     s->max_connections_per_ip = 0;
+    s->portal_link_ttl = 300;   /* DESIGN.md: setup links live 5 minutes */
     snprintf(cfg->store.database, sizeof cfg->store.database, "var/rolegate.db");
     cfg->log.level = RG_LOG_INFO;
     snprintf(cfg->session.keys_dir, sizeof cfg->session.keys_dir, "var/keys");

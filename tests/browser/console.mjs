@@ -3,7 +3,7 @@
 // API. Started by tests/integration/test_console_browser.py, which starts
 // rolegate and the IdPs and passes their URLs in RG_BROWSER_ENV. Prints one
 // JSON line with what the Python side checks further, exits 1 on failure.
-import { launch, assert, eq, admin, signIn, shot, text, env } from './lib.mjs';
+import { assert, eq, admin, signIn, shot, text, env, main } from './lib.mjs';
 
 const scenarios = {};
 
@@ -317,21 +317,4 @@ scenarios.headers = async (page) => {
     violations };
 };
 
-const name = process.argv[2];
-const fn = scenarios[name];
-if (!fn) { console.error(`unknown scenario ${name}`); process.exit(2); }
-const { ctx, close } = await launch();
-let rc = 0;
-const page = ctx.pages()[0] || await ctx.newPage();
-try {
-  page.on('pageerror', (e) => console.error(`pageerror: ${e.message}`));
-  const out = await fn(page, ctx);
-  console.log(JSON.stringify(out || {}));
-} catch (e) {
-  console.error(`FAIL ${name}: ${e.stack || e}`);
-  console.error(`page ${page.url()}: ${(await page.textContent('body').catch(() => '')).slice(0, 1500)}`);
-  rc = 1;
-} finally {
-  await close();
-}
-process.exit(rc);
+await main(scenarios);

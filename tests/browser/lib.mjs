@@ -54,3 +54,26 @@ export async function shot(page, name) {
 }
 
 export async function text(page, sel) { return (await page.textContent(sel)) || ''; }
+
+// Runs the scenario named by argv[2] in a fresh chromium: prints its JSON
+// answer, or the failure and the page it was on, and exits 1.
+export async function main(scenarios) {
+  const name = process.argv[2];
+  const fn = scenarios[name];
+  if (!fn) { console.error(`unknown scenario ${name}`); process.exit(2); }
+  const { ctx, close } = await launch();
+  let rc = 0;
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.on('pageerror', (e) => console.error(`pageerror: ${e.message}`));
+  try {
+    const out = await fn(page, ctx);
+    console.log(JSON.stringify(out || {}));
+  } catch (e) {
+    console.error(`FAIL ${name}: ${e.stack || e}`);
+    console.error(`page ${page.url()}: ${(await page.textContent('body').catch(() => '')).slice(0, 1500)}`);
+    rc = 1;
+  } finally {
+    await close();
+  }
+  process.exit(rc);
+}

@@ -9,51 +9,29 @@ a login through the fixture IdP in the browser and its login record, Members
 and Events paging. Read-backs go through the admin API with the bearer key.
 Screenshots land in $BUILD/screenshots (RG_SCREENSHOTS=docs/screenshots for
 the README's)."""
-import http.client
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import test, run_all  # noqa: E402
 from test_saml_common import (LoginServer, FixtureIdp, setup_roles,  # noqa: E402
-                              setup_saml_connection, BUILD)
+                              setup_saml_connection)
+from console_common import run_scenario, bad_metadata, http_call  # noqa: E402
 
 ROOT = harness.ROOT
-DRIVER = os.path.join(ROOT, "tests", "browser", "console.mjs")
-SHOTS = os.environ.get("RG_SCREENSHOTS") or os.path.join(BUILD, "screenshots")
-if not os.path.isabs(SHOTS):
-    SHOTS = os.path.join(ROOT, SHOTS)
 
 
 def browser(scenario, rg, **extra):
-    """Runs one scenario in chromium; returns its JSON answer."""
-    env = dict(os.environ)
-    env["RG_BROWSER_ENV"] = json.dumps(dict(
-        admin=f"http://127.0.0.1:{rg.admin_port}", public=rg.base, key=rg.admin_key,
-        screenshots=SHOTS, **extra))
-    p = subprocess.run(["node", DRIVER, scenario], cwd=os.path.dirname(DRIVER), env=env,
-                       capture_output=True, timeout=180)
-    out, err = p.stdout.decode(), p.stderr.decode()
-    assert p.returncode == 0, f"scenario {scenario} failed:\n{err[-3000:]}\n{out[-1000:]}"
-    assert "pageerror" not in err, err[-2000:]
-    return json.loads(out.strip().splitlines()[-1])
+    """Runs one scenario of tests/browser/console.mjs in chromium."""
+    return run_scenario("console.mjs", scenario, rg, **extra)
 
 
 def raw(rg, method, path, body=None, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", rg.admin_port, timeout=10)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        return r.status, r.getheaders(), data
-    finally:
-        c.close()
+    return http_call(rg.admin_port, method, path, body, headers)
 
 
 def console_session(rg):
@@ -170,10 +148,6 @@ def test_console_organization_roles_tab_order_and_default_R9():
         out = browser("orgs", rg)
         st, _, org = rg.admin("GET", f"/organizations/{out['org']}")
         assert org["default_role"] == out["slug"], org
-
-
-def bad_metadata(idp):
-    return idp.metadata.replace('use="signing"', 'use="encryption"')
 
 
 @test
