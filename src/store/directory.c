@@ -283,7 +283,7 @@ long rg_st_dsync_job_batch(sqlite3 *db, const char *job_id, const char *dir_id, 
     for (size_t i = 0; !rc && i < k; i++) {
         json_t *ev = rg_st_dir_user_json(db, ids[i], err);
         /* no groups left: recomputed to the default role, then the user goes */
-        if (!ev || rg_st_dsync_recompute(db, t, org, ids[i], err) ||
+        if (!ev || rg_st_dsync_recompute(db, t, org, ids[i], NULL, err) ||
             rg_st_exec(db, err, "DELETE FROM directory_users WHERE id = ?", "s", ids[i]) ||
             rg_st_event(db, "dsync.user.deleted", ev, err))
             rc = RG_EIO;

@@ -88,8 +88,25 @@ static int roles_from(const rg_role_table *t, const rg_slugs *mapped, rg_slugs *
     return rc;
 }
 
+/* The membership object of a membership just created (the shape of
+ * rg_st_membership_json, built without reading it back). */
+static json_t *created_json(const char *om, const char *user, const char *org,
+                            const rg_slugs *roles, const char *source, const char *status,
+                            const char *ts)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < roles->n; i++)
+        json_array_append_new(arr, json_pack("{s:s}", "slug", roles->v[i]));
+    return arr ? json_pack("{s:s,s:s,s:s,s:s,s:{s:s},s:o,s:s,s:s,s:s,s:s}", "object",
+                           "organization_membership", "id", om, "user_id", user,
+                           "organization_id", org, "role", "slug", roles->v[0], "roles", arr,
+                           "role_source", source, "status", status, "created_at", ts,
+                           "updated_at", ts)
+               : NULL;
+}
+
 int rg_st_dsync_recompute(sqlite3 *db, const rg_role_table *t, const char *org_id,
-                          const char *du_id, rg_error *err)
+                          const char *du_id, rg_slugs *roles_out, rg_error *err)
 {
     char user[ST_ID] = "";
     int64_t active = 0;
@@ -128,7 +145,15 @@ int rg_st_dsync_recompute(sqlite3 *db, const rg_role_table *t, const char *org_i
                         "INSERT INTO memberships(id, user_id, organization_id, role_source,"
                         " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         "sssssss", om, user, org_id, source, status, ts, ts);
-        event = "organization_membership.created";
+        for (size_t i = 0; !rc && i < roles.n; i++)
+            rc = rg_st_exec(db, err,
+                            "INSERT OR IGNORE INTO membership_roles(membership_id, role_id)"
+                            " SELECT ?, id FROM roles WHERE slug = ?"
+                            " AND (organization_id IS NULL OR organization_id = ?)",
+                            "sss", om, roles.v[i], org_id);
+        json_t *m = rc ? NULL : created_json(om, user, org_id, &roles, source, status, ts);
+        if (!rc && (!m || rg_st_event(db, "organization_membership.created", m, err)))
+            rc = RG_EIO;
     } else if (rc == 1) {
         rc = rg_st_membership_roles(db, om, &cur, err);
         if (!rc && (strcmp(cur_source, source) || strcmp(cur_status, status) ||
@@ -145,6 +170,10 @@ int rg_st_dsync_recompute(sqlite3 *db, const rg_role_table *t, const char *org_i
                        om) ||
             !(m = rg_st_membership_json(db, om, err)) || rg_st_event(db, event, m, err))
             rc = RG_EIO;
+    }
+    if (roles_out && rc >= 0) {
+        *roles_out = roles;
+        memset(&roles, 0, sizeof roles);
     }
     rg_slugs_clear(&roles);
     return rc < 0 ? rc : 0;
@@ -188,7 +217,7 @@ int rg_st_dsync_recompute_org(sqlite3 *db, const char *org_id, rg_error *err)
                 break;
             t_org = rows[i][1];
         }
-        rc = rg_st_dsync_recompute(db, t, rows[i][1], rows[i][0], err);
+        rc = rg_st_dsync_recompute(db, t, rows[i][1], rows[i][0], NULL, err);
     }
     rg_role_table_free(t);
     free(rows);
@@ -279,9 +308,36 @@ static int du_load(sqlite3 *db, const char *dir, const char *id, du_row *r, rg_e
     return rc < 0 ? rc : 0;
 }
 
+static json_t *opt_str(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* The directory user object of a user just created (the shape of
+ * rg_st_dir_user_json: no groups yet). */
+static json_t *created_user_json(const char *id, const char *dir, const char *org,
+                                 const char *user_id, const rg_dsync_user *u,
+                                 const rg_slugs *roles, const char *ts)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < roles->n; i++)
+        json_array_append_new(arr, json_pack("{s:s}", "slug", roles->v[i]));
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:s,s:o,s:o,s:[],s:o,s:s,s:s}",
+                          "object", "directory_user", "id", id, "directory_id", dir,
+                          "organization_id", org, "idp_id", opt_str(u->external_id),
+                          "user_id", user_id, "email", opt_str(u->email), "first_name",
+                          opt_str(u->first_name), "last_name", opt_str(u->last_name), "state",
+                          u->active ? "active" : "inactive", "role",
+                          roles->n ? json_pack("{s:s}", "slug", roles->v[0]) : json_null(),
+                          "roles", arr ? arr : json_array(), "groups", "custom_attributes",
+                          rg_st_dsync_custom_attributes(u->resource), "created_at", ts,
+                          "updated_at", ts);
+    return o;
+}
+
 static int user_write_tx(st_tx *tx, const char *dir, const char *org, const char *id,
                          rg_dsync_user_fn fn, void *ctx, rg_dsync_outcome *oc, char out_id[ST_ID],
-                         rg_error *err)
+                         json_t **view, rg_error *err)
 {
     sqlite3 *db = tx->db;
     du_row cur = {.resource = NULL};
@@ -333,16 +389,27 @@ static int user_write_tx(st_tx *tx, const char *dir, const char *org, const char
                         u.first_name, u.last_name, u.active ? 1 : 0, res_text, ts, id);
     }
     int was_active = id ? cur.active : 1;
-    json_decref(u.resource);
     free(res_text);
     const rg_role_table *t = NULL;
+    rg_slugs roles = {0};
     json_t *ev = NULL;
     if (!rc)
         rc = rg_st_login_table(tx, org, &t, err);
     if (!rc)
-        rc = rg_st_dsync_recompute(db, t, org, out_id, err);   /* R28, R30 */
-    if (!rc && (!(ev = rg_st_dir_user_json(db, out_id, err)) || rg_st_event(db, event, ev, err)))
+        rc = rg_st_dsync_recompute(db, t, org, out_id, &roles, err);   /* R28, R30 */
+    if (!rc && !id) {
+        /* a new user: its object and view from what was just written */
+        ev = created_user_json(out_id, dir, org, user_id, &u, &roles, ts);
+        *view = ev ? json_pack("{s:s,s:O,s:s,s:s,s:[]}", "id", out_id, "resource", u.resource,
+                               "created_at", ts, "updated_at", ts, "groups")
+                   : NULL;
+    } else if (!rc) {
+        ev = rg_st_dir_user_json(db, out_id, err);
+    }
+    rg_slugs_clear(&roles);
+    if (!rc && (!ev || (!id && !*view) || rg_st_event(db, event, ev, err)))
         rc = RG_EIO;
+    json_decref(u.resource);
     if (!rc && oc) {
         snprintf(oc->user_id, sizeof oc->user_id, "%s", user_id);
         snprintf(oc->org_id, sizeof oc->org_id, "%s", org);
@@ -380,8 +447,8 @@ int rg_store_dsync_user_write(rg_store *s, const char *directory_id, const char 
     json_t *o = NULL;
     rc = rg_st_dsync_dir_org(tx.db, dir, org, err);
     if (!rc)
-        rc = user_write_tx(&tx, dir, org, id, fn, ctx, oc, new_id, err);
-    if (!rc && out && !(o = rg_st_dsync_user_view(tx.db, dir, new_id, err)))
+        rc = user_write_tx(&tx, dir, org, id, fn, ctx, oc, new_id, &o, err);
+    if (!rc && out && !o && !(o = rg_st_dsync_user_view(tx.db, dir, new_id, err)))
         rc = RG_EIO;
     rc = rg_st_end(&tx, rc, err);
     if (rc && oc)

@@ -174,7 +174,7 @@ static int recompute_all(st_tx *tx, const char *org, const idset *ids, rg_error 
     const rg_role_table *t = NULL;
     int rc = rg_st_login_table(tx, org, &t, err);
     for (size_t i = 0; !rc && i < ids->n; i++)
-        rc = rg_st_dsync_recompute(tx->db, t, org, ids->v[i], err);
+        rc = rg_st_dsync_recompute(tx->db, t, org, ids->v[i], NULL, err);
     return rc;
 }
 

@@ -23,6 +23,8 @@ int rg_st_dsync_dir_org(sqlite3 *db, const char *dir, char org[ST_ID], rg_error 
  * status: 1 found, 0 none (om ""), negative error. */
 int rg_st_dsync_membership_of(sqlite3 *db, const char *user_id, const char *org,
                               char om[ST_ID], char source[16], char status[16], rg_error *err);
+/* WorkOS custom_attributes of a stored SCIM resource (a new object). */
+json_t *rg_st_dsync_custom_attributes(const json_t *resource);
 /* SCIM views (store_dsync.h) of one user of directory dir; and one read
  * transaction around such a builder. */
 json_t *rg_st_dsync_user_view(sqlite3 *db, const char *dir, const char *id, rg_error *err);
@@ -34,9 +36,10 @@ int rg_st_dsync_view(rg_store *s, const char *dir,
  * groups' mappings (t: the organization's table, for ranks and default)
  * and its active flag: created when none exists, status "inactive" while
  * the user is inactive; organization_membership.created|updated when it
- * changed. A user without a linked user is skipped. */
+ * changed. A user without a linked user is skipped. roles_out (may be
+ * NULL; clear it): the membership's roles now, in priority order. */
 int rg_st_dsync_recompute(sqlite3 *db, const rg_role_table *t, const char *org_id,
-                          const char *du_id, rg_error *err);
+                          const char *du_id, rg_slugs *roles_out, rg_error *err);
 /* R29: the same for every directory user of org_id (NULL: of every
  * organization), e.g. after its priority order or default changed. */
 int rg_st_dsync_recompute_org(sqlite3 *db, const char *org_id, rg_error *err);

@@ -15,9 +15,8 @@ static json_t *opt_str(const char *s)
 }
 
 /* WorkOS custom_attributes: the enterprise extension and a few core ones. */
-static json_t *custom_attributes(const char *resource)
+json_t *rg_st_dsync_custom_attributes(const json_t *r)
 {
-    json_t *r = resource ? json_loads(resource, 0, NULL) : NULL;
     json_t *ext = json_object_get(r, ENTERPRISE);
     json_t *o = json_is_object(ext) ? json_deep_copy(ext) : json_object();
     static const char *const core[] = {"title", "userType", "displayName", "locale"};
@@ -26,6 +25,13 @@ static json_t *custom_attributes(const char *resource)
         if (json_is_string(v))
             json_object_set(o, core[i], v);
     }
+    return o;
+}
+
+static json_t *custom_attributes_text(const char *text)
+{
+    json_t *r = text ? json_loads(text, 0, NULL) : NULL;
+    json_t *o = rg_st_dsync_custom_attributes(r);
     json_decref(r);
     return o;
 }
@@ -95,7 +101,7 @@ json_t *rg_st_dir_user_json(sqlite3 *db, const char *id, rg_error *err)
                       opt_str(rg_st_col(st, 6)), "last_name", opt_str(rg_st_col(st, 7)),
                       "state", sqlite3_column_int(st, 8) ? "active" : "inactive", "role",
                       "roles", "groups", "custom_attributes",
-                      custom_attributes(rg_st_col(st, 9)), "created_at", rg_st_col(st, 10),
+                      custom_attributes_text(rg_st_col(st, 9)), "created_at", rg_st_col(st, 10),
                       "updated_at", rg_st_col(st, 11));
         if (!o)
             rg_st_oom(err);

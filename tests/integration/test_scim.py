@@ -468,6 +468,11 @@ def test_bad_input_is_refused_with_scim_errors_and_changes_nothing():
 def test_R26_dsync_events_emitted_and_a_no_op_emits_nothing():
     with dsync_env() as (rg, ds):
         u = ds.user("gil@example.com")
+        # the created objects in the events are the ones the admin API reads back
+        ev = events(rg, "dsync.user.created")[0]["data"]
+        assert ev == ds.duser(u), (ev, ds.duser(u))
+        mev = events(rg, "organization_membership.created")[0]["data"]
+        assert mev == ds.membership(u), (mev, ds.membership(u))
         g = ds.group("G")
         ds.patch("Groups", g, {"op": "add", "path": "members", "value": [{"value": u}]})
         n = len(events(rg))
