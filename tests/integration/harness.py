@@ -242,6 +242,27 @@ def wait_until(pred, seconds=5, what="condition"):
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
+def spawn_ready(argv, cwd, stderr_path, prefix, what, seconds=30, tries=2):
+    """Starts a helper process (a node test IdP) that prints one line starting
+    with `prefix` on stdout once it serves; returns (proc, line). Under load
+    node has been seen stuck before it listens, never printing the line: each
+    try waits `seconds`, then the process is killed and started again."""
+    import select
+    last = ""
+    for _ in range(tries):
+        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE,
+                                stderr=open(stderr_path, "ab"))
+        ready, _, _ = select.select([proc.stdout], [], [], seconds)
+        line = proc.stdout.readline().decode() if ready else ""
+        if line.startswith(prefix):
+            return proc, line
+        last = line
+        proc.kill()
+        proc.wait(5)
+    raise AssertionError(f"{what} did not start after {tries} tries: {last!r}")
+
+
 # ---- the test registry ---------------------------------------------------------
 _tests = []
 

@@ -9,14 +9,13 @@ missing / wrong / reused, code reused, IdP error= callback, discovery
 issuer mismatch. Token-level attacks are covered by the library's tests."""
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import urllib.parse
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import test, run_all, ROOT  # noqa: E402
+from harness import test, run_all, ROOT, spawn_ready  # noqa: E402
 from test_saml_common import (Browser, LoginServer, setup_roles, roles_of,  # noqa: E402
                               reason_of)
 
@@ -29,15 +28,15 @@ class Op:
         if not os.path.isdir(os.path.join(OP_DIR, "node_modules", "oidc-provider")):
             raise AssertionError("tests/oidc-op: run `npm ci` there first")
         self.dir = tempfile.mkdtemp(prefix="rg-op-")
-        self.proc = subprocess.Popen(
-            ["node", "op.mjs", "--port", "0", "--client-id", CLIENT_ID, "--client-secret",
-             CLIENT_SECRET, "--redirect-uri", redirect_uri],
-            cwd=OP_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=open(os.path.join(self.dir, "stderr.txt"), "wb"))
-        line = self.proc.stdout.readline().decode().split()
-        if not line or line[0] != "ready":
-            self.stop()
-            raise AssertionError(f"OP did not start: {line}")
+        try:
+            self.proc, line = spawn_ready(
+                ["node", "op.mjs", "--port", "0", "--client-id", CLIENT_ID, "--client-secret",
+                 CLIENT_SECRET, "--redirect-uri", redirect_uri],
+                OP_DIR, os.path.join(self.dir, "stderr.txt"), "ready ", "OP")
+        except AssertionError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        line = line.split()
         kv = dict(x.split("=", 1) for x in line[1:])
         self.port, self.issuer = int(kv["port"]), kv["issuer"]
 

@@ -8,14 +8,13 @@ multiple-roles environment (R12, R16), an organization with its own roles
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import urllib.parse
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import test, run_all, ROOT  # noqa: E402
+from harness import test, run_all, ROOT, spawn_ready  # noqa: E402
 from test_saml_common import (Browser, LoginServer, setup_roles, roles_of,  # noqa: E402
                               reason_of, FIX)
 
@@ -37,15 +36,14 @@ class SamlifyIdp:
         users = os.path.join(self.dir, "users.json")
         with open(users, "w") as f:
             json.dump(USERS, f)
-        self.proc = subprocess.Popen(
-            ["node", "idp.js", "--sp-metadata", self.sp_path, "--users", users,
-             "--key", os.path.join(FIX, "idp.key"), "--cert", os.path.join(FIX, "idp.crt")],
-            cwd=IDP_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=open(os.path.join(self.dir, "stderr.txt"), "wb"))
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("ready port="):
-            self.stop()
-            raise AssertionError(f"samlify IdP did not start: {line!r}")
+        try:
+            self.proc, line = spawn_ready(
+                ["node", "idp.js", "--sp-metadata", self.sp_path, "--users", users,
+                 "--key", os.path.join(FIX, "idp.key"), "--cert", os.path.join(FIX, "idp.crt")],
+                IDP_DIR, os.path.join(self.dir, "stderr.txt"), "ready port=", "samlify IdP")
+        except AssertionError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         self.port = int(line.split("=")[1])
         self.base = f"http://127.0.0.1:{self.port}"
 
