@@ -38,7 +38,11 @@ typedef struct rg_config {
     struct { char file[RG_CONFIG_STR]; int level; /* rg_log_level */ } log;
     struct {
         char    keys_dir[RG_CONFIG_STR];
-        int64_t lifetime;                   /* seconds */
+        int64_t lifetime;                   /* seconds: absolute session end */
+        int64_t token_lifetime;             /* seconds a token is valid */
+        int64_t idle_timeout;               /* seconds without a refresh: dead */
+        int64_t refresh_after;              /* token age /auth refreshes at */
+        int     refresh;                    /* 0: snapshot tokens of lifetime */
         rg_oversize_policy oversize;
         char    logout_redirect[RG_CONFIG_STR];
         int     cookie_budget;              /* bytes */

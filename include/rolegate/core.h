@@ -197,6 +197,7 @@ typedef struct rg_claims {
     int omit_permissions;                /* R24 policy omit_permissions */
     const char *act_sub;                 /* admin-issued: act {"sub": ...} */
     int64_t iat, exp;
+    int64_t auth_time;                   /* session start (refresh keeps it); 0 omits */
 } rg_claims;
 
 /* Writes the claims as compact JSON (keys in a fixed order, strings escaped)

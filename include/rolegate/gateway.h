@@ -61,6 +61,12 @@ int rg_gateway_revoke_user_sink(void *gw, const char *sub, const char *org_id,
  * https. */
 const char *rg_gateway_issuer(const rg_config *cfg);
 int rg_gateway_secure(const rg_config *cfg);
+/* Sets c->exp (and c->auth_time) of a new session issued at c->iat: with
+ * session.refresh, auth_time = iat and exp = iat + token_lifetime (/auth
+ * refreshes it until auth_time + lifetime, issue 13); without, exp = iat +
+ * lifetime (one snapshot token, R25). The cookie's Max-Age is `lifetime`
+ * either way. */
+void rg_gateway_token_times(const rg_config *cfg, rg_claims *c);
 
 /* Issues a session token for one membership (R24 claims: iss, sub =
  * user_id, a new sid "session_<ULID>", jti, org_id, email, roles in
@@ -70,7 +76,8 @@ int rg_gateway_secure(const rg_config *cfg);
  * `reject`: 422 "session_too_large" (message: size, budget, number of
  * permissions). On success *token and *set_cookie are malloc'd (caller
  * frees; set_cookie may be NULL if not wanted), sid_out receives the sid,
- * *exp the expiry, *cookie_len and *omitted (may be NULL) the cookie size
+ * *exp the session's end (auth_time + lifetime; without refresh the token's
+ * exp), *cookie_len and *omitted (may be NULL) the cookie size
  * and whether permissions were left out. */
 int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
                              const char *user_id, const char *email, const char *org_id,

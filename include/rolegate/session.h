@@ -118,6 +118,7 @@ typedef struct rg_session_claims {
     int permissions_omitted;           /* R24 omit_permissions policy used */
     const char *act_sub;               /* admin-issued: act.sub, else NULL */
     int64_t iat, exp;
+    int64_t auth_time;                 /* session start; 0 if absent (older tokens) */
     const char *kid;                   /* the key that signed */
     const char *payload;               /* raw payload JSON, NUL-terminated */
     size_t payload_len;
@@ -143,6 +144,19 @@ void rg_session_claims_share(rg_session_claims *dst, const rg_session_claims *sr
  * rg_session_claims_clear) and returns 0; else returns negative, *out zeroed. */
 int rg_session_verify(const rg_keyring *kr, const char *token, int64_t now, int64_t skew,
                       const char *expected_iss, rg_session_claims *out, rg_error *err);
+
+/* The same, except that a token expired less than `lapse` seconds ago (plus
+ * skew) is accepted: /auth refreshes such a token while its session is alive
+ * (issue 13). Never use it to grant access by itself. */
+int rg_session_verify_lapsed(const rg_keyring *kr, const char *token, int64_t now,
+                             int64_t skew, int64_t lapse, const char *expected_iss,
+                             rg_session_claims *out, rg_error *err);
+
+/* The claims of a token THIS process has just signed with kr (rg_session_
+ * issue), without checking the signature again: the refresh at /auth puts
+ * them in the token cache at once. Never call it on a token from outside. */
+int rg_session_claims_of_own(const rg_keyring *kr, const char *token, int64_t now,
+                             rg_session_claims *out, rg_error *err);
 
 /* ---- revocation set ----------------------------------------------------- */
 /* Revoked session ids, in process. An entry lives until its session's exp

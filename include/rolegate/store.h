@@ -40,7 +40,7 @@ typedef struct rg_store rg_store;   /* opaque */
 
 /* The schema version this build migrates to (migrations are forward-only and
  * numbered; PRAGMA user_version records the one applied). */
-#define RG_STORE_SCHEMA_VERSION 2
+#define RG_STORE_SCHEMA_VERSION 3
 
 /* Opens (creating if needed) the SQLite database file at path, in WAL mode,
  * with foreign keys on and a busy timeout, and applies pending migrations. A
@@ -333,6 +333,37 @@ int rg_store_role_mappings_set(rg_store *s, const char *conn_id, const json_t *m
                                json_t **out, rg_error *err);
 
 /* ---- logins (R15-R18) ----------------------------------------------------- */
+/* ---- sessions (issue 13) -----------------------------------------------
+ * The record of an issued session: {"object":"session","id":"session_...",
+ * "organization_membership_id","user_id","organization_id","connection_id"
+ * (null for admin-issued),"idp_subject","idp_session" (SAML SessionIndex /
+ * OIDC sid, or null),"actor" ("admin" or null),
+ * "created_at","expires_at" (the session's absolute end),"revoked_at" (or
+ * null),"state":"active"|"revoked"|"expired"}. Strings may be NULL. */
+typedef struct rg_store_session_rec {
+    char id[64];                  /* the sid */
+    int64_t expires_at;           /* seconds: the session's absolute end */
+    const char *connection_id;    /* NULL for admin-issued sessions */
+    const char *idp_subject;      /* SAML NameID / OIDC sub (login: the store sets it) */
+    const char *idp_subject_format;   /* SAML NameID Format, may be NULL */
+    const char *idp_session;      /* SAML SessionIndex / OIDC sid, for logout */
+    const char *actor;            /* "admin" for admin-issued */
+} rg_store_session_rec;
+/* Writes the record of membership_id (404 field organization_membership_id
+ * if unknown) and, if event is set (stolen), the session.created event, in
+ * one transaction. */
+int rg_store_session_create(rg_store *s, const rg_store_session_rec *r,
+                            const char *membership_id, json_t *event, rg_error *err);
+/* The sessions of a membership, newest first (404 for an unknown one). */
+int rg_store_session_list(rg_store *s, const char *membership_id, const rg_store_list_opts *o,
+                          json_t **out, rg_error *err);
+int rg_store_session_get(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* Sets revoked_at and emits session.revoked (with reason if non-NULL) in one
+ * transaction; an already revoked session is answered as it is, no event.
+ * 404 for an unknown id. *out: the session object (may be NULL). */
+int rg_store_session_revoke(rg_store *s, const char *id, const char *reason, json_t **out,
+                            rg_error *err);
+
 typedef struct rg_store_login_user {
     const char *subject;      /* the IdP's stable id (SAML NameID / OIDC sub) */
     const char *email;        /* may be NULL */
@@ -345,6 +376,10 @@ typedef struct rg_store_login_user {
     int (*issue)(void *ctx, const char *user_id, const rg_resolution *res,
                  size_t *token_size, rg_error *err);
     void *issue_ctx;
+    /* Optional: the session record (issue 13); issue fills id and
+     * expires_at, and the store writes the row in the same transaction with
+     * this login's membership, connection and subject when id is set. */
+    rg_store_session_rec *session;
     /* Optional out: this thread's CPU us spent loading the organization's
      * table and resolving the roles (the benchmark's "resolve" share). */
     int64_t *resolve_cpu_us;

@@ -177,6 +177,12 @@ int rg_core_claims_json(const rg_claims *c, char **json, size_t *len)
         jb_str(&b, c->act_sub);
         jb_put(&b, "}", 1);
     }
+    if (c->auth_time) {
+        /* the login this session started with: refreshed tokens keep it
+         * (absolute lifetime, issue 13) */
+        jb_key(&b, "auth_time", 0);
+        jb_int(&b, c->auth_time);
+    }
     jb_key(&b, "iat", 0);
     jb_int(&b, c->iat);
     jb_key(&b, "exp", 0);

@@ -2,7 +2,9 @@
  * auth_request, Traefik forwardAuth, Envoy ext_authz). Cookie → verified
  * claims (token cache by digest, revocation set) → 200 + X-Rolegate-* | 401
  * | 403 (require_role / require_permission / organization). R24: omitted
- * permissions come from the org's cached role table. Only a trusted proxy
+ * permissions come from the org's cached role table. Issue 13 / R25: a
+ * token older than refresh_after of a live session is refreshed (refresh.c)
+ * and the new cookie answered as Set-Cookie. Only a trusted proxy
  * gets the login redirect (X-Forwarded-* believed from it alone). */
 #include <assert.h>
 #include <string.h>
@@ -157,6 +159,92 @@ static void forbidden(rg_http_req *req, const char *code, const char *unmet)
         gw_deny(req, 403, code);
 }
 
+/* Issue 13: a lapsed token (expired less than idle_timeout ago) of a live
+ * session is refreshed, never accepted as it is. */
+static int verify_lapsed(rg_gateway *gw, const char *token, int64_t now,
+                         rg_session_claims *c, rg_error *err)
+{
+    rg_error_clear(err);
+    if (rg_session_verify_lapsed(gw->ctx->keys, token, now, RG_GATEWAY_SKEW,
+                                 gw->cfg->session.idle_timeout, rg_gateway_issuer(gw->cfg), c,
+                                 err) != 0)
+        return RG_EINVAL;
+    if (rg_revocations_is_revoked(gw->revs, c->sid, now)) {
+        rg_session_claims_clear(c);
+        return rg_error_set(err, RG_EINVAL, 401, "token_revoked", NULL,
+                            "the session was signed out");
+    }
+    return 0;
+}
+
+/* Verifies the cookie's token into *c and, with session.refresh, refreshes
+ * a token older than refresh_after (or lapsed) of a live session: the new
+ * Set-Cookie goes on the answer (the proxy snippets pass it to the browser),
+ * *fresh (arena) is the new token and *c its claims. A refresh that cannot
+ * be done now (store down) keeps a still valid token working (degraded, not
+ * logout). 0, or err (401 codes, 503). */
+static int verify_and_refresh(rg_gateway *gw, rg_http_req *req, const char *token,
+                              int64_t now, rg_session_claims *c, char **fresh, rg_error *err)
+{
+    const rg_config *cfg = gw->cfg;
+    *fresh = NULL;
+    int lapsed = 0;
+    if (rg_session_verify_cached(gw->ctx->keys, gw->tcache, gw->revs, token, now,
+                                 RG_GATEWAY_SKEW, rg_gateway_issuer(cfg), c, err) != 0) {
+        if (!cfg->session.refresh || strcmp(err->code, "token_expired") != 0)
+            return RG_EINVAL;
+        rg_error first = *err;
+        if (verify_lapsed(gw, token, now, c, err) != 0) {
+            /* revoked is news; anything else: the token is just expired */
+            if (strcmp(err->code, "token_revoked") != 0)
+                *err = first;
+            return RG_EINVAL;
+        }
+        lapsed = 1;
+    }
+    /* the hot path: a young token costs this one comparison */
+    if (!cfg->session.refresh || (!lapsed && now - c->iat < cfg->session.refresh_after))
+        return 0;
+    char *tok = NULL, *cookie = NULL;
+    rg_error rerr;
+    rg_error_clear(&rerr);
+    int rc = gw_refresh(gw, token, c, now, &tok, &cookie, &rerr);
+    rg_session_claims fc;
+    if (!rc)
+        rc = rg_session_claims_of_own(gw->ctx->keys, tok, now, &fc, &rerr);
+    if (rc) {
+        free(tok);
+        free(cookie);
+        if (rerr.status == 401 || lapsed) {
+            rg_log(RG_LOG_INFO, "event=session_ended sid=%s code=%s rid=%s", c->sid, rerr.code,
+                   rg_http_request_id(req));
+            rg_session_claims_clear(c);
+            *err = rerr;
+            if (err->status != 401)
+                err->status = 503;
+            return RG_EINVAL;
+        }
+        /* degraded: the token is still valid; the next request tries again */
+        rg_log(RG_LOG_WARN, "event=refresh_deferred sid=%s code=%s rid=%s", c->sid, rerr.code,
+               rg_http_request_id(req));
+        return 0;
+    }
+    rg_token_cache_put(gw->tcache, tok, strlen(tok), &fc, now);
+    rg_session_claims_clear(c);
+    *c = fc;
+    rg_http_add_header(req, "Set-Cookie", cookie);
+    *fresh = rg_arena_strdup(rg_http_arena(req), tok);
+    rg_log(RG_LOG_DEBUG, "event=session_refreshed sid=%s rid=%s", c->sid,
+           rg_http_request_id(req));
+    free(tok);
+    free(cookie);
+    if (!*fresh) {
+        rg_session_claims_clear(c);
+        return rg_error_set(err, RG_ENOMEM, 503, "internal", NULL, "out of memory");
+    }
+    return 0;
+}
+
 void gw_h_auth(rg_http_req *req, void *ctx)
 {
     rg_gateway *gw = ctx;
@@ -177,11 +265,16 @@ void gw_h_auth(rg_http_req *req, void *ctx)
     rg_error err;
     rg_error_clear(&err);
     int64_t now = rg_now();
-    if (rg_session_verify_cached(gw->ctx->keys, gw->tcache, gw->revs, token, now,
-                                 RG_GATEWAY_SKEW, rg_gateway_issuer(gw->cfg), &c, &err) != 0) {
-        unauthorized(gw, req, err.code[0] ? err.code : "token_invalid");
+    char *fresh = NULL;
+    if (verify_and_refresh(gw, req, token, now, &c, &fresh, &err) != 0) {
+        if (err.status == 503)
+            gw_deny(req, 503, err.code);
+        else
+            unauthorized(gw, req, err.code[0] ? err.code : "token_invalid");
         return;
     }
+    if (fresh)
+        token = fresh;   /* arena: the app gets the token the browser now has */
     /* R24 omit_permissions: the token names roles only; the permissions
      * come from the organization's current role table */
     rg_slugs table_perms = {0};

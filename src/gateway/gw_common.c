@@ -43,6 +43,18 @@ int gw_origin_of(const char *url, char *out, size_t outsz)
     return 0;
 }
 
+void rg_gateway_token_times(const rg_config *cfg, rg_claims *c)
+{
+    assert(cfg && c && c->iat);
+    if (!cfg->session.refresh) {
+        c->exp = c->iat + cfg->session.lifetime;   /* R25 snapshot until the next login */
+        return;
+    }
+    c->auth_time = c->iat;
+    int64_t tl = cfg->session.token_lifetime;
+    c->exp = c->iat + (tl < cfg->session.lifetime ? tl : cfg->session.lifetime);
+}
+
 /* ---- small response helpers ------------------------------------------------- */
 
 void gw_deny(rg_http_req *req, int status, const char *code)
@@ -131,7 +143,7 @@ int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
         .act_sub = act_sub,
         .iat = rg_now(),
     };
-    c.exp = c.iat + cfg->session.lifetime;
+    rg_gateway_token_times(cfg, &c);
     rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
                                   ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
                                   : RG_SESSION_OVERSIZE_REJECT;
@@ -142,7 +154,9 @@ int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
     rg_slugs_clear(&perms);
     if (rc)
         return rc;   /* 422 session_too_large (R24): the caller's data, not a fault */
-    *exp = c.exp;
+    /* the session's end: with refresh its token lapses sooner and /auth
+     * gives it new ones until then */
+    *exp = c.auth_time ? c.auth_time + cfg->session.lifetime : c.exp;
     if (set_cookie)
         *set_cookie = cookie;
     else
@@ -161,6 +175,7 @@ void rg_gateway_free(rg_gateway *gw)
         return;
     rg_token_cache_free(gw->tcache);
     rg_revocations_free(gw->revs);
+    gw_refresh_map_free(gw->refreshes);
     free(gw);
 }
 
@@ -200,7 +215,8 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     /* grace = skew: a token still accepted within the skew after exp must
      * stay revoked that long too */
     gw->revs = rg_revocations_new(RG_GATEWAY_SKEW);
-    if (!gw->tcache || !gw->revs) {
+    gw->refreshes = gw_refresh_map_new();
+    if (!gw->tcache || !gw->revs || !gw->refreshes) {
         rg_gateway_free(gw);
         rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
         return NULL;
@@ -242,6 +258,11 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     }
     if (!rc && adm)
         rc = add(adm, "POST", "/sessions", gw_h_sessions_create, gw, RG_HTTP_BODY_JSON, err);
+    if (!rc && adm)
+        rc = add(adm, "GET", "/user_management/organization_memberships/{id}/sessions",
+                 gw_h_sessions_list, gw, 0, err);
+    if (!rc && adm)
+        rc = add(adm, "DELETE", "/sessions/{id}", gw_h_sessions_delete, gw, 0, err);
     if (rc) {
         rg_gateway_free(gw);
         return NULL;

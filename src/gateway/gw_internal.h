@@ -11,11 +11,14 @@
 
 #define GW_ORG_ID_MAX 80   /* a token's org_id longer than this is malformed */
 
+typedef struct gw_refresh_map gw_refresh_map;   /* refresh.c: recent refreshes */
+
 struct rg_gateway {
     rg_ctx          *ctx;
     const rg_config *cfg;
     rg_token_cache  *tcache;
     rg_revocations  *revs;
+    gw_refresh_map  *refreshes;        /* concurrent refreshes share one result */
     int              secure;           /* base_url is https */
     const char      *cookie_name;      /* static string of the session layer */
     char             origin[RG_CONFIG_STR];  /* "scheme://host[:port]" of base_url */
@@ -34,10 +37,30 @@ void gw_deny(rg_http_req *req, int status, const char *code);
 /* Joins strs with "," into the request's arena ("" for none). */
 char *gw_join(rg_http_req *req, const char *const *strs, size_t n);
 
+/* ---- refresh (refresh.c, issue 13) ---- */
+gw_refresh_map *gw_refresh_map_new(void);
+void gw_refresh_map_free(gw_refresh_map *m);   /* accepts NULL */
+/* When the session of c began (auth_time, else iat: tokens from before
+ * refresh existed) and when it ends for good (start + session.lifetime;
+ * with refresh off, exp): revocations of its sid must last until then. */
+int64_t gw_session_start(const rg_session_claims *c);
+int64_t gw_session_end(const rg_config *cfg, const rg_session_claims *c);
+/* A new token for the live session of old (verified, maybe lapsed:
+ * rg_session_verify_lapsed): same sid, auth_time, act; the membership's
+ * current roles that its organization's current role table shows. 0 with
+ * *token and *cookie (the Set-Cookie value) malloc'd; else err: 401 for a
+ * dead session (session_expired, session_idle, membership_removed,
+ * membership_inactive, organization_unknown, session_too_large under the
+ * reject policy), 503 refresh_unavailable (store down), 500. */
+int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *old,
+               int64_t now, char **token, char **cookie, rg_error *err);
+
 /* The handlers (ctx is the rg_gateway). */
 void gw_h_auth(rg_http_req *req, void *ctx);
 void gw_h_logout(rg_http_req *req, void *ctx);
 void gw_h_jwks(rg_http_req *req, void *ctx);
 void gw_h_sessions_create(rg_http_req *req, void *ctx);
+void gw_h_sessions_list(rg_http_req *req, void *ctx);
+void gw_h_sessions_delete(rg_http_req *req, void *ctx);
 
 #endif

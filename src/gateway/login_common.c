@@ -695,6 +695,7 @@ typedef struct finish_ctx {
     int omitted;
     const char *user_id;   /* arena copy */
     int64_t sign_us;       /* CPU spent signing */
+    rg_store_session_rec sess;   /* the session's record (issue 13) */
 } finish_ctx;
 
 static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res,
@@ -728,7 +729,11 @@ static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res
         .n_permissions = res->permissions.n,
         .iat = rg_now(),
     };
-    c.exp = c.iat + cfg->session.lifetime;
+    rg_gateway_token_times(cfg, &c);
+    snprintf(f->sess.id, sizeof f->sess.id, "%s", sid);
+    f->sess.idp_subject_format = f->id->subject_format;
+    f->sess.idp_session = f->id->idp_session;
+    f->sess.expires_at = c.auth_time ? c.auth_time + cfg->session.lifetime : c.exp;
     rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
                                   ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
                                   : RG_SESSION_OVERSIZE_REJECT;
@@ -771,7 +776,7 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     finish_ctx f = {.lg = lg, .conn = conn, .id = id, .arena = a};
     int64_t resolve_us = 0;
     rg_store_login_user u = {.subject = id->subject, .email = id->email,
-                             .issue = finish_issue, .issue_ctx = &f,
+                             .issue = finish_issue, .issue_ctx = &f, .session = &f.sess,
                              .resolve_cpu_us = &resolve_us};
     split_name(a, id->name, &u.first_name, &u.last_name);
 

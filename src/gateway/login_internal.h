@@ -112,6 +112,8 @@ typedef struct lg_identity {
     size_t n_groups;
     int groups_overage;             /* OIDC: the IdP left groups out */
     const char *protocol;           /* "saml" | "oidc" */
+    const char *subject_format;     /* SAML NameID Format, may be NULL */
+    const char *idp_session;        /* SAML SessionIndex / OIDC sid, may be NULL */
 } lg_identity;
 
 /* Issue 11 item 13: checks what the IdP said before any use. Refuses (400

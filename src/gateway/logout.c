@@ -56,15 +56,20 @@ void gw_h_logout(rg_http_req *req, void *ctx)
         rg_session_claims c;
         rg_error err;
         /* only a token we signed names a sid we revoke: a forged one must
-         * not log someone else out */
-        if (rg_session_verify(gw->ctx->keys, kv[i].value, now, RG_GATEWAY_SKEW,
-                              rg_gateway_issuer(gw->cfg), &c, &err) != 0)
+         * not log someone else out; a lapsed token of a live session
+         * (issue 13) is one /auth would still refresh: revoke it too */
+        if (rg_session_verify_lapsed(gw->ctx->keys, kv[i].value, now, RG_GATEWAY_SKEW,
+                                     gw->cfg->session.refresh ? gw->cfg->session.idle_timeout
+                                                              : 0,
+                                     rg_gateway_issuer(gw->cfg), &c, &err) != 0)
             continue;
-        if (rg_session_revoke(gw->revs, gw->tcache, c.sid, c.exp, now) == 0)
+        /* until the session's end: every token refreshed from it has its sid */
+        int64_t end = gw_session_end(gw->cfg, &c);
+        if (rg_session_revoke(gw->revs, gw->tcache, c.sid, end, now) == 0)
             revoked++;
         /* every instance: Redis (queued and shared on reconnect if down) */
         if (gw->ctx->cache)
-            rg_cache_revoke_publish(gw->ctx->cache, c.sid, c.exp);
+            rg_cache_revoke_publish(gw->ctx->cache, c.sid, end);
         rg_log(RG_LOG_INFO, "event=logout sub=%s sid=%s rid=%s", c.sub, c.sid,
                rg_http_request_id(req));
         rg_session_claims_clear(&c);

@@ -204,6 +204,8 @@ void lg_h_saml_acs(rg_http_req *req, void *ctx)
         .groups = (const char *const *)id.groups,
         .n_groups = id.n_groups,
         .protocol = "saml",
+        .subject_format = id.subject_format,
+        .idp_session = id.session_index,   /* for single logout (issue 13) */
     };
     lg_finish(req, lg, c, &li, return_to, &t);
     rg_saml_identity_clear(&id);

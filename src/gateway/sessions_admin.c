@@ -1,14 +1,20 @@
-/* sessions_admin.c: POST /sessions on the admin listener (admin-issued
- * sessions): {"organization_membership_id", "reason"} → 201 {"object":
- * "session","id","token","expires_at"}: R25 snapshot of the membership's
- * current roles, R24 claims with their permissions, act {"sub":"admin"},
- * R24 size policy (422 session_too_large under reject), and a R26
- * session.created event saying who, why, until when (never the token). */
+/* sessions_admin.c: the admin listener's sessions. POST /sessions
+ * (admin-issued sessions): {"organization_membership_id", "reason"} → 201
+ * {"object": "session","id","token","expires_at"}: the membership's current
+ * roles, R24 claims with their permissions, act {"sub":"admin"}, R24 size
+ * policy (422 session_too_large under reject), and a R26 session.created
+ * event saying who, why, until when (never the token), with the session's
+ * record in the same transaction. Issue 13: GET
+ * /user_management/organization_memberships/{id}/sessions lists the
+ * records; DELETE /sessions/{id} revokes one on every instance (revocation
+ * set + Redis) with a session.revoked event. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <jansson.h>
 #include "gw_internal.h"
+#include "rolegate/cache.h"
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
@@ -119,8 +125,10 @@ void gw_h_sessions_create(rg_http_req *req, void *ctx)
                            "organization_membership_id", om_id, "user_id", user_id,
                            "organization_id", org_id, "reason", reason, "expires_at", expires,
                            "permissions_omitted", omitted, "cookie_bytes", (json_int_t)clen);
-    int erc = ev ? rg_store_event_emit(gw->ctx->store, "session.created", ev, &err) : RG_ENOMEM;
-    json_decref(ev);
+    /* the record and its event in one transaction (issue 13) */
+    rg_store_session_rec rec = {.expires_at = exp, .actor = "admin"};
+    snprintf(rec.id, sizeof rec.id, "%s", sid);
+    int erc = ev ? rg_store_session_create(gw->ctx->store, &rec, om_id, ev, &err) : RG_ENOMEM;
     if (erc != 0) {
         /* no audit record, no session */
         if (!err.code[0])
@@ -140,4 +148,71 @@ out:
     rg_role_table_free(table);
     json_decref(user);
     json_decref(om);
+}
+
+/* "YYYY-MM-DDThh:mm:ss..." (UTC, the store's format) → seconds. 0 or -1. */
+static int iso_seconds(const char *s, int64_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end)
+        return -1;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
+void gw_h_sessions_list(rg_http_req *req, void *ctx)
+{
+    rg_gateway *gw = ctx;
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    rg_store_list_opts o = {0};
+    const char *lim = rg_http_query(req, "limit");
+    o.before = rg_http_query(req, "before");
+    o.after = rg_http_query(req, "after");
+    o.order = rg_http_query(req, "order");
+    if (lim) {
+        char *end = NULL;
+        long v = strtol(lim, &end, 10);
+        if (!*lim || *end || v < 1 || v > 100) {
+            rg_http_send_errorf(req, 422, "invalid_request", "limit",
+                                "limit must be an integer from 1 to 100");
+            return;
+        }
+        o.limit = (int)v;
+    }
+    if (rg_store_session_list(gw->ctx->store, rg_http_param(req, "id"), &o, &out, &err) != 0) {
+        send_err(req, &err);
+        return;
+    }
+    rg_http_send_json(req, 200, out);
+}
+
+void gw_h_sessions_delete(rg_http_req *req, void *ctx)
+{
+    rg_gateway *gw = ctx;
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *s = NULL;
+    const char *id = rg_http_param(req, "id");
+    if (rg_store_session_revoke(gw->ctx->store, id, "admin", &s, &err) != 0) {
+        send_err(req, &err);
+        return;
+    }
+    /* every token of the session, on every instance, until its end */
+    int64_t now = rg_now(), end = now + gw->cfg->session.lifetime;
+    const char *exp = json_string_value(json_object_get(s, "expires_at"));
+    int64_t t;
+    if (iso_seconds(exp, &t) == 0)
+        end = t;
+    if (end > now) {
+        rg_session_revoke(gw->revs, gw->tcache, id, end, now);
+        if (gw->ctx->cache)
+            rg_cache_revoke_publish(gw->ctx->cache, id, end);
+    }
+    rg_log(RG_LOG_INFO, "event=session_revoked sid=%s by=admin rid=%s", id,
+           rg_http_request_id(req));
+    rg_http_send_json(req, 200, s);
 }

@@ -207,7 +207,8 @@ out:
 }
 
 static int check_claims(struct rg_session_claims_data *d, rg_session_claims *c,
-                        int64_t now, int64_t skew, const char *expected_iss, rg_error *err)
+                        int64_t now, int64_t skew, int64_t lapse, const char *expected_iss,
+                        rg_error *err)
 {
     json_t *o = d->root;
     json_t *exp = json_object_get(o, "exp"), *iat = json_object_get(o, "iat");
@@ -216,8 +217,12 @@ static int check_claims(struct rg_session_claims_data *d, rg_session_claims *c,
         return bad(err, RG_EINVAL, "token_malformed", "exp and iat must be integers");
     c->exp = json_integer_value(exp);
     c->iat = json_integer_value(iat);
-    if (c->exp <= now - skew)
+    if (c->exp <= now - skew - lapse)
         return bad(err, RG_EINVAL, "token_expired", "token has expired");
+    json_t *at = json_object_get(o, "auth_time");
+    if (at && (!json_is_integer(at) || json_integer_value(at) > c->iat))
+        return bad(err, RG_EINVAL, "token_malformed", "auth_time must be an integer <= iat");
+    c->auth_time = at ? json_integer_value(at) : 0;
     if (c->iat > now + skew || (nbf && json_integer_value(nbf) > now + skew))
         return bad(err, RG_EINVAL, "token_not_yet_valid", "token is issued in the future");
     if (opt_string(o, "iss", &c->iss) < 0)
@@ -244,8 +249,9 @@ static int check_claims(struct rg_session_claims_data *d, rg_session_claims *c,
     return 0;
 }
 
-int rg_session_verify(const rg_keyring *kr, const char *token, int64_t now, int64_t skew,
-                      const char *expected_iss, rg_session_claims *out, rg_error *err)
+static int verify(const rg_keyring *kr, const char *token, int64_t now, int64_t skew,
+                  int64_t lapse, const char *expected_iss, int own, rg_session_claims *out,
+                  rg_error *err)
 {
     assert(kr && out);
     memset(out, 0, sizeof *out);
@@ -271,7 +277,9 @@ int rg_session_verify(const rg_keyring *kr, const char *token, int64_t now, int6
     unsigned char *sig = b64_segment(d2 + 1, tl - (size_t)(d2 + 1 - token), &siglen);
     if (!sig)
         return bad(err, RG_EINVAL, "token_malformed", "token signature is not base64url");
-    int ok = rg_session_key_verify(k, token, (size_t)(d2 - token), sig, siglen);
+    /* own: a token this process has just signed (the refresh at /auth):
+     * checking our own signature again would only cost time */
+    int ok = own || rg_session_key_verify(k, token, (size_t)(d2 - token), sig, siglen);
     free(sig);
     if (!ok)
         return bad(err, RG_EINVAL, "token_bad_signature", "token signature is invalid");
@@ -288,7 +296,7 @@ int rg_session_verify(const rg_keyring *kr, const char *token, int64_t now, int6
     snprintf(d->kid, sizeof d->kid, "%s", rg_session_key_kid(k));
     json_error_t je;
     d->root = json_loadb(d->payload, plen, JSON_REJECT_DUPLICATES, &je);
-    int rc = json_is_object(d->root) ? check_claims(d, out, now, skew, expected_iss, err)
+    int rc = json_is_object(d->root) ? check_claims(d, out, now, skew, lapse, expected_iss, err)
                                      : bad(err, RG_EINVAL, "token_malformed",
                                            "token payload is not a JSON object");
     if (rc) {
@@ -301,4 +309,23 @@ int rg_session_verify(const rg_keyring *kr, const char *token, int64_t now, int6
     out->payload_len = plen;
     out->data_ = d;
     return 0;
+}
+
+int rg_session_verify(const rg_keyring *kr, const char *token, int64_t now, int64_t skew,
+                      const char *expected_iss, rg_session_claims *out, rg_error *err)
+{
+    return verify(kr, token, now, skew, 0, expected_iss, 0, out, err);
+}
+
+int rg_session_verify_lapsed(const rg_keyring *kr, const char *token, int64_t now,
+                             int64_t skew, int64_t lapse, const char *expected_iss,
+                             rg_session_claims *out, rg_error *err)
+{
+    return verify(kr, token, now, skew, lapse > 0 ? lapse : 0, expected_iss, 0, out, err);
+}
+
+int rg_session_claims_of_own(const rg_keyring *kr, const char *token, int64_t now,
+                             rg_session_claims *out, rg_error *err)
+{
+    return verify(kr, token, now, 0, 0, NULL, 1, out, err);
 }

@@ -302,6 +302,19 @@ static const char migration_2_dsync[] =
     "CREATE INDEX directory_role_mappings_group ON directory_role_mappings(group_id);"
     /* R27: a directory user is linked to the user of its email */
     "CREATE INDEX users_email_lower ON users(lower(email));";
+/* Issue 13: the record of issued sessions (admin sessions list, revoke,
+ * single logout by the IdP's subject / session). */
+static const char migration_3_sessions[] =
+    "CREATE TABLE sessions("
+    "  id TEXT PRIMARY KEY,"
+    "  membership_id TEXT NOT NULL REFERENCES memberships(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL, organization_id TEXT NOT NULL,"
+    "  connection_id TEXT, idp_subject TEXT, idp_subject_format TEXT, idp_session TEXT,"
+    "  actor TEXT,"
+    "  created_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT);"
+    "CREATE INDEX sessions_membership ON sessions(membership_id, id);"
+    "CREATE INDEX sessions_idp ON sessions(connection_id, idp_subject);"
+    "CREATE INDEX sessions_idp_session ON sessions(connection_id, idp_session);";
 
 typedef struct migration {
     const char *sql;
@@ -311,6 +324,7 @@ typedef struct migration {
 static const migration migrations[RG_STORE_SCHEMA_VERSION] = {
     { migration_1, seed_1 },
     { migration_2_dsync, NULL },
+    { migration_3_sessions, NULL },
 };
 
 static int user_version(sqlite3 *db, rg_error *err, int *v)

@@ -146,6 +146,13 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     size_t token_size = 0;
     if (u->issue && (rc = u->issue(u->issue_ctx, user_id, res, &token_size, err)))
         return rc;
+    if (u->issue && u->session && u->session->id[0]) {
+        rg_store_session_rec r = *u->session;
+        r.connection_id = conn_id;
+        r.idp_subject = u->subject;
+        if ((rc = rg_st_session_insert(db, &r, om, err)))
+            return rc;
+    }
     /* the login record: why this user got these roles */
     json_t *roles = json_array(), *gv = json_array(), *maps = json_array();
     for (size_t i = 0; roles && i < res->roles.n; i++)

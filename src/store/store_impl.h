@@ -86,6 +86,9 @@ void rg_st_now(char out[ST_TS]);
 int  rg_st_oom(rg_error *err);
 int  rg_st_not_found(rg_error *err, const char *field, const char *what, const char *id);
 
+/* Issue 13: inserts the session record r of membership_id (sessions.c). */
+int  rg_st_session_insert(sqlite3 *db, const rg_store_session_rec *r,
+                          const char *membership_id, rg_error *err);
 /* R26: inserts an event; data is stolen (NULL: {}). */
 int  rg_st_event(sqlite3 *db, const char *name, json_t *data, rg_error *err);
 /* Table versions: the environment's (all tables) or one organization's. */

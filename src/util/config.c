@@ -66,7 +66,11 @@ static const opt_def opts[] = {
     {"log", "file", T_STR, O(log, file), 0, 0, NULL},
     {"log", "level", T_LOGLEVEL, O(log, level), 0, 0, NULL},
     {"session", "keys_dir", T_PATH, O(session, keys_dir), 0, 0, "ROLEGATE_KEYS_DIR"},
-    {"session", "lifetime", T_DURATION, O(session, lifetime), 60, 366LL * 86400, NULL},
+    {"session", "lifetime", T_DURATION, O(session, lifetime), 10, 366LL * 86400, NULL},
+    {"session", "token_lifetime", T_DURATION, O(session, token_lifetime), 2, 366LL * 86400, NULL},
+    {"session", "idle_timeout", T_DURATION, O(session, idle_timeout), 2, 366LL * 86400, NULL},
+    {"session", "refresh_after", T_DURATION, O(session, refresh_after), 1, 366LL * 86400, NULL},
+    {"session", "refresh", T_BOOL, O(session, refresh), 0, 0, NULL},
     {"session", "oversize", T_OVERSIZE, O(session, oversize), 0, 0, NULL},
     {"session", "logout_redirect", T_REDIRECT, O(session, logout_redirect), 0, 0, NULL},
     {"session", "cookie_budget", T_INT, O(session, cookie_budget), 256, 4096, NULL},
@@ -115,6 +119,10 @@ void rg_config_defaults(rg_config *cfg)
     cfg->log.level = RG_LOG_INFO;
     snprintf(cfg->session.keys_dir, sizeof cfg->session.keys_dir, "var/keys");
     cfg->session.lifetime = 8 * 3600;
+    cfg->session.token_lifetime = 5 * 60;
+    cfg->session.idle_timeout = 3600;
+    cfg->session.refresh_after = 60;
+    cfg->session.refresh = 1;
     cfg->session.oversize = RG_OVERSIZE_REJECT;
     /* a public page: a protected / would log the user straight back in */
     snprintf(cfg->session.logout_redirect, sizeof cfg->session.logout_redirect, "/signed-out");
@@ -748,6 +756,26 @@ int rg_config_option_info(size_t i, rg_config_option *out)
     return 0;
 }
 
+/* Rules between options, checked once every source is read. */
+static void check_together(parse_state *ps)
+{
+    const rg_config *c = ps->cfg;
+    if (!c->session.refresh)
+        return;   /* snapshot tokens of `lifetime`: the others do not apply */
+    if (c->session.refresh_after >= c->session.token_lifetime)
+        diag_add(ps->diag, &ps->errors, "%s: session.refresh_after (%llds) must be shorter "
+                 "than session.token_lifetime (%llds)", ps->name,
+                 (long long)c->session.refresh_after, (long long)c->session.token_lifetime);
+    if (c->session.token_lifetime > c->session.idle_timeout)
+        diag_add(ps->diag, &ps->errors, "%s: session.token_lifetime (%llds) must not exceed "
+                 "session.idle_timeout (%llds)", ps->name,
+                 (long long)c->session.token_lifetime, (long long)c->session.idle_timeout);
+    if (c->session.idle_timeout > c->session.lifetime)
+        diag_add(ps->diag, &ps->errors, "%s: session.idle_timeout (%llds) must not exceed "
+                 "session.lifetime (%llds)", ps->name,
+                 (long long)c->session.idle_timeout, (long long)c->session.lifetime);
+}
+
 static int run_parse(parse_state *ps, unsigned flags)
 {
     int first_err = ini_parse_stream(reader, ps, handler, ps);
@@ -756,6 +784,8 @@ static int run_parse(parse_state *ps, unsigned flags)
                  first_err);
     if (flags & RG_CONFIG_ENV)
         apply_env(ps);
+    if (ps->errors == 0)
+        check_together(ps);
     return ps->errors ? RG_EINVAL : RG_OK;
 }
 

@@ -240,9 +240,12 @@ def test_R24_admin_session_claims_and_shape():
     assert claims["roles"] == [ids["role"]] and claims["permissions"] == ids["perms"], claims
     assert claims["act"] == {"sub": "admin"}, claims
     assert claims["iss"] == f"http://127.0.0.1:{S['rg'].public_port}", claims
-    assert claims["exp"] - claims["iat"] == 8 * 3600, claims   # default lifetime
+    # issue 13: the token lives token_lifetime (default 5 min) and /auth
+    # refreshes it; the session (expires_at) ends lifetime (8 h) after its start
+    assert claims["exp"] - claims["iat"] == 5 * 60, claims
+    assert claims["auth_time"] == claims["iat"], claims
     assert claims.get("jti"), claims
-    exp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(claims["exp"]))
+    exp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(claims["auth_time"] + 8 * 3600))
     assert s["expires_at"].startswith(exp), (s["expires_at"], exp)
 
 

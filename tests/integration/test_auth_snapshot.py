@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""R25: session claims are a snapshot. A role change made through the admin
-API after a session was issued does not change what /auth reports for that
-session; the next session (login or refresh) carries the new roles."""
+"""R25 (issue 13 wording): a role change reaches the user within
+refresh_after. Until then a token's claims are a snapshot: a role change made
+through the admin API does not change what /auth reports for a token younger
+than refresh_after (default 60 s); a new session carries the new roles at
+once. test_session_refresh.py shows the change arriving by refresh."""
 import os
 import sys
 
@@ -15,7 +17,7 @@ test = harness.test
 
 
 @test
-def test_R25_role_change_reaches_the_token_at_the_next_session():
+def test_R25_token_younger_than_refresh_after_is_a_snapshot_new_session_is_current():
     with Rolegate() as rg:
         ids = setup_member(rg)
         ok(rg.admin("POST", "/authorization/permissions",

@@ -473,6 +473,44 @@ static void test_rejects_expired(void **st)
     free(tok);
 }
 
+/* Issue 13: a lapsed token is accepted by rg_session_verify_lapsed within
+ * lapse (+ skew) only; auth_time is parsed and must not follow iat;
+ * rg_session_claims_of_own reads a token of ours without a signature check. */
+static void test_lapsed_verify_auth_time_and_own_claims(void **st)
+{
+    fx *f = *st;
+    rg_session_claims c;
+    rg_error err = {0};
+    char *tok = sign_ok(f->kr, NOW - 900, NOW - 600, ISS);    /* expired 10 min ago */
+    expect_reject(f->kr, tok, "token_expired");
+    assert_int_equal(rg_session_verify_lapsed(f->kr, tok, NOW, SKEW, 3600, ISS, &c, &err), 0);
+    assert_int_equal(c.exp, NOW - 600);
+    assert_int_equal(c.auth_time, 0);                          /* absent */
+    rg_session_claims_clear(&c);
+    assert_int_not_equal(rg_session_verify_lapsed(f->kr, tok, NOW, SKEW, 500, ISS, &c, &err), 0);
+    assert_string_equal(err.code, "token_expired");
+    free(tok);
+    const char *good = "{\"iss\":\"" ISS "\",\"sub\":\"u\",\"sid\":\"s\",\"org_id\":\"o\","
+                       "\"auth_time\":1699990000,\"iat\":1700000000,\"exp\":1700000300}";
+    const char *bad = "{\"iss\":\"" ISS "\",\"sub\":\"u\",\"sid\":\"s\",\"org_id\":\"o\","
+                      "\"auth_time\":1700000001,\"iat\":1700000000,\"exp\":1700000300}";
+    assert_int_equal(rg_session_sign(f->kr, good, strlen(good), &tok, &err), 0);
+    assert_int_equal(rg_session_verify(f->kr, tok, NOW, SKEW, ISS, &c, &err), 0);
+    assert_int_equal(c.auth_time, 1699990000);
+    rg_session_claims_clear(&c);
+    /* own: a broken signature is not looked at (the caller just signed it) */
+    size_t n = strlen(tok);
+    tok[n - 2] = tok[n - 2] == 'A' ? 'B' : 'A';
+    expect_reject(f->kr, tok, "token_bad_signature");
+    assert_int_equal(rg_session_claims_of_own(f->kr, tok, NOW, &c, &err), 0);
+    assert_string_equal(c.sid, "s");
+    rg_session_claims_clear(&c);
+    free(tok);
+    assert_int_equal(rg_session_sign(f->kr, bad, strlen(bad), &tok, &err), 0);
+    expect_reject(f->kr, tok, "token_malformed");
+    free(tok);
+}
+
 static void test_rejects_iat_in_future_beyond_skew(void **st)
 {
     fx *f = *st;
@@ -679,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_rejects_hs256_signed_with_public_key_pem),
         cmocka_unit_test(test_rejects_rs256_header_on_ec_kid),
         cmocka_unit_test(test_rejects_expired),
+        cmocka_unit_test(test_lapsed_verify_auth_time_and_own_claims),
         cmocka_unit_test(test_rejects_iat_in_future_beyond_skew),
         cmocka_unit_test(test_rejects_wrong_issuer),
         cmocka_unit_test(test_rejects_unknown_kid),

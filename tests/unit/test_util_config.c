@@ -165,7 +165,18 @@ static void test_bad_enum_bool_duration_size_int(void **st)
     expect_error("[session]\nlifetime = 8x\n", "session.lifetime: must be a duration");
     expect_error("[session]\nlifetime = h\n", "session.lifetime: must be a duration");
     expect_error("[session]\nlifetime = -5\n", "session.lifetime: must be a duration");
-    expect_error("[session]\nlifetime = 10s\n", "session.lifetime: must be between");
+    expect_error("[session]\nlifetime = 5s\n", "session.lifetime: must be between");
+    /* issue 13: the refresh options must fit inside each other */
+    expect_error("[session]\nrefresh_after = 5m\n",
+                 "session.refresh_after (300s) must be shorter than session.token_lifetime");
+    expect_error("[session]\ntoken_lifetime = 2h\n",
+                 "session.token_lifetime (7200s) must not exceed session.idle_timeout");
+    expect_error("[session]\nlifetime = 30m\n",
+                 "session.idle_timeout (3600s) must not exceed session.lifetime");
+    /* without refresh they do not apply: one snapshot token of lifetime */
+    assert_int_equal(parse("[session]\nrefresh = false\nlifetime = 30m\n"), 0);
+    assert_int_equal(parse("[session]\nlifetime = 10s\nidle_timeout = 5s\n"
+                           "token_lifetime = 3s\nrefresh_after = 1s\n"), 0);
     expect_error("[server]\nmax_body = lots\n", "server.max_body: must be a byte count");
     expect_error("[server]\nthreads = two\n", "server.threads: must be an integer");
     expect_error("[server]\nthreads = 1000\n", "server.threads: must be between 0 and 256");

@@ -1,0 +1,257 @@
+/* refresh.c: the refresh of a live session at /auth (issue 13; R25: a role
+ * change reaches the user within session.refresh_after; R24: the size
+ * policy applies to every refresh). A refresh reads the membership (one
+ * indexed store query: exists, status active, its current roles), takes the
+ * role table from the cache layer, and signs a new token with the same sid
+ * and auth_time. Concurrent refreshes of one token share one result through
+ * a small in-process map, and any of the tokens they produce stays valid. */
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include "gw_internal.h"
+#include "rolegate/cache.h"
+#include "rolegate/store.h"
+#include "rolegate/util.h"
+
+#define SLOTS      64     /* recent refreshes remembered (direct-mapped) */
+#define SHARE_SECS 10     /* a refresh answers the same old token this long */
+#define MAX_ROLES  256
+
+typedef struct slot {
+    pthread_mutex_t lock;
+    unsigned char key[32];     /* SHA-256 of the old token */
+    int64_t until;             /* 0: empty */
+    char *token, *cookie;
+} slot;
+
+struct gw_refresh_map {
+    slot slots[SLOTS];
+};
+
+gw_refresh_map *gw_refresh_map_new(void)
+{
+    gw_refresh_map *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    for (size_t i = 0; i < SLOTS; i++)
+        pthread_mutex_init(&m->slots[i].lock, NULL);
+    return m;
+}
+
+void gw_refresh_map_free(gw_refresh_map *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < SLOTS; i++) {
+        free(m->slots[i].token);
+        free(m->slots[i].cookie);
+        pthread_mutex_destroy(&m->slots[i].lock);
+    }
+    free(m);
+}
+
+static slot *slot_of(gw_refresh_map *m, const char *token, unsigned char key[32])
+{
+    unsigned int n = 0;
+    if (!EVP_Digest(token, strlen(token), key, &n, EVP_sha256(), NULL) || n != 32)
+        return NULL;
+    return &m->slots[key[0] % SLOTS];
+}
+
+/* 1 and copies of the shared result if this old token was refreshed lately. */
+static int shared_get(gw_refresh_map *m, const char *old, int64_t now, char **token,
+                      char **cookie)
+{
+    unsigned char key[32];
+    slot *s = slot_of(m, old, key);
+    int hit = 0;
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->until > now && memcmp(s->key, key, 32) == 0) {
+        *token = strdup(s->token);
+        *cookie = strdup(s->cookie);
+        hit = *token && *cookie;
+        if (!hit) {
+            free(*token);
+            free(*cookie);
+            *token = *cookie = NULL;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return hit;
+}
+
+static void shared_put(gw_refresh_map *m, const char *old, int64_t now, const char *token,
+                       const char *cookie)
+{
+    unsigned char key[32];
+    slot *s = token && cookie ? slot_of(m, old, key) : NULL;
+    if (!s)
+        return;
+    char *t = strdup(token), *c = strdup(cookie);
+    pthread_mutex_lock(&s->lock);
+    free(s->token);
+    free(s->cookie);
+    s->token = t;
+    s->cookie = c;
+    memcpy(s->key, key, 32);
+    s->until = t && c ? now + SHARE_SECS : 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int64_t gw_session_start(const rg_session_claims *c)
+{
+    return c->auth_time ? c->auth_time : c->iat;
+}
+
+int64_t gw_session_end(const rg_config *cfg, const rg_session_claims *c)
+{
+    if (!cfg->session.refresh)
+        return c->exp;
+    int64_t end = gw_session_start(c) + cfg->session.lifetime;
+    return end > c->exp ? end : c->exp;
+}
+
+/* The membership's current roles that the table still shows, in the
+ * table's priority order (a role being deleted is gone from the table: R20);
+ * none left: the table's default (R13). */
+static size_t current_roles(const rg_role_table *t, json_t *om, const char *v[MAX_ROLES])
+{
+    size_t n = 0, i;
+    json_t *r;
+    json_array_foreach(json_object_get(om, "roles"), i, r) {
+        const char *slug = json_string_value(json_object_get(r, "slug"));
+        if (slug && n < MAX_ROLES && rg_role_table_rank(t, slug) >= 0)
+            v[n++] = slug;
+    }
+    for (size_t a = 1; a < n; a++)   /* insertion sort by rank: n is tiny */
+        for (size_t b = a; b > 0 && rg_role_table_rank(t, v[b]) < rg_role_table_rank(t, v[b - 1]); b--) {
+            const char *x = v[b];
+            v[b] = v[b - 1];
+            v[b - 1] = x;
+        }
+    if (n == 0) {
+        v[0] = rg_role_table_default(t);
+        n = v[0] ? 1 : 0;
+    }
+    return n;
+}
+
+/* Reads the membership of (sub, org): 0 and *om, or err 401 (removed,
+ * inactive) / 503 (store). */
+static int live_membership(rg_gateway *gw, const rg_session_claims *old, json_t **om,
+                           rg_error *err)
+{
+    json_t *list = NULL;
+    *om = NULL;
+    if (!gw->ctx->store)
+        return rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL, "no store");
+    if (rg_store_membership_list(gw->ctx->store, old->sub, old->org_id, NULL, &list, err) != 0) {
+        json_decref(list);
+        if (err->status == 404)
+            return rg_error_set(err, RG_EINVAL, 401, "membership_removed", NULL,
+                                "the membership is gone");
+        return rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL, "store: %s",
+                            err->code);
+    }
+    json_t *m = json_array_get(json_object_get(list, "data"), 0);
+    const char *status = json_string_value(json_object_get(m, "status"));
+    int rc = 0;
+    if (!m)
+        rc = rg_error_set(err, RG_EINVAL, 401, "membership_removed", NULL,
+                          "the membership is gone");
+    else if (!status || strcmp(status, "active") != 0)
+        rc = rg_error_set(err, RG_EINVAL, 401, "membership_inactive", NULL,
+                          "the membership is not active");
+    else
+        *om = json_incref(m);
+    json_decref(list);
+    return rc;
+}
+
+/* Signs the new token of the live session old with roles (R24 claims). */
+static int sign_fresh(rg_gateway *gw, const rg_session_claims *old, const rg_role_table *t,
+                      const char *const *roles, size_t n_roles, int64_t now, char **token,
+                      char **cookie, rg_error *err)
+{
+    const rg_config *cfg = gw->cfg;
+    rg_slugs perms = {0};
+    if (rg_core_permissions_of(t, roles, n_roles, &perms) != 0)
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    char jti[40];
+    rg_random_token(jti, sizeof jti, 16);
+    int64_t start = gw_session_start(old), end = start + cfg->session.lifetime;
+    rg_claims c = {
+        .iss = rg_gateway_issuer(cfg),
+        .sub = old->sub,
+        .sid = old->sid,   /* one session: every refresh keeps its id */
+        .jti = jti,
+        .org_id = old->org_id,
+        .email = old->email,
+        .roles = roles,
+        .n_roles = n_roles,
+        .permissions = (const char *const *)perms.v,
+        .n_permissions = perms.n,
+        .act_sub = old->act_sub,
+        .iat = now,
+        .auth_time = start,
+    };
+    c.exp = now + cfg->session.token_lifetime < end ? now + cfg->session.token_lifetime : end;
+    rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
+                                  ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
+                                  : RG_SESSION_OVERSIZE_REJECT;
+    /* the cookie lives to the session's end: a lapsed token in it is still
+     * refreshed while the session is alive */
+    int rc = rg_session_issue(gw->ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
+                              gw->secure, end - now, token, cookie, NULL, NULL, err);
+    rg_slugs_clear(&perms);
+    if (rc && err->status == 422)   /* R24 reject: this session cannot go on */
+        err->status = 401;
+    return rc;
+}
+
+int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *old,
+               int64_t now, char **token, char **cookie, rg_error *err)
+{
+    assert(gw && old_token && old && token && cookie);
+    const rg_config *cfg = gw->cfg;
+    *token = *cookie = NULL;
+    if (now >= gw_session_start(old) + cfg->session.lifetime)
+        return rg_error_set(err, RG_EINVAL, 401, "session_expired", NULL,
+                            "the session reached its lifetime");
+    if (now - old->iat > cfg->session.idle_timeout)
+        return rg_error_set(err, RG_EINVAL, 401, "session_idle", NULL,
+                            "the session was idle too long");
+    if (shared_get(gw->refreshes, old_token, now, token, cookie))
+        return 0;
+    json_t *om = NULL;
+    int rc = live_membership(gw, old, &om, err);
+    if (rc)
+        return rc;
+    rg_cache_ref *ref = NULL;
+    const char *roles[MAX_ROLES];
+    size_t n_roles = 0;
+    if (rg_cache_table_get(gw->ctx->cache, old->org_id, &ref, err) != 0) {
+        rc = err->status == 404 ? rg_error_set(err, RG_EINVAL, 401, "organization_unknown",
+                                               NULL, "the organization is gone")
+                                : rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL,
+                                               "role table: %s", err->code);
+        goto out;
+    }
+    const rg_role_table *t = rg_cache_ref_table(ref);
+    if ((n_roles = current_roles(t, om, roles)) == 0) {
+        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "no role to give");
+        goto out;
+    }
+    rc = sign_fresh(gw, old, t, roles, n_roles, now, token, cookie, err);
+    if (!rc)
+        shared_put(gw->refreshes, old_token, now, *token, *cookie);
+out:
+    rg_cache_ref_release(ref);
+    json_decref(om);
+    return rc;
+}

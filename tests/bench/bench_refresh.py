@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Issue 13 benchmark: /auth with refresh enabled vs disabled, in the same
+run, against real rolegate processes sharing one store and key directory:
+  A  refresh = false (snapshot tokens of 8 h): wrk -t2 -c32 on one cookie
+  B  refresh = true, refresh_after 60 s, a young token (no refresh due)
+     (target: no measurable drop against A); A and B alternate twice.
+  C  the cost of one refresh: N distinct tokens, each sent once over one
+     keep-alive connection, to an instance where they are older than
+     refresh_after (every request refreshes: membership read, role table from
+     the cache, one ES256 signature) and to one where no refresh is due (every
+     request is a cache miss: one ES256 verification). rolegate's own CPU
+     time (/proc/PID/stat) per request, the difference is the refresh; set
+     against the ES256 sign cost measured in this process with openssl.
+Prints the machine. Env: DURATION (wrk, default 8s), BENCH_N (C, 1500)."""
+import http.client
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+from harness import Rolegate  # noqa: E402
+from test_auth_common import COOKIE, new_session, setup_member  # noqa: E402
+
+DURATION = os.environ.get("DURATION", "8s")
+N = int(os.environ.get("BENCH_N", "1500"))
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{platform.uname()}, {cpu}, nproc {os.cpu_count()}"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port, token):
+    out = subprocess.run(["wrk", "-t2", "-c32", f"-d{DURATION}", "--latency",
+                          "-H", f"Cookie: {COOKIE}={token}",
+                          f"http://127.0.0.1:{port}/auth"],
+                         capture_output=True, text=True, timeout=120).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert not non2xx, out
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    return rps, p99
+
+
+def sequential(port, tokens):
+    """Sends each token once over one keep-alive connection; returns the
+    number of answers that carried a new cookie."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    fresh = 0
+    for t in tokens:
+        c.request("GET", "/auth", headers={"Cookie": f"{COOKIE}={t}"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+        fresh += r.getheader("Set-Cookie") is not None
+    c.close()
+    return fresh
+
+
+def es256_sign_us():
+    """openssl speed's ECDSA P-256 sign time on this machine, in us."""
+    out = subprocess.run(["openssl", "speed", "-seconds", "2", "ecdsap256"],
+                         capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"256 bits ecdsa \(nistp256\)\s+([\d.]+)s\s+([\d.]+)s", out)
+    return float(m.group(1)) * 1e6 if m else None
+
+
+def main():
+    print("machine:", machine())
+    off = Rolegate(config={"session": {"refresh": False}, "log": {"level": "warn"}})
+    shared = {"store": {"database": os.path.join(off.dir, "var", "rolegate.db")},
+              "server": {"base_url": f"http://127.0.0.1:{off.public_port}"},
+              "log": {"level": "warn"}}
+    keys = {"keys_dir": os.path.join(off.dir, "var", "keys")}
+    on = Rolegate(config=dict(shared, session=dict(keys, refresh_after="60s")))
+    due = Rolegate(config=dict(shared, session=dict(keys, refresh_after="1s")))
+    try:
+        ids = setup_member(off)
+        t_off = new_session(off, ids["om"], "bench")["token"]
+        t_on = new_session(on, ids["om"], "bench")["token"]
+        rows = []
+        for rnd in (1, 2):
+            for name, rg, tok in (("A refresh off", off, t_off), ("B refresh on, none due", on, t_on)):
+                rps, p99 = wrk(rg.public_port, tok)
+                rows.append((name, rps))
+                print(f"  round {rnd} {name:24s} {rps:9.0f} req/s  p99 {p99}", flush=True)
+        a = sum(r for n, r in rows if n.startswith("A")) / 2
+        b = sum(r for n, r in rows if n.startswith("B")) / 2
+        print(f"B/A (refresh on, none due / refresh off): {b / a:.3f}  (mean of 2 rounds each)")
+
+        print(f"C: issuing {N} sessions ...", flush=True)
+        tokens = [new_session(on, ids["om"], f"bench {i}")["token"] for i in range(N)]
+        time.sleep(1.2)   # older than the `due` instance's refresh_after
+        c0 = cpu_seconds(on.proc.pid)
+        fresh_on = sequential(on.public_port, tokens)
+        c1 = cpu_seconds(on.proc.pid)
+        d0 = cpu_seconds(due.proc.pid)
+        fresh_due = sequential(due.public_port, tokens)
+        d1 = cpu_seconds(due.proc.pid)
+        assert fresh_on == 0 and fresh_due == N, (fresh_on, fresh_due)
+        verify_us = (c1 - c0) / N * 1e6
+        refresh_us = (d1 - d0) / N * 1e6
+        sign = es256_sign_us()
+        print(f"  C no refresh due (cache miss, 1 ES256 verify): {verify_us:7.1f} us CPU/request")
+        print(f"  C refresh due    (verify + refresh):           {refresh_us:7.1f} us CPU/request")
+        print(f"  C refresh alone: {refresh_us - verify_us:7.1f} us CPU"
+              + (f" = {(refresh_us - verify_us) / sign:.2f} x ES256 sign ({sign:.1f} us, "
+                 f"openssl speed) (target <= 2)" if sign else ""))
+        print("  (CPU of the rolegate process: clock-tick resolution, 10 ms over the run)")
+    finally:
+        for rg in (due, on, off):
+            rg.close()
+
+
+if __name__ == "__main__":
+    main()

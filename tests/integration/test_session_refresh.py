@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Issue 13 / R25: sessions follow the role table. A real nginx with the
+shipped auth_request snippet (etc/nginx-rolegate.conf) in front of an echo
+app, a real cookie jar (http.cookiejar) as the browser: a role change, a
+role's permission change and a role deletion reach the browser's cookie and
+the app within refresh_after, without a login. Also: idle and absolute
+limits, concurrent refreshes of one token, refresh with Redis down
+(degraded, not logout), the R24 oversize policy on refresh, and logout of a
+refreshed session."""
+import http.client
+import http.cookiejar
+import http.server
+import json
+import os
+import sys
+import threading
+import time
+import urllib.request
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Rolegate  # noqa: E402
+from test_auth_common import (COOKIE, MS, auth, new_session, ok, parts,  # noqa: E402
+                              setup_member)
+from test_auth_nginx import Echo, Nginx  # noqa: E402
+from test_redis_instances import Redis  # noqa: E402
+
+del harness._tests[:]   # the imported modules' tests are theirs to run
+test = harness.test
+
+FAST = {"refresh_after": "1s", "token_lifetime": "4s", "idle_timeout": "6s",
+        "lifetime": "1h"}
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **kw):
+        return None
+
+
+class Browser:
+    """A cookie jar that talks to nginx like a browser would."""
+
+    def __init__(self, port, token):
+        self.port = port
+        self.jar = http.cookiejar.CookieJar()
+        self.jar.set_cookie(http.cookiejar.Cookie(
+            0, COOKIE, token, None, False, "127.0.0.1", False, False, "/", True, False,
+            None, False, None, None, {"HttpOnly": None}))
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), NoRedirect)
+
+    def get(self, path):
+        """(status, response headers, app's view of X-Rolegate-* or None)."""
+        try:
+            r = self.opener.open(f"http://127.0.0.1:{self.port}{path}", timeout=30)
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, None
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, json.loads(data)["headers"]
+
+    def token(self):
+        for c in self.jar:
+            if c.name == COOKIE:
+                return c.value
+        return None
+
+
+def stack(fn, config=None, env=None):
+    """fn(rg, nginx port, ids) with rolegate (refresh config), echo app, nginx."""
+    app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    cfg = {"session": dict(FAST)}
+    for sec, opts in (config or {}).items():
+        cfg.setdefault(sec, {}).update(opts)
+    try:
+        with Rolegate(config=cfg, env=env) as rg:
+            ids = setup_member(rg)
+            ng = Nginx(rg.public_port, app.server_address[1])
+            try:
+                fn(rg, ng, ids)
+            except Exception:
+                print("  nginx error.log:\n" + ng.error_log()[-2000:], flush=True)
+                raise
+            finally:
+                ng.close()
+    finally:
+        app.shutdown()
+        app.server_close()
+
+
+def add_role(rg, slug, perms):
+    for p in perms:
+        ok(rg.admin("POST", "/authorization/permissions", {"slug": p, "name": p}), 201)
+    ok(rg.admin("POST", "/authorization/roles", {"slug": slug, "name": slug}), 201)
+    ok(rg.admin("PUT", f"/authorization/roles/{slug}/permissions", {"permissions": perms}), 200)
+
+
+def wait_until(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out: {what}")
+
+
+@test
+def test_R25_role_change_and_deletion_reach_the_cookie_through_nginx():
+    def body(rg, ng, ids):
+        add_role(rg, "biller", ["billing:manage"])
+        b = Browser(ng.port, new_session(rg, ids["om"], "refresh test")["token"])
+        first = b.token()
+        st, h, seen = b.get("/app/page")
+        assert st == 200 and seen["x-rolegate-role"] == "auditor", (st, seen)
+        assert "set-cookie" not in h, h          # young token: no refresh
+        # 1. the membership's role changes: within refresh_after the cookie
+        #    and the app say biller, and no login happened
+        t0 = time.monotonic()
+        ok(rg.admin("PUT", f"{MS}/{ids['om']}", {"role_slug": "biller"}), 200)
+        seen = wait_until(lambda: (lambda r: r[2] if r[2] and r[2]["x-rolegate-role"] == "biller"
+                                   else None)(b.get("/app/page")), 5, "role change")
+        took = time.monotonic() - t0
+        assert took < 1 + 2.5, took              # refresh_after (1 s) + polling
+        assert seen["x-rolegate-permissions"] == "billing:manage", seen
+        new = b.token()
+        assert new != first, "the browser's cookie was not replaced"
+        _, c_new, _ = parts(new)
+        _, c_old, _ = parts(first)
+        assert c_new["roles"] == ["biller"] and c_new["sid"] == c_old["sid"], c_new
+        assert c_new["auth_time"] == c_old["auth_time"], (c_new, c_old)
+        assert seen["x-rolegate-session"] == new, "the app must get the new token"
+        # 2. the role's permissions change: the cookie follows
+        ok(rg.admin("POST", "/authorization/permissions", {"slug": "billing:refund",
+                                                          "name": "refund"}), 201)
+        ok(rg.admin("PUT", "/authorization/roles/biller/permissions",
+                    {"permissions": ["billing:manage", "billing:refund"]}), 200)
+        wait_until(lambda: parts(b.token())[1]["permissions"] ==
+                   ["billing:manage", "billing:refund"] or b.get("/app/page") and False,
+                   5, "permission change in the cookie")
+        # 3. the role is deleted (R20, async job): the cookie falls back to the
+        #    default role without a login
+        st, _, _ = rg.admin("DELETE", "/authorization/roles/biller")
+        assert st in (200, 202, 204), st
+        seen = wait_until(lambda: (lambda r: r[2] if r[2] and r[2]["x-rolegate-role"] != "biller"
+                                   else None)(b.get("/app/page")), 8, "role deletion")
+        assert seen["x-rolegate-role"] == "member", seen
+        assert parts(b.token())[1]["roles"] == ["member"], parts(b.token())[1]
+        # the nginx log shows no 302 to /login: every step was a refresh
+        assert all(r[0] == 200 for r in [b.get("/app/page")])
+    stack(body)
+
+
+@test
+def test_idle_timeout_ends_the_session_and_activity_keeps_it():
+    def body(rg, ng, ids):
+        b = Browser(ng.port, new_session(rg, ids["om"], "idle test")["token"])
+        # active: a request every second for longer than idle_timeout (6 s)
+        # and token_lifetime (4 s): refreshed, never logged out
+        end = time.monotonic() + 8
+        while time.monotonic() < end:
+            st, h, _ = b.get("/app/page")
+            assert st == 200, (st, h)
+            time.sleep(1)
+        # idle for longer than idle_timeout: dead (stateless: the token's iat)
+        tok = b.token()
+        time.sleep(7.5)
+        st, h, _ = b.get("/app/page")
+        assert st == 302 and "/login" in h["location"], (st, h)
+        st, _, body_ = auth(rg, tok)
+        assert st == 401 and body_["code"] in ("session_idle", "token_expired"), (st, body_)
+    stack(body)
+
+
+@test
+def test_absolute_lifetime_ends_an_active_session():
+    def body(rg, ng, ids):
+        b = Browser(ng.port, new_session(rg, ids["om"], "lifetime test")["token"])
+        start = time.monotonic()
+        codes, last = [], None
+        while time.monotonic() - start < 14:
+            last = b.token() or last
+            st, h, _ = b.get("/app/page")
+            codes.append((round(time.monotonic() - start, 1), st))
+            if st != 200:
+                break
+            time.sleep(0.7)
+        took = time.monotonic() - start
+        assert codes[-1][1] == 302, codes
+        assert 9 <= took <= 12.5, (took, codes)   # lifetime 10 s, refresh_after 1 s
+        # the cookie's Max-Age is the session's end: the jar may have dropped
+        # it already; the last token it held is refused for its lifetime
+        st, _, body_ = auth(rg, last)
+        assert st == 401 and body_["code"] == "session_expired", (st, body_)
+    stack(body, config={"session": {"lifetime": "10s", "idle_timeout": "6s"}})
+
+
+@test
+def test_concurrent_refreshes_of_one_token_all_succeed_with_one_sid():
+    with Rolegate(config={"session": dict(FAST)}) as rg:
+        ids = setup_member(rg)
+        old = new_session(rg, ids["om"], "concurrency")["token"]
+        sid = parts(old)[1]["sid"]
+        time.sleep(1.2)
+        results, lock = [], threading.Lock()
+        go = threading.Barrier(12)
+
+        def one():
+            go.wait()
+            st, h, _ = auth(rg, old)
+            with lock:
+                results.append((st, h.get("set-cookie", "")))
+        th = [threading.Thread(target=one) for _ in range(12)]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+        assert all(st == 200 for st, _ in results), results
+        news = {sc.split(";")[0].split("=", 1)[1] for _, sc in results if sc}
+        assert news, "no refresh answered"
+        for t in news:                         # every new token is valid, same sid
+            assert parts(t)[1]["sid"] == sid
+            st, h, _ = auth(rg, t)
+            assert st == 200 and "set-cookie" not in h, (st, h)
+        # the old token still works too (it has not expired): nothing fights
+        assert auth(rg, old)[0] == 200
+        print(f"  12 concurrent refreshes of one token -> {len(news)} distinct new token(s)")
+
+
+@test
+def test_refresh_with_redis_down_is_degraded_not_logout():
+    r = Redis()
+    try:
+        with Rolegate(config={"session": dict(FAST), "redis": {"url": r.url()}}) as rg:
+            ids = setup_member(rg)
+            add_role(rg, "biller", ["billing:manage"])
+            tok = new_session(rg, ids["om"], "redis down")["token"]
+            assert auth(rg, tok)[0] == 200
+            r.kill()
+            ok(rg.admin("PUT", f"{MS}/{ids['om']}", {"role_slug": "biller"}), 200)
+            time.sleep(1.2)
+            st, h, _ = auth(rg, tok)
+            assert st == 200, (st, h)
+            sc = h.get("set-cookie", "")
+            assert sc.startswith(COOKIE + "="), h
+            new = sc.split(";")[0].split("=", 1)[1]
+            assert parts(new)[1]["roles"] == ["biller"], parts(new)[1]
+            assert h["x-rolegate-role"] == "biller", h
+            assert auth(rg, new)[0] == 200
+    finally:
+        r.kill()
+
+
+@test
+def test_R24_oversize_on_refresh_follows_the_policy():
+    many = [f"perm:{i:03d}-{'x' * 30}" for i in range(60)]
+    for policy in ("reject", "omit_permissions"):
+        cfg = {"session": dict(FAST, oversize=policy, cookie_budget="2048")}
+        with Rolegate(config=cfg) as rg:
+            ids = setup_member(rg)
+            tok = new_session(rg, ids["om"], "oversize")["token"]
+            add_role(rg, "big", many)
+            ok(rg.admin("PUT", f"{MS}/{ids['om']}", {"role_slug": "big"}), 200)
+            time.sleep(1.2)
+            st, h, body = auth(rg, tok)
+            if policy == "reject":
+                # never a truncated cookie: the session cannot go on
+                assert st == 401 and body["code"] == "session_too_large", (st, body)
+                assert "set-cookie" not in h, h
+            else:
+                assert st == 200, (st, body)
+                sc = h["set-cookie"]
+                assert len(sc) <= 2048, len(sc)
+                new = sc.split(";")[0].split("=", 1)[1]
+                claims = parts(new)[1]
+                assert claims.get("permissions_omitted") is True and "permissions" not in claims
+                # /auth supplies them from the role table
+                assert h["x-rolegate-permissions"] == ",".join(sorted(many)), h
+                assert auth(rg, new)[0] == 200
+
+
+@test
+def test_logout_of_a_refreshed_session_ends_every_token_of_it():
+    with Rolegate(config={"session": dict(FAST)}) as rg:
+        ids = setup_member(rg)
+        old = new_session(rg, ids["om"], "logout")["token"]
+        time.sleep(1.2)
+        st, h, _ = auth(rg, old)
+        new = h["set-cookie"].split(";")[0].split("=", 1)[1]
+        st, _, _ = rg.public("POST", "/logout", headers={"Cookie": f"{COOKIE}={new}"})
+        assert st == 302, st
+        for t in (old, new):
+            st, _, body = auth(rg, t)
+            assert st == 401 and body["code"] == "token_revoked", (st, body)
+
+
+@test
+def test_deleted_membership_is_401_at_the_next_refresh():
+    with Rolegate(config={"session": dict(FAST)}) as rg:
+        ids = setup_member(rg)
+        tok = new_session(rg, ids["om"], "removed")["token"]
+        assert auth(rg, tok)[0] == 200
+        st, _, _ = rg.admin("DELETE", f"{MS}/{ids['om']}")
+        assert st in (200, 202, 204), st
+        time.sleep(1.2)
+        st, _, body = auth(rg, tok)
+        assert st == 401 and body["code"] == "membership_removed", (st, body)
+
+
+@test
+def test_refresh_off_keeps_snapshot_tokens_of_lifetime():
+    with Rolegate(config={"session": {"refresh": False}}) as rg:
+        ids = setup_member(rg)
+        tok = new_session(rg, ids["om"], "snapshot")["token"]
+        c = parts(tok)[1]
+        assert c["exp"] - c["iat"] == 8 * 3600 and "auth_time" not in c, c
+        st, h, _ = auth(rg, tok)
+        assert st == 200 and "set-cookie" not in h, h
+
+
+if __name__ == "__main__":
+    harness.run_all()
