@@ -169,7 +169,10 @@ static int verify_lapsed(rg_gateway *gw, const char *token, int64_t now,
                                  gw->cfg->session.idle_timeout, rg_gateway_issuer(gw->cfg), c,
                                  err) != 0)
         return RG_EINVAL;
-    if (rg_revocations_is_revoked(gw->revs, c->sid, now)) {
+    /* by sid (logout, DELETE /sessions) and by (sub, org) issued before T
+     * (R30 deprovisioning): the same checks as rg_session_verify_cached */
+    if (rg_revocations_is_revoked(gw->revs, c->sid, now) ||
+        rg_revocations_user_revoked(gw->revs, c->sub, c->org_id, c->iat, now)) {
         rg_session_claims_clear(c);
         return rg_error_set(err, RG_EINVAL, 401, "token_revoked", NULL,
                             "the session was signed out");
