@@ -202,7 +202,15 @@ static int cert_fill(const unsigned char *der, long derlen, int64_t now, int all
                  allow_sha1 ? "" : "; SHA-1 response signatures will be refused");
         push_str(&info->warnings, &info->n_warnings, w);
     }
-    return (ci->subject && ci->use && ci->pubkey_pem) ? 0 : -2;
+    if (ci->subject && ci->use && ci->pubkey_pem)
+        return 0;
+    /* a certificate without a usable public key is not counted: free what
+     * was filled (found by fuzz_saml_metadata) */
+    free(ci->subject);
+    free(ci->use);
+    free(ci->pubkey_pem);
+    memset(ci, 0, sizeof *ci);
+    return -2;
 }
 
 static int lint_fail(rg_error *err, const char *field, const char *why)

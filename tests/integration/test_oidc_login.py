@@ -142,6 +142,24 @@ def test_R16_oidc_end_to_end_mapped_roles():
 
 
 @test
+def test_issue11_item6_oidc_require_mapped_group():
+    """Issue 11 item 6 through OIDC: erin has no groups, carol's only group
+    is unmapped: both refused with 403 no_mapped_group and nothing written;
+    alice's groups map, so she signs in."""
+    with Env(require_mapped_group=True, use_userinfo_for_groups=True) as env:
+        users = env.rg.ok("GET", "/user_management/users")["data"]
+        before = env.rg.memberships(env.org)
+        for user in ("erin", "carol"):
+            b = Browser()
+            st, _, data = b.get(env.to_callback(b, user))
+            assert st == 403, (user, st, reason_of(data))
+            env.refused(b, data, "no_mapped_group", before)
+        assert env.rg.ok("GET", "/user_management/users")["data"] == users
+        b, _ = env.login("alice")
+        assert roles_of(b, env.rg) == ["admin"]
+
+
+@test
 def test_R16_oidc_nested_groups_claim():
     with Env(multiple=True, groups_claim="realm_access.roles") as env:
         b, _ = env.login("alice")   # realm_access.roles: rg-admin, rg-viewer
