@@ -90,6 +90,13 @@ void gw_h_sessions_create(rg_http_req *req, void *ctx)
     }
     const char *user_id = json_string_value(json_object_get(om, "user_id"));
     const char *org_id = json_string_value(json_object_get(om, "organization_id"));
+    const char *status = json_string_value(json_object_get(om, "status"));
+    if (status && !strcmp(status, "inactive")) {
+        /* R30: deprovisioned by the organization's directory */
+        rg_error_set(&err, RG_EINVAL, 403, "user_deprovisioned", "organization_membership_id",
+                     "the user was deprovisioned from this organization");
+        goto out;
+    }
     json_t *jroles = json_object_get(om, "roles");
     const char *roles[MAX_ROLES];
     size_t n_roles = 0;

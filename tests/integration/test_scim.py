@@ -315,6 +315,9 @@ def test_R30_deactivation_revokes_sessions_at_once_reactivation_restores():
         assert auth_status(rg, tok_other) == 200            # nobody else's
         m = ds.membership(u)
         assert m["status"] == "inactive", m
+        st, _, e = rg.admin("POST", "/sessions", {"organization_membership_id": m["id"],
+                                                  "reason": "test"})
+        assert st == 403 and e["code"] == "user_deprovisioned", (st, e)   # no new session
         time.sleep(1.1)   # a token issued in the revocation's second stays refused
         st, _ = ds.scim("PUT", f"/Users/{u}", {"schemas": [USER], "userName": "dee@example.com",
                                                "emails": [{"value": "dee@example.com"}],

@@ -21,6 +21,7 @@ typedef struct fixture {
     rg_cache *a, *b, *l;    /* a, b: policy reject; l: policy local */
     rg_config cfg;
     test_sink sink_b;
+    test_sink user_sink_b;   /* R30 */
 } fixture;
 
 static int setup(void **st)
@@ -29,6 +30,7 @@ static int setup(void **st)
     if (!f || tr_start(&f->redis) || ts_create(&f->ts))
         return -1;
     pthread_mutex_init(&f->sink_b.lock, NULL);
+    pthread_mutex_init(&f->user_sink_b.lock, NULL);
     rg_error e;
     f->sa = rg_store_open(f->ts.path, &e);
     f->sb = rg_store_open(f->ts.path, &e);
@@ -41,6 +43,7 @@ static int setup(void **st)
     if (!f->sa || !f->sb || !f->a || !f->b || !f->l)
         return -1;
     rg_cache_set_revoke_sink(f->b, test_sink_fn, &f->sink_b);
+    rg_cache_set_revoke_user_sink(f->b, test_user_sink_fn, &f->user_sink_b);
     if (!TR_WAIT(3000, rg_cache_redis_up(f->a) && rg_cache_redis_up(f->b) &&
                            rg_cache_redis_up(f->l)))
         return -1;
@@ -164,6 +167,10 @@ static void test_redis_sigkill_fails_fast_then_recovers_on_restart(void **st)
     assert_string_equal(v, "v");
     free(v);
     assert_int_equal(rg_cache_revoke_publish(f->a, "sid_outage", exp), RG_EIO);
+    /* R30: a user revocation during the outage is queued the same way */
+    int64_t before = rg_now() + 1;
+    assert_int_equal(rg_cache_revoke_user_publish(f->a, "user_outage", "org_outage", before,
+                                                  exp), RG_EIO);
 
     /* b keeps a copy made during the outage */
     assert_int_equal(maps_now(f->b, &f->ts, "during-outage"), 1);
@@ -184,6 +191,10 @@ static void test_redis_sigkill_fails_fast_then_recovers_on_restart(void **st)
     assert_true(s.table_redis_hits + s.table_store_loads >
                 sb0.table_redis_hits + sb0.table_store_loads);
     check_shared_state_works(f, "after");
+    /* what a published during the outage reaches b once Redis is back */
+    assert_true(TR_WAIT(3000, test_sink_exp(&f->sink_b, "sid_outage") == exp));
+    assert_true(TR_WAIT(3000, test_sink_exp(&f->user_sink_b, "org_outage|user_outage") ==
+                                  before));
     /* an id accepted in-process during the outage stays a replay there */
     assert_int_equal(rg_cache_replay_check(f->l, "https://idp", "_local1", exp), 1);
 }

@@ -261,15 +261,6 @@ static void test_revocation_on_a_reaches_b_within_1s(void **st)
     rg_cache_set_revoke_sink(f->b, NULL, NULL);
 }
 
-/* R30: a user revocation sink recording "<org_id>|<sub>" -> before */
-static int test_user_sink_fn(void *ctx, const char *sub, const char *org_id, int64_t before,
-                             int64_t until)
-{
-    char key[64];
-    snprintf(key, sizeof key, "%s|%s", org_id, sub);
-    return until > before ? test_sink_fn(ctx, key, before) : 0;
-}
-
 static void test_R30_user_revocation_on_a_reaches_b_within_1s_and_new_instances(void **st)
 {
     fixture *f = *st;

@@ -310,6 +310,15 @@ static inline int64_t test_sink_exp(test_sink *s, const char *sid)
     return v;
 }
 
+/* R30: a user revocation sink recording "<org_id>|<sub>" -> before */
+static inline int test_user_sink_fn(void *ctx, const char *sub, const char *org_id,
+                                    int64_t before, int64_t until)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s|%s", org_id, sub);
+    return until > before ? test_sink_fn(ctx, key, before) : 0;
+}
+
 /* Blocks SIGPIPE as main.c does before any thread starts. */
 static inline void tr_block_sigpipe(void)
 {
