@@ -87,10 +87,10 @@ http {{
 
 
 class Nginx:
-    def __init__(self, rg_port, app_port):
+    def __init__(self, rg_port, app_port, port=None):
         self.tmp = tempfile.mkdtemp(prefix="rolegate-nginx-")
         os.chmod(self.tmp, 0o755)
-        self.port = free_port()
+        self.port = port or free_port()   # given: rolegate's base_url names it
         user = "user root;" if os.getuid() == 0 else ""
         conf = NGINX_CONF.format(user=user, tmp=self.tmp, rg_port=rg_port, app_port=app_port,
                                  port=self.port, snippet=SNIPPET)

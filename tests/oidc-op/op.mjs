@@ -140,7 +140,10 @@ async function interaction(provider, req, res) {
   const details = await provider.interactionDetails(req, res);
   const { prompt, params, session } = details;
   if (prompt.name === 'login') {
-    const hint = params.login_hint;
+    // a user's name, or an email whose local part is one (what a sign-in
+    // page's work-email form passes on as login_hint)
+    const hint = params.login_hint && (USERS[params.login_hint] ? params.login_hint
+                                                                 : params.login_hint.split('@')[0]);
     if (!hint || !USERS[hint]) {
       await provider.interactionFinished(req, res, {
         error: 'access_denied', error_description: 'unknown login_hint',

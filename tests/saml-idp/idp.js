@@ -129,6 +129,18 @@ async function sso(req, res, url) {
   const query = Object.fromEntries(url.searchParams.entries());
   const name = query.user;
   const user = users[name];
+  if (name === undefined) {
+    // a browser without ?user=: the IdP's own sign-in page (the signed
+    // query stays as received, the name is appended)
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end('<!doctype html><html><body><h1>samlify test IdP</h1><form id="idp-login">'
+      + '<label for="user">User name</label> <input id="user" name="user" autocomplete="username">'
+      + ' <button type="submit">Sign in</button></form><script>'
+      + 'document.getElementById("idp-login").addEventListener("submit", function (e) {'
+      + ' e.preventDefault(); location.href = location.href + "&user=" +'
+      + ' encodeURIComponent(document.getElementById("user").value); });</script></body></html>\n');
+    return;
+  }
   if (!user) {
     res.writeHead(403, { 'content-type': 'text/plain' });
     res.end(`unknown user ${name}\n`);
