@@ -10,8 +10,9 @@ import * as conns from './page_connections.js';
 import * as members from './page_members.js';
 import * as logins from './page_logins.js';
 import * as events from './page_events.js';
+import * as directories from './page_directories.js';
 
-const pages = { roles, orgs, connections: conns, members, logins, events };
+const pages = { roles, orgs, connections: conns, members, directories, logins, events };
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const logoutBtn = document.getElementById('logout');

@@ -317,4 +317,39 @@ scenarios.headers = async (page) => {
     violations };
 };
 
+// Directories: create one, its SCIM URL and token shown once (not after a
+// reload).
+scenarios.directory_create = async (page) => {
+  await signIn(page);
+  await page.goto(env.admin + `/#/directories/org/${env.org}`);
+  await page.waitForSelector('#dir-form');
+  await page.fill('#dir-name', 'Okta');
+  await page.selectOption('#dir-type', 'okta scim v2.0');
+  await page.click('#dir-form button[type=submit]');
+  await page.waitForSelector('#dir-token');
+  const token = await text(page, '#dir-token');
+  const url = await text(page, '#dir-scim-url');
+  await shot(page, 'directory-created');
+  await page.click('#dir-create-result a');
+  await page.waitForSelector('#dir-rotate');
+  const html = await page.content();
+  assert(!html.includes(token), 'the token is not shown again');
+  return { token, url };
+};
+
+// Directories: map the pushed group to a role; the users' roles follow.
+scenarios.directory_map = async (page) => {
+  await signIn(page);
+  await page.goto(env.admin + `/#/directories/dir/${env.directory}`);
+  await page.waitForSelector('.dir-map-role');
+  await page.selectOption('.dir-map-role', 'admin');
+  await page.click('#dir-mappings-save');
+  await page.waitForSelector('#dir-mappings-result .notice');
+  await page.reload();
+  await page.waitForSelector('.dir-user-roles');
+  const roles = await text(page, '.dir-user-roles');
+  await shot(page, 'directory');
+  return { roles };
+};
+
 await main(scenarios);

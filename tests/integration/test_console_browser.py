@@ -248,5 +248,41 @@ def test_console_assets_csp_nosniff_no_inline_script():
         assert st in (400, 404), st
 
 
+def scim(url, method, path, body, token):
+    """One SCIM request to the public listener with the directory's token."""
+    import urllib.parse
+    u = urllib.parse.urlsplit(url + path)
+    st, _, data = http_call(u.port, method, u.path, json.dumps(body),
+                            {"Authorization": f"Bearer {token}",
+                             "Content-Type": "application/scim+json"})
+    return st, json.loads(data) if data else None
+
+
+@test
+def test_console_directories_token_once_scim_url_group_mapping_R28():
+    with LoginServer() as rg:
+        setup_roles(rg)
+        org = rg.ok("POST", "/organizations", {"name": "Acme", "domains": ["acme.test"]})["id"]
+        out = browser("directory_create", rg, org=org)
+        dirs = rg.ok("GET", f"/directories?organization_id={org}")["data"]
+        assert len(dirs) == 1 and dirs[0]["scim_base_url"] == out["url"], (dirs, out)
+        assert "bearer_token" not in dirs[0], "the API does not show it again either"
+        # the IdP pushes a user and a group with the token the console showed
+        st, u = scim(out["url"], "POST", "/Users", {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ann@acme.test",
+            "externalId": "u1", "active": True,
+            "emails": [{"value": "ann@acme.test", "primary": True, "type": "work"}]}, out["token"])
+        assert st == 201, (st, u)
+        st, g = scim(out["url"], "POST", "/Groups", {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Admins",
+            "externalId": "g1", "members": [{"value": u["id"]}]}, out["token"])
+        assert st == 201, (st, g)
+        res = browser("directory_map", rg, directory=dirs[0]["id"])
+        maps = rg.ok("GET", f"/directories/{dirs[0]['id']}/role_mappings")
+        maps = maps if isinstance(maps, list) else maps["data"]
+        assert [(m["directory_group_id"], m["role_slug"]) for m in maps] == [(g["id"], "admin")], maps
+        assert res["roles"] == "admin", res
+
+
 if __name__ == "__main__":
     run_all()
