@@ -428,6 +428,8 @@ static int cmd_serve(int argc, char **argv)
         goto start_failed;
     if (!(login = rg_gateway_login_register(pub, adm, &ctx, &err)))  /* login + demo */
         goto start_failed;
+    rg_gateway_login_set_auth(login, gw);                    /* issue 13: SAML SLO */
+    rg_gateway_set_logout_hook(gw, rg_gateway_login_logout_hook, login);
     rg_gateway_demo_setup(login);
     if (rg_gateway_console_register(pub, adm, &err) != 0)   /* console + portal assets */
         goto start_failed;

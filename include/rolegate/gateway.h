@@ -55,6 +55,15 @@ int rg_gateway_revoke_user(rg_gateway *gw, const char *sub, const char *org_id,
 int rg_gateway_revoke_user_sink(void *gw, const char *sub, const char *org_id,
                                 int64_t before, int64_t until);
 
+/* Issue 13: revokes sid until end (seconds) here and, through Redis, on
+ * every instance. 0 or RG_ENOMEM. */
+int rg_gateway_revoke_sid(rg_gateway *gw, const char *sid, int64_t end);
+/* The login side's part of /logout (issue 13: single logout at the IdP):
+ * called with the sid /logout just revoked; sets *redirect_url (malloc'd)
+ * to send the browser on to, or leaves it NULL. Set before serving. */
+typedef int (*rg_gateway_logout_fn)(void *ctx, const char *sid, char **redirect_url);
+void rg_gateway_set_logout_hook(rg_gateway *gw, rg_gateway_logout_fn fn, void *ctx);
+
 /* What every issuer of sessions must agree on, so /auth accepts them:
  * the `iss` claim is server.base_url (returned borrowed from cfg), and the
  * cookie is the secure one (`__Host-rolegate`, Secure) iff base_url is
@@ -124,6 +133,12 @@ void rg_gateway_login_free(rg_gateway_login *lg);
  * the server goes on. Returns 0 if the demo is ready, 1 if skipped, -1 on a
  * problem (logged). */
 int rg_gateway_demo_setup(rg_gateway_login *lg);
+
+/* Issue 13 (SAML SLO): the /auth state whose revocations an IdP-initiated
+ * logout feeds, and the logout hook (rg_gateway_set_logout_hook, ctx = lg)
+ * that sends /logout on to the IdP's SingleLogoutService. */
+void rg_gateway_login_set_auth(rg_gateway_login *lg, rg_gateway *gw);
+int rg_gateway_login_logout_hook(void *lg, const char *sid, char **redirect_url);
 
 /* ==== end login ========================================================== */
 

@@ -214,6 +214,38 @@ struct _xmlDoc *rg_saml_xml_parse(const char *buf, size_t len, int *why);
  * not (a static string). */
 const char *rg_saml_xml_charset_check(const char *buf, size_t len);
 
+/* ---- Single Logout, HTTP-Redirect (issue 13; slo.c) ----------------------- */
+/* 1 if the IdP's metadata lists an HTTP-Redirect SingleLogoutService. */
+int  rg_saml_slo_supported(const rg_saml_connection *conn);
+/* SP-initiated: a signed LogoutRequest for name_id (format and
+ * session_index may be NULL) to the IdP's SLO endpoint. *redirect_url
+ * malloc'd; request_id to keep for the response. 409 saml_slo_unsupported
+ * when the IdP has no such endpoint. */
+int  rg_saml_logout_request(const rg_saml_connection *conn, const char *name_id,
+                            const char *name_id_format, const char *session_index,
+                            const char *relay_state, char **redirect_url,
+                            char request_id[RG_SAML_REQUEST_ID_MAX], rg_error *err);
+/* The IdP's LogoutResponse (query string without '?'): signed, issued by the
+ * IdP, InResponseTo == expected_request_id, status Success. 0 or 400 with a
+ * saml_logout_* code. */
+int  rg_saml_logout_response_check(const rg_saml_connection *conn, const char *query,
+                                   const char *expected_request_id, rg_error *err);
+/* IdP-initiated: what a verified LogoutRequest asks to end. */
+typedef struct rg_saml_logout_req {
+    char *name_id;
+    char *session_index;   /* NULL: every session of name_id */
+    char *relay_state;     /* NULL if none */
+} rg_saml_logout_req;
+void rg_saml_logout_req_clear(rg_saml_logout_req *r);
+/* Checks the IdP's LogoutRequest (query without '?': signature required,
+ * issuer the IdP, a NameID), fills *out and builds the signed LogoutResponse
+ * (Success) as *redirect_url (malloc'd). The caller ends the sessions of
+ * out->name_id / out->session_index before redirecting. 0, or 400
+ * saml_logout_request_invalid / 500. */
+int  rg_saml_logout_request_answer(const rg_saml_connection *conn, const char *query,
+                                   rg_saml_logout_req *out, char **redirect_url,
+                                   rg_error *err);
+
 #ifdef RG_SAML_INTERNAL
 /* The connection's insides, visible only to the files of src/saml (which define
  * RG_SAML_INTERNAL); everyone else sees the opaque type. Immutable after

@@ -337,7 +337,7 @@ int rg_store_role_mappings_set(rg_store *s, const char *conn_id, const json_t *m
  * The record of an issued session: {"object":"session","id":"session_...",
  * "organization_membership_id","user_id","organization_id","connection_id"
  * (null for admin-issued),"idp_subject","idp_session" (SAML SessionIndex /
- * OIDC sid, or null),"actor" ("admin" or null),
+ * OIDC sid, or null),"idp_subject_format","actor" ("admin" or null),
  * "created_at","expires_at" (the session's absolute end),"revoked_at" (or
  * null),"state":"active"|"revoked"|"expired"}. Strings may be NULL. */
 typedef struct rg_store_session_rec {
@@ -363,6 +363,14 @@ int rg_store_session_get(rg_store *s, const char *id, json_t **out, rg_error *er
  * 404 for an unknown id. *out: the session object (may be NULL). */
 int rg_store_session_revoke(rg_store *s, const char *id, const char *reason, json_t **out,
                             rg_error *err);
+
+/* Single logout from the IdP: revokes every live session of connection_id
+ * whose idp_subject is subject (and idp_session is idp_session unless that
+ * is NULL), a session.revoked event each, one transaction. *out: a JSON
+ * array of the revoked sessions (may be empty). */
+int rg_store_session_revoke_idp(rg_store *s, const char *connection_id, const char *subject,
+                                const char *idp_session, const char *reason, json_t **out,
+                                rg_error *err);
 
 typedef struct rg_store_login_user {
     const char *subject;      /* the IdP's stable id (SAML NameID / OIDC sub) */

@@ -270,6 +270,21 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     return gw;
 }
 
+int rg_gateway_revoke_sid(rg_gateway *gw, const char *sid, int64_t end)
+{
+    int64_t now = rg_now();
+    int rc = rg_session_revoke(gw->revs, gw->tcache, sid, end, now);
+    if (gw->ctx->cache)
+        rg_cache_revoke_publish(gw->ctx->cache, sid, end);
+    return rc;
+}
+
+void rg_gateway_set_logout_hook(rg_gateway *gw, rg_gateway_logout_fn fn, void *ctx)
+{
+    gw->logout_hook = fn;
+    gw->logout_ctx = ctx;
+}
+
 int rg_gateway_revoke_user_sink(void *gwp, const char *sub, const char *org_id,
                                 int64_t before, int64_t until)
 {

@@ -19,6 +19,8 @@ struct rg_gateway {
     rg_token_cache  *tcache;
     rg_revocations  *revs;
     gw_refresh_map  *refreshes;        /* concurrent refreshes share one result */
+    rg_gateway_logout_fn logout_hook;  /* single logout at the IdP (issue 13) */
+    void            *logout_ctx;
     int              secure;           /* base_url is https */
     const char      *cookie_name;      /* static string of the session layer */
     char             origin[RG_CONFIG_STR];  /* "scheme://host[:port]" of base_url */

@@ -351,6 +351,8 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
         if (!rc)
             rc = route(pub, "GET", "/saml/metadata/{id}", lg_h_saml_metadata, lg, 0, 0, err);
         if (!rc)
+            rc = route(pub, "GET", "/saml/slo/{id}", lg_h_saml_slo, lg, RG_HTTP_OFFLOAD, 0, err);
+        if (!rc)
             rc = route(pub, "POST", "/saml/acs/{id}", lg_h_saml_acs, lg,
                        RG_HTTP_BODY_FORM | RG_HTTP_OFFLOAD, acs_max, err);
         if (!rc)

@@ -78,6 +78,7 @@ typedef struct rg_gateway_login {
     pid_t              demo_idp_pid; /* the demo's fixture IdP child, 0 if none */
     pthread_mutex_t    klock;        /* guards keys_ready (SP key pair made lazily) */
     int                keys_ready;
+    rg_gateway        *gw;           /* /auth's state: revocations (issue 13 SLO) */
 } rg_gateway_login;
 
 /* Finds or (re)builds the runtime object of connection id from the store
@@ -161,6 +162,7 @@ void lg_portal_test_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn
 void lg_h_login(rg_http_req *req, void *ctx);
 void lg_h_saml_metadata(rg_http_req *req, void *ctx);
 void lg_h_saml_acs(rg_http_req *req, void *ctx);
+void lg_h_saml_slo(rg_http_req *req, void *ctx);   /* slo_routes.c, issue 13 */
 void lg_h_oidc_callback(rg_http_req *req, void *ctx);
 void lg_h_metadata_put(rg_http_req *req, void *ctx);
 void lg_h_logins_list(rg_http_req *req, void *ctx);

@@ -50,6 +50,7 @@ void gw_h_logout(rg_http_req *req, void *ctx)
         n = 0;
     int64_t now = rg_now();
     int revoked = 0;
+    char *idp_url = NULL;   /* single logout at the IdP (issue 13) */
     for (size_t i = 0; i < n; i++) {
         if (strcmp(kv[i].key, gw->cookie_name) != 0)
             continue;
@@ -72,6 +73,9 @@ void gw_h_logout(rg_http_req *req, void *ctx)
             rg_cache_revoke_publish(gw->ctx->cache, c.sid, end);
         rg_log(RG_LOG_INFO, "event=logout sub=%s sid=%s rid=%s", c.sub, c.sid,
                rg_http_request_id(req));
+        /* issue 13: the IdP's session too, when the login's IdP can */
+        if (!idp_url && gw->logout_hook)
+            gw->logout_hook(gw->logout_ctx, c.sid, &idp_url);
         rg_session_claims_clear(&c);
     }
     char *clear = NULL;
@@ -81,5 +85,6 @@ void gw_h_logout(rg_http_req *req, void *ctx)
     }
     rg_http_add_header(req, "Cache-Control", "no-store");
     rg_http_add_header(req, "X-Rolegate-Revoked", revoked ? "1" : "0");
-    rg_http_redirect(req, 302, gw->cfg->session.logout_redirect);
+    rg_http_redirect(req, 302, idp_url ? idp_url : gw->cfg->session.logout_redirect);
+    free(idp_url);
 }

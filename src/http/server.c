@@ -68,6 +68,7 @@ struct rg_http_req {
     int64_t                t0;
     char                   rid[40];
     const char            *method, *path;
+    char                  *raw_uri;          /* as received, query included (malloc'd) */
     rg_http_match          match;
     /* decided on the first call, answered after the body */
     rg_error               early;
@@ -278,7 +279,9 @@ static void req_free(rg_http_req *r)
     if (r->json)
         json_decref(r->json);
     rg_buf_free(&r->body);
-    rg_arena_free(r->arena);
+    if (r->arena)
+        rg_arena_free(r->arena);
+    free(r->raw_uri);
     free(r);
 }
 
@@ -301,10 +304,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     rg_http_req *r = *con_cls;
     if (!r)
         return;
+    if (!r->srv) {   /* only the URI was seen (uri_seen), never a request */
+        req_free(r);
+        *con_cls = NULL;
+        return;
+    }
     log_request(r);
     req_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* The raw request URI (query included) before MHD splits it: HTTP-Redirect
+ * SAML signatures cover the query's octets as sent (issue 13). Its return
+ * value becomes the request's *con_cls, completed by on_request. */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    rg_http_req *r = calloc(1, sizeof *r);
+    if (r)
+        r->raw_uri = strdup(uri ? uri : "");
+    return r;
 }
 
 /* MHD must not decode the path: a %2F inside a {param} would become a
@@ -467,6 +486,7 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                  MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+                                 MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s->name,
                                  MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (!s->daemon) {
@@ -740,11 +760,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     rg_http_server *s = cls;
     rg_http_req *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof *r);
+    if (!r || !r->srv) {
+        if (!r)
+            r = calloc(1, sizeof *r);
         rg_arena *a = rg_arena_new(0);
         if (!r || !a) {
+            if (r)
+                free(r->raw_uri);
             free(r);
+            *con_cls = NULL;
             rg_arena_free(a);
             return MHD_NO;
         }
@@ -825,6 +849,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 const char *rg_http_method(const rg_http_req *r) { return r->method; }
 const char *rg_http_path(const rg_http_req *r) { return r->path; }
+
+const char *rg_http_raw_query(const rg_http_req *r)
+{
+    const char *q = r->raw_uri ? strchr(r->raw_uri, '?') : NULL;
+    return q ? q + 1 : "";
+}
 const char *rg_http_request_id(const rg_http_req *r) { return r->rid; }
 rg_arena *rg_http_arena(rg_http_req *r) { return r->arena; }
 json_t *rg_http_json(const rg_http_req *r) { return r->json; }

@@ -131,7 +131,37 @@ static char *build_sp_metadata(const char *entity_id, const char *acs, const cha
                     "  <md:AssertionConsumerService index=\"0\" isDefault=\"true\" "
                     "Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"");
     xml_escape(&b, acs);
-    rg_buf_puts(&b, "\"/>\n </md:SPSSODescriptor>\n</md:EntityDescriptor>\n");
+    rg_buf_puts(&b, "\"/>\n");
+    /* issue 13: Single Logout at {base_url}/saml/slo/{connection_id} (the
+     * metadata schema orders SingleLogoutService before NameIDFormat, so the
+     * element is inserted there) */
+    const char *at = strstr(acs, "/saml/acs/");
+    if (at) {
+        rg_buf slo = {0};
+        rg_buf_printf(&slo, "  <md:SingleLogoutService "
+                            "Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" "
+                            "Location=\"");
+        char *url = NULL;
+        rg_buf u = {0};
+        rg_buf_printf(&u, "%.*s/saml/slo/%s", (int)(at - acs), acs, at + 10);
+        url = rg_buf_take(&u);
+        if (url)
+            xml_escape(&slo, url);
+        free(url);
+        rg_buf_puts(&slo, "\"/>\n");
+        char *el = rg_buf_take(&slo), *doc = rg_buf_take(&b);
+        const char *acs_el = doc ? strstr(doc, "  <md:NameIDFormat>") : NULL;
+        rg_buf out = {0};
+        if (el && acs_el) {
+            rg_buf_printf(&out, "%.*s%s%s", (int)(acs_el - doc), doc, el, acs_el);
+        } else if (doc) {
+            rg_buf_puts(&out, doc);
+        }
+        free(el);
+        free(doc);
+        b = out;
+    }
+    rg_buf_puts(&b, " </md:SPSSODescriptor>\n</md:EntityDescriptor>\n");
     return rg_buf_take(&b);
 }
 

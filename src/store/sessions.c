@@ -10,7 +10,7 @@
 #include "rolegate/util.h"
 
 #define SESS_COLS "id, membership_id, user_id, organization_id, connection_id, idp_subject," \
-                  " actor, created_at, expires_at, revoked_at, idp_session"
+                  " actor, created_at, expires_at, revoked_at, idp_session, idp_subject_format"
 
 static json_t *opt_str(const char *s)
 {
@@ -24,12 +24,13 @@ static json_t *session_row_json(sqlite3_stmt *st)
     const char *exp = rg_st_col(st, 8), *rev = rg_st_col(st, 9);
     /* ISO 8601 UTC strings of one format compare as times */
     const char *state = rev ? "revoked" : (exp && strcmp(exp, now) <= 0) ? "expired" : "active";
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:s}", "object",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:s}", "object",
                      "session",
                      "id", rg_st_col(st, 0), "organization_membership_id", rg_st_col(st, 1),
                      "user_id", rg_st_col(st, 2), "organization_id", rg_st_col(st, 3),
                      "connection_id", opt_str(rg_st_col(st, 4)), "idp_subject",
                      opt_str(rg_st_col(st, 5)), "idp_session", opt_str(rg_st_col(st, 10)),
+                     "idp_subject_format", opt_str(rg_st_col(st, 11)),
                      "actor", opt_str(rg_st_col(st, 6)),
                      "created_at", rg_st_col(st, 7), "expires_at", exp ? exp : "",
                      "revoked_at", opt_str(rev), "state", state);
@@ -157,4 +158,53 @@ int rg_store_session_revoke(rg_store *s, const char *id, const char *reason, jso
     }
     rc = rg_st_end(&tx, rc, err);
     return rg_st_finish(rc, o, out);
+}
+
+int rg_store_session_revoke_idp(rg_store *s, const char *connection_id, const char *subject,
+                                const char *idp_session, const char *reason, json_t **out,
+                                rg_error *err)
+{
+    if (out)
+        *out = NULL;
+    st_tx tx;
+    int rc = rg_st_begin(s, &tx, 1, err);
+    if (rc)
+        return rc;
+    json_t *done = json_array();
+    sqlite3_stmt *st = done ? rg_st_prep(tx.db, err,
+                                         "SELECT id FROM sessions WHERE connection_id = ? AND"
+                                         " idp_subject = ? AND revoked_at IS NULL AND"
+                                         " (? IS NULL OR idp_session = ?)", "ssss",
+                                         connection_id, subject, idp_session, idp_session)
+                            : NULL;
+    json_t *ids = json_array();
+    while (st && ids && (rc = rg_st_step(tx.db, st, err)) == 1)
+        json_array_append_new(ids, json_string(rg_st_col(st, 0)));
+    if (st)
+        sqlite3_finalize(st);
+    rc = !st || !ids ? RG_EIO : rc < 0 ? rc : 0;
+    char ts[ST_TS];
+    rg_st_now(ts);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        if (rc)
+            break;
+        const char *id = json_string_value(v);
+        json_t *o = NULL;
+        if (rg_st_exec(tx.db, err, "UPDATE sessions SET revoked_at = ? WHERE id = ?", "ss", ts,
+                       id) || !(o = session_json(tx.db, id, err))) {
+            rc = RG_EIO;
+            break;
+        }
+        json_t *ev = json_deep_copy(o);
+        if (ev && reason)
+            json_object_set_new(ev, "reason", json_string(reason));
+        if (!ev || rg_st_event(tx.db, "session.revoked", ev, err))
+            rc = RG_EIO;
+        json_array_append_new(done, o);
+    }
+    json_decref(ids);
+    rc = rg_st_end(&tx, rc, err);
+    return rg_st_finish(rc, done, out);
 }

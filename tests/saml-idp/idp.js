@@ -13,6 +13,14 @@
 //     (assertion signed, RSA-SHA256) to the SP's ACS for user NAME; its
 //     groups come from the users file: {"alice": {"email": "...",
 //     "groups": ["a", "b"]}, ...}. An unknown user is a 403.
+// Single Logout, HTTP-Redirect (rolegate issue 13):
+// GET /slo?SAMLRequest=...   the SP's signed LogoutRequest (SP-initiated):
+//     verified, answered with a signed LogoutResponse redirect to the SP
+// GET /slo?SAMLResponse=...  the SP's answer to /slo-init: verified, 200
+//     "logout response ok" (the test reads it)
+// GET /slo-init?user=NAME    IdP-initiated: a signed LogoutRequest for the
+//     NameID and SessionIndex of NAME's last login, redirect to the SP
+// GET /state                 JSON of the last logout seen (for the tests)
 'use strict';
 const fs = require('node:fs');
 const http = require('node:http');
@@ -56,6 +64,8 @@ function esc(s) {
 
 let idp;
 let sp;
+const sessions = {};     // email -> { nameId, sessionIndex } of the last login
+let lastLogout = null;   // what /slo saw last
 
 function build(port) {
   const base = `http://127.0.0.1:${port}`;
@@ -69,13 +79,23 @@ function build(port) {
     singleSignOnService: [{
       Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', Location: `${base}/sso`,
     }],
+    singleLogoutService: [{
+      Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', Location: `${base}/slo`,
+    }],
+    wantLogoutRequestSigned: true,
+    wantLogoutResponseSigned: true,
   });
 }
 
 // The SP metadata is read at each login: the test writes it once rolegate
 // has this IdP's metadata (rolegate publishes its SP metadata only then).
 function loadSp() {
-  sp = saml.ServiceProvider({ metadata: fs.readFileSync(opts.spMetadata) });
+  // what we send the SP over HTTP-Redirect is signed
+  sp = saml.ServiceProvider({
+    metadata: fs.readFileSync(opts.spMetadata),
+    wantLogoutRequestSigned: true,
+    wantLogoutResponseSigned: true,
+  });
 }
 
 function isoIn(minutes) {
@@ -94,6 +114,7 @@ function replacement(extract, user) {
       + `<saml:Attribute Name="${esc(opts.groupAttr)}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic">${groups}</saml:Attribute>`
       + `<saml:Attribute Name="email" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic"><saml:AttributeValue xsi:type="xs:string">${esc(user.email)}</saml:AttributeValue></saml:Attribute>`
       + '</saml:AttributeStatement>';
+    sessions[user.email] = { nameId: user.email, sessionIndex: `${id}s` };
     const authn = `<saml:AuthnStatement AuthnInstant="${isoIn(0)}" SessionIndex="${id}s">`
       + '<saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password'
       + '</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>';
@@ -161,6 +182,48 @@ async function sso(req, res, url) {
     + '<noscript><button type="submit">Continue</button></noscript></form></body></html>\n');
 }
 
+// the signed octets of an HTTP-Redirect message, as received
+function octets(url, kind) {
+  const re = new RegExp(`^(${kind}|RelayState|SigAlg)=`);
+  return url.search.slice(1).split('&').filter((p) => re.test(p)).join('&');
+}
+
+async function slo(req, res, url) {
+  loadSp();
+  const query = Object.fromEntries(url.searchParams.entries());
+  if (query.SAMLRequest) {
+    const { extract } = await idp.parseLogoutRequest(sp, 'redirect', {
+      query, octetString: octets(url, 'SAMLRequest'),
+    });
+    lastLogout = { from: 'sp', nameId: extract.nameID, sessionIndex: extract.sessionIndex };
+    const { context } = idp.createLogoutResponse(sp, { extract }, 'redirect', query.RelayState || '');
+    res.writeHead(302, { location: context, 'cache-control': 'no-store' });
+    res.end();
+    return;
+  }
+  const { extract } = await idp.parseLogoutResponse(sp, 'redirect', {
+    query, octetString: octets(url, 'SAMLResponse'),
+  });
+  lastLogout = { from: 'idp', response: extract.response, issuer: extract.issuer };
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end(`logout response ok ${JSON.stringify(extract.response || {})}\n`);
+}
+
+function sloInit(res, url) {
+  loadSp();
+  const user = users[url.searchParams.get('user')];
+  const s = user && sessions[user.email];
+  if (!s) {
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('no session\n');
+    return;
+  }
+  const { context } = idp.createLogoutRequest(sp, 'redirect',
+    { logoutNameID: s.nameId, sessionIndex: s.sessionIndex });
+  res.writeHead(302, { location: context, 'cache-control': 'no-store' });
+  res.end();
+}
+
 const server = http.createServer(async (req, res) => {
   try {
     const url = new URL(req.url, 'http://127.0.0.1');
@@ -169,6 +232,13 @@ const server = http.createServer(async (req, res) => {
       res.end(idp.getMetadata());
     } else if (url.pathname === '/sso' && req.method === 'GET') {
       await sso(req, res, url);
+    } else if (url.pathname === '/slo') {
+      await slo(req, res, url);
+    } else if (url.pathname === '/slo-init') {
+      sloInit(res, url);
+    } else if (url.pathname === '/state') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(lastLogout));
     } else if (url.pathname === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok\n');
