@@ -38,8 +38,10 @@ typedef struct op_proc {
 
 static op_proc op_main;
 
-/* Starts the OP; auth_methods may be NULL. Returns 0 once it printed ready. */
-static int op_start(op_proc *op, const char *auth_methods)
+/* One try: starts the OP and waits 30 s for its ready line. On failure the
+ * child is killed and reaped (a leaked node would keep every descriptor this
+ * process inherited, a lock file's among them). */
+static int op_start_once(op_proc *op, const char *auth_methods)
 {
     int in[2], out[2];
     if (pipe(in) || pipe(out))
@@ -84,9 +86,20 @@ static int op_start(op_proc *op, const char *auth_methods)
     close(out[0]);
     if (sscanf(line, "ready port=%d issuer=%63s", &op->port, op->issuer) != 2) {
         fprintf(stderr, "oidc-op did not start (npm ci in tests/oidc-op?): %s\n", line);
+        close(op->stdin_fd);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        op->pid = 0;
         return -1;
     }
     return 0;
+}
+
+/* Starts the OP; auth_methods may be NULL. Returns 0 once it printed ready.
+ * Under load node has been seen stuck before it listens: a second try. */
+static int op_start(op_proc *op, const char *auth_methods)
+{
+    return op_start_once(op, auth_methods) == 0 ? 0 : op_start_once(op, auth_methods);
 }
 
 static void op_stop(op_proc *op)
