@@ -494,5 +494,67 @@ def test_R26_dsync_events_emitted_and_a_no_op_emits_nothing():
         assert added["user"]["id"] == u and added["group"]["id"] == g, json.dumps(added)
 
 
+@test
+def test_R23_R27_sigkill_during_scim_writes_loses_and_duplicates_nothing():
+    """Every write is one transaction: rolegate SIGKILLed while two clients
+    create users and add them to a mapped group; after the restart every
+    acknowledged user is there exactly once, each with its membership and
+    the role of its group, and no half-written user exists."""
+    import threading
+    with dsync_env() as (rg, ds):
+        g = ds.group("Admins")
+        ds.map((g, "admin"))
+        acked, stop = [], threading.Event()
+
+        def writer(k):
+            c = Dsync.__new__(Dsync)
+            c.__dict__.update(ds.__dict__)
+            c.conn = None
+            i = 0
+            while not stop.is_set():
+                try:
+                    st, b = c.scim("POST", "/Users", {"userName": f"w{k}-{i}@example.com"})
+                    if st == 201:
+                        st2, _ = c.scim("PATCH", f"/Groups/{g}", {"schemas": [PATCHOP],
+                                        "Operations": [{"op": "add", "path": "members",
+                                                        "value": [{"value": b["id"]}]}]})
+                        acked.append((b["id"], st2 == 204))
+                except OSError:
+                    return
+                i += 1
+
+        ts = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+        for t in ts:
+            t.start()
+        harness.wait_until(lambda: len(acked) >= 30, 20, "some writes")
+        rg.proc.kill()
+        rg.proc.wait()
+        stop.set()
+        for t in ts:
+            t.join()
+        rg.proc = None
+        rg.start()
+        ds.conn = None
+        st, b = ds.scim("GET", "/Users?count=1000")
+        ids = [u["id"] for u in b["Resources"]]
+        assert len(ids) == len(set(ids)) == b["totalResults"], b["totalResults"]
+        names = [u["userName"] for u in b["Resources"]]
+        assert len(names) == len(set(names))
+        for uid, in_group in acked:
+            assert uid in ids, uid
+            du = ds.duser(uid)
+            want = "admin" if in_group else du["role"]["slug"]
+            assert du["role"] == {"slug": want}, du
+        for uid in ids:   # none half-written: each has its user and membership
+            du = ds.duser(uid)
+            assert du["user_id"] and du["role"], du
+        members = ds.scim("GET", f"/Groups/{g}")[1]["members"]
+        assert {m["value"] for m in members} >= {u for u, ok_ in acked if ok_}
+        ms = rg.memberships(ds.org)
+        assert len(ms) == len(ids), (len(ms), len(ids))
+        print(f"  {len(acked)} acknowledged creates before SIGKILL, {len(ids)} users after "
+              f"restart", flush=True)
+
+
 if __name__ == "__main__":
     harness.run_all()
