@@ -263,6 +263,9 @@ int rg_http_route_add_limit(rg_http_server *s, const char *method, const char *p
     if (rc != 0)
         rg_log(RG_LOG_ERROR, "event=route_add listener=%s error=%s method=%s pattern=%s",
                s->name, err.code, method, pattern);
+    else   /* the route table, read by tests/integration/test_openapi.py (issue 11 item 10) */
+        rg_log(RG_LOG_DEBUG, "event=route listener=%s method=%s pattern=%s", s->name, method,
+               pattern);
     return rc;
 }
 
