@@ -3,7 +3,8 @@
 run, against real rolegate processes sharing one store and key directory:
   A  refresh = false (snapshot tokens of 8 h): wrk -t2 -c32 on one cookie
   B  refresh = true, refresh_after 60 s, a young token (no refresh due)
-     (target: no measurable drop against A); A and B alternate twice.
+     (target: no measurable drop against A); A and B alternate for ROUNDS
+     rounds (default 4, the order swapped each round), median B/A printed.
   C  the cost of one refresh: N distinct tokens, each sent once over one
      keep-alive connection, to an instance where they are older than
      refresh_after (every request refreshes: membership read, role table from
@@ -11,7 +12,8 @@ run, against real rolegate processes sharing one store and key directory:
      request is a cache miss: one ES256 verification). rolegate's own CPU
      time (/proc/PID/stat) per request, the difference is the refresh; set
      against the ES256 sign cost measured in this process with openssl.
-Prints the machine. Env: DURATION (wrk, default 8s), BENCH_N (C, 1500)."""
+Prints the machine. Env: DURATION (wrk, default 4s), ROUNDS (4), BENCH_N
+(C, 1500)."""
 import http.client
 import json
 import os
@@ -29,7 +31,8 @@ import harness  # noqa: E402
 from harness import Rolegate  # noqa: E402
 from test_auth_common import COOKIE, new_session, setup_member  # noqa: E402
 
-DURATION = os.environ.get("DURATION", "8s")
+DURATION = os.environ.get("DURATION", "4s")
+ROUNDS = int(os.environ.get("ROUNDS", "4"))
 N = int(os.environ.get("BENCH_N", "1500"))
 
 
@@ -49,7 +52,8 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port, token):
+def wrk(port, token, pid):
+    c0 = cpu_seconds(pid)
     out = subprocess.run(["wrk", "-t2", "-c32", f"-d{DURATION}", "--latency",
                           "-H", f"Cookie: {COOKIE}={token}",
                           f"http://127.0.0.1:{port}/auth"],
@@ -57,8 +61,9 @@ def wrk(port, token):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     assert not non2xx, out
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
-    return rps, p99
+    p99 = re.search(r"\n\s+99%\s+(\S+)", out).group(1)
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    return rps, p99, (cpu_seconds(pid) - c0) / max(n, 1) * 1e6
 
 
 def sequential(port, tokens):
@@ -98,16 +103,25 @@ def main():
         ids = setup_member(off)
         t_off = new_session(off, ids["om"], "bench")["token"]
         t_on = new_session(on, ids["om"], "bench")["token"]
-        rows = []
-        for rnd in (1, 2):
-            for name, rg, tok in (("A refresh off", off, t_off), ("B refresh on, none due", on, t_on)):
-                rps, p99 = wrk(rg.public_port, tok)
-                rows.append((name, rps))
-                print(f"  round {rnd} {name:24s} {rps:9.0f} req/s  p99 {p99}", flush=True)
-        a = sum(r for n, r in rows if n.startswith("A")) / 2
-        b = sum(r for n, r in rows if n.startswith("B")) / 2
-        print(f"B/A (refresh on, none due / refresh off): {b / a:.3f}  (mean of 2 rounds each)")
-
+        ratios, cpu = [], []
+        for rnd in range(1, ROUNDS + 1):
+            # alternate which goes first: the machine is shared and noisy
+            pair = [("A refresh off", off, t_off), ("B refresh on, none due", on, t_on)]
+            got = {}
+            for name, rg, tok in (pair if rnd % 2 else pair[::-1]):
+                rps, p99, us = wrk(rg.public_port, tok, rg.proc.pid)
+                got[name[0]] = (rps, us)
+                print(f"  round {rnd} {name:24s} {rps:9.0f} req/s  p99 {p99:>8s}  "
+                      f"{us:5.1f} us CPU/request", flush=True)
+            ratios.append(got["B"][0] / got["A"][0])
+            cpu.append(got["B"][1] / got["A"][1])
+        ratios.sort()
+        med = (ratios[(len(ratios) - 1) // 2] + ratios[len(ratios) // 2]) / 2
+        print(f"B/A req/s per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {med:.2f}")
+        cpu.sort()
+        cmed = (cpu[(len(cpu) - 1) // 2] + cpu[len(cpu) // 2]) / 2
+        print(f"B/A rolegate CPU per request (less noisy): "
+              f"{', '.join(f'{r:.2f}' for r in cpu)}; median {cmed:.2f}")
         print(f"C: issuing {N} sessions ...", flush=True)
         tokens = [new_session(on, ids["om"], f"bench {i}")["token"] for i in range(N)]
         time.sleep(1.2)   # older than the `due` instance's refresh_after
