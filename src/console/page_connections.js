@@ -130,7 +130,8 @@ function oidcPanel(main, c) {
     field('Client secret', inputs.client_secret), field('Scopes (space-separated)', inputs.scopes),
     field('Groups claim (dotted path, e.g. realm_access.roles)', inputs.groups_claim),
     h('button', { type: 'submit', text: 'Save' })), slot,
-    h('p', { class: 'muted', text: 'Redirect URI to register at the IdP: {base_url}/oidc/callback' })));
+    h('p', { class: 'muted' }, 'Redirect URI to register at the IdP: ',
+      h('code', { id: 'oidc-redirect-uri', text: c.redirect_uri || '(not reported by this rolegate)' }))));
 }
 
 export async function mappingsPanel(main, c, client = { api, listAll, roles: null }) {

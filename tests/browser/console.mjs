@@ -352,4 +352,44 @@ scenarios.directory_map = async (page) => {
   return { roles };
 };
 
+// Environment: multiple roles and the default role (PATCH /environment).
+scenarios.environment = async (page) => {
+  await signIn(page);
+  await page.goto(env.admin + '/#/roles');
+  await page.waitForSelector('#env-form');
+  await page.check('#env-multiple');
+  await page.selectOption('#env-default', 'viewer');
+  await page.click('#env-form button[type=submit]');
+  await page.waitForSelector('#env-form + div .notice');
+  const e = (await admin('GET', '/environment')).body;
+  eq([e.multiple_roles, e.default_role], [true, 'viewer'], 'environment saved');
+  return {};
+};
+
+// An OIDC connection made in the console: its fields, the secret never
+// shown back, the groups claim edited, the redirect URI to register shown.
+scenarios.oidc_connection = async (page) => {
+  await signIn(page);
+  await page.goto(env.admin + `/#/connections/org/${env.org}`);
+  await page.waitForSelector('#conn-form');
+  await page.selectOption('#conn-type', 'oidc');
+  await page.fill('#conn-name', 'Keycloak');
+  await page.fill('#conn-issuer', 'https://idp.example.com/realms/acme');
+  await page.fill('#conn-client-id', 'rolegate');
+  await page.fill('#conn-client-secret', 'not-shown-again-0123');
+  await page.click('#conn-form button[type=submit]');
+  await page.waitForSelector('#oidc-form');
+  const connId = decodeURIComponent(page.url().split('#/connections/conn/')[1]);
+  eq(await page.inputValue('#oidc-issuer'), 'https://idp.example.com/realms/acme', 'issuer shown');
+  eq(await page.inputValue('#oidc-client-secret'), '', 'the secret is not shown back');
+  assert(!(await page.content()).includes('not-shown-again-0123'), 'secret not in the page');
+  await page.fill('#oidc-groups-claim', 'realm_access.roles');
+  await page.click('#oidc-form button[type=submit]');
+  await page.waitForSelector('#oidc-result .notice');
+  const c = (await admin('GET', `/connections/${connId}`)).body;
+  eq(c.groups_claim, 'realm_access.roles', 'groups claim saved');
+  eq(await text(page, '#oidc-redirect-uri'), c.redirect_uri, 'the redirect URI to register is shown');
+  return { redirect_uri: c.redirect_uri };
+};
+
 await main(scenarios);

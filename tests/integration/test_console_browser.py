@@ -284,5 +284,22 @@ def test_console_directories_token_once_scim_url_group_mapping_R28():
         assert res["roles"] == "admin", res
 
 
+@test
+def test_console_environment_multiple_roles_and_default_role_R12():
+    with LoginServer() as rg:
+        setup_roles(rg)
+        browser("environment", rg)
+        env = rg.ok("GET", "/environment")
+        assert env["multiple_roles"] is True and env["default_role"] == "viewer", env
+
+
+@test
+def test_console_oidc_connection_fields_secret_never_shown():
+    with LoginServer() as rg:
+        org = rg.ok("POST", "/organizations", {"name": "Acme"})["id"]
+        out = browser("oidc_connection", rg, org=org)
+        assert out["redirect_uri"] == rg.base + "/oidc/callback", out
+
+
 if __name__ == "__main__":
     run_all()
