@@ -25,6 +25,7 @@
 #include "rolegate/oidc.h"
 #include "rolegate/saml.h"
 #include "rolegate/http.h"
+#include "rolegate/metrics.h"
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
@@ -217,8 +218,10 @@ static int on_remote_revoke(void *gw, const char *sid, int64_t exp)
                              exp, rg_now());
 }
 
-/* GET /metrics (admin listener): Prometheus text of the cache layer, so
- * a Redis outage shows as a metric as well as a log line and /readyz. */
+/* GET /metrics (admin listener, the admin key): Prometheus text. The cache
+ * layer's figures (the rolegate_redis_* series only when Redis is
+ * configured, issue 11 item 9), the role-table cache hit ratio, then the
+ * metrics registry (logins, /auth, IdP calls: metrics.h). */
 static void h_metrics(rg_http_req *req, void *ctx)
 {
     const rg_ctx *c = ctx;
@@ -226,31 +229,48 @@ static void h_metrics(rg_http_req *req, void *ctx)
     memset(&st, 0, sizeof st);
     if (c->cache)
         rg_cache_stats_get(c->cache, &st);
-    char body[2048];
-    int n = snprintf(body, sizeof body,
+    rg_buf b = {0};
+    if (c->config && c->config->redis.url[0])
+        rg_buf_printf(&b,
+            "# TYPE rolegate_redis_up gauge\nrolegate_redis_up %d\n"
+            "# TYPE rolegate_redis_commands_up gauge\nrolegate_redis_commands_up %d\n"
+            "# TYPE rolegate_redis_subscriber_up gauge\nrolegate_redis_subscriber_up %d\n"
+            "# TYPE rolegate_redis_failures_total counter\nrolegate_redis_failures_total %lu\n"
+            "# TYPE rolegate_redis_skipped_total counter\nrolegate_redis_skipped_total %lu\n"
+            "# TYPE rolegate_redis_connects_total counter\nrolegate_redis_connects_total %lu\n",
+            c->cache ? rg_cache_redis_up(c->cache) : 0, st.redis_up, st.subscriber_up,
+            st.redis_failures, st.redis_skipped, st.redis_connects);
+    unsigned long total = st.table_local_hits + st.table_redis_hits + st.table_store_loads;
+    rg_buf_printf(&b,
         "# TYPE rolegate_redis_configured gauge\nrolegate_redis_configured %d\n"
-        "# TYPE rolegate_redis_up gauge\nrolegate_redis_up %d\n"
-        "# TYPE rolegate_redis_commands_up gauge\nrolegate_redis_commands_up %d\n"
-        "# TYPE rolegate_redis_subscriber_up gauge\nrolegate_redis_subscriber_up %d\n"
-        "# TYPE rolegate_redis_failures_total counter\nrolegate_redis_failures_total %lu\n"
-        "# TYPE rolegate_redis_skipped_total counter\nrolegate_redis_skipped_total %lu\n"
-        "# TYPE rolegate_redis_connects_total counter\nrolegate_redis_connects_total %lu\n"
         "# TYPE rolegate_role_table_lookups_total counter\n"
         "rolegate_role_table_lookups_total{source=\"local\"} %lu\n"
         "rolegate_role_table_lookups_total{source=\"redis\"} %lu\n"
         "rolegate_role_table_lookups_total{source=\"store\"} %lu\n"
+        "# HELP rolegate_role_table_cache_hit_ratio Role-table lookups served by a cache "
+        "(in-process or Redis) rather than the store, since start.\n"
+        "# TYPE rolegate_role_table_cache_hit_ratio gauge\n"
+        "rolegate_role_table_cache_hit_ratio %.4f\n"
         "# TYPE rolegate_role_table_invalidations_received_total counter\n"
         "rolegate_role_table_invalidations_received_total %lu\n"
         "# TYPE rolegate_saml_replay_checks_local_total counter\n"
         "rolegate_saml_replay_checks_local_total %lu\n"
         "# TYPE rolegate_saml_replay_checks_unavailable_total counter\n"
         "rolegate_saml_replay_checks_unavailable_total %lu\n",
-        st.configured, c->cache ? rg_cache_redis_up(c->cache) : 0, st.redis_up,
-        st.subscriber_up, st.redis_failures, st.redis_skipped,
-        st.redis_connects, st.table_local_hits, st.table_redis_hits, st.table_store_loads,
+        st.configured, st.table_local_hits, st.table_redis_hits, st.table_store_loads,
+        total ? (double)(st.table_local_hits + st.table_redis_hits) / (double)total : 0.0,
         st.invalidations_received, st.replay_local, st.replay_unavailable);
-    rg_http_send(req, 200, "text/plain; version=0.0.4", body,
-                 n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+    char *reg = rg_metrics_render();
+    if (reg)
+        rg_buf_puts(&b, reg);
+    free(reg);
+    if (b.oom || !b.data) {
+        rg_buf_free(&b);
+        rg_http_send(req, 500, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    rg_http_send(req, 200, "text/plain; version=0.0.4", b.data, b.len);
+    rg_buf_free(&b);
 }
 
 /* Issue 11 item 3: a port in use is found before anything is written to

@@ -187,6 +187,9 @@ size_t rg_http_form_all(const rg_http_req *r, const char *name, const char **out
 int rg_http_add_header(rg_http_req *r, const char *name, const char *value);
 /* Answers with status and body (copied), content_type may be NULL. Returns
  * 0, or RG_ERR if the request was already answered. */
+/* The status answered so far (0 before a send): for a wrapper that meters
+ * a handler (issue 11 item 9). */
+int rg_http_response_status(const rg_http_req *r);
 int rg_http_send(rg_http_req *r, int status, const char *content_type,
                  const void *body, size_t len);
 /* The same without a copy: body must live in the request's arena (or be

@@ -7,9 +7,11 @@
  * and the new cookie answered as Set-Cookie. Only a trusted proxy
  * gets the login redirect (X-Forwarded-* believed from it alone). */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 #include "gw_internal.h"
 #include "pages.h"
+#include "rolegate/metrics.h"
 #include "rolegate/util.h"
 
 #define MAX_REQUIRE 32
@@ -338,4 +340,16 @@ void gw_h_auth(rg_http_req *req, void *ctx)
     }
     rg_slugs_clear(&table_perms);
     rg_session_claims_clear(&c);
+}
+
+/* Issue 11 item 9: /auth answers by status and their latency. */
+void gw_h_auth_metered(rg_http_req *req, void *ctx)
+{
+    int64_t t0 = rg_mono_us();
+    gw_h_auth(req, ctx);
+    char st[16];
+    snprintf(st, sizeof st, "%d", rg_http_response_status(req));
+    rg_metrics_add("rolegate_auth_requests_total", "status", st, NULL, NULL, 1);
+    rg_metrics_observe("rolegate_auth_duration_seconds", NULL, NULL,
+                       (double)(rg_mono_us() - t0) / 1e6);
 }

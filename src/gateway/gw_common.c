@@ -239,7 +239,7 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     if (pub) {
         /* nginx auth_request keeps the original method: answer them all */
         for (size_t i = 0; !rc && i < sizeof auth_methods / sizeof *auth_methods; i++)
-            rc = add(pub, auth_methods[i], "/auth", gw_h_auth, gw, 0, err);
+            rc = add(pub, auth_methods[i], "/auth", gw_h_auth_metered, gw, 0, err);
         if (!rc)
             rc = add(pub, "GET", "/.well-known/jwks.json", gw_h_jwks, gw, 0, err);
         if (!rc)

@@ -59,6 +59,8 @@ int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *o
 
 /* The handlers (ctx is the rg_gateway). */
 void gw_h_auth(rg_http_req *req, void *ctx);
+/* gw_h_auth counted and timed (metrics.h): what /auth is registered as. */
+void gw_h_auth_metered(rg_http_req *req, void *ctx);
 void gw_h_logout(rg_http_req *req, void *ctx);
 void gw_h_jwks(rg_http_req *req, void *ctx);
 void gw_h_sessions_create(rg_http_req *req, void *ctx);

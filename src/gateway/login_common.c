@@ -18,6 +18,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include "login_internal.h"
+#include "rolegate/metrics.h"
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
@@ -652,6 +653,8 @@ void lg_fail(rg_http_req *req, rg_gateway_login *lg, const char *conn_id, const 
         rg_log(RG_LOG_ERROR, "event=login_event_failed error=%s", eerr.code);
     json_decref(d);
     char qs[200], qm[300];
+    rg_metrics_add("rolegate_login_failures_total", "connection", conn_id ? conn_id : "unknown",
+                   "reason", code, 1);   /* issue 11 item 9 */
     rg_log(RG_LOG_INFO, "event=login result=failed protocol=%s connection_id=%s reason=%s "
            "subject=%s request_id=%s message=%s", protocol ? protocol : "unknown",
            conn_id ? conn_id : "-", code, rg_log_quote(qs, sizeof qs, subject ? subject : "-"),
@@ -819,6 +822,7 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     roles = rg_buf_take(&rb);
     matched = rg_buf_take(&mb);
     char qm[512];
+    rg_metrics_add("rolegate_login_successes_total", "connection", conn->id, NULL, NULL, 1);
     rg_log(RG_LOG_INFO, "event=login result=ok protocol=%s connection_id=%s "
            "organization_id=%s subject=%s user_id=%s groups=%zu matched=%s roles=%s "
            "role_source=%s token_cookie_bytes=%zu permissions_omitted=%d groups_overage=%d "

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <curl/curl.h>
 #include "login_internal.h"
+#include "rolegate/metrics.h"
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
@@ -282,7 +283,10 @@ static int fetch_metadata(const rg_config *cfg, const char *url, char **out, siz
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "rolegate");
+    int64_t t0 = rg_mono_us();
     CURLcode cr = curl_easy_perform(h);
+    rg_metrics_observe("rolegate_idp_request_duration_seconds", "kind", "saml_metadata",
+                       (double)(rg_mono_us() - t0) / 1e6);   /* issue 11 item 9 */
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(h);

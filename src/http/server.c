@@ -288,6 +288,11 @@ static void req_free(rg_http_req *r)
     free(r);
 }
 
+int rg_http_response_status(const rg_http_req *r)
+{
+    return r->status;
+}
+
 static void log_request(rg_http_req *r)
 {
     char m[40], p[512];

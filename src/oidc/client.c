@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "rolegate/oidc.h"
+#include "rolegate/metrics.h"
 #include "rolegate/util.h"
 
 #define MAX_GROUPS      1000
@@ -341,7 +342,10 @@ static int http_do(rg_oidc_client *c, const char *code, const char *what, const 
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
     }
+    int64_t t0 = rg_mono_us();
     CURLcode cc = curl_easy_perform(h);
+    rg_metrics_observe("rolegate_idp_request_duration_seconds", "kind", what,
+                       (double)(rg_mono_us() - t0) / 1e6);   /* issue 11 item 9 */
     char q[120];
     if (cc != CURLE_OK) {
         rg_buf_free(&s.body);

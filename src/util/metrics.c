@@ -1,0 +1,159 @@
+/* metrics.c: the process-wide metrics registry of metrics.h (issue 11
+ * item 9): a fixed table of series under one mutex (a handful of names, a
+ * few hundred series at most: a linear scan costs less than the lock),
+ * counters and fixed-bucket histograms, rendered in the Prometheus text
+ * format 0.0.4. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rolegate/metrics.h"
+#include "rolegate/util.h"
+
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+#define NB (sizeof buckets / sizeof *buckets)
+
+typedef struct series {
+    const char *name;
+    char        labels[200];
+    int         hist;
+    uint64_t    value;           /* counter, or histogram count */
+    uint64_t    bucket[NB];      /* non-cumulative */
+    double      sum;
+} series;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static series table[RG_METRICS_MAX_SERIES];
+static size_t n_series;
+static uint64_t dropped;
+
+static const struct { const char *name, *help; } helps[] = {
+    {"rolegate_login_successes_total", "Browser logins that issued a session, by connection."},
+    {"rolegate_login_failures_total", "Refused browser logins, by connection and reason code."},
+    {"rolegate_auth_requests_total", "Answers of /auth, by HTTP status."},
+    {"rolegate_auth_duration_seconds", "Time to answer /auth."},
+    {"rolegate_idp_request_duration_seconds", "Calls to identity providers (OIDC discovery, "
+                                              "JWKS, token, userinfo; SAML metadata), by kind."},
+};
+
+static void label(char *out, size_t n, size_t *at, const char *k, const char *v)
+{
+    if (!k || !v || *at >= n)
+        return;
+    int w = snprintf(out + *at, n - *at, "%s%s=\"", *at ? "," : "", k);
+    *at += w > 0 ? (size_t)w : 0;
+    for (const char *p = v; *p && *at + 3 < n; p++) {
+        if (*p == '"' || *p == '\\' || *p == '\n') {
+            out[(*at)++] = '\\';
+            out[(*at)++] = *p == '\n' ? 'n' : *p;
+        } else if ((unsigned char)*p >= 0x20) {
+            out[(*at)++] = *p;
+        }
+    }
+    if (*at + 1 < n)
+        out[(*at)++] = '"';
+    out[*at < n ? *at : n - 1] = 0;
+}
+
+/* The series name{labels}, created if new; NULL when the table is full.
+ * Under lock. */
+static series *find(const char *name, const char *labels, int hist)
+{
+    for (size_t i = 0; i < n_series; i++)
+        if (table[i].name == name && strcmp(table[i].labels, labels) == 0)
+            return &table[i];
+    for (size_t i = 0; i < n_series; i++)   /* the same name from another caller */
+        if (strcmp(table[i].name, name) == 0 && strcmp(table[i].labels, labels) == 0)
+            return &table[i];
+    if (n_series == RG_METRICS_MAX_SERIES) {
+        dropped++;
+        return NULL;
+    }
+    series *s = &table[n_series++];
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    s->hist = hist;
+    snprintf(s->labels, sizeof s->labels, "%s", labels);
+    return s;
+}
+
+void rg_metrics_add(const char *name, const char *k1, const char *v1, const char *k2,
+                    const char *v2, uint64_t n)
+{
+    char l[200] = "";
+    size_t at = 0;
+    label(l, sizeof l, &at, k1, v1);
+    label(l, sizeof l, &at, k2, v2);
+    pthread_mutex_lock(&lock);
+    series *s = find(name, l, 0);
+    if (s)
+        s->value += n;
+    pthread_mutex_unlock(&lock);
+}
+
+void rg_metrics_observe(const char *name, const char *k1, const char *v1, double seconds)
+{
+    char l[200] = "";
+    size_t at = 0;
+    label(l, sizeof l, &at, k1, v1);
+    size_t b = 0;
+    while (b < NB && seconds > buckets[b])
+        b++;
+    pthread_mutex_lock(&lock);
+    series *s = find(name, l, 1);
+    if (s) {
+        s->value++;
+        s->sum += seconds;
+        if (b < NB)
+            s->bucket[b]++;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static void render_one(rg_buf *o, const series *s)
+{
+    const char *sep = s->labels[0] ? "," : "";
+    if (!s->hist) {
+        rg_buf_printf(o, "%s%s%s%s %llu\n", s->name, s->labels[0] ? "{" : "", s->labels,
+                      s->labels[0] ? "}" : "", (unsigned long long)s->value);
+        return;
+    }
+    uint64_t cum = 0;
+    for (size_t b = 0; b < NB; b++) {
+        cum += s->bucket[b];
+        rg_buf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep,
+                      buckets[b], (unsigned long long)cum);
+    }
+    rg_buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep,
+                  (unsigned long long)s->value);
+    rg_buf_printf(o, "%s_sum%s%s%s %.6f\n", s->name, s->labels[0] ? "{" : "", s->labels,
+                  s->labels[0] ? "}" : "", s->sum);
+    rg_buf_printf(o, "%s_count%s%s%s %llu\n", s->name, s->labels[0] ? "{" : "", s->labels,
+                  s->labels[0] ? "}" : "", (unsigned long long)s->value);
+}
+
+char *rg_metrics_render(void)
+{
+    rg_buf o = {0};
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n_series; i++) {
+        int first = 1;
+        for (size_t j = 0; j < i && first; j++)
+            first = strcmp(table[j].name, table[i].name) != 0;
+        if (!first)
+            continue;   /* rendered with the first series of its name */
+        for (size_t h = 0; h < sizeof helps / sizeof *helps; h++)
+            if (strcmp(helps[h].name, table[i].name) == 0)
+                rg_buf_printf(&o, "# HELP %s %s\n", table[i].name, helps[h].help);
+        rg_buf_printf(&o, "# TYPE %s %s\n", table[i].name, table[i].hist ? "histogram" : "counter");
+        for (size_t j = i; j < n_series; j++)
+            if (strcmp(table[j].name, table[i].name) == 0)
+                render_one(&o, &table[j]);
+    }
+    rg_buf_printf(&o, "# TYPE rolegate_metrics_dropped_series_total counter\n"
+                      "rolegate_metrics_dropped_series_total %llu\n",
+                  (unsigned long long)dropped);
+    pthread_mutex_unlock(&lock);
+    return rg_buf_take(&o);
+}
