@@ -46,7 +46,7 @@ static void label(char *out, size_t n, size_t *at, const char *k, const char *v)
     for (const char *p = v; *p && *at + 3 < n; p++) {
         if (*p == '"' || *p == '\\' || *p == '\n') {
             out[(*at)++] = '\\';
-            out[(*at)++] = *p == '\n' ? 'n' : *p;
+            out[(*at)++] = (char)(*p == '\n' ? 'n' : *p);
         } else if ((unsigned char)*p >= 0x20) {
             out[(*at)++] = *p;
         }
