@@ -275,11 +275,18 @@ scenarios.members = async (page) => {
   await page.waitForSelector('.member-roles');
   const roles = await text(page, '.member-roles');
   const source = await text(page, '.role-source');
+  // the member's sessions: the one its login made, revoked from here
+  await page.click('button[aria-label^="sessions of"]');
+  await page.waitForSelector('.session-state');
+  const sessionBefore = await text(page, '.session-state');
   await shot(page, 'members');
+  await page.click('button[aria-label^="revoke session"]');
+  await page.waitForFunction(() => document.querySelector('.session-state')?.textContent === 'revoked');
+  const sessionAfter = await text(page, '.session-state');
   page.once('dialog', d => d.accept());
   await page.click('button[aria-label^="revoke"]');
   await page.waitForSelector('td.empty');
-  return { roles, source };
+  return { roles, source, sessionBefore, sessionAfter };
 };
 
 // Events: paging forward and back.

@@ -198,15 +198,22 @@ def test_console_login_through_idp_then_login_record_why_this_role_R16():
 
 
 @test
-def test_console_members_role_source_and_revoke_R17():
+def test_console_members_role_source_sessions_and_revoke_R17():
     with LoginServer() as rg:
         org, conn, idp = saml_env(rg)
         try:
             browser("login_record", rg, org=org, connection=conn)
         finally:
             idp.stop()
+        om = rg.ok("GET", f"/user_management/organization_memberships?organization_id={org}")
+        om = om["data"][0]["id"]
+        sid = rg.ok("GET", f"/user_management/organization_memberships/{om}/sessions")["data"][0]["id"]
         out = browser("members", rg, org=org)
         assert out["roles"] == "admin" and out["source"] == "idp", out
+        # the session list on the Members page; its Revoke is DELETE /sessions/{id}
+        assert out["sessionBefore"] == "active" and out["sessionAfter"] == "revoked", out
+        ev = rg.ok("GET", "/events?event=session.revoked")["data"]
+        assert [e["data"]["id"] for e in ev] == [sid], ev
         ms = rg.ok("GET", f"/user_management/organization_memberships?organization_id={org}")
         assert ms["data"] == [], ms
 
