@@ -225,49 +225,16 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
 }
 
 /* ---- revocations -------------------------------------------------------------- */
-static int publish_one(rg_cache *c, const char *sid, int64_t exp)
+/* SET key val with expiry at until plus a margin wider than any verify skew
+ * (a longer life is harmless; at least 1 s), then PUBLISH msg on the
+ * revocation channel. The key is set first: instances that miss the
+ * message load it on their next (re)subscribe. */
+static int set_and_publish(rg_cache *c, const char *key, const char *val, int64_t until,
+                           const char *msg)
 {
-    char key[KEY_MAX], chan[RG_CONFIG_STR + 16], val[24], msg[KEY_MAX], px[24];
-    if (rg_cache_key(c, key, sizeof key, "revoked:", sid) < 0 ||
-        rg_cache_key(c, chan, sizeof chan, "revoked", NULL) < 0 ||
-        snprintf(msg, sizeof msg, "%lld %s", (long long)exp, sid) >= (int)sizeof msg)
+    char chan[RG_CONFIG_STR + 16], px[24];
+    if (rg_cache_key(c, chan, sizeof chan, "revoked", NULL) < 0)
         return RG_EINVAL;
-    snprintf(val, sizeof val, "%lld", (long long)exp);
-    /* kept until the session could no longer verify anyway: exp plus a
-     * margin wider than any verify skew (a longer life is harmless) */
-    int64_t ttl_ms = (exp + 300) * 1000 - rg_now_ms();
-    if (ttl_ms < 1000)
-        ttl_ms = 1000;
-    snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
-    const char *set[5] = {"SET", key, val, "PX", px};
-    redisReply *r = rg_cache_redis_cmd(c, 5, set, NULL);
-    int ok = r && r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    if (!ok)
-        return RG_EIO;
-    const char *pub[3] = {"PUBLISH", chan, msg};
-    r = rg_cache_redis_cmd(c, 3, pub, NULL);
-    ok = r && r->type == REDIS_REPLY_INTEGER;
-    freeReplyObject(r);
-    /* the key is there: instances that miss the message load it on their
-     * next (re)subscribe */
-    return ok ? 0 : RG_EIO;
-}
-
-/* R30: SET <prefix>revoked_user:<org_id>:<sub> "<before> <until>" (expiry at
- * until + margin) and PUBLISH "u <before> <until> <org_id> <sub>". */
-static int publish_user(rg_cache *c, const char *org_sub, int64_t before, int64_t until)
-{
-    char key[KEY_MAX], name[300], chan[RG_CONFIG_STR + 16], val[48], msg[KEY_MAX], px[24];
-    const char *sp = strchr(org_sub, ' ');
-    if (!sp || snprintf(name, sizeof name, "%.*s:%s", (int)(sp - org_sub), org_sub, sp + 1) >=
-                   (int)sizeof name ||
-        rg_cache_key(c, key, sizeof key, "revoked_user:", name) < 0 ||
-        rg_cache_key(c, chan, sizeof chan, "revoked", NULL) < 0 ||
-        snprintf(msg, sizeof msg, "u %lld %lld %s", (long long)before, (long long)until,
-                 org_sub) >= (int)sizeof msg)
-        return RG_EINVAL;
-    snprintf(val, sizeof val, "%lld %lld", (long long)before, (long long)until);
     int64_t ttl_ms = (until + 300) * 1000 - rg_now_ms();
     if (ttl_ms < 1000)
         ttl_ms = 1000;
@@ -283,6 +250,34 @@ static int publish_user(rg_cache *c, const char *org_sub, int64_t before, int64_
     ok = r && r->type == REDIS_REPLY_INTEGER;
     freeReplyObject(r);
     return ok ? 0 : RG_EIO;
+}
+
+/* SET <prefix>revoked:<sid> <exp>, kept until the session could no longer
+ * verify anyway, and PUBLISH "<exp> <sid>". */
+static int publish_one(rg_cache *c, const char *sid, int64_t exp)
+{
+    char key[KEY_MAX], val[24], msg[KEY_MAX];
+    if (rg_cache_key(c, key, sizeof key, "revoked:", sid) < 0 ||
+        snprintf(msg, sizeof msg, "%lld %s", (long long)exp, sid) >= (int)sizeof msg)
+        return RG_EINVAL;
+    snprintf(val, sizeof val, "%lld", (long long)exp);
+    return set_and_publish(c, key, val, exp, msg);
+}
+
+/* R30: SET <prefix>revoked_user:<org_id>:<sub> "<before> <until>" (expiry at
+ * until + margin) and PUBLISH "u <before> <until> <org_id> <sub>". */
+static int publish_user(rg_cache *c, const char *org_sub, int64_t before, int64_t until)
+{
+    char key[KEY_MAX], name[300], val[48], msg[KEY_MAX];
+    const char *sp = strchr(org_sub, ' ');
+    if (!sp || snprintf(name, sizeof name, "%.*s:%s", (int)(sp - org_sub), org_sub, sp + 1) >=
+                   (int)sizeof name ||
+        rg_cache_key(c, key, sizeof key, "revoked_user:", name) < 0 ||
+        snprintf(msg, sizeof msg, "u %lld %lld %s", (long long)before, (long long)until,
+                 org_sub) >= (int)sizeof msg)
+        return RG_EINVAL;
+    snprintf(val, sizeof val, "%lld %lld", (long long)before, (long long)until);
+    return set_and_publish(c, key, val, until, msg);
 }
 
 static int publish_entry(rg_cache *c, const cache_revoked *v)
