@@ -31,28 +31,7 @@ static int mapped_slugs(sqlite3 *db, const char *user_id, const char *org, rg_sl
         " WHERE du.user_id = ? ORDER BY r.slug", "ss", org, user_id);
     if (!st)
         return RG_EIO;
-    int rc;
-    size_t cap = 0;
-    while ((rc = rg_st_step(db, st, err)) == 1) {
-        if (out->n == cap) {
-            cap = cap ? cap * 2 : 4;
-            char **v = realloc(out->v, cap * sizeof *v);
-            if (!v) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            out->v = v;
-        }
-        if (!(out->v[out->n] = strdup(rg_st_col(st, 0)))) {
-            rc = rg_st_oom(err);
-            break;
-        }
-        out->n++;
-    }
-    sqlite3_finalize(st);
-    if (rc < 0)
-        rg_slugs_clear(out);
-    return rc < 0 ? rc : 0;
+    return rg_st_slugs_collect(db, st, out, err);
 }
 
 /* R28 over the table: single-role the highest mapped, multiple every mapped,

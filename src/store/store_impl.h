@@ -170,6 +170,10 @@ int  rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
 
 /* Membership roles: the slugs in the organization's priority order (deleting
  * roles included, at the end). Clear with rg_slugs_clear. */
+/* Steps st to its end, appending a strdup of column 0 of each row to out
+ * (out->v NULL or grown by realloc; out->n rows so far), and finalizes st.
+ * On failure out is cleared. */
+int  rg_st_slugs_collect(sqlite3 *db, sqlite3_stmt *st, rg_slugs *out, rg_error *err);
 int  rg_st_membership_roles(sqlite3 *db, const char *om_id, rg_slugs *out, rg_error *err);
 /* Replaces a membership's roles (slugs visible in its organization, or being
  * deleted) and sets role_source and updated_at. */

@@ -570,26 +570,10 @@ int rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
 
 /* ---- membership roles ------------------------------------------------------ */
 
-int rg_st_membership_roles(sqlite3 *db, const char *om_id, rg_slugs *out, rg_error *err)
+int rg_st_slugs_collect(sqlite3 *db, sqlite3_stmt *st, rg_slugs *out, rg_error *err)
 {
-    out->v = NULL;
-    out->n = 0;
-    /* R11: in the organization's order (its own when independent, else the
-     * environment's); roles being deleted last */
-    sqlite3_stmt *st = rg_st_prep(
-        db, err,
-        "SELECT r.slug FROM membership_roles mr JOIN roles r ON r.id = mr.role_id"
-        " JOIN memberships m ON m.id = mr.membership_id"
-        " JOIN organizations o ON o.id = m.organization_id"
-        " LEFT JOIN priorities p ON p.role_id = r.id"
-        "  AND p.scope = CASE WHEN o.independent THEN o.id ELSE '' END"
-        " WHERE mr.membership_id = ?"
-        " ORDER BY r.status <> 'active', p.position IS NULL, p.position, r.slug",
-        "s", om_id);
-    if (!st)
-        return RG_EIO;
     int rc;
-    size_t cap = 0;
+    size_t cap = out->n;
     while ((rc = rg_st_step(db, st, err)) == 1) {
         if (out->n == cap) {
             cap = cap ? cap * 2 : 4;
@@ -612,6 +596,27 @@ int rg_st_membership_roles(sqlite3 *db, const char *om_id, rg_slugs *out, rg_err
         return rc;
     }
     return 0;
+}
+
+int rg_st_membership_roles(sqlite3 *db, const char *om_id, rg_slugs *out, rg_error *err)
+{
+    out->v = NULL;
+    out->n = 0;
+    /* R11: in the organization's order (its own when independent, else the
+     * environment's); roles being deleted last */
+    sqlite3_stmt *st = rg_st_prep(
+        db, err,
+        "SELECT r.slug FROM membership_roles mr JOIN roles r ON r.id = mr.role_id"
+        " JOIN memberships m ON m.id = mr.membership_id"
+        " JOIN organizations o ON o.id = m.organization_id"
+        " LEFT JOIN priorities p ON p.role_id = r.id"
+        "  AND p.scope = CASE WHEN o.independent THEN o.id ELSE '' END"
+        " WHERE mr.membership_id = ?"
+        " ORDER BY r.status <> 'active', p.position IS NULL, p.position, r.slug",
+        "s", om_id);
+    if (!st)
+        return RG_EIO;
+    return rg_st_slugs_collect(db, st, out, err);
 }
 
 int rg_st_membership_write(sqlite3 *db, const char *om_id, const char *org_id,
