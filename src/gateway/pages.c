@@ -130,15 +130,38 @@ void pg_denied(rg_http_req *req, int status, const char *code, const char *requi
     pg_send(req, status, status == 401 ? "Sign-in needed" : "Access denied", body);
 }
 
-/* 1 if s is 1..max bytes of printable ASCII (what a reason or a
- * requirement from the query may hold). */
-static int printable(const char *s, size_t max)
+/* 1 if code is one this gateway answers with (the table above or a
+ * token_* verification code), so /denied never shows a made-up one. */
+static int known_reason(const char *code)
 {
-    size_t n = 0;
-    for (; s && s[n]; n++)
-        if ((unsigned char)s[n] < 0x20 || (unsigned char)s[n] >= 0x7f || n >= max)
-            return 0;
-    return n > 0;
+    if (!code || strlen(code) > 64 || strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+                                          strlen(code))
+        return 0;
+    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+        if (strcmp(reasons[i].code, code) == 0)
+            return 1;
+    return strncmp(code, "token_", 6) == 0 && code[6];
+}
+
+/* 1 if need has the shape /auth gives X-Rolegate-Requirement: one of its
+ * three query names, '=', then 1..128 bytes of slug or id characters.
+ * Anything else in a /denied link was written by someone else (a phishing
+ * link would put "call this number" there), so the page leaves it out. */
+static int known_requirement(const char *need)
+{
+    static const char *const names[] = {"require_role=", "require_permission=",
+                                        "organization="};
+    for (size_t k = 0; need && k < sizeof names / sizeof *names; k++) {
+        size_t n = strlen(names[k]);
+        if (strncmp(need, names[k], n) != 0)
+            continue;
+        const char *v = need + n;
+        size_t len = strlen(v);
+        return len > 0 && len <= 128 &&
+               strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:") ==
+                   len;
+    }
+    return 0;
 }
 
 void pg_h_denied(rg_http_req *req, void *ctx)
@@ -146,10 +169,9 @@ void pg_h_denied(rg_http_req *req, void *ctx)
     (void)ctx;
     const char *code = rg_http_query(req, "reason");
     const char *need = rg_http_query(req, "requirement");
-    if (!printable(code, 64) || strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
-                                    strlen(code))
+    if (!known_reason(code))
         code = "access_denied";
-    pg_denied(req, 403, code, printable(need, 256) ? need : NULL);
+    pg_denied(req, 403, code, known_requirement(need) ? need : NULL);
 }
 
 void pg_h_css(rg_http_req *req, void *ctx)

@@ -204,10 +204,26 @@ def test_item5_auth_403_page_for_browsers_and_denied_page():
         # an API client still gets JSON
         st, hd, body = env.rg.public("GET", "/auth?require_permission=x:y", headers=ck)
         assert st == 403 and body == {"code": "permission_required"}, (st, body)
-        # /denied (the nginx snippet's page) escapes what it is given
+        # /denied (the nginx snippet's page) neither echoes nor escapes markup:
+        # it is not a requirement /auth could have written, so it is left out
         st, hd, page = env.rg.public("GET", "/denied?reason=%3Cb%3E&requirement=%3Cscript%3E")
-        assert st == 403 and "<script>" not in page and "&lt;script&gt;" in page, page
+        assert st == 403 and "<script>" not in page and "script" not in page, page
         assert '<code id="reason">access_denied</code>' in page, page
+        # it shows only what /auth could have said: a known reason code and
+        # a requirement of /auth's shape; a crafted link's text is left out
+        st, hd, page = env.rg.public(
+            "GET", "/denied?reason=call_support_now&requirement=Call+555-0100+to+restore")
+        assert st == 403 and "555-0100" not in page and "call_support_now" not in page, page
+        assert '<code id="reason">access_denied</code>' in page, page
+        assert 'id="requirement"' not in page, page
+        st, hd, page = env.rg.public(
+            "GET", "/denied?reason=role_required&requirement=require_role%3Dbilling-admin")
+        assert '<code id="reason">role_required</code>' in page, page
+        assert '<code id="requirement">require_role=billing-admin</code>' in page, page
+        st, hd, page = env.rg.public(
+            "GET", "/denied?reason=token_expired&requirement=require_role%3Da%20b")
+        assert '<code id="reason">token_expired</code>' in page, page
+        assert 'id="requirement"' not in page, page
 
 
 if __name__ == "__main__":
