@@ -338,6 +338,16 @@ static rg_http_server *make_server(const rg_config *cfg, const char *name,
     return s;
 }
 
+/* The probes of both listeners (ctx: the rg_ctx). */
+static const rg_http_route_def main_public_routes[] = {
+    {"GET", "/healthz", h_healthz, 0, 0},
+    {"GET", "/readyz", h_readyz, 0, 0},
+};
+static const rg_http_route_def main_admin_routes[] = {
+    {"GET", "/healthz", h_healthz, 0, 0},
+    {"GET", "/metrics", h_metrics, 0, 0},
+};
+
 static int cmd_serve(int argc, char **argv)
 {
     const char *path = NULL;
@@ -433,11 +443,12 @@ static int cmd_serve(int argc, char **argv)
     ctx.public_server = pub;
     ctx.admin_server = adm;
 
-    rg_http_route_add(pub, "GET", "/healthz", h_healthz, &ctx, 0);
-    rg_http_route_add(pub, "GET", "/readyz", h_readyz, &ctx, 0);
-    rg_http_route_add(adm, "GET", "/healthz", h_healthz, &ctx, 0);
-    rg_http_route_add(adm, "GET", "/metrics", h_metrics, &ctx, 0);
-    /* Each layer registers its routes with one call (before start). */
+    /* Each layer registers its route tables with one call (before start). */
+    if (rg_http_routes_add(pub, main_public_routes, RG_HTTP_NROUTES(main_public_routes), &ctx,
+                           &err) != 0 ||
+        rg_http_routes_add(adm, main_admin_routes, RG_HTTP_NROUTES(main_admin_routes), &ctx,
+                           &err) != 0)
+        goto start_failed;
     if (!(api = rg_api_register(adm, &ctx, &err)))          /* the admin REST API */
         goto start_failed;
     if (!(gw = rg_gateway_auth_register(&ctx, &err)))       /* /auth /logout JWKS POST /sessions */

@@ -45,15 +45,14 @@ const rg_ctx *rg_api_ctx(const rg_api *api);
 /* The public base_url of api's config (borrowed). */
 const char *rg_api_base_url(const rg_api *api);
 
-/* Route tables of each file: return 0 or a negative code. */
-int rg_api_routes_roles(rg_http_server *admin, rg_api *api);
-int rg_api_routes_orgs(rg_http_server *admin, rg_api *api);
-int rg_api_routes_directories(rg_http_server *admin, rg_api *api);   /* R27-R31 */
-
-/* The handler (and its route flags) of one route of each file, NULL if
- * none: rg_api_route_handler asks both. */
-rg_http_handler rg_api_orgs_handler(const char *method, const char *pattern, unsigned *flags);
-rg_http_handler rg_api_roles_handler(const char *method, const char *pattern, unsigned *flags);
+/* The route table of each file (registered by rg_api_register, searched by
+ * rg_api_route_handler); every handler's ctx is the rg_api. */
+extern const rg_http_route_def rg_api_roles_routes[];
+extern const size_t rg_api_roles_nroutes;
+extern const rg_http_route_def rg_api_orgs_routes[];
+extern const size_t rg_api_orgs_nroutes;
+extern const rg_http_route_def rg_api_directories_routes[];   /* R27-R31 */
+extern const size_t rg_api_directories_nroutes;
 /* ---- re-serving a route (public) ------------------------------------------ */
 /* The handler the admin API serves METHOD pattern with (its ctx is the
  * rg_api) and the route's flags, for a listener that serves the same route

@@ -124,12 +124,35 @@ typedef struct rg_http_options {
 
 /* Creates a server (not listening yet). NULL with err on a bad option. */
 rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err);
-/* Registers a route (see rg_http_router_add). Only before start. */
-int rg_http_route_add(rg_http_server *s, const char *method, const char *pattern,
-                      rg_http_handler fn, void *ctx, unsigned flags);
-/* The same with a body limit for this route (e.g. the SAML ACS form). */
-int rg_http_route_add_limit(rg_http_server *s, const char *method, const char *pattern,
-                            rg_http_handler fn, void *ctx, unsigned flags, size_t max_body);
+/* ---- route tables ---------------------------------------------------------
+ * Every listener's routes are declared as a table of rg_http_route_def, one
+ * line a route, next to the handlers they name, and registered with one
+ * call. "Where is route X" is one grep for its pattern. Example:
+ *
+ *     static const rg_http_route_def routes[] = {
+ *         {"GET",  "/widgets/{id}", h_widget_get, 0, 0},
+ *         {"POST", "/widgets",      h_widget_new, RG_HTTP_BODY_JSON, 0},
+ *     };
+ *     if (rg_http_routes_add(srv, routes, RG_HTTP_NROUTES(routes), ctx, err) != 0)
+ *         return ...;   (err names the route; the server logged it)
+ *
+ * A table whose max_body depends on the config is a const local array. */
+typedef struct rg_http_route_def {
+    const char     *method;     /* "GET" (also answers HEAD), "POST", ... */
+    const char     *pattern;    /* "/a/{name}/b" (see rg_http_router_add) */
+    rg_http_handler handler;    /* called with the ctx given to rg_http_routes_add */
+    unsigned        flags;      /* RG_HTTP_BODY_* | RG_HTTP_NO_AUTH | RG_HTTP_OFFLOAD */
+    size_t          max_body;   /* body cap for this route, 0 = the listener's */
+} rg_http_route_def;
+#define RG_HTTP_NROUTES(table) (sizeof(table) / sizeof((table)[0]))
+
+/* Registers table[0..n) on s (not started yet), every route with ctx. Fails
+ * loudly: a bad or duplicate route is logged (event=route_add error=...)
+ * and returned as RG_EINVAL / RG_ENOMEM with err naming "METHOD pattern";
+ * the routes before it stay registered (the caller gives up on the server).
+ * s NULL (a listener this run does not have) registers nothing: 0. */
+int rg_http_routes_add(rg_http_server *s, const rg_http_route_def *table, size_t n,
+                       void *ctx, rg_error *err);
 /* Binds and starts the pool. Returns 0 or RG_EIO with err. */
 int rg_http_server_start(rg_http_server *s, rg_error *err);
 /* The bound TCP port (useful with port 0). */
@@ -243,7 +266,7 @@ int rg_http_same_origin(const rg_http_req *r);
  * {"key"} -> 201 {"csrf_token","expires_at"} + cookie; GET (the token again,
  * or 401); DELETE (sign out, CSRF token needed). From then on the listener
  * also accepts the cookie instead of the bearer key, and on writes only
- * with X-CSRF-Token. Returns 0 or a negative code. */
-int rg_http_console_auth_register(rg_http_server *admin);
+ * with X-CSRF-Token. Returns 0 or a negative code with err. */
+int rg_http_console_auth_register(rg_http_server *admin, rg_error *err);
 
 #endif

@@ -34,10 +34,27 @@ const rg_ctx *rg_api_ctx(const rg_api *api)
     return api->ctx;
 }
 
+/* Every route table of the admin API (each file declares its own). */
+static const struct {
+    const rg_http_route_def *routes;
+    const size_t            *n;
+} tables[] = {
+    {rg_api_roles_routes, &rg_api_roles_nroutes},
+    {rg_api_orgs_routes, &rg_api_orgs_nroutes},
+    {rg_api_directories_routes, &rg_api_directories_nroutes},
+};
+
 rg_http_handler rg_api_route_handler(const char *method, const char *pattern, unsigned *flags)
 {
-    rg_http_handler h = rg_api_orgs_handler(method, pattern, flags);
-    return h ? h : rg_api_roles_handler(method, pattern, flags);
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (size_t i = 0; i < *tables[t].n; i++) {
+            const rg_http_route_def *d = &tables[t].routes[i];
+            if (strcmp(d->method, method) == 0 && strcmp(d->pattern, pattern) == 0) {
+                *flags = d->flags;
+                return d->handler;
+            }
+        }
+    return NULL;
 }
 
 rg_store *rg_api_store(const rg_api *api)
@@ -167,12 +184,11 @@ rg_api *rg_api_register(rg_http_server *admin, rg_ctx *ctx, rg_error *err)
     pthread_cond_init(&api->wake, &ca);
     pthread_condattr_destroy(&ca);
 
-    if (rg_api_routes_roles(admin, api) != 0 || rg_api_routes_orgs(admin, api) != 0 ||
-        rg_api_routes_directories(admin, api) != 0) {
-        rg_error_set(err, RG_ERR, 500, "api_routes", NULL, "cannot register the admin routes");
-        rg_api_free(api);
-        return NULL;
-    }
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        if (rg_http_routes_add(admin, tables[t].routes, *tables[t].n, api, err) != 0) {
+            rg_api_free(api);
+            return NULL;
+        }
     int rc = pthread_create(&api->thread, NULL, jobs_main, api);
     if (rc != 0) {
         rg_error_set(err, RG_ERR, 500, "api_jobs", NULL, "cannot start the job thread: %s",

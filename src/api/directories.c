@@ -231,35 +231,19 @@ static void h_mappings_set(rg_http_req *req, void *ctx)
 
 /* ---- routes ------------------------------------------------------------------ */
 
-typedef struct route {
-    const char *method, *pattern;
-    rg_http_handler fn;
-    unsigned flags;
-} route;
-
 #define JSON RG_HTTP_BODY_JSON
 
-static const route routes[] = {
-    {"POST", "/organizations/{id}/directories", h_dir_create, JSON},
-    {"GET", "/directories", h_dir_list, 0},
-    {"GET", "/directories/{id}", h_dir_get, 0},
-    {"DELETE", "/directories/{id}", h_dir_delete, 0},
-    {"POST", "/directories/{id}/token", h_dir_token, 0},
-    {"GET", "/directories/{id}/role_mappings", h_mappings_get, 0},
-    {"PUT", "/directories/{id}/role_mappings", h_mappings_set, JSON},
-    {"GET", "/directory_users", h_users, 0},
-    {"GET", "/directory_users/{id}", h_user, 0},
-    {"GET", "/directory_groups", h_groups, 0},
-    {"GET", "/directory_groups/{id}", h_group, 0},
+const rg_http_route_def rg_api_directories_routes[] = {
+    {"POST", "/organizations/{id}/directories", h_dir_create, JSON, 0},
+    {"GET", "/directories", h_dir_list, 0, 0},
+    {"GET", "/directories/{id}", h_dir_get, 0, 0},
+    {"DELETE", "/directories/{id}", h_dir_delete, 0, 0},
+    {"POST", "/directories/{id}/token", h_dir_token, 0, 0},
+    {"GET", "/directories/{id}/role_mappings", h_mappings_get, 0, 0},
+    {"PUT", "/directories/{id}/role_mappings", h_mappings_set, JSON, 0},
+    {"GET", "/directory_users", h_users, 0, 0},
+    {"GET", "/directory_users/{id}", h_user, 0, 0},
+    {"GET", "/directory_groups", h_groups, 0, 0},
+    {"GET", "/directory_groups/{id}", h_group, 0, 0},
 };
-
-int rg_api_routes_directories(rg_http_server *admin, rg_api *api)
-{
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = rg_http_route_add(admin, routes[i].method, routes[i].pattern, routes[i].fn,
-                                   api, routes[i].flags);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
+const size_t rg_api_directories_nroutes = RG_HTTP_NROUTES(rg_api_directories_routes);

@@ -9,7 +9,6 @@
 #include "rolegate/api.h"
 #include "rolegate/saml.h"
 
-#define MS "/user_management/organization_memberships"
 
 /* ---- organizations ----------------------------------------------------------- */
 
@@ -515,61 +514,35 @@ static void h_events(rg_http_req *req, void *ctx)
 
 /* ---- routes ------------------------------------------------------------------ */
 
-typedef struct route {
-    const char *method, *pattern;
-    rg_http_handler fn;
-    unsigned flags;
-} route;
-
 #define JSON RG_HTTP_BODY_JSON
 
-static const route routes[] = {
-    {"POST", "/organizations", h_org_create, JSON},
-    {"GET", "/organizations", h_org_list, 0},
-    {"GET", "/organizations/{id}", h_org_get, 0},
-    {"PATCH", "/organizations/{id}", h_org_update, JSON},
-    {"DELETE", "/organizations/{id}", h_org_delete, 0},
-    {"POST", "/organizations/{id}/connections", h_conn_create, JSON},
-    {"GET", "/organizations/{id}/connections", h_conn_list, 0},
+const rg_http_route_def rg_api_orgs_routes[] = {
+    {"POST", "/organizations", h_org_create, JSON, 0},
+    {"GET", "/organizations", h_org_list, 0, 0},
+    {"GET", "/organizations/{id}", h_org_get, 0, 0},
+    {"PATCH", "/organizations/{id}", h_org_update, JSON, 0},
+    {"DELETE", "/organizations/{id}", h_org_delete, 0, 0},
+    {"POST", "/organizations/{id}/connections", h_conn_create, JSON, 0},
+    {"GET", "/organizations/{id}/connections", h_conn_list, 0, 0},
 
-    {"GET", "/connections/{id}", h_conn_get, 0},
-    {"PATCH", "/connections/{id}", h_conn_update, JSON},
-    {"DELETE", "/connections/{id}", h_conn_delete, 0},
-    {"GET", "/connections/{id}/role_mappings", h_mappings_get, 0},
-    {"PUT", "/connections/{id}/role_mappings", h_mappings_set, JSON},
+    {"GET", "/connections/{id}", h_conn_get, 0, 0},
+    {"PATCH", "/connections/{id}", h_conn_update, JSON, 0},
+    {"DELETE", "/connections/{id}", h_conn_delete, 0, 0},
+    {"GET", "/connections/{id}/role_mappings", h_mappings_get, 0, 0},
+    {"PUT", "/connections/{id}/role_mappings", h_mappings_set, JSON, 0},
 
-    {"POST", "/user_management/users", h_user_create, JSON},
-    {"GET", "/user_management/users", h_user_list, 0},
-    {"GET", "/user_management/users/{id}", h_user_get, 0},
-    {"DELETE", "/user_management/users/{id}", h_user_delete, 0},
+    {"POST", "/user_management/users", h_user_create, JSON, 0},
+    {"GET", "/user_management/users", h_user_list, 0, 0},
+    {"GET", "/user_management/users/{id}", h_user_get, 0, 0},
+    {"DELETE", "/user_management/users/{id}", h_user_delete, 0, 0},
 
-    {"POST", MS, h_membership_create, JSON},
-    {"GET", MS, h_membership_list, 0},
-    {"GET", MS "/{id}", h_membership_get, 0},
-    {"PUT", MS "/{id}", h_membership_update, JSON},
-    {"PATCH", MS "/{id}", h_membership_update, JSON},
-    {"DELETE", MS "/{id}", h_membership_delete, 0},
+    {"POST", "/user_management/organization_memberships", h_membership_create, JSON, 0},
+    {"GET", "/user_management/organization_memberships", h_membership_list, 0, 0},
+    {"GET", "/user_management/organization_memberships/{id}", h_membership_get, 0, 0},
+    {"PUT", "/user_management/organization_memberships/{id}", h_membership_update, JSON, 0},
+    {"PATCH", "/user_management/organization_memberships/{id}", h_membership_update, JSON, 0},
+    {"DELETE", "/user_management/organization_memberships/{id}", h_membership_delete, 0, 0},
 
-    {"GET", "/events", h_events, 0},
+    {"GET", "/events", h_events, 0, 0},
 };
-
-int rg_api_routes_orgs(rg_http_server *admin, rg_api *api)
-{
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = rg_http_route_add(admin, routes[i].method, routes[i].pattern, routes[i].fn,
-                                   api, routes[i].flags);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-rg_http_handler rg_api_orgs_handler(const char *method, const char *pattern, unsigned *flags)
-{
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(routes[i].method, method) == 0 && strcmp(routes[i].pattern, pattern) == 0) {
-            *flags = routes[i].flags;
-            return routes[i].fn;
-        }
-    return NULL;
-}
+const size_t rg_api_orgs_nroutes = RG_HTTP_NROUTES(rg_api_orgs_routes);

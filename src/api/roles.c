@@ -8,7 +8,6 @@
 
 #include "rolegate/api.h"
 
-#define ORG "/authorization/organizations/{org}"
 
 static const char *org_of(rg_http_req *req)
 {
@@ -283,62 +282,39 @@ static void h_environment_update(rg_http_req *req, void *ctx)
 
 /* ---- routes ------------------------------------------------------------------ */
 
-typedef struct route {
-    const char *method, *pattern;
-    rg_http_handler fn;
-    unsigned flags;
-} route;
-
 #define JSON RG_HTTP_BODY_JSON
 
-static const route routes[] = {
-    {"POST", "/authorization/permissions", h_permission_create, JSON},
-    {"GET", "/authorization/permissions", h_permission_list, 0},
-    {"GET", "/authorization/permissions/{slug}", h_permission_get, 0},
-    {"PATCH", "/authorization/permissions/{slug}", h_permission_update, JSON},
-    {"DELETE", "/authorization/permissions/{slug}", h_permission_delete, 0},
+const rg_http_route_def rg_api_roles_routes[] = {
+    {"POST", "/authorization/permissions", h_permission_create, JSON, 0},
+    {"GET", "/authorization/permissions", h_permission_list, 0, 0},
+    {"GET", "/authorization/permissions/{slug}", h_permission_get, 0, 0},
+    {"PATCH", "/authorization/permissions/{slug}", h_permission_update, JSON, 0},
+    {"DELETE", "/authorization/permissions/{slug}", h_permission_delete, 0, 0},
 
-    {"POST", "/authorization/roles", h_role_create, JSON},
-    {"GET", "/authorization/roles", h_role_list, 0},
-    {"PUT", "/authorization/roles/priority", h_priority_set, JSON},
-    {"GET", "/authorization/roles/{slug}", h_role_get, 0},
-    {"PATCH", "/authorization/roles/{slug}", h_role_update, JSON},
-    {"DELETE", "/authorization/roles/{slug}", h_role_delete, 0},
-    {"PUT", "/authorization/roles/{slug}/permissions", h_role_permissions_set, JSON},
-    {"POST", "/authorization/roles/{slug}/permissions", h_role_permissions_add, JSON},
-    {"DELETE", "/authorization/roles/{slug}/permissions/{perm}", h_role_permission_remove, 0},
+    {"POST", "/authorization/roles", h_role_create, JSON, 0},
+    {"GET", "/authorization/roles", h_role_list, 0, 0},
+    {"PUT", "/authorization/roles/priority", h_priority_set, JSON, 0},
+    {"GET", "/authorization/roles/{slug}", h_role_get, 0, 0},
+    {"PATCH", "/authorization/roles/{slug}", h_role_update, JSON, 0},
+    {"DELETE", "/authorization/roles/{slug}", h_role_delete, 0, 0},
+    {"PUT", "/authorization/roles/{slug}/permissions", h_role_permissions_set, JSON, 0},
+    {"POST", "/authorization/roles/{slug}/permissions", h_role_permissions_add, JSON, 0},
+    {"DELETE", "/authorization/roles/{slug}/permissions/{perm}", h_role_permission_remove, 0, 0},
 
-    {"POST", ORG "/roles", h_role_create, JSON},
-    {"GET", ORG "/roles", h_role_list, 0},
-    {"PUT", ORG "/roles/priority", h_priority_set, JSON},
-    {"GET", ORG "/roles/{slug}", h_role_get, 0},
-    {"PATCH", ORG "/roles/{slug}", h_role_update, JSON},
-    {"DELETE", ORG "/roles/{slug}", h_role_delete, 0},
-    {"PUT", ORG "/roles/{slug}/permissions", h_role_permissions_set, JSON},
-    {"POST", ORG "/roles/{slug}/permissions", h_role_permissions_add, JSON},
-    {"DELETE", ORG "/roles/{slug}/permissions/{perm}", h_role_permission_remove, 0},
+    {"POST", "/authorization/organizations/{org}/roles", h_role_create, JSON, 0},
+    {"GET", "/authorization/organizations/{org}/roles", h_role_list, 0, 0},
+    {"PUT", "/authorization/organizations/{org}/roles/priority", h_priority_set, JSON, 0},
+    {"GET", "/authorization/organizations/{org}/roles/{slug}", h_role_get, 0, 0},
+    {"PATCH", "/authorization/organizations/{org}/roles/{slug}", h_role_update, JSON, 0},
+    {"DELETE", "/authorization/organizations/{org}/roles/{slug}", h_role_delete, 0, 0},
+    {"PUT", "/authorization/organizations/{org}/roles/{slug}/permissions",
+     h_role_permissions_set, JSON, 0},
+    {"POST", "/authorization/organizations/{org}/roles/{slug}/permissions",
+     h_role_permissions_add, JSON, 0},
+    {"DELETE", "/authorization/organizations/{org}/roles/{slug}/permissions/{perm}",
+     h_role_permission_remove, 0, 0},
 
-    {"GET", "/environment", h_environment_get, 0},
-    {"PATCH", "/environment", h_environment_update, JSON},
+    {"GET", "/environment", h_environment_get, 0, 0},
+    {"PATCH", "/environment", h_environment_update, JSON, 0},
 };
-
-int rg_api_routes_roles(rg_http_server *admin, rg_api *api)
-{
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = rg_http_route_add(admin, routes[i].method, routes[i].pattern, routes[i].fn,
-                                   api, routes[i].flags);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-rg_http_handler rg_api_roles_handler(const char *method, const char *pattern, unsigned *flags)
-{
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(routes[i].method, method) == 0 && strcmp(routes[i].pattern, pattern) == 0) {
-            *flags = routes[i].flags;
-            return routes[i].fn;
-        }
-    return NULL;
-}
+const size_t rg_api_roles_nroutes = RG_HTTP_NROUTES(rg_api_roles_routes);

@@ -65,24 +65,25 @@ static void h_portal_file(rg_http_req *req, void *ctx)
     send_asset(req, f && public_asset(f) ? f : "");
 }
 
+static const rg_http_route_def console_admin_routes[] = {
+    {"GET", "/", h_index, RG_HTTP_NO_AUTH, 0},
+    {"GET", "/console/{file}", h_file, RG_HTTP_NO_AUTH, 0},
+};
+
+static const rg_http_route_def console_public_routes[] = {
+    {"GET", "/portal", h_portal, 0, 0},
+    {"GET", "/portal/assets/{file}", h_portal_file, 0, 0},
+};
+
 int rg_gateway_console_register(struct rg_http_server *pub, struct rg_http_server *adm,
                                 rg_error *err)
 {
-    int rc = 0;
-    if (adm) {
-        rc = rg_http_route_add(adm, "GET", "/", h_index, NULL, RG_HTTP_NO_AUTH);
-        if (!rc)
-            rc = rg_http_route_add(adm, "GET", "/console/{file}", h_file, NULL,
-                                   RG_HTTP_NO_AUTH);
-        if (!rc)
-            rc = rg_http_console_auth_register(adm);
-    }
-    if (!rc && pub) {
-        rc = rg_http_route_add(pub, "GET", "/portal", h_portal, NULL, 0);
-        if (!rc)
-            rc = rg_http_route_add(pub, "GET", "/portal/assets/{file}", h_portal_file, NULL, 0);
-    }
-    if (rc)
-        rg_error_set(err, rc, 500, "route_invalid", NULL, "cannot add the console routes");
+    int rc = rg_http_routes_add(adm, console_admin_routes, RG_HTTP_NROUTES(console_admin_routes),
+                                NULL, err);
+    if (!rc && adm)
+        rc = rg_http_console_auth_register(adm, err);
+    if (!rc)
+        rc = rg_http_routes_add(pub, console_public_routes,
+                                RG_HTTP_NROUTES(console_public_routes), NULL, err);
     return rc;
 }

@@ -179,15 +179,32 @@ void rg_gateway_free(rg_gateway *gw)
     free(gw);
 }
 
-static int add(rg_http_server *s, const char *method, const char *path, rg_http_handler fn,
-               rg_gateway *gw, unsigned flags, rg_error *err)
-{
-    int rc = rg_http_route_add(s, method, path, fn, gw, flags);
-    if (rc)
-        return rg_error_set(err, rc, 500, "route_invalid", NULL, "cannot add %s %s", method,
-                            path);
-    return 0;
-}
+/* The routes of the rg_gateway (ctx of every handler). nginx auth_request
+ * keeps the original method: /auth answers them all. */
+static const rg_http_route_def gw_public_routes[] = {
+    {"GET", "/auth", gw_h_auth_metered, 0, 0},
+    {"POST", "/auth", gw_h_auth_metered, 0, 0},
+    {"PUT", "/auth", gw_h_auth_metered, 0, 0},
+    {"PATCH", "/auth", gw_h_auth_metered, 0, 0},
+    {"DELETE", "/auth", gw_h_auth_metered, 0, 0},
+    {"OPTIONS", "/auth", gw_h_auth_metered, 0, 0},
+    {"GET", "/.well-known/jwks.json", gw_h_jwks, 0, 0},
+    {"GET", "/logout", gw_h_logout, 0, 0},
+    {"POST", "/logout", gw_h_logout, 0, 0},
+    /* the pages a person sees: pages.c */
+    {"GET", "/assets/rolegate.css", pg_h_css, 0, 0},
+    {"GET", "/signed-out", pg_h_signed_out, 0, 0},
+    {"GET", "/denied", pg_h_denied, 0, 0},
+    {"GET", "/whoami", gw_h_whoami, 0, 0},
+};
+
+/* Admin-issued sessions (sessions_admin.c): they stay with the gateway, whose
+ * revocation list and token cache they write (api/ is below gateway/). */
+static const rg_http_route_def gw_admin_routes[] = {
+    {"POST", "/sessions", gw_h_sessions_create, RG_HTTP_BODY_JSON, 0},
+    {"GET", "/user_management/organization_memberships/{id}/sessions", gw_h_sessions_list, 0, 0},
+    {"DELETE", "/sessions/{id}", gw_h_sessions_delete, 0, 0},
+};
 
 rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
 {
@@ -232,38 +249,10 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
         bl--;
     snprintf(gw->login_url, sizeof gw->login_url, "%.*s/login", (int)bl, base);
 
-    static const char *const auth_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE",
-                                               "OPTIONS"};
-    rg_http_server *pub = ctx->public_server, *adm = ctx->admin_server;
-    int rc = 0;
-    if (pub) {
-        /* nginx auth_request keeps the original method: answer them all */
-        for (size_t i = 0; !rc && i < sizeof auth_methods / sizeof *auth_methods; i++)
-            rc = add(pub, auth_methods[i], "/auth", gw_h_auth_metered, gw, 0, err);
-        if (!rc)
-            rc = add(pub, "GET", "/.well-known/jwks.json", gw_h_jwks, gw, 0, err);
-        if (!rc)
-            rc = add(pub, "GET", "/logout", gw_h_logout, gw, 0, err);
-        if (!rc)
-            rc = add(pub, "POST", "/logout", gw_h_logout, gw, 0, err);
-        /* the pages a person sees (issue 11 items 4, 5): pages.c */
-        if (!rc)
-            rc = add(pub, "GET", "/assets/rolegate.css", pg_h_css, gw, 0, err);
-        if (!rc)
-            rc = add(pub, "GET", "/signed-out", pg_h_signed_out, gw, 0, err);
-        if (!rc)
-            rc = add(pub, "GET", "/denied", pg_h_denied, gw, 0, err);
-        if (!rc)
-            rc = add(pub, "GET", "/whoami", gw_h_whoami, gw, 0, err);
-    }
-    if (!rc && adm)
-        rc = add(adm, "POST", "/sessions", gw_h_sessions_create, gw, RG_HTTP_BODY_JSON, err);
-    if (!rc && adm)
-        rc = add(adm, "GET", "/user_management/organization_memberships/{id}/sessions",
-                 gw_h_sessions_list, gw, 0, err);
-    if (!rc && adm)
-        rc = add(adm, "DELETE", "/sessions/{id}", gw_h_sessions_delete, gw, 0, err);
-    if (rc) {
+    if (rg_http_routes_add(ctx->public_server, gw_public_routes,
+                           RG_HTTP_NROUTES(gw_public_routes), gw, err) != 0 ||
+        rg_http_routes_add(ctx->admin_server, gw_admin_routes, RG_HTTP_NROUTES(gw_admin_routes),
+                           gw, err) != 0) {
         rg_gateway_free(gw);
         return NULL;
     }

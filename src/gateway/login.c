@@ -284,14 +284,6 @@ void lg_h_logins_list(rg_http_req *req, void *ctx)
 
 /* ---- registration and lifetime ---------------------------------------------- */
 
-static int route(struct rg_http_server *s, const char *m, const char *p, rg_http_handler fn,
-                 rg_gateway_login *lg, unsigned flags, size_t max_body, rg_error *err)
-{
-    int rc = max_body ? rg_http_route_add_limit(s, m, p, fn, lg, flags, max_body)
-                      : rg_http_route_add(s, m, p, fn, lg, flags);
-    return rc ? rg_error_set(err, rc, 500, "route_invalid", NULL, "cannot add %s %s", m, p) : 0;
-}
-
 rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
                                             struct rg_http_server *adm, rg_ctx *ctx,
                                             rg_error *err)
@@ -345,26 +337,21 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
     size_t acs_max = cfg->saml.max_response ? cfg->saml.max_response : RG_SAML_DEFAULT_MAX_RESPONSE;
     /* Offloaded (RG_HTTP_OFFLOAD): the handlers that sign, verify or wait on
      * an IdP, so /auth on the same poll thread never queues behind them. */
-    int rc = 0;
-    if (pub) {
-        rc = route(pub, "GET", "/login", lg_h_login, lg, RG_HTTP_OFFLOAD, 0, err);
-        if (!rc)
-            rc = route(pub, "GET", "/saml/metadata/{id}", lg_h_saml_metadata, lg, 0, 0, err);
-        if (!rc)
-            rc = route(pub, "GET", "/saml/slo/{id}", lg_h_saml_slo, lg, RG_HTTP_OFFLOAD, 0, err);
-        if (!rc)
-            rc = route(pub, "POST", "/saml/acs/{id}", lg_h_saml_acs, lg,
-                       RG_HTTP_BODY_FORM | RG_HTTP_OFFLOAD, acs_max, err);
-        if (!rc)
-            rc = route(pub, "GET", "/oidc/callback", lg_h_oidc_callback, lg, RG_HTTP_OFFLOAD,
-                       0, err);
-    }
-    if (!rc && adm) {
-        rc = route(adm, "PUT", "/connections/{id}/metadata", lg_h_metadata_put, lg,
-                   RG_HTTP_BODY_RAW | RG_HTTP_OFFLOAD, RG_SAML_MAX_METADATA, err);
-        if (!rc)
-            rc = route(adm, "GET", "/connections/{id}/logins", lg_h_logins_list, lg, 0, 0, err);
-    }
+    const rg_http_route_def public_routes[] = {
+        {"GET", "/login", lg_h_login, RG_HTTP_OFFLOAD, 0},
+        {"GET", "/saml/metadata/{id}", lg_h_saml_metadata, 0, 0},
+        {"GET", "/saml/slo/{id}", lg_h_saml_slo, RG_HTTP_OFFLOAD, 0},
+        {"POST", "/saml/acs/{id}", lg_h_saml_acs, RG_HTTP_BODY_FORM | RG_HTTP_OFFLOAD, acs_max},
+        {"GET", "/oidc/callback", lg_h_oidc_callback, RG_HTTP_OFFLOAD, 0},
+    };
+    const rg_http_route_def admin_routes[] = {
+        {"PUT", "/connections/{id}/metadata", lg_h_metadata_put,
+         RG_HTTP_BODY_RAW | RG_HTTP_OFFLOAD, RG_SAML_MAX_METADATA},
+        {"GET", "/connections/{id}/logins", lg_h_logins_list, 0, 0},
+    };
+    int rc = rg_http_routes_add(pub, public_routes, RG_HTTP_NROUTES(public_routes), lg, err);
+    if (!rc)
+        rc = rg_http_routes_add(adm, admin_routes, RG_HTTP_NROUTES(admin_routes), lg, err);
     if (rc) {
         rg_gateway_login_free(lg);
         return NULL;

@@ -381,12 +381,17 @@ static const rs reserved[] = {
 };
 #define NRESERVED (sizeof reserved / sizeof reserved[0])
 
-static int add(rg_http_server *s, const char *m, const char *path, rg_http_handler fn,
-               void *ctx, unsigned flags, size_t limit)
-{
-    return limit ? rg_http_route_add_limit(s, m, path, fn, ctx, flags, limit)
-                 : rg_http_route_add(s, m, path, fn, ctx, flags);
-}
+/* The portal's own routes (ctx: the rg_gateway_portal). */
+static const rg_http_route_def portal_admin_routes[] = {
+    {"POST", "/portal/links", h_link_create, RG_HTTP_BODY_JSON, 0},
+};
+static const rg_http_route_def portal_public_routes[] = {
+    {"POST", "/portal/api/session", h_session_create, RG_HTTP_BODY_JSON, 0},
+    {"GET", "/portal/api/session", h_session_get, 0, 0},
+    {"DELETE", "/portal/api/session", h_session_delete, 0, 0},
+    {"GET", "/portal/api/connections/{id}/test", h_test_begin, RG_HTTP_OFFLOAD, 0},
+    {"GET", "/portal/api/tests/{key}", h_test_result, 0, 0},
+};
 
 rg_gateway_portal *rg_gateway_portal_register(struct rg_http_server *pub,
                                               struct rg_http_server *adm,
@@ -405,19 +410,20 @@ rg_gateway_portal *rg_gateway_portal_register(struct rg_http_server *pub,
         rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
         return NULL;
     }
-    int rc = add(adm, "POST", "/portal/links", h_link_create, p, RG_HTTP_BODY_JSON, 0);
-    if (!rc) rc = add(pub, "POST", "/portal/api/session", h_session_create, p, RG_HTTP_BODY_JSON, 0);
-    if (!rc) rc = add(pub, "GET", "/portal/api/session", h_session_get, p, 0, 0);
-    if (!rc) rc = add(pub, "DELETE", "/portal/api/session", h_session_delete, p, 0, 0);
-    if (!rc) rc = add(pub, "GET", "/portal/api/connections/{id}/test", h_test_begin, p,
-                      RG_HTTP_OFFLOAD, 0);
-    if (!rc) rc = add(pub, "GET", "/portal/api/tests/{key}", h_test_result, p, 0, 0);
+    int rc = rg_http_routes_add(adm, portal_admin_routes, RG_HTTP_NROUTES(portal_admin_routes),
+                                p, err);
+    if (!rc)
+        rc = rg_http_routes_add(pub, portal_public_routes,
+                                RG_HTTP_NROUTES(portal_public_routes), p, err);
+    /* the re-served admin routes, each behind h_guard with its own context */
     for (size_t i = 0; !rc && i < NRESERVED; i++) {
         portal_route *r = &p->routes[p->nroutes];
         unsigned flags = 0;
         r->fn = rg_api_route_handler(reserved[i].method, reserved[i].api_pattern, &flags);
         if (!r->fn) {
-            rc = RG_EINVAL;
+            rc = rg_error_set(err, RG_EINVAL, 500, "route_invalid", NULL,
+                              "the admin API has no %s %s to re-serve", reserved[i].method,
+                              reserved[i].api_pattern);
             break;
         }
         r->p = p;
@@ -426,19 +432,20 @@ rg_gateway_portal *rg_gateway_portal_register(struct rg_http_server *pub,
         r->param = reserved[i].param;
         char path[128];
         snprintf(path, sizeof path, "/portal/api%s", reserved[i].path);
-        rc = add(pub, reserved[i].method, path, h_guard, r, flags, 0);
+        const rg_http_route_def def = {reserved[i].method, path, h_guard, flags, 0};
+        rc = rg_http_routes_add(pub, &def, 1, r, err);
         p->nroutes++;
     }
     if (!rc) {   /* the metadata upload: the gateway's own handler, XML only */
         portal_route *r = &p->routes[p->nroutes++];
         *r = (portal_route){.p = p, .scope = 'c', .param = "id", .xml_only = 1,
                             .fn = lg_h_metadata_put, .fn_ctx = lg};
-        rc = add(pub, "PUT", "/portal/api/connections/{id}/metadata", h_guard, r,
-                 RG_HTTP_BODY_RAW | RG_HTTP_OFFLOAD, RG_SAML_MAX_METADATA);
+        const rg_http_route_def def = {"PUT", "/portal/api/connections/{id}/metadata", h_guard,
+                                       RG_HTTP_BODY_RAW | RG_HTTP_OFFLOAD, RG_SAML_MAX_METADATA};
+        rc = rg_http_routes_add(pub, &def, 1, r, err);
     }
     if (rc) {
         rg_gateway_portal_free(p);
-        rg_error_set(err, rc, 500, "route_invalid", NULL, "cannot add the portal routes");
         return NULL;
     }
     return p;

@@ -492,41 +492,30 @@ static void h_schemas(rg_http_req *req, void *ctx)
 
 /* ---- routes ----------------------------------------------------------------------------- */
 
-typedef struct scim_route {
-    const char *method, *path;
-    rg_http_handler fn;
-    unsigned flags;
-} scim_route;
-
 #define RAW RG_HTTP_BODY_RAW
-#define B "/scim/v2/{dir}"
 
-static const scim_route scim_routes[] = {
-    {"GET", B "/Users", h_users_list, 0},
-    {"POST", B "/Users", h_users_create, RAW},
-    {"GET", B "/Users/{id}", h_user_get, 0},
-    {"PUT", B "/Users/{id}", h_user_put, RAW},
-    {"PATCH", B "/Users/{id}", h_user_patch, RAW},
-    {"DELETE", B "/Users/{id}", h_user_delete, 0},
-    {"GET", B "/Groups", h_groups_list, 0},
-    {"POST", B "/Groups", h_groups_create, RAW},
-    {"GET", B "/Groups/{id}", h_group_get, 0},
-    {"PUT", B "/Groups/{id}", h_group_put, RAW},
-    {"PATCH", B "/Groups/{id}", h_group_patch, RAW},
-    {"DELETE", B "/Groups/{id}", h_group_delete, 0},
-    {"GET", B "/ServiceProviderConfig", h_spc, 0},
-    {"GET", B "/ResourceTypes", h_resource_types, 0},
-    {"GET", B "/Schemas", h_schemas, 0},
+/* Every route takes bodies up to SCIM_ROUTE_MAX. */
+#define M SCIM_ROUTE_MAX
+static const rg_http_route_def scim_routes[] = {
+    {"GET", "/scim/v2/{dir}/Users", h_users_list, 0, M},
+    {"POST", "/scim/v2/{dir}/Users", h_users_create, RAW, M},
+    {"GET", "/scim/v2/{dir}/Users/{id}", h_user_get, 0, M},
+    {"PUT", "/scim/v2/{dir}/Users/{id}", h_user_put, RAW, M},
+    {"PATCH", "/scim/v2/{dir}/Users/{id}", h_user_patch, RAW, M},
+    {"DELETE", "/scim/v2/{dir}/Users/{id}", h_user_delete, 0, M},
+    {"GET", "/scim/v2/{dir}/Groups", h_groups_list, 0, M},
+    {"POST", "/scim/v2/{dir}/Groups", h_groups_create, RAW, M},
+    {"GET", "/scim/v2/{dir}/Groups/{id}", h_group_get, 0, M},
+    {"PUT", "/scim/v2/{dir}/Groups/{id}", h_group_put, RAW, M},
+    {"PATCH", "/scim/v2/{dir}/Groups/{id}", h_group_patch, RAW, M},
+    {"DELETE", "/scim/v2/{dir}/Groups/{id}", h_group_delete, 0, M},
+    {"GET", "/scim/v2/{dir}/ServiceProviderConfig", h_spc, 0, M},
+    {"GET", "/scim/v2/{dir}/ResourceTypes", h_resource_types, 0, M},
+    {"GET", "/scim/v2/{dir}/Schemas", h_schemas, 0, M},
 };
 
 int rg_gateway_scim_register(rg_gateway *gw, rg_error *err)
 {
-    rg_http_server *pub = gw->ctx->public_server;
-    for (size_t i = 0; pub && i < sizeof scim_routes / sizeof *scim_routes; i++)
-        if (rg_http_route_add_limit(pub, scim_routes[i].method, scim_routes[i].path,
-                                    scim_routes[i].fn, gw, scim_routes[i].flags,
-                                    SCIM_ROUTE_MAX))
-            return rg_error_set(err, RG_EINVAL, 500, "route_invalid", NULL, "cannot add %s %s",
-                                scim_routes[i].method, scim_routes[i].path);
-    return 0;
+    return rg_http_routes_add(gw->ctx->public_server, scim_routes, RG_HTTP_NROUTES(scim_routes),
+                              gw, err);
 }

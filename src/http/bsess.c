@@ -260,17 +260,16 @@ static void h_session_delete(rg_http_req *req, void *ctx)
     rg_http_send(req, 204, NULL, NULL, 0);
 }
 
-int rg_http_console_auth_register(rg_http_server *admin)
+static const rg_http_route_def console_session_routes[] = {
+    {"POST", "/console/session", h_session_create, RG_HTTP_BODY_JSON | RG_HTTP_NO_AUTH, 0},
+    {"GET", "/console/session", h_session_get, RG_HTTP_NO_AUTH, 0},
+    {"DELETE", "/console/session", h_session_delete, RG_HTTP_NO_AUTH, 0},
+};
+
+int rg_http_console_auth_register(rg_http_server *admin, rg_error *err)
 {
     if (rg_http_server_console_enable(admin) != 0)
-        return RG_ENOMEM;
-    int rc = rg_http_route_add(admin, "POST", "/console/session", h_session_create, admin,
-                               RG_HTTP_BODY_JSON | RG_HTTP_NO_AUTH);
-    if (!rc)
-        rc = rg_http_route_add(admin, "GET", "/console/session", h_session_get, admin,
-                               RG_HTTP_NO_AUTH);
-    if (!rc)
-        rc = rg_http_route_add(admin, "DELETE", "/console/session", h_session_delete, admin,
-                               RG_HTTP_NO_AUTH);
-    return rc;
+        return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+    return rg_http_routes_add(admin, console_session_routes,
+                              RG_HTTP_NROUTES(console_session_routes), admin, err);
 }

@@ -252,27 +252,32 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
     return s;
 }
 
-int rg_http_route_add_limit(rg_http_server *s, const char *method, const char *pattern,
-                            rg_http_handler fn, void *ctx, unsigned flags, size_t max_body)
+int rg_http_routes_add(rg_http_server *s, const rg_http_route_def *table, size_t n,
+                       void *ctx, rg_error *err)
 {
-    rg_error err;
-    assert(!s->started);
-    int rc = rg_http_router_add(s->router, method, pattern, fn, ctx, flags, max_body, &err);
-    if (rc == 0 && (flags & RG_HTTP_OFFLOAD))
-        s->offload = 1;
-    if (rc != 0)
-        rg_log(RG_LOG_ERROR, "event=route_add listener=%s error=%s method=%s pattern=%s",
-               s->name, err.code, method, pattern);
-    else   /* the route table, read by tests/integration/test_openapi.py (issue 11 item 10) */
-        rg_log(RG_LOG_DEBUG, "event=route listener=%s method=%s pattern=%s", s->name, method,
-               pattern);
-    return rc;
-}
-
-int rg_http_route_add(rg_http_server *s, const char *method, const char *pattern,
-                      rg_http_handler fn, void *ctx, unsigned flags)
-{
-    return rg_http_route_add_limit(s, method, pattern, fn, ctx, flags, 0);
+    if (!s)
+        return 0;
+    assert(!s->started && (table || n == 0));
+    for (size_t i = 0; i < n; i++) {
+        const rg_http_route_def *d = &table[i];
+        rg_error e;
+        rg_error_clear(&e);
+        int rc = rg_http_router_add(s->router, d->method, d->pattern, d->handler, ctx,
+                                    d->flags, d->max_body, &e);
+        if (rc != 0) {
+            rg_log(RG_LOG_ERROR, "event=route_add listener=%s error=%s method=%s pattern=%s",
+                   s->name, e.code, d->method ? d->method : "", d->pattern ? d->pattern : "");
+            return rg_error_set(err, rc, 500, e.code, e.field, "%s listener: %s %s: %s",
+                                s->name, d->method ? d->method : "",
+                                d->pattern ? d->pattern : "", e.message);
+        }
+        if (d->flags & RG_HTTP_OFFLOAD)
+            s->offload = 1;
+        /* the route table, read by tests/integration/test_openapi.py */
+        rg_log(RG_LOG_DEBUG, "event=route listener=%s method=%s pattern=%s", s->name,
+               d->method, d->pattern);
+    }
+    return 0;
 }
 
 static void req_free(rg_http_req *r)

@@ -166,17 +166,20 @@ static int setup(void **st)
                           .trusted_proxies = "127.0.0.1, 10.0.0.0/8"};
     f->pub = rg_http_server_new(&po, &err);
     assert_non_null(f->pub);
-    assert_int_equal(rg_http_route_add(f->pub, "GET", "/q/{id}", h_echo, ctx_tag, 0), 0);
-    assert_int_equal(rg_http_route_add(f->pub, "POST", "/json", h_json, NULL, RG_HTTP_BODY_JSON), 0);
-    assert_int_equal(rg_http_route_add(f->pub, "PATCH", "/json", h_json, NULL,
-                                       RG_HTTP_BODY_JSON | RG_HTTP_BODY_OPTIONAL), 0);
-    assert_int_equal(rg_http_route_add_limit(f->pub, "POST", "/acs", h_form, NULL,
-                                             RG_HTTP_BODY_FORM, 400 * 1024), 0);
-    assert_int_equal(rg_http_route_add(f->pub, "PUT", "/raw", h_raw, NULL, RG_HTTP_BODY_RAW), 0);
-    assert_int_equal(rg_http_route_add(f->pub, "GET", "/cookies", h_cookies, NULL, 0), 0);
-    assert_int_equal(rg_http_route_add(f->pub, "GET", "/error", h_error, NULL, 0), 0);
-    assert_int_equal(rg_http_route_add(f->pub, "GET", "/forgets", h_forgets, NULL, 0), 0);
-    assert_int_equal(rg_http_route_add(f->pub, "GET", "/redirect", h_redirect, NULL, 0), 0);
+    static const rg_http_route_def tagged[] = {{"GET", "/q/{id}", h_echo, 0, 0}};
+    static const rg_http_route_def pub_routes[] = {
+        {"POST", "/json", h_json, RG_HTTP_BODY_JSON, 0},
+        {"PATCH", "/json", h_json, RG_HTTP_BODY_JSON | RG_HTTP_BODY_OPTIONAL, 0},
+        {"POST", "/acs", h_form, RG_HTTP_BODY_FORM, 400 * 1024},
+        {"PUT", "/raw", h_raw, RG_HTTP_BODY_RAW, 0},
+        {"GET", "/cookies", h_cookies, 0, 0},
+        {"GET", "/error", h_error, 0, 0},
+        {"GET", "/forgets", h_forgets, 0, 0},
+        {"GET", "/redirect", h_redirect, 0, 0},
+    };
+    assert_int_equal(rg_http_routes_add(f->pub, tagged, 1, ctx_tag, &err), 0);
+    assert_int_equal(rg_http_routes_add(f->pub, pub_routes, RG_HTTP_NROUTES(pub_routes), NULL,
+                                        &err), 0);
     assert_int_equal(rg_http_server_start(f->pub, &err), 0);
     f->pport = rg_http_server_port(f->pub);
     assert_true(f->pport > 0);
@@ -185,8 +188,9 @@ static int setup(void **st)
                           .max_body = 8192, .admin_key = "s3cret-key"};
     f->adm = rg_http_server_new(&ao, &err);
     assert_non_null(f->adm);
-    assert_int_equal(rg_http_route_add(f->adm, "GET", "/q/{id}", h_echo, ctx_tag, 0), 0);
-    assert_int_equal(rg_http_route_add(f->adm, "GET", "/open", h_error, NULL, RG_HTTP_NO_AUTH), 0);
+    static const rg_http_route_def open_route[] = {{"GET", "/open", h_error, RG_HTTP_NO_AUTH, 0}};
+    assert_int_equal(rg_http_routes_add(f->adm, tagged, 1, ctx_tag, &err), 0);
+    assert_int_equal(rg_http_routes_add(f->adm, open_route, 1, NULL, &err), 0);
     assert_int_equal(rg_http_server_start(f->adm, &err), 0);
     f->aport = rg_http_server_port(f->adm);
     *st = f;
@@ -425,6 +429,32 @@ static void test_server_options_refused(void **st)
     rg_http_server_free(NULL);
 }
 
+/* A route table is checked as it is registered: the first bad or duplicate
+ * line fails the call with an error naming it (issue 16 item 1); a listener
+ * the run does not have registers nothing. */
+static void test_route_table_fails_loudly(void **st)
+{
+    (void)st;
+    rg_error err;
+    rg_http_options o = {.name = "t", .listen = "127.0.0.1:0", .threads = 1};
+    rg_http_server *s = rg_http_server_new(&o, &err);
+    assert_non_null(s);
+    static const rg_http_route_def dup[] = {
+        {"GET", "/a", h_error, 0, 0},
+        {"GET", "/a", h_error, 0, 0},
+    };
+    rg_error_clear(&err);
+    assert_int_equal(rg_http_routes_add(s, dup, RG_HTTP_NROUTES(dup), NULL, &err), RG_EINVAL);
+    assert_string_equal(err.code, "route_duplicate");
+    assert_non_null(strstr(err.message, "GET /a"));
+    static const rg_http_route_def bad[] = {{"GET", "/b/", h_error, 0, 0}};
+    assert_int_equal(rg_http_routes_add(s, bad, 1, NULL, &err), RG_EINVAL);
+    assert_string_equal(err.code, "route_invalid");
+    assert_non_null(strstr(err.message, "GET /b/"));
+    assert_int_equal(rg_http_routes_add(NULL, bad, 1, NULL, &err), 0);
+    rg_http_server_free(s);
+}
+
 /* ---- RG_HTTP_OFFLOAD ---------------------------------------------------------- */
 
 static atomic_int slow_done;
@@ -501,9 +531,12 @@ static rg_http_server *offload_server(int *port)
                          .connection_timeout = 5};
     rg_http_server *s = rg_http_server_new(&o, &err);
     assert_non_null(s);
-    assert_int_equal(rg_http_route_add(s, "GET", "/slow", h_slow, NULL, RG_HTTP_OFFLOAD), 0);
-    assert_int_equal(rg_http_route_add(s, "GET", "/slow-inline", h_slow, NULL, 0), 0);
-    assert_int_equal(rg_http_route_add(s, "GET", "/fast", h_fast, NULL, 0), 0);
+    static const rg_http_route_def routes[] = {
+        {"GET", "/slow", h_slow, RG_HTTP_OFFLOAD, 0},
+        {"GET", "/slow-inline", h_slow, 0, 0},
+        {"GET", "/fast", h_fast, 0, 0},
+    };
+    assert_int_equal(rg_http_routes_add(s, routes, RG_HTTP_NROUTES(routes), NULL, &err), 0);
     assert_int_equal(rg_http_server_start(s, &err), 0);
     *port = rg_http_server_port(s);
     return s;
@@ -597,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_error_body_shape_and_500_without_answer),
         cmocka_unit_test(test_admin_key_required_constant_time_compare),
         cmocka_unit_test(test_server_options_refused),
+        cmocka_unit_test(test_route_table_fails_loudly),
         cmocka_unit_test(test_offload_does_not_block_poll_thread),
         cmocka_unit_test(test_offload_stop_waits_for_worker),
     };
