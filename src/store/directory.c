@@ -13,19 +13,6 @@
 
 #define DIR_COLS "id, organization_id, name, type, state, created_at, updated_at"
 
-static int get_one(rg_store *s, const char *id, st_builder fn, json_t **out, rg_error *err)
-{
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
-    json_t *o = fn(tx.db, id ? id : "", err);
-    rc = rg_st_end(&tx, o ? 0 : rg_st_rc(err), err);
-    return rg_st_finish(rc, o, out);
-}
-
 json_t *rg_st_directory_json(sqlite3 *db, const char *id, rg_error *err)
 {
     sqlite3_stmt *st = rg_st_prep(db, err, "SELECT " DIR_COLS " FROM directories WHERE id = ?",
@@ -94,13 +81,20 @@ static int dir_create_tx(sqlite3 *db, const char *org_id, const char *name, cons
                    " created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
                    "sssssss", id, org_id, name, type, hash, ts, ts))
         return RG_EIO;
-    json_t *o = rg_st_directory_json(db, id, err);
-    if (!o || rg_st_event(db, "directory.created", json_incref(o), err)) {
-        json_decref(o);
-        return RG_EIO;
-    }
-    *out = o;
-    return 0;
+    return rg_st_answer(db, rg_st_directory_json(db, id, err), "directory.created", out, err);
+}
+
+/* The arguments of create (org_id, name, type, hash), token_set (id, hash),
+ * mappings_set (id, maps). */
+typedef struct dir_arg {
+    const char *id, *name, *type, *hash;
+    const json_t *maps;
+} dir_arg;
+
+static int dir_create_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const dir_arg *a = arg;
+    return dir_create_tx(tx->db, a->id, a->name, a->type, a->hash, out, err);
 }
 
 int rg_store_directory_create(rg_store *s, const char *org_id, const char *name,
@@ -123,35 +117,36 @@ int rg_store_directory_create(rg_store *s, const char *org_id, const char *name,
                             " \"generic scim v2.0\"");
     if (!hash_ok(token_hash))
         return rg_error_set(err, RG_EINVAL, 500, "store_error", NULL, "bad token hash");
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    json_t *o = NULL;
-    rc = dir_create_tx(tx.db, org_id ? org_id : "", name, type, token_hash, &o, err);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, o, out);
+    dir_arg a = { org_id ? org_id : "", name, type, token_hash, NULL };
+    return rg_st_write(s, dir_create_fn, &a, out, err);
 }
 
 int rg_store_directory_list(rg_store *s, const char *org_id, const rg_store_list_opts *o,
                             json_t **out, rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
-    json_t *l = NULL;
-    rc = rg_st_list(tx.db, "directories", "id", org_id ? "organization_id = ?" : "", org_id,
-                    NULL, o, 1, rg_st_directory_json, &l, err);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, l, out);
+    st_list_q q = { "directories", "id", org_id ? "organization_id = ?" : "", org_id, NULL, o,
+                    1, rg_st_directory_json, NULL };
+    return rg_st_read_list(s, &q, out, err);
 }
 
 int rg_store_directory_get(rg_store *s, const char *id, json_t **out, rg_error *err)
 {
-    return get_one(s, id, rg_st_directory_json, out, err);
+    return rg_st_get(s, rg_st_directory_json, id, out, err);
+}
+
+static int token_set_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const dir_arg *a = arg;
+    char ts[ST_TS];
+    rg_st_now(ts);
+    int rc = rg_st_exec(tx->db, err,
+                        "UPDATE directories SET token_hash = ?, updated_at = ? WHERE id = ?"
+                        " AND state = 'active'", "sss", a->hash, ts, a->id);
+    if (!rc && sqlite3_changes(tx->db) == 0)
+        rc = rg_st_not_found(err, "id", "directory", a->id);
+    if (!rc && !(*out = rg_st_directory_json(tx->db, a->id, err)))
+        rc = RG_EIO;
+    return rc;
 }
 
 int rg_store_directory_token_set(rg_store *s, const char *id, const char *token_hash,
@@ -161,43 +156,35 @@ int rg_store_directory_token_set(rg_store *s, const char *id, const char *token_
         *out = NULL;
     if (!hash_ok(token_hash))
         return rg_error_set(err, RG_EINVAL, 500, "store_error", NULL, "bad token hash");
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    char ts[ST_TS];
-    rg_st_now(ts);
-    json_t *o = NULL;
-    rc = rg_st_exec(tx.db, err,
-                    "UPDATE directories SET token_hash = ?, updated_at = ? WHERE id = ?"
-                    " AND state = 'active'", "sss", token_hash, ts, id ? id : "");
-    if (!rc && sqlite3_changes(tx.db) == 0)
-        rc = rg_st_not_found(err, "id", "directory", id ? id : "");
-    if (!rc && !(o = rg_st_directory_json(tx.db, id, err)))
-        rc = RG_EIO;
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, o, out);
+    dir_arg a = { id ? id : "", NULL, NULL, token_hash, NULL };
+    return rg_st_write(s, token_set_tx, &a, out, err);
+}
+
+typedef struct auth_arg { const char *id; char *hash, *org_id; int found; } auth_arg;
+
+static int auth_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    auth_arg *a = arg;
+    sqlite3_stmt *st = rg_st_prep(tx->db, err,
+                                  "SELECT token_hash, organization_id FROM directories"
+                                  " WHERE id = ? AND state = 'active'", "s", a->id);
+    int rc = st ? rg_st_step(tx->db, st, err) : RG_EIO;
+    if (rc == 1) {
+        snprintf(a->hash, RG_DSYNC_TOKEN_HASH, "%s", rg_st_col(st, 0));
+        snprintf(a->org_id, 64, "%s", rg_st_col(st, 1));
+    }
+    sqlite3_finalize(st);
+    a->found = rc;
+    return rc < 0 ? rc : 0;
 }
 
 int rg_store_directory_auth(rg_store *s, const char *id, char hash[RG_DSYNC_TOKEN_HASH],
                             char org_id[64], rg_error *err)
 {
     hash[0] = org_id[0] = '\0';
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = rg_st_prep(tx.db, err,
-                                  "SELECT token_hash, organization_id FROM directories"
-                                  " WHERE id = ? AND state = 'active'", "s", id ? id : "");
-    rc = st ? rg_st_step(tx.db, st, err) : RG_EIO;
-    if (rc == 1) {
-        snprintf(hash, RG_DSYNC_TOKEN_HASH, "%s", rg_st_col(st, 0));
-        snprintf(org_id, 64, "%s", rg_st_col(st, 1));
-    }
-    sqlite3_finalize(st);
-    int end = rg_st_end(&tx, rc < 0 ? rc : 0, err);
-    return end ? end : rc;
+    auth_arg a = { id ? id : "", hash, org_id, 0 };
+    int rc = rg_st_read(s, auth_tx, &a, NULL, err);
+    return rc ? rc : a.found;
 }
 
 /* ---- deletion (R31) ------------------------------------------------------------ */
@@ -229,18 +216,14 @@ static int dir_delete_tx(sqlite3 *db, const char *id, json_t **out, rg_error *er
     return 0;
 }
 
+static int dir_delete_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    return dir_delete_tx(tx->db, arg, out, err);
+}
+
 int rg_store_directory_delete(rg_store *s, const char *id, json_t **out, rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    json_t *o = NULL;
-    rc = dir_delete_tx(tx.db, id ? id : "", &o, err);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, o, out);
+    return rg_st_write(s, dir_delete_fn, (void *)(id ? id : ""), out, err);
 }
 
 long rg_st_dsync_job_batch(sqlite3 *db, const char *job_id, const char *dir_id, size_t limit,
@@ -313,21 +296,14 @@ static int list_two(rg_store *s, const char *table, const char *w_dir, const cha
     if (!dir && !other)
         return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "directory",
                             "give directory or %s", other_field);
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
-    json_t *l = NULL;
     const char *where = dir && other ? NULL : dir ? w_dir : w_other;
     char both[256];
     if (!where) {
         snprintf(both, sizeof both, "%s AND %s", w_dir, w_other);
         where = both;
     }
-    rc = rg_st_list(tx.db, table, "id", where, dir ? dir : other, dir ? other : NULL, o, 1,
-                    fn, &l, err);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, l, out);
+    st_list_q q = { table, "id", where, dir ? dir : other, dir ? other : NULL, o, 1, fn, NULL };
+    return rg_st_read_list(s, &q, out, err);
 }
 
 int rg_store_directory_user_list(rg_store *s, const char *directory_id, const char *group_id,
@@ -340,7 +316,7 @@ int rg_store_directory_user_list(rg_store *s, const char *directory_id, const ch
 
 int rg_store_directory_user_get(rg_store *s, const char *id, json_t **out, rg_error *err)
 {
-    return get_one(s, id, rg_st_dir_user_json, out, err);
+    return rg_st_get(s, rg_st_dir_user_json, id, out, err);
 }
 
 int rg_store_directory_group_list(rg_store *s, const char *directory_id, const char *user_id,
@@ -353,7 +329,7 @@ int rg_store_directory_group_list(rg_store *s, const char *directory_id, const c
 
 int rg_store_directory_group_get(rg_store *s, const char *id, json_t **out, rg_error *err)
 {
-    return get_one(s, id, rg_st_dir_group_json, out, err);
+    return rg_st_get(s, rg_st_dir_group_json, id, out, err);
 }
 
 /* ---- role mappings (R28) ---------------------------------------------------------- */
@@ -386,20 +362,18 @@ static json_t *mappings_array(sqlite3 *db, const char *dir_id, rg_error *err)
     return arr;
 }
 
+static int mappings_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    json_t *d = rg_st_directory_json(tx->db, arg, err);
+    if (!d)
+        return rg_st_rc(err);
+    json_decref(d);
+    return (*out = mappings_array(tx->db, arg, err)) ? 0 : RG_EIO;
+}
+
 int rg_store_directory_mappings_get(rg_store *s, const char *id, json_t **out, rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
-    json_t *d = rg_st_directory_json(tx.db, id ? id : "", err), *arr = NULL;
-    json_decref(d);
-    if (d && !(arr = mappings_array(tx.db, id, err)))
-        rc = RG_EIO;
-    rc = rg_st_end(&tx, d ? rc : rg_st_rc(err), err);
-    return rg_st_finish(rc, arr, out);
+    return rg_st_read(s, mappings_get_tx, (void *)(id ? id : ""), out, err);
 }
 
 static int mappings_set_tx(sqlite3 *db, const char *id, const json_t *maps, json_t **out,
@@ -445,8 +419,8 @@ static int mappings_set_tx(sqlite3 *db, const char *id, const json_t *maps, json
                                             "no role '%.64s' in this organization", slug);
             break;
         }
-        rc = rg_st_exec(db, err, "INSERT OR IGNORE INTO directory_role_mappings(directory_id,"
-                        " group_id, role_id) VALUES (?, ?, ?)", "sss", id, g, r.id);
+        rc = rg_st_exec(db, err, "INSERT INTO directory_role_mappings(directory_id, group_id,"
+                        " role_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", "sss", id, g, r.id);
     }
     json_t *after = rc ? NULL : mappings_array(db, id, err);
     if (!rc && !after)
@@ -463,6 +437,12 @@ static int mappings_set_tx(sqlite3 *db, const char *id, const json_t *maps, json
     return 0;
 }
 
+static int mappings_set_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const dir_arg *a = arg;
+    return mappings_set_tx(tx->db, a->id, a->maps, out, err);
+}
+
 int rg_store_directory_mappings_set(rg_store *s, const char *id, const json_t *mappings,
                                     json_t **out, rg_error *err)
 {
@@ -471,12 +451,6 @@ int rg_store_directory_mappings_set(rg_store *s, const char *id, const json_t *m
     if (!json_is_array(mappings))
         return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "role_mappings",
                             "a JSON array of {\"directory_group_id\", \"role_slug\"}");
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    json_t *o = NULL;
-    rc = mappings_set_tx(tx.db, id ? id : "", mappings, &o, err);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, o, out);
+    dir_arg a = { id ? id : "", NULL, NULL, NULL, mappings };
+    return rg_st_write(s, mappings_set_fn, &a, out, err);
 }

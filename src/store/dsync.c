@@ -126,9 +126,10 @@ int rg_st_dsync_recompute(sqlite3 *db, const rg_role_table *t, const char *org_i
                         "sssssss", om, user, org_id, source, status, ts, ts);
         for (size_t i = 0; !rc && i < roles.n; i++)
             rc = rg_st_exec(db, err,
-                            "INSERT OR IGNORE INTO membership_roles(membership_id, role_id)"
+                            "INSERT INTO membership_roles(membership_id, role_id)"
                             " SELECT ?, id FROM roles WHERE slug = ?"
-                            " AND (organization_id IS NULL OR organization_id = ?)",
+                            " AND (organization_id IS NULL OR organization_id = ?)"
+                            " ON CONFLICT DO NOTHING",
                             "sss", om, roles.v[i], org_id);
         json_t *m = rc ? NULL : created_json(om, user, org_id, &roles, source, status, ts);
         if (!rc && (!m || rg_st_event(db, "organization_membership.created", m, err)))
@@ -409,30 +410,41 @@ int rg_st_dsync_dir_org(sqlite3 *db, const char *dir, char org[ST_ID], rg_error 
     return rc < 0 ? rc : 0;
 }
 
+/* The arguments of a user write and delete. */
+typedef struct du_arg {
+    const char *dir, *id;
+    rg_dsync_user_fn fn;
+    void *ctx;
+    rg_dsync_outcome *oc;
+    int want_view;
+} du_arg;
+
+static int user_write_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const du_arg *a = arg;
+    if (a->oc)   /* a second run starts over */
+        memset(a->oc, 0, sizeof *a->oc);
+    char org[ST_ID], new_id[ST_ID] = "";
+    int rc = rg_st_dsync_dir_org(tx->db, a->dir, org, err);
+    if (!rc)
+        rc = user_write_tx(tx, a->dir, org, a->id, a->fn, a->ctx, a->oc, new_id, out, err);
+    if (!rc && a->want_view && !*out &&
+        !(*out = rg_st_dsync_user_view(tx->db, a->dir, new_id, err)))
+        rc = RG_EIO;
+    return rc;
+}
+
 int rg_store_dsync_user_write(rg_store *s, const char *directory_id, const char *id,
                               rg_dsync_user_fn fn, void *ctx, rg_dsync_outcome *oc,
                               json_t **out, rg_error *err)
 {
-    if (out)
-        *out = NULL;
     if (oc)
         memset(oc, 0, sizeof *oc);
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    char org[ST_ID], new_id[ST_ID] = "";
-    const char *dir = directory_id ? directory_id : "";
-    json_t *o = NULL;
-    rc = rg_st_dsync_dir_org(tx.db, dir, org, err);
-    if (!rc)
-        rc = user_write_tx(&tx, dir, org, id, fn, ctx, oc, new_id, &o, err);
-    if (!rc && out && !o && !(o = rg_st_dsync_user_view(tx.db, dir, new_id, err)))
-        rc = RG_EIO;
-    rc = rg_st_end(&tx, rc, err);
+    du_arg a = { directory_id ? directory_id : "", id, fn, ctx, oc, out != NULL };
+    int rc = rg_st_write(s, user_write_fn, &a, out, err);
     if (rc && oc)
         memset(oc, 0, sizeof *oc);
-    return rg_st_finish(rc, o, out);
+    return rc;
 }
 
 json_t *rg_st_dsync_user_view(sqlite3 *db, const char *dir, const char *id, rg_error *err)
@@ -474,19 +486,24 @@ json_t *rg_st_dsync_user_view(sqlite3 *db, const char *dir, const char *id, rg_e
     return o;
 }
 
+typedef struct view_arg {
+    const char *dir, *id;
+    json_t *(*fn)(sqlite3 *, const char *, const char *, rg_error *);
+} view_arg;
+
+static int view_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const view_arg *a = arg;
+    *out = a->fn(tx->db, a->dir, a->id, err);
+    return *out ? 0 : rg_st_rc(err);
+}
+
 int rg_st_dsync_view(rg_store *s, const char *dir,
                      json_t *(*fn)(sqlite3 *, const char *, const char *, rg_error *),
                      const char *id, json_t **out, rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
-    json_t *o = fn(tx.db, dir ? dir : "", id ? id : "", err);
-    rc = rg_st_end(&tx, o ? 0 : rg_st_rc(err), err);
-    return rg_st_finish(rc, o, out);
+    view_arg a = { dir ? dir : "", id ? id : "", fn };
+    return rg_st_read(s, view_fn, &a, out, err);
 }
 
 int rg_store_dsync_user_get(rg_store *s, const char *directory_id, const char *id,
@@ -529,6 +546,13 @@ static int user_delete_tx(sqlite3 *db, const char *dir, const char *id, rg_dsync
     return rc;
 }
 
+static int user_delete_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const du_arg *a = arg;
+    memset(a->oc, 0, sizeof *a->oc);   /* a second run starts over */
+    return user_delete_tx(tx->db, a->dir, a->id, a->oc, err);
+}
+
 int rg_store_dsync_user_delete(rg_store *s, const char *directory_id, const char *id,
                                rg_dsync_outcome *oc, rg_error *err)
 {
@@ -536,12 +560,8 @@ int rg_store_dsync_user_delete(rg_store *s, const char *directory_id, const char
     if (!oc)
         oc = &local;
     memset(oc, 0, sizeof *oc);
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    rc = user_delete_tx(tx.db, directory_id ? directory_id : "", id ? id : "", oc, err);
-    rc = rg_st_end(&tx, rc, err);
+    du_arg a = { directory_id ? directory_id : "", id ? id : "", NULL, NULL, oc, 0 };
+    int rc = rg_st_write(s, user_delete_fn, &a, NULL, err);
     if (rc)
         memset(oc, 0, sizeof *oc);
     return rc;

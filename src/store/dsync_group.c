@@ -110,8 +110,8 @@ static int member_change(sqlite3 *db, const char *dir, const char *gid, const js
                           : rg_error_set(err, RG_EINVAL, 400, "invalidValue", "members",
                                          "member '%.64s' is not a user of this directory",
                                          uid);
-        rc = rg_st_exec(db, err, "INSERT OR IGNORE INTO directory_group_members(group_id,"
-                        " user_id) VALUES (?, ?)", "ss", gid, uid);
+        rc = rg_st_exec(db, err, "INSERT INTO directory_group_members(group_id,"
+                        " user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", "ss", gid, uid);
     } else {
         rc = rg_st_exec(db, err, "DELETE FROM directory_group_members WHERE group_id = ?"
                         " AND user_id = ?", "ss", gid, uid);
@@ -235,25 +235,30 @@ static int group_write_tx(st_tx *tx, const char *dir, const char *org, const cha
     return rc;
 }
 
+/* The arguments of a group write and delete. */
+typedef struct dg_arg {
+    const char *dir, *id;
+    const rg_dsync_group *g;
+    int want_view;
+} dg_arg;
+
+static int group_write_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const dg_arg *a = arg;
+    char org[ST_ID], gid[ST_ID] = "";
+    int rc = rg_st_dsync_dir_org(tx->db, a->dir, org, err);
+    if (!rc)
+        rc = group_write_tx(tx, a->dir, org, a->id, a->g, gid, err);
+    if (!rc && a->want_view && !(*out = group_view(tx->db, a->dir, gid, err)))
+        rc = RG_EIO;
+    return rc;
+}
+
 int rg_store_dsync_group_write(rg_store *s, const char *directory_id, const char *id,
                                const rg_dsync_group *g, json_t **out, rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    const char *dir = directory_id ? directory_id : "";
-    char org[ST_ID], gid[ST_ID] = "";
-    json_t *o = NULL;
-    rc = rg_st_dsync_dir_org(tx.db, dir, org, err);
-    if (!rc)
-        rc = group_write_tx(&tx, dir, org, id, g, gid, err);
-    if (!rc && out && !(o = group_view(tx.db, dir, gid, err)))
-        rc = RG_EIO;
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, o, out);
+    dg_arg a = { directory_id ? directory_id : "", id, g, out != NULL };
+    return rg_st_write(s, group_write_fn, &a, out, err);
 }
 
 static int group_delete_tx(st_tx *tx, const char *dir, const char *id, rg_error *err)
@@ -287,15 +292,17 @@ static int group_delete_tx(st_tx *tx, const char *dir, const char *id, rg_error 
     return rc;
 }
 
+static int group_delete_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const dg_arg *a = arg;
+    return group_delete_tx(tx, a->dir, a->id, err);
+}
+
 int rg_store_dsync_group_delete(rg_store *s, const char *directory_id, const char *id,
                                 rg_error *err)
 {
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    rc = group_delete_tx(&tx, directory_id ? directory_id : "", id ? id : "", err);
-    return rg_st_end(&tx, rc, err);
+    dg_arg a = { directory_id ? directory_id : "", id ? id : "", NULL, 0 };
+    return rg_st_write(s, group_delete_fn, &a, NULL, err);
 }
 
 /* ---- queries ---------------------------------------------------------------------- */
@@ -332,6 +339,62 @@ static const term_sql *term_of(const term_sql *tab, size_t n, const char *attr)
     return NULL;
 }
 
+/* One SCIM query: the count, then the page. */
+typedef struct query_arg {
+    const char *dir, *table, *where;
+    const rg_dsync_term *terms;
+    size_t nt;
+    long start, count;
+    json_t *(*view)(sqlite3 *, const char *, const char *, rg_error *);
+} query_arg;
+
+static int query_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const query_arg *a = arg;
+    char sql[2048];
+    json_t *items = json_array();
+    int64_t total = 0;
+    int rc = items ? 0 : rg_st_oom(err);
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        if (pass == 0)
+            snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s", a->table, a->where);
+        else
+            snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE %s ORDER BY rowid LIMIT %ld"
+                     " OFFSET %ld", a->table, a->where, a->count, a->start - 1);
+        sqlite3_stmt *st = rg_st_prep(tx->db, err, sql, "");
+        if (!st) {
+            rc = RG_EIO;
+            break;
+        }
+        int k = 1;
+        sqlite3_bind_text(st, k++, a->dir, -1, SQLITE_STATIC);
+        for (size_t i = 0; i < a->nt; i++)
+            sqlite3_bind_text(st, k++, a->terms[i].value, -1, SQLITE_STATIC);
+        int r;
+        while ((r = rg_st_step(tx->db, st, err)) == 1) {
+            if (pass == 0) {
+                total = sqlite3_column_int64(st, 0);
+                continue;
+            }
+            json_t *o = a->view(tx->db, a->dir, rg_st_col(st, 0), err);
+            if (!o) {
+                r = RG_EIO;
+                break;
+            }
+            json_array_append_new(items, o);
+        }
+        sqlite3_finalize(st);
+        if (r < 0)
+            rc = r;
+    }
+    if (rc) {
+        json_decref(items);
+        return rc;
+    }
+    *out = json_pack("{s:I,s:o}", "total", (json_int_t)total, "items", items);
+    return *out ? 0 : rg_st_oom(err);
+}
+
 static int query(rg_store *s, const char *dir, const char *table, const term_sql *tab,
                  size_t ntab, const rg_dsync_term *terms, size_t nt, long start, long count,
                  json_t *(*view)(sqlite3 *, const char *, const char *, rg_error *),
@@ -359,53 +422,10 @@ static int query(rg_store *s, const char *dir, const char *table, const term_sql
         count = 0;
     if (count > QUERY_MAX)
         count = QUERY_MAX;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc) {
-        free(w);
-        return rc;
-    }
-    char sql[2048];
-    json_t *items = json_array();
-    int64_t total = 0;
-    for (int pass = 0; pass < 2 && !rc; pass++) {
-        if (pass == 0)
-            snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s", table, w);
-        else
-            snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE %s ORDER BY rowid LIMIT %ld"
-                     " OFFSET %ld", table, w, count, start - 1);
-        sqlite3_stmt *st = rg_st_prep(tx.db, err, sql, "");
-        if (!st) {
-            rc = RG_EIO;
-            break;
-        }
-        int k = 1;
-        sqlite3_bind_text(st, k++, dir, -1, SQLITE_STATIC);
-        for (size_t i = 0; i < nt; i++)
-            sqlite3_bind_text(st, k++, terms[i].value, -1, SQLITE_STATIC);
-        int r;
-        while ((r = rg_st_step(tx.db, st, err)) == 1) {
-            if (pass == 0) {
-                total = sqlite3_column_int64(st, 0);
-                continue;
-            }
-            json_t *o = view(tx.db, dir, rg_st_col(st, 0), err);
-            if (!o) {
-                r = RG_EIO;
-                break;
-            }
-            json_array_append_new(items, o);
-        }
-        sqlite3_finalize(st);
-        if (r < 0)
-            rc = r;
-    }
+    query_arg a = { dir, table, w, terms, nt, start, count, view };
+    int rc = rg_st_read(s, query_tx, &a, out, err);
     free(w);
-    json_t *o = rc ? NULL : json_pack("{s:I,s:o}", "total", (json_int_t)total, "items", items);
-    if (rc)
-        json_decref(items);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, o, out);
+    return rc;
 }
 
 int rg_store_dsync_user_query(rg_store *s, const char *directory_id,

@@ -31,6 +31,14 @@ static int known_event(const char *name)
     return 0;
 }
 
+typedef struct emit_arg { const char *event; json_t *data; } emit_arg;
+
+static int emit_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const emit_arg *a = arg;
+    return rg_st_event(tx->db, a->event, json_incref(a->data), err);
+}
+
 int rg_store_event_emit(rg_store *s, const char *event, const json_t *data, rg_error *err)
 {
     if (!known_event(event))
@@ -42,14 +50,10 @@ int rg_store_event_emit(rg_store *s, const char *event, const json_t *data, rg_e
     json_t *copy = data ? json_deep_copy(data) : json_object();
     if (!copy)
         return rg_st_oom(err);
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc) {
-        json_decref(copy);
-        return rc;
-    }
-    rc = rg_st_event(tx.db, event, copy, err);
-    return rg_st_end(&tx, rc, err);
+    emit_arg a = { event, copy };
+    int rc = rg_st_write(s, emit_fn, &a, NULL, err);
+    json_decref(copy);
+    return rc;
 }
 
 static json_t *event_json(sqlite3 *db, const char *id, rg_error *err)
@@ -78,17 +82,9 @@ static json_t *event_json(sqlite3 *db, const char *id, rg_error *err)
 int rg_store_event_list(rg_store *s, const char *event_name, const rg_store_list_opts *o,
                         json_t **out, rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
     /* seq, not the id, orders events: ids from several processes in the same
      * millisecond need not sort in insertion order */
-    json_t *l = NULL;
-    rc = rg_st_list(tx.db, "events", "seq", event_name ? "event = ?" : "", event_name, NULL, o,
-                    0, event_json, &l, err);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, l, out);
+    st_list_q q = { "events", "seq", event_name ? "event = ?" : "", event_name, NULL, o, 0,
+                    event_json, NULL };
+    return rg_st_read_list(s, &q, out, err);
 }

@@ -10,7 +10,34 @@
 #include "store_impl.h"
 #include "dsync_impl.h"
 
-typedef struct job_row { char id[ST_ID], org[ST_ID], source[16]; } job_row;
+/* The role a job moves memberships off. */
+typedef struct deleted_role { const char *id, *slug; } deleted_role;
+
+/* R20 for one membership holding the deleted role: single-role: the
+ * default; multiple: the role removed; R13: none left: the default. */
+static int move_off_role(sqlite3 *db, const st_om_row *row, const rg_role_table *t,
+                         const rg_slugs *cur, void *arg, rg_error *err)
+{
+    const deleted_role *d = arg;
+    rg_slugs next = {0};
+    rg_role_source src = rg_core_source_parse(row->source);
+    int changed = rg_core_roles_after_delete(t, (const char *const *)cur->v, cur->n, d->slug,
+                                             &next, &src);
+    if (changed < 0)
+        return rg_st_oom(err);
+    if (changed == 0)
+        return rg_st_exec(db, err,
+                          "DELETE FROM membership_roles WHERE membership_id = ? AND role_id = ?",
+                          "ss", row->id, d->id);
+    int rc = rg_st_membership_write(db, row->id, row->org, (const char *const *)next.v, next.n,
+                                    rg_core_source_name(src), err);
+    rg_slugs_clear(&next);
+    json_t *m = NULL;
+    if (rc == 0 && (!(m = rg_st_membership_json(db, row->id, err)) ||
+                    rg_st_event(db, "organization_membership.updated", m, err)))
+        rc = RG_EIO;
+    return rc;
+}
 
 /* One batch of the oldest pending job. Returns the rows processed (0 when a
  * job finished or there is nothing to do: *idle says which), or negative. */
@@ -54,23 +81,10 @@ static long job_batch(sqlite3 *db, size_t limit, int *idle, rg_error *err)
                     "ssI", role, cursor, (int64_t)limit);
     if (!st)
         return RG_EIO;
-    job_row *rows = calloc(limit, sizeof *rows);
+    st_om_row *rows = NULL;
     size_t n = 0;
-    if (!rows) {
-        sqlite3_finalize(st);
-        return rg_st_oom(err);
-    }
-    while (n < limit && (rc = rg_st_step(db, st, err)) == 1) {
-        snprintf(rows[n].id, ST_ID, "%s", rg_st_col(st, 0));
-        snprintf(rows[n].org, ST_ID, "%s", rg_st_col(st, 1));
-        snprintf(rows[n].source, sizeof rows[n].source, "%s", rg_st_col(st, 2));
-        n++;
-    }
-    sqlite3_finalize(st);
-    if (rc < 0) {
-        free(rows);
+    if ((rc = rg_st_om_rows(db, st, limit, &rows, &n, err)))
         return rc;
-    }
     if (n == 0) {
         free(rows);
         int64_t left = 0;
@@ -88,52 +102,24 @@ static long job_batch(sqlite3 *db, size_t limit, int *idle, rg_error *err)
         rg_log(RG_LOG_INFO, "store=job_done job=%s role=%s", job, role);
         return 0;
     }
-    rg_role_table *t = NULL;
-    const char *t_org = NULL;
-    rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (!t_org || strcmp(t_org, rows[i].org)) {
-            rg_role_table_free(t);
-            t = NULL;
-            /* ranks and the default only: no permissions or mappings */
-            if ((rc = rg_st_table_load_order(db, rows[i].org, &t, err)))
-                break;
-            t_org = rows[i].org;
-        }
-        rg_slugs cur = {0}, next = {0};
-        if ((rc = rg_st_membership_roles(db, rows[i].id, &cur, err)))
-            break;
-        rg_role_source src = rg_core_source_parse(rows[i].source);
-        /* R20: single-role: the default; multiple: the role removed, R13:
-         * none left: the default */
-        int changed = rg_core_roles_after_delete(t, (const char *const *)cur.v, cur.n, slug,
-                                                 &next, &src);
-        rg_slugs_clear(&cur);
-        if (changed < 0) {
-            rc = rg_st_oom(err);
-            break;
-        }
-        if (changed == 0) {
-            rc = rg_st_exec(db, err,
-                            "DELETE FROM membership_roles WHERE membership_id = ? AND role_id = ?",
-                            "ss", rows[i].id, role);
-            continue;
-        }
-        json_t *m = NULL;
-        rc = rg_st_membership_write(db, rows[i].id, rows[i].org, (const char *const *)next.v,
-                                    next.n, rg_core_source_name(src), err);
-        rg_slugs_clear(&next);
-        if (rc == 0 && (!(m = rg_st_membership_json(db, rows[i].id, err)) ||
-                        rg_st_event(db, "organization_membership.updated", m, err)))
-            rc = RG_EIO;
-    }
-    rg_role_table_free(t);
+    deleted_role d = { role, slug };
+    rc = rg_st_om_each(db, rows, n, move_off_role, &d, err);
     if (rc == 0)
         rc = rg_st_exec(db, err,
                         "UPDATE jobs SET cursor = ?, processed = processed + ?, updated_at = ?"
                         " WHERE id = ?", "sIss", rows[n - 1].id, (int64_t)n, ts, job);
     free(rows);
     return rc ? rc : (long)n;
+}
+
+/* One batch in one write transaction. */
+typedef struct batch_arg { size_t limit; int idle; long n; } batch_arg;
+
+static int batch_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    batch_arg *a = arg;
+    a->n = job_batch(tx->db, a->limit, &a->idle, err);
+    return a->n < 0 ? (int)a->n : 0;
 }
 
 long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, rg_error *err)
@@ -151,35 +137,30 @@ long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, r
             if (stop_after_rows - (size_t)total < limit)
                 limit = stop_after_rows - (size_t)total;
         }
-        st_tx tx;
-        int rc = rg_st_begin(s, &tx, 1, err);
+        batch_arg a = { limit, 0, 0 };
+        int rc = rg_st_write(s, batch_fn, &a, NULL, err);
         if (rc) {
             total = rc;
             break;
         }
-        int idle = 0;
-        long n = job_batch(tx.db, limit, &idle, err);
-        rc = rg_st_end(&tx, n < 0 ? (int)n : 0, err);
-        if (rc) {
-            total = rc;
+        if (a.idle)
             break;
-        }
-        if (idle)
-            break;
-        total += n;
+        total += a.n;
     }
     pthread_mutex_unlock(&s->jobs_lock);
     return total;
 }
 
+static int pending_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    int rc = rg_st_int(tx->db, err, arg, "SELECT count(*) FROM jobs WHERE status = 'pending'",
+                       "");
+    return rc < 0 ? rc : 0;
+}
+
 long rg_store_jobs_pending(rg_store *s, rg_error *err)
 {
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
     int64_t n = 0;
-    rc = rg_st_int(tx.db, err, &n, "SELECT count(*) FROM jobs WHERE status = 'pending'", "");
-    rc = rg_st_end(&tx, rc < 0 ? rc : 0, err);
+    int rc = rg_st_read(s, pending_fn, &n, NULL, err);
     return rc ? rc : (long)n;
 }

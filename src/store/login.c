@@ -183,6 +183,24 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     return 0;
 }
 
+typedef struct login_arg {
+    const char *org_id, *conn_id;
+    const rg_store_login_user *user;
+    const char *const *groups;
+    size_t n_groups;
+    rg_resolution *res;
+    int want_membership;
+} login_arg;
+
+static int login_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const login_arg *a = arg;
+    rg_resolution_clear(a->res);   /* a second run starts over */
+    memset(a->res, 0, sizeof *a->res);
+    return login_tx(tx, a->org_id, a->conn_id, a->user, a->groups, a->n_groups, a->res,
+                    a->want_membership ? out : NULL, err);
+}
+
 int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection_id,
                          const rg_store_login_user *user, const char *const *groups,
                          size_t n_groups, rg_resolution *res, json_t **membership,
@@ -199,17 +217,12 @@ int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection
         return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "groups", "groups missing");
     rg_resolution local;
     memset(&local, 0, sizeof local);
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
+    login_arg a = { org_id ? org_id : "", connection_id ? connection_id : "", user, groups,
+                    n_groups, &local, membership != NULL };
     json_t *m = NULL;
-    rc = login_tx(&tx, org_id ? org_id : "", connection_id ? connection_id : "", user,
-                  groups, n_groups, &local, membership ? &m : NULL, err);
-    rc = rg_st_end(&tx, rc, err);
+    int rc = rg_st_write(s, login_fn, &a, &m, err);
     if (rc) {
         rg_resolution_clear(&local);
-        json_decref(m);
         return rc;
     }
     if (res)

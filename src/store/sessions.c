@@ -70,141 +70,139 @@ int rg_st_session_insert(sqlite3 *db, const rg_store_session_rec *r, const char 
                       r->actor, created, expires, membership_id) ? RG_EIO : 0;
 }
 
+typedef struct sess_arg {
+    const rg_store_session_rec *r;
+    const char *id, *membership_id, *reason;
+    const char *conn_id, *subject, *idp_session;
+    const rg_store_list_opts *opts;
+    json_t *event;
+} sess_arg;
+
+/* 0 if the membership exists, else 404 on field (or the error). */
+static int membership_check(sqlite3 *db, const char *id, const char *field, rg_error *err)
+{
+    int64_t n = 0;
+    if (rg_st_int(db, err, &n, "SELECT count(*) FROM memberships WHERE id = ?", "s", id) < 0)
+        return RG_EIO;
+    return n ? 0 : rg_st_not_found(err, field, "organization_membership", id);
+}
+
+static int create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const sess_arg *a = arg;
+    int rc = membership_check(tx->db, a->membership_id, "organization_membership_id", err);
+    if (!rc)
+        rc = rg_st_session_insert(tx->db, a->r, a->membership_id, err);
+    if (!rc && a->event)
+        rc = rg_st_event(tx->db, "session.created", json_incref(a->event), err) ? RG_EIO : 0;
+    return rc;
+}
+
 int rg_store_session_create(rg_store *s, const rg_store_session_rec *r,
                             const char *membership_id, json_t *event, rg_error *err)
 {
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc) {
-        json_decref(event);
+    sess_arg a = { .r = r, .membership_id = membership_id, .event = event };
+    int rc = rg_st_write(s, create_tx, &a, NULL, err);
+    json_decref(event);   /* stolen */
+    return rc;
+}
+
+static int list_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const sess_arg *a = arg;
+    int rc = membership_check(tx->db, a->membership_id, "id", err);
+    if (rc)
         return rc;
-    }
-    int64_t n = 0;
-    rc = rg_st_int(tx.db, err, &n, "SELECT count(*) FROM memberships WHERE id = ?", "s",
-                   membership_id) < 0 ? RG_EIO : 0;
-    if (!rc && n == 0)
-        rc = rg_st_not_found(err, "organization_membership_id", "organization_membership",
-                             membership_id);
-    if (!rc)
-        rc = rg_st_session_insert(tx.db, r, membership_id, err);
-    if (!rc && event) {
-        rc = rg_st_event(tx.db, "session.created", event, err) ? RG_EIO : 0;
-        event = NULL;   /* stolen */
-    }
-    json_decref(event);
-    return rg_st_end(&tx, rc, err);
+    st_list_q q = { "sessions", "id", "membership_id = ?", a->membership_id, NULL, a->opts, 1,
+                    session_json, NULL };
+    return rg_st_list(tx->db, &q, out, err);
 }
 
 int rg_store_session_list(rg_store *s, const char *membership_id, const rg_store_list_opts *o,
                           json_t **out, rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
-    int64_t n = 0;
-    json_t *l = NULL;
-    rc = rg_st_int(tx.db, err, &n, "SELECT count(*) FROM memberships WHERE id = ?", "s",
-                   membership_id) < 0 ? RG_EIO : 0;
-    if (!rc && n == 0)
-        rc = rg_st_not_found(err, "id", "organization_membership", membership_id);
-    if (!rc)
-        rc = rg_st_list(tx.db, "sessions", "id", "membership_id = ?", membership_id, NULL, o, 1,
-                        session_json, &l, err);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, l, out);
+    sess_arg a = { .membership_id = membership_id, .opts = o };
+    return rg_st_read(s, list_tx, &a, out, err);
 }
 
 int rg_store_session_get(rg_store *s, const char *id, json_t **out, rg_error *err)
 {
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 0, err);
-    if (rc)
-        return rc;
-    json_t *o = session_json(tx.db, id, err);
-    rc = rg_st_end(&tx, o ? 0 : rg_st_rc(err), err);
-    return rg_st_finish(rc, o, out);
+    return rg_st_get(s, session_json, id, out, err);
+}
+
+/* Marks session id revoked (at ts) and emits session.revoked with the
+ * reason; *o: the session after. */
+static int revoke_one(sqlite3 *db, const char *id, const char *ts, const char *reason,
+                      json_t **o, rg_error *err)
+{
+    if (rg_st_exec(db, err, "UPDATE sessions SET revoked_at = ? WHERE id = ?", "ss", ts, id) ||
+        !(*o = session_json(db, id, err)))
+        return RG_EIO;
+    json_t *ev = json_deep_copy(*o);
+    if (ev && reason)
+        json_object_set_new(ev, "reason", json_string(reason));
+    if (!ev)
+        return rg_st_oom(err);
+    return rg_st_event(db, "session.revoked", ev, err) ? RG_EIO : 0;
+}
+
+static int revoke_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const sess_arg *a = arg;
+    json_t *o = session_json(tx->db, a->id, err);
+    if (!o)
+        return rg_st_rc(err);
+    if (!json_is_null(json_object_get(o, "revoked_at"))) {
+        *out = o;   /* already revoked: nothing changes, no second event */
+        return 0;
+    }
+    json_decref(o);
+    char ts[ST_TS];
+    rg_st_now(ts);
+    return revoke_one(tx->db, a->id, ts, a->reason, out, err);
 }
 
 int rg_store_session_revoke(rg_store *s, const char *id, const char *reason, json_t **out,
                             rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    json_t *o = session_json(tx.db, id, err);
-    if (!o) {
-        rc = rg_st_rc(err);
-    } else if (!json_is_null(json_object_get(o, "revoked_at"))) {
-        rc = 0;   /* already revoked: nothing changes, no second event */
-    } else {
-        char ts[ST_TS];
-        rg_st_now(ts);
-        json_decref(o);
-        o = NULL;
-        if (rg_st_exec(tx.db, err, "UPDATE sessions SET revoked_at = ? WHERE id = ?", "ss", ts,
-                       id) || !(o = session_json(tx.db, id, err)))
-            rc = RG_EIO;
-        json_t *ev = o ? json_deep_copy(o) : NULL;
-        if (!rc && ev && reason)
-            json_object_set_new(ev, "reason", json_string(reason));
-        if (!rc && (!ev || rg_st_event(tx.db, "session.revoked", ev, err)))
-            rc = ev ? RG_EIO : rg_st_oom(err);
+    sess_arg a = { .id = id, .reason = reason };
+    return rg_st_write(s, revoke_tx, &a, out, err);
+}
+
+static int revoke_idp_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const sess_arg *a = arg;
+    sqlite3 *db = tx->db;
+    sqlite3_stmt *st = rg_st_prep(db, err,
+                                  "SELECT id FROM sessions WHERE connection_id = ? AND"
+                                  " idp_subject = ? AND revoked_at IS NULL AND"
+                                  " (? IS NULL OR idp_session = ?)", "ssss",
+                                  a->conn_id, a->subject, a->idp_session, a->idp_session);
+    if (!st)
+        return RG_EIO;
+    rg_slugs ids = {0};
+    int rc = rg_st_slugs_collect(db, st, &ids, err);
+    json_t *done = rc ? NULL : json_array();
+    if (!rc && !done)
+        rc = rg_st_oom(err);
+    char ts[ST_TS];
+    rg_st_now(ts);
+    for (size_t i = 0; !rc && i < ids.n; i++) {
+        json_t *o = NULL;
+        rc = revoke_one(db, ids.v[i], ts, a->reason, &o, err);
+        if (o)
+            json_array_append_new(done, o);
     }
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, o, out);
+    rg_slugs_clear(&ids);
+    *out = done;
+    return rc;
 }
 
 int rg_store_session_revoke_idp(rg_store *s, const char *connection_id, const char *subject,
                                 const char *idp_session, const char *reason, json_t **out,
                                 rg_error *err)
 {
-    if (out)
-        *out = NULL;
-    st_tx tx;
-    int rc = rg_st_begin(s, &tx, 1, err);
-    if (rc)
-        return rc;
-    json_t *done = json_array();
-    sqlite3_stmt *st = done ? rg_st_prep(tx.db, err,
-                                         "SELECT id FROM sessions WHERE connection_id = ? AND"
-                                         " idp_subject = ? AND revoked_at IS NULL AND"
-                                         " (? IS NULL OR idp_session = ?)", "ssss",
-                                         connection_id, subject, idp_session, idp_session)
-                            : NULL;
-    json_t *ids = json_array();
-    while (st && ids && (rc = rg_st_step(tx.db, st, err)) == 1)
-        json_array_append_new(ids, json_string(rg_st_col(st, 0)));
-    if (st)
-        sqlite3_finalize(st);
-    rc = !st || !ids ? RG_EIO : rc < 0 ? rc : 0;
-    char ts[ST_TS];
-    rg_st_now(ts);
-    size_t i;
-    json_t *v;
-    json_array_foreach(ids, i, v) {
-        if (rc)
-            break;
-        const char *id = json_string_value(v);
-        json_t *o = NULL;
-        if (rg_st_exec(tx.db, err, "UPDATE sessions SET revoked_at = ? WHERE id = ?", "ss", ts,
-                       id) || !(o = session_json(tx.db, id, err))) {
-            rc = RG_EIO;
-            break;
-        }
-        json_t *ev = json_deep_copy(o);
-        if (ev && reason)
-            json_object_set_new(ev, "reason", json_string(reason));
-        if (!ev || rg_st_event(tx.db, "session.revoked", ev, err))
-            rc = RG_EIO;
-        json_array_append_new(done, o);
-    }
-    json_decref(ids);
-    rc = rg_st_end(&tx, rc, err);
-    return rg_st_finish(rc, done, out);
+    sess_arg a = { .conn_id = connection_id, .subject = subject, .idp_session = idp_session,
+                   .reason = reason };
+    return rg_st_write(s, revoke_idp_tx, &a, out, err);
 }

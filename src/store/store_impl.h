@@ -51,20 +51,39 @@ typedef struct st_tx {
     int dirty_env;                  /* also set when an org id could not be kept */
     char (*dirty)[ST_ID];
     size_t ndirty, capdirty;
+    int retry;                      /* the backend refused it for a conflict */
 } st_tx;
 
-/* Write: takes a connection and the write lock, BEGIN IMMEDIATE. Read: takes
- * a connection, BEGIN (one snapshot). */
-int  rg_st_begin(rg_store *s, st_tx *tx, int write, rg_error *err);
-/* Commits when rc == 0 (a failed commit turns rc into an error), else rolls
- * back; releases the connection. Returns the final rc. */
-int  rg_st_end(st_tx *tx, int rc, rg_error *err);
+/* ---- the transaction runner (tx.c) ----------------------------------------
+ * Every public function of the store is one call of the runner around one
+ * st_fn (R23: every change is one transaction). fn does its reads and
+ * writes on tx->db and may leave an object in *out (NULL on entry). The
+ * runner commits when fn returns 0 and then hands *out to the caller's out
+ * (or drops it when out is NULL); when fn or the commit fails it rolls back,
+ * drops *out and returns the error. When the backend marks the transaction
+ * as refused for a conflict (a serialization failure or deadlock:
+ * rg_st_retry_note), the runner rolls back, waits a little and runs fn again
+ * from the start, up to ST_TX_ATTEMPTS times, so fn must not consume its
+ * arguments (copy or incref what it hands to rg_st_event) and must leave
+ * nothing in arg that a second run would not overwrite.
+ * Write: the write lock, a connection, BEGIN IMMEDIATE. Read: a connection,
+ * BEGIN (one snapshot). Transactions do not nest. */
+#define ST_TX_ATTEMPTS 8
+typedef int (*st_fn)(st_tx *tx, void *arg, json_t **out, rg_error *err);
+int  rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
+int  rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
+/* The usual end of a change inside an st_fn: o (what the builder made, NULL
+ * when it failed with err filled) becomes *out, and when event is set it is
+ * emitted with a copy of o (R26). The runner drops *out if anything fails
+ * later. */
+int  rg_st_answer(sqlite3 *db, json_t *o, const char *event, json_t **out, rg_error *err);
+/* Marks the transaction running on db (if any) as worth running again: for
+ * the backend's error mapping. */
+void rg_st_retry_note(sqlite3 *db);
 
 /* The RG_E* code matching the status err holds (404 -> RG_ENOTFOUND, ...):
  * for a builder that returned NULL. */
 int  rg_st_rc(const rg_error *err);
-/* Hands o to *out when rc == 0 and out is set, else drops it. Returns rc. */
-int  rg_st_finish(int rc, json_t *o, json_t **out);
 
 /* Statements: fmt has one char per '?': 's' const char * (NULL binds NULL),
  * 'i' int, 'I' int64_t, 'n' NULL (no argument). */
@@ -81,10 +100,15 @@ int  rg_st_text(sqlite3 *db, rg_error *err, char *out, size_t outsz, const char 
 int  rg_st_int(sqlite3 *db, rg_error *err, int64_t *out, const char *sql,
                const char *fmt, ...);
 int  rg_st_dberr(sqlite3 *db, rg_error *err);
+/* migrate.c: brings the schema of db up to this build's version. */
+int  rg_st_migrate(sqlite3 *db, int *version, rg_error *err);
 const char *rg_st_col(sqlite3_stmt *st, int i);   /* NULL for SQL NULL */
 void rg_st_now(char out[ST_TS]);
 int  rg_st_oom(rg_error *err);
 int  rg_st_not_found(rg_error *err, const char *field, const char *what, const char *id);
+/* A display name (organization, connection, user name): 1..255 bytes, no
+ * control characters; else 422 invalid_request on field. */
+int  rg_st_label_check(const char *s, const char *field, rg_error *err);
 
 /* Issue 13: inserts the session record r of membership_id (sessions.c). */
 int  rg_st_session_insert(sqlite3 *db, const rg_store_session_rec *r,
@@ -95,26 +119,39 @@ int  rg_st_event(sqlite3 *db, const char *name, json_t *data, rg_error *err);
 int  rg_st_bump_env(sqlite3 *db, rg_error *err);
 int  rg_st_bump_org(sqlite3 *db, const char *org_id, rg_error *err);
 
+/* A connection without its client_secret. */
+json_t *rg_st_conn_public(sqlite3 *db, const char *id, rg_error *err);
 /* A list object with before/after cursors (both may be NULL). data stolen. */
 json_t *rg_st_list_object(json_t *data, const char *before, const char *after);
 /* Builds one object from its id. */
 typedef json_t *(*st_builder)(sqlite3 *db, const char *id, rg_error *err);
+/* One read transaction: *out = build(db, id) (id NULL: ""). */
+int  rg_st_get(rg_store *s, st_builder build, const char *id, json_t **out, rg_error *err);
 /* Builds the objects of n ids at once with a constant number of queries: a
  * JSON array (caller owns) in the order of ids, or NULL with err filled. */
 typedef json_t *(*st_batch_builder)(sqlite3 *db, const char (*ids)[ST_ID], size_t n,
                                     rg_error *err);
-/* Generic paginated list over table (column id; cursor key column key, e.g.
- * "id" or "seq"); where: extra SQL condition over columns of table or "" ;
- * binds: up to 2 text parameters of where. */
-int  rg_st_list(sqlite3 *db, const char *table, const char *key, const char *where,
-                const char *bind1, const char *bind2, const rg_store_list_opts *o,
-                int default_desc, st_builder build, json_t **out, rg_error *err);
-/* The same with a batch builder: one page costs a constant number of
- * queries whatever its size (hot lists: memberships). */
-int  rg_st_list_batch(sqlite3 *db, const char *table, const char *key, const char *where,
-                      const char *bind1, const char *bind2, const rg_store_list_opts *o,
-                      int default_desc, st_batch_builder build, json_t **out,
-                      rg_error *err);
+/* Emits `event` with the object built by fn for every id that sql (one text
+ * parameter) selects. */
+int  rg_st_emit_each(sqlite3 *db, const char *sql, const char *param, st_builder fn,
+                     const char *event, rg_error *err);
+/* A cursor-paginated list over table (column id; cursor key column key,
+ * e.g. "id" or "seq"); where: an extra SQL condition over columns of table
+ * or ""; bind1, bind2: up to 2 text parameters of where (NULL: none); opts:
+ * the caller's limit, order and cursors; one object per id from build, or
+ * the page's objects at once from batch (hot lists: memberships, a constant
+ * number of queries whatever the page size). */
+typedef struct st_list_q {
+    const char *table, *key, *where, *bind1, *bind2;
+    const rg_store_list_opts *opts;
+    int default_desc;
+    st_builder build;
+    st_batch_builder batch;
+} st_list_q;
+/* The list inside the current transaction. */
+int  rg_st_list(sqlite3 *db, const st_list_q *q, json_t **out, rg_error *err);
+/* The list in a read transaction of its own. */
+int  rg_st_read_list(rg_store *s, const st_list_q *q, json_t **out, rg_error *err);
 /* A JSON array text of the n ids (malloc'd, NULL when out of memory), to
  * bind to "... IN (SELECT value FROM json_each(?))". */
 char *rg_st_ids_json(const char (*ids)[ST_ID], size_t n);
@@ -167,6 +204,41 @@ int  rg_st_table_version(sqlite3 *db, const char *org_id, uint64_t *out, rg_erro
  * transaction ends. 404 organization_id if it is gone. */
 int  rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
                        rg_error *err);
+
+/* ---- shared by the entity files ------------------------------------------ */
+/* The event name of a role change: role.<what> for an environment role
+ * (org_id NULL), organization_role.<what> else; what: created, updated,
+ * deleted. */
+const char *rg_st_role_event(const char *org_id, const char *what);
+/* 404 organization_id for a scope naming no organization (NULL: fine). */
+int  rg_st_scope_check(sqlite3 *db, const char *org_id, rg_error *err);
+/* The scope's own active role by slug, or 404 slug. */
+int  rg_st_own_role(sqlite3 *db, const char *org_id, const char *slug, st_role *r,
+                    rg_error *err);
+/* R8/R11: the scope's roles in its table's order as a list object. */
+int  rg_st_role_list(sqlite3 *db, const char *org_id, json_t **out, rg_error *err);
+/* A permission's id by slug: 1 found (id filled), 0 not, negative error. */
+int  rg_st_perm_find(sqlite3 *db, const char *slug, char id[ST_ID], rg_error *err);
+
+/* ---- passes over many memberships (membership_roles.c) --------------------
+ * R14 and R20 both walk memberships, rank each one's roles by its
+ * organization's table and rewrite them; the rows are read first (the pass
+ * writes to the same tables), sorted by organization so each table loads
+ * once per run of rows. */
+typedef struct st_om_row { char id[ST_ID], org[ST_ID], source[16]; } st_om_row;
+/* Steps st (columns: membership id, organization id, role_source) to its end
+ * or to max rows (0: no limit) into *rows (malloc'd, the caller frees; NULL
+ * and 0 on failure) and finalizes st. */
+int  rg_st_om_rows(sqlite3 *db, sqlite3_stmt *st, size_t max, st_om_row **rows, size_t *n,
+                   rg_error *err);
+/* Calls fn for each row in order with the order table of its organization
+ * (rg_st_table_load_order, reloaded when the organization changes) and the
+ * membership's current roles (rg_st_membership_roles); stops at the first
+ * non-zero return. */
+typedef int (*st_om_fn)(sqlite3 *db, const st_om_row *row, const rg_role_table *t,
+                        const rg_slugs *cur, void *arg, rg_error *err);
+int  rg_st_om_each(sqlite3 *db, const st_om_row *rows, size_t n, st_om_fn fn, void *arg,
+                   rg_error *err);
 
 /* Membership roles: the slugs in the organization's priority order (deleting
  * roles included, at the end). Clear with rg_slugs_clear. */

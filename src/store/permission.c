@@ -1,0 +1,247 @@
+/* permission.c: permissions (R2 slugs, R6 unique, R22 a deleted one leaves
+ * every role, system permissions stay): create, list, get, update and
+ * delete, each one transaction of the runner with its events (R26). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rolegate/util.h"
+#include "store_impl.h"
+
+static json_t *perm_json(sqlite3 *db, const char *id, rg_error *err)
+{
+    sqlite3_stmt *st = rg_st_prep(db, err,
+                                  "SELECT id, slug, name, description, system, created_at,"
+                                  " updated_at FROM permissions WHERE id = ?", "s", id);
+    if (!st)
+        return NULL;
+    json_t *o = NULL;
+    int rc = rg_st_step(db, st, err);
+    if (rc == 1) {
+        o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "object", "permission", "id",
+                      rg_st_col(st, 0), "slug", rg_st_col(st, 1), "name", rg_st_col(st, 2),
+                      "description", rg_st_col(st, 3), "system", sqlite3_column_int(st, 4),
+                      "created_at", rg_st_col(st, 5), "updated_at", rg_st_col(st, 6));
+        if (!o)
+            rg_st_oom(err);
+    } else if (rc == 0) {
+        rg_st_not_found(err, "id", "permission", id);
+    }
+    sqlite3_finalize(st);
+    return o;
+}
+
+int rg_st_perm_find(sqlite3 *db, const char *slug, char id[ST_ID], rg_error *err)
+{
+    return rg_st_text(db, err, id, ST_ID, "SELECT id FROM permissions WHERE slug = ?", "s",
+                      slug ? slug : "");
+}
+
+/* The arguments of create, get, update and delete (by slug). */
+typedef struct perm_arg { const char *slug, *name, *desc; int system; } perm_arg;
+
+static int perm_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const perm_arg *a = arg;
+    sqlite3 *db = tx->db;
+    char id[ST_ID], ts[ST_TS];
+    int rc = rg_st_perm_find(db, a->slug, id, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)   /* R6 */
+        return rg_error_set(err, RG_ECONFLICT, 409, "permission_slug_conflict", "slug",
+                            "a permission with slug '%.48s' exists", a->slug);
+    rg_id_new("perm", id, sizeof id);
+    rg_st_now(ts);
+    if (rg_st_exec(db, err,
+                   "INSERT INTO permissions(id, slug, name, description, system, created_at,"
+                   " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   "ssssiss", id, a->slug, a->name, a->desc ? a->desc : "", a->system ? 1 : 0,
+                   ts, ts))
+        return RG_EIO;
+    if (!(*out = perm_json(db, id, err)))
+        return RG_EIO;
+    return rg_st_event(db, "permission.created", json_incref(*out), err);
+}
+
+int rg_store_permission_create(rg_store *s, const char *slug, const char *name,
+                               const char *description, int system, json_t **out,
+                               rg_error *err)
+{
+    if (out)
+        *out = NULL;
+    /* R2 */
+    int rc = rg_core_permission_slug_check(slug, "slug", err);
+    if (!rc)
+        rc = rg_core_name_check(name, "name", err);
+    if (!rc)
+        rc = rg_core_description_check(description, "description", err);
+    if (rc)
+        return rc;
+    perm_arg a = { slug, name, description, system };
+    return rg_st_write(s, perm_create_tx, &a, out, err);
+}
+
+int rg_store_permission_list(rg_store *s, const rg_store_list_opts *o, json_t **out,
+                             rg_error *err)
+{
+    st_list_q q = { "permissions", "id", "", NULL, NULL, o, 1, perm_json, NULL };
+    return rg_st_read_list(s, &q, out, err);
+}
+
+static int perm_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const char *slug = arg;
+    char id[ST_ID];
+    int rc = rg_st_perm_find(tx->db, slug, id, err);
+    if (rc == 0)
+        return rg_st_not_found(err, "slug", "permission", slug);
+    if (rc < 0)
+        return rc;
+    return (*out = perm_json(tx->db, id, err)) ? 0 : RG_EIO;
+}
+
+int rg_store_permission_get(rg_store *s, const char *slug, json_t **out, rg_error *err)
+{
+    return rg_st_read(s, perm_get_tx, (void *)slug, out, err);
+}
+
+static int perm_update_tx(sqlite3 *db, const char *slug, const char *name, const char *desc,
+                          json_t **out, rg_error *err)
+{
+    char id[ST_ID], ts[ST_TS];
+    int rc = rg_st_perm_find(db, slug, id, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return rg_st_not_found(err, "slug", "permission", slug);
+    json_t *before = perm_json(db, id, err);
+    if (!before)
+        return RG_EIO;
+    int changed = (name && strcmp(name, json_string_value(json_object_get(before, "name")))) ||
+                  (desc && strcmp(desc, json_string_value(json_object_get(before, "description"))));
+    json_decref(before);
+    if (changed) {
+        rg_st_now(ts);
+        if (rg_st_exec(db, err,
+                       "UPDATE permissions SET name = coalesce(?, name),"
+                       " description = coalesce(?, description), updated_at = ? WHERE id = ?",
+                       "ssss", name, desc, ts, id))
+            return RG_EIO;
+    }
+    return rg_st_answer(db, perm_json(db, id, err),
+                            changed ? "permission.updated" : NULL, out, err);
+}
+
+static int perm_update_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const perm_arg *a = arg;
+    return perm_update_tx(tx->db, a->slug, a->name, a->desc, out, err);
+}
+
+int rg_store_permission_update(rg_store *s, const char *slug, const char *name,
+                               const char *description, json_t **out, rg_error *err)
+{
+    if (out)
+        *out = NULL;
+    int rc = 0;
+    if (name)
+        rc = rg_core_name_check(name, "name", err);
+    if (!rc)
+        rc = rg_core_description_check(description, "description", err);
+    if (rc)
+        return rc;
+    perm_arg a = { slug, name, description, 0 };
+    return rg_st_write(s, perm_update_fn, &a, out, err);
+}
+
+/* The ids of the roles (not yet gone) that hold a permission. */
+static int roles_with_perm(sqlite3 *db, const char *perm_id, char (**ids)[ST_ID], size_t *n,
+                           rg_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *st = rg_st_prep(db, err,
+                                  "SELECT role_id FROM role_permissions WHERE permission_id = ?"
+                                  " ORDER BY role_id", "s", perm_id);
+    if (!st)
+        return RG_EIO;
+    size_t cap = 0;
+    int rc;
+    while ((rc = rg_st_step(db, st, err)) == 1) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char (*ni)[ST_ID] = realloc(*ids, cap * sizeof *ni);
+            if (!ni) {
+                rc = rg_st_oom(err);
+                break;
+            }
+            *ids = ni;
+        }
+        snprintf((*ids)[(*n)++], ST_ID, "%s", rg_st_col(st, 0));
+    }
+    sqlite3_finalize(st);
+    if (rc < 0) {   /* a failed list is no list: the caller has nothing to free */
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+        return rc;
+    }
+    return 0;
+}
+
+static int perm_delete_tx(sqlite3 *db, const char *slug, rg_error *err)
+{
+    char id[ST_ID];
+    int rc = rg_st_perm_find(db, slug, id, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return rg_st_not_found(err, "slug", "permission", slug);
+    json_t *before = perm_json(db, id, err);
+    if (!before)
+        return RG_EIO;
+    if (json_is_true(json_object_get(before, "system"))) {
+        json_decref(before);
+        return rg_error_set(err, RG_ECONFLICT, 409, "system_permission_cannot_be_deleted",
+                            "slug", "'%.48s' is a system permission", slug);
+    }
+    char (*roles)[ST_ID] = NULL;
+    size_t n = 0;
+    if ((rc = roles_with_perm(db, id, &roles, &n, err))) {
+        json_decref(before);
+        return rc;
+    }
+    /* R22: the cascade removes it from every role */
+    rc = rg_st_exec(db, err, "DELETE FROM permissions WHERE id = ?", "s", id);
+    char ts[ST_TS];
+    rg_st_now(ts);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if ((rc = rg_st_exec(db, err, "UPDATE roles SET updated_at = ? WHERE id = ?", "ss", ts,
+                             roles[i])))
+            break;
+        json_t *r = rg_st_role_json(db, roles[i], err);
+        if (!r) {
+            rc = RG_EIO;
+            break;
+        }
+        int org = json_object_get(r, "organization_id") != NULL;
+        rc = rg_st_event(db, org ? "organization_role.updated" : "role.updated", r, err);
+    }
+    free(roles);
+    if (rc == 0 && n)   /* the environment version is part of every table's */
+        rc = rg_st_bump_env(db, err);
+    if (rc == 0)
+        return rg_st_event(db, "permission.deleted", before, err);
+    json_decref(before);
+    return rc;
+}
+
+static int perm_delete_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    return perm_delete_tx(tx->db, arg, err);
+}
+
+int rg_store_permission_delete(rg_store *s, const char *slug, rg_error *err)
+{
+    return rg_st_write(s, perm_delete_fn, (void *)slug, NULL, err);
+}

@@ -1,0 +1,264 @@
+/* tx.c: the connection pool, the write lock and the transaction runner
+ * (R23: every change is one transaction): rg_st_write / rg_st_read run a
+ * function inside one transaction, commit or roll back, and rerun it when the
+ * backend reports a serialization failure; events (R26) and table versions
+ * with the change hook they feed. */
+#include <assert.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rolegate/util.h"
+#include "store_impl.h"
+
+static int pool_take(rg_store *s)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    for (;;) {
+        for (int i = 0; i < ST_POOL; i++)
+            if (!s->busy[i]) {
+                s->busy[i] = 1;
+                pthread_mutex_unlock(&s->pool_lock);
+                return i;
+            }
+        pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+    }
+}
+
+static void pool_give(rg_store *s, int slot)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    assert(s->busy[slot]);
+    s->busy[slot] = 0;
+    pthread_cond_signal(&s->pool_cond);
+    pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* The transaction of this thread, so rg_st_bump_* (given only the
+ * connection) can record what a write bumped and a backend error can mark
+ * the transaction as worth running again. */
+static _Thread_local st_tx *cur_tx;
+
+void rg_store_set_change_hook(rg_store *s, rg_store_change_fn fn, void *ctx)
+{
+    assert(s);
+    s->on_change = fn;
+    s->on_change_ctx = ctx;
+}
+
+static void dirty_note(sqlite3 *db, const char *org_id)
+{
+    st_tx *tx = cur_tx;
+    if (!tx || !tx->write || tx->db != db)
+        return;   /* migrations: before any hook is set */
+    if (!org_id) {
+        tx->dirty_env = 1;
+        return;
+    }
+    for (size_t i = 0; i < tx->ndirty; i++)
+        if (strcmp(tx->dirty[i], org_id) == 0)
+            return;
+    if (tx->ndirty == tx->capdirty) {
+        size_t cap = tx->capdirty ? tx->capdirty * 2 : 4;
+        char (*d)[ST_ID] = realloc(tx->dirty, cap * sizeof *d);
+        if (!d) {
+            tx->dirty_env = 1;   /* reporting every table covers the lost one */
+            return;
+        }
+        tx->dirty = d;
+        tx->capdirty = cap;
+    }
+    snprintf(tx->dirty[tx->ndirty++], ST_ID, "%s", org_id);
+}
+
+/* not inlined: the compiler would see cur_tx take the address of run()'s
+ * local st_tx, which tx_end clears before run() returns */
+__attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
+                                               rg_error *err)
+{
+    assert(s && tx);
+    tx->s = s;
+    tx->write = write;
+    tx->dirty_env = 0;
+    tx->dirty = NULL;
+    tx->ndirty = tx->capdirty = 0;
+    tx->retry = 0;
+    /* the write lock first, then a connection: a writer never holds a
+     * connection while it waits for another writer */
+    if (write)
+        pthread_mutex_lock(&s->write_lock);
+    tx->slot = pool_take(s);
+    tx->db = s->conns[tx->slot];
+    if (sqlite3_exec(tx->db, write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL) !=
+        SQLITE_OK) {
+        int rc = rg_st_dberr(tx->db, err);
+        pool_give(s, tx->slot);
+        if (write)
+            pthread_mutex_unlock(&s->write_lock);
+        tx->db = NULL;
+        return rc;
+    }
+    cur_tx = tx;
+    return 0;
+}
+
+static int tx_end(st_tx *tx, int rc, rg_error *err)
+{
+    assert(tx && tx->db);
+    if (rc == 0) {
+        if (sqlite3_exec(tx->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            rc = rg_st_dberr(tx->db, err);
+            sqlite3_exec(tx->db, "ROLLBACK", NULL, NULL, NULL);
+        }
+    } else {
+        /* R23: a failure changes nothing */
+        sqlite3_exec(tx->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    cur_tx = NULL;
+    pool_give(tx->s, tx->slot);
+    if (tx->write)
+        pthread_mutex_unlock(&tx->s->write_lock);
+    tx->db = NULL;
+    /* after the commit and the locks: the hook may read the store */
+    rg_store *s = tx->s;
+    if (rc == 0 && s->on_change) {
+        if (tx->dirty_env)
+            s->on_change(s->on_change_ctx, NULL);
+        else
+            for (size_t i = 0; i < tx->ndirty; i++)
+                s->on_change(s->on_change_ctx, tx->dirty[i]);
+    }
+    free(tx->dirty);
+    tx->dirty = NULL;
+    tx->ndirty = tx->capdirty = 0;
+    return rc;
+}
+
+void rg_st_retry_note(sqlite3 *db)
+{
+    if (cur_tx && cur_tx->db == db)
+        cur_tx->retry = 1;
+}
+
+/* Backoff before attempt n (1-based) of a transaction the backend refused
+ * for a conflict: 2^n ms up to 256 ms, with jitter so two instances that
+ * collided do not collide again in step. */
+static void retry_pause(int n)
+{
+    long ms = 1L << (n < 8 ? n : 8);
+    ms += (long)(rg_now_ms() % (uint64_t)ms);
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static int run(rg_store *s, int write, st_fn fn, void *arg, json_t **out, rg_error *err)
+{
+    assert(s && fn);
+    assert(!cur_tx);   /* transactions do not nest */
+    if (out)
+        *out = NULL;
+    for (int attempt = 1;; attempt++) {
+        st_tx tx;
+        json_t *o = NULL;
+        int rc = tx_begin(s, &tx, write, err);
+        if (rc) {
+            if (!tx.retry || attempt >= ST_TX_ATTEMPTS)
+                return rc;
+        } else {
+            rc = tx_end(&tx, fn(&tx, arg, &o, err), err);
+            if (rc == 0) {
+                if (out)
+                    *out = o;
+                else
+                    json_decref(o);
+                return 0;
+            }
+            json_decref(o);
+            if (!tx.retry || attempt >= ST_TX_ATTEMPTS)
+                return rc;
+        }
+        rg_log(RG_LOG_INFO, "store=tx_retry attempt=%d code=%s", attempt + 1,
+               err ? err->code : "");
+        retry_pause(attempt);
+    }
+}
+
+int rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err)
+{
+    return run(s, 1, fn, arg, out, err);
+}
+
+int rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err)
+{
+    return run(s, 0, fn, arg, out, err);
+}
+
+int rg_st_answer(sqlite3 *db, json_t *o, const char *event, json_t **out, rg_error *err)
+{
+    if (!o)
+        return RG_EIO;
+    *out = o;
+    return event ? rg_st_event(db, event, json_incref(o), err) : 0;
+}
+
+/* rg_st_get's transaction: arg is the st_get_arg. */
+typedef struct get_arg { st_builder build; const char *id; } get_arg;
+
+static int get_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const get_arg *g = arg;
+    *out = g->build(tx->db, g->id ? g->id : "", err);
+    return *out ? 0 : rg_st_rc(err);
+}
+
+int rg_st_get(rg_store *s, st_builder build, const char *id, json_t **out, rg_error *err)
+{
+    get_arg g = { build, id };
+    return rg_st_read(s, get_fn, &g, out, err);
+}
+
+int rg_st_rc(const rg_error *err)
+{
+    switch (err ? err->status : 500) {
+    case 404: return RG_ENOTFOUND;
+    case 409: return RG_ECONFLICT;
+    case 422: return RG_EINVAL;
+    default: return err && !strcmp(err->code, "internal") ? RG_ENOMEM : RG_EIO;
+    }
+}
+
+/* ---- events and versions ------------------------------------------------------ */
+
+int rg_st_event(sqlite3 *db, const char *name, json_t *data, rg_error *err)
+{
+    assert(name);
+    if (!data)
+        data = json_object();
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (!text)
+        return rg_st_oom(err);
+    char id[ST_ID], ts[ST_TS];
+    rg_id_new("event", id, sizeof id);
+    rg_st_now(ts);
+    int rc = rg_st_exec(db, err,
+                        "INSERT INTO events(id, event, data, created_at) VALUES (?, ?, ?, ?)",
+                        "ssss", id, name, text, ts);
+    free(text);
+    return rc;
+}
+
+int rg_st_bump_env(sqlite3 *db, rg_error *err)
+{
+    dirty_note(db, NULL);
+    return rg_st_exec(db, err, "UPDATE environment SET version = version + 1 WHERE id = 1",
+                      "");
+}
+
+int rg_st_bump_org(sqlite3 *db, const char *org_id, rg_error *err)
+{
+    dirty_note(db, org_id);
+    return rg_st_exec(db, err, "UPDATE organizations SET version = version + 1 WHERE id = ?",
+                      "s", org_id);
+}
+
