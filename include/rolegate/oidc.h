@@ -106,6 +106,11 @@ typedef struct rg_oidc_identity {
     int groups_overage;    /* R16: the IdP left groups out (_claim_names or
                               hasgroups); groups is then incomplete */
     int groups_from_userinfo;
+    char *sid;             /* the OP's session id (ID token sid), may be NULL:
+                              Back-Channel Logout matches sessions by it */
+    char *id_token;        /* the raw ID token, for RP-initiated logout's
+                              id_token_hint; NULL if over 8 KiB. Never log it;
+                              rg_oidc_identity_clear wipes it */
 } rg_oidc_identity;
 
 void rg_oidc_identity_clear(rg_oidc_identity *id);
@@ -126,6 +131,46 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *pending,
  * and 40 chars so it is safe to log and show; the description is not logged.
  * Returns RG_ERR always. */
 int rg_oidc_idp_error(const char *error, const char *error_description, rg_error *err);
+
+/* ---- logout (src/oidc/logout.c, issue 13) -------------------------------- */
+
+/* RP-Initiated Logout 1.0: the OP's end_session_endpoint (from discovery)
+ * with id_token_hint (may be NULL: then client_id names us), client_id,
+ * post_logout_redirect_uri (must be registered at the OP) and state.
+ * *url is malloc'd (free it). Returns 0; RG_ENOTFOUND (404
+ * oidc_logout_unsupported) when the OP advertises no end_session_endpoint;
+ * discovery errors as rg_oidc_begin. */
+int rg_oidc_end_session_url(rg_oidc_client *c, const char *id_token_hint,
+                            const char *post_logout_redirect_uri, const char *state,
+                            char **url, rg_error *err);
+
+/* What a verified Back-Channel Logout token names (malloc'd; clear with
+ * rg_oidc_logout_claims_clear). sub or sid may be NULL, never both. */
+typedef struct rg_oidc_logout_claims {
+    char *sub, *sid, *jti;
+    int64_t exp;           /* seconds: how long the jti must be remembered */
+} rg_oidc_logout_claims;
+void rg_oidc_logout_claims_clear(rg_oidc_logout_claims *lc);
+
+/* Back-Channel Logout 1.0 section 2.6: verifies a logout_token like an ID
+ * token (alg allow-list pinned to the key, signature with the OP's JWKS,
+ * iss exact, aud holding client_id, iat not in the future and not older
+ * than max_age_s, exp not passed: all with clock_skew) plus its own rules:
+ * an events claim, a JSON object with the member
+ * http://schemas.openid.net/event/backchannel-logout that is a JSON object;
+ * no nonce; sid or sub (strings, at most 255 bytes); a jti. The jti replay
+ * check is the caller's (it owns the cache). Every refusal is status 400
+ * with a stable code: oidc_logout_token_malformed, oidc_alg_not_allowed,
+ * oidc_unknown_kid, oidc_bad_signature, oidc_wrong_issuer,
+ * oidc_wrong_audience, oidc_expired, oidc_iat_future, oidc_logout_token_stale,
+ * oidc_logout_token_events, oidc_logout_token_nonce,
+ * oidc_logout_token_no_subject, oidc_logout_token_no_jti; an unreachable OP
+ * (discovery, JWKS) is 502 as elsewhere. */
+int rg_oidc_logout_token_verify(rg_oidc_client *c, const char *token, int64_t now,
+                                int max_age_s, rg_oidc_logout_claims *out, rg_error *err);
+
+/* The configured issuer (owned by c). */
+const char *rg_oidc_client_issuer(const rg_oidc_client *c);
 
 /* ---- lower level, exported for tests and benchmarks ----------------------- */
 

@@ -365,9 +365,11 @@ int rg_store_session_revoke(rg_store *s, const char *id, const char *reason, jso
                             rg_error *err);
 
 /* Single logout from the IdP: revokes every live session of connection_id
- * whose idp_subject is subject (and idp_session is idp_session unless that
- * is NULL), a session.revoked event each, one transaction. *out: a JSON
- * array of the revoked sessions (may be empty). */
+ * whose idp_subject is subject (unless NULL) and whose idp_session is
+ * idp_session (unless NULL; OIDC back-channel logout may name only the
+ * sid), a session.revoked event each, one transaction; both NULL is 400
+ * invalid_request. *out: a JSON array of the revoked sessions (may be
+ * empty). */
 int rg_store_session_revoke_idp(rg_store *s, const char *connection_id, const char *subject,
                                 const char *idp_session, const char *reason, json_t **out,
                                 rg_error *err);

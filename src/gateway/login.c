@@ -343,6 +343,10 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
         {"GET", "/saml/slo/{id}", lg_h_saml_slo, RG_HTTP_OFFLOAD, 0},
         {"POST", "/saml/acs/{id}", lg_h_saml_acs, RG_HTTP_BODY_FORM | RG_HTTP_OFFLOAD, acs_max},
         {"GET", "/oidc/callback", lg_h_oidc_callback, RG_HTTP_OFFLOAD, 0},
+        /* issue 13: OIDC single logout (oidc_logout.c) */
+        {"GET", "/oidc/signed-out", lg_h_oidc_signed_out, 0, 0},
+        {"POST", "/oidc/backchannel-logout/{id}", lg_h_oidc_backchannel,
+         RG_HTTP_BODY_FORM | RG_HTTP_OFFLOAD, LG_BCL_MAX_BODY},
     };
     const rg_http_route_def admin_routes[] = {
         {"PUT", "/connections/{id}/metadata", lg_h_metadata_put,

@@ -843,6 +843,8 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
                (long long)t->sign_us);
     }
     rg_resolution_clear(&res);
+    if (id->sid_out)   /* issue 13: the caller keeps what logout needs */
+        snprintf(id->sid_out, 64, "%s", f.sess.id);
     rg_http_redirect(req, 302, return_to);
 }
 

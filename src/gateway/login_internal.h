@@ -115,6 +115,8 @@ typedef struct lg_identity {
     const char *protocol;           /* "saml" | "oidc" */
     const char *subject_format;     /* SAML NameID Format, may be NULL */
     const char *idp_session;        /* SAML SessionIndex / OIDC sid, may be NULL */
+    char *sid_out;                  /* may be NULL: receives the new session's sid
+                                       (64 bytes) when lg_finish issued one */
 } lg_identity;
 
 /* Issue 11 item 13: checks what the IdP said before any use. Refuses (400
@@ -171,6 +173,18 @@ void lg_h_logins_list(rg_http_req *req, void *ctx);
 void lg_saml_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_pending *p);
 void lg_oidc_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_pending *p,
                    const char *login_hint);
+
+/* ---- OIDC single logout (oidc_logout.c, issue 13) ------------------------- */
+/* Keeps the ID token (id_token_hint) under sid for the session's lifetime. */
+void lg_oidc_keep_id_token(rg_gateway_login *lg, const char *sid, const char *id_token);
+/* The logout hook's OIDC half: *url is the OP's end_session URL (malloc'd)
+ * or NULL when the OP has none. Returns 0. */
+int  lg_oidc_logout_url(rg_gateway_login *lg, const lg_conn *c, const char *sid, char **url);
+/* GET /oidc/signed-out and POST /oidc/backchannel-logout/{id} (ctx = lg);
+ * the logout_token form is capped at LG_BCL_MAX_BODY bytes. */
+#define LG_BCL_MAX_BODY 16384
+void lg_h_oidc_signed_out(rg_http_req *req, void *ctx);
+void lg_h_oidc_backchannel(rg_http_req *req, void *ctx);
 
 /* The SP key pair of [saml]: created (RSA-2048, self-signed, 10 years,
  * mode 0600) when neither file exists. Returns 0 or -1 (logged). */

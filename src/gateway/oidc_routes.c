@@ -117,6 +117,7 @@ void lg_h_oidc_callback(rg_http_req *req, void *ctx)
         return;
     }
     lg_timing t = {0};
+    char sid[64] = "";
     rg_oidc_identity id;
     memset(&id, 0, sizeof id);
     int rc;
@@ -157,8 +158,12 @@ void lg_h_oidc_callback(rg_http_req *req, void *ctx)
         .n_groups = id.n_groups,
         .groups_overage = id.groups_overage,
         .protocol = "oidc",
+        .idp_session = id.sid,   /* back-channel logout matches by it (issue 13) */
+        .sid_out = sid,
     };
     lg_finish(req, lg, c, &li, p.return_to[0] ? p.return_to : "/", &t);
+    if (sid[0])   /* RP-initiated logout's id_token_hint, server-side only */
+        lg_oidc_keep_id_token(lg, sid, id.id_token);
     rg_oidc_identity_clear(&id);
     lg_conn_release(lg, c);
 }

@@ -32,8 +32,13 @@ int rg_gateway_login_logout_hook(void *ctx, const char *sid, char **redirect_url
     const char *conn_id = json_string_value(json_object_get(s, "connection_id"));
     const char *nid = json_string_value(json_object_get(s, "idp_subject"));
     lg_conn *c = NULL;
-    if (!conn_id || !nid || lg_conn_acquire(lg, conn_id, &c, &err) != 0 || c->type != 's' ||
-        !rg_saml_slo_supported(c->saml)) {
+    if (conn_id && nid && lg_conn_acquire(lg, conn_id, &c, &err) == 0 && c->type == 'o') {
+        lg_oidc_logout_url(lg, c, sid, redirect_url);   /* oidc_logout.c */
+        lg_conn_release(lg, c);
+        json_decref(s);
+        return 0;
+    }
+    if (!c || c->type != 's' || !rg_saml_slo_supported(c->saml)) {
         lg_conn_release(lg, c);
         json_decref(s);
         return 0;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include "oidc_internal.h"
 
 /* Looks a claim up by dotted path ("realm_access.roles"). A top-level claim
@@ -95,6 +96,11 @@ void rg_oidc_identity_clear(rg_oidc_identity *id)
     free(id->subject);
     free(id->email);
     free(id->name);
+    free(id->sid);
+    if (id->id_token) {
+        OPENSSL_cleanse(id->id_token, strlen(id->id_token));
+        free(id->id_token);
+    }
     memset(id, 0, sizeof *id);
 }
 
@@ -106,6 +112,23 @@ long long oidc_num_secs(json_t *v)
     return d > 9e15 ? 9000000000000000LL : d < -9e15 ? -9000000000000000LL : (long long)d;
 }
 
+int oidc_aud_has(json_t *aud, const char *client_id, size_t *n_aud)
+{
+    int ok = 0;
+    *n_aud = 0;
+    if (json_is_string(aud)) {
+        *n_aud = 1;
+        ok = strcmp(json_string_value(aud), client_id) == 0;
+    } else if (json_is_array(aud)) {
+        size_t i;
+        json_t *a;
+        *n_aud = json_array_size(aud);
+        json_array_foreach(aud, i, a)
+            ok |= json_is_string(a) && strcmp(json_string_value(a), client_id) == 0;
+    }
+    return ok;
+}
+
 /* The claim checks of OIDC Core 3.1.3.7 after the signature. */
 int oidc_check_claims(const rg_oidc_client *c, json_t *cl, const rg_oidc_pending *p,
                         int64_t now, rg_error *err)
@@ -114,19 +137,8 @@ int oidc_check_claims(const rg_oidc_client *c, json_t *cl, const rg_oidc_pending
     if (!iss || strcmp(iss, c->issuer) != 0)
         return rg_error_set(err, RG_ERR, 401, "oidc_wrong_issuer", "iss",
                             "ID token iss is not the connection's issuer");
-    json_t *aud = json_object_get(cl, "aud");
-    int aud_ok = 0;
     size_t n_aud = 0;
-    if (json_is_string(aud)) {
-        n_aud = 1;
-        aud_ok = strcmp(json_string_value(aud), c->client_id) == 0;
-    } else if (json_is_array(aud)) {
-        size_t i;
-        json_t *a;
-        n_aud = json_array_size(aud);
-        json_array_foreach(aud, i, a)
-            aud_ok |= json_is_string(a) && strcmp(json_string_value(a), c->client_id) == 0;
-    }
+    int aud_ok = oidc_aud_has(json_object_get(cl, "aud"), c->client_id, &n_aud);
     if (!aud_ok)
         return rg_error_set(err, RG_ERR, 401, "oidc_wrong_audience", "aud",
                             "ID token aud does not contain this client_id");

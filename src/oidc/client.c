@@ -147,6 +147,11 @@ void rg_oidc_client_free(rg_oidc_client *c)
     free(c);
 }
 
+const char *rg_oidc_client_issuer(const rg_oidc_client *c)
+{
+    return c->issuer;
+}
+
 void rg_oidc_client_stats(rg_oidc_client *c, rg_oidc_stats *out)
 {
     pthread_mutex_lock(&c->lock);
@@ -374,8 +379,8 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
     if (oidc_disc_get(c, &d, err) != RG_OK)
         return RG_ERR;
     json_t *tok = NULL, *claims = NULL, *ui = NULL;
+    int have_oom = 0;
     rg_oidc_jws *jws = NULL;
-    rg_oidc_keyset *ks = NULL;
     int64_t t0 = rg_mono_us(), c0 = rg_thread_cpu_us();
     int rc = token_exchange(c, d, p, code, &tok, err);
     int64_t t1 = rg_mono_us(), c1 = rg_thread_cpu_us();
@@ -392,22 +397,8 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
     if ((rc = rg_oidc_jws_parse(id_token, &jws, err)) != RG_OK ||
         (rc = rg_oidc_jws_check_alg(jws, c->alg_mask, err)) != RG_OK)
         goto out;
-    unsigned long gen = 0;
-    if ((rc = oidc_jwks_get(c, d->jwks_uri, 0, &ks, &gen, err)) != RG_OK)
+    if ((rc = oidc_verify_sig(c, d, jws, err)) != RG_OK)
         goto out;
-    rc = rg_oidc_jws_verify(jws, ks, c->alg_mask, c->client_secret, err);
-    if (rc == RG_ENOTFOUND) {
-        /* unknown kid: the IdP may have rotated; refetch (rate-limited) */
-        rg_oidc_keyset_free(ks);
-        ks = NULL;
-        if ((rc = oidc_jwks_get(c, d->jwks_uri, gen, &ks, &gen, err)) != RG_OK)
-            goto out;
-        rc = rg_oidc_jws_verify(jws, ks, c->alg_mask, c->client_secret, err);
-    }
-    if (rc != RG_OK) {
-        rc = RG_ERR;
-        goto out;
-    }
     size_t pl = 0;
     const char *payload = rg_oidc_jws_payload(jws, &pl);
     claims = json_loadb(payload, pl, JSON_REJECT_DUPLICATES, NULL);
@@ -423,6 +414,13 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
     out->email = oidc_claim_str(claims, c->email_claim);
     out->name = oidc_claim_str(claims, c->name_claim);
     out->email_verified = json_is_true(json_object_get(claims, "email_verified"));
+    /* issue 13: what logout needs later (sid for back-channel matching, the
+     * token itself as id_token_hint); both stay server-side */
+    const char *osid = json_string_value(json_object_get(claims, "sid"));
+    if (osid && *osid && strlen(osid) <= MAX_SUB_LEN && !(out->sid = strdup(osid)))
+        have_oom = 1;
+    if (strlen(id_token) <= 8192 && !(out->id_token = strdup(id_token)))
+        have_oom = 1;
     int have = oidc_read_groups(claims, c->groups_claim, out, c->issuer);
     out->groups_overage = !have && oidc_groups_overage(claims, c->groups_claim);
     if (!have && c->use_userinfo) {
@@ -444,7 +442,7 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
         if (!out->name)
             out->name = oidc_claim_str(ui, c->name_claim);
     }
-    if (!out->issuer || !out->subject || (have && !out->groups)) {
+    if (!out->issuer || !out->subject || (have && !out->groups) || have_oom) {
         rc = rg_error_set(err, RG_ENOMEM, 500, "oidc_id_token_malformed", NULL, "out of memory");
         goto out;
     }
@@ -473,7 +471,6 @@ out:
     json_decref(claims);
     json_decref(ui);
     rg_oidc_jws_free(jws);
-    rg_oidc_keyset_free(ks);
     oidc_disc_free(d);
     return rc == RG_OK ? RG_OK : RG_ERR;
 }

@@ -16,6 +16,7 @@ void oidc_disc_free(disc *d)
     free(d->token);
     free(d->jwks_uri);
     free(d->userinfo);
+    free(d->end_session);
     free(d);
 }
 
@@ -42,6 +43,7 @@ static int disc_fetch(rg_oidc_client *c, disc **out, rg_error *err)
     const char *token = json_string_value(json_object_get(doc, "token_endpoint"));
     const char *jwks = json_string_value(json_object_get(doc, "jwks_uri"));
     const char *ui = json_string_value(json_object_get(doc, "userinfo_endpoint"));
+    const char *es = json_string_value(json_object_get(doc, "end_session_endpoint"));
     char q[120];
     if (!json_is_object(doc))
         rc = rg_error_set(err, RG_ERR, 502, "oidc_discovery_failed", "discovery",
@@ -54,7 +56,8 @@ static int disc_fetch(rg_oidc_client *c, disc **out, rg_error *err)
         rc = rg_error_set(err, RG_ERR, 502, "oidc_discovery_failed", "discovery",
                           "discovery lacks authorization_endpoint, token_endpoint or jwks_uri");
     else if (oidc_url_check(c, "authorization_endpoint", authz, err) || oidc_url_check(c, "token_endpoint", token, err) ||
-             oidc_url_check(c, "jwks_uri", jwks, err) || (ui && oidc_url_check(c, "userinfo_endpoint", ui, err)))
+             oidc_url_check(c, "jwks_uri", jwks, err) || (ui && oidc_url_check(c, "userinfo_endpoint", ui, err)) ||
+             (es && oidc_url_check(c, "end_session_endpoint", es, err)))
         rc = RG_ERR;
     if (rc != RG_OK) {
         json_decref(doc);
@@ -80,11 +83,12 @@ static int disc_fetch(rg_oidc_client *c, disc **out, rg_error *err)
         d->token = strdup(token);
         d->jwks_uri = strdup(jwks);
         d->userinfo = ui ? strdup(ui) : NULL;
+        d->end_session = es ? strdup(es) : NULL;
         d->auth_post = !basic && post;
         d->fetched_us = rg_mono_us();
     }
     json_decref(doc);
-    if (!d || !d->authz || !d->token || !d->jwks_uri || (ui && !d->userinfo)) {
+    if (!d || !d->authz || !d->token || !d->jwks_uri || (ui && !d->userinfo) || (es && !d->end_session)) {
         oidc_disc_free(d);
         return rg_error_set(err, RG_ENOMEM, 502, "oidc_discovery_failed", NULL, "out of memory");
     }
@@ -211,4 +215,23 @@ int oidc_jwks_get(rg_oidc_client *c, const char *uri, unsigned long seen_gen,
     }
     pthread_mutex_unlock(&c->fetch_lock);
     return rc;
+}
+
+int oidc_verify_sig(rg_oidc_client *c, const disc *d, const rg_oidc_jws *jws, rg_error *err)
+{
+    rg_oidc_keyset *ks = NULL;
+    unsigned long gen = 0;
+    if (oidc_jwks_get(c, d->jwks_uri, 0, &ks, &gen, err) != RG_OK)
+        return RG_ERR;
+    int rc = rg_oidc_jws_verify(jws, ks, c->alg_mask, c->client_secret, err);
+    if (rc == RG_ENOTFOUND) {
+        /* unknown kid: the IdP may have rotated; refetch (rate-limited) */
+        rg_oidc_keyset_free(ks);
+        ks = NULL;
+        if (oidc_jwks_get(c, d->jwks_uri, gen, &ks, &gen, err) != RG_OK)
+            return RG_ERR;
+        rc = rg_oidc_jws_verify(jws, ks, c->alg_mask, c->client_secret, err);
+    }
+    rg_oidc_keyset_free(ks);
+    return rc == RG_OK ? RG_OK : RG_ERR;
 }

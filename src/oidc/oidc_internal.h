@@ -23,6 +23,7 @@
 typedef struct disc {
     atomic_int refs;
     char *authz, *token, *jwks_uri, *userinfo;   /* userinfo may be NULL */
+    char *end_session;       /* RP-Initiated Logout 1.0 end_session_endpoint, may be NULL */
     int auth_post;                               /* client_secret_post, else basic */
     int64_t fetched_us;
 } disc;
@@ -79,6 +80,11 @@ int oidc_disc_get(rg_oidc_client *c, disc **out, rg_error *err);
  * seen_gen 0, or the generation that lacked a kid to ask for a refetch. */
 int oidc_jwks_get(rg_oidc_client *c, const char *uri, unsigned long seen_gen,
                   rg_oidc_keyset **out, unsigned long *gen_out, rg_error *err);
+/* Verifies jws's signature with the keys of d's jwks_uri and the client's
+ * alg list (the alg pinned to the key: no HS256-with-the-public-key, no
+ * none); an unknown kid refetches the JWKS once (rate-limited). Returns 0
+ * or RG_ERR with jose.c's reason code. */
+int oidc_verify_sig(rg_oidc_client *c, const disc *d, const rg_oidc_jws *jws, rg_error *err);
 
 /* ---- claims.c --------------------------------------------------------------- */
 json_t *oidc_claim_get(json_t *o, const char *path);
@@ -88,6 +94,8 @@ int oidc_read_groups(json_t *o, const char *path, rg_oidc_identity *id, const ch
 long long oidc_num_secs(json_t *v);
 /* The claim checks of OIDC Core 3.1.3.7 after the signature (nonce against
  * p). */
+/* 1 if the aud claim (string or array) holds client_id; *n_aud: how many. */
+int oidc_aud_has(json_t *aud, const char *client_id, size_t *n_aud);
 int oidc_check_claims(const rg_oidc_client *c, json_t *cl, const rg_oidc_pending *p,
                       int64_t now, rg_error *err);
 

@@ -175,9 +175,9 @@ static int revoke_idp_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     sqlite3 *db = tx->db;
     sqlite3_stmt *st = rg_st_prep(db, err,
                                   "SELECT id FROM sessions WHERE connection_id = ? AND"
-                                  " idp_subject = ? AND revoked_at IS NULL AND"
-                                  " (? IS NULL OR idp_session = ?)", "ssss",
-                                  a->conn_id, a->subject, a->idp_session, a->idp_session);
+                                  " (? IS NULL OR idp_subject = ?) AND revoked_at IS NULL AND"
+                                  " (? IS NULL OR idp_session = ?)", "sssss", a->conn_id,
+                                  a->subject, a->subject, a->idp_session, a->idp_session);
     if (!st)
         return RG_EIO;
     rg_slugs ids = {0};
@@ -202,6 +202,11 @@ int rg_store_session_revoke_idp(rg_store *s, const char *connection_id, const ch
                                 const char *idp_session, const char *reason, json_t **out,
                                 rg_error *err)
 {
+    if (out)
+        *out = NULL;
+    if (!subject && !idp_session)   /* would match every session of the connection */
+        return rg_error_set(err, RG_EINVAL, 400, "invalid_request", "subject",
+                            "a subject or an IdP session is required");
     sess_arg a = { .conn_id = connection_id, .subject = subject, .idp_session = idp_session,
                    .reason = reason };
     return rg_st_write(s, revoke_idp_tx, &a, out, err);

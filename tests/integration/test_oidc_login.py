@@ -7,6 +7,7 @@ nested groups claim, key rotation at the OP without a restart, and the
 refusals, each with its reason code and no membership change: state
 missing / wrong / reused, code reused, IdP error= callback, discovery
 issuer mismatch. Token-level attacks are covered by the library's tests."""
+import json
 import os
 import shutil
 import sys
@@ -24,14 +25,14 @@ CLIENT_ID, CLIENT_SECRET = "rolegate-test", "rolegate-test-secret-0123456789"
 
 
 class Op:
-    def __init__(self, redirect_uri):
+    def __init__(self, redirect_uri, extra=()):
         if not os.path.isdir(os.path.join(OP_DIR, "node_modules", "oidc-provider")):
             raise AssertionError("tests/oidc-op: run `npm ci` there first")
         self.dir = tempfile.mkdtemp(prefix="rg-op-")
         try:
             self.proc, line = spawn_ready(
                 ["node", "op.mjs", "--port", "0", "--client-id", CLIENT_ID, "--client-secret",
-                 CLIENT_SECRET, "--redirect-uri", redirect_uri],
+                 CLIENT_SECRET, "--redirect-uri", redirect_uri, *extra],
                 OP_DIR, os.path.join(self.dir, "stderr.txt"), "ready ", "OP")
         except AssertionError:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -46,6 +47,14 @@ class Op:
         assert st == 200, st
         return data
 
+    def admin(self, path, body):
+        """POST a JSON body to one of op.mjs's /__admin/ routes."""
+        b = Browser()
+        st, _, data = b.request("POST", self.issuer + path, json.dumps(body).encode(),
+                                {"Content-Type": "application/json"})
+        assert st == 200, (path, st, data[:200])
+        return json.loads(data)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -54,11 +63,13 @@ class Op:
 
 
 class Env:
-    def __init__(self, multiple=False, **conn):
-        self.rg = LoginServer()
+    """rg: a running LoginServer to use (default: a new one); op_extra:
+    more op.mjs arguments."""
+    def __init__(self, multiple=False, rg=None, op_extra=(), **conn):
+        self.rg = rg or LoginServer()
         self.op = None
         try:
-            self.op = Op(self.rg.base + "/oidc/callback")
+            self.op = Op(self.rg.base + "/oidc/callback", op_extra)
             setup_roles(self.rg, multiple)
             self.org = self.rg.ok("POST", "/organizations", {"name": "Initech"})["id"]
             body = {"type": "oidc", "name": "OP", "issuer": self.op.issuer,

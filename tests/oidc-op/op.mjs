@@ -26,8 +26,19 @@
 // rebuilt in-process; codes, sessions and grants live in the shared memory
 // adapter). It answers {"kid": "<new signing kid>", "kids": [all kids]}.
 // GET /__admin/kid answers the current signing kid.
+//
+// Logout (issue 13): RP-initiated logout (end_session_endpoint) and
+// Back-Channel Logout 1.0 are enabled. --post-logout-redirect-uri registers
+// the client's post_logout_redirect_uris. POST /__admin/client with a JSON
+// object merges client metadata (e.g. backchannel_logout_uri, known only once
+// the relying party made its connection) and rebuilds the provider; ID
+// tokens then carry sid (backchannel_logout_session_required). POST
+// /__admin/sign {"header": {...}, "claims": {...}} answers {"token"}: a JWS
+// signed RS256 with the current signing key, header defaults
+// {alg RS256, kid, typ logout+jwt}, so a test can send hostile logout tokens
+// that are still correctly signed by this OP.
 import http from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 function parseArgs(argv) {
@@ -42,6 +53,7 @@ function parseArgs(argv) {
       case '--client-secret': o.clientSecret = v; i++; break;
       case '--redirect-uri': o.redirectUri = v; i++; break;
       case '--auth-methods': o.authMethods = v; i++; break;
+      case '--post-logout-redirect-uri': o.postLogout = v; i++; break;
       default: throw new Error(`unknown argument ${k}`);
     }
   }
@@ -90,6 +102,24 @@ function newSigningKey() {
 }
 
 const keys = [newSigningKey()];
+const clientExtra = {};
+
+function b64u(buf) {
+  return Buffer.from(buf).toString('base64url');
+}
+
+function signJws(header, claims) {
+  const h = { alg: 'RS256', kid: keys[0].kid, typ: 'logout+jwt', ...header };
+  const input = `${b64u(JSON.stringify(h))}.${b64u(JSON.stringify(claims))}`;
+  const key = createPrivateKey({ key: keys[0], format: 'jwk' });
+  return `${input}.${b64u(cryptoSign('sha256', Buffer.from(input), key))}`;
+}
+
+async function readJson(req) {
+  const chunks = [];
+  for await (const c of req) chunks.push(c);
+  return chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+}
 
 function buildProvider(issuer) {
   const config = {
@@ -100,13 +130,26 @@ function buildProvider(issuer) {
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: opts.authMethods.split(',')[0],
+      ...(opts.postLogout ? { post_logout_redirect_uris: [opts.postLogout] } : {}),
+      ...clientExtra,
     }],
     clientAuthMethods: opts.authMethods.split(','),
     jwks: { keys },
     cookies: { keys: ['rolegate-test-op-cookie-key-not-secret'] },
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: false } },
+    features: {
+      devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: true },
+      backchannelLogout: { enabled: true },
+    },
     conformIdTokenClaims: false,
+    // The back-channel POST goes to rolegate on loopback, which the
+    // provider's SSRF guard (special-use addresses) refuses: this test OP
+    // lives on loopback only, so its outgoing requests skip that guard.
+    fetch: (url, options) => {
+      const { dispatcher, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
     claims: {
       openid: ['sub', 'groups', 'realm_access'],
       email: ['email', 'email_verified'],
@@ -133,6 +176,8 @@ function buildProvider(issuer) {
   };
   const p = new Provider(issuer, config);
   p.proxy = false;
+  p.on('backchannel.error', (ctx, err, client) => console.error(`backchannel.error ${client.clientId}: ${err.message}`));
+  p.on('backchannel.success', (ctx, client) => console.error(`backchannel.success ${client.clientId}`));
   return p;
 }
 
@@ -192,6 +237,14 @@ const server = http.createServer(async (req, res) => {
       provider = buildProvider(provider.issuer);
       handler = provider.callback();
       json(res, 200, { kid: keys[0].kid, kids: keys.map((k) => k.kid) });
+    } else if (path === '/__admin/client' && req.method === 'POST') {
+      Object.assign(clientExtra, await readJson(req));
+      provider = buildProvider(provider.issuer);
+      handler = provider.callback();
+      json(res, 200, clientExtra);
+    } else if (path === '/__admin/sign' && req.method === 'POST') {
+      const body = await readJson(req);
+      json(res, 200, { token: signJws(body.header || {}, body.claims || {}) });
     } else if (path === '/__admin/kid') {
       json(res, 200, { kid: keys[0].kid });
     } else {
