@@ -420,11 +420,16 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "rolegate: session keys: %s\n", err.message);
         goto out;
     }
+    /* the SAML SP key pair: files made at the first SAML use */
+    if (!(ctx.sp_keys = rg_saml_sp_keys_new(cfg.saml.sp_key_file, cfg.saml.sp_cert_file))) {
+        fprintf(stderr, "rolegate: out of memory\n");
+        goto out;
+    }
     if (!(ctx.store = rg_store_open(cfg.store.database, &err))) {
         fprintf(stderr, "rolegate: store %s: %s\n", cfg.store.database, err.message);
         goto out;
     }
-    /* issue 7: role-table cache, replay cache, login state, revocations
+    /* role-table cache, replay cache, login state, revocations
      * (in-process without a Redis URL); after the store it reads */
     if (!(ctx.cache = rg_cache_new(&cfg, ctx.store, &err))) {
         fprintf(stderr, "rolegate: cache: %s\n", err.message);
@@ -457,7 +462,7 @@ static int cmd_serve(int argc, char **argv)
     rg_cache_set_revoke_user_sink(ctx.cache, rg_gateway_revoke_user_sink, gw);   /* R30 */
     if (rg_gateway_scim_register(gw, &err) != 0)            /* SCIM /scim/v2/{directory} */
         goto start_failed;
-    if (!(login = rg_gateway_login_register(pub, adm, &ctx, &err)))  /* login + demo */
+    if (!(login = rg_gateway_login_register(pub, &ctx, &err)))  /* login + demo */
         goto start_failed;
     rg_gateway_login_set_auth(login, gw);                    /* issue 13: SAML SLO */
     rg_gateway_set_logout_hook(gw, rg_gateway_login_logout_hook, login);
@@ -526,6 +531,7 @@ out:
     rg_cache_free(ctx.cache);    /* after everything that borrows it, before the store */
     rg_store_close(ctx.store);
     rg_keyring_free(ctx.keys);
+    rg_saml_sp_keys_free(ctx.sp_keys);   /* after everything that borrows it */
     memset(admin_key, 0, strlen(admin_key));
     free(admin_key);
     if (exit_code == 0)

@@ -42,23 +42,28 @@ rg_store *rg_api_store(const rg_api *api);
 /* The ctx api serves (borrowed). */
 const rg_ctx *rg_api_ctx(const rg_api *api);
 
-/* The public base_url of api's config (borrowed). */
+/* The public base_url of api's config without its trailing '/' (borrowed:
+ * cfg->server.base, derived at config load). */
 const char *rg_api_base_url(const rg_api *api);
 
 /* The route table of each file (registered by rg_api_register, searched by
- * rg_api_route_handler); every handler's ctx is the rg_api. */
+ * rg_api_route_find); every handler's ctx is the rg_api. */
 extern const rg_http_route_def rg_api_roles_routes[];
 extern const size_t rg_api_roles_nroutes;
 extern const rg_http_route_def rg_api_orgs_routes[];
 extern const size_t rg_api_orgs_nroutes;
 extern const rg_http_route_def rg_api_directories_routes[];   /* R27-R31 */
 extern const size_t rg_api_directories_nroutes;
+extern const rg_http_route_def rg_api_metadata_routes[];     /* PUT /connections/{id}/metadata */
+extern const size_t rg_api_metadata_nroutes;
+extern const rg_http_route_def rg_api_logins_routes[];       /* GET /connections/{id}/logins */
+extern const size_t rg_api_logins_nroutes;
 /* ---- re-serving a route (public) ------------------------------------------ */
-/* The handler the admin API serves METHOD pattern with (its ctx is the
- * rg_api) and the route's flags, for a listener that serves the same route
- * under its own guard (the setup portal: scoped to one organization). NULL
- * if the admin API has no such route. */
-rg_http_handler rg_api_route_handler(const char *method, const char *pattern, unsigned *flags);
+/* The admin API's route METHOD pattern (its handler's ctx is the rg_api;
+ * flags and max_body as registered), for a listener that serves the same
+ * route under its own guard (the setup portal: scoped to one organization).
+ * NULL if the admin API has no such route. */
+const rg_http_route_def *rg_api_route_find(const char *method, const char *pattern);
 /* Answers a store call: rc != 0 sends err (the JSON error body); else out
  * (stolen) with status, or an empty 204 when out is NULL. */
 void rg_api_reply(rg_http_req *req, int rc, const rg_error *err, int status, json_t *out);

@@ -30,6 +30,12 @@ typedef struct rg_config_server {
     char    trusted_proxies[RG_CONFIG_LIST];  /* "ip,cidr,..." (validated) */
     char    return_to_origins[RG_CONFIG_LIST];/* "https://a.example,..." */
     int     portal_link_ttl;                /* seconds a setup-portal link lives */
+    /* Derived from base_url once, when the config is loaded (rg_config_derive),
+     * so no handler parses it again: */
+    char    base[RG_CONFIG_STR];            /* base_url without trailing '/' */
+    char    origin[RG_CONFIG_STR];          /* "scheme://host[:port]", lowercased */
+    char    login_url[RG_CONFIG_STR + 8];   /* base + "/login" */
+    int     secure;                         /* base_url is https: Secure cookies */
 } rg_config_server;
 
 typedef struct rg_config {
@@ -96,6 +102,16 @@ int rg_config_load(rg_config *cfg, const char *path, unsigned flags, rg_config_d
 /* The same over INI text held in memory; name is used in error lines. */
 int rg_config_parse_string(rg_config *cfg, const char *name, const char *text,
                            unsigned flags, rg_config_diag *diag);
+
+/* Fills the derived fields of cfg->server (base, origin, login_url, secure)
+ * from base_url. rg_config_defaults and a successful load call it; call it
+ * again after changing base_url by hand. Returns 0, or -1 if base_url has no
+ * "scheme://host" (a loaded config never has such a base_url). */
+int rg_config_derive(rg_config *cfg);
+
+/* The lowercased origin "scheme://host[:port]" of url into out (outsz
+ * bytes). 0, or -1 if url has no scheme://host or out is too small. */
+int rg_url_origin(const char *url, char *out, size_t outsz);
 
 /* Splits "host:port" / "[v6]:port" / ":port" (host "" = any). Returns 0 or
  * -1 (bad syntax, port outside 1..65535). */

@@ -66,10 +66,9 @@ void rg_gateway_set_logout_hook(rg_gateway *gw, rg_gateway_logout_fn fn, void *c
 
 /* What every issuer of sessions must agree on, so /auth accepts them:
  * the `iss` claim is server.base_url (returned borrowed from cfg), and the
- * cookie is the secure one (`__Host-rolegate`, Secure) iff base_url is
- * https. */
+ * cookie is the secure one (`__Host-rolegate`, Secure) iff
+ * cfg->server.secure (base_url is https, derived at config load). */
 const char *rg_gateway_issuer(const rg_config *cfg);
-int rg_gateway_secure(const rg_config *cfg);
 /* Sets c->exp (and c->auth_time) of a new session issued at c->iat: with
  * session.refresh, auth_time = iat and exp = iat + token_lifetime (/auth
  * refreshes it until auth_time + lifetime, issue 13); without, exp = iat +
@@ -102,25 +101,23 @@ int rg_gateway_scim_register(rg_gateway *gw, rg_error *err);
 
 /* ==== end gwauth ========================================================= */
 
-/* ==== login: /login, SAML metadata + ACS, OIDC callback, metadata upload == */
+/* ==== login: /login, SAML metadata + ACS, OIDC callback ================== */
 
 /* The login state (opaque): pending logins bound to the browser by the
  * state cookie, the SAML replay cache, the per-connection SAML/OIDC runtime
  * objects (rebuilt when a connection changes) and the demo's fixture IdP. */
 typedef struct rg_gateway_login rg_gateway_login;
 
-/* Registers (a NULL server is skipped; call before the servers start)
- *   public: GET /login, GET /saml/metadata/{id}, POST /saml/acs/{id},
- *           GET /oidc/callback
- *   admin:  PUT /connections/{id}/metadata, GET /connections/{id}/logins
- * ctx is borrowed (ctx->store and ctx->keys must be set and outlive the
- * result); rg_saml_global_init and rg_oidc_global_init must have run. The
- * SAML SP key pair ([saml] sp_key_file, sp_cert_file) is created at the
- * first SAML use if neither file exists. Returns the state, or NULL with
- * err. Free it with
- * rg_gateway_login_free AFTER both servers have stopped. */
+/* Registers on the public listener (NULL: none; call before it starts)
+ * GET /login, GET /saml/metadata/{id}, GET /saml/slo/{id}, POST
+ * /saml/acs/{id}, GET /oidc/callback. (The admin side of connections,
+ * metadata upload and login records, is the admin API's: api/.)
+ * ctx is borrowed (ctx->store, ctx->keys and ctx->sp_keys must be set and
+ * outlive the result); rg_saml_global_init and rg_oidc_global_init must
+ * have run. The SAML SP key pair is made at the first SAML use
+ * (rg_saml_sp_keys_ensure). Returns the state, or NULL with err. Free it
+ * with rg_gateway_login_free AFTER both servers have stopped. */
 rg_gateway_login *rg_gateway_login_register(struct rg_http_server *public_server,
-                                            struct rg_http_server *admin_server,
                                             rg_ctx *ctx, rg_error *err);
 /* Stops the demo IdP child (if any) and frees everything. Accepts NULL. */
 void rg_gateway_login_free(rg_gateway_login *lg);

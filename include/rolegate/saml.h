@@ -25,6 +25,18 @@ int  rg_saml_global_init(void);
 /* lasso_shutdown at exit, after every thread using SAML has stopped. */
 void rg_saml_global_shutdown(void);
 
+/* ---- the SP key pair ----------------------------------------------------- */
+/* The key pair the SP signs AuthnRequests with and publishes in its
+ * metadata: [saml] sp_key_file and sp_cert_file (copied). rg_saml_sp_keys_ensure
+ * makes it at the first call of the process when neither file exists
+ * (RSA-2048, self-signed, 10 years, key mode 0600) and is a no-op after a
+ * success; thread-safe. 0, or -1 (logged: one file without the other, or a
+ * write failed; the next call tries again). */
+typedef struct rg_saml_sp_keys rg_saml_sp_keys;
+rg_saml_sp_keys *rg_saml_sp_keys_new(const char *key_file, const char *cert_file);
+void rg_saml_sp_keys_free(rg_saml_sp_keys *k);   /* accepts NULL */
+int  rg_saml_sp_keys_ensure(rg_saml_sp_keys *k);
+
 /* ---- IdP metadata lint --------------------------------------------------- */
 typedef struct rg_saml_endpoint {
     char *binding;               /* full binding URN */

@@ -42,17 +42,17 @@ static const struct {
     {rg_api_roles_routes, &rg_api_roles_nroutes},
     {rg_api_orgs_routes, &rg_api_orgs_nroutes},
     {rg_api_directories_routes, &rg_api_directories_nroutes},
+    {rg_api_metadata_routes, &rg_api_metadata_nroutes},
+    {rg_api_logins_routes, &rg_api_logins_nroutes},
 };
 
-rg_http_handler rg_api_route_handler(const char *method, const char *pattern, unsigned *flags)
+const rg_http_route_def *rg_api_route_find(const char *method, const char *pattern)
 {
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (size_t i = 0; i < *tables[t].n; i++) {
             const rg_http_route_def *d = &tables[t].routes[i];
-            if (strcmp(d->method, method) == 0 && strcmp(d->pattern, pattern) == 0) {
-                *flags = d->flags;
-                return d->handler;
-            }
+            if (strcmp(d->method, method) == 0 && strcmp(d->pattern, pattern) == 0)
+                return d;
         }
     return NULL;
 }
@@ -66,7 +66,7 @@ rg_store *rg_api_store(const rg_api *api)
 const char *rg_api_base_url(const rg_api *api)
 {
     assert(api && api->ctx && api->ctx->config);
-    return api->ctx->config->server.base_url;
+    return api->ctx->config->server.base;
 }
 
 void rg_api_reply(rg_http_req *req, int rc, const rg_error *err, int status, json_t *out)

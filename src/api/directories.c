@@ -16,13 +16,9 @@
 /* Adds scim_base_url ("{base_url}/scim/v2/{id}") to a directory object. */
 static void add_scim_url(const rg_api *api, json_t *d)
 {
-    const char *base = rg_api_ctx(api)->config->server.base_url;
-    size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/')
-        bl--;
     const char *id = json_string_value(json_object_get(d, "id"));
     char url[RG_CONFIG_STR + 128];
-    snprintf(url, sizeof url, "%.*s/scim/v2/%s", (int)bl, base, id ? id : "");
+    snprintf(url, sizeof url, "%s/scim/v2/%s", rg_api_base_url(api), id ? id : "");
     json_object_set_new(d, "scim_base_url", json_string(url));
 }
 

@@ -179,10 +179,7 @@ static json_t *conn_urls(const rg_api *api, json_t *o)
         json_object_set_new(o, "acs_url", json_string(acs));
         json_object_set_new(o, "sp_metadata_url", json_string(eid));
     } else if (strcmp(type, "oidc") == 0) {
-        size_t bl = strlen(base);
-        while (bl && base[bl - 1] == '/')
-            bl--;
-        snprintf(eid, sizeof eid, "%.*s/oidc/callback", (int)bl, base);
+        snprintf(eid, sizeof eid, "%s/oidc/callback", base);
         json_object_set_new(o, "redirect_uri", json_string(eid));
         /* issue 13: what to register at the OP for single logout */
         snprintf(eid, sizeof eid, "%.*s/oidc/signed-out", (int)bl, base);

@@ -84,7 +84,7 @@ static int login_redirect(rg_gateway *gw, rg_http_req *req)
         char *full = rg_arena_printf(a, "%s://%s%s", proto, host, uri);
         /* same origin as rolegate: a relative return_to is enough (and is
          * what /login accepts without an allow-list) */
-        if (full && gw_origin_of(full, origin, sizeof origin) == 0 &&
+        if (full && rg_url_origin(full, origin, sizeof origin) == 0 &&
             strcmp(origin, gw->origin) != 0)
             orig = full;
     }

@@ -22,26 +22,6 @@ const char *rg_gateway_issuer(const rg_config *cfg)
     return cfg->server.base_url;
 }
 
-int rg_gateway_secure(const rg_config *cfg)
-{
-    assert(cfg);
-    return strncasecmp(cfg->server.base_url, "https://", 8) == 0;
-}
-
-int gw_origin_of(const char *url, char *out, size_t outsz)
-{
-    const char *p = strstr(url, "://");
-    if (!p || p == url)
-        return -1;
-    size_t end = (size_t)(p - url) + 3;
-    end += strcspn(url + end, "/?#");
-    if (end == (size_t)(p - url) + 3 || end >= outsz)
-        return -1;
-    for (size_t i = 0; i < end; i++)
-        out[i] = (char)tolower((unsigned char)url[i]);
-    out[end] = 0;
-    return 0;
-}
 
 void rg_gateway_token_times(const rg_config *cfg, rg_claims *c)
 {
@@ -149,7 +129,7 @@ int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
                                   : RG_SESSION_OVERSIZE_REJECT;
     char *cookie = NULL;
     int rc = rg_session_issue(ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
-                              rg_gateway_secure(cfg), cfg->session.lifetime, token, &cookie,
+                              cfg->server.secure, cfg->session.lifetime, token, &cookie,
                               cookie_len, omitted, err);
     rg_slugs_clear(&perms);
     if (rc)
@@ -226,7 +206,7 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     }
     gw->ctx = ctx;
     gw->cfg = ctx->config;
-    gw->secure = rg_gateway_secure(gw->cfg);
+    gw->secure = gw->cfg->server.secure;   /* derived from base_url at config load */
     gw->cookie_name = rg_session_cookie_name(gw->secure);
     gw->tcache = rg_token_cache_new(0);
     /* grace = skew: a token still accepted within the skew after exp must
@@ -238,16 +218,8 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
         rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
         return NULL;
     }
-    const char *base = gw->cfg->server.base_url;
-    if (gw_origin_of(base, gw->origin, sizeof gw->origin) != 0) {
-        rg_gateway_free(gw);
-        rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url", "bad base_url");
-        return NULL;
-    }
-    size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/')
-        bl--;
-    snprintf(gw->login_url, sizeof gw->login_url, "%.*s/login", (int)bl, base);
+    gw->origin = gw->cfg->server.origin;
+    gw->login_url = gw->cfg->server.login_url;
 
     if (rg_http_routes_add(ctx->public_server, gw_public_routes,
                            RG_HTTP_NROUTES(gw_public_routes), gw, err) != 0 ||

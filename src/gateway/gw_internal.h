@@ -21,14 +21,11 @@ struct rg_gateway {
     gw_refresh_map  *refreshes;        /* concurrent refreshes share one result */
     rg_gateway_logout_fn logout_hook;  /* single logout at the IdP (issue 13) */
     void            *logout_ctx;
-    int              secure;           /* base_url is https */
+    int              secure;           /* cfg->server.secure: base_url is https */
     const char      *cookie_name;      /* static string of the session layer */
-    char             origin[RG_CONFIG_STR];  /* "scheme://host[:port]" of base_url */
-    char             login_url[RG_CONFIG_STR + 16];  /* base_url + "/login" */
+    const char      *origin;           /* cfg->server.origin: "scheme://host[:port]" */
+    const char      *login_url;        /* cfg->server.login_url: base_url + "/login" */
 };
-
-/* Parses "scheme://host[:port][/path]" into its lowercased origin. 0 or -1. */
-int  gw_origin_of(const char *url, char *out, size_t outsz);
 /* Sorted union of the permissions of roles in org's current role table
  * (the cache layer's: rg_cache_table_get). Clear *out with rg_slugs_clear.
  * Returns 0, or negative with err (store unavailable, unknown org). */

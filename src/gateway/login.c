@@ -1,8 +1,6 @@
 /* login.c: GET /login (pick the organization's connection, check return_to
  * against open redirects, start SAML or OIDC with a pending login bound to
- * the browser), the admin listing of login records (GET
- * /connections/{id}/logins: the authentication.* events of a connection),
- * route registration and the login state's lifetime. */
+ * the browser), route registration and the login state's lifetime. */
 #include <assert.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,10 +11,6 @@
 #include "pages.h"
 #include "rolegate/store.h"
 #include "rolegate/util.h"
-
-#define LOGINS_DEFAULT 50
-#define LOGINS_MAX     100
-#define EVENTS_SCAN    100000   /* events looked at by one listing, at most */
 
 /* The connection to use: connection= (checked against organization= when
  * both are given), else the organization's only connection, else (no
@@ -175,117 +169,9 @@ void lg_h_login(rg_http_req *req, void *ctx)
     lg_conn_release(lg, c);
 }
 
-/* ---- GET /connections/{id}/logins (admin) ---------------------------------- */
-
-/* Appends the connection's events named name to arr (oldest first). */
-static int collect(rg_store *s, const char *name, const char *conn_id, json_t *arr,
-                   rg_error *err)
-{
-    const char *after = NULL;
-    char cursor[LG_ID_MAX + 16];
-    for (size_t seen = 0; seen < EVENTS_SCAN;) {
-        rg_store_list_opts o = {.limit = 100, .after = after, .order = "asc"};
-        json_t *page = NULL;
-        int rc = rg_store_event_list(s, name, &o, &page, err);
-        if (rc)
-            return rc;
-        json_t *data = json_object_get(page, "data");
-        size_t i;
-        json_t *ev;
-        json_array_foreach(data, i, ev) {
-            const char *c = json_string_value(json_object_get(json_object_get(ev, "data"),
-                                                              "connection_id"));
-            if (c && strcmp(c, conn_id) == 0)
-                json_array_append(arr, ev);
-        }
-        seen += json_array_size(data);
-        const char *next = json_string_value(json_object_get(json_object_get(page,
-                                                             "list_metadata"), "after"));
-        if (!next || json_array_size(data) == 0) {
-            json_decref(page);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", next);
-        after = cursor;
-        json_decref(page);
-    }
-    return 0;
-}
-
-static int by_id(const void *a, const void *b)
-{
-    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    return strcmp(json_string_value(json_object_get(x, "id")),
-                  json_string_value(json_object_get(y, "id")));
-}
-
-void lg_h_logins_list(rg_http_req *req, void *ctx)
-{
-    rg_gateway_login *lg = ctx;
-    rg_error err;
-    rg_error_clear(&err);
-    const char *id = rg_http_param(req, "id");
-    int limit = LOGINS_DEFAULT;
-    const char *ls = rg_http_query(req, "limit");
-    if (ls) {
-        char *e;
-        long v = strtol(ls, &e, 10);
-        if (*e || v < 1 || v > LOGINS_MAX) {
-            rg_http_send_errorf(req, 422, "invalid_request", "limit",
-                                "limit must be 1..%d", LOGINS_MAX);
-            return;
-        }
-        limit = (int)v;
-    }
-    json_t *conn = NULL;
-    if (rg_store_connection_get(lg->ctx->store, id, &conn, &err) != 0) {
-        rg_http_send_error(req, &err);
-        return;
-    }
-    json_decref(conn);
-    json_t *all = json_array();
-    if (!all || collect(lg->ctx->store, "authentication.succeeded", id, all, &err) != 0 ||
-        collect(lg->ctx->store, "authentication.failed", id, all, &err) != 0) {
-        json_decref(all);
-        if (!err.code[0])
-            rg_error_set(&err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
-        rg_http_send_error(req, &err);
-        return;
-    }
-    /* event ids are ULIDs: sorting them is sorting by time */
-    size_t n = json_array_size(all);
-    json_t **v = n ? malloc(n * sizeof *v) : NULL;
-    for (size_t i = 0; v && i < n; i++)
-        v[i] = json_array_get(all, i);
-    if (v)
-        qsort(v, n, sizeof *v, by_id);
-    json_t *data = json_array();
-    size_t from = n > (size_t)limit ? n - (size_t)limit : 0;
-    for (size_t i = from; v && i < n; i++) {
-        /* a login record: the event's data with its id, outcome and time */
-        json_t *rec = json_deep_copy(json_object_get(v[i], "data"));
-        if (!json_is_object(rec)) {
-            json_decref(rec);
-            rec = json_object();
-        }
-        const char *ev = json_string_value(json_object_get(v[i], "event"));
-        json_object_set_new(rec, "object", json_string("login"));
-        json_object_set(rec, "id", json_object_get(v[i], "id"));
-        json_object_set_new(rec, "result", json_string(ev && strcmp(ev,
-                            "authentication.succeeded") == 0 ? "succeeded" : "failed"));
-        json_object_set(rec, "created_at", json_object_get(v[i], "created_at"));
-        json_array_append_new(data, rec);
-    }
-    free(v);
-    json_decref(all);
-    rg_http_send_json(req, 200, json_pack("{s:s, s:o, s:{s:n, s:n}}", "object", "list",
-                                          "data", data, "list_metadata", "before", "after"));
-}
-
 /* ---- registration and lifetime ---------------------------------------------- */
 
-rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
-                                            struct rg_http_server *adm, rg_ctx *ctx,
+rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub, rg_ctx *ctx,
                                             rg_error *err)
 {
     assert(ctx && ctx->config);
@@ -301,24 +187,11 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
         return NULL;
     }
     pthread_mutex_init(&lg->clock, NULL);
-    pthread_mutex_init(&lg->klock, NULL);
     lg->ctx = ctx;
     lg->cfg = cfg;
-    lg->secure = rg_gateway_secure(cfg);
-    snprintf(lg->base, sizeof lg->base, "%s", cfg->server.base_url);
-    for (size_t l = strlen(lg->base); l && lg->base[l - 1] == '/'; l--)
-        lg->base[l - 1] = 0;
-    /* origin of base_url, lowercased: "scheme://host[:port]" */
-    const char *h = strstr(lg->base, "://");
-    size_t ol = h ? (size_t)(h - lg->base) + 3 + strcspn(h + 3, "/?#") : 0;
-    if (!h || ol >= sizeof lg->origin) {
-        rg_gateway_login_free(lg);
-        rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url", "bad base_url");
-        return NULL;
-    }
-    for (size_t i = 0; i < ol; i++)
-        lg->origin[i] = (char)((lg->base[i] >= 'A' && lg->base[i] <= 'Z') ? lg->base[i] + 32
-                                                                          : lg->base[i]);
+    lg->secure = cfg->server.secure;   /* derived from base_url at config load */
+    lg->base = cfg->server.base;
+    lg->origin = cfg->server.origin;
     /* login state and the SAML replay cache live in the cache layer:
      * Redis when configured (shared by every instance), else in-process */
     if (!ctx->cache) {
@@ -348,14 +221,7 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub,
         {"POST", "/oidc/backchannel-logout/{id}", lg_h_oidc_backchannel,
          RG_HTTP_BODY_FORM | RG_HTTP_OFFLOAD, LG_BCL_MAX_BODY},
     };
-    const rg_http_route_def admin_routes[] = {
-        {"PUT", "/connections/{id}/metadata", lg_h_metadata_put,
-         RG_HTTP_BODY_RAW | RG_HTTP_OFFLOAD, RG_SAML_MAX_METADATA},
-        {"GET", "/connections/{id}/logins", lg_h_logins_list, 0, 0},
-    };
     int rc = rg_http_routes_add(pub, public_routes, RG_HTTP_NROUTES(public_routes), lg, err);
-    if (!rc)
-        rc = rg_http_routes_add(adm, admin_routes, RG_HTTP_NROUTES(admin_routes), lg, err);
     if (rc) {
         rg_gateway_login_free(lg);
         return NULL;
@@ -374,6 +240,5 @@ void rg_gateway_login_free(rg_gateway_login *lg)
     lg_conns_clear(lg);
     lg_pending_free(lg->pending);
     pthread_mutex_destroy(&lg->clock);
-    pthread_mutex_destroy(&lg->klock);
     free(lg);
 }

@@ -6,17 +6,12 @@
  * every login: R15-R18 through rg_store_login_apply, R24 session, cookies. */
 #include <assert.h>
 #include <ctype.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
 #include "login_internal.h"
 #include "rolegate/metrics.h"
 #include "rolegate/store.h"
@@ -299,14 +294,6 @@ static const char **jlist(const json_t *o, const char *k)
     return l;
 }
 
-void lg_sp_keys_lazy(rg_gateway_login *lg)
-{
-    pthread_mutex_lock(&lg->klock);
-    if (!lg->keys_ready && lg_sp_keys_ensure(lg->cfg) == 0)
-        lg->keys_ready = 1;
-    pthread_mutex_unlock(&lg->klock);
-}
-
 static int conn_build_saml(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg_error *err)
 {
     const char *md = jstr(j, "idp_metadata");
@@ -314,7 +301,7 @@ static int conn_build_saml(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg
         return rg_error_set(err, RG_EINVAL, 503, "connection_draft", "idp_metadata",
                             "Sign-in through this identity provider is not set up yet. "
                             "Please ask your administrator to finish the connection.");
-    lg_sp_keys_lazy(lg);
+    rg_saml_sp_keys_ensure(lg->ctx->sp_keys);   /* made at the first SAML use */
     char eid[RG_SAML_URL_MAX], acs[RG_SAML_URL_MAX];
     if (rg_saml_sp_urls(lg->base, c->id, eid, acs, sizeof eid) != 0)
         return rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url",
@@ -846,69 +833,4 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     if (id->sid_out)   /* issue 13: the caller keeps what logout needs */
         snprintf(id->sid_out, 64, "%s", f.sess.id);
     rg_http_redirect(req, 302, return_to);
-}
-
-/* ==== SP key pair ======================================================== */
-
-static int write_pem(const char *path, BIO *bio, int mode)
-{
-    char *data = NULL;
-    long n = BIO_get_mem_data(bio, &data);
-    char tmp[RG_CONFIG_STR];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    const char *d = dirname(tmp);
-    if (strcmp(d, ".") != 0 && rg_mkdir_p(d, 0700) != 0)
-        return -1;
-    return n > 0 ? rg_file_write(path, data, (size_t)n, mode) : -1;
-}
-
-int lg_sp_keys_ensure(const rg_config *cfg)
-{
-    const char *kf = cfg->saml.sp_key_file, *cf = cfg->saml.sp_cert_file;
-    int hk = access(kf, F_OK) == 0, hc = access(cf, F_OK) == 0;
-    if (hk && hc)
-        return 0;
-    if (hk != hc) {
-        rg_log(RG_LOG_ERROR, "event=saml_sp_keys_incomplete key=%s cert=%s "
-               "hint=\"give both files or neither\"", kf, cf);
-        return -1;
-    }
-    int rc = -1;
-    EVP_PKEY *pk = EVP_RSA_gen(2048);
-    X509 *x = X509_new();
-    BIO *kb = BIO_new(BIO_s_mem()), *cb = BIO_new(BIO_s_mem());
-    if (!pk || !x || !kb || !cb)
-        goto done;
-    unsigned char serial[16];
-    rg_random_bytes(serial, sizeof serial);
-    serial[0] &= 0x7f;
-    BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
-    if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))) {
-        BN_free(bn);
-        goto done;
-    }
-    BN_free(bn);
-    X509_set_version(x, 2);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600);
-    X509_NAME *nm = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"rolegate SAML SP",
-                               -1, -1, 0);
-    X509_set_issuer_name(x, nm);
-    X509_set_pubkey(x, pk);
-    if (!X509_sign(x, pk, EVP_sha256()) || !PEM_write_bio_PrivateKey(kb, pk, NULL, NULL, 0, NULL, NULL) ||
-        !PEM_write_bio_X509(cb, x))
-        goto done;
-    if (write_pem(kf, kb, 0600) != 0 || write_pem(cf, cb, 0644) != 0)
-        goto done;
-    rg_log(RG_LOG_INFO, "event=saml_sp_keys_created key=%s cert=%s", kf, cf);
-    rc = 0;
-done:
-    if (rc)
-        rg_log(RG_LOG_ERROR, "event=saml_sp_keys_failed key=%s cert=%s", kf, cf);
-    BIO_free(kb);
-    BIO_free(cb);
-    X509_free(x);
-    EVP_PKEY_free(pk);
-    return rc;
 }

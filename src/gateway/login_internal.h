@@ -68,16 +68,14 @@ typedef struct lg_conn {
 typedef struct rg_gateway_login {
     rg_ctx            *ctx;
     const rg_config   *cfg;
-    int                secure;       /* base_url is https */
-    char               base[RG_CONFIG_STR];     /* base_url without trailing '/' */
-    char               origin[RG_CONFIG_STR];   /* scheme://host[:port] of base_url */
+    int                secure;       /* cfg->server.secure: base_url is https */
+    const char        *base;         /* cfg->server.base: base_url without trailing '/' */
+    const char        *origin;       /* cfg->server.origin: scheme://host[:port] */
     lg_pending_store  *pending;      /* over ctx->cache */
     pthread_mutex_t    clock;        /* guards conns */
     lg_conn          **conns;
     size_t             nconns, capconns;
     pid_t              demo_idp_pid; /* the demo's fixture IdP child, 0 if none */
-    pthread_mutex_t    klock;        /* guards keys_ready (SP key pair made lazily) */
-    int                keys_ready;
     rg_gateway        *gw;           /* /auth's state: revocations (issue 13 SLO) */
 } rg_gateway_login;
 
@@ -166,8 +164,6 @@ void lg_h_saml_metadata(rg_http_req *req, void *ctx);
 void lg_h_saml_acs(rg_http_req *req, void *ctx);
 void lg_h_saml_slo(rg_http_req *req, void *ctx);   /* slo_routes.c, issue 13 */
 void lg_h_oidc_callback(rg_http_req *req, void *ctx);
-void lg_h_metadata_put(rg_http_req *req, void *ctx);
-void lg_h_logins_list(rg_http_req *req, void *ctx);
 /* SAML redirect for a pending login (p filled but for request_id/key): sets
  * the state cookie and answers 302. */
 void lg_saml_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_pending *p);
@@ -185,12 +181,5 @@ int  lg_oidc_logout_url(rg_gateway_login *lg, const lg_conn *c, const char *sid,
 #define LG_BCL_MAX_BODY 16384
 void lg_h_oidc_signed_out(rg_http_req *req, void *ctx);
 void lg_h_oidc_backchannel(rg_http_req *req, void *ctx);
-
-/* The SP key pair of [saml]: created (RSA-2048, self-signed, 10 years,
- * mode 0600) when neither file exists. Returns 0 or -1 (logged). */
-int  lg_sp_keys_ensure(const rg_config *cfg);
-/* lg_sp_keys_ensure once per process, at the first SAML use (an RSA keygen
- * costs ~0.1 s: gateways without SAML connections never pay it). */
-void lg_sp_keys_lazy(rg_gateway_login *lg);
 
 #endif

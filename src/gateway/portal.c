@@ -367,17 +367,23 @@ static void h_test_result(rg_http_req *req, void *ctx)
 
 /* ---- registration --------------------------------------------------------------- */
 
-typedef struct { const char *method, *path, *api_pattern; char scope; const char *param; } rs;
+typedef struct {
+    const char *method, *path, *api_pattern;
+    char        scope;      /* 'o': the param is the organization, 'c': a connection of it */
+    const char *param;
+    int         xml_only;   /* metadata: XML bodies only, no fetch by URL */
+} rs;
 /* The admin API routes the portal re-serves, under /portal/api + path. */
 static const rs reserved[] = {
-    {"GET", "/organizations/{id}", "/organizations/{id}", 'o', "id"},
-    {"GET", "/organizations/{org}/roles", "/authorization/organizations/{org}/roles", 'o', "org"},
-    {"GET", "/organizations/{id}/connections", "/organizations/{id}/connections", 'o', "id"},
-    {"POST", "/organizations/{id}/connections", "/organizations/{id}/connections", 'o', "id"},
-    {"GET", "/connections/{id}", "/connections/{id}", 'c', "id"},
-    {"PATCH", "/connections/{id}", "/connections/{id}", 'c', "id"},
-    {"GET", "/connections/{id}/role_mappings", "/connections/{id}/role_mappings", 'c', "id"},
-    {"PUT", "/connections/{id}/role_mappings", "/connections/{id}/role_mappings", 'c', "id"},
+    {"GET", "/organizations/{id}", "/organizations/{id}", 'o', "id", 0},
+    {"GET", "/organizations/{org}/roles", "/authorization/organizations/{org}/roles", 'o', "org", 0},
+    {"GET", "/organizations/{id}/connections", "/organizations/{id}/connections", 'o', "id", 0},
+    {"POST", "/organizations/{id}/connections", "/organizations/{id}/connections", 'o', "id", 0},
+    {"GET", "/connections/{id}", "/connections/{id}", 'c', "id", 0},
+    {"PATCH", "/connections/{id}", "/connections/{id}", 'c', "id", 0},
+    {"GET", "/connections/{id}/role_mappings", "/connections/{id}/role_mappings", 'c', "id", 0},
+    {"PUT", "/connections/{id}/role_mappings", "/connections/{id}/role_mappings", 'c', "id", 0},
+    {"PUT", "/connections/{id}/metadata", "/connections/{id}/metadata", 'c', "id", 1},
 };
 #define NRESERVED (sizeof reserved / sizeof reserved[0])
 
@@ -403,7 +409,7 @@ rg_gateway_portal *rg_gateway_portal_register(struct rg_http_server *pub,
         p->lg = lg;
         p->api = api;
         p->sessions = rg_http_bsess_new(256, PORTAL_SESSION_S);
-        p->routes = calloc(NRESERVED + 1, sizeof *p->routes);
+        p->routes = calloc(NRESERVED, sizeof *p->routes);
     }
     if (!p || !p->sessions || !p->routes) {
         rg_gateway_portal_free(p);
@@ -418,31 +424,22 @@ rg_gateway_portal *rg_gateway_portal_register(struct rg_http_server *pub,
     /* the re-served admin routes, each behind h_guard with its own context */
     for (size_t i = 0; !rc && i < NRESERVED; i++) {
         portal_route *r = &p->routes[p->nroutes];
-        unsigned flags = 0;
-        r->fn = rg_api_route_handler(reserved[i].method, reserved[i].api_pattern, &flags);
-        if (!r->fn) {
+        const rg_http_route_def *d = rg_api_route_find(reserved[i].method,
+                                                       reserved[i].api_pattern);
+        if (!d) {
             rc = rg_error_set(err, RG_EINVAL, 500, "route_invalid", NULL,
                               "the admin API has no %s %s to re-serve", reserved[i].method,
                               reserved[i].api_pattern);
             break;
         }
-        r->p = p;
-        r->fn_ctx = api;
-        r->scope = reserved[i].scope;
-        r->param = reserved[i].param;
+        *r = (portal_route){.p = p, .fn = d->handler, .fn_ctx = api,
+                            .scope = reserved[i].scope, .param = reserved[i].param,
+                            .xml_only = reserved[i].xml_only};
         char path[128];
         snprintf(path, sizeof path, "/portal/api%s", reserved[i].path);
-        const rg_http_route_def def = {reserved[i].method, path, h_guard, flags, 0};
+        const rg_http_route_def def = {reserved[i].method, path, h_guard, d->flags, d->max_body};
         rc = rg_http_routes_add(pub, &def, 1, r, err);
         p->nroutes++;
-    }
-    if (!rc) {   /* the metadata upload: the gateway's own handler, XML only */
-        portal_route *r = &p->routes[p->nroutes++];
-        *r = (portal_route){.p = p, .scope = 'c', .param = "id", .xml_only = 1,
-                            .fn = lg_h_metadata_put, .fn_ctx = lg};
-        const rg_http_route_def def = {"PUT", "/portal/api/connections/{id}/metadata", h_guard,
-                                       RG_HTTP_BODY_RAW | RG_HTTP_OFFLOAD, RG_SAML_MAX_METADATA};
-        rc = rg_http_routes_add(pub, &def, 1, r, err);
     }
     if (rc) {
         rg_gateway_portal_free(p);

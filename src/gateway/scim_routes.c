@@ -103,11 +103,7 @@ static int scim_auth(rg_http_req *req, rg_gateway *gw, scim_req *sr)
         send_errorf(req, 401, NULL, "a valid bearer token of this directory is required");
         return -1;
     }
-    const char *base = gw->cfg->server.base_url;
-    size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/')
-        bl--;
-    snprintf(sr->base, sizeof sr->base, "%.*s/scim/v2/%s", (int)bl, base, sr->dir);
+    snprintf(sr->base, sizeof sr->base, "%s/scim/v2/%s", gw->cfg->server.base, sr->dir);
     return 0;
 }
 

@@ -144,6 +144,38 @@ void rg_config_defaults(rg_config *cfg)
     cfg->redis.table_ttl = 300;
     cfg->demo.enabled = 0;   /* the fixture IdP's key is public: opt-in only */
     cfg->demo.idp_port = 8089;
+    rg_config_derive(cfg);
+}
+
+int rg_url_origin(const char *url, char *out, size_t outsz)
+{
+    const char *p = strstr(url, "://");
+    if (!p || p == url)
+        return -1;
+    size_t end = (size_t)(p - url) + 3;
+    end += strcspn(url + end, "/?#");
+    if (end == (size_t)(p - url) + 3 || end >= outsz)
+        return -1;
+    for (size_t i = 0; i < end; i++)
+        out[i] = (char)tolower((unsigned char)url[i]);
+    out[end] = 0;
+    return 0;
+}
+
+int rg_config_derive(rg_config *cfg)
+{
+    rg_config_server *s = &cfg->server;
+    size_t bl = strlen(s->base_url);
+    while (bl && s->base_url[bl - 1] == '/')
+        bl--;
+    snprintf(s->base, sizeof s->base, "%.*s", (int)bl, s->base_url);
+    snprintf(s->login_url, sizeof s->login_url, "%s/login", s->base);
+    s->secure = strncasecmp(s->base_url, "https://", 8) == 0;
+    if (rg_url_origin(s->base, s->origin, sizeof s->origin) != 0) {
+        s->origin[0] = 0;
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- value parsers ------------------------------------------------------ */
@@ -786,6 +818,8 @@ static int run_parse(parse_state *ps, unsigned flags)
         apply_env(ps);
     if (ps->errors == 0)
         check_together(ps);
+    if (ps->errors == 0 && rg_config_derive(ps->cfg) != 0)   /* base_url was checked */
+        diag_add(ps->diag, &ps->errors, "%s: server.base_url: has no host", ps->name);
     return ps->errors ? RG_EINVAL : RG_OK;
 }
 

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 #include <lasso/logging.h>
 #include "rolegate/saml.h"
@@ -521,6 +523,41 @@ static void test_lasso_debug_lines_dropped(void **state)
     rg_saml_connection_free(c);
 }
 
+/* The SP key pair (issue 16 item 3: made by the SAML layer): created once
+ * when neither file exists, key mode 0600, loadable as an SP key; one file
+ * without the other is refused and nothing is overwritten. */
+static void test_sp_keys_made_once(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rg-spkeys-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char kf[128], cf[128];
+    snprintf(kf, sizeof kf, "%s/sub/sp.key", dir);
+    snprintf(cf, sizeof cf, "%s/sub/sp.crt", dir);
+    rg_saml_sp_keys *k = rg_saml_sp_keys_new(kf, cf);
+    assert_non_null(k);
+    assert_int_equal(rg_saml_sp_keys_ensure(k), 0);
+    struct stat st;
+    assert_int_equal(stat(kf, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(cf, &st), 0);
+    time_t made = st.st_mtime;
+    assert_int_equal(rg_saml_sp_keys_ensure(k), 0);   /* a no-op now */
+    assert_int_equal(stat(cf, &st), 0);
+    assert_int_equal(st.st_mtime, made);
+    rg_saml_sp_keys_free(k);
+    unlink(cf);   /* the key without its certificate: refused */
+    k = rg_saml_sp_keys_new(kf, cf);
+    assert_int_equal(rg_saml_sp_keys_ensure(k), -1);
+    assert_int_not_equal(access(cf, F_OK), 0);
+    rg_saml_sp_keys_free(k);
+    rg_saml_sp_keys_free(NULL);
+    unlink(kf);
+    snprintf(kf, sizeof kf, "%s/sub", dir);
+    rmdir(kf);
+    rmdir(dir);
+}
+
 int main(void)
 {
     rg_log_open(NULL, RG_LOG_ERROR);
@@ -548,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_signing_key_rollover),
         cmocka_unit_test(test_encryption_cert_never_verifies),
         cmocka_unit_test(test_lasso_debug_lines_dropped),
+        cmocka_unit_test(test_sp_keys_made_once),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(idp_md);

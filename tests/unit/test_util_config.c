@@ -383,6 +383,26 @@ static void test_shipped_config_is_valid_and_matches_defaults(void **st)
     assert_memory_equal(&shipped, &defaults, sizeof shipped);
 }
 
+/* issue 16 item 3: base, origin, login URL and secure are derived from
+ * base_url once, at load, for every handler to read. */
+static void test_base_url_derived_once(void **st)
+{
+    (void)st;
+    assert_int_equal(parse(""), 0);
+    assert_string_equal(cfg.server.base, "http://localhost:8080");
+    assert_string_equal(cfg.server.origin, "http://localhost:8080");
+    assert_string_equal(cfg.server.login_url, "http://localhost:8080/login");
+    assert_int_equal(cfg.server.secure, 0);
+    assert_int_equal(parse("[server]\nbase_url = https://SSO.Example.com:8443/base//\n"), 0);
+    assert_string_equal(cfg.server.base, "https://SSO.Example.com:8443/base");
+    assert_string_equal(cfg.server.origin, "https://sso.example.com:8443");
+    assert_string_equal(cfg.server.login_url, "https://SSO.Example.com:8443/base/login");
+    assert_int_equal(cfg.server.secure, 1);
+    char o[16];
+    assert_int_equal(rg_url_origin("https://a.example.com/x", o, sizeof o), -1);  /* too small */
+    assert_int_equal(rg_url_origin("no-scheme", o, sizeof o), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_generic_env_override_for_every_option),
         cmocka_unit_test(test_shipped_config_is_valid_and_matches_defaults),
+        cmocka_unit_test(test_base_url_derived_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
