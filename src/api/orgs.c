@@ -182,9 +182,9 @@ static json_t *conn_urls(const rg_api *api, json_t *o)
         snprintf(eid, sizeof eid, "%s/oidc/callback", base);
         json_object_set_new(o, "redirect_uri", json_string(eid));
         /* issue 13: what to register at the OP for single logout */
-        snprintf(eid, sizeof eid, "%.*s/oidc/signed-out", (int)bl, base);
+        snprintf(eid, sizeof eid, "%s/oidc/signed-out", base);
         json_object_set_new(o, "post_logout_redirect_uri", json_string(eid));
-        snprintf(eid, sizeof eid, "%.*s/oidc/backchannel-logout/%s", (int)bl, base, id);
+        snprintf(eid, sizeof eid, "%s/oidc/backchannel-logout/%s", base, id);
         json_object_set_new(o, "backchannel_logout_uri", json_string(eid));
     }
     return o;
