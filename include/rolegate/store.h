@@ -278,6 +278,14 @@ int rg_store_membership_list(rg_store *s, const char *user_id, const char *org_i
                              const rg_store_list_opts *o, json_t **out, rg_error *err);
 /* out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_membership_get(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* Issue 13, what a session refresh needs and nothing more: the status of the
+ * membership of (user_id, org_id) into status (status_len bytes, e.g.
+ * "active") and the slugs of the roles it holds into *roles (unordered;
+ * the caller ranks them by its cached role table; rg_slugs_clear it). One
+ * statement in one read transaction, no JSON. 0; RG_ENOTFOUND (404) when
+ * there is no such membership; RG_EIO. */
+int rg_store_membership_state(rg_store *s, const char *user_id, const char *org_id,
+                              char *status, size_t status_len, rg_slugs *roles, rg_error *err);
 /* R19: sets the roles (checked as in create; role_slugs must not be NULL),
  * role_source "api". Emits organization_membership.updated unless roles and
  * source are already those.

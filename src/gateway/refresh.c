@@ -1,7 +1,8 @@
 /* refresh.c: the refresh of a live session at /auth (issue 13; R25: a role
  * change reaches the user within session.refresh_after; R24: the size
- * policy applies to every refresh). A refresh reads the membership (one
- * indexed store query: exists, status active, its current roles), takes the
+ * policy applies to every refresh). A refresh reads the membership narrowly
+ * (rg_store_membership_state: status and role slugs, one statement, no
+ * JSON; the full membership builder cost ~15 ES256 signatures), takes the
  * role table from the cache layer, and signs a new token with the same sid
  * and auth_time. Concurrent refreshes of one token share one result through
  * a small in-process map, and any of the tokens they produce stays valid. */
@@ -9,7 +10,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <jansson.h>
 #include <openssl/evp.h>
 #include "gw_internal.h"
 #include "rolegate/cache.h"
@@ -119,15 +119,12 @@ int64_t gw_session_end(const rg_config *cfg, const rg_session_claims *c)
 /* The membership's current roles that the table still shows, in the
  * table's priority order (a role being deleted is gone from the table: R20);
  * none left: the table's default (R13). */
-static size_t current_roles(const rg_role_table *t, json_t *om, const char *v[MAX_ROLES])
+static size_t current_roles(const rg_role_table *t, const rg_slugs *held, const char *v[MAX_ROLES])
 {
-    size_t n = 0, i;
-    json_t *r;
-    json_array_foreach(json_object_get(om, "roles"), i, r) {
-        const char *slug = json_string_value(json_object_get(r, "slug"));
-        if (slug && n < MAX_ROLES && rg_role_table_rank(t, slug) >= 0)
-            v[n++] = slug;
-    }
+    size_t n = 0;
+    for (size_t i = 0; i < held->n; i++)
+        if (n < MAX_ROLES && rg_role_table_rank(t, held->v[i]) >= 0)
+            v[n++] = held->v[i];
     for (size_t a = 1; a < n; a++)   /* insertion sort by rank: n is tiny */
         for (size_t b = a; b > 0 && rg_role_table_rank(t, v[b]) < rg_role_table_rank(t, v[b - 1]); b--) {
             const char *x = v[b];
@@ -141,36 +138,29 @@ static size_t current_roles(const rg_role_table *t, json_t *om, const char *v[MA
     return n;
 }
 
-/* Reads the membership of (sub, org): 0 and *om, or err 401 (removed,
+/* Reads the membership of (sub, org) narrowly (status and role slugs, one
+ * statement: rg_store_membership_state): 0 and *held, or err 401 (removed,
  * inactive) / 503 (store). */
-static int live_membership(rg_gateway *gw, const rg_session_claims *old, json_t **om,
+static int live_membership(rg_gateway *gw, const rg_session_claims *old, rg_slugs *held,
                            rg_error *err)
 {
-    json_t *list = NULL;
-    *om = NULL;
+    char status[16];
     if (!gw->ctx->store)
         return rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL, "no store");
-    if (rg_store_membership_list(gw->ctx->store, old->sub, old->org_id, NULL, &list, err) != 0) {
-        json_decref(list);
+    if (rg_store_membership_state(gw->ctx->store, old->sub, old->org_id, status, sizeof status,
+                                  held, err) != 0) {
         if (err->status == 404)
             return rg_error_set(err, RG_EINVAL, 401, "membership_removed", NULL,
                                 "the membership is gone");
         return rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL, "store: %s",
                             err->code);
     }
-    json_t *m = json_array_get(json_object_get(list, "data"), 0);
-    const char *status = json_string_value(json_object_get(m, "status"));
-    int rc = 0;
-    if (!m)
-        rc = rg_error_set(err, RG_EINVAL, 401, "membership_removed", NULL,
-                          "the membership is gone");
-    else if (!status || strcmp(status, "active") != 0)
-        rc = rg_error_set(err, RG_EINVAL, 401, "membership_inactive", NULL,
-                          "the membership is not active");
-    else
-        *om = json_incref(m);
-    json_decref(list);
-    return rc;
+    if (strcmp(status, "active") != 0) {
+        rg_slugs_clear(held);
+        return rg_error_set(err, RG_EINVAL, 401, "membership_inactive", NULL,
+                            "the membership is not active");
+    }
+    return 0;
 }
 
 /* Signs the new token of the live session old with roles (R24 claims). */
@@ -228,8 +218,8 @@ int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *o
                             "the session was idle too long");
     if (shared_get(gw->refreshes, old_token, now, token, cookie))
         return 0;
-    json_t *om = NULL;
-    int rc = live_membership(gw, old, &om, err);
+    rg_slugs held = {0};
+    int rc = live_membership(gw, old, &held, err);
     if (rc)
         return rc;
     rg_cache_ref *ref = NULL;
@@ -243,7 +233,7 @@ int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *o
         goto out;
     }
     const rg_role_table *t = rg_cache_ref_table(ref);
-    if ((n_roles = current_roles(t, om, roles)) == 0) {
+    if ((n_roles = current_roles(t, &held, roles)) == 0) {
         rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "no role to give");
         goto out;
     }
@@ -252,6 +242,6 @@ int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *o
         shared_put(gw->refreshes, old_token, now, *token, *cookie);
 out:
     rg_cache_ref_release(ref);
-    json_decref(om);
+    rg_slugs_clear(&held);
     return rc;
 }
