@@ -227,26 +227,33 @@ int rg_http_router_match(const rg_http_router *r, const char *method, const char
     const char *best_pattern = NULL;
     const rg_http_route *hit = NULL;
     int is_head = strcmp(method, "HEAD") == 0;
-    for (size_t k = 0; k < r->n; k++) {
-        const rg_http_route *rt = r->routes[k];
-        if (score(rt, ps, n) != best)
-            continue;
-        if (!best_pattern)
-            best_pattern = rt->pattern;
-        if (strcmp(rt->pattern, best_pattern) != 0)
-            continue;   /* same specificity, other param names: first wins */
-        allow_add(m->allow, sizeof m->allow, rt->method);
-        if (strcmp(rt->method, "GET") == 0)
-            allow_add(m->allow, sizeof m->allow, "HEAD");
-        if (strcmp(rt->method, method) == 0 ||
-            (is_head && strcmp(rt->method, "GET") == 0 && !hit))
-            hit = rt;
+    /* the Allow list only for a 405 (issue 17: it was built, then dropped,
+     * on every request that matched) */
+    for (int pass = 0; pass < 2 && !hit; pass++) {
+        for (size_t k = 0; k < r->n; k++) {
+            const rg_http_route *rt = r->routes[k];
+            if (score(rt, ps, n) != best)
+                continue;
+            if (!best_pattern)
+                best_pattern = rt->pattern;
+            if (strcmp(rt->pattern, best_pattern) != 0)
+                continue;   /* same specificity, other param names: first wins */
+            if (pass == 1) {
+                allow_add(m->allow, sizeof m->allow, rt->method);
+                if (strcmp(rt->method, "GET") == 0)
+                    allow_add(m->allow, sizeof m->allow, "HEAD");
+            } else if (strcmp(rt->method, method) == 0) {
+                hit = rt;
+                break;
+            } else if (is_head && strcmp(rt->method, "GET") == 0 && !hit) {
+                hit = rt;   /* a HEAD route registered later still wins */
+            }
+        }
     }
     if (!hit) {
         m->status = 405;
         return m->status;
     }
-    m->allow[0] = 0;
     for (int s = 0; s < n; s++) {
         if (!hit->segs[s].param)
             continue;

@@ -1,5 +1,5 @@
 /* server.c: one HTTP listener on libmicrohttpd 0.9.75 (LIBRARIES.md sec. 5):
- * epoll + a thread pool, 128 KiB per-connection pool, idle timeout, body
+ * epoll + a thread pool, 64 KiB per-connection pool, idle timeout, body
  * limits from Content-Length BEFORE reading (413) and by counting chunked
  * bytes, the admin bearer key compared in constant time, one log line per
  * request with a request id (also sent as X-Request-Id), and the request /
@@ -31,7 +31,7 @@
 #include "http_internal.h"
 #include "rolegate/util.h"
 
-#define CONN_MEMORY_LIMIT (128 * 1024)
+#define CONN_MEMORY_LIMIT (64 * 1024)   /* MHD zeroes the whole pool per request (issue 17) */
 #define DISCARD_SLACK     (8u << 20)   /* oversized chunked body: drain this much, then close */
 #define MAX_PROXIES       64
 

@@ -1,18 +1,22 @@
 /* log.c: one key=value line per event to stderr or a log file, written with a
  * single write(2) so lines from worker threads never interleave. The file is
- * reopened on SIGHUP (rg_log_reopen) for log rotation. */
+ * reopened on SIGHUP (rg_log_reopen) for log rotation: the new file is
+ * dup2()ed onto the descriptor the writers use, an atomic swap, so a line
+ * takes no lock (issue 17: the lock was a futex wait per /auth request when
+ * both pool threads logged at once). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "rolegate/util.h"
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static int log_fd = 2;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;   /* open / reopen */
+static atomic_int log_fd = 2;    /* 2, or the file's descriptor, never closed once set */
 static char log_path[512];
-static rg_log_level log_min = RG_LOG_INFO;
+static _Atomic rg_log_level log_min = RG_LOG_INFO;
 
 int rg_log_open(const char *path, rg_log_level min)
 {
@@ -31,12 +35,16 @@ int rg_log_reopen(void)
     pthread_mutex_lock(&log_lock);
     if (log_path[0]) {
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        int cur = atomic_load(&log_fd);
         if (fd < 0) {
             rc = -1;
+        } else if (cur > 2) {
+            /* atomic: a concurrent write goes to the old file or the new */
+            if (dup2(fd, cur) < 0)
+                rc = -1;
+            close(fd);
         } else {
-            if (log_fd > 2)
-                close(log_fd);
-            log_fd = fd;
+            atomic_store(&log_fd, fd);
         }
     }
     pthread_mutex_unlock(&log_lock);
@@ -57,9 +65,17 @@ void rg_log(rg_log_level lvl, const char *fmt, ...)
 {
     if (lvl < log_min)
         return;
-    char line[2048], ts[32];
-    int n = snprintf(line, sizeof line, "ts=%s level=%s ",
-                     rg_iso8601_ms(rg_now_ms(), ts, sizeof ts), level_name(lvl));
+    /* the date part is formatted once a second per thread, not per line */
+    static _Thread_local int64_t ts_sec = -1;
+    static _Thread_local char ts[32];
+    char line[2048];
+    int64_t ms = rg_now_ms();
+    if (ms / 1000 != ts_sec) {
+        ts_sec = ms / 1000;
+        rg_iso8601_ms(ts_sec * 1000, ts, sizeof ts);   /* "...:SS.000Z" */
+    }
+    int n = snprintf(line, sizeof line, "ts=%.19s.%03dZ level=%s ", ts, (int)(ms % 1000),
+                     level_name(lvl));
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
@@ -68,10 +84,8 @@ void rg_log(rg_log_level lvl, const char *fmt, ...)
     if (len > sizeof line - 2)
         len = sizeof line - 2;
     line[len++] = '\n';
-    pthread_mutex_lock(&log_lock);
-    ssize_t w = write(log_fd, line, len);
+    ssize_t w = write(atomic_load(&log_fd), line, len);
     (void)w;
-    pthread_mutex_unlock(&log_lock);
 }
 
 char *rg_log_quote(char *out, size_t outsz, const char *s)

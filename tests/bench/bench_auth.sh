@@ -19,12 +19,19 @@
 # CPU model, load average before and after). Targets (issue 17): /auth direct
 # >= 0.8x nginx return 200; nginx->rolegate >= 0.9x nginx->nginx.
 # Env: BUILD (default build), DURATION per row and round (default 5s),
-# ROUNDS (default 3, at least 3 for a median worth quoting).
+# ROUNDS (default 3, at least 3 for a median worth quoting), ROWS (a subset
+# of the row names below), LOG_LEVEL
+# (default info, the shipped default: one request line per /auth), BASE_BIN
+# (another rolegate binary, e.g. a build of main before a change: it serves
+# the same store and keys as a third instance and gets its own two rows, so
+# before/after is a ratio of one run).
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 BIN="$PWD/$BUILD/rolegate"
 DURATION=${DURATION:-5s}
+LOG_LEVEL=${LOG_LEVEL:-info}
+BASE_BIN=${BASE_BIN:-}
 ROUNDS=${ROUNDS:-3}
 [ -x "$BIN" ] || { echo "bench_auth: $BIN not built (make BUILD=$BUILD all)"; exit 1; }
 command -v wrk >/dev/null || { echo "bench_auth: wrk missing (apt-get install wrk)"; exit 1; }
@@ -35,10 +42,11 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 TMP=$(mktemp -d /tmp/rolegate-bench-auth.XXXXXX)
 chmod 755 "$TMP"
-RG_PID=""; NG_PID=""; NF_PID=""; RG2_PID=""; RD_PID=""; MT_PID=""
+RG_PID=""; NG_PID=""; NF_PID=""; RG2_PID=""; RD_PID=""; MT_PID=""; RGB_PID=""
 cleanup() {
   [ -n "$RG_PID" ] && kill "$RG_PID" 2>/dev/null && wait "$RG_PID" 2>/dev/null
   [ -n "$RG2_PID" ] && kill "$RG2_PID" 2>/dev/null && wait "$RG2_PID" 2>/dev/null
+  [ -n "$RGB_PID" ] && kill "$RGB_PID" 2>/dev/null && wait "$RGB_PID" 2>/dev/null
   [ -n "$RD_PID" ] && kill "$RD_PID" 2>/dev/null && wait "$RD_PID" 2>/dev/null
   [ -n "$MT_PID" ] && kill "$MT_PID" 2>/dev/null && wait "$MT_PID" 2>/dev/null
   [ -n "$NG_PID" ] && kill -QUIT "$NG_PID" 2>/dev/null && wait "$NG_PID" 2>/dev/null
@@ -51,7 +59,7 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 PUB=$(free_port); ADM=$(free_port); NGP=$(free_port); MTP=$(free_port)
-FNG=$(free_port); FRG=$(free_port)
+FNG=$(free_port); FRG=$(free_port); FRB=$(free_port)
 KEY="bench-admin-key-$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')"
 
 mkdir -p "$TMP/var"
@@ -64,7 +72,7 @@ base_url = http://127.0.0.1:$PUB
 database = $TMP/var/rolegate.db
 [log]
 file = $TMP/rolegate.log
-level = warn
+level = $LOG_LEVEL
 [session]
 keys_dir = $TMP/var/keys
 EOF
@@ -110,25 +118,38 @@ EOF
 )
 [ -n "$TOKEN" ] || { echo "bench_auth: no session token"; cat "$TMP/stderr"; exit 1; }
 
-# the same deployment's second instance, with Redis
-RDP=""; PUB2=""
-if command -v redis-server >/dev/null; then
-  RDP=$(free_port); PUB2=$(free_port); ADM2=$(free_port)
-  redis-server --port "$RDP" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
-  RD_PID=$!
-  sed -e "s/^public_listen = .*/public_listen = 127.0.0.1:$PUB2/" \
-      -e "s/^admin_listen = .*/admin_listen = 127.0.0.1:$ADM2/" \
-      -e "s#^file = .*#file = $TMP/rolegate2.log#" "$TMP/rolegate.conf" >"$TMP/rolegate2.conf"
-  printf '[redis]\nurl = redis://127.0.0.1:%s/0\n' "$RDP" >>"$TMP/rolegate2.conf"
-  sleep 0.3
-  (cd "$TMP" && ROLEGATE_ADMIN_KEY="$KEY" exec "$BIN" serve -c "$TMP/rolegate2.conf" \
-     >"$TMP/stdout2" 2>"$TMP/stderr2") &
-  RG2_PID=$!
+# another instance of the same deployment (same store, keys, base URL):
+# $1 tag, $2 binary, $3 public port, [$4 extra config]; sets INST_PID
+instance() {
+  sed -e "s/^public_listen = .*/public_listen = 127.0.0.1:$3/" \
+      -e "s/^admin_listen = .*/admin_listen = 127.0.0.1:$(free_port)/" \
+      -e "s#^file = .*#file = $TMP/rolegate_$1.log#" "$TMP/rolegate.conf" >"$TMP/rolegate_$1.conf"
+  [ $# -ge 4 ] && printf '%s\n' "$4" >>"$TMP/rolegate_$1.conf"
+  (cd "$TMP" && ROLEGATE_ADMIN_KEY="$KEY" exec "$2" serve -c "$TMP/rolegate_$1.conf" \
+     >"$TMP/stdout_$1" 2>"$TMP/stderr_$1") &
+  INST_PID=$!
   for i in $(seq 1 100); do
-    [ "$(curl -s "http://127.0.0.1:$PUB2/readyz")" = '{"status":"ready"}' ] && break
+    [ "$(curl -s "http://127.0.0.1:$3/readyz")" = '{"status":"ready"}' ] && break
     sleep 0.1
   done
-  echo "second instance: $(curl -s "http://127.0.0.1:$PUB2/readyz") with Redis on port $RDP"
+  echo "instance $1: $2 $(curl -s "http://127.0.0.1:$3/readyz")"
+}
+# the second instance, with Redis (issue 7)
+RDP=""; PUB2=""
+if command -v redis-server >/dev/null; then
+  RDP=$(free_port); PUB2=$(free_port)
+  redis-server --port "$RDP" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+  RD_PID=$!
+  sleep 0.3
+  instance redis "$BIN" "$PUB2" "$(printf '[redis]\nurl = redis://127.0.0.1:%s/0' "$RDP")"
+  RG2_PID=$INST_PID
+fi
+# BASE_BIN: the same deployment served by another build (before/after rows)
+PUBB=""
+if [ -n "$BASE_BIN" ]; then
+  PUBB=$(free_port)
+  instance base "$BASE_BIN" "$PUBB"
+  RGB_PID=$INST_PID
 fi
 
 USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root;"
@@ -177,8 +198,10 @@ EOF
 }
 ng_conf "$TMP/nf" "    upstream ngauth { server 127.0.0.1:$NGP; keepalive 64; }
     upstream rolegate { server 127.0.0.1:$PUB; keepalive 64; }
+    upstream rolegate_base { server 127.0.0.1:${PUBB:-$PUB}; keepalive 64; }
 $(front_server "$FNG" ngauth)
-$(front_server "$FRG" rolegate)"
+$(front_server "$FRG" rolegate)
+$(front_server "$FRB" rolegate_base)"
 "$NGINX" -p "$TMP/ng" -c "$TMP/ng/nginx.conf" -g 'daemon off;' &
 NG_PID=$!
 "$NGINX" -p "$TMP/nf" -c "$TMP/nf/nginx.conf" -g 'daemon off;' &
@@ -205,7 +228,7 @@ check=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FRG/ok")
 [ "$check" = 401 ] || { echo "bench_auth: nginx -> rolegate without a cookie answered $check, not 401"; exit 1; }
 
 # rows: name, url, CPU of which processes ("ng" "nf" "rg" "rg2" "mt")
-ROWS="nginx mhd auth auth_redis ng_ng ng_rg"
+ROWS=${ROWS:-"nginx mhd auth auth_redis ng_ng ng_rg auth_base ng_rgb"}
 row_of() { # $1 row -> URL and LABEL
   case "$1" in
     nginx) URL="http://127.0.0.1:$NGP/" LABEL="nginx return 200 (auto)";;
@@ -214,6 +237,8 @@ row_of() { # $1 row -> URL and LABEL
     auth_redis) URL="http://127.0.0.1:$PUB2/auth" LABEL="rolegate /auth, Redis";;
     ng_ng) URL="http://127.0.0.1:$FNG/ok" LABEL="nginx auth_request->nginx";;
     ng_rg) URL="http://127.0.0.1:$FRG/ok" LABEL="nginx auth_request->rolegate";;
+    auth_base) URL="http://127.0.0.1:$PUBB/auth" LABEL="BASE_BIN /auth direct";;
+    ng_rgb) URL="http://127.0.0.1:$FRB/ok" LABEL="nginx auth_request->BASE_BIN";;
   esac
 }
 label_of() { row_of "$1"; echo "$LABEL"; }
@@ -223,6 +248,8 @@ pids_of() { # the server processes whose CPU a row costs
     auth_redis) echo "$RG2_PID $RD_PID";;
     ng_ng) pgrep -P "$NG_PID"; pgrep -P "$NF_PID";;
     ng_rg) pgrep -P "$NF_PID"; echo "$RG_PID";;
+    auth_base) echo "$RGB_PID";;
+    ng_rgb) pgrep -P "$NF_PID"; echo "$RGB_PID";;
   esac
 }
 ticks() { # utime+stime of the pids, summed
@@ -248,7 +275,10 @@ median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) print "n/a";
 
 active_rows=""
 for r in $ROWS; do
-  case "$r" in auth_redis) [ -n "$PUB2" ] || continue;; mhd) [ -n "$MT" ] || continue;; esac
+  case "$r" in
+    auth_redis) [ -n "$PUB2" ] || continue;; mhd) [ -n "$MT" ] || continue;;
+    auth_base|ng_rgb) [ -n "$PUBB" ] || continue;;
+  esac
   active_rows="$active_rows $r"
 done
 echo "wrk -t2 -c64 -d$DURATION --latency per row, $ROUNDS interleaved rounds (load generator on the same machine)"
@@ -292,7 +322,13 @@ if [ -n "$MT" ]; then
   echo "  libmicrohttpd trivial / nginx return 200       = $(ratio "$M_mhd" "$M_nginx")x (the server library's floor)"
   echo "  rolegate /auth direct / libmicrohttpd trivial  = $(ratio "$M_auth" "$M_mhd")x"
 fi
-[ -n "$PUB2" ] && echo "  /auth with Redis / /auth without               = $(ratio "$M_auth_redis" "$M_auth")x (target: no measurable drop)"
+[ -n "${M_auth_redis:-}" ] && echo "  /auth with Redis / /auth without               = $(ratio "$M_auth_redis" "$M_auth")x (target: no measurable drop)"
+if [ -n "$PUBB" ]; then
+  echo "  this build / BASE_BIN, /auth direct            = $(ratio "$M_auth" "$M_auth_base")x (req/s)"
+  echo "  this build / BASE_BIN, behind nginx            = $(ratio "$M_ng_rg" "$M_ng_rgb")x (req/s)"
+  echo "  BASE_BIN /auth direct / nginx return 200       = $(ratio "$M_auth_base" "$M_nginx")x"
+  echo "  nginx->BASE_BIN / nginx->nginx                 = $(ratio "$M_ng_rgb" "$M_ng_ng")x"
+fi
 P=$(median <"$TMP/auth.p99")
 echo "  rolegate /auth p99 = $P ms (target < 5 ms): $(awk -v p="$P" 'BEGIN { print (p + 0 < 5) ? "MET" : "NOT MET" }')"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

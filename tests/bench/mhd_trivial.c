@@ -7,7 +7,8 @@
  * last call queues an empty 200 with one X-Request-Id header, as rolegate
  * does. Not a test; bench_auth.sh compiles it (cc ... $(pkg-config --cflags
  * --libs libmicrohttpd)) and measures it in the same run as /auth.
- * Usage: mhd_trivial PORT (127.0.0.1); runs until SIGTERM/SIGINT. */
+ * Usage: mhd_trivial PORT [POOL_KIB] (127.0.0.1; the connection memory
+ * limit, default 128 as rolegate); runs until SIGTERM/SIGINT. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -75,8 +76,8 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: mhd_trivial PORT\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: mhd_trivial PORT [POOL_KIB]\n");
         return 2;
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
     int threads = n < 2 ? 2 : (int)n;   /* rg_config_threads */
     struct MHD_OptionItem ops[] = {
         {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 128 * 1024, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (argc == 3 ? atoi(argv[2]) : 128) * 1024, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 1024, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
         {MHD_OPTION_LISTEN_SOCKET, fd, NULL},
