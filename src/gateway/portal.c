@@ -369,21 +369,21 @@ static void h_test_result(rg_http_req *req, void *ctx)
 
 typedef struct {
     const char *method, *path, *api_pattern;
-    char        scope;      /* 'o': the param is the organization, 'c': a connection of it */
     const char *param;
+    char        scope;      /* 'o': the param is the organization, 'c': a connection of it */
     int         xml_only;   /* metadata: XML bodies only, no fetch by URL */
 } rs;
 /* The admin API routes the portal re-serves, under /portal/api + path. */
 static const rs reserved[] = {
-    {"GET", "/organizations/{id}", "/organizations/{id}", 'o', "id", 0},
-    {"GET", "/organizations/{org}/roles", "/authorization/organizations/{org}/roles", 'o', "org", 0},
-    {"GET", "/organizations/{id}/connections", "/organizations/{id}/connections", 'o', "id", 0},
-    {"POST", "/organizations/{id}/connections", "/organizations/{id}/connections", 'o', "id", 0},
-    {"GET", "/connections/{id}", "/connections/{id}", 'c', "id", 0},
-    {"PATCH", "/connections/{id}", "/connections/{id}", 'c', "id", 0},
-    {"GET", "/connections/{id}/role_mappings", "/connections/{id}/role_mappings", 'c', "id", 0},
-    {"PUT", "/connections/{id}/role_mappings", "/connections/{id}/role_mappings", 'c', "id", 0},
-    {"PUT", "/connections/{id}/metadata", "/connections/{id}/metadata", 'c', "id", 1},
+    {"GET", "/organizations/{id}", "/organizations/{id}", "id", 'o', 0},
+    {"GET", "/organizations/{org}/roles", "/authorization/organizations/{org}/roles", "org", 'o', 0},
+    {"GET", "/organizations/{id}/connections", "/organizations/{id}/connections", "id", 'o', 0},
+    {"POST", "/organizations/{id}/connections", "/organizations/{id}/connections", "id", 'o', 0},
+    {"GET", "/connections/{id}", "/connections/{id}", "id", 'c', 0},
+    {"PATCH", "/connections/{id}", "/connections/{id}", "id", 'c', 0},
+    {"GET", "/connections/{id}/role_mappings", "/connections/{id}/role_mappings", "id", 'c', 0},
+    {"PUT", "/connections/{id}/role_mappings", "/connections/{id}/role_mappings", "id", 'c', 0},
+    {"PUT", "/connections/{id}/metadata", "/connections/{id}/metadata", "id", 'c', 1},
 };
 #define NRESERVED (sizeof reserved / sizeof reserved[0])
 

@@ -128,7 +128,6 @@ static int mappings_set_tx(sqlite3 *db, const char *conn_id, const json_t *mappi
     }
     int changed = !json_equal(before, want);
     json_decref(before);
-    rc = 0;
     if (changed) {
         rc = rg_st_exec(db, err, "DELETE FROM role_mappings WHERE connection_id = ?", "s",
                         conn_id);

@@ -147,6 +147,8 @@ static int load_org(loader *l, rg_error *err)
 /* Appends one role row (id, slug, is-organization-role). */
 static int role_add(loader *l, size_t *cap, sqlite3_stmt *st)
 {
+    if (!l->lr || !l->specs)
+        return -1;
     if (l->n_roles == *cap) {
         *cap *= 2;
         load_role *nl = realloc(l->lr, *cap * sizeof *nl);
