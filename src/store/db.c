@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/core.h"
 #include "rolegate/util.h"
 #include "store_impl.h"
 
@@ -27,6 +28,13 @@ int rg_st_not_found(rg_error *err, const char *field, const char *what, const ch
 {
     return rg_error_set(err, RG_ENOTFOUND, 404, "not_found", field, "%s '%.80s' not found",
                         what, id ? id : "");
+}
+
+int rg_st_text_check(const char *name, int name_required, const char *description,
+                     rg_error *err)
+{
+    int rc = name || name_required ? rg_core_name_check(name, "name", err) : 0;
+    return rc ? rc : rg_core_description_check(description, "description", err);
 }
 
 void rg_st_now(char out[ST_TS])

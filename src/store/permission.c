@@ -72,9 +72,7 @@ int rg_store_permission_create(rg_store *s, const char *slug, const char *name,
     /* R2 */
     int rc = rg_core_permission_slug_check(slug, "slug", err);
     if (!rc)
-        rc = rg_core_name_check(name, "name", err);
-    if (!rc)
-        rc = rg_core_description_check(description, "description", err);
+        rc = rg_st_text_check(name, 1, description, err);
     if (rc)
         return rc;
     perm_arg a = { slug, name, description, system };
@@ -143,11 +141,7 @@ int rg_store_permission_update(rg_store *s, const char *slug, const char *name,
 {
     if (out)
         *out = NULL;
-    int rc = 0;
-    if (name)
-        rc = rg_core_name_check(name, "name", err);
-    if (!rc)
-        rc = rg_core_description_check(description, "description", err);
+    int rc = rg_st_text_check(name, 0, description, err);
     if (rc)
         return rc;
     perm_arg a = { slug, name, description, 0 };

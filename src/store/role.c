@@ -142,9 +142,7 @@ int rg_store_role_create(rg_store *s, const char *org_id, const char *slug,
         rc = rg_core_role_slug_check(slug ? slug : "", org_id ? RG_ROLE_ORG : RG_ROLE_ENV,
                                      "slug", err);
     if (!rc)
-        rc = rg_core_name_check(name, "name", err);
-    if (!rc)
-        rc = rg_core_description_check(description, "description", err);
+        rc = rg_st_text_check(name, 1, description, err);
     if (rc)
         return rc;
     role_arg a = { org_id, slug, name, description, 0, NULL, 0 };
@@ -270,11 +268,7 @@ int rg_store_role_update(rg_store *s, const char *org_id, const char *slug,
 {
     if (out)
         *out = NULL;
-    int rc = 0;
-    if (name)
-        rc = rg_core_name_check(name, "name", err);
-    if (!rc)
-        rc = rg_core_description_check(description, "description", err);
+    int rc = rg_st_text_check(name, 0, description, err);
     if (rc)
         return rc;
     role_arg a = { org_id, slug, name, description, 0, NULL, 0 };

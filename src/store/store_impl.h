@@ -106,6 +106,10 @@ const char *rg_st_col(sqlite3_stmt *st, int i);   /* NULL for SQL NULL */
 void rg_st_now(char out[ST_TS]);
 int  rg_st_oom(rg_error *err);
 int  rg_st_not_found(rg_error *err, const char *field, const char *what, const char *id);
+/* A role's or permission's name (checked when given, or always when
+ * name_required) and description; 422 on the field that fails. */
+int  rg_st_text_check(const char *name, int name_required, const char *description,
+                      rg_error *err);
 /* A display name (organization, connection, user name): 1..255 bytes, no
  * control characters; else 422 invalid_request on field. */
 int  rg_st_label_check(const char *s, const char *field, rg_error *err);
