@@ -1,5 +1,6 @@
 /* login_internal.h: what the login files of src/gateway share (login.c,
- * login_common.c, saml_routes.c, oidc_routes.c, demo.c) and nobody else
+ * login_pending.c, login_conns.c, login_pages.c,
+ * login_finish.c, saml_routes.c, oidc_routes.c, demo.c) and nobody else
  * sees: the login state (pending logins over the cache layer, the per-
  * connection runtime objects), return_to checks, the failure page + event
  * and the common end of every login (R15-R18 through the store, R24

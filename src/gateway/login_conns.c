@@ -1,0 +1,290 @@
+/* login_conns.c: the per-connection runtime objects of a login: the lasso
+ * SP of a SAML connection and the client of an OIDC one, built from the
+ * stored connection JSON, rebuilt when its digest changes, refcounted under
+ * the login state's lock. */
+#include <assert.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include "login_internal.h"
+#include "rolegate/metrics.h"
+#include "rolegate/store.h"
+#include "rolegate/util.h"
+
+/* ==== connection runtime objects ======================================== */
+
+static void conn_free(lg_conn *c)
+{
+    if (!c)
+        return;
+    rg_saml_connection_free(c->saml);
+    rg_oidc_client_free(c->oidc);
+    free(c);
+}
+
+void lg_conn_release(rg_gateway_login *lg, lg_conn *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&lg->clock);
+    int last = --c->refs == 0;
+    pthread_mutex_unlock(&lg->clock);
+    if (last)
+        conn_free(c);
+}
+
+void lg_conns_clear(rg_gateway_login *lg)
+{
+    pthread_mutex_lock(&lg->clock);
+    lg_conn **v = lg->conns;
+    size_t n = lg->nconns;
+    lg->conns = NULL;
+    lg->nconns = lg->capconns = 0;
+    pthread_mutex_unlock(&lg->clock);
+    for (size_t i = 0; i < n; i++)
+        lg_conn_release(lg, v[i]);
+    free(v);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A NULL-terminated list from a JSON string array or a single string
+ * (borrowed strings in a malloc'd array); NULL when absent or empty. */
+static const char **jlist(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    if (json_is_string(v)) {
+        const char **l = calloc(2, sizeof *l);
+        if (l)
+            l[0] = json_string_value(v);
+        return l;
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return NULL;
+    const char **l = calloc(json_array_size(v) + 1, sizeof *l);
+    size_t i, n = 0;
+    const json_t *e;
+    json_array_foreach(v, i, e)
+        if (l && json_is_string(e))
+            l[n++] = json_string_value(e);
+    if (l && n == 0) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static int conn_build_saml(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg_error *err)
+{
+    const char *md = jstr(j, "idp_metadata");
+    if (!md || !*md)   /* a draft (issue 11 item 1): the page names no admin path */
+        return rg_error_set(err, RG_EINVAL, 503, "connection_draft", "idp_metadata",
+                            "Sign-in through this identity provider is not set up yet. "
+                            "Please ask your administrator to finish the connection.");
+    rg_saml_sp_keys_ensure(lg->ctx->sp_keys);   /* made at the first SAML use */
+    char eid[RG_SAML_URL_MAX], acs[RG_SAML_URL_MAX];
+    if (rg_saml_sp_urls(lg->base, c->id, eid, acs, sizeof eid) != 0)
+        return rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url",
+                            "base_url too long");
+    const char **groups = jlist(j, "groups_attributes");
+    const char **email = jlist(j, "email_attribute");
+    const char **name = jlist(j, "name_attribute");
+    rg_saml_conn_config sc;
+    rg_saml_conn_config_init(&sc);
+    sc.connection_id = c->id;
+    sc.sp_entity_id = eid;
+    sc.acs_url = acs;
+    sc.sp_key_file = lg->cfg->saml.sp_key_file;
+    sc.sp_cert_file = lg->cfg->saml.sp_cert_file;
+    sc.idp_metadata = md;
+    sc.idp_metadata_len = strlen(md);
+    sc.group_attributes = groups;
+    sc.email_attributes = email;
+    sc.name_attributes = name;
+    sc.allow_idp_initiated = json_is_true(json_object_get(j, "allow_idp_initiated"));
+    sc.allow_sha1 = lg->cfg->saml.allow_sha1;
+    sc.clock_skew_s = lg->cfg->saml.clock_skew > 0 ? (int)lg->cfg->saml.clock_skew : -1;
+    sc.max_response_size = lg->cfg->saml.max_response;
+    sc.max_assertion_lifetime_s = lg->cfg->saml.max_assertion_lifetime;
+    int rc = 0;
+    if (!(c->saml = rg_saml_connection_new(&sc, err)))
+        rc = RG_ERR;
+    free(groups);
+    free(email);
+    free(name);
+    return rc;
+}
+
+static int conn_build_oidc(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg_error *err)
+{
+    char redirect[RG_CONFIG_STR + 32];
+    snprintf(redirect, sizeof redirect, "%s/oidc/callback", lg->base);
+    /* scopes: a space-separated string or an array of strings */
+    char scopes[1024] = "";
+    const json_t *sv = json_object_get(j, "scopes");
+    if (json_is_string(sv)) {
+        snprintf(scopes, sizeof scopes, "%s", json_string_value(sv));
+    } else if (json_is_array(sv)) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(sv, i, e)
+            if (json_is_string(e)) {
+                size_t l = strlen(scopes);
+                snprintf(scopes + l, sizeof scopes - l, "%s%s", l ? " " : "",
+                         json_string_value(e));
+            }
+    }
+    const char *iss = jstr(j, "issuer"), *cid = jstr(j, "client_id");
+    if (!iss || !*iss || !cid || !*cid)   /* a draft (issue 11 item 1) */
+        return rg_error_set(err, RG_EINVAL, 503, "connection_draft", !iss || !*iss ? "issuer"
+                            : "client_id", "Sign-in through this identity provider is not "
+                            "set up yet. Please ask your administrator to finish the "
+                            "connection.");
+    rg_oidc_config oc = {
+        .issuer = jstr(j, "issuer"),
+        .client_id = jstr(j, "client_id"),
+        .client_secret = jstr(j, "client_secret"),
+        .redirect_uri = redirect,
+        .scopes = scopes[0] ? scopes : NULL,
+        .groups_claim = jstr(j, "groups_claim"),
+        .email_claim = jstr(j, "email_claim"),
+        .name_claim = jstr(j, "name_claim"),
+        .allowed_algs = jstr(j, "allowed_algs"),
+        .allow_http_loopback = lg->cfg->oidc.allow_http_loopback,
+        .http_timeout_ms = lg->cfg->oidc.http_timeout_ms,
+        /* 0 in rg_oidc_config means "default": a configured 0 is -1 there */
+        .jwks_min_refresh_s = lg->cfg->oidc.jwks_min_refresh > 0
+                                  ? (int)lg->cfg->oidc.jwks_min_refresh : -1,
+        .use_userinfo_for_groups = json_is_true(json_object_get(j, "use_userinfo_for_groups")),
+        .clock_skew_s = lg->cfg->saml.clock_skew > 0 ? (int)lg->cfg->saml.clock_skew : -1,
+        .pending_max_age_s = LG_STATE_TTL_S,
+    };
+    c->oidc = rg_oidc_client_new(&oc, err);
+    return c->oidc ? 0 : RG_ERR;
+}
+
+static lg_conn *conn_find(rg_gateway_login *lg, const char *id, size_t *idx)
+{
+    for (size_t i = 0; i < lg->nconns; i++)
+        if (strcmp(lg->conns[i]->id, id) == 0) {
+            if (idx)
+                *idx = i;
+            return lg->conns[i];
+        }
+    return NULL;
+}
+
+int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_error *err)
+{
+    assert(lg && out);
+    *out = NULL;
+    if (!id || !*id || strlen(id) >= LG_ID_MAX)
+        return rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+                            "no such connection");
+    if (!lg->ctx->store)
+        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "no store");
+    json_t *j = NULL;
+    int rc = rg_store_connection_private(lg->ctx->store, id, &j, err);
+    if (rc) {
+        if (err && err->status == 404)
+            rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+                         "no such connection");
+        return rc;
+    }
+    /* the digest of the whole stored object: any change rebuilds */
+    unsigned char dg[32];
+    char *dump = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    unsigned int dl = 0;
+    if (!dump || !EVP_Digest(dump, strlen(dump), dg, &dl, EVP_sha256(), NULL)) {
+        free(dump);
+        json_decref(j);
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    }
+    free(dump);
+    pthread_mutex_lock(&lg->clock);
+    lg_conn *c = conn_find(lg, id, NULL);
+    if (c && memcmp(c->digest, dg, sizeof dg) == 0) {
+        c->refs++;
+        pthread_mutex_unlock(&lg->clock);
+        json_decref(j);
+        *out = c;
+        return 0;
+    }
+    pthread_mutex_unlock(&lg->clock);
+
+    /* (re)build outside the lock: lasso parses keys and metadata */
+    lg_conn *n = calloc(1, sizeof *n);
+    if (!n) {
+        json_decref(j);
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    }
+    snprintf(n->id, sizeof n->id, "%s", id);
+    snprintf(n->org_id, sizeof n->org_id, "%s", jstr(j, "organization_id") ? jstr(j, "organization_id") : "");
+    memcpy(n->digest, dg, sizeof dg);
+    n->require_mapped_group = json_is_true(json_object_get(j, "require_mapped_group"));
+    const char *type = jstr(j, "type");
+    if (type && strcmp(type, "saml") == 0) {
+        n->type = 's';
+        rc = conn_build_saml(lg, j, n, err);
+    } else if (type && strcmp(type, "oidc") == 0) {
+        n->type = 'o';
+        rc = conn_build_oidc(lg, j, n, err);
+    } else {
+        rc = rg_error_set(err, RG_EINVAL, 422, "connection_type_unknown", "type",
+                          "unknown connection type");
+    }
+    json_decref(j);
+    if (rc) {
+        int draft = err && strcmp(err->code, "connection_draft") == 0;
+        rg_log(RG_LOG_WARN, "event=connection_unusable connection_id=%s error=%s%s", n->id,
+               err ? err->code : "?", draft ? " hint=\"the admin API's GET /connections/{id}"
+               " says what is missing\"" : "");
+        conn_free(n);
+        return rc;
+    }
+    pthread_mutex_lock(&lg->clock);
+    size_t idx = 0;
+    lg_conn *old = conn_find(lg, id, &idx);
+    if (old && memcmp(old->digest, dg, sizeof dg) == 0) {
+        /* another thread built the same one meanwhile: use it */
+        old->refs++;
+        pthread_mutex_unlock(&lg->clock);
+        conn_free(n);
+        *out = old;
+        return 0;
+    }
+    int old_last = 0;
+    if (old) {
+        lg->conns[idx] = n;
+        old_last = --old->refs == 0;   /* the table's reference */
+    } else {
+        if (lg->nconns == lg->capconns) {
+            size_t cap = lg->capconns ? lg->capconns * 2 : 16;
+            lg_conn **v = realloc(lg->conns, cap * sizeof *v);
+            if (!v) {
+                pthread_mutex_unlock(&lg->clock);
+                conn_free(n);
+                return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+            }
+            lg->conns = v;
+            lg->capconns = cap;
+        }
+        lg->conns[lg->nconns++] = n;
+    }
+    n->refs = 2;   /* the table's and the caller's */
+    pthread_mutex_unlock(&lg->clock);
+    if (old_last)
+        conn_free(old);
+    rg_log(RG_LOG_INFO, "event=connection_loaded connection_id=%s type=%s", n->id,
+           n->type == 's' ? "saml" : "oidc");
+    *out = n;
+    return 0;
+}
