@@ -150,25 +150,32 @@ typedef struct match {
     uint32_t rank;
 } match;
 
-int rg_core_resolve_login(const rg_role_table *t, const rg_login_input *in,
-                          rg_resolution *out, rg_error *err)
-{
-    assert(t && in && out);
-    memset(out, 0, sizeof *out);
-    const size_t rw = t->role_words ? t->role_words : 1;
-    const size_t kw = (t->n_keys + 63) / 64 ? (t->n_keys + 63) / 64 : 1;
-    /* one zeroed block: mapped roles, current roles, new roles, keys seen,
-     * and the permission union */
-    uint64_t *mem = calloc(3 * rw + kw + (t->perm_words ? t->perm_words : 1), sizeof *mem);
-    match *matches = NULL;
-    size_t n_matches = 0, cap_matches = 0;
-    if (!mem)
-        goto oom;
-    uint64_t *mapped = mem, *cur = mem + rw, *next = mem + 2 * rw, *seen = mem + 3 * rw;
-    uint64_t *perms = seen + kw;
+/* The matched (group, role) pairs of one login, for its record. */
+typedef struct matches {
+    match *v;
+    size_t n, cap;
+} matches;
 
-    /* R15/R16: look each received group up among this connection's mappings
-     * (exact, case-sensitive); groups that map to nothing are ignored. */
+static int matches_add(matches *m, const char *group, uint32_t rank)
+{
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? 2 * m->cap : 16;
+        match *v = realloc(m->v, nc * sizeof *v);
+        if (!v)
+            return RG_ENOMEM;
+        m->v = v;
+        m->cap = nc;
+    }
+    m->v[m->n++] = (match){.group = group, .rank = rank};
+    return 0;
+}
+
+/* R15/R16: look each received group up among this connection's mappings
+ * (exact, case-sensitive); groups that map to nothing are ignored. Sets the
+ * mapped roles' bits in mapped (seen: the mapping keys met, kw words). */
+static int match_groups(const rg_role_table *t, const rg_login_input *in, uint64_t *mapped,
+                        uint64_t *seen, matches *m)
+{
     long conn = t->n_keys ? core_index_find_str(&t->conn_ix, t->conns, in->connection_id) : -1;
     /* Groups go in batches: hash a batch and prefetch its slots first, so the
      * index's cache misses overlap instead of queueing one by one. */
@@ -197,67 +204,121 @@ int rg_core_resolve_login(const rg_role_table *t, const rg_login_input *in,
             for (uint32_t i = 0; i < k->n; i++) {
                 uint32_t r = t->ranks[k->off + i];
                 bit_set(mapped, r);
-                if (n_matches == cap_matches) {
-                    size_t nc = cap_matches ? 2 * cap_matches : 16;
-                    match *m = realloc(matches, nc * sizeof *m);
-                    if (!m)
-                        goto oom;
-                    matches = m;
-                    cap_matches = nc;
-                }
-                matches[n_matches++] = (match){.group = grp, .rank = r};
+                if (matches_add(m, grp, r))
+                    return RG_ENOMEM;
             }
         }
     }
+    return 0;
+}
 
+/* R13, R14, R16, R17: the new roles (into next) and where they come from,
+ * given the mapped roles and the current ones (cur, filled here). */
+static rg_role_source choose_roles(const rg_role_table *t, const rg_login_input *in,
+                                   const uint64_t *mapped, uint64_t *cur, uint64_t *next,
+                                   size_t rw)
+{
     /* R13: current roles no longer in the table drop out first. */
     size_t n_cur = mark_roles(t, in->current_roles, in->n_current, cur);
     if (!t->multiple_roles)
         keep_first_bit(cur, rw);    /* R14: single-role keeps the highest */
     int any_match = bits_first(mapped, rw) >= 0;
-    rg_role_source src;
     if (in->current_source == RG_SOURCE_DIRECTORY) {
         /* R17: directory roles are never overridden by SSO */
         memcpy(next, cur, rw * sizeof *next);
-        src = RG_SOURCE_DIRECTORY;
         if (n_cur == 0) {
             bit_set(next, t->default_rank);   /* R13 */
-            src = RG_SOURCE_DEFAULT;
+            return RG_SOURCE_DEFAULT;
         }
-    } else if (any_match) {
+        return RG_SOURCE_DIRECTORY;
+    }
+    if (any_match) {
         /* R16/R17: a match sets the roles, overriding API-set ones */
         memcpy(next, mapped, rw * sizeof *next);
         if (!t->multiple_roles)
             keep_first_bit(next, rw);
-        src = RG_SOURCE_IDP;
-    } else if (in->current_source == RG_SOURCE_API && n_cur > 0) {
-        memcpy(next, cur, rw * sizeof *next);   /* R17: no match keeps API roles */
-        src = RG_SOURCE_API;
-    } else {
-        bit_set(next, t->default_rank);          /* R17/R13: the default role */
-        src = RG_SOURCE_DEFAULT;
+        return RG_SOURCE_IDP;
     }
-    out->source = src;
-    out->created = in->current_source == RG_SOURCE_NONE;   /* R18 */
+    if (in->current_source == RG_SOURCE_API && n_cur > 0) {
+        memcpy(next, cur, rw * sizeof *next);   /* R17: no match keeps API roles */
+        return RG_SOURCE_API;
+    }
+    bit_set(next, t->default_rank);          /* R17/R13: the default role */
+    return RG_SOURCE_DEFAULT;
+}
 
-    /* changed: the new (roles, source) against the stored ones, as sets; a
-     * stored role that is unknown or repeated means the stored list differs. */
-    int changed = src != in->current_source;
+/* changed: the new (roles, source) against the stored ones, as sets; a
+ * stored role that is unknown or repeated means the stored list differs.
+ * dup: rw zeroed scratch words. */
+static int roles_changed(const rg_role_table *t, const rg_login_input *in, rg_role_source src,
+                         const uint64_t *next, uint64_t *dup, size_t rw)
+{
+    if (src != in->current_source)
+        return 1;
     size_t seen_cur = 0;
-    uint64_t *dup = mapped;   /* mapped is no longer needed past this point */
-    memset(dup, 0, rw * sizeof *dup);
-    for (size_t i = 0; !changed && i < in->n_current; i++) {
+    for (size_t i = 0; i < in->n_current; i++) {
         long r = rg_role_table_rank(t, in->current_roles[i]);
         if (r < 0 || !bit_get(next, (size_t)r) || bit_get(dup, (size_t)r))
-            changed = 1;
-        else {
-            bit_set(dup, (size_t)r);
-            seen_cur++;
-        }
+            return 1;
+        bit_set(dup, (size_t)r);
+        seen_cur++;
     }
-    if (seen_cur != bits_count(next, rw))
-        changed = 1;
-    out->changed = changed;
+    return seen_cur != bits_count(next, rw);
+}
+
+/* The login record: the mappings used, i.e. matched ones whose role the
+ * membership now holds because of the login (source idp). */
+static int record_matches(const rg_role_table *t, matches *m, const uint64_t *next,
+                          rg_role_source src, rg_resolution *out)
+{
+    size_t used = 0;
+    if (src == RG_SOURCE_IDP)
+        for (size_t i = 0; i < m->n; i++)
+            if (bit_get(next, m->v[i].rank))
+                m->v[used++] = m->v[i];
+    if (!used)
+        return 0;
+    const char **g = malloc(used * sizeof *g);
+    size_t *gi = malloc(used * sizeof *gi), *ri = malloc(used * sizeof *ri);
+    int rc = (!g || !gi || !ri) ? RG_ENOMEM : 0;
+    for (size_t i = 0; !rc && i < used; i++) {
+        g[i] = m->v[i].group;
+        gi[i] = i;
+        ri[i] = m->v[i].rank;
+    }
+    if (!rc)
+        rc = slugs_pooled(&out->matched_groups, g, gi, used);
+    if (!rc)
+        rc = slugs_pooled(&out->matched_roles, (const char *const *)t->slugs, ri, used);
+    free(g);
+    free(gi);
+    free(ri);
+    return rc;
+}
+
+int rg_core_resolve_login(const rg_role_table *t, const rg_login_input *in,
+                          rg_resolution *out, rg_error *err)
+{
+    assert(t && in && out);
+    memset(out, 0, sizeof *out);
+    const size_t rw = t->role_words ? t->role_words : 1;
+    const size_t kw = (t->n_keys + 63) / 64 ? (t->n_keys + 63) / 64 : 1;
+    /* one zeroed block: mapped roles, current roles, new roles, keys seen,
+     * and the permission union */
+    uint64_t *mem = calloc(3 * rw + kw + (t->perm_words ? t->perm_words : 1), sizeof *mem);
+    matches m = {0};
+    if (!mem)
+        goto oom;
+    uint64_t *mapped = mem, *cur = mem + rw, *next = mem + 2 * rw, *seen = mem + 3 * rw;
+    uint64_t *perms = seen + kw;
+
+    if (match_groups(t, in, mapped, seen, &m))
+        goto oom;
+    rg_role_source src = choose_roles(t, in, mapped, cur, next, rw);
+    out->source = src;
+    out->created = in->current_source == RG_SOURCE_NONE;   /* R18 */
+    memset(mapped, 0, rw * sizeof *mapped);   /* mapped is scratch from here on */
+    out->changed = roles_changed(t, in, src, next, mapped, rw);
 
     if (slugs_from_bits(&out->roles, next, rw, t->slugs))
         goto oom;
@@ -265,39 +326,14 @@ int rg_core_resolve_login(const rg_role_table *t, const rg_login_input *in,
     perm_union(t, next, perms);
     if (slugs_from_bits(&out->permissions, perms, t->perm_words, t->perms))
         goto oom;
-
-    /* The login record: the mappings used, i.e. matched ones whose role the
-     * membership now holds because of the login (source idp). */
-    size_t used = 0;
-    if (src == RG_SOURCE_IDP)
-        for (size_t i = 0; i < n_matches; i++)
-            if (bit_get(next, matches[i].rank))
-                matches[used++] = matches[i];
-    if (used) {
-        const char **g = malloc(used * sizeof *g);
-        size_t *gi = malloc(used * sizeof *gi), *ri = malloc(used * sizeof *ri);
-        int rc = (!g || !gi || !ri) ? RG_ENOMEM : 0;
-        for (size_t i = 0; !rc && i < used; i++) {
-            g[i] = matches[i].group;
-            gi[i] = i;
-            ri[i] = matches[i].rank;
-        }
-        if (!rc)
-            rc = slugs_pooled(&out->matched_groups, g, gi, used);
-        if (!rc)
-            rc = slugs_pooled(&out->matched_roles, (const char *const *)t->slugs, ri, used);
-        free(g);
-        free(gi);
-        free(ri);
-        if (rc)
-            goto oom;
-    }
+    if (record_matches(t, &m, next, src, out))
+        goto oom;
     free(mem);
-    free(matches);
+    free(m.v);
     return 0;
 oom:
     free(mem);
-    free(matches);
+    free(m.v);
     rg_resolution_clear(out);
     return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
 }

@@ -220,6 +220,20 @@ out:
     return rc;
 }
 
+/* The key of (conn, group) among the keys built so far (kix indexes them
+ * by hash h), or -1. */
+static long key_find(const core_index *kix, const core_mapkey *keys, uint32_t conn,
+                     const char *group, size_t glen, uint64_t h)
+{
+    for (size_t s = (size_t)h & kix->mask; kix->slots[s]; s = (s + 1) & kix->mask) {
+        size_t item = (size_t)(kix->slots[s] & 0xffffffffu) - 1;
+        if ((kix->slots[s] >> 32) == (h >> 32) && keys[item].conn == conn &&
+            keys[item].group_len == glen && !memcmp(keys[item].group, group, glen))
+            return (long)item;
+    }
+    return -1;
+}
+
 /* R15: the (connection, group) -> roles index. Mappings to roles that are
  * not visible in this table are dropped; repeated mappings count once. */
 static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error *err)
@@ -265,15 +279,7 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
         }
         size_t glen = strlen(m->idp_group);
         uint64_t h = core_hash(m->idp_group, glen, core_key_seed((uint32_t)c));
-        long k = -1;
-        for (size_t s = (size_t)h & kix.mask; kix.slots[s]; s = (s + 1) & kix.mask) {
-            size_t item = (size_t)(kix.slots[s] & 0xffffffffu) - 1;
-            if ((kix.slots[s] >> 32) == (h >> 32) && keys[item].conn == (uint32_t)c &&
-                keys[item].group_len == glen && !memcmp(keys[item].group, m->idp_group, glen)) {
-                k = (long)item;
-                break;
-            }
-        }
+        long k = key_find(&kix, keys, (uint32_t)c, m->idp_group, glen, h);
         if (k < 0) {
             k = (long)n_keys;
             keys[n_keys] = (core_mapkey){.group = m->idp_group, .group_len = glen,

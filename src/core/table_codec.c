@@ -197,6 +197,160 @@ static uint32_t r_count(rbuf *b, size_t min_item)
     rg_error_set((err), RG_EINVAL, 500, "invalid_role_table_blob", NULL, \
                  "the cached role table is not a well-formed table blob")
 
+/* What the sections of a blob decode into (the strings borrowed from it),
+ * before the table is rebuilt from them. */
+typedef struct decoded {
+    const char      **perms;            /* n_perms */
+    uint32_t          n_perms;
+    const char      **role_perm_pool;   /* the roles' permission lists */
+    const char      **order;            /* role slugs by rank, n_roles */
+    uint32_t          n_roles, default_rank;
+    rg_role_spec     *env, *org;
+    size_t            n_env, n_org;
+    const char      **conns;            /* n_conns */
+    uint32_t          n_conns;
+    rg_group_mapping *maps;
+    size_t            n_maps;
+} decoded;
+
+static void decoded_free(decoded *d)
+{
+    free(d->perms);
+    free(d->role_perm_pool);
+    free(d->order);
+    free(d->env);
+    free(d->org);
+    free(d->conns);
+    free(d->maps);
+}
+
+/* Version, flags (bit 0 multiple_roles, bit 1 an organization id follows). */
+static void read_header(rbuf *b, rg_table_spec *spec)
+{
+    spec->version = r_u64(b);
+    uint32_t flags = r_u32(b);
+    if (flags & ~3u)
+        b->bad = 1;
+    spec->multiple_roles = (flags & 1u) ? 1 : 0;
+    if (flags & 2u)
+        spec->organization_id = r_str(b, NULL);
+}
+
+/* A counted list of strings (permissions, connections) into *v, *n. */
+static int read_strs(rbuf *b, const char ***v, uint32_t *n)
+{
+    *n = r_count(b, 5);
+    *v = calloc(*n ? *n : 1, sizeof **v);
+    if (!*v)
+        return RG_ENOMEM;
+    for (uint32_t i = 0; i < *n && !b->bad; i++)
+        (*v)[i] = r_str(b, NULL);
+    return 0;
+}
+
+/* Each role: slug, type, its permissions as indexes into perms; then the
+ * default's rank. */
+static int read_roles(rbuf *b, decoded *d)
+{
+    uint32_t n_roles = d->n_roles = r_count(b, 13);
+    /* every permission reference takes 4 bytes of the blob: the remaining
+     * length bounds the pool */
+    size_t pool_cap = (b->len - b->off) / 4 + 1;
+    d->role_perm_pool = calloc(pool_cap, sizeof *d->role_perm_pool);
+    d->order = calloc(n_roles ? n_roles : 1, sizeof *d->order);
+    d->env = calloc(n_roles ? n_roles : 1, sizeof *d->env);
+    d->org = calloc(n_roles ? n_roles : 1, sizeof *d->org);
+    if (!d->role_perm_pool || !d->order || !d->env || !d->org)
+        return RG_ENOMEM;
+    size_t pool_used = 0;
+    for (uint32_t r = 0; r < n_roles && !b->bad; r++) {
+        rg_role_spec rs;
+        rs.slug = r_str(b, NULL);
+        uint32_t type = r_u32(b);
+        uint32_t np = r_count(b, 4);
+        if (b->bad || (type != RG_ROLE_ENV && type != RG_ROLE_ORG) || np > pool_cap - pool_used) {
+            b->bad = 1;
+            break;
+        }
+        rs.type = (rg_role_type)type;
+        rs.permissions = d->role_perm_pool + pool_used;
+        rs.n_permissions = np;
+        for (uint32_t p = 0; p < np; p++) {
+            uint32_t ix = r_u32(b);
+            if (ix >= d->n_perms) {
+                b->bad = 1;
+                break;
+            }
+            d->role_perm_pool[pool_used++] = d->perms[ix];
+        }
+        d->order[r] = rs.slug;
+        if (rs.type == RG_ROLE_ENV)
+            d->env[d->n_env++] = rs;
+        else
+            d->org[d->n_org++] = rs;
+    }
+    d->default_rank = r_u32(b);
+    if (!b->bad && d->default_rank >= n_roles)
+        b->bad = 1;
+    return 0;
+}
+
+/* Each mapping key: connection index, group, the ranks it maps to; one
+ * rg_group_mapping per rank. */
+static int read_mappings(rbuf *b, decoded *d)
+{
+    /* one mapping per rank reference, 4 bytes each: bounded by the blob */
+    uint32_t n_keys = r_count(b, 13);
+    size_t maps_cap = (b->len - b->off) / 4 + 1;
+    d->maps = calloc(maps_cap, sizeof *d->maps);
+    if (!d->maps)
+        return RG_ENOMEM;
+    for (uint32_t k = 0; k < n_keys && !b->bad; k++) {
+        uint32_t conn = r_u32(b);
+        const char *group = r_str(b, NULL);
+        uint32_t nr = r_count(b, 4);
+        if (b->bad || conn >= d->n_conns || nr > maps_cap - d->n_maps) {
+            b->bad = 1;
+            break;
+        }
+        for (uint32_t i = 0; i < nr; i++) {
+            uint32_t rank = r_u32(b);
+            if (rank >= d->n_roles) {
+                b->bad = 1;
+                break;
+            }
+            d->maps[d->n_maps++] = (rg_group_mapping){.connection_id = d->conns[conn],
+                                                      .idp_group = group,
+                                                      .role_slug = d->order[rank]};
+        }
+    }
+    return 0;
+}
+
+/* R8-R11: the encoded order is the effective one: pass it as the own order
+ * so the rebuild places every role exactly there. R7/R9: the effective
+ * default becomes the (only) default. */
+static int rebuild(rg_table_spec *spec, const decoded *d, rg_role_table **out, rg_error *err)
+{
+    spec->env_roles = d->env;
+    spec->n_env_roles = d->n_env;
+    spec->org_roles = d->org;
+    spec->n_org_roles = d->n_org;
+    spec->org_order = d->order;
+    spec->n_org_order = d->n_roles;
+    spec->env_default = d->order[d->default_rank];
+    spec->mappings = d->maps;
+    spec->n_mappings = d->n_maps;
+    rg_error e;
+    memset(&e, 0, sizeof e);
+    *out = rg_role_table_build(spec, &e);
+    if (*out)
+        return 0;
+    return e.status == 500 && !strcmp(e.code, "internal")
+               ? rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory")
+               : blob_error(err);
+}
+
 int rg_core_table_decode(const void *blob, size_t len, rg_role_table **out, rg_error *err)
 {
     assert(out);
@@ -204,138 +358,20 @@ int rg_core_table_decode(const void *blob, size_t len, rg_role_table **out, rg_e
     if (!blob || len < 8 || len > RG_TABLE_BLOB_MAX || memcmp(blob, codec_magic, 4))
         return blob_error(err);
     rbuf b = {.p = blob, .len = len, .off = 4};
-    int rc = 0;
-    const char **perms = NULL, **role_perm_pool = NULL, **order = NULL, **conns = NULL;
-    rg_role_spec *env = NULL, *org = NULL;
-    rg_group_mapping *maps = NULL;
-    size_t n_env = 0, n_org = 0, n_maps = 0;
-
+    decoded d;
+    memset(&d, 0, sizeof d);
     rg_table_spec spec;
     memset(&spec, 0, sizeof spec);
-    spec.version = r_u64(&b);
-    uint32_t flags = r_u32(&b);
-    if (flags & ~3u)
-        b.bad = 1;
-    spec.multiple_roles = (flags & 1u) ? 1 : 0;
-    if (flags & 2u)
-        spec.organization_id = r_str(&b, NULL);
-
-    uint32_t n_perms = r_count(&b, 5);
-    perms = calloc(n_perms ? n_perms : 1, sizeof *perms);
-    if (!perms)
-        goto oom;
-    for (uint32_t i = 0; i < n_perms && !b.bad; i++)
-        perms[i] = r_str(&b, NULL);
-
-    uint32_t n_roles = r_count(&b, 13);
-    /* every permission reference takes 4 bytes of the blob: the remaining
-     * length bounds the pool */
-    size_t pool_cap = (b.len - b.off) / 4 + 1;
-    role_perm_pool = calloc(pool_cap, sizeof *role_perm_pool);
-    order = calloc(n_roles ? n_roles : 1, sizeof *order);
-    env = calloc(n_roles ? n_roles : 1, sizeof *env);
-    org = calloc(n_roles ? n_roles : 1, sizeof *org);
-    if (!role_perm_pool || !order || !env || !org)
-        goto oom;
-    size_t pool_used = 0;
-    for (uint32_t r = 0; r < n_roles && !b.bad; r++) {
-        rg_role_spec rs;
-        rs.slug = r_str(&b, NULL);
-        uint32_t type = r_u32(&b);
-        uint32_t np = r_count(&b, 4);
-        if (b.bad || (type != RG_ROLE_ENV && type != RG_ROLE_ORG) || np > pool_cap - pool_used) {
-            b.bad = 1;
-            break;
-        }
-        rs.type = (rg_role_type)type;
-        rs.permissions = role_perm_pool + pool_used;
-        rs.n_permissions = np;
-        for (uint32_t p = 0; p < np; p++) {
-            uint32_t ix = r_u32(&b);
-            if (ix >= n_perms) {
-                b.bad = 1;
-                break;
-            }
-            role_perm_pool[pool_used++] = perms[ix];
-        }
-        order[r] = rs.slug;
-        if (rs.type == RG_ROLE_ENV)
-            env[n_env++] = rs;
-        else
-            org[n_org++] = rs;
-    }
-    uint32_t default_rank = r_u32(&b);
-    if (!b.bad && default_rank >= n_roles)
-        b.bad = 1;
-
-    uint32_t n_conns = r_count(&b, 5);
-    conns = calloc(n_conns ? n_conns : 1, sizeof *conns);
-    if (!conns)
-        goto oom;
-    for (uint32_t c = 0; c < n_conns && !b.bad; c++)
-        conns[c] = r_str(&b, NULL);
-
-    /* one mapping per rank reference, 4 bytes each: bounded by the blob */
-    uint32_t n_keys = r_count(&b, 13);
-    size_t maps_cap = (b.len - b.off) / 4 + 1;
-    maps = calloc(maps_cap, sizeof *maps);
-    if (!maps)
-        goto oom;
-    for (uint32_t k = 0; k < n_keys && !b.bad; k++) {
-        uint32_t conn = r_u32(&b);
-        const char *group = r_str(&b, NULL);
-        uint32_t nr = r_count(&b, 4);
-        if (b.bad || conn >= n_conns || nr > maps_cap - n_maps) {
-            b.bad = 1;
-            break;
-        }
-        for (uint32_t i = 0; i < nr; i++) {
-            uint32_t rank = r_u32(&b);
-            if (rank >= n_roles) {
-                b.bad = 1;
-                break;
-            }
-            maps[n_maps++] = (rg_group_mapping){.connection_id = conns[conn],
-                                                .idp_group = group,
-                                                .role_slug = order[rank]};
-        }
-    }
-    if (!b.bad && (b.len - b.off != 4 || memcmp(b.p + b.off, codec_end, 4)))
-        b.bad = 1;
-    if (b.bad) {
+    int rc;
+    read_header(&b, &spec);
+    if (read_strs(&b, &d.perms, &d.n_perms) || read_roles(&b, &d) ||
+        read_strs(&b, &d.conns, &d.n_conns) || read_mappings(&b, &d))
+        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    else if (b.bad || b.len - b.off != 4 || memcmp(b.p + b.off, codec_end, 4))
         rc = blob_error(err);
-        goto out;
-    }
-    /* R8-R11: the encoded order is the effective one: pass it as the own
-     * order so the rebuild places every role exactly there. R7/R9: the
-     * effective default becomes the (only) default. */
-    spec.env_roles = env;
-    spec.n_env_roles = n_env;
-    spec.org_roles = org;
-    spec.n_org_roles = n_org;
-    spec.org_order = order;
-    spec.n_org_order = n_roles;
-    spec.env_default = order[default_rank];
-    spec.mappings = maps;
-    spec.n_mappings = n_maps;
-    rg_error e;
-    memset(&e, 0, sizeof e);
-    *out = rg_role_table_build(&spec, &e);
-    if (!*out)
-        rc = e.status == 500 && !strcmp(e.code, "internal")
-                 ? rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory")
-                 : blob_error(err);
-    goto out;
-oom:
-    rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
-out:
-    free(perms);
-    free(role_perm_pool);
-    free(order);
-    free(env);
-    free(org);
-    free(conns);
-    free(maps);
+    else
+        rc = rebuild(&spec, &d, out, err);
+    decoded_free(&d);
     return rc;
 }
 
