@@ -87,8 +87,10 @@ all: bin-dir $(BUILD)/rolegate $(BUILD)/fixtures
 bin-dir:
 	@mkdir -p bin
 
-$(BUILD)/rolegate: $(BUILD)/obj/main.o $(BUILD)/empty.o $(call libs_for,main)
-	$(CC) $(SAN) -o $@ $(BUILD)/obj/main.o $(call libs_for,main) $(PKG_LIBS)
+# the command line: src/main.c and the files beside it (serve.c)
+OBJ_main := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/*.c))
+$(BUILD)/rolegate: $(OBJ_main) $(BUILD)/empty.o $(call libs_for,main)
+	$(CC) $(SAN) -o $@ $(OBJ_main) $(call libs_for,main) $(PKG_LIBS)
 	@if [ "$(BUILD)" = build ]; then ln -sf ../build/rolegate bin/rolegate; fi
 
 # Unit tests: tests/unit/test_<layer>_<name>.c, cmocka, one binary each.
