@@ -8,15 +8,14 @@
 #   make deps       apt-get the Debian packages that are missing
 #   make bench      build and run tests/bench/ (not part of check)
 #   make fuzz       libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each
-#   make lint       the layer check, then cppcheck + clang-tidy over src/
-#   make layers     every include of src/ against DESIGN.md's layer table
+#   make lint       cppcheck + clang-tidy over src/
 #   make screenshots  the console screenshots of the README (docs/screenshots/)
 
 CC       ?= cc
 BUILD    ?= build
 # `make` alone builds everything (the layer rules below come first)
 .DEFAULT_GOAL := all
-PKGS     := jansson sqlite3 libmicrohttpd inih openssl libjwt hiredis libcurl \
+PKGS     := jansson sqlite3 libpq libmicrohttpd inih openssl libjwt hiredis libcurl \
             lasso glib-2.0 gobject-2.0 xmlsec1 libxml-2.0
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wno-unused-parameter
@@ -82,7 +81,7 @@ $(BUILD)/empty.o:
 	@mkdir -p $(@D)
 	echo 'typedef int rg_empty_unit;' | $(CC) -x c -c - -o $@
 
-.PHONY: all check asan run deps clean bench unit fixtures fuzz lint layers screenshots
+.PHONY: all check asan run deps clean bench unit fixtures fuzz lint screenshots
 all: bin-dir $(BUILD)/rolegate $(BUILD)/fixtures
 
 bin-dir:
@@ -139,25 +138,14 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/empty.o $(call libs_for,main)
 bench: all $(BENCH_BIN)
 	tests/bench/run
 
-# The runners under tests/ take the build's facts (packages, warnings,
-# layers and what each stands on) from here: `make -s print-VAR` prints one,
-# and the targets below pass them in the environment.
-print-%:
-	@echo '$($*)'
-RUNNER_ENV = PKGS="$(PKGS)" WARN="$(WARN)" LAYERS="$(LAYERS)" \
-             $(foreach l,$(LAYERS) main,DEPS_$(l)="$(DEPS_$(l))")
-
 # libFuzzer targets of tests/fuzz/ (clang, build-fuzz/), FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 20
 fuzz:
-	$(RUNNER_ENV) tests/fuzz/run $(FUZZ_SECONDS)
+	tests/fuzz/run $(FUZZ_SECONDS)
 
-# Every include against DESIGN.md's layer table (tests/lint/layers), then
 # cppcheck + clang-tidy over src/ (suppressions, each with its reason, in tests/lint/).
-layers:
-	@$(RUNNER_ENV) tests/lint/layers
-lint: layers
-	$(RUNNER_ENV) tests/lint/run
+lint:
+	tests/lint/run
 
 # The README's screenshots of the console, taken by the browser tests.
 screenshots: all

@@ -310,7 +310,8 @@ static int serve_config(rg_config *cfg, const char *path, int demo)
     if (ports_free(cfg) != 0)   /* before the store or any file is written */
         return 1;
     /* var/ layout: the database, keys and SAML SP key directories */
-    ensure_parent(cfg->store.database);
+    if (rg_store_target_file(cfg->store.database))   /* not for a postgresql:// URL */
+        ensure_parent(rg_store_target_file(cfg->store.database));
     rg_mkdir_p(cfg->session.keys_dir, 0700);
     ensure_parent(cfg->saml.sp_key_file);
     return -1;
@@ -346,7 +347,9 @@ static int serve_open(serve_state *st, const rg_config *cfg, const char *admin_k
         return -1;
     }
     if (!(ctx->store = rg_store_open(cfg->store.database, &err))) {
-        fprintf(stderr, "rolegate: store %s: %s\n", cfg->store.database, err.message);
+        char target[RG_CONFIG_STR];   /* a URL's password stays out of it */
+        rg_store_target_redact(cfg->store.database, target, sizeof target);
+        fprintf(stderr, "rolegate: store %s: %s\n", target, err.message);
         return -1;
     }
     /* role-table cache, replay cache, login state, revocations

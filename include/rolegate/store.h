@@ -1,8 +1,9 @@
 /* store.h: the source of truth of rolegate (DESIGN.md "State"): environment,
  * permissions, roles, priority orders, organizations, users, memberships,
  * connections and their group mappings, events and deletion jobs. One
- * interface, implemented over SQLite (src/store); a PostgreSQL store can
- * implement the same functions later. Implements R7-R23 and R26 on top of
+ * interface (src/store) over a backend chosen by the database target:
+ * SQLite (a file) or PostgreSQL (a postgresql:// URL, issue 15), with the
+ * same schema, migrations and answers. Implements R7-R23 and R26 on top of
  * core (core.h), which owns the pure rules.
  *
  * Conventions of every function below:
@@ -42,16 +43,24 @@ typedef struct rg_store rg_store;   /* opaque */
  * numbered; PRAGMA user_version records the one applied). */
 #define RG_STORE_SCHEMA_VERSION 3
 
-/* Opens (creating if needed) the SQLite database file at path, in WAL mode,
- * with foreign keys on and a busy timeout, and applies pending migrations. A
- * new database holds one role, "member", the environment default (R7).
- * path must name a file (":memory:" is refused: each pooled connection would
- * see its own database). Returns NULL with err filled on failure. Free with
- * rg_store_close. */
+/* Opens the store path names and applies pending migrations. A new
+ * database holds one role, "member", the environment default (R7).
+ * path: a postgresql:// (or postgres://) URL opens PostgreSQL (issue 15:
+ * a small pool of libpq connections, SERIALIZABLE writes); anything else,
+ * optionally prefixed "sqlite:", is a SQLite database file, created if
+ * needed, in WAL mode with foreign keys on and a busy timeout (":memory:"
+ * is refused: each pooled connection would see its own database). Returns
+ * NULL with err filled on failure (503 store_unavailable when the server
+ * cannot be reached). Free with rg_store_close. */
 rg_store *rg_store_open(const char *path, rg_error *err);
 /* Closes every connection and frees s. Accepts NULL. No call may be running. */
 void rg_store_close(rg_store *s);
-/* The schema version of the open database (PRAGMA user_version). */
+/* The file a SQLite target names (past "sqlite:"), NULL for PostgreSQL. */
+const char *rg_store_target_file(const char *target);
+/* The target for messages: a URL's password replaced by "***". */
+void rg_store_target_redact(const char *target, char *out, size_t n);
+/* The schema version of the open database (SQLite: PRAGMA user_version;
+ * PostgreSQL: table rolegate_schema). */
 int rg_store_schema_version(rg_store *s);
 
 /* ---- lists ---------------------------------------------------------------

@@ -34,10 +34,10 @@ static const char *conn_state(const char *type, const json_t *cfg)
     return ok ? "active" : "draft";
 }
 
-json_t *rg_st_connection_json(sqlite3 *db, const char *conn_id, int with_secret,
+json_t *rg_st_connection_json(st_db *db, const char *conn_id, int with_secret,
                               rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, organization_id, type, name, config, created_at,"
                                   " updated_at FROM connections WHERE id = ?", "s", conn_id);
     if (!st)
@@ -68,16 +68,16 @@ json_t *rg_st_connection_json(sqlite3 *db, const char *conn_id, int with_secret,
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "connection", conn_id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 
-json_t *rg_st_conn_public(sqlite3 *db, const char *id, rg_error *err)
+json_t *rg_st_conn_public(st_db *db, const char *id, rg_error *err)
 {
     return rg_st_connection_json(db, id, 0, err);
 }
 
-static json_t *conn_private(sqlite3 *db, const char *id, rg_error *err)
+static json_t *conn_private(st_db *db, const char *id, rg_error *err)
 {
     return rg_st_connection_json(db, id, 1, err);
 }
@@ -110,7 +110,7 @@ typedef struct conn_arg {
 static int conn_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const conn_arg *a = arg;
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     int rc = rg_st_org_exists(db, a->org_id, err);
     if (rc <= 0)
         return rc < 0 ? rc : rg_st_not_found(err, "organization_id", "organization", a->org_id);
@@ -166,7 +166,7 @@ int rg_store_connection_private(rg_store *s, const char *id, json_t **out, rg_er
     return rg_st_get(s, conn_private, id, out, err);
 }
 
-static int conn_update_tx(sqlite3 *db, const char *id, const char *name,
+static int conn_update_tx(st_db *db, const char *id, const char *name,
                           const json_t *patch, json_t **out, rg_error *err)
 {
     char cur_name[512] = "";
@@ -174,14 +174,14 @@ static int conn_update_tx(sqlite3 *db, const char *id, const char *name,
                         "SELECT name FROM connections WHERE id = ?", "s", id);
     if (rc <= 0)
         return rc < 0 ? rc : rg_st_not_found(err, "id", "connection", id);
-    sqlite3_stmt *st = rg_st_prep(db, err, "SELECT config FROM connections WHERE id = ?", "s",
+    st_stmt *st = rg_st_prep(db, err, "SELECT config FROM connections WHERE id = ?", "s",
                                   id);
     if (!st)
         return RG_EIO;
     json_t *cfg = NULL;
     if (rg_st_step(db, st, err) == 1)
         cfg = json_loads(rg_st_col(st, 0), 0, NULL);
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!json_is_object(cfg)) {
         json_decref(cfg);
         cfg = json_object();
@@ -245,7 +245,7 @@ int rg_store_connection_update(rg_store *s, const char *id, const char *name,
 static int conn_delete_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const char *id = arg;
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     json_t *before = rg_st_conn_public(db, id, err);
     if (!before)
         return rg_st_rc(err);

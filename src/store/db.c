@@ -1,7 +1,8 @@
-/* db.c: the SQLite side of the store: opening (WAL, busy timeout, foreign
- * keys; migrate.c brings the schema up to date) and closing, and the
- * statement helpers every file of the store uses (bind formats, step, one
- * value, errors). Transactions are tx.c's, lists list.c's. */
+/* db.c: opening the store (the backend its target names, backend.h: a pool
+ * of connections; migrate.c brings the schema up to date) and closing it,
+ * and the statement helpers every file of the store uses (bind formats,
+ * step, one value, errors) over the backend interface. Transactions are
+ * tx.c's, lists list.c's. */
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,10 +14,11 @@
 
 /* ---- errors and small helpers -------------------------------------------- */
 
-int rg_st_dberr(sqlite3 *db, rg_error *err)
+int rg_st_dberr(st_db *db, rg_error *err)
 {
-    return rg_error_set(err, RG_EIO, 500, "store_error", NULL, "sqlite: %s",
-                        db ? sqlite3_errmsg(db) : "no connection");
+    if (!db)
+        return rg_error_set(err, RG_EIO, 500, "store_error", NULL, "no connection");
+    return db->be->dberr(db, err);
 }
 
 int rg_st_oom(rg_error *err)
@@ -42,9 +44,9 @@ void rg_st_now(char out[ST_TS])
     rg_iso8601_ms(rg_now_ms(), out, ST_TS);
 }
 
-const char *rg_st_col(sqlite3_stmt *st, int i)
+const char *rg_st_col(st_stmt *st, int i)
 {
-    return (const char *)sqlite3_column_text(st, i);
+    return st->db->be->col_text(st, i);
 }
 
 int rg_st_label_check(const char *s, const char *field, rg_error *err)
@@ -62,86 +64,78 @@ int rg_st_label_check(const char *s, const char *field, rg_error *err)
 
 /* ---- statements ------------------------------------------------------------ */
 
-static sqlite3_stmt *prepv(sqlite3 *db, rg_error *err, const char *sql, const char *fmt,
-                           va_list ap)
+static st_stmt *prepv(st_db *db, rg_error *err, const char *sql, const char *fmt,
+                      va_list ap)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        rg_st_dberr(db, err);
+    st_stmt *st = db->be->prepare(db, sql, err);
+    if (!st)
         return NULL;
-    }
+    db->stmts++;
     int idx = 1;
     for (const char *f = fmt ? fmt : ""; *f; f++, idx++) {
         int rc;
         switch (*f) {
-        case 's': {
-            const char *v = va_arg(ap, const char *);
-            rc = v ? sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT)
-                   : sqlite3_bind_null(st, idx);
+        case 's':
+            rc = db->be->bind_text(st, idx, va_arg(ap, const char *));
             break;
-        }
         case 'i':
-            rc = sqlite3_bind_int(st, idx, va_arg(ap, int));
+            rc = db->be->bind_int64(st, idx, va_arg(ap, int));
             break;
         case 'I':
-            rc = sqlite3_bind_int64(st, idx, (sqlite3_int64)va_arg(ap, int64_t));
+            rc = db->be->bind_int64(st, idx, va_arg(ap, int64_t));
             break;
         case 'n':
-            rc = sqlite3_bind_null(st, idx);
+            rc = db->be->bind_text(st, idx, NULL);
             break;
         default:
             assert(!"bad bind format");
-            rc = SQLITE_MISUSE;
+            rc = RG_EINVAL;
         }
-        if (rc != SQLITE_OK) {
+        if (rc) {
             rg_st_dberr(db, err);
-            sqlite3_finalize(st);
+            st_finalize(st);
             return NULL;
         }
     }
     return st;
 }
 
-sqlite3_stmt *rg_st_prep(sqlite3 *db, rg_error *err, const char *sql, const char *fmt, ...)
+st_stmt *rg_st_prep(st_db *db, rg_error *err, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    sqlite3_stmt *st = prepv(db, err, sql, fmt, ap);
+    st_stmt *st = prepv(db, err, sql, fmt, ap);
     va_end(ap);
     return st;
 }
 
-int rg_st_step(sqlite3 *db, sqlite3_stmt *st, rg_error *err)
+int rg_st_step(st_db *db, st_stmt *st, rg_error *err)
 {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        return 1;
-    if (rc == SQLITE_DONE)
-        return 0;
-    return rg_st_dberr(db, err);
+    int rc = db->be->step(st);
+    return rc >= 0 ? rc : rg_st_dberr(db, err);
 }
 
-int rg_st_exec(sqlite3 *db, rg_error *err, const char *sql, const char *fmt, ...)
+int rg_st_exec(st_db *db, rg_error *err, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    sqlite3_stmt *st = prepv(db, err, sql, fmt, ap);
+    st_stmt *st = prepv(db, err, sql, fmt, ap);
     va_end(ap);
     if (!st)
         return RG_EIO;
     int rc;
     while ((rc = rg_st_step(db, st, err)) == 1)
         ;
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc;
 }
 
-int rg_st_text(sqlite3 *db, rg_error *err, char *out, size_t outsz, const char *sql,
+int rg_st_text(st_db *db, rg_error *err, char *out, size_t outsz, const char *sql,
                const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    sqlite3_stmt *st = prepv(db, err, sql, fmt, ap);
+    st_stmt *st = prepv(db, err, sql, fmt, ap);
     va_end(ap);
     if (!st)
         return RG_EIO;
@@ -150,54 +144,64 @@ int rg_st_text(sqlite3 *db, rg_error *err, char *out, size_t outsz, const char *
         const char *v = rg_st_col(st, 0);
         snprintf(out, outsz, "%s", v ? v : "");
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc;
 }
 
-int rg_st_int(sqlite3 *db, rg_error *err, int64_t *out, const char *sql, const char *fmt,
+int rg_st_int(st_db *db, rg_error *err, int64_t *out, const char *sql, const char *fmt,
               ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    sqlite3_stmt *st = prepv(db, err, sql, fmt, ap);
+    st_stmt *st = prepv(db, err, sql, fmt, ap);
     va_end(ap);
     if (!st)
         return RG_EIO;
     int rc = rg_st_step(db, st, err);
     if (rc == 1)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+        *out = st_col_int64(st, 0);
+    st_finalize(st);
     return rc;
 }
 
 
 /* ---- open / close ------------------------------------------------------------ */
 
-static sqlite3 *conn_open(const char *path, rg_error *err)
+int rg_st_target_is_pg(const char *target)
 {
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        rg_st_dberr(db, err);
-        sqlite3_close(db);
+    return target && (!strncmp(target, "postgresql://", 13) ||
+                      !strncmp(target, "postgres://", 11));
+}
+
+st_db *rg_st_db_open(const char *target, rg_error *err)
+{
+    return rg_st_target_is_pg(target) ? rg_st_pg_open(target, err)
+                                      : rg_st_sqlite_open(target, err);
+}
+
+const char *rg_store_target_file(const char *target)
+{
+    if (!target || rg_st_target_is_pg(target))
         return NULL;
-    }
-    sqlite3_busy_timeout(db, 10000);
-    /* WAL: readers run beside the writer; NORMAL sync is durable in WAL
-     * except for the last transactions at power loss, never corrupt. */
-    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                         " PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {
-        rg_st_dberr(db, err);
-        sqlite3_close(db);
-        return NULL;
-    }
-    return db;
+    return strncmp(target, "sqlite:", 7) ? target : target + 7;
+}
+
+void rg_store_target_redact(const char *target, char *out, size_t n)
+{
+    const char *t = target ? target : "";
+    const char *scheme = strstr(t, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - (scheme + 3))) : NULL;
+    if (!rg_st_target_is_pg(t) || !colon)
+        snprintf(out, n, "%s", t);
+    else
+        snprintf(out, n, "%.*s:***%s", (int)(colon - t), t, at);
 }
 
 rg_store *rg_store_open(const char *path, rg_error *err)
 {
+    if (path && !rg_st_target_is_pg(path))
+        path = rg_store_target_file(path);
     if (!path || !*path || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5)) {
         rg_error_set(err, RG_EINVAL, 500, "store_error", "path",
                      "the store needs a database file path");
@@ -214,7 +218,7 @@ rg_store *rg_store_open(const char *path, rg_error *err)
     pthread_mutex_init(&s->write_lock, NULL);
     pthread_mutex_init(&s->jobs_lock, NULL);
     for (int i = 0; i < ST_POOL; i++) {
-        if (!(s->conns[i] = conn_open(path, err)))
+        if (!(s->conns[i] = rg_st_db_open(path, err)))
             goto fail;
         if (i == 0 && rg_st_migrate(s->conns[0], &s->schema_version, err))
             goto fail;
@@ -232,7 +236,7 @@ void rg_store_close(rg_store *s)
     for (int i = 0; i < ST_POOL; i++) {
         assert(!s->busy[i]);
         if (s->conns[i])
-            sqlite3_close(s->conns[i]);
+            s->conns[i]->be->close(s->conns[i]);
     }
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->pool_cond);
@@ -250,10 +254,10 @@ int rg_store_schema_version(rg_store *s)
 }
 
 
-int rg_st_emit_each(sqlite3 *db, const char *sql, const char *param, st_builder fn,
+int rg_st_emit_each(st_db *db, const char *sql, const char *param, st_builder fn,
                      const char *event, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err, sql, "s", param);
+    st_stmt *st = rg_st_prep(db, err, sql, "s", param);
     if (!st)
         return RG_EIO;
     int rc;
@@ -266,6 +270,6 @@ int rg_st_emit_each(sqlite3 *db, const char *sql, const char *param, st_builder 
             break;
         }
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc < 0 ? rc : 0;
 }

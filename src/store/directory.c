@@ -13,9 +13,9 @@
 
 #define DIR_COLS "id, organization_id, name, type, state, created_at, updated_at"
 
-json_t *rg_st_directory_json(sqlite3 *db, const char *id, rg_error *err)
+json_t *rg_st_directory_json(st_db *db, const char *id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err, "SELECT " DIR_COLS " FROM directories WHERE id = ?",
+    st_stmt *st = rg_st_prep(db, err, "SELECT " DIR_COLS " FROM directories WHERE id = ?",
                                   "s", id);
     if (!st)
         return NULL;
@@ -31,7 +31,7 @@ json_t *rg_st_directory_json(sqlite3 *db, const char *id, rg_error *err)
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "directory", id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 
@@ -67,7 +67,7 @@ static int hash_ok(const char *h)
     return 1;
 }
 
-static int dir_create_tx(sqlite3 *db, const char *org_id, const char *name, const char *type,
+static int dir_create_tx(st_db *db, const char *org_id, const char *name, const char *type,
                          const char *hash, json_t **out, rg_error *err)
 {
     int rc = rg_st_org_exists(db, org_id, err);
@@ -142,7 +142,7 @@ static int token_set_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     int rc = rg_st_exec(tx->db, err,
                         "UPDATE directories SET token_hash = ?, updated_at = ? WHERE id = ?"
                         " AND state = 'active'", "sss", a->hash, ts, a->id);
-    if (!rc && sqlite3_changes(tx->db) == 0)
+    if (!rc && st_changes(tx->db) == 0)
         rc = rg_st_not_found(err, "id", "directory", a->id);
     if (!rc && !(*out = rg_st_directory_json(tx->db, a->id, err)))
         rc = RG_EIO;
@@ -165,7 +165,7 @@ typedef struct auth_arg { const char *id; char *hash, *org_id; int found; } auth
 static int auth_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     auth_arg *a = arg;
-    sqlite3_stmt *st = rg_st_prep(tx->db, err,
+    st_stmt *st = rg_st_prep(tx->db, err,
                                   "SELECT token_hash, organization_id FROM directories"
                                   " WHERE id = ? AND state = 'active'", "s", a->id);
     int rc = st ? rg_st_step(tx->db, st, err) : RG_EIO;
@@ -173,7 +173,7 @@ static int auth_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
         snprintf(a->hash, RG_DSYNC_TOKEN_HASH, "%s", rg_st_col(st, 0));
         snprintf(a->org_id, 64, "%s", rg_st_col(st, 1));
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     a->found = rc;
     return rc < 0 ? rc : 0;
 }
@@ -189,7 +189,7 @@ int rg_store_directory_auth(rg_store *s, const char *id, char hash[RG_DSYNC_TOKE
 
 /* ---- deletion (R31) ------------------------------------------------------------ */
 
-static int dir_delete_tx(sqlite3 *db, const char *id, json_t **out, rg_error *err)
+static int dir_delete_tx(st_db *db, const char *id, json_t **out, rg_error *err)
 {
     json_t *o = rg_st_directory_json(db, id, err);
     if (!o)
@@ -226,7 +226,7 @@ int rg_store_directory_delete(rg_store *s, const char *id, json_t **out, rg_erro
     return rg_st_write(s, dir_delete_fn, (void *)(id ? id : ""), out, err);
 }
 
-long rg_st_dsync_job_batch(sqlite3 *db, const char *job_id, const char *dir_id, size_t limit,
+long rg_st_dsync_job_batch(st_db *db, const char *job_id, const char *dir_id, size_t limit,
                            rg_error *err)
 {
     char ts[ST_TS], org[ST_ID];
@@ -244,10 +244,10 @@ long rg_st_dsync_job_batch(sqlite3 *db, const char *job_id, const char *dir_id, 
                    "DELETE FROM directory_groups WHERE id IN (SELECT id FROM directory_groups"
                    " WHERE directory_id = ? LIMIT ?)", "sI", dir_id, (int64_t)limit))
         return RG_EIO;
-    long n = sqlite3_changes(db);
+    long n = st_changes(db);
     if (n > 0)
         return n;
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id FROM directory_users WHERE directory_id = ?"
                                   " LIMIT ?", "sI", dir_id, (int64_t)limit);
     if (!st)
@@ -256,7 +256,7 @@ long rg_st_dsync_job_batch(sqlite3 *db, const char *job_id, const char *dir_id, 
     size_t k = 0;
     while (ids && k < limit && (rc = rg_st_step(db, st, err)) == 1)
         snprintf(ids[k++], ST_ID, "%s", rg_st_col(st, 0));
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!ids)
         return rg_st_oom(err);
     rc = rc < 0 ? rc : 0;
@@ -334,9 +334,9 @@ int rg_store_directory_group_get(rg_store *s, const char *id, json_t **out, rg_e
 
 /* ---- role mappings (R28) ---------------------------------------------------------- */
 
-static json_t *mappings_array(sqlite3 *db, const char *dir_id, rg_error *err)
+static json_t *mappings_array(st_db *db, const char *dir_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT m.group_id, r.slug FROM directory_role_mappings m"
                                   " JOIN roles r ON r.id = m.role_id WHERE m.directory_id = ?"
                                   " AND r.status = 'active' ORDER BY m.group_id, r.slug",
@@ -352,7 +352,7 @@ static json_t *mappings_array(sqlite3 *db, const char *dir_id, rg_error *err)
             json_decref(arr);
             arr = NULL;
         }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!arr)
         rg_st_oom(err);
     else if (rc < 0) {
@@ -376,7 +376,7 @@ int rg_store_directory_mappings_get(rg_store *s, const char *id, json_t **out, r
     return rg_st_read(s, mappings_get_tx, (void *)(id ? id : ""), out, err);
 }
 
-static int mappings_set_tx(sqlite3 *db, const char *id, const json_t *maps, json_t **out,
+static int mappings_set_tx(st_db *db, const char *id, const json_t *maps, json_t **out,
                            rg_error *err)
 {
     json_t *d = rg_st_directory_json(db, id, err);

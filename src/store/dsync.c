@@ -16,11 +16,11 @@
 
 /* The slugs mapped from the groups of every directory user linked to
  * user_id in org's active directories. */
-static int mapped_slugs(sqlite3 *db, const char *user_id, const char *org, rg_slugs *out,
+static int mapped_slugs(st_db *db, const char *user_id, const char *org, rg_slugs *out,
                         rg_error *err)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = rg_st_prep(
+    st_stmt *st = rg_st_prep(
         db, err,
         "SELECT DISTINCT r.slug FROM directory_users du"
         " JOIN directories d ON d.id = du.directory_id AND d.organization_id = ?"
@@ -84,12 +84,12 @@ static json_t *created_json(const char *om, const char *user, const char *org,
                : NULL;
 }
 
-int rg_st_dsync_recompute(sqlite3 *db, const rg_role_table *t, const char *org_id,
+int rg_st_dsync_recompute(st_db *db, const rg_role_table *t, const char *org_id,
                           const char *du_id, rg_slugs *roles_out, rg_error *err)
 {
     char user[ST_ID] = "";
     int64_t active = 0;
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT user_id, active FROM directory_users WHERE id = ?",
                                   "s", du_id);
     if (!st)
@@ -97,9 +97,9 @@ int rg_st_dsync_recompute(sqlite3 *db, const rg_role_table *t, const char *org_i
     int rc = rg_st_step(db, st, err);
     if (rc == 1 && rg_st_col(st, 0)) {
         snprintf(user, sizeof user, "%s", rg_st_col(st, 0));
-        active = sqlite3_column_int(st, 1);
+        active = st_col_int(st, 1);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc <= 0 || !*user)
         return rc < 0 ? rc : 0;
     rg_slugs mapped, roles, cur = {0};
@@ -159,9 +159,9 @@ int rg_st_dsync_recompute(sqlite3 *db, const rg_role_table *t, const char *org_i
     return rc < 0 ? rc : 0;
 }
 
-int rg_st_dsync_recompute_org(sqlite3 *db, const char *org_id, rg_error *err)
+int rg_st_dsync_recompute_org(st_db *db, const char *org_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT u.id, d.organization_id FROM directory_users u"
                                   " JOIN directories d ON d.id = u.directory_id"
                                   " WHERE (? IS NULL OR d.organization_id = ?)"
@@ -185,7 +185,7 @@ int rg_st_dsync_recompute_org(sqlite3 *db, const char *org_id, rg_error *err)
         snprintf(rows[n][1], ST_ID, "%s", rg_st_col(st, 1));
         n++;
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     rc = rc < 0 ? rc : 0;
     rg_role_table *t = NULL;
     const char *t_org = NULL;
@@ -204,13 +204,13 @@ int rg_st_dsync_recompute_org(sqlite3 *db, const char *org_id, rg_error *err)
     return rc;
 }
 
-int rg_st_dsync_role_deleted(sqlite3 *db, const char *role_id, const char *org_id,
+int rg_st_dsync_role_deleted(st_db *db, const char *role_id, const char *org_id,
                              rg_error *err)
 {
     if (rg_st_exec(db, err, "DELETE FROM directory_role_mappings WHERE role_id = ?", "s",
                    role_id))
         return RG_EIO;
-    if (sqlite3_changes(db) == 0)
+    if (st_changes(db) == 0)
         return 0;   /* no directory mapped it: nobody's roles change */
     return rg_st_dsync_recompute_org(db, org_id, err);
 }
@@ -227,7 +227,7 @@ static void name_key(const char *s, char *out, size_t outsz)
 
 /* R27: the user of this email (else of a userName that is an email), or a
  * new one. */
-static int link_user(sqlite3 *db, const char *org, const rg_dsync_user *u, char user_id[ST_ID],
+static int link_user(st_db *db, const char *org, const rg_dsync_user *u, char user_id[ST_ID],
                      rg_error *err)
 {
     const char *email = u->email && strchr(u->email, '@') ? u->email
@@ -266,9 +266,9 @@ typedef struct du_row {
     json_t *resource;
 } du_row;
 
-static int du_load(sqlite3 *db, const char *dir, const char *id, du_row *r, rg_error *err)
+static int du_load(st_db *db, const char *dir, const char *id, du_row *r, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, user_id, active, resource FROM directory_users"
                                   " WHERE id = ? AND directory_id = ?", "ss", id, dir);
     if (!st)
@@ -277,12 +277,12 @@ static int du_load(sqlite3 *db, const char *dir, const char *id, du_row *r, rg_e
     if (rc == 1) {
         snprintf(r->id, ST_ID, "%s", rg_st_col(st, 0));
         snprintf(r->user_id, ST_ID, "%s", rg_st_col(st, 1) ? rg_st_col(st, 1) : "");
-        r->active = sqlite3_column_int(st, 2);
+        r->active = st_col_int(st, 2);
         r->resource = json_loads(rg_st_col(st, 3), 0, NULL);
         if (!r->resource)
             rc = rg_st_oom(err);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc == 0)
         return rg_st_not_found(err, "id", "User", id);
     return rc < 0 ? rc : 0;
@@ -319,7 +319,7 @@ static int user_write_tx(st_tx *tx, const char *dir, const char *org, const char
                          rg_dsync_user_fn fn, void *ctx, rg_dsync_outcome *oc, char out_id[ST_ID],
                          json_t **view, rg_error *err)
 {
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     du_row cur = {.resource = NULL};
     int rc = id ? du_load(db, dir, id, &cur, err) : 0;
     rg_dsync_user u;
@@ -400,7 +400,7 @@ static int user_write_tx(st_tx *tx, const char *dir, const char *org, const char
     return rc;
 }
 
-int rg_st_dsync_dir_org(sqlite3 *db, const char *dir, char org[ST_ID], rg_error *err)
+int rg_st_dsync_dir_org(st_db *db, const char *dir, char org[ST_ID], rg_error *err)
 {
     int rc = rg_st_text(db, err, org, ST_ID,
                         "SELECT organization_id FROM directories WHERE id = ?"
@@ -447,9 +447,9 @@ int rg_store_dsync_user_write(rg_store *s, const char *directory_id, const char 
     return rc;
 }
 
-json_t *rg_st_dsync_user_view(sqlite3 *db, const char *dir, const char *id, rg_error *err)
+json_t *rg_st_dsync_user_view(st_db *db, const char *dir, const char *id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, resource, created_at, updated_at FROM"
                                   " directory_users WHERE id = ? AND directory_id = ?", "ss",
                                   id, dir);
@@ -467,7 +467,7 @@ json_t *rg_st_dsync_user_view(sqlite3 *db, const char *dir, const char *id, rg_e
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "User", id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!o)
         return NULL;
     st = rg_st_prep(db, err,
@@ -478,7 +478,7 @@ json_t *rg_st_dsync_user_view(sqlite3 *db, const char *dir, const char *id, rg_e
     while (st && (rc = rg_st_step(db, st, err)) == 1)
         json_array_append_new(groups, json_pack("{s:s,s:s}", "value", rg_st_col(st, 0),
                                                 "display", rg_st_col(st, 1)));
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!st || rc < 0) {
         json_decref(o);
         return NULL;
@@ -488,7 +488,7 @@ json_t *rg_st_dsync_user_view(sqlite3 *db, const char *dir, const char *id, rg_e
 
 typedef struct view_arg {
     const char *dir, *id;
-    json_t *(*fn)(sqlite3 *, const char *, const char *, rg_error *);
+    json_t *(*fn)(st_db *, const char *, const char *, rg_error *);
 } view_arg;
 
 static int view_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
@@ -499,7 +499,7 @@ static int view_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
 }
 
 int rg_st_dsync_view(rg_store *s, const char *dir,
-                     json_t *(*fn)(sqlite3 *, const char *, const char *, rg_error *),
+                     json_t *(*fn)(st_db *, const char *, const char *, rg_error *),
                      const char *id, json_t **out, rg_error *err)
 {
     view_arg a = { dir ? dir : "", id ? id : "", fn };
@@ -512,7 +512,7 @@ int rg_store_dsync_user_get(rg_store *s, const char *directory_id, const char *i
     return rg_st_dsync_view(s, directory_id, rg_st_dsync_user_view, id, out, err);
 }
 
-static int user_delete_tx(sqlite3 *db, const char *dir, const char *id, rg_dsync_outcome *oc,
+static int user_delete_tx(st_db *db, const char *dir, const char *id, rg_dsync_outcome *oc,
                           rg_error *err)
 {
     char org[ST_ID];

@@ -13,10 +13,10 @@
 
 #define QUERY_MAX 1000
 
-static json_t *group_view_x(sqlite3 *db, const char *dir, const char *id, int members,
+static json_t *group_view_x(st_db *db, const char *dir, const char *id, int members,
                             rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, display_name, external_id, created_at, updated_at"
                                   " FROM directory_groups WHERE id = ? AND directory_id = ?",
                                   "ss", id, dir);
@@ -34,7 +34,7 @@ static json_t *group_view_x(sqlite3 *db, const char *dir, const char *id, int me
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "Group", id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!o || !members)
         return o;
     json_t *arr = json_array();
@@ -46,7 +46,7 @@ static json_t *group_view_x(sqlite3 *db, const char *dir, const char *id, int me
     while (st && (rc = rg_st_step(db, st, err)) == 1)
         json_array_append_new(arr, json_pack("{s:s,s:s}", "value", rg_st_col(st, 0), "display",
                                              rg_st_col(st, 1)));
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!st || rc < 0) {
         json_decref(o);
         return NULL;
@@ -54,12 +54,12 @@ static json_t *group_view_x(sqlite3 *db, const char *dir, const char *id, int me
     return o;
 }
 
-static json_t *group_view(sqlite3 *db, const char *dir, const char *id, rg_error *err)
+static json_t *group_view(st_db *db, const char *dir, const char *id, rg_error *err)
 {
     return group_view_x(db, dir, id, 1, err);
 }
 
-static json_t *group_view_bare(sqlite3 *db, const char *dir, const char *id, rg_error *err)
+static json_t *group_view_bare(st_db *db, const char *dir, const char *id, rg_error *err)
 {
     return group_view_x(db, dir, id, 0, err);
 }
@@ -97,7 +97,7 @@ static int idset_add(idset *s, const char *id)
 }
 
 /* One member change with its event. change: +1 add, -1 remove. */
-static int member_change(sqlite3 *db, const char *dir, const char *gid, const json_t *gjson,
+static int member_change(st_db *db, const char *dir, const char *gid, const json_t *gjson,
                          const char *uid, int change, idset *touched, rg_error *err)
 {
     int rc;
@@ -116,7 +116,7 @@ static int member_change(sqlite3 *db, const char *dir, const char *gid, const js
         rc = rg_st_exec(db, err, "DELETE FROM directory_group_members WHERE group_id = ?"
                         " AND user_id = ?", "ss", gid, uid);
     }
-    if (rc || sqlite3_changes(db) == 0)
+    if (rc || st_changes(db) == 0)
         return rc;   /* already a member / not one: a no-op emits nothing */
     if (idset_add(touched, uid))
         return rg_st_oom(err);
@@ -137,14 +137,14 @@ static int in_list(const char *id, const char *const *v, size_t n)
     return 0;
 }
 
-static int members_apply(sqlite3 *db, const char *dir, const char *gid, const rg_dsync_group *g,
+static int members_apply(st_db *db, const char *dir, const char *gid, const rg_dsync_group *g,
                          const json_t *gjson, idset *touched, rg_error *err)
 {
     int rc = 0;
     if (g->replace_members) {
         /* the members not named go (collected first: no change under a cursor) */
         idset cur = {0};
-        sqlite3_stmt *st = rg_st_prep(db, err, "SELECT user_id FROM directory_group_members"
+        st_stmt *st = rg_st_prep(db, err, "SELECT user_id FROM directory_group_members"
                                       " WHERE group_id = ?", "s", gid);
         if (!st)
             return RG_EIO;
@@ -154,7 +154,7 @@ static int members_apply(sqlite3 *db, const char *dir, const char *gid, const rg
                 rc = rg_st_oom(err);
                 break;
             }
-        sqlite3_finalize(st);
+        st_finalize(st);
         rc = rc < 0 ? rc : 0;
         for (size_t i = 0; !rc && i < cur.n; i++)
             rc = member_change(db, dir, gid, gjson, cur.v[i], -1, touched, err);
@@ -181,7 +181,7 @@ static int recompute_all(st_tx *tx, const char *org, const idset *ids, rg_error 
 static int group_write_tx(st_tx *tx, const char *dir, const char *org, const char *id,
                           const rg_dsync_group *g, char gid[ST_ID], rg_error *err)
 {
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     char ts[ST_TS];
     rg_st_now(ts);
     int rc = 0, changed = 0;
@@ -210,11 +210,11 @@ static int group_write_tx(st_tx *tx, const char *dir, const char *org, const cha
             rc = rg_st_exec(db, err, "UPDATE directory_groups SET display_name = ?"
                             " WHERE id = ? AND display_name IS NOT ?", "sss", g->display_name,
                             id, g->display_name);
-        changed += !rc && g->display_name && sqlite3_changes(db) > 0;
+        changed += !rc && g->display_name && st_changes(db) > 0;
         if (!rc && g->external_id)
             rc = rg_st_exec(db, err, "UPDATE directory_groups SET external_id = ?"
                             " WHERE id = ? AND external_id IS NOT ?", "sss", ext, id, ext);
-        changed += !rc && g->external_id && sqlite3_changes(db) > 0;
+        changed += !rc && g->external_id && st_changes(db) > 0;
         if (!rc && changed)
             rc = rg_st_exec(db, err, "UPDATE directory_groups SET updated_at = ? WHERE id = ?",
                             "ss", ts, gid);
@@ -263,7 +263,7 @@ int rg_store_dsync_group_write(rg_store *s, const char *directory_id, const char
 
 static int group_delete_tx(st_tx *tx, const char *dir, const char *id, rg_error *err)
 {
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     char org[ST_ID];
     int rc = rg_st_dsync_dir_org(db, dir, org, err);
     json_t *gj = rc ? NULL : group_view_bare(db, dir, id, err);
@@ -272,14 +272,14 @@ static int group_delete_tx(st_tx *tx, const char *dir, const char *id, rg_error 
     json_decref(gj);
     gj = rg_st_dir_group_json(db, id, err);
     idset members = {0};
-    sqlite3_stmt *st = gj ? rg_st_prep(db, err, "SELECT user_id FROM directory_group_members"
+    st_stmt *st = gj ? rg_st_prep(db, err, "SELECT user_id FROM directory_group_members"
                                        " WHERE group_id = ?", "s", id) : NULL;
     while (st && (rc = rg_st_step(db, st, err)) == 1)
         if (idset_add(&members, rg_st_col(st, 0))) {
             rc = rg_st_oom(err);
             break;
         }
-    sqlite3_finalize(st);
+    st_finalize(st);
     rc = !st ? RG_EIO : rc < 0 ? rc : 0;
     if (!rc)   /* members and mappings go with it (cascade) */
         rc = rg_st_exec(db, err, "DELETE FROM directory_groups WHERE id = ?", "s", id);
@@ -345,7 +345,7 @@ typedef struct query_arg {
     const rg_dsync_term *terms;
     size_t nt;
     long start, count;
-    json_t *(*view)(sqlite3 *, const char *, const char *, rg_error *);
+    json_t *(*view)(st_db *, const char *, const char *, rg_error *);
 } query_arg;
 
 static int query_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
@@ -361,19 +361,19 @@ static int query_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
         else
             snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE %s ORDER BY rowid LIMIT %ld"
                      " OFFSET %ld", a->table, a->where, a->count, a->start - 1);
-        sqlite3_stmt *st = rg_st_prep(tx->db, err, sql, "");
+        st_stmt *st = rg_st_prep(tx->db, err, sql, "");
         if (!st) {
             rc = RG_EIO;
             break;
         }
         int k = 1;
-        sqlite3_bind_text(st, k++, a->dir, -1, SQLITE_STATIC);
+        st->db->be->bind_text(st, k++, a->dir);
         for (size_t i = 0; i < a->nt; i++)
-            sqlite3_bind_text(st, k++, a->terms[i].value, -1, SQLITE_STATIC);
+            st->db->be->bind_text(st, k++, a->terms[i].value);
         int r;
         while ((r = rg_st_step(tx->db, st, err)) == 1) {
             if (pass == 0) {
-                total = sqlite3_column_int64(st, 0);
+                total = st_col_int64(st, 0);
                 continue;
             }
             json_t *o = a->view(tx->db, a->dir, rg_st_col(st, 0), err);
@@ -383,7 +383,7 @@ static int query_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
             }
             json_array_append_new(items, o);
         }
-        sqlite3_finalize(st);
+        st_finalize(st);
         if (r < 0)
             rc = r;
     }
@@ -397,7 +397,7 @@ static int query_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 
 static int query(rg_store *s, const char *dir, const char *table, const term_sql *tab,
                  size_t ntab, const rg_dsync_term *terms, size_t nt, long start, long count,
-                 json_t *(*view)(sqlite3 *, const char *, const char *, rg_error *),
+                 json_t *(*view)(st_db *, const char *, const char *, rg_error *),
                  json_t **out, rg_error *err)
 {
     if (out)

@@ -37,11 +37,11 @@ static json_t *custom_attributes_text(const char *text)
 }
 
 /* The membership id of (user, org) into om ("" when none): 1, 0, negative. */
-int rg_st_dsync_membership_of(sqlite3 *db, const char *user_id, const char *org,
+int rg_st_dsync_membership_of(st_db *db, const char *user_id, const char *org,
                               char om[ST_ID], char source[16], char status[16], rg_error *err)
 {
     om[0] = '\0';
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, role_source, status FROM memberships"
                                   " WHERE user_id = ? AND organization_id = ?", "ss",
                                   user_id, org);
@@ -53,11 +53,11 @@ int rg_st_dsync_membership_of(sqlite3 *db, const char *user_id, const char *org,
         snprintf(source, 16, "%s", rg_st_col(st, 1));
         snprintf(status, 16, "%s", rg_st_col(st, 2));
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc;
 }
 
-static int add_roles(sqlite3 *db, json_t *o, const char *user_id, const char *org,
+static int add_roles(st_db *db, json_t *o, const char *user_id, const char *org,
                      rg_error *err)
 {
     char om[ST_ID], source[16], status[16];
@@ -76,9 +76,9 @@ static int add_roles(sqlite3 *db, json_t *o, const char *user_id, const char *or
     return 0;
 }
 
-json_t *rg_st_dir_user_json(sqlite3 *db, const char *id, rg_error *err)
+json_t *rg_st_dir_user_json(st_db *db, const char *id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(
+    st_stmt *st = rg_st_prep(
         db, err,
         "SELECT u.id, u.directory_id, d.organization_id, u.external_id, u.user_id, u.email,"
         " u.first_name, u.last_name, u.active, u.resource, u.created_at, u.updated_at"
@@ -99,7 +99,7 @@ json_t *rg_st_dir_user_json(sqlite3 *db, const char *id, rg_error *err)
                       opt_str(rg_st_col(st, 3)), "user_id", opt_str(rg_st_col(st, 4)),
                       "email", opt_str(rg_st_col(st, 5)), "first_name",
                       opt_str(rg_st_col(st, 6)), "last_name", opt_str(rg_st_col(st, 7)),
-                      "state", sqlite3_column_int(st, 8) ? "active" : "inactive", "role",
+                      "state", st_col_int(st, 8) ? "active" : "inactive", "role",
                       "roles", "groups", "custom_attributes",
                       custom_attributes_text(rg_st_col(st, 9)), "created_at", rg_st_col(st, 10),
                       "updated_at", rg_st_col(st, 11));
@@ -108,7 +108,7 @@ json_t *rg_st_dir_user_json(sqlite3 *db, const char *id, rg_error *err)
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "directory_user", id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!o)
         return NULL;
     if (add_roles(db, o, *user ? user : NULL, org, err)) {
@@ -123,7 +123,7 @@ json_t *rg_st_dir_user_json(sqlite3 *db, const char *id, rg_error *err)
     while (st && (rc = rg_st_step(db, st, err)) == 1)
         json_array_append_new(groups, json_pack("{s:s,s:s}", "id", rg_st_col(st, 0), "name",
                                                 rg_st_col(st, 1)));
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!st || rc < 0) {
         json_decref(o);
         return NULL;
@@ -131,9 +131,9 @@ json_t *rg_st_dir_user_json(sqlite3 *db, const char *id, rg_error *err)
     return o;
 }
 
-json_t *rg_st_dir_user_brief(sqlite3 *db, const char *id, rg_error *err)
+json_t *rg_st_dir_user_brief(st_db *db, const char *id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, external_id, email, first_name, last_name, active"
                                   " FROM directory_users WHERE id = ?", "s", id);
     if (!st)
@@ -145,16 +145,16 @@ json_t *rg_st_dir_user_brief(sqlite3 *db, const char *id, rg_error *err)
                       rg_st_col(st, 0), "idp_id", opt_str(rg_st_col(st, 1)), "email",
                       opt_str(rg_st_col(st, 2)), "first_name", opt_str(rg_st_col(st, 3)),
                       "last_name", opt_str(rg_st_col(st, 4)), "state",
-                      sqlite3_column_int(st, 5) ? "active" : "inactive");
+                      st_col_int(st, 5) ? "active" : "inactive");
     else if (rc == 0)
         rg_st_not_found(err, "id", "directory_user", id);
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 
-json_t *rg_st_dir_group_json(sqlite3 *db, const char *id, rg_error *err)
+json_t *rg_st_dir_group_json(st_db *db, const char *id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT g.id, g.external_id, g.directory_id, d.organization_id,"
                                   " g.display_name, g.created_at, g.updated_at"
                                   " FROM directory_groups g JOIN directories d"
@@ -174,7 +174,7 @@ json_t *rg_st_dir_group_json(sqlite3 *db, const char *id, rg_error *err)
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "directory_group", id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 

@@ -9,9 +9,9 @@
 #include "store_impl.h"
 #include "dsync_impl.h"
 
-static json_t *env_json(sqlite3 *db, rg_error *err)
+static json_t *env_json(st_db *db, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT e.multiple_roles, r.slug, e.updated_at FROM environment e"
                                   " JOIN roles r ON r.id = e.default_role_id WHERE e.id = 1", "");
     if (!st)
@@ -20,14 +20,14 @@ static json_t *env_json(sqlite3 *db, rg_error *err)
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
         o = json_pack("{s:s,s:b,s:s,s:s}", "object", "environment", "multiple_roles",
-                      sqlite3_column_int(st, 0), "default_role", rg_st_col(st, 1),
+                      st_col_int(st, 0), "default_role", rg_st_col(st, 1),
                       "updated_at", rg_st_col(st, 2));
         if (!o)
             rg_st_oom(err);
     } else if (rc == 0) {
         rg_error_set(err, RG_EIO, 500, "store_error", NULL, "environment row missing");
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 
@@ -43,7 +43,7 @@ int rg_store_environment_get(rg_store *s, json_t **out, rg_error *err)
 }
 
 /* R14 for one membership: its highest-priority role alone. */
-static int keep_highest_one(sqlite3 *db, const st_om_row *row, const rg_role_table *t,
+static int keep_highest_one(st_db *db, const st_om_row *row, const rg_role_table *t,
                             const rg_slugs *cur, void *arg, rg_error *err)
 {
     rg_slugs keep = {0};
@@ -60,9 +60,9 @@ static int keep_highest_one(sqlite3 *db, const st_om_row *row, const rg_role_tab
 
 /* R14: every membership holding several roles keeps its highest-priority
  * one, by its organization's order. */
-static int keep_highest_all(sqlite3 *db, rg_error *err)
+static int keep_highest_all(st_db *db, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT m.id, m.organization_id, m.role_source FROM memberships m"
                                   " WHERE (SELECT count(*) FROM membership_roles mr"
                                   "  WHERE mr.membership_id = m.id) > 1"
@@ -79,7 +79,7 @@ static int keep_highest_all(sqlite3 *db, rg_error *err)
     return rc;
 }
 
-static int env_update_tx(sqlite3 *db, int multiple_roles, const char *default_role,
+static int env_update_tx(st_db *db, int multiple_roles, const char *default_role,
                          json_t **out, rg_error *err)
 {
     int64_t cur_mr = 0;

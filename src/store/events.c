@@ -56,9 +56,9 @@ int rg_store_event_emit(rg_store *s, const char *event, const json_t *data, rg_e
     return rc;
 }
 
-static json_t *event_json(sqlite3 *db, const char *id, rg_error *err)
+static json_t *event_json(st_db *db, const char *id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, event, data, created_at FROM events WHERE id = ?",
                                   "s", id);
     if (!st)
@@ -75,7 +75,7 @@ static json_t *event_json(sqlite3 *db, const char *id, rg_error *err)
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "event", id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 

@@ -15,7 +15,7 @@ typedef struct deleted_role { const char *id, *slug; } deleted_role;
 
 /* R20 for one membership holding the deleted role: single-role: the
  * default; multiple: the role removed; R13: none left: the default. */
-static int move_off_role(sqlite3 *db, const st_om_row *row, const rg_role_table *t,
+static int move_off_role(st_db *db, const st_om_row *row, const rg_role_table *t,
                          const rg_slugs *cur, void *arg, rg_error *err)
 {
     const deleted_role *d = arg;
@@ -41,14 +41,17 @@ static int move_off_role(sqlite3 *db, const st_om_row *row, const rg_role_table 
 
 /* One batch of the oldest pending job. Returns the rows processed (0 when a
  * job finished or there is nothing to do: *idle says which), or negative. */
-static long job_batch(sqlite3 *db, size_t limit, int *idle, rg_error *err)
+static long job_batch(st_db *db, size_t limit, int *idle, rg_error *err)
 {
     char job[ST_ID], role[ST_ID], cursor[ST_ID];
     *idle = 0;
     char kind[32] = "";
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, role_id, cursor, kind FROM jobs"
-                                  " WHERE status = 'pending' ORDER BY id LIMIT 1", "");
+                                  " WHERE status = 'pending' ORDER BY id LIMIT 1"
+                                  /* one instance per job at a time; the
+                                   * others take the next or none */
+                                  " /* pg: FOR UPDATE SKIP LOCKED */", "");
     if (!st)
         return RG_EIO;
     int rc = rg_st_step(db, st, err);
@@ -58,7 +61,7 @@ static long job_batch(sqlite3 *db, size_t limit, int *idle, rg_error *err)
         snprintf(cursor, sizeof cursor, "%s", rg_st_col(st, 2));
         snprintf(kind, sizeof kind, "%s", rg_st_col(st, 3));
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc <= 0) {
         *idle = rc == 0;
         return rc;

@@ -31,7 +31,7 @@ char *rg_st_ids_json(const char (*ids)[ST_ID], size_t n)
 }
 
 /* One page: either build (one object per id) or batch (all at once). */
-static int list_page(sqlite3 *db, const char *table, const char *key, const char *where,
+static int list_page(st_db *db, const char *table, const char *key, const char *where,
                      const char *bind1, const char *bind2, const rg_store_list_opts *o,
                      int default_desc, st_builder build, st_batch_builder batch,
                      json_t **out, rg_error *err)
@@ -64,7 +64,7 @@ static int list_page(sqlite3 *db, const char *table, const char *key, const char
     int scan_desc = backwards ? !desc : desc;
     char sql[1024];
     int n = snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE (%s)", table,
-                     where && *where ? where : "1");
+                     where && *where ? where : "1 = 1");
     if (cursor)
         n += snprintf(sql + n, sizeof sql - (size_t)n,
                       " AND %s %s (SELECT %s FROM %s WHERE id = ?)", key,
@@ -80,7 +80,7 @@ static int list_page(sqlite3 *db, const char *table, const char *key, const char
         args[na++] = bind2;
     if (cursor)
         args[na++] = cursor;
-    sqlite3_stmt *st = NULL;
+    st_stmt *st = NULL;
     switch (na) {
     case 0: st = rg_st_prep(db, err, sql, "i", limit + 1); break;
     case 1: st = rg_st_prep(db, err, sql, "si", args[0], limit + 1); break;
@@ -91,7 +91,7 @@ static int list_page(sqlite3 *db, const char *table, const char *key, const char
         return RG_EIO;
     char (*ids)[ST_ID] = calloc((size_t)limit + 1, sizeof *ids);
     if (!ids) {
-        sqlite3_finalize(st);
+        st_finalize(st);
         return rg_st_oom(err);
     }
     int count = 0, rc;
@@ -99,7 +99,7 @@ static int list_page(sqlite3 *db, const char *table, const char *key, const char
         const char *id = rg_st_col(st, 0);
         snprintf(ids[count++], ST_ID, "%s", id ? id : "");
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0) {
         free(ids);
         return rc;
@@ -147,7 +147,7 @@ static int list_page(sqlite3 *db, const char *table, const char *key, const char
     return 0;
 }
 
-int rg_st_list(sqlite3 *db, const st_list_q *q, json_t **out, rg_error *err)
+int rg_st_list(st_db *db, const st_list_q *q, json_t **out, rg_error *err)
 {
     return list_page(db, q->table, q->key, q->where, q->bind1, q->bind2, q->opts,
                      q->default_desc, q->build, q->batch, out, err);

@@ -15,7 +15,7 @@
 
 #define LOGIN_RECORD_GROUPS 100   /* groups kept in a login record */
 
-static int user_for_login(sqlite3 *db, const char *conn_id, const rg_store_login_user *u,
+static int user_for_login(st_db *db, const char *conn_id, const rg_store_login_user *u,
                           char user_id[ST_ID], rg_error *err)
 {
     int rc = rg_st_text(db, err, user_id, ST_ID,
@@ -66,7 +66,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
                     const rg_store_login_user *u, const char *const *groups, size_t n_groups,
                     rg_resolution *res, json_t **out, rg_error *err)
 {
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     int64_t one;
     int rc = rg_st_int(db, err, &one,
                        "SELECT 1 FROM connections WHERE id = ? AND organization_id = ?", "ss",
@@ -78,7 +78,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
         return rc;
     char om[ST_ID] = "", source[16] = "";
     int inactive = 0;
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, role_source, status FROM memberships"
                                   " WHERE user_id = ? AND organization_id = ?", "ss", user_id,
                                   org_id);
@@ -89,7 +89,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
         snprintf(source, sizeof source, "%s", rg_st_col(st, 1));
         inactive = !strcmp(rg_st_col(st, 2), "inactive");
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0)
         return rc;
     if (inactive)   /* R30: deprovisioned by the organization's directory */

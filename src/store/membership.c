@@ -12,7 +12,7 @@
 
 /* The membership object of one row of OM_COLS with no roles yet ("role"
  * null, "roles" []): om_add_role fills them. NULL when out of memory. */
-static json_t *membership_row_json(sqlite3_stmt *st)
+static json_t *membership_row_json(st_stmt *st)
 {
     return json_pack("{s:s,s:s,s:s,s:s,s:n,s:[],s:s,s:s,s:s,s:s}", "object",
                      "organization_membership", "id", rg_st_col(st, 0), "user_id",
@@ -33,9 +33,9 @@ static int om_add_role(json_t *o, const char *slug)
     return 0;
 }
 
-json_t *rg_st_membership_json(sqlite3 *db, const char *om_id, rg_error *err)
+json_t *rg_st_membership_json(st_db *db, const char *om_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err, "SELECT " OM_COLS " FROM memberships WHERE id = ?",
+    st_stmt *st = rg_st_prep(db, err, "SELECT " OM_COLS " FROM memberships WHERE id = ?",
                                   "s", om_id);
     if (!st)
         return NULL;
@@ -47,7 +47,7 @@ json_t *rg_st_membership_json(sqlite3 *db, const char *om_id, rg_error *err)
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "organization_membership", om_id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!o)
         return NULL;
     rg_slugs roles = {0};
@@ -69,12 +69,12 @@ json_t *rg_st_membership_json(sqlite3 *db, const char *om_id, rg_error *err)
 /* st_batch_builder of the membership list: the rows in one query, every
  * role of every membership in a second one (ordered per membership as
  * rg_st_membership_roles orders them), instead of two queries per row. */
-static json_t *memberships_json(sqlite3 *db, const char (*ids)[ST_ID], size_t n,
+static json_t *memberships_json(st_db *db, const char (*ids)[ST_ID], size_t n,
                                 rg_error *err)
 {
     char *idtext = rg_st_ids_json(ids, n);
     json_t *by_id = json_object(), *arr = NULL;
-    sqlite3_stmt *st = NULL;
+    st_stmt *st = NULL;
     int rc = 0;
     if (!idtext || !by_id) {
         rg_st_oom(err);
@@ -92,7 +92,7 @@ static json_t *memberships_json(sqlite3 *db, const char (*ids)[ST_ID], size_t n,
             break;
         }
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0)
         goto done;
     /* R11: the organization's order (its own when independent, else the
@@ -103,7 +103,7 @@ static json_t *memberships_json(sqlite3 *db, const char (*ids)[ST_ID], size_t n,
                     " JOIN memberships m ON m.id = mr.membership_id"
                     " JOIN organizations o ON o.id = m.organization_id"
                     " LEFT JOIN priorities p ON p.role_id = r.id"
-                    "  AND p.scope = CASE WHEN o.independent THEN o.id ELSE '' END"
+                    "  AND p.scope = CASE WHEN o.independent <> 0 THEN o.id ELSE '' END"
                     " WHERE mr.membership_id IN (SELECT value FROM json_each(?))"
                     " ORDER BY mr.membership_id, r.status <> 'active', p.position IS NULL,"
                     " p.position, r.slug", "s", idtext);
@@ -116,7 +116,7 @@ static json_t *memberships_json(sqlite3 *db, const char (*ids)[ST_ID], size_t n,
             break;
         }
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0)
         goto done;
     if (!(arr = json_array())) {
@@ -145,10 +145,10 @@ done:
 }
 
 /* 1 + fills org (and source) if the membership exists, 0 if not. */
-static int membership_row(sqlite3 *db, const char *id, char org[ST_ID], char source[16],
+static int membership_row(st_db *db, const char *id, char org[ST_ID], char source[16],
                           rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT organization_id, role_source FROM memberships"
                                   " WHERE id = ?", "s", id);
     if (!st)
@@ -158,11 +158,11 @@ static int membership_row(sqlite3 *db, const char *id, char org[ST_ID], char sou
         snprintf(org, ST_ID, "%s", rg_st_col(st, 0));
         snprintf(source, 16, "%s", rg_st_col(st, 1));
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc;
 }
 
-static int membership_create_tx(sqlite3 *db, const char *user_id, const char *org_id,
+static int membership_create_tx(st_db *db, const char *user_id, const char *org_id,
                                 const char *const *slugs, size_t n, json_t **out,
                                 rg_error *err)
 {
@@ -260,7 +260,7 @@ int rg_store_membership_get(rg_store *s, const char *id, json_t **out, rg_error 
     return rg_st_get(s, rg_st_membership_json, id, out, err);
 }
 
-static int membership_update_tx(sqlite3 *db, const char *id, const char *const *slugs,
+static int membership_update_tx(st_db *db, const char *id, const char *const *slugs,
                                 size_t n, json_t **out, rg_error *err)
 {
     char org[ST_ID], source[16];

@@ -11,7 +11,7 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
-int rg_st_slugs_collect(sqlite3 *db, sqlite3_stmt *st, rg_slugs *out, rg_error *err)
+int rg_st_slugs_collect(st_db *db, st_stmt *st, rg_slugs *out, rg_error *err)
 {
     int rc;
     size_t cap = out->n;
@@ -31,7 +31,7 @@ int rg_st_slugs_collect(sqlite3 *db, sqlite3_stmt *st, rg_slugs *out, rg_error *
         }
         out->n++;
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0) {
         rg_slugs_clear(out);
         return rc;
@@ -39,19 +39,19 @@ int rg_st_slugs_collect(sqlite3 *db, sqlite3_stmt *st, rg_slugs *out, rg_error *
     return 0;
 }
 
-int rg_st_membership_roles(sqlite3 *db, const char *om_id, rg_slugs *out, rg_error *err)
+int rg_st_membership_roles(st_db *db, const char *om_id, rg_slugs *out, rg_error *err)
 {
     out->v = NULL;
     out->n = 0;
     /* R11: in the organization's order (its own when independent, else the
      * environment's); roles being deleted last */
-    sqlite3_stmt *st = rg_st_prep(
+    st_stmt *st = rg_st_prep(
         db, err,
         "SELECT r.slug FROM membership_roles mr JOIN roles r ON r.id = mr.role_id"
         " JOIN memberships m ON m.id = mr.membership_id"
         " JOIN organizations o ON o.id = m.organization_id"
         " LEFT JOIN priorities p ON p.role_id = r.id"
-        "  AND p.scope = CASE WHEN o.independent THEN o.id ELSE '' END"
+        "  AND p.scope = CASE WHEN o.independent <> 0 THEN o.id ELSE '' END"
         " WHERE mr.membership_id = ?"
         " ORDER BY r.status <> 'active', p.position IS NULL, p.position, r.slug",
         "s", om_id);
@@ -60,7 +60,7 @@ int rg_st_membership_roles(sqlite3 *db, const char *om_id, rg_slugs *out, rg_err
     return rg_st_slugs_collect(db, st, out, err);
 }
 
-int rg_st_membership_write(sqlite3 *db, const char *om_id, const char *org_id,
+int rg_st_membership_write(st_db *db, const char *om_id, const char *org_id,
                            const char *const *slugs, size_t n, const char *source,
                            rg_error *err)
 {
@@ -77,7 +77,7 @@ int rg_st_membership_write(sqlite3 *db, const char *om_id, const char *org_id,
                        " ON CONFLICT DO NOTHING",
                        "sss", om_id, slugs[i], org_id))
             return RG_EIO;
-        if (sqlite3_changes(db) != 1) {
+        if (st_changes(db) != 1) {
             int64_t held = 0;
             /* a duplicate is fine; a slug naming no role is a bug above */
             if (rg_st_int(db, err, &held,
@@ -117,7 +117,7 @@ int rg_st_same_set(const char *const *a, size_t na, const char *const *b, size_t
 
 /* ---- passes over many memberships ------------------------------------------ */
 
-int rg_st_om_rows(sqlite3 *db, sqlite3_stmt *st, size_t max, st_om_row **rows, size_t *n,
+int rg_st_om_rows(st_db *db, st_stmt *st, size_t max, st_om_row **rows, size_t *n,
                   rg_error *err)
 {
     *rows = NULL;
@@ -139,7 +139,7 @@ int rg_st_om_rows(sqlite3 *db, sqlite3_stmt *st, size_t max, st_om_row **rows, s
         snprintf(r->org, sizeof r->org, "%s", rg_st_col(st, 1));
         snprintf(r->source, sizeof r->source, "%s", rg_st_col(st, 2));
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0) {
         free(*rows);
         *rows = NULL;
@@ -149,7 +149,7 @@ int rg_st_om_rows(sqlite3 *db, sqlite3_stmt *st, size_t max, st_om_row **rows, s
     return 0;
 }
 
-int rg_st_om_each(sqlite3 *db, const st_om_row *rows, size_t n, st_om_fn fn, void *arg,
+int rg_st_om_each(st_db *db, const st_om_row *rows, size_t n, st_om_fn fn, void *arg,
                   rg_error *err)
 {
     rg_role_table *t = NULL;

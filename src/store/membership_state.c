@@ -21,7 +21,7 @@ static int state_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     state_arg *a = arg;
     (void)out;
     rg_slugs_clear(a->roles);   /* a retried transaction starts over */
-    sqlite3_stmt *st = rg_st_prep(tx->db, err,
+    st_stmt *st = rg_st_prep(tx->db, err,
                                   "SELECT m.status, r.slug FROM memberships m"
                                   " LEFT JOIN membership_roles mr ON mr.membership_id = m.id"
                                   " LEFT JOIN roles r ON r.id = mr.role_id"
@@ -52,7 +52,7 @@ static int state_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
         }
         a->roles->n++;
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0)
         return rc;
     return rows ? 0 : rg_st_not_found(err, "organization_membership_id",

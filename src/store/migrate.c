@@ -93,7 +93,7 @@ static const char migration_1[] =
     "CREATE INDEX jobs_status ON jobs(status, id);";
 
 /* R7: a new environment has one role, "member", its default. */
-static int seed_1(sqlite3 *db, rg_error *err)
+static int seed_1(st_db *db, rg_error *err)
 {
     char id[ST_ID], ts[ST_TS];
     rg_id_new("role", id, sizeof id);
@@ -172,7 +172,7 @@ static const char migration_3_sessions[] =
 
 typedef struct migration {
     const char *sql;
-    int (*seed)(sqlite3 *db, rg_error *err);
+    int (*seed)(st_db *db, rg_error *err);
 } migration;
 
 static const migration migrations[RG_STORE_SCHEMA_VERSION] = {
@@ -181,27 +181,18 @@ static const migration migrations[RG_STORE_SCHEMA_VERSION] = {
     { migration_3_sessions, NULL },
 };
 
-static int user_version(sqlite3 *db, rg_error *err, int *v)
-{
-    int64_t x = 0;
-    int rc = rg_st_int(db, err, &x, "PRAGMA user_version", "");
-    if (rc < 0)
-        return rc;
-    *v = (int)x;
-    return 0;
-}
-
-
-int rg_st_migrate(sqlite3 *db, int *version, rg_error *err)
+int rg_st_migrate(st_db *db, int *version, rg_error *err)
 {
     for (;;) {
-        int v;
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        int v = 0;
+        if (db->be->begin(db, ST_BEGIN_MIGRATE))
             return rg_st_dberr(db, err);
         /* read inside the write transaction: another process may have
          * migrated meanwhile */
-        if (user_version(db, err, &v))
+        if (db->be->schema_get(db, &v)) {
+            rg_st_dberr(db, err);
             goto fail;
+        }
         if (v > RG_STORE_SCHEMA_VERSION) {
             rg_error_set(err, RG_EIO, 500, "store_error", NULL,
                          "database schema version %d is newer than this build (%d)", v,
@@ -209,29 +200,28 @@ int rg_st_migrate(sqlite3 *db, int *version, rg_error *err)
             goto fail;
         }
         if (v == RG_STORE_SCHEMA_VERSION) {
-            sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+            if (db->be->commit(db)) {
+                rg_st_dberr(db, err);
+                goto fail;
+            }
             *version = v;
             return 0;
         }
         const migration *m = &migrations[v];
-        if (m->sql && sqlite3_exec(db, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
+        if (m->sql && db->be->exec_script(db, m->sql)) {
             rg_st_dberr(db, err);
             goto fail;
         }
         if (m->seed && m->seed(db, err))
             goto fail;
-        char pragma[64];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-        if (sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        if (db->be->schema_set(db, v + 1) || db->be->commit(db)) {
             rg_st_dberr(db, err);
             goto fail;
         }
         rg_log(RG_LOG_INFO, "store=migrated schema_version=%d", v + 1);
         continue;
     fail:
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        db->be->rollback(db);
         return RG_EIO;
     }
 }
-

@@ -10,9 +10,9 @@
 #include "store_impl.h"
 #include "dsync_impl.h"
 
-json_t *rg_st_org_json(sqlite3 *db, const char *org_id, rg_error *err)
+json_t *rg_st_org_json(st_db *db, const char *org_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT o.id, o.name, o.domains, o.independent, r.slug,"
                                   " o.created_at, o.updated_at FROM organizations o"
                                   " LEFT JOIN roles r ON r.id = o.default_role_id"
@@ -26,7 +26,7 @@ json_t *rg_st_org_json(sqlite3 *db, const char *org_id, rg_error *err)
         o = json_pack("{s:s,s:s,s:s,s:o}", "object", "organization", "id", rg_st_col(st, 0),
                       "name", rg_st_col(st, 1), "domains", domains ? domains : json_array());
         /* R9: an independent organization shows its own default */
-        if (o && sqlite3_column_int(st, 3) && rg_st_col(st, 4))
+        if (o && st_col_int(st, 3) && rg_st_col(st, 4))
             json_object_set_new(o, "default_role", json_string(rg_st_col(st, 4)));
         if (o) {
             json_object_set_new(o, "created_at", json_string(rg_st_col(st, 5)));
@@ -37,7 +37,7 @@ json_t *rg_st_org_json(sqlite3 *db, const char *org_id, rg_error *err)
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "organization", org_id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 
@@ -46,8 +46,8 @@ typedef struct domain_arg { const char *domain; char *org_id; size_t n; } domain
 static int by_domain_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const domain_arg *a = arg;
-    sqlite3 *db = tx->db;
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_db *db = tx->db;
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT DISTINCT o.id FROM organizations o, json_each(o.domains) d"
                                   " WHERE d.value = ? ORDER BY o.id LIMIT 2", "s", a->domain);
     int found = 0;
@@ -57,7 +57,7 @@ static int by_domain_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
             snprintf(a->org_id, a->n, "%s", rg_st_col(st, 0));
         rc = 0;
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0)
         return rc;
     if (found == 0)
@@ -128,7 +128,7 @@ typedef struct org_arg {
 static int org_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const org_arg *a = arg;
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     char id[ST_ID], ts[ST_TS];
     rg_id_new("org", id, sizeof id);
     rg_st_now(ts);
@@ -172,7 +172,7 @@ int rg_store_organization_get(rg_store *s, const char *id, json_t **out, rg_erro
     return rg_st_get(s, rg_st_org_json, id, out, err);
 }
 
-static int org_update_tx(sqlite3 *db, const char *id, const char *name, const char *domains,
+static int org_update_tx(st_db *db, const char *id, const char *name, const char *domains,
                          const char *default_role, json_t **out, rg_error *err)
 {
     json_t *before = rg_st_org_json(db, id, err);
@@ -263,7 +263,7 @@ int rg_store_organization_update(rg_store *s, const char *id, const char *name,
 static int org_delete_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const char *id = arg;
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     json_t *before = rg_st_org_json(db, id, err);
     if (!before)
         return rg_st_rc(err);

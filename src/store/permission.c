@@ -7,9 +7,9 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
-static json_t *perm_json(sqlite3 *db, const char *id, rg_error *err)
+static json_t *perm_json(st_db *db, const char *id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, slug, name, description, system, created_at,"
                                   " updated_at FROM permissions WHERE id = ?", "s", id);
     if (!st)
@@ -19,18 +19,18 @@ static json_t *perm_json(sqlite3 *db, const char *id, rg_error *err)
     if (rc == 1) {
         o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "object", "permission", "id",
                       rg_st_col(st, 0), "slug", rg_st_col(st, 1), "name", rg_st_col(st, 2),
-                      "description", rg_st_col(st, 3), "system", sqlite3_column_int(st, 4),
+                      "description", rg_st_col(st, 3), "system", st_col_int(st, 4),
                       "created_at", rg_st_col(st, 5), "updated_at", rg_st_col(st, 6));
         if (!o)
             rg_st_oom(err);
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "permission", id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 
-int rg_st_perm_find(sqlite3 *db, const char *slug, char id[ST_ID], rg_error *err)
+int rg_st_perm_find(st_db *db, const char *slug, char id[ST_ID], rg_error *err)
 {
     return rg_st_text(db, err, id, ST_ID, "SELECT id FROM permissions WHERE slug = ?", "s",
                       slug ? slug : "");
@@ -42,7 +42,7 @@ typedef struct perm_arg { const char *slug, *name, *desc; int system; } perm_arg
 static int perm_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const perm_arg *a = arg;
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     char id[ST_ID], ts[ST_TS];
     int rc = rg_st_perm_find(db, a->slug, id, err);
     if (rc < 0)
@@ -103,7 +103,7 @@ int rg_store_permission_get(rg_store *s, const char *slug, json_t **out, rg_erro
     return rg_st_read(s, perm_get_tx, (void *)slug, out, err);
 }
 
-static int perm_update_tx(sqlite3 *db, const char *slug, const char *name, const char *desc,
+static int perm_update_tx(st_db *db, const char *slug, const char *name, const char *desc,
                           json_t **out, rg_error *err)
 {
     char id[ST_ID], ts[ST_TS];
@@ -149,12 +149,12 @@ int rg_store_permission_update(rg_store *s, const char *slug, const char *name,
 }
 
 /* The ids of the roles (not yet gone) that hold a permission. */
-static int roles_with_perm(sqlite3 *db, const char *perm_id, char (**ids)[ST_ID], size_t *n,
+static int roles_with_perm(st_db *db, const char *perm_id, char (**ids)[ST_ID], size_t *n,
                            rg_error *err)
 {
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT role_id FROM role_permissions WHERE permission_id = ?"
                                   " ORDER BY role_id", "s", perm_id);
     if (!st)
@@ -173,7 +173,7 @@ static int roles_with_perm(sqlite3 *db, const char *perm_id, char (**ids)[ST_ID]
         }
         snprintf((*ids)[(*n)++], ST_ID, "%s", rg_st_col(st, 0));
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0) {   /* a failed list is no list: the caller has nothing to free */
         free(*ids);
         *ids = NULL;
@@ -183,7 +183,7 @@ static int roles_with_perm(sqlite3 *db, const char *perm_id, char (**ids)[ST_ID]
     return 0;
 }
 
-static int perm_delete_tx(sqlite3 *db, const char *slug, rg_error *err)
+static int perm_delete_tx(st_db *db, const char *slug, rg_error *err)
 {
     char id[ST_ID];
     int rc = rg_st_perm_find(db, slug, id, err);

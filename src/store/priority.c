@@ -8,7 +8,7 @@
 #include "store_impl.h"
 #include "dsync_impl.h"
 
-static int priority_tx(sqlite3 *db, const char *org_id, const char *const *slugs, size_t n,
+static int priority_tx(st_db *db, const char *org_id, const char *const *slugs, size_t n,
                        json_t **out, rg_error *err)
 {
     int rc = rg_st_scope_check(db, org_id, err);
@@ -75,10 +75,10 @@ static int priority_tx(sqlite3 *db, const char *org_id, const char *const *slugs
         free(text);
         if (rc)
             return rc;
-        if ((size_t)sqlite3_changes(db) != n)
+        if ((size_t)st_changes(db) != n)
             return rg_error_set(err, RG_EIO, 500, "store_error", NULL,
-                                "the order names %zu roles, %d were stored", n,
-                                sqlite3_changes(db));
+                                "the order names %zu roles, %ld were stored", n,
+                                st_changes(db));
         if (org_id) {
             char ts[ST_TS];
             rg_st_now(ts);

@@ -22,7 +22,7 @@ const char *rg_st_role_event(const char *org_id, const char *what)
     return names[org_id ? 1 : 0][k];
 }
 
-int rg_st_scope_check(sqlite3 *db, const char *org_id, rg_error *err)
+int rg_st_scope_check(st_db *db, const char *org_id, rg_error *err)
 {
     if (!org_id)
         return 0;
@@ -36,7 +36,7 @@ int rg_st_scope_check(sqlite3 *db, const char *org_id, rg_error *err)
  * until the job is done)? An organization role may not take an environment
  * slug (R4) and an environment role may not take a slug any organization
  * uses, so a slug names one role in every scope. */
-static int slug_taken(sqlite3 *db, const char *org_id, const char *slug, rg_error *err)
+static int slug_taken(st_db *db, const char *org_id, const char *slug, rg_error *err)
 {
     int64_t one;
     if (org_id)
@@ -46,7 +46,7 @@ static int slug_taken(sqlite3 *db, const char *org_id, const char *slug, rg_erro
     return rg_st_int(db, err, &one, "SELECT 1 FROM roles WHERE slug = ?", "s", slug);
 }
 
-static int role_create_tx(sqlite3 *db, const char *org_id, const char *slug, const char *name,
+static int role_create_tx(st_db *db, const char *org_id, const char *slug, const char *name,
                           const char *desc, json_t **out, rg_error *err)
 {
     int rc = rg_st_scope_check(db, org_id, err);
@@ -152,7 +152,7 @@ int rg_store_role_create(rg_store *s, const char *org_id, const char *slug,
 /* R8/R11: the roles of the scope in its table's order. A constant number of
  * queries whatever the number of roles: the order comes from the table
  * (without permissions or mappings), the objects from rg_st_roles_by_slug. */
-int rg_st_role_list(sqlite3 *db, const char *org_id, json_t **out, rg_error *err)
+int rg_st_role_list(st_db *db, const char *org_id, json_t **out, rg_error *err)
 {
     int rc = rg_st_scope_check(db, org_id, err);
     if (rc)
@@ -218,7 +218,7 @@ int rg_store_role_get(rg_store *s, const char *org_id, const char *slug, json_t 
     return rg_st_read(s, role_get_tx, &a, out, err);
 }
 
-int rg_st_own_role(sqlite3 *db, const char *org_id, const char *slug, st_role *r,
+int rg_st_own_role(st_db *db, const char *org_id, const char *slug, st_role *r,
                    rg_error *err)
 {
     int rc = rg_st_scope_check(db, org_id, err);
@@ -230,7 +230,7 @@ int rg_st_own_role(sqlite3 *db, const char *org_id, const char *slug, st_role *r
     return rc ? 0 : rg_st_not_found(err, "slug", "role", slug);
 }
 
-static int role_update_tx(sqlite3 *db, const char *org_id, const char *slug, const char *name,
+static int role_update_tx(st_db *db, const char *org_id, const char *slug, const char *name,
                           const char *desc, json_t **out, rg_error *err)
 {
     st_role r;
@@ -279,7 +279,7 @@ int rg_store_role_update(rg_store *s, const char *org_id, const char *slug,
 
 enum { PERMS_SET, PERMS_ADD, PERMS_REMOVE };
 
-static int role_perms_tx(sqlite3 *db, const char *org_id, const char *slug, int mode,
+static int role_perms_tx(st_db *db, const char *org_id, const char *slug, int mode,
                          const char *const *perms, size_t n, json_t **out, rg_error *err)
 {
     st_role r;

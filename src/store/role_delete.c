@@ -10,7 +10,7 @@
 #include "store_impl.h"
 #include "dsync_impl.h"
 
-static int role_delete_tx(sqlite3 *db, const char *org_id, const char *slug,
+static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
                           const char *replacement, json_t **out, rg_error *err)
 {
     st_role r;
@@ -25,7 +25,7 @@ static int role_delete_tx(sqlite3 *db, const char *org_id, const char *slug,
         return rg_error_set(err, RG_ECONFLICT, 409, "default_role_cannot_be_deleted", "slug",
                             "'%.48s' is the environment's default role", slug);
     /* R21: the organizations whose own default it is */
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id FROM organizations WHERE independent = 1"
                                   " AND default_role_id = ? ORDER BY id", "s", r.id);
     if (!st)
@@ -49,7 +49,7 @@ static int role_delete_tx(sqlite3 *db, const char *org_id, const char *slug,
             ll += (size_t)snprintf(list + ll, sizeof list - ll, "%s%s", n ? ", " : "", orgs[n]);
         n++;
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0) {
         free(orgs);
         return rc;

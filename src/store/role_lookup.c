@@ -9,7 +9,7 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
-int rg_st_role_find(sqlite3 *db, const char *org_id, const char *slug, int own_only,
+int rg_st_role_find(st_db *db, const char *org_id, const char *slug, int own_only,
                     int with_deleting, st_role *r, rg_error *err)
 {
     const char *sql;
@@ -23,7 +23,7 @@ int rg_st_role_find(sqlite3 *db, const char *org_id, const char *slug, int own_o
         sql = "SELECT id, slug, coalesce(organization_id, ''), status FROM roles"
               " WHERE slug = ? AND (organization_id IS NULL OR organization_id = ?)"
               " AND (? OR status = 'active') ORDER BY organization_id IS NULL";
-    sqlite3_stmt *st = org_id ? rg_st_prep(db, err, sql, "ssi", slug, org_id, with_deleting)
+    st_stmt *st = org_id ? rg_st_prep(db, err, sql, "ssi", slug, org_id, with_deleting)
                               : rg_st_prep(db, err, sql, "si", slug, with_deleting);
     if (!st)
         return RG_EIO;
@@ -35,11 +35,11 @@ int rg_st_role_find(sqlite3 *db, const char *org_id, const char *slug, int own_o
         snprintf(r->org_id, sizeof r->org_id, "%s", rg_st_col(st, 2));
         r->deleting = strcmp(rg_st_col(st, 3), "active") != 0;
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc;
 }
 
-int rg_st_org_exists(sqlite3 *db, const char *org_id, rg_error *err)
+int rg_st_org_exists(st_db *db, const char *org_id, rg_error *err)
 {
     int64_t one;
     if (!org_id)
@@ -51,7 +51,7 @@ int rg_st_org_exists(sqlite3 *db, const char *org_id, rg_error *err)
 
 /* The role object of one row of ROLE_COLS, with an empty "permissions"
  * array the caller fills (sorted). NULL when out of memory. */
-static json_t *role_row_json(sqlite3_stmt *st)
+static json_t *role_row_json(st_stmt *st)
 {
     const char *org = rg_st_col(st, 4);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[]}", "object", "role", "id",
@@ -69,9 +69,9 @@ static json_t *role_row_json(sqlite3_stmt *st)
     return o;
 }
 
-json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err)
+json_t *rg_st_role_json(st_db *db, const char *role_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err, "SELECT " ROLE_COLS " FROM roles WHERE id = ?",
+    st_stmt *st = rg_st_prep(db, err, "SELECT " ROLE_COLS " FROM roles WHERE id = ?",
                                   "s", role_id);
     if (!st)
         return NULL;
@@ -81,7 +81,7 @@ json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err)
         rg_st_oom(err);
     else if (rc == 0)
         rg_st_not_found(err, "id", "role", role_id);
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!o)
         return NULL;
     st = rg_st_prep(db, err,
@@ -95,7 +95,7 @@ json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err)
     json_t *perms = json_object_get(o, "permissions");
     while ((rc = rg_st_step(db, st, err)) == 1)
         json_array_append_new(perms, json_string(rg_st_col(st, 0)));
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0) {
         json_decref(o);
         return NULL;
@@ -103,12 +103,12 @@ json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err)
     return o;
 }
 
-json_t *rg_st_roles_by_slug(sqlite3 *db, const char *org_id, rg_error *err)
+json_t *rg_st_roles_by_slug(st_db *db, const char *org_id, rg_error *err)
 {
     /* org_id NULL binds NULL: "organization_id = NULL" holds for no row, so
      * the same SQL gives the environment's roles alone */
     json_t *by_slug = json_object(), *by_id = json_object();
-    sqlite3_stmt *st = NULL;
+    st_stmt *st = NULL;
     int rc = 0;
     if (!by_slug || !by_id) {
         rg_st_oom(err);
@@ -127,7 +127,7 @@ json_t *rg_st_roles_by_slug(sqlite3 *db, const char *org_id, rg_error *err)
             goto fail;
         }
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     st = NULL;
     if (rc < 0)
         goto fail;
@@ -150,20 +150,20 @@ json_t *rg_st_roles_by_slug(sqlite3 *db, const char *org_id, rg_error *err)
             goto fail;
         }
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     st = NULL;
     if (rc < 0)
         goto fail;
     json_decref(by_id);
     return by_slug;
 fail:
-    sqlite3_finalize(st);
+    st_finalize(st);
     json_decref(by_id);
     json_decref(by_slug);
     return NULL;
 }
 
-int rg_st_org_make_independent(sqlite3 *db, const char *org_id, rg_error *err)
+int rg_st_org_make_independent(st_db *db, const char *org_id, rg_error *err)
 {
     int64_t ind = 0;
     int rc = rg_st_int(db, err, &ind, "SELECT independent FROM organizations WHERE id = ?",

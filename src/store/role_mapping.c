@@ -10,9 +10,9 @@
 
 /* The connection's mappings as a JSON array of {"object","idp_group",
  * "role_slug"}, sorted. */
-static json_t *mappings_array(sqlite3 *db, const char *conn_id, rg_error *err)
+static json_t *mappings_array(st_db *db, const char *conn_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT m.idp_group, r.slug FROM role_mappings m"
                                   " JOIN roles r ON r.id = m.role_id"
                                   " WHERE m.connection_id = ? AND r.status = 'active'"
@@ -25,7 +25,7 @@ static json_t *mappings_array(sqlite3 *db, const char *conn_id, rg_error *err)
         json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "object", "role_mapping",
                                              "idp_group", rg_st_col(st, 0), "role_slug",
                                              rg_st_col(st, 1)));
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (!arr)
         rg_st_oom(err);
     else if (rc < 0) {
@@ -56,7 +56,7 @@ int rg_store_role_mappings_get(rg_store *s, const char *conn_id, json_t **out,
     return rg_st_read(s, mappings_get_tx, (void *)(conn_id ? conn_id : ""), out, err);
 }
 
-static int mappings_set_tx(sqlite3 *db, const char *conn_id, const json_t *mappings,
+static int mappings_set_tx(st_db *db, const char *conn_id, const json_t *mappings,
                            json_t **out, rg_error *err)
 {
     char org[ST_ID];

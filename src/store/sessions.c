@@ -17,7 +17,7 @@ static json_t *opt_str(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *session_row_json(sqlite3_stmt *st)
+static json_t *session_row_json(st_stmt *st)
 {
     char now[ST_TS];
     rg_st_now(now);
@@ -36,9 +36,9 @@ static json_t *session_row_json(sqlite3_stmt *st)
                      "revoked_at", opt_str(rev), "state", state);
 }
 
-static json_t *session_json(sqlite3 *db, const char *id, rg_error *err)
+static json_t *session_json(st_db *db, const char *id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err, "SELECT " SESS_COLS " FROM sessions WHERE id = ?",
+    st_stmt *st = rg_st_prep(db, err, "SELECT " SESS_COLS " FROM sessions WHERE id = ?",
                                   "s", id);
     if (!st)
         return NULL;
@@ -48,11 +48,11 @@ static json_t *session_json(sqlite3 *db, const char *id, rg_error *err)
         rg_st_oom(err);
     else if (rc == 0)
         rg_st_not_found(err, "id", "session", id);
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 
-int rg_st_session_insert(sqlite3 *db, const rg_store_session_rec *r, const char *membership_id,
+int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *membership_id,
                          rg_error *err)
 {
     char created[ST_TS], expires[ST_TS];
@@ -79,7 +79,7 @@ typedef struct sess_arg {
 } sess_arg;
 
 /* 0 if the membership exists, else 404 on field (or the error). */
-static int membership_check(sqlite3 *db, const char *id, const char *field, rg_error *err)
+static int membership_check(st_db *db, const char *id, const char *field, rg_error *err)
 {
     int64_t n = 0;
     if (rg_st_int(db, err, &n, "SELECT count(*) FROM memberships WHERE id = ?", "s", id) < 0)
@@ -132,7 +132,7 @@ int rg_store_session_get(rg_store *s, const char *id, json_t **out, rg_error *er
 
 /* Marks session id revoked (at ts) and emits session.revoked with the
  * reason; *o: the session after. */
-static int revoke_one(sqlite3 *db, const char *id, const char *ts, const char *reason,
+static int revoke_one(st_db *db, const char *id, const char *ts, const char *reason,
                       json_t **o, rg_error *err)
 {
     if (rg_st_exec(db, err, "UPDATE sessions SET revoked_at = ? WHERE id = ?", "ss", ts, id) ||
@@ -172,8 +172,8 @@ int rg_store_session_revoke(rg_store *s, const char *id, const char *reason, jso
 static int revoke_idp_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const sess_arg *a = arg;
-    sqlite3 *db = tx->db;
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_db *db = tx->db;
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id FROM sessions WHERE connection_id = ? AND"
                                   " (? IS NULL OR idp_subject = ?) AND revoked_at IS NULL AND"
                                   " (? IS NULL OR idp_session = ?)", "sssss", a->conn_id,

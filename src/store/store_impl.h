@@ -6,7 +6,7 @@
 #define ROLEGATE_STORE_IMPL_H
 
 #include <pthread.h>
-#include <sqlite3.h>
+#include "backend.h"
 #include <stdint.h>
 #include "rolegate/store.h"
 
@@ -25,7 +25,7 @@ struct rg_store {
     char *path;
     pthread_mutex_t pool_lock;      /* guards busy[] */
     pthread_cond_t pool_cond;       /* a connection became free */
-    sqlite3 *conns[ST_POOL];
+    st_db *conns[ST_POOL];
     int busy[ST_POOL];
     pthread_mutex_t write_lock;     /* one writer at a time */
     pthread_mutex_t jobs_lock;      /* one job runner at a time */
@@ -43,7 +43,7 @@ struct rg_store {
 /* A transaction on one pooled connection. */
 typedef struct st_tx {
     rg_store *s;
-    sqlite3 *db;
+    st_db *db;
     int slot;
     int write;
     /* the table versions this write bumped (rg_st_bump_*), reported to
@@ -66,8 +66,11 @@ typedef struct st_tx {
  * from the start, up to ST_TX_ATTEMPTS times, so fn must not consume its
  * arguments (copy or incref what it hands to rg_st_event) and must leave
  * nothing in arg that a second run would not overwrite.
- * Write: the write lock, a connection, BEGIN IMMEDIATE. Read: a connection,
- * BEGIN (one snapshot). Transactions do not nest. */
+ * Write: the write lock (one writer per process), a connection, the
+ * backend's write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+ * SERIALIZABLE, writers of other instances met by the retry). Read: a
+ * connection, one snapshot (BEGIN; REPEATABLE READ). Transactions do not
+ * nest. */
 #define ST_TX_ATTEMPTS 8
 typedef int (*st_fn)(st_tx *tx, void *arg, json_t **out, rg_error *err);
 int  rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
@@ -76,10 +79,10 @@ int  rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
  * when it failed with err filled) becomes *out, and when event is set it is
  * emitted with a copy of o (R26). The runner drops *out if anything fails
  * later. */
-int  rg_st_answer(sqlite3 *db, json_t *o, const char *event, json_t **out, rg_error *err);
+int  rg_st_answer(st_db *db, json_t *o, const char *event, json_t **out, rg_error *err);
 /* Marks the transaction running on db (if any) as worth running again: for
  * the backend's error mapping. */
-void rg_st_retry_note(sqlite3 *db);
+void rg_st_retry_note(st_db *db);
 
 /* The RG_E* code matching the status err holds (404 -> RG_ENOTFOUND, ...):
  * for a builder that returned NULL. */
@@ -87,22 +90,22 @@ int  rg_st_rc(const rg_error *err);
 
 /* Statements: fmt has one char per '?': 's' const char * (NULL binds NULL),
  * 'i' int, 'I' int64_t, 'n' NULL (no argument). */
-sqlite3_stmt *rg_st_prep(sqlite3 *db, rg_error *err, const char *sql, const char *fmt, ...);
+st_stmt *rg_st_prep(st_db *db, rg_error *err, const char *sql, const char *fmt, ...);
 /* 1 row, 0 done, negative error (err filled). */
-int  rg_st_step(sqlite3 *db, sqlite3_stmt *st, rg_error *err);
+int  rg_st_step(st_db *db, st_stmt *st, rg_error *err);
 /* Runs a statement to completion. Returns 0 or negative. */
-int  rg_st_exec(sqlite3 *db, rg_error *err, const char *sql, const char *fmt, ...);
+int  rg_st_exec(st_db *db, rg_error *err, const char *sql, const char *fmt, ...);
 /* First column of the first row as text into out: 1 found, 0 none, negative
  * error. */
-int  rg_st_text(sqlite3 *db, rg_error *err, char *out, size_t outsz, const char *sql,
+int  rg_st_text(st_db *db, rg_error *err, char *out, size_t outsz, const char *sql,
                 const char *fmt, ...);
 /* First column of the first row as integer: 1 found, 0 none, negative. */
-int  rg_st_int(sqlite3 *db, rg_error *err, int64_t *out, const char *sql,
+int  rg_st_int(st_db *db, rg_error *err, int64_t *out, const char *sql,
                const char *fmt, ...);
-int  rg_st_dberr(sqlite3 *db, rg_error *err);
+int  rg_st_dberr(st_db *db, rg_error *err);
 /* migrate.c: brings the schema of db up to this build's version. */
-int  rg_st_migrate(sqlite3 *db, int *version, rg_error *err);
-const char *rg_st_col(sqlite3_stmt *st, int i);   /* NULL for SQL NULL */
+int  rg_st_migrate(st_db *db, int *version, rg_error *err);
+const char *rg_st_col(st_stmt *st, int i);   /* NULL for SQL NULL */
 void rg_st_now(char out[ST_TS]);
 int  rg_st_oom(rg_error *err);
 int  rg_st_not_found(rg_error *err, const char *field, const char *what, const char *id);
@@ -115,29 +118,29 @@ int  rg_st_text_check(const char *name, int name_required, const char *descripti
 int  rg_st_label_check(const char *s, const char *field, rg_error *err);
 
 /* Issue 13: inserts the session record r of membership_id (sessions.c). */
-int  rg_st_session_insert(sqlite3 *db, const rg_store_session_rec *r,
+int  rg_st_session_insert(st_db *db, const rg_store_session_rec *r,
                           const char *membership_id, rg_error *err);
 /* R26: inserts an event; data is stolen (NULL: {}). */
-int  rg_st_event(sqlite3 *db, const char *name, json_t *data, rg_error *err);
+int  rg_st_event(st_db *db, const char *name, json_t *data, rg_error *err);
 /* Table versions: the environment's (all tables) or one organization's. */
-int  rg_st_bump_env(sqlite3 *db, rg_error *err);
-int  rg_st_bump_org(sqlite3 *db, const char *org_id, rg_error *err);
+int  rg_st_bump_env(st_db *db, rg_error *err);
+int  rg_st_bump_org(st_db *db, const char *org_id, rg_error *err);
 
 /* A connection without its client_secret. */
-json_t *rg_st_conn_public(sqlite3 *db, const char *id, rg_error *err);
+json_t *rg_st_conn_public(st_db *db, const char *id, rg_error *err);
 /* A list object with before/after cursors (both may be NULL). data stolen. */
 json_t *rg_st_list_object(json_t *data, const char *before, const char *after);
 /* Builds one object from its id. */
-typedef json_t *(*st_builder)(sqlite3 *db, const char *id, rg_error *err);
+typedef json_t *(*st_builder)(st_db *db, const char *id, rg_error *err);
 /* One read transaction: *out = build(db, id) (id NULL: ""). */
 int  rg_st_get(rg_store *s, st_builder build, const char *id, json_t **out, rg_error *err);
 /* Builds the objects of n ids at once with a constant number of queries: a
  * JSON array (caller owns) in the order of ids, or NULL with err filled. */
-typedef json_t *(*st_batch_builder)(sqlite3 *db, const char (*ids)[ST_ID], size_t n,
+typedef json_t *(*st_batch_builder)(st_db *db, const char (*ids)[ST_ID], size_t n,
                                     rg_error *err);
 /* Emits `event` with the object built by fn for every id that sql (one text
  * parameter) selects. */
-int  rg_st_emit_each(sqlite3 *db, const char *sql, const char *param, st_builder fn,
+int  rg_st_emit_each(st_db *db, const char *sql, const char *param, st_builder fn,
                      const char *event, rg_error *err);
 /* A cursor-paginated list over table (column id; cursor key column key,
  * e.g. "id" or "seq"); where: an extra SQL condition over columns of table
@@ -153,7 +156,7 @@ typedef struct st_list_q {
     st_batch_builder batch;
 } st_list_q;
 /* The list inside the current transaction. */
-int  rg_st_list(sqlite3 *db, const st_list_q *q, json_t **out, rg_error *err);
+int  rg_st_list(st_db *db, const st_list_q *q, json_t **out, rg_error *err);
 /* The list in a read transaction of its own. */
 int  rg_st_read_list(rg_store *s, const st_list_q *q, json_t **out, rg_error *err);
 /* A JSON array text of the n ids (malloc'd, NULL when out of memory), to
@@ -170,38 +173,38 @@ typedef struct st_role {
  * else environment + that organization's roles). own_only: only roles owned
  * by the scope. with_deleting: roles being deleted too. 1 found, 0 not,
  * negative error. */
-int  rg_st_role_find(sqlite3 *db, const char *org_id, const char *slug, int own_only,
+int  rg_st_role_find(st_db *db, const char *org_id, const char *slug, int own_only,
                      int with_deleting, st_role *r, rg_error *err);
-json_t *rg_st_role_json(sqlite3 *db, const char *role_id, rg_error *err);
+json_t *rg_st_role_json(st_db *db, const char *role_id, rg_error *err);
 /* R11: every active role visible in the scope (org_id NULL: the
  * environment's), as a JSON object slug -> role object (the shape of
  * rg_st_role_json), in two queries whatever the number of roles. Caller
  * owns it; NULL with err filled. */
-json_t *rg_st_roles_by_slug(sqlite3 *db, const char *org_id, rg_error *err);
+json_t *rg_st_roles_by_slug(st_db *db, const char *org_id, rg_error *err);
 /* 1 if the organization exists, 0 not, negative error. */
-int  rg_st_org_exists(sqlite3 *db, const char *org_id, rg_error *err);
+int  rg_st_org_exists(st_db *db, const char *org_id, rg_error *err);
 /* R9: makes an organization independent (own default = the environment's,
  * own order = copy of the environment's). No-op if it already is. */
-int  rg_st_org_make_independent(sqlite3 *db, const char *org_id, rg_error *err);
-json_t *rg_st_org_json(sqlite3 *db, const char *org_id, rg_error *err);
-json_t *rg_st_membership_json(sqlite3 *db, const char *om_id, rg_error *err);
-json_t *rg_st_user_json(sqlite3 *db, const char *user_id, rg_error *err);
-json_t *rg_st_connection_json(sqlite3 *db, const char *conn_id, int with_secret,
+int  rg_st_org_make_independent(st_db *db, const char *org_id, rg_error *err);
+json_t *rg_st_org_json(st_db *db, const char *org_id, rg_error *err);
+json_t *rg_st_membership_json(st_db *db, const char *om_id, rg_error *err);
+json_t *rg_st_user_json(st_db *db, const char *user_id, rg_error *err);
+json_t *rg_st_connection_json(st_db *db, const char *conn_id, int with_secret,
                               rg_error *err);
 
 /* Loads the scope's role table inside the current transaction (a constant
  * number of queries: environment, organization, roles, permissions, order,
  * mappings). */
-int  rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_error *err);
+int  rg_st_table_load(st_db *db, const char *org_id, rg_role_table **out, rg_error *err);
 /* The same table without permissions and mappings: same roles, order,
  * defaults and multiple_roles, for callers that only rank, list or assign
  * roles (never for a login's resolution). */
-int  rg_st_table_load_order(sqlite3 *db, const char *org_id, rg_role_table **out,
+int  rg_st_table_load_order(st_db *db, const char *org_id, rg_role_table **out,
                             rg_error *err);
 /* The scope's table version (environment + organization version; the
  * environment's alone for org_id NULL), as rg_st_table_load stamps it.
  * 1 found, 0 no such organization, < 0 error. */
-int  rg_st_table_version(sqlite3 *db, const char *org_id, uint64_t *out, rg_error *err);
+int  rg_st_table_version(st_db *db, const char *org_id, uint64_t *out, rg_error *err);
 /* The organization's full table for a login, in a WRITE transaction: the
  * kept one when the table version read now is the one it was loaded at,
  * else loaded (rg_st_table_load) and kept. Borrowed: valid until the
@@ -215,14 +218,14 @@ int  rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
  * deleted. */
 const char *rg_st_role_event(const char *org_id, const char *what);
 /* 404 organization_id for a scope naming no organization (NULL: fine). */
-int  rg_st_scope_check(sqlite3 *db, const char *org_id, rg_error *err);
+int  rg_st_scope_check(st_db *db, const char *org_id, rg_error *err);
 /* The scope's own active role by slug, or 404 slug. */
-int  rg_st_own_role(sqlite3 *db, const char *org_id, const char *slug, st_role *r,
+int  rg_st_own_role(st_db *db, const char *org_id, const char *slug, st_role *r,
                     rg_error *err);
 /* R8/R11: the scope's roles in its table's order as a list object. */
-int  rg_st_role_list(sqlite3 *db, const char *org_id, json_t **out, rg_error *err);
+int  rg_st_role_list(st_db *db, const char *org_id, json_t **out, rg_error *err);
 /* A permission's id by slug: 1 found (id filled), 0 not, negative error. */
-int  rg_st_perm_find(sqlite3 *db, const char *slug, char id[ST_ID], rg_error *err);
+int  rg_st_perm_find(st_db *db, const char *slug, char id[ST_ID], rg_error *err);
 
 /* ---- passes over many memberships (membership_roles.c) --------------------
  * R14 and R20 both walk memberships, rank each one's roles by its
@@ -233,15 +236,15 @@ typedef struct st_om_row { char id[ST_ID], org[ST_ID], source[16]; } st_om_row;
 /* Steps st (columns: membership id, organization id, role_source) to its end
  * or to max rows (0: no limit) into *rows (malloc'd, the caller frees; NULL
  * and 0 on failure) and finalizes st. */
-int  rg_st_om_rows(sqlite3 *db, sqlite3_stmt *st, size_t max, st_om_row **rows, size_t *n,
+int  rg_st_om_rows(st_db *db, st_stmt *st, size_t max, st_om_row **rows, size_t *n,
                    rg_error *err);
 /* Calls fn for each row in order with the order table of its organization
  * (rg_st_table_load_order, reloaded when the organization changes) and the
  * membership's current roles (rg_st_membership_roles); stops at the first
  * non-zero return. */
-typedef int (*st_om_fn)(sqlite3 *db, const st_om_row *row, const rg_role_table *t,
+typedef int (*st_om_fn)(st_db *db, const st_om_row *row, const rg_role_table *t,
                         const rg_slugs *cur, void *arg, rg_error *err);
-int  rg_st_om_each(sqlite3 *db, const st_om_row *rows, size_t n, st_om_fn fn, void *arg,
+int  rg_st_om_each(st_db *db, const st_om_row *rows, size_t n, st_om_fn fn, void *arg,
                    rg_error *err);
 
 /* Membership roles: the slugs in the organization's priority order (deleting
@@ -249,11 +252,11 @@ int  rg_st_om_each(sqlite3 *db, const st_om_row *rows, size_t n, st_om_fn fn, vo
 /* Steps st to its end, appending a strdup of column 0 of each row to out
  * (out->v NULL or grown by realloc; out->n rows so far), and finalizes st.
  * On failure out is cleared. */
-int  rg_st_slugs_collect(sqlite3 *db, sqlite3_stmt *st, rg_slugs *out, rg_error *err);
-int  rg_st_membership_roles(sqlite3 *db, const char *om_id, rg_slugs *out, rg_error *err);
+int  rg_st_slugs_collect(st_db *db, st_stmt *st, rg_slugs *out, rg_error *err);
+int  rg_st_membership_roles(st_db *db, const char *om_id, rg_slugs *out, rg_error *err);
 /* Replaces a membership's roles (slugs visible in its organization, or being
  * deleted) and sets role_source and updated_at. */
-int  rg_st_membership_write(sqlite3 *db, const char *om_id, const char *org_id,
+int  rg_st_membership_write(st_db *db, const char *om_id, const char *org_id,
                             const char *const *slugs, size_t n, const char *source,
                             rg_error *err);
 /* 1 if the two slug lists hold the same set. */

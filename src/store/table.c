@@ -85,7 +85,7 @@ static long role_ix_find(const role_ix *ix, size_t n, const char *id)
 
 /* One load in progress: what the queries below fill, in this order. */
 typedef struct loader {
-    sqlite3 *db;
+    st_db *db;
     const char *org_id;
     strpool sp;
     rg_table_spec spec;
@@ -103,18 +103,18 @@ typedef struct loader {
 /* The environment: multiple_roles, its default, its version. */
 static int load_env(loader *l, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(l->db, err,
+    st_stmt *st = rg_st_prep(l->db, err,
                                   "SELECT e.multiple_roles, r.slug, e.version FROM environment e"
                                   " JOIN roles r ON r.id = e.default_role_id WHERE e.id = 1", "");
     if (!st)
         return RG_EIO;
     int rc = rg_st_step(l->db, st, err);
     if (rc == 1) {
-        l->spec.multiple_roles = sqlite3_column_int(st, 0);
+        l->spec.multiple_roles = st_col_int(st, 0);
         l->spec.env_default = sp_dup(&l->sp, rg_st_col(st, 1));
-        l->spec.version = (uint64_t)sqlite3_column_int64(st, 2);
+        l->spec.version = (uint64_t)st_col_int64(st, 2);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc == 0)
         return rg_error_set(err, RG_EIO, 500, "store_error", NULL, "environment row missing");
     return rc < 0 ? rc : 0;
@@ -123,7 +123,7 @@ static int load_env(loader *l, rg_error *err)
 /* The organization: independence, its own default, its version. */
 static int load_org(loader *l, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(l->db, err,
+    st_stmt *st = rg_st_prep(l->db, err,
                                   "SELECT o.independent, r.slug, o.version FROM organizations o"
                                   " LEFT JOIN roles r ON r.id = o.default_role_id"
                                   " AND r.status = 'active' WHERE o.id = ?", "s", l->org_id);
@@ -131,21 +131,21 @@ static int load_org(loader *l, rg_error *err)
         return RG_EIO;
     int rc = rg_st_step(l->db, st, err);
     if (rc == 1) {
-        l->independent = sqlite3_column_int(st, 0);
+        l->independent = st_col_int(st, 0);
         if (l->independent && rg_st_col(st, 1))
             l->spec.org_default = sp_dup(&l->sp, rg_st_col(st, 1));
         /* the table depends on the environment and on the organization:
          * either one's bump changes the sum */
-        l->spec.version += (uint64_t)sqlite3_column_int64(st, 2);
+        l->spec.version += (uint64_t)st_col_int64(st, 2);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc == 0)
         return rg_st_not_found(err, "organization_id", "organization", l->org_id);
     return rc < 0 ? rc : 0;
 }
 
 /* Appends one role row (id, slug, is-organization-role). */
-static int role_add(loader *l, size_t *cap, sqlite3_stmt *st)
+static int role_add(loader *l, size_t *cap, st_stmt *st)
 {
     if (!l->lr || !l->specs)
         return -1;
@@ -165,7 +165,7 @@ static int role_add(loader *l, size_t *cap, sqlite3_stmt *st)
     memset(&l->specs[i], 0, sizeof l->specs[i]);
     l->lr[i].id = sp_dup(&l->sp, rg_st_col(st, 0));
     l->specs[i].slug = sp_dup(&l->sp, rg_st_col(st, 1));
-    l->specs[i].type = sqlite3_column_int(st, 2) ? RG_ROLE_ORG : RG_ROLE_ENV;
+    l->specs[i].type = st_col_int(st, 2) ? RG_ROLE_ORG : RG_ROLE_ENV;
     if (l->specs[i].type == RG_ROLE_ENV)
         l->n_env++;
     return 0;
@@ -175,7 +175,7 @@ static int role_add(loader *l, size_t *cap, sqlite3_stmt *st)
  * organization's own; then the index by id. */
 static int load_roles(loader *l, rg_error *err)
 {
-    sqlite3_stmt *st =
+    st_stmt *st =
         l->org_id ? rg_st_prep(l->db, err,
                                "SELECT r.id, r.slug, r.organization_id IS NOT NULL FROM roles r"
                                " LEFT JOIN priorities p ON p.role_id = r.id AND p.scope = ''"
@@ -196,7 +196,7 @@ static int load_roles(loader *l, rg_error *err)
     int rc = l->lr && l->specs ? 0 : rg_st_oom(err);
     while (rc == 0 && (rc = rg_st_step(l->db, st, err)) == 1)
         rc = role_add(l, &cap, st) ? rg_st_oom(err) : 0;
-    sqlite3_finalize(st);
+    st_finalize(st);
     if (rc < 0)
         return rc;
     if (l->sp.oom || !(l->ix = malloc((l->n_roles ? l->n_roles : 1) * sizeof *l->ix)))
@@ -210,7 +210,7 @@ static int load_roles(loader *l, rg_error *err)
 /* The permissions of those roles, in one query. */
 static int load_perms(loader *l, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(l->db, err,
+    st_stmt *st = rg_st_prep(l->db, err,
                                   "SELECT rp.role_id, p.slug FROM role_permissions rp"
                                   " JOIN permissions p ON p.id = rp.permission_id"
                                   " JOIN roles r ON r.id = rp.role_id WHERE r.status = 'active'"
@@ -236,14 +236,14 @@ static int load_perms(loader *l, rg_error *err)
         }
         r->perms[r->n_perms++] = sp_dup(&l->sp, rg_st_col(st, 1));
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc < 0 ? rc : 0;
 }
 
 /* An independent organization's own order (R9). */
 static int load_order(loader *l, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(l->db, err,
+    st_stmt *st = rg_st_prep(l->db, err,
                                   "SELECT r.slug FROM priorities p JOIN roles r ON r.id = p.role_id"
                                   " WHERE p.scope = ? AND r.status = 'active' ORDER BY p.position",
                                   "s", l->org_id);
@@ -263,7 +263,7 @@ static int load_order(loader *l, rg_error *err)
         }
         l->order[l->n_order++] = sp_dup(&l->sp, rg_st_col(st, 0));
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc < 0 ? rc : 0;
 }
 
@@ -273,7 +273,7 @@ static int load_order(loader *l, rg_error *err)
  * mapping anyway). */
 static int load_mappings(loader *l, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(l->db, err,
+    st_stmt *st = rg_st_prep(l->db, err,
                                   "SELECT m.connection_id, m.idp_group, m.role_id"
                                   " FROM role_mappings m WHERE m.connection_id IN"
                                   " (SELECT id FROM connections WHERE organization_id = ?)"
@@ -305,7 +305,7 @@ static int load_mappings(loader *l, rg_error *err)
         m->idp_group = sp_dup(&l->sp, rg_st_col(st, 1));
         m->role_slug = l->specs[i].slug;
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return rc < 0 ? rc : 0;
 }
 
@@ -344,7 +344,7 @@ static void loader_free(loader *l)
 /* full: with permissions and mappings (what logins resolve against); else
  * only roles, orders, defaults and the multiple_roles setting, enough for
  * ranks, lists and role assignment. */
-static int table_load(sqlite3 *db, const char *org_id, int full, rg_role_table **out,
+static int table_load(st_db *db, const char *org_id, int full, rg_role_table **out,
                       rg_error *err)
 {
     *out = NULL;
@@ -376,18 +376,18 @@ static int table_load(sqlite3 *db, const char *org_id, int full, rg_role_table *
     return rc;
 }
 
-int rg_st_table_load(sqlite3 *db, const char *org_id, rg_role_table **out, rg_error *err)
+int rg_st_table_load(st_db *db, const char *org_id, rg_role_table **out, rg_error *err)
 {
     return table_load(db, org_id, 1, out, err);
 }
 
-int rg_st_table_load_order(sqlite3 *db, const char *org_id, rg_role_table **out,
+int rg_st_table_load_order(st_db *db, const char *org_id, rg_role_table **out,
                            rg_error *err)
 {
     return table_load(db, org_id, 0, out, err);
 }
 
-int rg_st_table_version(sqlite3 *db, const char *org_id, uint64_t *out, rg_error *err)
+int rg_st_table_version(st_db *db, const char *org_id, uint64_t *out, rg_error *err)
 {
     int64_t v = 0;
     int rc = org_id ? rg_st_int(db, err, &v,

@@ -46,7 +46,7 @@ void rg_store_set_change_hook(rg_store *s, rg_store_change_fn fn, void *ctx)
     s->on_change_ctx = ctx;
 }
 
-static void dirty_note(sqlite3 *db, const char *org_id)
+static void dirty_note(st_db *db, const char *org_id)
 {
     st_tx *tx = cur_tx;
     if (!tx || !tx->write || tx->db != db)
@@ -89,16 +89,16 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
         pthread_mutex_lock(&s->write_lock);
     tx->slot = pool_take(s);
     tx->db = s->conns[tx->slot];
-    if (sqlite3_exec(tx->db, write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL) !=
-        SQLITE_OK) {
+    cur_tx = tx;   /* the backend's error mapping may mark it for a retry */
+    if (tx->db->be->begin(tx->db, write ? ST_BEGIN_WRITE : ST_BEGIN_READ)) {
         int rc = rg_st_dberr(tx->db, err);
+        cur_tx = NULL;
         pool_give(s, tx->slot);
         if (write)
             pthread_mutex_unlock(&s->write_lock);
         tx->db = NULL;
         return rc;
     }
-    cur_tx = tx;
     return 0;
 }
 
@@ -106,13 +106,13 @@ static int tx_end(st_tx *tx, int rc, rg_error *err)
 {
     assert(tx && tx->db);
     if (rc == 0) {
-        if (sqlite3_exec(tx->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        if (tx->db->be->commit(tx->db)) {
             rc = rg_st_dberr(tx->db, err);
-            sqlite3_exec(tx->db, "ROLLBACK", NULL, NULL, NULL);
+            tx->db->be->rollback(tx->db);
         }
     } else {
         /* R23: a failure changes nothing */
-        sqlite3_exec(tx->db, "ROLLBACK", NULL, NULL, NULL);
+        tx->db->be->rollback(tx->db);
     }
     cur_tx = NULL;
     pool_give(tx->s, tx->slot);
@@ -134,7 +134,7 @@ static int tx_end(st_tx *tx, int rc, rg_error *err)
     return rc;
 }
 
-void rg_st_retry_note(sqlite3 *db)
+void rg_st_retry_note(st_db *db)
 {
     if (cur_tx && cur_tx->db == db)
         cur_tx->retry = 1;
@@ -193,7 +193,7 @@ int rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err)
     return run(s, 0, fn, arg, out, err);
 }
 
-int rg_st_answer(sqlite3 *db, json_t *o, const char *event, json_t **out, rg_error *err)
+int rg_st_answer(st_db *db, json_t *o, const char *event, json_t **out, rg_error *err)
 {
     if (!o)
         return RG_EIO;
@@ -229,7 +229,7 @@ int rg_st_rc(const rg_error *err)
 
 /* ---- events and versions ------------------------------------------------------ */
 
-int rg_st_event(sqlite3 *db, const char *name, json_t *data, rg_error *err)
+int rg_st_event(st_db *db, const char *name, json_t *data, rg_error *err)
 {
     assert(name);
     if (!data)
@@ -248,14 +248,14 @@ int rg_st_event(sqlite3 *db, const char *name, json_t *data, rg_error *err)
     return rc;
 }
 
-int rg_st_bump_env(sqlite3 *db, rg_error *err)
+int rg_st_bump_env(st_db *db, rg_error *err)
 {
     dirty_note(db, NULL);
     return rg_st_exec(db, err, "UPDATE environment SET version = version + 1 WHERE id = 1",
                       "");
 }
 
-int rg_st_bump_org(sqlite3 *db, const char *org_id, rg_error *err)
+int rg_st_bump_org(st_db *db, const char *org_id, rg_error *err)
 {
     dirty_note(db, org_id);
     return rg_st_exec(db, err, "UPDATE organizations SET version = version + 1 WHERE id = ?",

@@ -7,9 +7,9 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
-json_t *rg_st_user_json(sqlite3 *db, const char *user_id, rg_error *err)
+json_t *rg_st_user_json(st_db *db, const char *user_id, rg_error *err)
 {
-    sqlite3_stmt *st = rg_st_prep(db, err,
+    st_stmt *st = rg_st_prep(db, err,
                                   "SELECT id, email, first_name, last_name, created_at,"
                                   " updated_at FROM users WHERE id = ?", "s", user_id);
     if (!st)
@@ -28,7 +28,7 @@ json_t *rg_st_user_json(sqlite3 *db, const char *user_id, rg_error *err)
     } else if (rc == 0) {
         rg_st_not_found(err, "id", "user", user_id);
     }
-    sqlite3_finalize(st);
+    st_finalize(st);
     return o;
 }
 
@@ -52,7 +52,7 @@ static int optional_label(const char *s, const char *field, rg_error *err)
 }
 
 /* Inserts a user row and emits user.created. */
-static int user_insert(sqlite3 *db, const char *email, const char *first, const char *last,
+static int user_insert(st_db *db, const char *email, const char *first, const char *last,
                        char id[ST_ID], rg_error *err)
 {
     char ts[ST_TS];
@@ -110,7 +110,7 @@ int rg_store_user_get(rg_store *s, const char *id, json_t **out, rg_error *err)
 static int user_delete_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const char *id = arg;
-    sqlite3 *db = tx->db;
+    st_db *db = tx->db;
     json_t *before = rg_st_user_json(db, id, err);
     if (!before)
         return rg_st_rc(err);

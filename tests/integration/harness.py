@@ -29,6 +29,33 @@ BIN = os.environ.get("ROLEGATE_BIN") or os.path.join(ROOT, "build", "rolegate")
 ADMIN_KEY = "test-admin-key-" + "k" * 32
 
 
+PG_BASE = os.environ.get("ROLEGATE_TEST_PG") or None
+_pg_seq = [0]
+
+
+def pg_sql(db, sql):
+    """Runs sql on database db of the PostgreSQL server of tests/with-postgres
+    (psql, Debian postgresql-client); returns its output (unaligned)."""
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                        f"{PG_BASE}/{db}", "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError(f"psql {sql}: {r.stderr}")
+    return r.stdout.strip()
+
+
+def pg_database_new():
+    """A new empty database on the test server; its postgresql:// URL."""
+    _pg_seq[0] += 1
+    name = f"rg_it_{os.getpid()}_{_pg_seq[0]}"
+    pg_sql("postgres", f"CREATE DATABASE {name}")
+    return f"{PG_BASE}/{name}"
+
+
+def pg_database_drop(url):
+    pg_sql("postgres", f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
 def free_port():
     """A TCP port that was free on 127.0.0.1 a moment ago (bind port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -54,7 +81,10 @@ class Rolegate:
       config: dict {section: {option: value}} merged over the harness config
       env:    extra environment variables
       admin_key: the key (passed as ROLEGATE_ADMIN_KEY; None = use the file)
-      start:  False to only write the config (call start() yourself)."""
+      start:  False to only write the config (call start() yourself).
+    Under tests/with-postgres (ROLEGATE_TEST_PG set) the store is a new
+    PostgreSQL database of that server, dropped at close(), unless config
+    names a database of its own."""
 
     def __init__(self, config=None, env=None, admin_key=ADMIN_KEY, start=True,
                  timeout=15):
@@ -80,6 +110,10 @@ class Rolegate:
             "saml": {"sp_key_file": os.path.join(self.dir, "var", "saml", "sp.key"),
                      "sp_cert_file": os.path.join(self.dir, "var", "saml", "sp.crt")},
         }
+        self.pg_url = None
+        if PG_BASE and "database" not in (config or {}).get("store", {}):
+            self.pg_url = pg_database_new()
+            cfg["store"]["database"] = self.pg_url
         for sec, opts in (config or {}).items():
             cfg.setdefault(sec, {}).update(opts)
         self.config_path = os.path.join(self.dir, "rolegate.conf")
@@ -159,7 +193,13 @@ class Rolegate:
     def close(self):
         """Kills the process if still running and removes the temp dir."""
         self.kill()
+        self._pg_drop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _pg_drop(self):
+        if self.pg_url:
+            pg_database_drop(self.pg_url)
+            self.pg_url = None
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -170,6 +210,7 @@ class Rolegate:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.stop()
+            self._pg_drop()
             shutil.rmtree(self.dir, ignore_errors=True)
         else:
             self.kill()   # the temp dir stays for a look at the log

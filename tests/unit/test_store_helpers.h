@@ -1,8 +1,10 @@
-/* test_store_helpers.h: what the store tests share: a fresh database file
- * per test in its own temp directory (removed afterwards), direct SQL
- * queries on that file through a separate connection (to check the stored
- * state, not only what the API says), event counting and JSON shortcuts.
- * Included by tests/unit/test_store_*.c only; everything is static. */
+/* test_store_helpers.h: what the store tests share: a fresh database per
+ * test (a file in its own temp directory, or, when ROLEGATE_TEST_PG names a
+ * PostgreSQL server (tests/with-postgres), a database created in it; both
+ * removed afterwards), direct SQL queries on that database through a
+ * separate connection (to check the stored state, not only what the API
+ * says), event counting and JSON shortcuts. Included by
+ * tests/unit/test_store_*.c only; everything is static. */
 #ifndef TEST_STORE_HELPERS_H
 #define TEST_STORE_HELPERS_H
 
@@ -15,15 +17,40 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include "rolegate/store.h"
 
 typedef struct fx {
     char dir[128];
-    char path[160];
+    char path[256];
+    char pgdb[64];      /* the test's PostgreSQL database ("": SQLite) */
     rg_store *s;
     rg_error err;
 } fx;
+
+/* The PostgreSQL server of tests/with-postgres, or NULL: SQLite. */
+static inline const char *pg_base(void)
+{
+    const char *b = getenv("ROLEGATE_TEST_PG");
+    return b && *b ? b : NULL;
+}
+
+/* Runs sql on database db of the test server; the result (caller clears). */
+static inline PGresult *pg_run(const char *db, const char *sql)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/%s", pg_base(), db);
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("postgresql %s: %s", url, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType es = PQresultStatus(r);
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK)
+        fail_msg("postgresql: %s: %s", sql, PQresultErrorMessage(r));
+    PQfinish(c);
+    return r;
+}
 
 static inline int fx_setup(void **state)
 {
@@ -31,9 +58,19 @@ static inline int fx_setup(void **state)
     assert_non_null(f);
     snprintf(f->dir, sizeof f->dir, "/tmp/rg-store-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/rolegate.db", f->dir);
+    if (pg_base()) {
+        static unsigned n;
+        char sql[128];
+        snprintf(f->pgdb, sizeof f->pgdb, "rg_test_%ld_%u", (long)getpid(), n++);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->pgdb);
+        PQclear(pg_run("postgres", sql));
+        snprintf(f->path, sizeof f->path, "%s/%s", pg_base(), f->pgdb);
+    } else {
+        snprintf(f->path, sizeof f->path, "%s/rolegate.db", f->dir);
+    }
     f->s = rg_store_open(f->path, &f->err);
-    assert_non_null(f->s);
+    if (!f->s)
+        fail_msg("rg_store_open %s: %s", f->path, f->err.message);
     *state = f;
     return 0;
 }
@@ -41,8 +78,12 @@ static inline int fx_setup(void **state)
 static inline int fx_teardown(void **state)
 {
     fx *f = *state;
-    char p[200];
+    char p[300];
     rg_store_close(f->s);
+    if (f->pgdb[0]) {
+        snprintf(p, sizeof p, "DROP DATABASE %s WITH (FORCE)", f->pgdb);
+        PQclear(pg_run("postgres", p));
+    }
     const char *suffix[] = { "", "-wal", "-shm" };
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
@@ -61,9 +102,22 @@ static inline void fx_reopen(fx *f)
     assert_non_null(f->s);
 }
 
-/* One integer from SQL run on the database file (a separate connection). */
+/* One integer from SQL run on the database (a separate connection). The
+ * PRAGMAs the tests read have their PostgreSQL equivalents. */
 static inline long long q_int(fx *f, const char *sql)
 {
+    if (f->pgdb[0]) {
+        if (!strcmp(sql, "PRAGMA user_version"))
+            sql = "SELECT version FROM rolegate_schema";
+        else if (!strncmp(sql, "PRAGMA", 6))
+            sql = "SELECT 0";
+        PGresult *r = pg_run(f->pgdb, sql);
+        assert_int_equal(PQntuples(r), 1);
+        const char *v = PQgetvalue(r, 0, 0);
+        long long x = !strcmp(v, "t") ? 1 : !strcmp(v, "f") ? 0 : strtoll(v, NULL, 10);
+        PQclear(r);
+        return x;
+    }
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
@@ -79,6 +133,10 @@ static inline long long q_int(fx *f, const char *sql)
 /* Runs SQL on the file directly (to set up states the API cannot make). */
 static inline void q_exec(fx *f, const char *sql)
 {
+    if (f->pgdb[0]) {
+        PQclear(pg_run(f->pgdb, sql));
+        return;
+    }
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);

@@ -386,7 +386,7 @@ static void test_R14_turning_multiple_roles_off_keeps_highest(void **state)
     assert_int_equal(n_events(f, "organization_membership.updated"), upd + 2);
     assert_int_equal(n_events(f, "environment.updated"), 2);
     assert_int_equal(q_int(f, "SELECT max(c) FROM (SELECT count(*) c FROM membership_roles"
-                              " GROUP BY membership_id)"), 1);
+                              " GROUP BY membership_id) t"), 1);
 }
 
 static void test_R19_api_roles_set_source_api_and_unknown_is_422(void **state)

@@ -1,0 +1,330 @@
+/* be_pg.c: the PostgreSQL backend of the store interface (backend.h) over
+ * libpq (issue 15). A statement's SQL is translated once at prepare
+ * (pg_sql.c) and run with text parameters at its first step, whose whole
+ * result the next steps walk (so a statement may be stepped while others
+ * run on the same connection, as the store's builders do). Writes run
+ * SERIALIZABLE, reads REPEATABLE READ (one snapshot), migrations under an
+ * advisory lock with the schema version in table rolegate_schema. Errors:
+ * SQLSTATE 40001 / 40P01 (serialization failure, deadlock) and 23505
+ * (unique violation: a racing writer on another instance) mark the
+ * transaction for the runner's retry (its rerun then answers what SQLite
+ * would: the entity's own 409) and answer 503 store_conflict / 409 conflict
+ * when the attempts run out; a lost server 503 store_unavailable (the
+ * connection is reset at the next begin); anything else 500 store_error. */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pg_sql.h"
+#include "rolegate/util.h"
+#include "store_impl.h"
+
+typedef struct pg_db {
+    st_db base;
+    PGconn *conn;
+    long changes;
+    int commit_failed;   /* the last error was COMMIT's: its outcome unknown */
+    char sqlstate[6];
+    char msg[200];
+} pg_db;
+
+typedef struct pg_stmt {
+    st_stmt base;
+    char *sql;
+    int nparams;
+    char **vals;
+    PGresult *res;
+    int row, nrows;
+} pg_stmt;
+
+#define PDB(db) ((pg_db *)(db))
+#define PST(st) ((pg_stmt *)(st))
+
+/* Records the error of res (NULL: of the connection) on db. */
+static void note_err(pg_db *db, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!m)
+        m = PQerrorMessage(db->conn);
+    snprintf(db->sqlstate, sizeof db->sqlstate, "%s",
+             state ? state : PQstatus(db->conn) == CONNECTION_BAD ? "08006" : "XX000");
+    snprintf(db->msg, sizeof db->msg, "%s", m ? m : "");
+    size_t n = strlen(db->msg);
+    while (n && (db->msg[n - 1] == '\n' || db->msg[n - 1] == ' '))
+        db->msg[--n] = 0;
+}
+
+static int pg_dberr(st_db *d, rg_error *err)
+{
+    pg_db *db = PDB(d);
+    const char *s = db->sqlstate;
+    if (!strcmp(s, "40001") || !strcmp(s, "40P01")) {
+        rg_st_retry_note(d);
+        return rg_error_set(err, RG_EIO, 503, "store_conflict", NULL,
+                            "postgresql: %s (SQLSTATE %s)", db->msg, s);
+    }
+    if (!strcmp(s, "23505")) {
+        rg_st_retry_note(d);
+        return rg_error_set(err, RG_ECONFLICT, 409, "conflict", NULL, "postgresql: %s",
+                            db->msg);
+    }
+    if (!strncmp(s, "08", 2) || PQstatus(db->conn) == CONNECTION_BAD) {
+        /* nothing of the transaction was kept: run it again on a new
+         * connection (the runner's backoff is the reconnect's), unless
+         * the COMMIT itself was cut (it may have been applied) */
+        if (!db->commit_failed)
+            rg_st_retry_note(d);
+        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL,
+                            "postgresql: %s", db->msg);
+    }
+    return rg_error_set(err, RG_EIO, 500, "store_error", NULL, "postgresql: %s (SQLSTATE %s)",
+                        db->msg, s);
+}
+
+static void pg_close(st_db *d)
+{
+    if (!d)
+        return;
+    PQfinish(PDB(d)->conn);
+    free(d);
+}
+
+static st_stmt *pg_prepare(st_db *d, const char *sql, rg_error *err)
+{
+    pg_stmt *st = calloc(1, sizeof *st);
+    if (st)
+        st->sql = rg_st_pg_sql(sql, &st->nparams);
+    if (st && st->sql && st->nparams)
+        st->vals = calloc((size_t)st->nparams, sizeof *st->vals);
+    if (!st || !st->sql || (st->nparams && !st->vals)) {
+        if (st)
+            free(st->sql);
+        free(st);
+        rg_st_oom(err);
+        return NULL;
+    }
+    st->base.db = d;
+    st->row = -1;
+    return &st->base;
+}
+
+static int pg_bind_text(st_stmt *s, int idx, const char *v)
+{
+    pg_stmt *st = PST(s);
+    if (idx < 1 || idx > st->nparams) {
+        snprintf(PDB(s->db)->sqlstate, 6, "XX000");
+        snprintf(PDB(s->db)->msg, sizeof PDB(s->db)->msg, "bind index %d out of range", idx);
+        return RG_EINVAL;
+    }
+    free(st->vals[idx - 1]);
+    st->vals[idx - 1] = NULL;
+    if (v && !(st->vals[idx - 1] = strdup(v))) {
+        snprintf(PDB(s->db)->sqlstate, 6, "53200");
+        snprintf(PDB(s->db)->msg, sizeof PDB(s->db)->msg, "out of memory");
+        return RG_ENOMEM;
+    }
+    return 0;
+}
+
+static int pg_bind_int64(st_stmt *st, int idx, int64_t v)
+{
+    char t[24];
+    snprintf(t, sizeof t, "%lld", (long long)v);
+    return pg_bind_text(st, idx, t);
+}
+
+static int pg_step(st_stmt *s)
+{
+    pg_stmt *st = PST(s);
+    pg_db *db = PDB(s->db);
+    if (!st->res) {
+        st->res = PQexecParams(db->conn, st->sql, st->nparams, NULL,
+                               (const char *const *)st->vals, NULL, NULL, 0);
+        ExecStatusType es = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
+        if (es == PGRES_COMMAND_OK) {
+            db->changes = strtol(PQcmdTuples(st->res), NULL, 10);
+            st->nrows = 0;
+        } else if (es == PGRES_TUPLES_OK) {
+            st->nrows = PQntuples(st->res);
+            const char *ct = PQcmdTuples(st->res);
+            if (ct && *ct)   /* INSERT ... SELECT / RETURNING */
+                db->changes = strtol(ct, NULL, 10);
+        } else {
+            note_err(db, st->res);
+            if (getenv("RG_PG_DEBUG"))
+                fprintf(stderr, "pg error %s: %s\n", db->msg, st->sql);
+            PQclear(st->res);
+            st->res = NULL;
+            return RG_EIO;
+        }
+    }
+    if (st->row + 1 < st->nrows) {
+        st->row++;
+        return 1;
+    }
+    st->row = st->nrows;
+    return 0;
+}
+
+static const char *pg_col_text(st_stmt *s, int i)
+{
+    pg_stmt *st = PST(s);
+    if (!st->res || st->row < 0 || st->row >= st->nrows || i >= PQnfields(st->res) ||
+        PQgetisnull(st->res, st->row, i))
+        return NULL;
+    return PQgetvalue(st->res, st->row, i);
+}
+
+static int64_t pg_col_int64(st_stmt *s, int i)
+{
+    const char *v = pg_col_text(s, i);
+    if (!v)
+        return 0;
+    if (!strcmp(v, "t"))
+        return 1;
+    if (!strcmp(v, "f"))
+        return 0;
+    return strtoll(v, NULL, 10);
+}
+
+static void pg_finalize(st_stmt *s)
+{
+    pg_stmt *st = PST(s);
+    PQclear(st->res);
+    for (int i = 0; i < st->nparams; i++)
+        free(st->vals[i]);
+    free(st->vals);
+    free(st->sql);
+    free(st);
+}
+
+static long pg_changes(st_db *d)
+{
+    return PDB(d)->changes;
+}
+
+/* Runs text (no parameters, maybe several statements). */
+static int run(pg_db *db, const char *text)
+{
+    PGresult *r = PQexec(db->conn, text);
+    ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    int ok = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK;
+    if (!ok)
+        note_err(db, r);
+    PQclear(r);
+    return ok ? 0 : RG_EIO;
+}
+
+static int pg_exec_script(st_db *d, const char *sql)
+{
+    char *ddl = rg_st_pg_ddl(sql);
+    if (!ddl) {
+        snprintf(PDB(d)->sqlstate, 6, "53200");
+        snprintf(PDB(d)->msg, sizeof PDB(d)->msg, "out of memory");
+        return RG_ENOMEM;
+    }
+    int rc = run(PDB(d), ddl);
+    free(ddl);
+    return rc;
+}
+
+/* The advisory lock key of migrations: any constant shared by every
+ * rolegate ("rolegate" in ASCII). */
+#define MIGRATE_LOCK "7526768494185166181"
+
+static int pg_begin(st_db *d, int kind)
+{
+    pg_db *db = PDB(d);
+    db->commit_failed = 0;
+    if (PQstatus(db->conn) == CONNECTION_BAD) {
+        PQreset(db->conn);
+        if (PQstatus(db->conn) == CONNECTION_BAD) {
+            note_err(db, NULL);
+            return RG_EIO;
+        }
+        rg_log(RG_LOG_INFO, "store=postgresql_reconnected");
+    }
+    switch (kind) {
+    case ST_BEGIN_READ:
+        return run(db, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    case ST_BEGIN_WRITE:
+        return run(db, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+    default:
+        return run(db, "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ");"
+                       " CREATE TABLE IF NOT EXISTS rolegate_schema(version INTEGER NOT NULL);"
+                       " INSERT INTO rolegate_schema SELECT 0"
+                       " WHERE NOT EXISTS (SELECT 1 FROM rolegate_schema)");
+    }
+}
+
+static int pg_commit(st_db *d)
+{
+    int rc = run(PDB(d), "COMMIT");
+    PDB(d)->commit_failed = rc != 0;
+    return rc;
+}
+
+static void pg_rollback(st_db *d)
+{
+    PGresult *r = PQexec(PDB(d)->conn, "ROLLBACK");
+    PQclear(r);
+}
+
+static int pg_schema_get(st_db *d, int *v)
+{
+    PGresult *r = PQexec(PDB(d)->conn, "SELECT version FROM rolegate_schema");
+    int ok = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (ok)
+        *v = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        note_err(PDB(d), r);
+    PQclear(r);
+    return ok ? 0 : RG_EIO;
+}
+
+static int pg_schema_set(st_db *d, int v)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "UPDATE rolegate_schema SET version = %d", v);
+    return run(PDB(d), sql);
+}
+
+static const st_backend pg_backend = {
+    "postgresql",   pg_close,      pg_prepare,    pg_bind_text,  pg_bind_int64,
+    pg_step,        pg_col_text,   pg_col_int64,  pg_finalize,   pg_changes,
+    pg_exec_script, pg_begin,      pg_commit,     pg_rollback,   pg_schema_get,
+    pg_schema_set,  pg_dberr,
+};
+
+/* Notices (e.g. "relation already exists, skipping") are not errors. */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+st_db *rg_st_pg_open(const char *conninfo, rg_error *err)
+{
+    pg_db *db = calloc(1, sizeof *db);
+    if (!db) {
+        rg_st_oom(err);
+        return NULL;
+    }
+    db->base.be = &pg_backend;
+    db->conn = PQconnectdb(conninfo);
+    if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
+        /* the message names host and port, never the password */
+        note_err(db, NULL);
+        rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "postgresql: %s", db->msg);
+        pg_close(&db->base);
+        return NULL;
+    }
+    PQsetNoticeProcessor(db->conn, quiet, NULL);
+    if (run(db, "SET client_encoding = 'UTF8'")) {
+        pg_dberr(&db->base, err);
+        pg_close(&db->base);
+        return NULL;
+    }
+    return &db->base;
+}
