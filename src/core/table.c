@@ -350,6 +350,38 @@ out:
     return rc;
 }
 
+/* br[i] and spec_slugs[i]: the environment's roles, then the
+ * organization's; each with a slug and listed with its own type. */
+static int spec_roles(const rg_table_spec *spec, build_role *br, const char **spec_slugs,
+                      size_t n, rg_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        br[i].spec = i < spec->n_env_roles ? &spec->env_roles[i]
+                                           : &spec->org_roles[i - spec->n_env_roles];
+        if (!br[i].spec->slug || !*br[i].spec->slug)
+            return table_error(err, "a role has no slug");
+        /* an environment role listed among the organization's own is a spec
+         * error as much as a wrong type is */
+        if (br[i].spec->type != (i < spec->n_env_roles ? RG_ROLE_ENV : RG_ROLE_ORG))
+            return table_error(err, "role '%.64s' is listed with the wrong type",
+                               br[i].spec->slug);
+        spec_slugs[i] = br[i].spec->slug;
+    }
+    return 0;
+}
+
+/* Indexes the n slugs in six (empty, sized for n); a repeated slug is
+ * refused (R3, R4). */
+static int index_slugs_unique(core_index *six, const char **spec_slugs, size_t n, rg_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (core_index_find_str(six, spec_slugs, spec_slugs[i]) >= 0)
+            return table_error(err, "duplicate role slug '%.64s' (R3/R4)", spec_slugs[i]);
+        index_put(six, core_hash(spec_slugs[i], strlen(spec_slugs[i]), 0), i);
+    }
+    return 0;
+}
+
 rg_role_table *rg_role_table_build(const rg_table_spec *spec, rg_error *err)
 {
     if (!spec) {
@@ -370,21 +402,8 @@ rg_role_table *rg_role_table_build(const rg_table_spec *spec, rg_error *err)
     uint64_t *tmp_slots = NULL;
     if (!br || !order || !spec_slugs)
         goto oom;
-    for (size_t i = 0; i < n; i++) {
-        br[i].spec = i < spec->n_env_roles ? &spec->env_roles[i]
-                                           : &spec->org_roles[i - spec->n_env_roles];
-        if (!br[i].spec->slug || !*br[i].spec->slug) {
-            table_error(err, "a role has no slug");
-            goto fail;
-        }
-        /* an environment role listed among the organization's own is a spec
-         * error as much as a wrong type is */
-        if (br[i].spec->type != (i < spec->n_env_roles ? RG_ROLE_ENV : RG_ROLE_ORG)) {
-            table_error(err, "role '%.64s' is listed with the wrong type", br[i].spec->slug);
-            goto fail;
-        }
-        spec_slugs[i] = br[i].spec->slug;
-    }
+    if (spec_roles(spec, br, spec_slugs, n, err))
+        goto fail;
     /* a temporary index over the spec's slugs: duplicates (R3, R4) and the
      * lookups of the own order */
     core_index six;
@@ -394,13 +413,8 @@ rg_role_table *rg_role_table_build(const rg_table_spec *spec, rg_error *err)
     if (!(tmp_slots = calloc(cap, sizeof *tmp_slots)))
         goto oom;
     index_init(&six, n, tmp_slots, NULL);
-    for (size_t i = 0; i < n; i++) {
-        if (core_index_find_str(&six, spec_slugs, spec_slugs[i]) >= 0) {
-            table_error(err, "duplicate role slug '%.64s' (R3/R4)", spec_slugs[i]);
-            goto fail;
-        }
-        index_put(&six, core_hash(spec_slugs[i], strlen(spec_slugs[i]), 0), i);
-    }
+    if (index_slugs_unique(&six, spec_slugs, n, err))
+        goto fail;
     if (place_roles(spec, br, n, &six, spec_slugs, order, err))
         goto fail;
 

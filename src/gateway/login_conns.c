@@ -182,55 +182,58 @@ static lg_conn *conn_find(rg_gateway_login *lg, const char *id, size_t *idx)
     return NULL;
 }
 
-int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_error *err)
+/* The stored connection (*j, the caller decrefs) and the SHA-256 of the
+ * whole stored object: any change rebuilds. */
+static int conn_load(rg_gateway_login *lg, const char *id, json_t **j, unsigned char dg[32],
+                     rg_error *err)
 {
-    assert(lg && out);
-    *out = NULL;
-    if (!id || !*id || strlen(id) >= LG_ID_MAX)
-        return rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
-                            "no such connection");
-    if (!lg->ctx->store)
-        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "no store");
-    json_t *j = NULL;
-    int rc = rg_store_connection_private(lg->ctx->store, id, &j, err);
+    int rc = rg_store_connection_private(lg->ctx->store, id, j, err);
     if (rc) {
         if (err && err->status == 404)
             rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
                          "no such connection");
         return rc;
     }
-    /* the digest of the whole stored object: any change rebuilds */
-    unsigned char dg[32];
-    char *dump = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    char *dump = json_dumps(*j, JSON_COMPACT | JSON_SORT_KEYS);
     unsigned int dl = 0;
     if (!dump || !EVP_Digest(dump, strlen(dump), dg, &dl, EVP_sha256(), NULL)) {
         free(dump);
-        json_decref(j);
+        json_decref(*j);
+        *j = NULL;
         return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
     }
     free(dump);
+    return 0;
+}
+
+/* The table's object for id if it was built from the same digest, with a
+ * reference taken for the caller; else NULL. Takes the lock. */
+static lg_conn *conn_cached(rg_gateway_login *lg, const char *id, const unsigned char dg[32])
+{
     pthread_mutex_lock(&lg->clock);
     lg_conn *c = conn_find(lg, id, NULL);
-    if (c && memcmp(c->digest, dg, sizeof dg) == 0) {
+    if (c && memcmp(c->digest, dg, 32) == 0)
         c->refs++;
-        pthread_mutex_unlock(&lg->clock);
-        json_decref(j);
-        *out = c;
-        return 0;
-    }
+    else
+        c = NULL;
     pthread_mutex_unlock(&lg->clock);
+    return c;
+}
 
-    /* (re)build outside the lock: lasso parses keys and metadata */
+/* A new runtime object from the stored JSON (outside the lock: lasso parses
+ * keys and metadata). An unusable connection is logged. */
+static int conn_build(rg_gateway_login *lg, const char *id, const json_t *j,
+                      const unsigned char dg[32], lg_conn **out, rg_error *err)
+{
     lg_conn *n = calloc(1, sizeof *n);
-    if (!n) {
-        json_decref(j);
+    if (!n)
         return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
-    }
     snprintf(n->id, sizeof n->id, "%s", id);
     snprintf(n->org_id, sizeof n->org_id, "%s", jstr(j, "organization_id") ? jstr(j, "organization_id") : "");
-    memcpy(n->digest, dg, sizeof dg);
+    memcpy(n->digest, dg, sizeof n->digest);
     n->require_mapped_group = json_is_true(json_object_get(j, "require_mapped_group"));
     const char *type = jstr(j, "type");
+    int rc;
     if (type && strcmp(type, "saml") == 0) {
         n->type = 's';
         rc = conn_build_saml(lg, j, n, err);
@@ -241,7 +244,6 @@ int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_erro
         rc = rg_error_set(err, RG_EINVAL, 422, "connection_type_unknown", "type",
                           "unknown connection type");
     }
-    json_decref(j);
     if (rc) {
         int draft = err && strcmp(err->code, "connection_draft") == 0;
         rg_log(RG_LOG_WARN, "event=connection_unusable connection_id=%s error=%s%s", n->id,
@@ -250,10 +252,19 @@ int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_erro
         conn_free(n);
         return rc;
     }
+    *out = n;
+    return 0;
+}
+
+/* Puts n in the table (replacing an older build of the same connection),
+ * unless another thread built the same one meanwhile: then that one is
+ * used and n freed. *out: the object handed to the caller, referenced. */
+static int conn_install(rg_gateway_login *lg, lg_conn *n, lg_conn **out, rg_error *err)
+{
     pthread_mutex_lock(&lg->clock);
     size_t idx = 0;
-    lg_conn *old = conn_find(lg, id, &idx);
-    if (old && memcmp(old->digest, dg, sizeof dg) == 0) {
+    lg_conn *old = conn_find(lg, n->id, &idx);
+    if (old && memcmp(old->digest, n->digest, sizeof n->digest) == 0) {
         /* another thread built the same one meanwhile: use it */
         old->refs++;
         pthread_mutex_unlock(&lg->clock);
@@ -287,4 +298,32 @@ int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_erro
            n->type == 's' ? "saml" : "oidc");
     *out = n;
     return 0;
+}
+
+int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_error *err)
+{
+    assert(lg && out);
+    *out = NULL;
+    if (!id || !*id || strlen(id) >= LG_ID_MAX)
+        return rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+                            "no such connection");
+    if (!lg->ctx->store)
+        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "no store");
+    json_t *j = NULL;
+    unsigned char dg[32];
+    int rc = conn_load(lg, id, &j, dg, err);
+    if (rc)
+        return rc;
+    lg_conn *c = conn_cached(lg, id, dg);
+    if (c) {
+        json_decref(j);
+        *out = c;
+        return 0;
+    }
+    lg_conn *n = NULL;
+    rc = conn_build(lg, id, j, dg, &n, err);
+    json_decref(j);
+    if (rc)
+        return rc;
+    return conn_install(lg, n, out, err);
 }
