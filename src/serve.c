@@ -121,6 +121,13 @@ static void on_store_change(void *cache, const char *org_id)
     rg_cache_table_invalidate(cache, org_id);
 }
 
+/* issue 13: a committed membership change makes the membership states the
+ * refresh at /auth keeps stale (here and, through Redis, everywhere) */
+static void on_members_change(void *cache)
+{
+    rg_cache_members_invalidate(cache);
+}
+
 static int on_remote_revoke(void *gw, const char *sid, int64_t exp)
 {
     return rg_session_revoke(rg_gateway_revocations(gw), rg_gateway_token_cache(gw), sid,
@@ -162,13 +169,17 @@ static void h_metrics(rg_http_req *req, void *ctx)
         "rolegate_role_table_cache_hit_ratio %.4f\n"
         "# TYPE rolegate_role_table_invalidations_received_total counter\n"
         "rolegate_role_table_invalidations_received_total %lu\n"
+        "# TYPE rolegate_membership_state_lookups_total counter\n"
+        "rolegate_membership_state_lookups_total{source=\"local\"} %lu\n"
+        "rolegate_membership_state_lookups_total{source=\"store\"} %lu\n"
         "# TYPE rolegate_saml_replay_checks_local_total counter\n"
         "rolegate_saml_replay_checks_local_total %lu\n"
         "# TYPE rolegate_saml_replay_checks_unavailable_total counter\n"
         "rolegate_saml_replay_checks_unavailable_total %lu\n",
         st.configured, st.table_local_hits, st.table_redis_hits, st.table_store_loads,
         total ? (double)(st.table_local_hits + st.table_redis_hits) / (double)total : 0.0,
-        st.invalidations_received, st.replay_local, st.replay_unavailable);
+        st.invalidations_received, st.member_local_hits, st.member_store_loads,
+        st.replay_local, st.replay_unavailable);
     char *reg = rg_metrics_render();
     if (reg)
         rg_buf_puts(&b, reg);
@@ -359,6 +370,7 @@ static int serve_open(serve_state *st, const rg_config *cfg, const char *admin_k
         return -1;
     }
     rg_store_set_change_hook(ctx->store, on_store_change, ctx->cache);
+    rg_store_set_members_hook(ctx->store, on_members_change, ctx->cache);
     /* login: lasso (GType registry, xmlsec) and curl, before any thread */
     if (rg_saml_global_init() != 0 || rg_oidc_global_init() != 0) {
         fprintf(stderr, "rolegate: cannot initialise the SAML/OIDC libraries\n");
@@ -458,8 +470,10 @@ static void serve_free(serve_state *st)
     rg_gateway_free(st->gw);         /* after both servers */
     rg_gateway_portal_free(st->portal);  /* after both servers, before login */
     rg_gateway_login_free(st->login);  /* login: after both servers */
-    if (ctx->store)
+    if (ctx->store) {
         rg_store_set_change_hook(ctx->store, NULL, NULL);
+        rg_store_set_members_hook(ctx->store, NULL, NULL);
+    }
     rg_cache_free(ctx->cache);       /* after everything that borrows it, before the store */
     rg_store_close(ctx->store);
     rg_keyring_free(ctx->keys);

@@ -2,7 +2,8 @@
  * tables (R7-R11, R15) looked up in-process -> Redis -> store with versioned
  * keys and invalidation messages, and the state several instances must
  * share through Redis: the SAML replay cache, one-time login state and
- * revoked session ids. Without a Redis URL everything is in-process (one
+ * revoked session ids; the membership states session refreshes read
+ * (issue 13), in-process, invalidated like the tables. Without a Redis URL everything is in-process (one
  * instance). Redis down is degraded mode: tables come from the store, login
  * state from the in-process fallback, replay checks follow
  * saml.replay_check_without_redis.
@@ -61,6 +62,25 @@ void rg_cache_ref_release(rg_cache_ref *r);
  * but the message could not be published (other instances then catch up by
  * the TTL, or at once when their channel is down: see rg_cache_table_get). */
 int rg_cache_table_invalidate(rg_cache *c, const char *org_id);
+
+/* ---- membership states (issue 13: session refresh, R25) ------------------
+ * What rg_store_membership_state answers for (user_id, org_id) (status,
+ * role slugs, unordered; rg_slugs_clear them), from an in-process copy when
+ * one is current, else from the store (and kept). A copy is current while
+ * no membership write (rg_cache_members_invalidate, here or on another
+ * instance through Redis) happened since its load began, for table_ttl at
+ * most; with Redis configured and the invalidation channel down, none is
+ * (the store answers). Returns 0, or the store's code and err (404 no such
+ * membership, RG_EIO). */
+int rg_cache_membership_state(rg_cache *c, const char *user_id, const char *org_id,
+                              char *status, size_t status_len, rg_slugs *roles, rg_error *err);
+/* Call after every committed write that changed a membership or its roles
+ * (the store's members hook): every copy here is stale at once and
+ * <prefix>invalidate "~members" tells every instance. Returns 0, or RG_EIO
+ * if Redis is configured but the message could not be published (the
+ * others then catch up within table_ttl, or at once while their channel is
+ * down). */
+int rg_cache_members_invalidate(rg_cache *c);
 
 /* ---- SAML replay cache ----------------------------------------------------
  * Has the signature of rg_saml_replay_fn (saml.h): pass rg_cache_replay_check
@@ -150,6 +170,7 @@ typedef struct rg_cache_stats {
     unsigned long invalidations_received;
     unsigned long replay_local;       /* replay checks answered in-process */
     unsigned long replay_unavailable; /* replay checks answered -1 */
+    unsigned long member_local_hits, member_store_loads;   /* membership states */
 } rg_cache_stats;
 void rg_cache_stats_get(rg_cache *c, rg_cache_stats *out);
 /* 1 when Redis is configured, answering, and the subscriber is connected;

@@ -158,6 +158,14 @@ int rg_session_verify_lapsed(const rg_keyring *kr, const char *token, int64_t no
 int rg_session_claims_of_own(const rg_keyring *kr, const char *token, int64_t now,
                              rg_session_claims *out, rg_error *err);
 
+/* The claims c as rg_session_verify would read them from the token this
+ * process has just signed with c (key kid, payload: that token's payload
+ * JSON, taken, payload_len its length), built from c by copying, without
+ * parsing (issue 13: the refresh at /auth puts them in the token cache).
+ * 0, or RG_ENOMEM (payload freed). Clear *out with rg_session_claims_clear. */
+int rg_session_claims_of_issued(const rg_claims *c, const char *kid, char *payload,
+                                size_t payload_len, rg_session_claims *out, rg_error *err);
+
 /* ---- revocation set ----------------------------------------------------- */
 /* Revoked session ids, in process. An entry lives until its session's exp
  * plus grace seconds (pass the verify skew, so a token accepted within the
@@ -258,5 +266,12 @@ int rg_session_issue(const rg_keyring *kr, const rg_claims *claims,
                      rg_session_oversize policy, size_t budget, int secure,
                      int64_t lifetime, char **token, char **set_cookie,
                      size_t *cookie_len, int *omitted, rg_error *err);
+/* The same (cookie_len and omitted not reported) and, on success, *own: the
+ * claims of the token issued, as rg_session_verify would read them but
+ * without parsing it (rg_session_claims_of_issued). */
+int rg_session_issue_own(const rg_keyring *kr, const rg_claims *claims,
+                         rg_session_oversize policy, size_t budget, int secure,
+                         int64_t lifetime, char **token, char **set_cookie,
+                         rg_session_claims *own, rg_error *err);
 
 #endif

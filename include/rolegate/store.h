@@ -210,6 +210,14 @@ uint64_t rg_store_table_version(rg_store *s, const char *org_id);
  * Set it before any thread uses s; fn NULL removes it. */
 typedef void (*rg_store_change_fn)(void *ctx, const char *org_id);
 void rg_store_set_change_hook(rg_store *s, rg_store_change_fn fn, void *ctx);
+/* Issue 13: called once after every committed write that inserted, updated
+ * or deleted a row of a membership or of its roles, whatever the path (the
+ * admin API, SCIM, a login, a role job, the cascade of a user's or an
+ * organization's deletion): what the membership-state cache of session
+ * refreshes drops. Same thread and lock rules as the change hook. A backend
+ * must call it for every such write (SQLite: the update hook, tx.c). */
+typedef void (*rg_store_members_fn)(void *ctx);
+void rg_store_set_members_hook(rg_store *s, rg_store_members_fn fn, void *ctx);
 
 /* ---- organizations (R9, R21) ---------------------------------------------
  * {"object":"organization","id":"org_...","name","domains":["a.com",...],

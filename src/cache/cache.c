@@ -336,7 +336,8 @@ rg_cache *rg_cache_new(const rg_config *cfg, struct rg_store *store, rg_error *e
     c->buckets = calloc(c->n_buckets, sizeof *c->buckets);
     c->replay_local = rg_cache_lmap_new(CACHE_REPLAY_CAP);
     c->state_local = rg_cache_lmap_new(CACHE_STATE_CAP);
-    if (!c->buckets || !c->replay_local || !c->state_local) {
+    c->members = rg_cache_members_new();
+    if (!c->buckets || !c->replay_local || !c->state_local || !c->members) {
         rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
         rg_cache_free(c);
         return NULL;
@@ -370,6 +371,7 @@ void rg_cache_free(rg_cache *c)
     }
     rg_cache_lmap_free(c->replay_local);
     rg_cache_lmap_free(c->state_local);
+    rg_cache_members_free(c->members);
     pthread_mutex_destroy(&c->conns_lock);
     pthread_mutex_destroy(&c->tables_lock);
     pthread_mutex_destroy(&c->sink_lock);
@@ -394,6 +396,8 @@ void rg_cache_stats_get(rg_cache *c, rg_cache_stats *o)
     o->invalidations_received = atomic_load(&c->n_invalidations);
     o->replay_local = atomic_load(&c->n_replay_local);
     o->replay_unavailable = atomic_load(&c->n_replay_unavailable);
+    o->member_local_hits = atomic_load(&c->n_member_hits);
+    o->member_store_loads = atomic_load(&c->n_member_loads);
 }
 
 int rg_cache_redis_up(rg_cache *c)

@@ -1,7 +1,8 @@
 /* cache_impl.h: what the files of src/cache share and nobody else sees: the
  * rg_cache struct, the Redis URL, per-thread connections with backoff and
  * health (redis.c), the bounded in-process maps (lmap.c), the subscriber
- * (subscriber.c) and the table map (cache.c). */
+ * (subscriber.c), the table map (cache.c) and the membership states of
+ * session refreshes (members.c). */
 #ifndef ROLEGATE_CACHE_IMPL_H
 #define ROLEGATE_CACHE_IMPL_H
 
@@ -50,6 +51,16 @@ int  rg_cache_lmap_take(rg_cache_lmap *m, const char *key, char **value);
 /* 1 if key is held unexpired. */
 int  rg_cache_lmap_has(rg_cache_lmap *m, const char *key);
 size_t rg_cache_lmap_count(rg_cache_lmap *m);
+
+/* ---- membership states of session refreshes (members.c) ------------------ */
+typedef struct rg_cache_members rg_cache_members;
+rg_cache_members *rg_cache_members_new(void);
+void rg_cache_members_free(rg_cache_members *m);
+/* Makes every kept membership state stale (members_gen + 1): no message. */
+void rg_cache_members_drop(rg_cache *c);
+/* The message on <prefix>invalidate that says "a membership changed" (never
+ * an organization id: those are org_<ULID>; older instances drop no table) */
+#define CACHE_MEMBERS_MSG "~members"
 
 /* ---- the table map (cache.c) --------------------------------------------- */
 struct rg_cache_ref {
@@ -113,6 +124,11 @@ struct rg_cache {
     size_t n_buckets, n_tables;
     atomic_ullong inval_gen;           /* bumped by every invalidation */
 
+    /* membership states (issue 13): served only at the generation they were
+     * loaded at; bumped by membership writes, their messages, resubscribes */
+    rg_cache_members *members;
+    atomic_ullong members_gen;
+
     /* shared-state fallbacks */
     rg_cache_lmap *replay_local;
     rg_cache_lmap *state_local;
@@ -135,7 +151,8 @@ struct rg_cache {
 
     /* counters */
     atomic_ulong n_failures, n_skipped, n_connects, n_local_hits, n_redis_hits,
-        n_store_loads, n_invalidations, n_replay_local, n_replay_unavailable;
+        n_store_loads, n_invalidations, n_replay_local, n_replay_unavailable,
+        n_member_hits, n_member_loads;
 };
 
 /* ---- Redis connections (redis.c) ----------------------------------------- */

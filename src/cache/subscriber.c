@@ -1,9 +1,11 @@
 /* subscriber.c: the one subscriber thread of an rg_cache. Its own Redis
  * connection SUBSCRIBEs to <prefix>invalidate (an organization id, or "*"
- * for an environment change: drop that in-process table / all of them) and
+ * for an environment change: drop that in-process table / all of them;
+ * "~members": a membership changed, drop the membership states) and
  * <prefix>revoked ("<exp> <sid>": fed to the revocation sink; R30
  * "u <before> <until> <org_id> <sub>": fed to the user sink). On every
- * (re)connect it drops ALL in-process tables and reloads the revoked ids
+ * (re)connect it drops ALL in-process tables and membership states and
+ * reloads the revoked ids
  * (SCAN), since messages may have been lost meanwhile. It reconnects with
  * backoff, pings when idle to notice a hung server, and stops through a
  * wake-up pipe. */
@@ -115,6 +117,10 @@ static void handle_reply(rg_cache *c, const redisReply *r, const char *chan_inv,
         return;
     if (!strcmp(chan->str, chan_inv)) {
         atomic_fetch_add(&c->n_invalidations, 1);
+        if (!strcmp(msg->str, CACHE_MEMBERS_MSG)) {   /* issue 13: a membership changed */
+            rg_cache_members_drop(c);
+            return;
+        }
         atomic_fetch_add(&c->inval_gen, 1);
         rg_cache_tables_drop(c, strcmp(msg->str, "*") ? msg->str : NULL);
     } else if (!strcmp(chan->str, chan_rev)) {
@@ -336,6 +342,7 @@ static void *sub_main(void *arg)
              * now on can be missed */
             atomic_fetch_add(&c->inval_gen, 1);
             rg_cache_tables_drop(c, NULL);
+            rg_cache_members_drop(c);
             atomic_store(&c->sub_resync, 1);
             atomic_store(&c->sub_up, 1);
             /* the server answers: workers need not wait out their backoff */

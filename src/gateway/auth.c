@@ -213,10 +213,8 @@ static int verify_and_refresh(rg_gateway *gw, rg_http_req *req, const char *toke
     char *tok = NULL, *cookie = NULL;
     rg_error rerr;
     rg_error_clear(&rerr);
-    int rc = gw_refresh(gw, token, c, now, &tok, &cookie, &rerr);
     rg_session_claims fc;
-    if (!rc)
-        rc = rg_session_claims_of_own(gw->ctx->keys, tok, now, &fc, &rerr);
+    int rc = gw_refresh(gw, token, c, now, &tok, &cookie, &fc, &rerr);
     if (rc) {
         free(tok);
         free(cookie);

@@ -47,12 +47,14 @@ int64_t gw_session_end(const rg_config *cfg, const rg_session_claims *c);
 /* A new token for the live session of old (verified, maybe lapsed:
  * rg_session_verify_lapsed): same sid, auth_time, act; the membership's
  * current roles that its organization's current role table shows. 0 with
- * *token and *cookie (the Set-Cookie value) malloc'd; else err: 401 for a
+ * *token and *cookie (the Set-Cookie value) malloc'd and *fc the new
+ * token's claims (rg_session_claims_clear it); else err: 401 for a
  * dead session (session_expired, session_idle, membership_removed,
  * membership_inactive, organization_unknown, session_too_large under the
  * reject policy), 503 refresh_unavailable (store down), 500. */
 int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *old,
-               int64_t now, char **token, char **cookie, rg_error *err);
+               int64_t now, char **token, char **cookie, rg_session_claims *fc,
+               rg_error *err);
 
 /* The handlers (ctx is the rg_gateway). */
 void gw_h_auth(rg_http_req *req, void *ctx);

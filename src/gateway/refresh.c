@@ -1,9 +1,10 @@
 /* refresh.c: the refresh of a live session at /auth (issue 13; R25: a role
  * change reaches the user within session.refresh_after; R24: the size
- * policy applies to every refresh). A refresh reads the membership narrowly
- * (rg_store_membership_state: status and role slugs, one statement, no
- * JSON; the full membership builder cost ~15 ES256 signatures), takes the
- * role table from the cache layer, and signs a new token with the same sid
+ * policy applies to every refresh). A refresh takes the membership's
+ * status and role slugs from the cache layer's membership states (no store
+ * read while its copy is current; else rg_store_membership_state's one
+ * statement), the role table from the cache layer too, and signs a new
+ * token with the same sid
  * and auth_time. Concurrent refreshes of one token share one result through
  * a small in-process map, and any of the tokens they produce stays valid. */
 #include <assert.h>
@@ -25,6 +26,7 @@ typedef struct slot {
     unsigned char key[32];     /* SHA-256 of the old token */
     int64_t until;             /* 0: empty */
     char *token, *cookie;
+    rg_session_claims claims;  /* of token (shared storage) */
 } slot;
 
 struct gw_refresh_map {
@@ -48,11 +50,13 @@ void gw_refresh_map_free(gw_refresh_map *m)
     for (size_t i = 0; i < SLOTS; i++) {
         free(m->slots[i].token);
         free(m->slots[i].cookie);
+        rg_session_claims_clear(&m->slots[i].claims);
         pthread_mutex_destroy(&m->slots[i].lock);
     }
     free(m);
 }
 
+/* The slot of the old token whose SHA-256 is key (computed once per refresh). */
 static slot *slot_of(gw_refresh_map *m, const char *token, unsigned char key[32])
 {
     unsigned int n = 0;
@@ -62,14 +66,10 @@ static slot *slot_of(gw_refresh_map *m, const char *token, unsigned char key[32]
 }
 
 /* 1 and copies of the shared result if this old token was refreshed lately. */
-static int shared_get(gw_refresh_map *m, const char *old, int64_t now, char **token,
-                      char **cookie)
+static int shared_get(slot *s, const unsigned char key[32], int64_t now, char **token,
+                      char **cookie, rg_session_claims *claims)
 {
-    unsigned char key[32];
-    slot *s = slot_of(m, old, key);
     int hit = 0;
-    if (!s)
-        return 0;
     pthread_mutex_lock(&s->lock);
     if (s->until > now && memcmp(s->key, key, 32) == 0) {
         *token = strdup(s->token);
@@ -79,28 +79,31 @@ static int shared_get(gw_refresh_map *m, const char *old, int64_t now, char **to
             free(*token);
             free(*cookie);
             *token = *cookie = NULL;
+        } else {
+            rg_session_claims_share(claims, &s->claims);
         }
     }
     pthread_mutex_unlock(&s->lock);
     return hit;
 }
 
-static void shared_put(gw_refresh_map *m, const char *old, int64_t now, const char *token,
-                       const char *cookie)
+static void shared_put(slot *s, const unsigned char key[32], int64_t now, const char *token,
+                       const char *cookie, const rg_session_claims *claims)
 {
-    unsigned char key[32];
-    slot *s = token && cookie ? slot_of(m, old, key) : NULL;
-    if (!s)
-        return;
     char *t = strdup(token), *c = strdup(cookie);
+    rg_session_claims keep, old;
+    rg_session_claims_share(&keep, claims);
     pthread_mutex_lock(&s->lock);
     free(s->token);
     free(s->cookie);
+    old = s->claims;
     s->token = t;
     s->cookie = c;
+    s->claims = keep;
     memcpy(s->key, key, 32);
     s->until = t && c ? now + SHARE_SECS : 0;
     pthread_mutex_unlock(&s->lock);
+    rg_session_claims_clear(&old);
 }
 
 int64_t gw_session_start(const rg_session_claims *c)
@@ -138,16 +141,17 @@ static size_t current_roles(const rg_role_table *t, const rg_slugs *held, const 
     return n;
 }
 
-/* Reads the membership of (sub, org) narrowly (status and role slugs, one
- * statement: rg_store_membership_state): 0 and *held, or err 401 (removed,
- * inactive) / 503 (store). */
+/* The membership of (sub, org): status and role slugs, from the cache
+ * layer's membership states (no store read while the copy is current:
+ * rg_cache_membership_state), else rg_store_membership_state's one
+ * statement. 0 and *held, or err 401 (removed, inactive) / 503 (store). */
 static int live_membership(rg_gateway *gw, const rg_session_claims *old, rg_slugs *held,
                            rg_error *err)
 {
     char status[16];
-    if (!gw->ctx->store)
+    if (!gw->ctx->store || !gw->ctx->cache)
         return rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL, "no store");
-    if (rg_store_membership_state(gw->ctx->store, old->sub, old->org_id, status, sizeof status,
+    if (rg_cache_membership_state(gw->ctx->cache, old->sub, old->org_id, status, sizeof status,
                                   held, err) != 0) {
         if (err->status == 404)
             return rg_error_set(err, RG_EINVAL, 401, "membership_removed", NULL,
@@ -163,10 +167,11 @@ static int live_membership(rg_gateway *gw, const rg_session_claims *old, rg_slug
     return 0;
 }
 
-/* Signs the new token of the live session old with roles (R24 claims). */
+/* Signs the new token of the live session old with roles (R24 claims);
+ * *fc: its claims, unparsed (rg_session_issue_own). */
 static int sign_fresh(rg_gateway *gw, const rg_session_claims *old, const rg_role_table *t,
                       const char *const *roles, size_t n_roles, int64_t now, char **token,
-                      char **cookie, rg_error *err)
+                      char **cookie, rg_session_claims *fc, rg_error *err)
 {
     const rg_config *cfg = gw->cfg;
     rg_slugs perms = {0};
@@ -196,8 +201,8 @@ static int sign_fresh(rg_gateway *gw, const rg_session_claims *old, const rg_rol
                                   : RG_SESSION_OVERSIZE_REJECT;
     /* the cookie lives to the session's end: a lapsed token in it is still
      * refreshed while the session is alive */
-    int rc = rg_session_issue(gw->ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
-                              gw->secure, end - now, token, cookie, NULL, NULL, err);
+    int rc = rg_session_issue_own(gw->ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
+                                  gw->secure, end - now, token, cookie, fc, err);
     rg_slugs_clear(&perms);
     if (rc && err->status == 422)   /* R24 reject: this session cannot go on */
         err->status = 401;
@@ -205,18 +210,21 @@ static int sign_fresh(rg_gateway *gw, const rg_session_claims *old, const rg_rol
 }
 
 int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *old,
-               int64_t now, char **token, char **cookie, rg_error *err)
+               int64_t now, char **token, char **cookie, rg_session_claims *fc, rg_error *err)
 {
-    assert(gw && old_token && old && token && cookie);
+    assert(gw && old_token && old && token && cookie && fc);
     const rg_config *cfg = gw->cfg;
     *token = *cookie = NULL;
+    memset(fc, 0, sizeof *fc);
     if (now >= gw_session_start(old) + cfg->session.lifetime)
         return rg_error_set(err, RG_EINVAL, 401, "session_expired", NULL,
                             "the session reached its lifetime");
     if (now - old->iat > cfg->session.idle_timeout)
         return rg_error_set(err, RG_EINVAL, 401, "session_idle", NULL,
                             "the session was idle too long");
-    if (shared_get(gw->refreshes, old_token, now, token, cookie))
+    unsigned char key[32];
+    slot *sl = slot_of(gw->refreshes, old_token, key);
+    if (sl && shared_get(sl, key, now, token, cookie, fc))
         return 0;
     rg_slugs held = {0};
     int rc = live_membership(gw, old, &held, err);
@@ -237,9 +245,9 @@ int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *o
         rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "no role to give");
         goto out;
     }
-    rc = sign_fresh(gw, old, t, roles, n_roles, now, token, cookie, err);
-    if (!rc)
-        shared_put(gw->refreshes, old_token, now, *token, *cookie);
+    rc = sign_fresh(gw, old, t, roles, n_roles, now, token, cookie, fc, err);
+    if (!rc && sl)
+        shared_put(sl, key, now, *token, *cookie, fc);
 out:
     rg_cache_ref_release(ref);
     rg_slugs_clear(&held);

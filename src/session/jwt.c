@@ -17,7 +17,8 @@
 
 struct rg_session_claims_data {
     atomic_long refs;
-    json_t *root;             /* the payload; every string points into it */
+    json_t *root;             /* the payload; every string points into it (or,
+                               * NULL, into the bytes after this block) */
     const char **roles;
     const char **permissions;
     char *payload;
@@ -84,6 +85,82 @@ void rg_session_claims_share(rg_session_claims *dst, const rg_session_claims *sr
     assert(dst && src && src->data_);
     atomic_fetch_add(&src->data_->refs, 1);
     *dst = *src;
+}
+
+/* ---- claims of a token this process issues ---------------------------------- */
+
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* Copies s (may be NULL) to *at and moves *at past it. */
+static const char *str_put(char **at, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *r = memcpy(*at, s, n);
+    *at += n;
+    return r;
+}
+
+int rg_session_claims_of_issued(const rg_claims *c, const char *kid, char *payload,
+                                size_t payload_len, rg_session_claims *out, rg_error *err)
+{
+    assert(c && kid && payload && out);
+    memset(out, 0, sizeof *out);
+    size_t np = c->omit_permissions ? 0 : c->n_permissions;
+    size_t n = str_size(c->iss) + str_size(c->sub) + str_size(c->sid) + str_size(c->org_id) +
+               str_size(c->jti) + str_size(c->email) + str_size(c->act_sub);
+    for (size_t i = 0; i < c->n_roles; i++)
+        n += str_size(c->roles[i]);
+    for (size_t i = 0; i < np; i++)
+        n += str_size(c->permissions[i]);
+    /* the strings follow the block itself: one allocation, freed with it */
+    struct rg_session_claims_data *d = calloc(1, sizeof *d + n);
+    if (d) {
+        d->roles = calloc(c->n_roles + 1, sizeof *d->roles);
+        d->permissions = calloc(np + 1, sizeof *d->permissions);
+    }
+    if (!d || !d->roles || !d->permissions) {
+        if (d) {
+            free(d->roles);
+            free(d->permissions);
+        }
+        free(d);
+        free(payload);
+        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    }
+    atomic_init(&d->refs, 1);
+    d->payload = payload;
+    snprintf(d->kid, sizeof d->kid, "%s", kid);
+    char *at = (char *)(d + 1);
+    out->iss = str_put(&at, c->iss);
+    out->sub = str_put(&at, c->sub);
+    out->sid = str_put(&at, c->sid);
+    out->org_id = str_put(&at, c->org_id);
+    out->jti = str_put(&at, c->jti);
+    out->email = str_put(&at, c->email);
+    out->act_sub = str_put(&at, c->act_sub);
+    for (size_t i = 0; i < c->n_roles; i++)
+        d->roles[i] = str_put(&at, c->roles[i]);
+    for (size_t i = 0; i < np; i++)
+        d->permissions[i] = str_put(&at, c->permissions[i]);
+    out->role = c->n_roles ? d->roles[0] : NULL;   /* R24: role = roles[0] */
+    out->roles = d->roles;
+    out->n_roles = c->n_roles;
+    out->permissions = d->permissions;
+    out->n_permissions = np;
+    out->permissions_omitted = c->omit_permissions != 0;
+    out->iat = c->iat;
+    out->exp = c->exp;
+    out->auth_time = c->auth_time;
+    out->kid = d->kid;
+    out->payload = d->payload;
+    out->payload_len = payload_len;
+    out->data_ = d;
+    return 0;
 }
 
 /* ---- verify ---------------------------------------------------------------- */

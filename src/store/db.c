@@ -71,6 +71,7 @@ static st_stmt *prepv(st_db *db, rg_error *err, const char *sql, const char *fmt
     if (!st)
         return NULL;
     db->stmts++;
+    rg_st_members_note(db, sql);   /* issue 13: the members hook */
     int idx = 1;
     for (const char *f = fmt ? fmt : ""; *f; f++, idx++) {
         int rc;

@@ -32,6 +32,8 @@ struct rg_store {
     int schema_version;
     rg_store_change_fn on_change;   /* set before threads start */
     void *on_change_ctx;
+    rg_store_members_fn on_members; /* issue 13: a membership row changed */
+    void *on_members_ctx;
     /* the role tables logins resolved against lately, each valid while the
      * table version read in the login's own write transaction is the one it
      * was loaded at (any process's table change bumps it); read and
@@ -51,6 +53,7 @@ typedef struct st_tx {
     int dirty_env;                  /* also set when an org id could not be kept */
     char (*dirty)[ST_ID];
     size_t ndirty, capdirty;
+    int members_dirty;              /* a membership or its roles written (rg_st_members_note) */
     int retry;                      /* the backend refused it for a conflict */
 } st_tx;
 
@@ -123,6 +126,10 @@ int  rg_st_session_insert(st_db *db, const rg_store_session_rec *r,
 /* R26: inserts an event; data is stolen (NULL: {}). */
 int  rg_st_event(st_db *db, const char *name, json_t *data, rg_error *err);
 /* Table versions: the environment's (all tables) or one organization's. */
+/* Issue 13: notes, in the running write transaction on db, a statement
+ * (its SQL, called by every prepare) that writes a membership or its roles,
+ * or deletes what cascades to them: the members hook runs after the commit. */
+void rg_st_members_note(st_db *db, const char *sql);
 int  rg_st_bump_env(st_db *db, rg_error *err);
 int  rg_st_bump_org(st_db *db, const char *org_id, rg_error *err);
 

@@ -2,7 +2,8 @@
  * (R23: every change is one transaction): rg_st_write / rg_st_read run a
  * function inside one transaction, commit or roll back, and rerun it when the
  * backend reports a serialization failure; events (R26) and table versions
- * with the change hook they feed. */
+ * with the change hook they feed; the members hook (issue 13: a write
+ * statement on a membership or its roles, or a deletion cascading to them). */
 #include <assert.h>
 #include <time.h>
 #include <stdio.h>
@@ -46,6 +47,30 @@ void rg_store_set_change_hook(rg_store *s, rg_store_change_fn fn, void *ctx)
     s->on_change_ctx = ctx;
 }
 
+void rg_store_set_members_hook(rg_store *s, rg_store_members_fn fn, void *ctx)
+{
+    assert(s);
+    s->on_members = fn;
+    s->on_members_ctx = ctx;
+}
+
+void rg_st_members_note(st_db *db, const char *sql)
+{
+    st_tx *tx = cur_tx;
+    if (!tx || !tx->write || tx->db != db || tx->members_dirty || !sql)
+        return;
+    /* a statement writing a membership or its roles (memberships,
+     * membership_roles), or a deletion that cascades to them */
+    static const char *const writes[] = {"INSERT INTO membership", "UPDATE membership",
+                                         "DELETE FROM membership", "DELETE FROM users",
+                                         "DELETE FROM organizations"};
+    for (size_t i = 0; i < sizeof writes / sizeof *writes; i++)
+        if (strstr(sql, writes[i])) {
+            tx->members_dirty = 1;
+            return;
+        }
+}
+
 static void dirty_note(st_db *db, const char *org_id)
 {
     st_tx *tx = cur_tx;
@@ -83,6 +108,7 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
     tx->dirty = NULL;
     tx->ndirty = tx->capdirty = 0;
     tx->retry = 0;
+    tx->members_dirty = 0;
     /* the write lock first, then a connection: a writer never holds a
      * connection while it waits for another writer */
     if (write)
@@ -128,6 +154,8 @@ static int tx_end(st_tx *tx, int rc, rg_error *err)
             for (size_t i = 0; i < tx->ndirty; i++)
                 s->on_change(s->on_change_ctx, tx->dirty[i]);
     }
+    if (rc == 0 && tx->members_dirty && s->on_members)
+        s->on_members(s->on_members_ctx);
     free(tx->dirty);
     tx->dirty = NULL;
     tx->ndirty = tx->capdirty = 0;
