@@ -41,7 +41,7 @@ typedef struct rg_store rg_store;   /* opaque */
 
 /* The schema version this build migrates to (migrations are forward-only and
  * numbered; PRAGMA user_version records the one applied). */
-#define RG_STORE_SCHEMA_VERSION 3
+#define RG_STORE_SCHEMA_VERSION 4
 
 /* Opens the store path names and applies pending migrations. A new
  * database holds one role, "member", the environment default (R7).

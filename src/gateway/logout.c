@@ -2,7 +2,8 @@
  * (Sec-Fetch-Site same-origin/none, else Origin/Referer of base_url:
  * DESIGN.md; a cross-site <img src=/logout> logs nobody out). Revokes each
  * presented sid until its exp (session layer's revocation set), shares it
- * with every instance (cache layer: Redis), drops its cached tokens, clears
+ * with every instance (cache layer: Redis), drops its cached tokens, marks
+ * its record revoked (the store's sessions table, issue 13), clears
  * the cookie (same attributes, Max-Age=0) and
  * redirects to session.logout_redirect. */
 #include <assert.h>
@@ -11,6 +12,7 @@
 #include <strings.h>
 #include "gw_internal.h"
 #include "rolegate/cache.h"
+#include "rolegate/store.h"
 #include "rolegate/util.h"
 
 /* 1 if url begins with origin and then ends or continues with / ? #. */
@@ -71,6 +73,16 @@ void gw_h_logout(rg_http_req *req, void *ctx)
         /* every instance: Redis (queued and shared on reconnect if down) */
         if (gw->ctx->cache)
             rg_cache_revoke_publish(gw->ctx->cache, c.sid, end);
+        /* the record too (issue 13): the admin sessions list shows it ended,
+         * with its session.revoked event; a session without one (issued
+         * before the record existed) is no error */
+        rg_error serr;
+        rg_error_clear(&serr);
+        if (gw->ctx->store &&
+            rg_store_session_revoke(gw->ctx->store, c.sid, "logout", NULL, &serr) != 0 &&
+            serr.status != 404)
+            rg_log(RG_LOG_WARN, "event=logout_record_not_revoked sid=%s code=%s rid=%s", c.sid,
+                   serr.code, rg_http_request_id(req));
         rg_log(RG_LOG_INFO, "event=logout sub=%s sid=%s rid=%s", c.sub, c.sid,
                rg_http_request_id(req));
         /* issue 13: the IdP's session too, when the login's IdP can */

@@ -4,6 +4,7 @@
  * 4096-byte budget (R24) before anything reaches a browser. */
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,15 +46,24 @@ size_t rg_session_cookie_len(const char *name, size_t token_len, int64_t max_age
 }
 
 /* RFC 6265 4.1.1 cookie-octet: a token (base64url and dots) always passes;
- * anything that could end the header value or add an attribute fails. */
+ * anything that could end the header value or add an attribute fails. A
+ * table: every refresh checks a whole token (issue 13). */
+static unsigned char octet_ok[256];
+static pthread_once_t octet_once = PTHREAD_ONCE_INIT;
+
+static void octet_init(void)
+{
+    for (int c = 0x21; c <= 0x7e; c++)
+        octet_ok[c] = c != '"' && c != ',' && c != ';' && c != '\\';
+}
+
 static int cookie_octets_ok(const char *s)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x21 || c > 0x7e || c == '"' || c == ',' || c == ';' || c == '\\')
-            return 0;
-    }
-    return 1;
+    pthread_once(&octet_once, octet_init);
+    const unsigned char *p = (const unsigned char *)s;
+    while (octet_ok[*p])
+        p++;
+    return *p == 0;
 }
 
 static int name_ok(const char *s)

@@ -1,9 +1,9 @@
 /* keys.c: the session signing keys. Generates P-256 (ES256) and RSA-2048
  * (RS256) keys with OpenSSL 3, names them by their RFC 7638 thumbprint, keeps
- * them as <kid>.pem (0600) in a 0700 directory with an `active` file, loads
- * them once into an immutable, refcounted keyring whose keys pin their alg,
- * and signs / verifies JWS inputs with the cached EVP_PKEY (DESIGN.md
- * "Sessions: algorithm pinned to the key; kid rotation"). */
+ * them as <kid>.pem (0600) in a 0700 directory with an `active` file and
+ * loads them once into an immutable, refcounted keyring whose keys pin their
+ * alg (DESIGN.md "Sessions: algorithm pinned to the key; kid rotation").
+ * Signing and verifying with a loaded key: sign.c. */
 #include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -22,44 +22,9 @@
 #include <openssl/pem.h>
 #include "rolegate/session.h"
 #include "rolegate/util.h"
+#include "keys_impl.h"
 
-#define KEYS_MAX      64
 #define KEY_FILE_MAX  (64 * 1024)
-#define ES256_HALF    32
-
-/* Issue 11 item 14: ECDSA's (r, s) and (r, n - s) both verify, so a token
- * could be re-signed by anyone into a second string. Only low-S (s <= n/2)
- * is made and taken: one session, one token. n is P-256's order (SEC 2). */
-static const unsigned char p256_n[ES256_HALF] = {
-    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51};
-static const unsigned char p256_half_n[ES256_HALF] = {
-    0x7F, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0x00, 0x00, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xDE, 0x73, 0x7D, 0x56, 0xD3, 0x8B, 0xCF, 0x42, 0x79, 0xDC, 0xE5, 0x61, 0x7E, 0x31, 0x92, 0xA8};
-
-int rg_session_es256_low_s(const unsigned char s[32])
-{
-    return memcmp(s, p256_half_n, ES256_HALF) <= 0;
-}
-
-struct rg_session_key {
-    char kid[RG_SESSION_KID_MAX];
-    const char *alg;              /* pinned: "ES256" | "RS256" (static) */
-    int is_ec;
-    EVP_PKEY *pkey;
-    json_t *jwk;                  /* public JWK with kid, use, alg */
-    struct rg_keyring *owner;     /* for the verification statistic */
-};
-
-struct rg_keyring {
-    atomic_long refs;
-    atomic_ulong verifies;
-    EVP_MD *sha256;               /* fetched once: saves a fetch per call */
-    rg_session_key keys[KEYS_MAX];
-    size_t n;
-    size_t active;
-    char *jwks;
-};
 
 /* ---- JWK and thumbprint (RFC 7638) ---------------------------------------- */
 
@@ -183,111 +148,6 @@ int rg_session_kid_of_pem(const char *pem, size_t len, char kid_out[RG_SESSION_K
     return kid_out[0] ? 0 : rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL, "digest failed");
 }
 
-/* ---- signing and verification with a cached key ----------------------------- */
-
-static const EVP_MD *key_md(const rg_session_key *k)
-{
-    return k->owner && k->owner->sha256 ? k->owner->sha256 : EVP_sha256();
-}
-
-const char *rg_session_key_kid(const rg_session_key *k) { return k->kid; }
-const char *rg_session_key_alg(const rg_session_key *k) { return k->alg; }
-
-int rg_session_key_sign(const rg_session_key *k, const void *data, size_t n,
-                        unsigned char **sig, size_t *siglen, rg_error *err)
-{
-    assert(k && k->pkey && sig && siglen);
-    *sig = NULL;
-    *siglen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char *der = NULL;
-    size_t derlen = 0;
-    ECDSA_SIG *es = NULL;
-    int rc = RG_ERR;
-    if (!ctx || EVP_DigestSignInit(ctx, NULL, key_md(k), NULL, k->pkey) != 1 ||
-        EVP_DigestSign(ctx, NULL, &derlen, data, n) != 1 || !(der = malloc(derlen)) ||
-        EVP_DigestSign(ctx, der, &derlen, data, n) != 1)
-        goto out;
-    if (!k->is_ec) {   /* RS256: the PKCS#1 v1.5 signature is already JOSE form */
-        *sig = der;
-        *siglen = derlen;
-        der = NULL;
-        rc = 0;
-        goto out;
-    }
-    /* ES256: OpenSSL gives DER; JOSE (RFC 7518 3.4) wants R||S, 32 bytes each */
-    const unsigned char *pp = der;
-    if (!(es = d2i_ECDSA_SIG(NULL, &pp, (long)derlen)))
-        goto out;
-    const BIGNUM *r = NULL, *s = NULL;
-    ECDSA_SIG_get0(es, &r, &s);
-    unsigned char *raw = malloc(2 * ES256_HALF);
-    if (!raw || BN_bn2binpad(r, raw, ES256_HALF) != ES256_HALF ||
-        BN_bn2binpad(s, raw + ES256_HALF, ES256_HALF) != ES256_HALF) {
-        free(raw);
-        goto out;
-    }
-    if (!rg_session_es256_low_s(raw + ES256_HALF)) {   /* item 14: s := n - s */
-        BIGNUM *order = BN_bin2bn(p256_n, ES256_HALF, NULL), *t = BN_new();
-        int ok = order && t && BN_sub(t, order, s) &&
-                 BN_bn2binpad(t, raw + ES256_HALF, ES256_HALF) == ES256_HALF;
-        BN_free(order);
-        BN_free(t);
-        if (!ok) {
-            free(raw);
-            goto out;
-        }
-    }
-    *sig = raw;
-    *siglen = 2 * ES256_HALF;
-    rc = 0;
-out:
-    ECDSA_SIG_free(es);
-    free(der);
-    EVP_MD_CTX_free(ctx);
-    if (rc)
-        rg_error_set(err, rc, 500, "sign_failed", NULL, "signing with key %s failed", k->kid);
-    return rc;
-}
-
-int rg_session_key_verify(const rg_session_key *k, const void *data, size_t n,
-                          const unsigned char *sig, size_t siglen)
-{
-    assert(k && k->pkey);
-    unsigned char *der = NULL;
-    int derlen = 0;
-    if (k->is_ec) {
-        /* a JOSE ES256 signature is exactly 64 bytes; anything else is forged */
-        if (siglen != 2 * ES256_HALF || !rg_session_es256_low_s(sig + ES256_HALF))
-            return 0;   /* item 14: the high-S twin of a valid signature */
-        ECDSA_SIG *es = ECDSA_SIG_new();
-        BIGNUM *r = BN_bin2bn(sig, ES256_HALF, NULL);
-        BIGNUM *s = BN_bin2bn(sig + ES256_HALF, ES256_HALF, NULL);
-        if (!es || !r || !s || !ECDSA_SIG_set0(es, r, s)) {
-            ECDSA_SIG_free(es);
-            BN_free(r);
-            BN_free(s);
-            return 0;
-        }
-        derlen = i2d_ECDSA_SIG(es, &der);
-        ECDSA_SIG_free(es);
-        if (derlen <= 0)
-            return 0;
-        sig = der;
-        siglen = (size_t)derlen;
-    } else if (siglen != (size_t)EVP_PKEY_get_size(k->pkey)) {
-        return 0;
-    }
-    if (k->owner)   /* a statistic; the keyring is otherwise immutable */
-        atomic_fetch_add(&k->owner->verifies, 1);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestVerifyInit(ctx, NULL, key_md(k), NULL, k->pkey) == 1 &&
-             EVP_DigestVerify(ctx, sig, siglen, data, n) == 1;
-    EVP_MD_CTX_free(ctx);
-    OPENSSL_free(der);
-    return ok;
-}
-
 /* ---- keyring -------------------------------------------------------------- */
 
 static int key_init(rg_session_key *k, EVP_PKEY *pkey, rg_error *err)
@@ -312,12 +172,14 @@ static int key_init(rg_session_key *k, EVP_PKEY *pkey, rg_error *err)
         k->pkey = NULL;
         return rg_error_set(err, RG_ENOMEM, 500, "keys_invalid", NULL, "cannot build the JWK");
     }
+    rg_sess_key_prepare(k);
     return 0;
 }
 
 static void keyring_destroy(rg_keyring *kr)
 {
     for (size_t i = 0; i < kr->n; i++) {
+        rg_sess_key_release(&kr->keys[i]);
         EVP_PKEY_free(kr->keys[i].pkey);
         json_decref(kr->keys[i].jwk);
     }

@@ -170,6 +170,11 @@ static const char migration_3_sessions[] =
     "CREATE INDEX sessions_idp ON sessions(connection_id, idp_subject);"
     "CREATE INDEX sessions_idp_session ON sessions(connection_id, idp_session);";
 
+/* Issue 13: the sessions past their absolute end are pruned by expires_at
+ * (rg_st_session_insert): found through an index, never a table scan. */
+static const char migration_4_sessions_expiry[] =
+    "CREATE INDEX sessions_expires ON sessions(expires_at);";
+
 typedef struct migration {
     const char *sql;
     int (*seed)(st_db *db, rg_error *err);
@@ -179,6 +184,7 @@ static const migration migrations[RG_STORE_SCHEMA_VERSION] = {
     { migration_1, seed_1 },
     { migration_2_dsync, NULL },
     { migration_3_sessions, NULL },
+    { migration_4_sessions_expiry, NULL },
 };
 
 int rg_st_migrate(st_db *db, int *version, rg_error *err)

@@ -3,12 +3,14 @@
  * subject and session (SAML SessionIndex / OIDC sid, for single logout),
  * created_at, expires_at (the session's absolute end) and revoked_at.
  * Written in the login's own transaction (login.c) or with the admin
- * session's event; listed per membership; revoked with an event (R26). */
+ * session's event, each insert pruning a few records past their absolute
+ * end; listed per membership; revoked with an event (R26). */
 #include <stdlib.h>
 #include <string.h>
 #include "store_impl.h"
 #include "rolegate/util.h"
 
+#define SESS_PRUNE "32"   /* ended records deleted per new one */
 #define SESS_COLS "id, membership_id, user_id, organization_id, connection_id, idp_subject," \
                   " actor, created_at, expires_at, revoked_at, idp_session, idp_subject_format"
 
@@ -60,6 +62,15 @@ int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *m
     rg_iso8601_ms(r->expires_at * 1000, expires, sizeof expires);
     if (!r->id[0])
         return rg_error_set(err, RG_EINVAL, 500, "store_error", NULL, "a session without id");
+    /* pruning (issue 13): each new record deletes up to SESS_PRUNE of those
+     * past their absolute end (no token of theirs is accepted any more), so
+     * the table stays bounded by the live sessions; the index on expires_at
+     * keeps it a short range read */
+    if (rg_st_exec(db, err,
+                   "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+                   " WHERE expires_at < ? ORDER BY expires_at LIMIT " SESS_PRUNE ")",
+                   "s", created))
+        return RG_EIO;
     return rg_st_exec(db, err,
                       "INSERT INTO sessions(id, membership_id, user_id, organization_id,"
                       " connection_id, idp_subject, idp_subject_format, idp_session, actor,"

@@ -3,8 +3,8 @@
 GET /user_management/organization_memberships/{id}/sessions lists a
 membership's sessions (written in the login's own transaction, or with the
 admin session's event); DELETE /sessions/{id} revokes one on every instance
-(revocation set + Redis) with a session.revoked event (R26). Bad input: a
-clear error and nothing changed."""
+(revocation set + Redis) with a session.revoked event (R26); /logout marks
+the record revoked too. Bad input: a clear error and nothing changed."""
 import os
 import sys
 import time
@@ -91,6 +91,36 @@ def test_login_writes_the_record_and_revoke_reaches_every_instance():
                       "revocation on instance B")
         print(f"  revoked on A, refused on B after {time.monotonic() - t0:.2f} s")
         assert ri.auth_cookie(a, name, value) == 401
+
+
+@test
+def test_logout_marks_the_record_revoked():
+    """Plain /logout ends the record too: the admin list shows the session
+    revoked, with a session.revoked event of reason "logout"; the other
+    session of the membership stays active; a token without a record (or a
+    forged one) changes nothing."""
+    from test_auth_common import COOKIE
+    with Rolegate() as rg:
+        ids = setup_member(rg)
+        s1 = new_session(rg, ids["om"], "ticket 1")
+        s2 = new_session(rg, ids["om"], "ticket 2")
+        st, hd, _ = rg.public("POST", "/logout", headers={"Cookie": f"{COOKIE}={s1['token']}"})
+        assert st == 302 and hd.get("x-rolegate-revoked") == "1", (st, hd)
+        got = {s["id"]: s for s in ok(rg.admin("GET", f"{MS}/{ids['om']}/sessions"),
+                                       200)["data"]}
+        assert got[s1["id"]]["state"] == "revoked" and got[s1["id"]]["revoked_at"], got
+        assert got[s2["id"]]["state"] == "active" and got[s2["id"]]["revoked_at"] is None, got
+        ev = events(rg, "session.revoked")
+        assert len(ev) == 1 and ev[0]["data"]["id"] == s1["id"], ev
+        assert ev[0]["data"].get("reason") == "logout", ev
+        # logging out again: already revoked, no second event
+        rg.public("POST", "/logout", headers={"Cookie": f"{COOKIE}={s1['token']}"})
+        assert len(events(rg, "session.revoked")) == 1
+        # a garbage cookie: nothing revoked, nothing written
+        st, hd, _ = rg.public("POST", "/logout", headers={"Cookie": f"{COOKIE}=a.b.c"})
+        assert st == 302 and hd.get("x-rolegate-revoked") == "0", (st, hd)
+        assert len(events(rg, "session.revoked")) == 1
+        assert auth(rg, s2["token"])[0] == 200
 
 
 if __name__ == "__main__":

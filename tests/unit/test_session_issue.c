@@ -247,6 +247,84 @@ static void test_R24_budget_is_a_parameter(void **st)
     assert_string_equal(err.code, "session_too_large");
 }
 
+static void same_str(const char *a, const char *b)
+{
+    if (!a || !b)
+        assert_ptr_equal(a, b);
+    else
+        assert_string_equal(a, b);
+}
+
+/* Both read the same token: equal field by field. */
+static void same_claims(const rg_session_claims *a, const rg_session_claims *b)
+{
+    same_str(a->iss, b->iss);
+    same_str(a->sub, b->sub);
+    same_str(a->sid, b->sid);
+    same_str(a->org_id, b->org_id);
+    same_str(a->jti, b->jti);
+    same_str(a->email, b->email);
+    same_str(a->role, b->role);
+    same_str(a->act_sub, b->act_sub);
+    same_str(a->kid, b->kid);
+    assert_int_equal(a->n_roles, b->n_roles);
+    for (size_t i = 0; i < a->n_roles; i++)
+        assert_string_equal(a->roles[i], b->roles[i]);
+    assert_int_equal(a->n_permissions, b->n_permissions);
+    for (size_t i = 0; i < a->n_permissions; i++)
+        assert_string_equal(a->permissions[i], b->permissions[i]);
+    assert_int_equal(a->permissions_omitted, b->permissions_omitted);
+    assert_int_equal(a->iat, b->iat);
+    assert_int_equal(a->exp, b->exp);
+    assert_int_equal(a->auth_time, b->auth_time);
+    assert_int_equal(a->payload_len, b->payload_len);
+    assert_memory_equal(a->payload, b->payload, a->payload_len);
+}
+
+/* Issue 13: rg_session_issue_own's claims (built, not parsed) are what
+ * rg_session_verify reads from the token it issued, with permissions and
+ * with them omitted (R24), with an actor and auth_time; a refused one
+ * leaves nothing. */
+static void test_issue_own_claims_equal_the_verified_ones(void **st)
+{
+    fx *f = *st;
+    int64_t now = rg_now();
+    for (int omit = 0; omit < 2; omit++) {
+        rg_claims c = base_claims(now);
+        c.permissions = (const char *const *)f->perms;
+        c.n_permissions = omit ? f->nperms : 2;
+        c.act_sub = omit ? "admin" : NULL;
+        c.auth_time = now - 100;
+        char *tok = NULL, *cookie = NULL;
+        rg_session_claims own, seen;
+        rg_error err = {0};
+        assert_int_equal(rg_session_issue_own(f->kr, &c, RG_SESSION_OVERSIZE_OMIT_PERMISSIONS,
+                                              0, 1, 3600, &tok, &cookie, &own, &err), 0);
+        verify_token(f, tok, now, &seen);
+        assert_int_equal(own.permissions_omitted, omit);
+        same_claims(&own, &seen);
+        rg_session_claims shared;
+        rg_session_claims_share(&shared, &own);   /* refcounted like parsed ones */
+        rg_session_claims_clear(&own);
+        assert_string_equal(shared.sid, "sess_01HZX");
+        rg_session_claims_clear(&shared);
+        rg_session_claims_clear(&seen);
+        free(tok);
+        free(cookie);
+    }
+    rg_claims c = base_claims(now);
+    c.permissions = (const char *const *)f->perms;
+    c.n_permissions = f->nperms;
+    char *tok = NULL, *cookie = NULL;
+    rg_session_claims own;
+    rg_error err = {0};
+    assert_int_not_equal(rg_session_issue_own(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, 0, 1,
+                                              3600, &tok, &cookie, &own, &err), 0);
+    assert_string_equal(err.code, "session_too_large");
+    assert_null(tok);
+    assert_null(cookie);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_R24_omit_permissions_fits_and_marks_token),
         cmocka_unit_test(test_R24_still_too_large_after_omitting_fails),
         cmocka_unit_test(test_R24_budget_is_a_parameter),
+        cmocka_unit_test(test_issue_own_claims_equal_the_verified_ones),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,6 +2,7 @@
  * 7638 thumbprint (the RFC's own example, an independent C computation and
  * python3-jwcrypto), the key directory (modes 0700/0600, active file,
  * refusals), reload and rotation, JWKS, and the keygen command. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
@@ -360,6 +362,117 @@ static void test_cmd_keygen(void **st)
     rm_rf(d);
 }
 
+/* ---- sign.c: ES256 from prepared contexts, shared by threads ------------- */
+typedef struct sign_job {
+    const rg_session_key *k;
+    int bad;
+} sign_job;
+
+static void *sign_verify_loop(void *arg)
+{
+    sign_job *j = arg;
+    for (int i = 0; i < 300; i++) {
+        char msg[64];
+        int n = snprintf(msg, sizeof msg, "header.payload-%d-%p", i, (void *)j);
+        unsigned char *sig = NULL;
+        size_t sl = 0;
+        rg_error err = {0};
+        if (rg_session_key_sign(j->k, msg, (size_t)n, &sig, &sl, &err) || sl != 64 ||
+            !rg_session_key_verify(j->k, msg, (size_t)n, sig, sl) ||
+            rg_session_key_verify(j->k, msg, (size_t)n - 1, sig, sl))
+            j->bad++;
+        free(sig);
+    }
+    return NULL;
+}
+
+/* JOSE R||S (64 bytes) to DER. */
+static int raw_to_der(const unsigned char *raw, unsigned char **der)
+{
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    assert_non_null(es);
+    assert_int_equal(ECDSA_SIG_set0(es, BN_bin2bn(raw, 32, NULL), BN_bin2bn(raw + 32, 32, NULL)),
+                     1);
+    int n = i2d_ECDSA_SIG(es, der);
+    ECDSA_SIG_free(es);
+    return n;
+}
+
+/* Issue 13: ES256 signs and verifies through contexts made once per key and
+ * duplicated per call: what it signs verifies with plain EVP_DigestVerify
+ * on the key file, what plain EVP_DigestSign signs it verifies, and eight
+ * threads signing and verifying at once on one key all succeed. */
+static void test_es256_prepared_contexts_agree_with_openssl_and_threads(void **st)
+{
+    (void)st;
+    char *d = mktemp_dir();
+    rg_error err = {0};
+    rg_keyring *kr = rg_session_keys_load(d, 1, &err);
+    assert_non_null(kr);
+    const rg_session_key *k = rg_keyring_active(kr);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.pem", d, rg_session_key_kid(k));
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    EVP_PKEY *pk = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+    fclose(fp);
+    assert_non_null(pk);
+    const char *msg = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0";
+    unsigned char *sig = NULL, *der = NULL;
+    size_t sl = 0;
+    assert_int_equal(rg_session_key_sign(k, msg, strlen(msg), &sig, &sl, &err), 0);
+    assert_int_equal(sl, 64);
+    int dl = raw_to_der(sig, &der);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, pk), 1);
+    assert_int_equal(EVP_DigestVerify(c, der, (size_t)dl, (const unsigned char *)msg,
+                                      strlen(msg)), 1);
+    EVP_MD_CTX_free(c);
+    OPENSSL_free(der);
+    free(sig);
+    /* the other way: OpenSSL's own signature (low-S made by hand) */
+    c = EVP_MD_CTX_new();
+    unsigned char dbuf[128];
+    size_t dn = sizeof dbuf;
+    assert_int_equal(EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, pk), 1);
+    assert_int_equal(EVP_DigestSign(c, dbuf, &dn, (const unsigned char *)msg, strlen(msg)), 1);
+    EVP_MD_CTX_free(c);
+    const unsigned char *pp = dbuf;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &pp, (long)dn);
+    assert_non_null(es);
+    unsigned char raw[64];
+    const BIGNUM *r = NULL, *s = NULL;
+    ECDSA_SIG_get0(es, &r, &s);
+    BN_bn2binpad(r, raw, 32);
+    BN_bn2binpad(s, raw + 32, 32);
+    if (!rg_session_es256_low_s(raw + 32)) {
+        BIGNUM *order = BN_new(), *t = BN_new();
+        BN_hex2bn(&order, "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551");
+        BN_sub(t, order, s);
+        BN_bn2binpad(t, raw + 32, 32);
+        BN_free(order);
+        BN_free(t);
+    }
+    ECDSA_SIG_free(es);
+    assert_true(rg_session_key_verify(k, msg, strlen(msg), raw, 64));
+    raw[5] ^= 1;
+    assert_false(rg_session_key_verify(k, msg, strlen(msg), raw, 64));
+    EVP_PKEY_free(pk);
+    /* threads */
+    pthread_t th[8];
+    sign_job jobs[8];
+    for (int i = 0; i < 8; i++) {
+        jobs[i] = (sign_job){k, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, sign_verify_loop, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].bad, 0);
+    }
+    rg_keyring_free(kr);
+    rm_rf(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_load_refuses_key_readable_by_others),
         cmocka_unit_test(test_load_refuses_file_name_not_kid_and_bad_active),
         cmocka_unit_test(test_cmd_keygen),
+        cmocka_unit_test(test_es256_prepared_contexts_agree_with_openssl_and_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
