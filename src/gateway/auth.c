@@ -214,7 +214,7 @@ static int verify_and_refresh(rg_gateway *gw, rg_http_req *req, const char *toke
     rg_error rerr;
     rg_error_clear(&rerr);
     rg_session_claims fc;
-    int rc = gw_refresh(gw, token, c, now, &tok, &cookie, &fc, &rerr);
+    int rc = gw_refresh(gw, c, now, &tok, &cookie, &fc, &rerr);
     if (rc) {
         free(tok);
         free(cookie);

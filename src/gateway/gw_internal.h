@@ -52,9 +52,8 @@ int64_t gw_session_end(const rg_config *cfg, const rg_session_claims *c);
  * dead session (session_expired, session_idle, membership_removed,
  * membership_inactive, organization_unknown, session_too_large under the
  * reject policy), 503 refresh_unavailable (store down), 500. */
-int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *old,
-               int64_t now, char **token, char **cookie, rg_session_claims *fc,
-               rg_error *err);
+int gw_refresh(rg_gateway *gw, const rg_session_claims *old, int64_t now, char **token,
+               char **cookie, rg_session_claims *fc, rg_error *err);
 
 /* The handlers (ctx is the rg_gateway). */
 void gw_h_auth(rg_http_req *req, void *ctx);

@@ -4,26 +4,32 @@
  * status and role slugs from the cache layer's membership states (no store
  * read while its copy is current; else rg_store_membership_state's one
  * statement), the role table from the cache layer too, and signs a new
- * token with the same sid
- * and auth_time. Concurrent refreshes of one token share one result through
- * a small in-process map, and any of the tokens they produce stays valid. */
+ * token with the same sid and auth_time, whose claims it builds rather than
+ * parses (rg_session_issue_own). Concurrent refreshes of one token share
+ * one result through a small in-process map keyed by the old token's sid
+ * and jti, and any of the tokens they produce stays valid. */
 #include <assert.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/evp.h>
 #include "gw_internal.h"
 #include "rolegate/cache.h"
-#include "rolegate/store.h"
 #include "rolegate/util.h"
 
 #define SLOTS      64     /* recent refreshes remembered (direct-mapped) */
 #define SHARE_SECS 10     /* a refresh answers the same old token this long */
 #define MAX_ROLES  256
 
+/* A refresh is shared by the old token's identity: its sid and jti (every
+ * token rolegate signs has a random jti; both are signed, so one pair is one
+ * token), no hash of the whole token needed. */
+#define KEY_MAX (2 * GW_ORG_ID_MAX + 2)
+
 typedef struct slot {
     pthread_mutex_t lock;
-    unsigned char key[32];     /* SHA-256 of the old token */
+    char key[KEY_MAX];         /* "<sid> <jti>" of the old token */
     int64_t until;             /* 0: empty */
     char *token, *cookie;
     rg_session_claims claims;  /* of token (shared storage) */
@@ -56,22 +62,28 @@ void gw_refresh_map_free(gw_refresh_map *m)
     free(m);
 }
 
-/* The slot of the old token whose SHA-256 is key (computed once per refresh). */
-static slot *slot_of(gw_refresh_map *m, const char *token, unsigned char key[32])
+/* The slot of the old token (key: its identity), or NULL when it has none
+ * that fits (no sharing then: each refresh signs its own token). */
+static slot *slot_of(gw_refresh_map *m, const rg_session_claims *old, char key[KEY_MAX])
 {
-    unsigned int n = 0;
-    if (!EVP_Digest(token, strlen(token), key, &n, EVP_sha256(), NULL) || n != 32)
+    if (!old->jti || !old->sid)
         return NULL;
-    return &m->slots[key[0] % SLOTS];
+    int n = snprintf(key, KEY_MAX, "%s %s", old->sid, old->jti);
+    if (n < 0 || n >= KEY_MAX)
+        return NULL;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return &m->slots[h % SLOTS];
 }
 
 /* 1 and copies of the shared result if this old token was refreshed lately. */
-static int shared_get(slot *s, const unsigned char key[32], int64_t now, char **token,
-                      char **cookie, rg_session_claims *claims)
+static int shared_get(slot *s, const char *key, int64_t now, char **token, char **cookie,
+                      rg_session_claims *claims)
 {
     int hit = 0;
     pthread_mutex_lock(&s->lock);
-    if (s->until > now && memcmp(s->key, key, 32) == 0) {
+    if (s->until > now && strcmp(s->key, key) == 0) {
         *token = strdup(s->token);
         *cookie = strdup(s->cookie);
         hit = *token && *cookie;
@@ -87,7 +99,7 @@ static int shared_get(slot *s, const unsigned char key[32], int64_t now, char **
     return hit;
 }
 
-static void shared_put(slot *s, const unsigned char key[32], int64_t now, const char *token,
+static void shared_put(slot *s, const char *key, int64_t now, const char *token,
                        const char *cookie, const rg_session_claims *claims)
 {
     char *t = strdup(token), *c = strdup(cookie);
@@ -100,7 +112,7 @@ static void shared_put(slot *s, const unsigned char key[32], int64_t now, const 
     s->token = t;
     s->cookie = c;
     s->claims = keep;
-    memcpy(s->key, key, 32);
+    snprintf(s->key, sizeof s->key, "%s", key);
     s->until = t && c ? now + SHARE_SECS : 0;
     pthread_mutex_unlock(&s->lock);
     rg_session_claims_clear(&old);
@@ -209,10 +221,10 @@ static int sign_fresh(rg_gateway *gw, const rg_session_claims *old, const rg_rol
     return rc;
 }
 
-int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *old,
-               int64_t now, char **token, char **cookie, rg_session_claims *fc, rg_error *err)
+int gw_refresh(rg_gateway *gw, const rg_session_claims *old, int64_t now, char **token,
+               char **cookie, rg_session_claims *fc, rg_error *err)
 {
-    assert(gw && old_token && old && token && cookie && fc);
+    assert(gw && old && token && cookie && fc);
     const rg_config *cfg = gw->cfg;
     *token = *cookie = NULL;
     memset(fc, 0, sizeof *fc);
@@ -222,8 +234,8 @@ int gw_refresh(rg_gateway *gw, const char *old_token, const rg_session_claims *o
     if (now - old->iat > cfg->session.idle_timeout)
         return rg_error_set(err, RG_EINVAL, 401, "session_idle", NULL,
                             "the session was idle too long");
-    unsigned char key[32];
-    slot *sl = slot_of(gw->refreshes, old_token, key);
+    char key[KEY_MAX];
+    slot *sl = slot_of(gw->refreshes, old, key);
     if (sl && shared_get(sl, key, now, token, cookie, fc))
         return 0;
     rg_slugs held = {0};

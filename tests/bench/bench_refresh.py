@@ -181,21 +181,35 @@ def more_members(rg, org, role, n, first=0):
 
 def main():
     print("machine:", machine())
-    off = Rolegate(config={"session": {"refresh": False}, "log": {"level": "warn"}})
+    off = Rolegate(config={"session": {"refresh": False}, "log": {"level": "warn"}},
+                   start=False)
     shared = {"store": {"database": os.path.join(off.dir, "var", "rolegate.db")},
               "server": {"base_url": f"http://127.0.0.1:{off.public_port}"},
               "log": {"level": "warn"}}
     keys = {"keys_dir": os.path.join(off.dir, "var", "keys")}
-    on = start(dict(shared, session=dict(keys, refresh_after="60s")))
-    due = start(dict(shared, session=dict(keys, refresh_after="1s")))
-    rgs = [off, on, due]
-    pairs = [("this", on, due)]
-    if BASE_BIN:
-        print("BASE_BIN:", BASE_BIN)
-        b_on = start(dict(shared, session=dict(keys, refresh_after="60s")), BASE_BIN)
-        b_due = start(dict(shared, session=dict(keys, refresh_after="1s")), BASE_BIN)
-        rgs += [b_on, b_due]
-        pairs.insert(0, ("base", b_on, b_due))
+    rgs, pairs = [], []
+    try:
+        if BASE_BIN:
+            # the older build first: it makes the store at its schema, which
+            # this build then migrates (an older build refuses a newer schema)
+            print("BASE_BIN:", BASE_BIN)
+            b_on = start(dict(shared, session=dict(keys, refresh_after="60s")), BASE_BIN)
+            rgs.append(b_on)
+            b_due = start(dict(shared, session=dict(keys, refresh_after="1s")), BASE_BIN)
+            rgs.append(b_due)
+            pairs.append(("base", b_on, b_due))
+        off.start()
+        rgs.append(off)
+        on = start(dict(shared, session=dict(keys, refresh_after="60s")))
+        rgs.append(on)
+        due = start(dict(shared, session=dict(keys, refresh_after="1s")))
+        rgs.append(due)
+        pairs.append(("this", on, due))
+    except BaseException:
+        for rg in reversed(rgs):
+            rg.close()
+        off.close()
+        raise
     try:
         ids = setup_member(off)
         t_off = new_session(off, ids["om"], "bench")["token"]
