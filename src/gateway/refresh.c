@@ -102,6 +102,8 @@ static int shared_get(slot *s, const char *key, int64_t now, char **token, char 
 static void shared_put(slot *s, const char *key, int64_t now, const char *token,
                        const char *cookie, const rg_session_claims *claims)
 {
+    if (!token || !cookie)
+        return;
     char *t = strdup(token), *c = strdup(cookie);
     rg_session_claims keep, old;
     rg_session_claims_share(&keep, claims);
