@@ -215,7 +215,7 @@ void rg_store_set_change_hook(rg_store *s, rg_store_change_fn fn, void *ctx);
  * admin API, SCIM, a login, a role job, the cascade of a user's or an
  * organization's deletion): what the membership-state cache of session
  * refreshes drops. Same thread and lock rules as the change hook. A backend
- * must call it for every such write (SQLite: the update hook, tx.c). */
+ * must call it for every such write (rg_st_members_note, from every prepare). */
 typedef void (*rg_store_members_fn)(void *ctx);
 void rg_store_set_members_hook(rg_store *s, rg_store_members_fn fn, void *ctx);
 
