@@ -65,8 +65,11 @@ static void test_a_new_session_prunes_ended_ones_bounded(void **st)
     assert_int_equal(rg_store_session_get(f->s, "session_t0001", NULL, &f->err), 0);
     assert_int_equal(rg_store_session_get(f->s, "session_t0002", NULL, &f->err), 0);
     /* found by the index, not a scan */
-    assert_int_equal(q_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-                              " AND name = 'sessions_expires'"), 1);
+    assert_int_equal(q_int(f, getenv("ROLEGATE_TEST_PG")
+                                  ? "SELECT count(*) FROM pg_indexes"
+                                    " WHERE indexname = 'sessions_expires'"
+                                  : "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                    " AND name = 'sessions_expires'"), 1);
 }
 
 int main(void)
