@@ -249,7 +249,7 @@ def main():
                 made[0] += USERS
                 return [new_session(on, om, "bench d")["token"] for om in oms]
             refresh_cost(pairs, cold, "D", C_ROUNDS)
-        print("  (CPU of the rolegate process: clock-tick resolution, 10 ms over the run)")
+        print("  (CPU of the rolegate process: every thread, schedstat ns; the machine is shared)")
     finally:
         for rg in reversed(rgs):
             rg.close()
