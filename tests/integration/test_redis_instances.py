@@ -79,7 +79,9 @@ class Pair:
             d = self.a.dir
             shared = {k: dict(v) for k, v in base.items()}
             shared.setdefault("server", {})["base_url"] = self.a.base
-            shared.setdefault("store", {})["database"] = os.path.join(d, "var", "rolegate.db")
+            # one store for both: A's PostgreSQL database under tests/with-postgres
+            shared.setdefault("store", {})["database"] = (
+                self.a.pg_url or os.path.join(d, "var", "rolegate.db"))
             shared.setdefault("session", {})["keys_dir"] = os.path.join(d, "var", "keys")
             shared.setdefault("saml", {}).update(
                 sp_key_file=os.path.join(d, "var", "saml", "sp.key"),
