@@ -23,7 +23,7 @@
 typedef struct shared {
     const char *sp_md, *idp_md, *key, *path;
     int port, pid, ttl;
-    long n, every;
+    long n, every, first;
     atomic_long next, done, non302, failed_mint;
     atomic_long status[6];     /* by hundred: 0 (no answer), 1xx..5xx */
     int64_t t0;
@@ -153,7 +153,7 @@ static void sample(shared *s, long done)
 static int login(shared *s, LassoServer *srv, mint_opts *o, long i, int *fd)
 {
     char user[64], head[512], *err = NULL;
-    snprintf(user, sizeof user, "soak%ld@bench.example", i);
+    snprintf(user, sizeof user, "soak%ld@bench.example", s->first + i);
     o->user = user;
     o->not_on_or_after = rg_now() + s->ttl;
     char *xml = mint_with_server(srv, o, &err);
@@ -240,6 +240,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--n")) s.n = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--every")) s.every = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--ttl")) s.ttl = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--first")) s.first = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
     }
     if (!sp || !idp || !key || !s.path || s.port <= 0 || s.pid <= 0 || s.n < 1 ||
