@@ -7,13 +7,9 @@
  * (lasso_login_process_authn_response_msg with the keys lasso loads from
  * the IdP metadata, nothing else) verifying the same responses on T
  * threads in this process. Run alone it only says so. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include "../../idp-fixtures/rg_fixture_mint.h"
+#include "bench_client.h"
 #include "rolegate/saml.h"
 #include "rolegate/util.h"
 
@@ -24,23 +20,6 @@ typedef struct job {
     const char *path;
     long ok, other;
 } job;
-
-static char *urlencode_b64(const char *b64)
-{
-    size_t n = strlen(b64), o = 0;
-    char *out = malloc(n * 3 + 16);
-    memcpy(out, "SAMLResponse=", 13);
-    o = 13;
-    for (size_t i = 0; i < n; i++) {
-        char c = b64[i];
-        if (c == '+' || c == '/' || c == '=')
-            o += (size_t)sprintf(out + o, "%%%02X", (unsigned char)c);
-        else
-            out[o++] = c;
-    }
-    out[o] = 0;
-    return out;
-}
 
 typedef struct vjob {
     LassoServer *sp;
@@ -90,51 +69,10 @@ static double lasso_alone(const char *sp_md, const char *idp_md, char **b64, lon
     return rate;
 }
 
-static int dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Reads one response; returns its status or -1. */
-static int read_response(int fd)
-{
-    static __thread char buf[65536];
-    size_t got = 0;
-    char *end = NULL;
-    while (!end) {
-        ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-        buf[got] = 0;
-        end = strstr(buf, "\r\n\r\n");
-    }
-    int status = atoi(buf + 9);
-    char *cl = strcasestr(buf, "\r\ncontent-length:");
-    size_t body = cl ? (size_t)atol(cl + 17) : 0;
-    size_t have = got - (size_t)(end + 4 - buf);
-    while (have < body) {
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r <= 0)
-            return -1;
-        have += (size_t)r;
-    }
-    return status;
-}
-
 static void *client(void *arg)
 {
     job *j = arg;
-    int fd = dial(j->port);
+    int fd = bench_dial(j->port);
     for (size_t i = j->from; i < j->to; i++) {
         char head[512];
         size_t bl = strlen(j->bodies[i]);
@@ -145,10 +83,10 @@ static void *client(void *arg)
         int st = -1;
         for (int attempt = 0; attempt < 2 && st < 0; attempt++) {
             if (fd < 0)
-                fd = dial(j->port);
+                fd = bench_dial(j->port);
             if (fd >= 0 && write(fd, head, (size_t)hl) == hl &&
                 write(fd, j->bodies[i], bl) == (ssize_t)bl)
-                st = read_response(fd);
+                st = bench_read_response(fd);
             if (st < 0 && fd >= 0) {
                 close(fd);
                 fd = -1;
@@ -216,7 +154,7 @@ int main(int argc, char **argv)
             return 1;
         }
         char *b64 = mint_b64(xml, strlen(xml));
-        bodies[i] = urlencode_b64(b64);
+        bodies[i] = bench_form_body(b64);
         total += strlen(bodies[i]);
         b64s[i] = b64;
         free(xml);

@@ -7,7 +7,6 @@ on loopback, wrk runs parsed into numbers, and /proc samples (RSS, fds).
 Every process started here is stopped by its context manager or atexit."""
 import atexit
 import os
-import platform
 import re
 import shutil
 import signal
@@ -37,16 +36,10 @@ def scaled(full, floor=1):
 
 
 def machine():
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from bench_login import machine as kernel_cpu   # the login bench's machine line
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
-    return (f"machine: {platform.system()} {platform.release()} {platform.machine()}, "
-            f"nproc={os.cpu_count()}, cpu: {cpu}, load average {load}, SCALE={SCALE:g}")
+    return f"machine: {kernel_cpu()}, load average {load}, SCALE={SCALE:g}"
 
 
 def banner(name, what):
@@ -133,36 +126,7 @@ def auth_status(rg, token):
 
 # ---- redis-server ------------------------------------------------------------------
 
-class Redis:
-    """A redis-server on a loopback port, no persistence: a restart is empty."""
-
-    def __init__(self, port=None):
-        self.port = port or free_port()
-        self.proc = None
-        self.start()
-
-    def start(self):
-        exe = shutil.which("redis-server")
-        assert exe, "redis-server not installed"
-        self.proc = spawn([exe, "--port", str(self.port), "--save", "", "--appendonly", "no",
-                           "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_until(up, 10, "redis-server listening")
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
+from test_redis_instances import Redis  # noqa: E402,F401  (a redis-server, restartable)
 
 
 # ---- nginx baseline ----------------------------------------------------------------
@@ -344,22 +308,11 @@ def build_driver(name, outdir):
 
 def saml_connection(rg):
     """Roles, an organization and an IdP-initiated SAML connection to the
-    fixture IdP with the bench's group mappings (as bench_login.py sets
-    up). rg: a test_saml_common.LoginServer. Returns (conn id, SP metadata)."""
-    from test_saml_common import setup_roles, FIX
+    fixture IdP with the default group mappings (test_saml_common's setup).
+    rg: a test_saml_common.LoginServer. Returns (conn id, SP metadata)."""
+    from test_saml_common import setup_roles, setup_saml_connection, FIX
     setup_roles(rg)
     org = rg.ok("POST", "/organizations", {"name": "Soak"})["id"]
-    conn = rg.ok("POST", f"/organizations/{org}/connections",
-                 {"type": "saml", "name": "soak", "allow_idp_initiated": True})["id"]
     with open(os.path.join(FIX, "idp-metadata.xml")) as f:
         md = f.read()
-    st, info = rg.api("PUT", f"/connections/{conn}/metadata", md,
-                      {"Content-Type": "application/xml"})
-    assert st == 200, (st, info)
-    rg.ok("PUT", f"/connections/{conn}/role_mappings",
-          [{"idp_group": "admins", "role_slug": "admin"},
-           {"idp_group": "engineering", "role_slug": "member"},
-           {"idp_group": "viewers", "role_slug": "viewer"}])
-    st, _, sp = rg.public("GET", f"/saml/metadata/{conn}")
-    assert st == 200, st
-    return conn, sp
+    return setup_saml_connection(rg, org, md, allow_idp_initiated=True)

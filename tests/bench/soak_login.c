@@ -8,15 +8,12 @@
  * /proc/PID (VmRSS, descriptors, threads, CPU) and prints one line:
  *   sample <logins> <rss_kB> <fds> <threads> <cpu_s> <elapsed_s> <non302>
  * then a summary line with the status counts. Run alone it only says so. */
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include "../../idp-fixtures/rg_fixture_mint.h"
+#include "bench_client.h"
 #include "rolegate/saml.h"
 #include "rolegate/util.h"
 
@@ -29,67 +26,6 @@ typedef struct shared {
     int64_t t0;
     pthread_mutex_t out;
 } shared;
-
-static char *form_body(const char *b64)
-{
-    size_t n = strlen(b64), o = 13;
-    char *out = malloc(n * 3 + 16);
-    if (!out)
-        return NULL;
-    memcpy(out, "SAMLResponse=", 13);
-    for (size_t i = 0; i < n; i++) {
-        char c = b64[i];
-        if (c == '+' || c == '/' || c == '=')
-            o += (size_t)sprintf(out + o, "%%%02X", (unsigned char)c);
-        else
-            out[o++] = c;
-    }
-    out[o] = 0;
-    return out;
-}
-
-static int dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Reads one response; returns its status or -1. */
-static int read_response(int fd)
-{
-    static __thread char buf[65536];
-    size_t got = 0;
-    char *end = NULL;
-    while (!end) {
-        if (got >= sizeof buf - 1)
-            return -1;
-        ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-        buf[got] = 0;
-        end = strstr(buf, "\r\n\r\n");
-    }
-    int status = atoi(buf + 9);
-    char *cl = strcasestr(buf, "\r\ncontent-length:");
-    size_t body = cl ? (size_t)atol(cl + 17) : 0;
-    size_t have = got - (size_t)(end + 4 - buf);
-    while (have < body) {
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r <= 0)
-            return -1;
-        have += (size_t)r;
-    }
-    return status;
-}
 
 static long proc_field(int pid, const char *file, const char *key)
 {
@@ -162,7 +98,7 @@ static int login(shared *s, LassoServer *srv, mint_opts *o, long i, int *fd)
         return -1;
     }
     char *b64 = mint_b64(xml, strlen(xml));
-    char *body = b64 ? form_body(b64) : NULL;
+    char *body = b64 ? bench_form_body(b64) : NULL;
     free(xml);
     free(b64);
     if (!body)
@@ -175,9 +111,9 @@ static int login(shared *s, LassoServer *srv, mint_opts *o, long i, int *fd)
     int st = -1;
     for (int attempt = 0; attempt < 2 && st < 0; attempt++) {
         if (*fd < 0)
-            *fd = dial(s->port);
+            *fd = bench_dial(s->port);
         if (*fd >= 0 && write(*fd, head, (size_t)hl) == hl && write(*fd, body, bl) == (ssize_t)bl)
-            st = read_response(*fd);
+            st = bench_read_response(*fd);
         if (st < 0 && *fd >= 0) {
             close(*fd);
             *fd = -1;
