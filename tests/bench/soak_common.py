@@ -285,17 +285,23 @@ def verdict(ok):
 
 # ---- SAML: a connection to the fixture IdP, C drivers built against build/ ---------
 
-PKGS = ("jansson sqlite3 libmicrohttpd inih openssl libjwt hiredis libcurl lasso glib-2.0 "
-        "gobject-2.0 xmlsec1 libxml-2.0").split()
+def _make_pkgs():
+    """The Makefile's PKGS (its pkg-config packages), read from its text."""
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        text = f.read().replace("\\\n", " ")
+    m = re.search(r"^PKGS\s*:=\s*(.*)$", text, re.M)
+    return m.group(1).split()
+
+
 LAYERS = "gateway api http session cache saml oidc store core util".split()
 
 
 def build_driver(name, outdir):
     """Compiles tests/bench/<name>.c as the Makefile builds benches (the
     Makefile builds only bench_*.c). Returns the binary's path."""
-    cflags = subprocess.run(["pkg-config", "--cflags"] + PKGS, capture_output=True,
+    cflags = subprocess.run(["pkg-config", "--cflags"] + _make_pkgs(), capture_output=True,
                             text=True, check=True).stdout.split()
-    libs = subprocess.run(["pkg-config", "--libs"] + PKGS, capture_output=True,
+    libs = subprocess.run(["pkg-config", "--libs"] + _make_pkgs(), capture_output=True,
                           text=True, check=True).stdout.split()
     out = os.path.join(outdir, name)
     archives = [os.path.join(BUILD, f"lib{layer}.a") for layer in LAYERS]
