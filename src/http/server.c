@@ -57,6 +57,12 @@ struct rg_http_server {
     struct rg_http_req *q_head, *q_tail;
     pthread_t      *workers;
     int             nworkers, q_stop;
+    /* rolegate accepts, MHD serves (MHD_USE_NO_LISTEN_SOCKET): see accept_loop */
+    pthread_t       acceptor;
+    int             accepting;
+    atomic_int      accept_stop;
+    atomic_int      open_conns;
+    atomic_long     started_conns;
 };
 
 typedef struct hdr { const char *name, *value; } hdr;
@@ -431,6 +437,100 @@ static void offload(rg_http_req *r)
     pthread_mutex_unlock(&s->q_lock);
 }
 
+/* ---- accepting ------------------------------------------------------------- */
+
+/* rolegate's own accept thread hands each connection to MHD's pool
+ * (MHD_add_connection). MHD_quiesce_daemon() cannot stop an epoll pool
+ * safely in 0.9.75: it and the pool threads both remove the listen socket
+ * from the epoll sets, unlocked, and the loser's MHD_PANIC aborted rolegate
+ * at shutdown (seen in test_session_refresh). Here draining is: stop this
+ * thread, close the socket. At the connection limit the thread waits
+ * instead of accepting, so clients queue in the backlog as they did when
+ * MHD accepted. */
+static void *accept_loop(void *arg)
+{
+    rg_http_server *s = arg;
+    int warned = 0;
+    /* MHD starts a handed connection later, on its pool thread: until then
+     * it is counted here. One MHD dropped before starting it (it closes the
+     * socket) would count for ever, so a count that does not move for
+     * 100 ms is taken back. */
+    long handed = 0;
+    int64_t stuck_since = 0;
+    while (!atomic_load(&s->accept_stop)) {
+        long started = atomic_load(&s->started_conns);
+        long waiting = handed > started ? handed - started : 0;
+        if (atomic_load(&s->open_conns) + waiting >= s->max_conn) {
+            int64_t now = rg_mono_us();
+            if (!waiting) {
+                stuck_since = 0;
+            } else if (!stuck_since) {
+                stuck_since = now;
+            } else if (now - stuck_since > 100 * 1000) {
+                handed = started;
+                stuck_since = 0;
+            }
+            struct timespec ts = {0, 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        stuck_since = 0;
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int c = accept4(s->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+        if (c < 0) {
+            int e = errno;
+            if (atomic_load(&s->accept_stop))
+                break;
+            if (e == EINTR || e == EAGAIN || e == ECONNABORTED || e == EPROTO)
+                continue;
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off, say it once */
+            if (!warned++)
+                rg_log(RG_LOG_WARN, "event=accept_failed listener=%s error=%s", s->name,
+                       strerror(e));
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        warned = 0;
+        /* MHD closes the socket itself when it refuses it (per-IP limit) */
+        if (MHD_add_connection(s->daemon, c, (struct sockaddr *)&ss, sl) == MHD_YES)
+            handed++;
+        else
+            rg_log(RG_LOG_DEBUG, "event=connection_refused listener=%s error=%s", s->name,
+                   strerror(errno));
+    }
+    return NULL;
+}
+
+/* The listener's open connections, counted as MHD opens and closes them
+ * (the two notifications come in pairs): the accept thread's limit. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    rg_http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&s->open_conns, 1);
+        atomic_fetch_add(&s->started_conns, 1);
+    }
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&s->open_conns, 1);
+}
+
+/* Ends the accept thread and closes the listen socket. shutdown(2) wakes
+ * a blocked accept() (EINVAL on Linux). */
+static void accept_end(rg_http_server *s)
+{
+    if (!s->accepting)
+        return;
+    atomic_store(&s->accept_stop, 1);
+    shutdown(s->fd, SHUT_RDWR);
+    pthread_join(s->acceptor, NULL);
+    s->accepting = 0;
+    close(s->fd);
+    s->fd = -1;
+}
+
 int rg_http_server_start(rg_http_server *s, rg_error *err)
 {
     char host[256], port[8];
@@ -472,7 +572,8 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
                             strerror(e));
     }
     s->port = ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in4.sin_port);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_USE_NO_LISTEN_SOCKET;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->offload) {
@@ -490,14 +591,18 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
      * connections; the pool also lets blocking handlers run side by side. */
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, s->threads, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, NULL};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, s->max_conn, NULL};
+    /* the limit is the accept thread's (open_conns); MHD's own, which it
+     * splits evenly over its pool threads while it places a connection by
+     * its descriptor number, only backs it up */
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                       (intptr_t)s->max_conn * s->threads + 16, NULL};
     if (s->max_per_ip > 0)
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_per_ip, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, s->timeout, NULL};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                                  MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
                                  MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s->name,
@@ -509,6 +614,16 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
                             "%s: the HTTP daemon did not start", s->listen);
     }
     s->fd = fd;
+    if (pthread_create(&s->acceptor, NULL, accept_loop, s) != 0) {
+        MHD_stop_daemon(s->daemon);
+        s->daemon = NULL;
+        workers_stop(s);
+        close(fd);
+        s->fd = -1;
+        return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen",
+                            "%s: cannot start the accept thread", s->listen);
+    }
+    s->accepting = 1;
     s->started = 1;
     rg_log(RG_LOG_INFO, "event=listen listener=%s addr=%s port=%d threads=%d", s->name,
            host[0] ? host : "*", s->port, s->threads);
@@ -526,9 +641,7 @@ void rg_http_server_stop(rg_http_server *s, int grace_ms)
         return;
     s->stopped = 1;
     atomic_store(&s->draining, 1);
-    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);   /* no new connections */
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+    accept_end(s);   /* no new connections: a connect is refused from here on */
     int64_t end = rg_mono_us() + (int64_t)grace_ms * 1000;
     while (atomic_load(&s->inflight) > 0 && rg_mono_us() < end) {
         struct timespec ts = {0, 5 * 1000 * 1000};
