@@ -8,7 +8,8 @@
 #   make deps       apt-get the Debian packages that are missing
 #   make bench      build and run tests/bench/ (not part of check)
 #   make fuzz       libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each
-#   make lint       cppcheck + clang-tidy over src/
+#   make lint       the layer check, then cppcheck + clang-tidy over src/
+#   make layers     every include of src/ against DESIGN.md's layer table
 #   make screenshots  the console screenshots of the README (docs/screenshots/)
 
 CC       ?= cc
@@ -81,7 +82,7 @@ $(BUILD)/empty.o:
 	@mkdir -p $(@D)
 	echo 'typedef int rg_empty_unit;' | $(CC) -x c -c - -o $@
 
-.PHONY: all check asan run deps clean bench unit fixtures fuzz lint screenshots
+.PHONY: all check asan run deps clean bench unit fixtures fuzz lint layers screenshots
 all: bin-dir $(BUILD)/rolegate $(BUILD)/fixtures
 
 bin-dir:
@@ -138,14 +139,25 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/empty.o $(call libs_for,main)
 bench: all $(BENCH_BIN)
 	tests/bench/run
 
+# The runners under tests/ take the build's facts (packages, warnings,
+# layers and what each stands on) from here: `make -s print-VAR` prints one,
+# and the targets below pass them in the environment.
+print-%:
+	@echo '$($*)'
+RUNNER_ENV = PKGS="$(PKGS)" WARN="$(WARN)" LAYERS="$(LAYERS)" \
+             $(foreach l,$(LAYERS) main,DEPS_$(l)="$(DEPS_$(l))")
+
 # libFuzzer targets of tests/fuzz/ (clang, build-fuzz/), FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 20
 fuzz:
-	tests/fuzz/run $(FUZZ_SECONDS)
+	$(RUNNER_ENV) tests/fuzz/run $(FUZZ_SECONDS)
 
+# Every include against DESIGN.md's layer table (tests/lint/layers), then
 # cppcheck + clang-tidy over src/ (suppressions, each with its reason, in tests/lint/).
-lint:
-	tests/lint/run
+layers:
+	@$(RUNNER_ENV) tests/lint/layers
+lint: layers
+	$(RUNNER_ENV) tests/lint/run
 
 # The README's screenshots of the console, taken by the browser tests.
 screenshots: all

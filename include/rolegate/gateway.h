@@ -37,9 +37,9 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err);
 void rg_gateway_free(rg_gateway *gw);
 
 /* The revocation set and verified-token cache /auth reads (borrowed from
- * gw): a logout shared by another instance (Redis, later) is fed in with
+ * gw): a logout another instance shares through Redis is fed in with
  * rg_session_revoke(rg_gateway_revocations(gw), rg_gateway_token_cache(gw),
- * sid, exp, now). */
+ * sid, exp, now) (main.c's on_remote_revoke). */
 rg_revocations *rg_gateway_revocations(rg_gateway *gw);
 rg_token_cache *rg_gateway_token_cache(rg_gateway *gw);
 

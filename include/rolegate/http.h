@@ -166,7 +166,6 @@ void rg_http_server_free(rg_http_server *s);
 
 /* ---- request (all returned strings are borrowed: valid until the reply) -- */
 const char *rg_http_method(const rg_http_req *r);
-const char *rg_http_path(const rg_http_req *r);          /* raw, no query */
 /* The query string exactly as received (still percent-encoded, no '?'; ""
  * if none): for signatures over its octets (SAML HTTP-Redirect). */
 const char *rg_http_raw_query(const rg_http_req *r);

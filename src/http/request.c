@@ -14,7 +14,6 @@
 /* ---- request accessors --------------------------------------------------------- */
 
 const char *rg_http_method(const rg_http_req *r) { return r->method; }
-const char *rg_http_path(const rg_http_req *r) { return r->path; }
 
 const char *rg_http_raw_query(const rg_http_req *r)
 {
