@@ -25,6 +25,7 @@ typedef struct rg_config_server {
     int     threads;                        /* 0 = number of cores */
     size_t  max_body;                       /* bytes, default body cap */
     int     connection_timeout;             /* seconds idle */
+    int     request_timeout;                /* seconds for headers, then body (+1 s/8 KiB) */
     int     max_connections;                /* per listener */
     int     max_connections_per_ip;         /* 0 = no limit */
     char    trusted_proxies[RG_CONFIG_LIST];  /* "ip,cidr,..." (validated) */

@@ -114,6 +114,8 @@ typedef struct rg_http_options {
     int         threads;             /* pool threads (>= 1) */
     size_t      max_body;            /* default body cap, bytes */
     int         connection_timeout;  /* idle seconds */
+    int         request_timeout;     /* seconds for a request's headers, then its body
+                                        (+1 s per 8 KiB); 0 = 10 (http/guard.c) */
     int         max_connections;     /* 0 = 1024 */
     int         max_connections_per_ip; /* 0 = no limit */
     const char *admin_key;           /* non-NULL: every route (but NO_AUTH) needs

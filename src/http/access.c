@@ -30,16 +30,31 @@ static void req_free(rg_http_req *r)
     free(r);
 }
 
-static void log_request(rg_http_req *r)
+/* How a request ended when it did not end with its answer sent in full:
+ * the log line then says so (an answer cut by a shutdown is not "200"). */
+static const char *end_of(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:     return NULL;
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:  return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:  return "shutdown";
+    case MHD_REQUEST_TERMINATED_READ_ERROR:       return "read_error";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:     return "client_abort";
+    default:                                      return "error";
+    }
+}
+
+static void log_request(rg_http_req *r, enum MHD_RequestTerminationCode toe)
 {
     char m[40], p[512];
     int64_t dur = rg_mono_us() - r->t0;
+    const char *end = end_of(toe);
     /* path only: the query string may carry codes, tokens or SAML data */
     rg_log(r->status >= 500 ? RG_LOG_WARN : RG_LOG_INFO,
-           "event=http listener=%s method=%s path=%s status=%d dur_us=%lld rid=%s peer=%s",
+           "event=http listener=%s method=%s path=%s status=%d dur_us=%lld rid=%s peer=%s%s%s",
            r->srv->name, rg_log_quote(m, sizeof m, r->method),
            rg_log_quote(p, sizeof p, r->path), r->queued ? r->status : 0, (long long)dur,
-           r->rid, r->peer);
+           r->rid, r->peer, end ? " end=" : "", end ? end : "");
 }
 
 void rg_http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -54,7 +69,8 @@ void rg_http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls
         *con_cls = NULL;
         return;
     }
-    log_request(r);
+    rg_http_guard_request_done(conn);
+    log_request(r, toe);
     req_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
@@ -319,6 +335,7 @@ enum MHD_Result rg_http_on_request(void *cls, struct MHD_Connection *conn, const
         atomic_fetch_add(&s->inflight, 1);
         if (!r->method || !r->path)
             return MHD_NO;
+        rg_http_guard_headers_done(conn);
         req_begin(r);
         /* A body we must not read (no key, or declared too large): answer
          * now. MHD then closes the connection instead of reading on. */
@@ -339,6 +356,11 @@ enum MHD_Result rg_http_on_request(void *cls, struct MHD_Connection *conn, const
         if (r->queued)
             return MHD_YES;
         r->received += n;
+        if (rg_http_guard_body_late(r)) {   /* trickled: close (guard.c) */
+            rg_log(RG_LOG_WARN, "event=request_timeout listener=%s phase=body rid=%s "
+                   "received=%zu", r->srv->name, r->rid, r->received);
+            return MHD_NO;
+        }
         if (r->received > r->limit) {
             /* chunked or lying Content-Length: stop keeping bytes */
             if (!r->too_large) {

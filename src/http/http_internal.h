@@ -18,6 +18,7 @@
 
 #define MAX_PROXIES       64
 
+typedef struct rg_http_watch rg_http_watch;
 typedef struct cidr { int family; unsigned char addr[16]; int bits; } cidr;
 
 struct rg_http_server {
@@ -46,6 +47,13 @@ struct rg_http_server {
     atomic_int      accept_stop;
     atomic_int      open_conns;
     atomic_long     started_conns;
+    /* the slow-client guard (guard.c): every open connection, watched */
+    int             request_timeout;  /* seconds */
+    pthread_mutex_t g_lock;
+    struct rg_http_watch *g_head;
+    pthread_t       g_thread;
+    int             g_running;
+    atomic_int      g_stop;
 };
 
 typedef struct hdr { const char *name, *value; } hdr;
@@ -107,6 +115,18 @@ void *rg_http_uri_seen(void *cls, const char *uri, struct MHD_Connection *conn);
 size_t rg_http_no_unescape(void *cls, struct MHD_Connection *c, char *s);
 void rg_http_mhd_logger(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+
+/* guard.c: the slow-client guard (see its opening comment). opened/closed
+ * from MHD's connection notifications; headers_done at a request's first
+ * call, request_done at its end; body_late: 1 once a body arrives too
+ * slowly (the caller closes the connection). */
+void rg_http_guard_opened(rg_http_server *s, struct MHD_Connection *conn, void **socket_ctx);
+void rg_http_guard_closed(rg_http_server *s, void **socket_ctx);
+void rg_http_guard_headers_done(struct MHD_Connection *conn);
+void rg_http_guard_request_done(struct MHD_Connection *conn);
+int rg_http_guard_body_late(const rg_http_req *r);
+int rg_http_guard_start(rg_http_server *s);
+void rg_http_guard_stop(rg_http_server *s);
 
 /* server.c: suspends the request's connection and queues it for the
  * listener's offload workers, which run the handler and resume it. */

@@ -41,6 +41,7 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
     }
     s->fd = -1;
     pthread_mutex_init(&s->q_lock, NULL);
+    pthread_mutex_init(&s->g_lock, NULL);
     pthread_cond_init(&s->q_cond, NULL);
     s->name = strdup(opt->name ? opt->name : "http");
     s->listen = strdup(opt->listen);
@@ -54,6 +55,7 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
     s->timeout = opt->connection_timeout > 0 ? opt->connection_timeout : 30;
     s->max_conn = opt->max_connections > 0 ? opt->max_connections : 1024;
     s->max_per_ip = opt->max_connections_per_ip;
+    s->request_timeout = opt->request_timeout > 0 ? opt->request_timeout : 10;
     if (!s->name || !s->listen || !s->router || (opt->admin_key && !s->admin_key)) {
         rg_http_server_free(s);
         rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
@@ -252,11 +254,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     rg_http_server *s = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        rg_http_guard_opened(s, conn, socket_ctx);
         atomic_fetch_add(&s->open_conns, 1);
         atomic_fetch_add(&s->started_conns, 1);
-    }
-    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        rg_http_guard_closed(s, socket_ctx);
         atomic_fetch_sub(&s->open_conns, 1);
+    }
 }
 
 /* Ends the accept thread and closes the listen socket. shutdown(2) wakes
@@ -356,8 +360,9 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
                             "%s: the HTTP daemon did not start", s->listen);
     }
     s->fd = fd;
-    if (pthread_create(&s->acceptor, NULL, accept_loop, s) != 0) {
+    if (rg_http_guard_start(s) != 0 || pthread_create(&s->acceptor, NULL, accept_loop, s) != 0) {
         MHD_stop_daemon(s->daemon);
+        rg_http_guard_stop(s);
         s->daemon = NULL;
         workers_stop(s);
         close(fd);
@@ -394,6 +399,7 @@ void rg_http_server_stop(rg_http_server *s, int grace_ms)
      * connection before the daemon (and the request) goes away */
     workers_stop(s);
     MHD_stop_daemon(s->daemon);
+    rg_http_guard_stop(s);   /* after the daemon: its last closes leave the list empty */
     s->daemon = NULL;
     rg_log(RG_LOG_INFO, "event=stopped listener=%s unfinished=%d", s->name, left);
 }
@@ -411,6 +417,7 @@ void rg_http_server_free(rg_http_server *s)
     free(s->name);
     free(s->listen);
     pthread_mutex_destroy(&s->q_lock);
+    pthread_mutex_destroy(&s->g_lock);
     pthread_cond_destroy(&s->q_cond);
     free(s);
 }

@@ -25,6 +25,7 @@ const opt_def cfg_opts[] = {
     {"server", "threads", T_INT, O(server, threads), 0, 256, NULL},
     {"server", "max_body", T_SIZE, O(server, max_body), 1024, 1LL << 30, NULL},
     {"server", "connection_timeout", T_DURATION, O(server, connection_timeout), 1, 3600, NULL},
+    {"server", "request_timeout", T_DURATION, O(server, request_timeout), 1, 3600, NULL},
     {"server", "max_connections", T_INT, O(server, max_connections), 1, 1000000, NULL},
     {"server", "max_connections_per_ip", T_INT, O(server, max_connections_per_ip), 0, 1000000, NULL},
     {"server", "trusted_proxies", T_PROXIES, O(server, trusted_proxies), 0, 0, NULL},
@@ -83,6 +84,7 @@ void rg_config_defaults(rg_config *cfg)
     s->threads = 0;
     s->max_body = 1048576;
     s->connection_timeout = 30;
+    s->request_timeout = 10;
     s->max_connections = 1024;
     s->max_connections_per_ip = 0;
     s->portal_link_ttl = 300;   /* DESIGN.md: setup links live 5 minutes */

@@ -333,6 +333,99 @@ def test_at_the_connection_limit_a_new_client_waits_then_is_served():
         assert data.startswith(b"HTTP/1.1 200"), data[:200]
 
 
+def _closed_within(sock, seconds):
+    """Reads until the server closes (EOF or reset); returns (seconds taken,
+    bytes received), or (None, bytes) if still open after `seconds`."""
+    t0 = time.monotonic()
+    got = b""
+    sock.settimeout(0.2)
+    while time.monotonic() - t0 < seconds:
+        try:
+            c = sock.recv(4096)
+        except socket.timeout:
+            continue
+        except OSError:
+            return time.monotonic() - t0, got
+        if not c:
+            return time.monotonic() - t0, got
+        got += c
+    return None, got
+
+
+@test
+def test_slow_headers_are_cut_at_request_timeout_whatever_they_trickle():
+    """[server] request_timeout = 2: a request line then one header byte
+    every 0.3 s (each byte resets the 30 s idle timeout) is closed within
+    request_timeout + a watcher tick, never answered, and logged."""
+    with Rolegate(config={"server": {"request_timeout": 2}}) as rg:
+        s = socket.create_connection(("127.0.0.1", rg.public_port), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        t0 = time.monotonic()
+        closed = False
+        for i in range(30):                   # up to 9 s of trickling
+            try:
+                s.sendall(b"X"[:1] if i % 2 else b"-")
+            except OSError:
+                closed = True
+                break
+            s.settimeout(0.3)
+            try:
+                c = s.recv(4096)
+                if not c:
+                    closed = True
+                    break
+                raise AssertionError(f"answered a request never finished: {c[:80]!r}")
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+                break
+        took = time.monotonic() - t0
+        s.close()
+        assert closed, "a trickling client kept its connection for 9 s"
+        assert 1.8 <= took <= 4.5, took
+        wait_until(lambda: "event=request_timeout listener=public phase=headers" in rg.log_text(),
+                   5, "the cut logged")
+        assert rg.public("GET", "/healthz")[0] == 200   # the listener serves on
+
+
+@test
+def test_slow_body_is_cut_but_an_idle_keep_alive_connection_is_not():
+    """request_timeout = 2: a 100 kB body trickled at 50 B/s is closed (its
+    allowance is 2 s + 1 s per 8 KiB received); a keep-alive connection idle
+    for 3 s between two requests is still served (idle is connection_timeout's)."""
+    with Rolegate(config={"server": {"request_timeout": 2}}) as rg:
+        c = http.client.HTTPConnection("127.0.0.1", rg.public_port, timeout=10)
+        c.request("GET", "/healthz")
+        assert c.getresponse().read() is not None
+        time.sleep(3.0)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        assert r.status == 200, r.status
+        r.read()
+        c.close()
+
+        s = socket.create_connection(("127.0.0.1", rg.public_port), timeout=10)
+        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        t0 = time.monotonic()
+        closed = False
+        while time.monotonic() - t0 < 9:
+            try:
+                s.sendall(b"a" * 10)
+            except OSError:
+                closed = True
+                break
+            took, got = _closed_within(s, 0.2)
+            if took is not None:
+                closed = True
+                break
+        took = time.monotonic() - t0
+        s.close()
+        assert closed, "a trickled body kept its connection for 9 s"
+        assert took <= 5, took
+        wait_until(lambda: "phase=body" in rg.log_text(), 5, "the body cut logged")
+
+
 @test
 def test_sigint_exits_0():
     rg = Rolegate()
