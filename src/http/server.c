@@ -10,6 +10,7 @@
  * suspended, a worker runs the handler and resumes it, and the poll thread
  * queues the answer. */
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 #include <strings.h>
 #include "http_internal.h"
 
+#define DRAIN_ACCEPT_MS   200          /* SIGTERM: the backlog is taken in for at most this */
+#define DRAIN_IDLE_MS     1000         /* SIGTERM: keep-alive connections closed after this */
 #define CONN_MEMORY_LIMIT (64 * 1024)   /* MHD zeroes the whole pool per request (issue 17) */
 
 /* ---- server lifecycle ---------------------------------------------------- */
@@ -187,8 +190,8 @@ void rg_http_offload(rg_http_req *r)
  * (MHD_add_connection). MHD_quiesce_daemon() cannot stop an epoll pool
  * safely in 0.9.75: it and the pool threads both remove the listen socket
  * from the epoll sets, unlocked, and the loser's MHD_PANIC aborted rolegate
- * at shutdown (seen in test_session_refresh). Here draining is: stop this
- * thread, close the socket. At the connection limit the thread waits
+ * at shutdown (seen in test_session_refresh). Here draining is: take in
+ * the backlog, end this thread, close the socket. At the connection limit the thread waits
  * instead of accepting, so clients queue in the backlog as they did when
  * MHD accepted. */
 static void *accept_loop(void *arg)
@@ -200,11 +203,19 @@ static void *accept_loop(void *arg)
      * socket) would count for ever, so a count that does not move for
      * 100 ms is taken back. */
     long handed = 0;
-    int64_t stuck_since = 0;
-    while (!atomic_load(&s->accept_stop)) {
+    int64_t stuck_since = 0, stop_at = 0;
+    for (;;) {
+        /* on SIGTERM: what is already in the backlog is still served (with
+         * "Connection: close"), for at most DRAIN_ACCEPT_MS; closing the
+         * socket over it would reset those clients (soak_drain's "reset
+         * fresh"). A connect after that is refused. */
+        if (!stop_at && atomic_load(&s->accept_stop))
+            stop_at = rg_mono_us();
+        if (stop_at && rg_mono_us() - stop_at > DRAIN_ACCEPT_MS * 1000)
+            break;
         long started = atomic_load(&s->started_conns);
         long waiting = handed > started ? handed - started : 0;
-        if (atomic_load(&s->open_conns) + waiting >= s->max_conn) {
+        if (!stop_at && atomic_load(&s->open_conns) + waiting >= s->max_conn) {
             int64_t now = rg_mono_us();
             if (!waiting) {
                 stuck_since = 0;
@@ -224,10 +235,17 @@ static void *accept_loop(void *arg)
         int c = accept4(s->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
         if (c < 0) {
             int e = errno;
-            if (atomic_load(&s->accept_stop))
-                break;
-            if (e == EINTR || e == EAGAIN || e == ECONNABORTED || e == EPROTO)
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                if (stop_at)
+                    break;   /* the backlog is empty */
+                struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+                poll(&pfd, 1, 100);   /* 100 ms: accept_stop is looked at */
                 continue;
+            }
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+                continue;
+            if (stop_at)
+                break;
             /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off, say it once */
             if (!warned++)
                 rg_log(RG_LOG_WARN, "event=accept_failed listener=%s error=%s", s->name,
@@ -263,14 +281,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
-/* Ends the accept thread and closes the listen socket. shutdown(2) wakes
- * a blocked accept() (EINVAL on Linux). */
+/* Ends the accept thread (it polls the non-blocking socket and sees the
+ * flag within 100 ms, then takes in the backlog) and closes the socket. */
 static void accept_end(rg_http_server *s)
 {
     if (!s->accepting)
         return;
     atomic_store(&s->accept_stop, 1);
-    shutdown(s->fd, SHUT_RDWR);
     pthread_join(s->acceptor, NULL);
     s->accepting = 0;
     close(s->fd);
@@ -290,7 +307,8 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
     if (gai != 0)
         return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen", "%s: %s", s->listen,
                             gai_strerror(gai));
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    ai->ai_protocol);
     int one = 1, family = ai->ai_family;
     if (fd >= 0)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -395,6 +413,17 @@ void rg_http_server_stop(rg_http_server *s, int grace_ms)
         nanosleep(&ts, NULL);
     }
     int left = atomic_load(&s->inflight);
+    /* then a moment for the keep-alive connections: each next request on
+     * one is answered with "Connection: close" and the client closes it,
+     * where closing it under the client's feet would reset a request
+     * already on its way (soak_drain's "reset reused"). Idle ones are
+     * closed after DRAIN_IDLE_MS. */
+    int64_t idle_end = rg_mono_us() + (int64_t)(grace_ms < DRAIN_IDLE_MS ? grace_ms
+                                                                         : DRAIN_IDLE_MS) * 1000;
+    while (atomic_load(&s->open_conns) > 0 && rg_mono_us() < idle_end) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     /* an offloaded request still queued or running finishes and resumes its
      * connection before the daemon (and the request) goes away */
     workers_stop(s);
