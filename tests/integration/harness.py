@@ -13,6 +13,7 @@
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -56,8 +57,35 @@ def pg_database_drop(url):
     pg_sql("postgres", f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_EPHEMERAL = _ephemeral_range()
+
+
 def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago (bind port 0)."""
+    """A TCP port that was free on 127.0.0.1 a moment ago. Drawn below the
+    kernel's ephemeral range when there is room: a port bound with port 0
+    comes from that range, where any outgoing connection of a parallel test
+    can take it as its source port before the server binds it (CI saw
+    'Address already in use' that way)."""
+    lo, hi = 20000, _EPHEMERAL[0] - 1
+    if hi - lo >= 1000:
+        rnd = random.SystemRandom()
+        for _ in range(50):
+            port = rnd.randint(lo, hi)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -117,13 +145,10 @@ class Rolegate:
         for sec, opts in (config or {}).items():
             cfg.setdefault(sec, {}).update(opts)
         self.config_path = os.path.join(self.dir, "rolegate.conf")
-        with open(self.config_path, "w") as f:
-            for sec, opts in cfg.items():
-                f.write(f"[{sec}]\n")
-                for k, v in opts.items():
-                    if isinstance(v, bool):
-                        v = "true" if v else "false"
-                    f.write(f"{k} = {v}\n")
+        self._cfg = cfg
+        self._own_ports = not any(k in (config or {}).get("server", {})
+                                  for k in ("public_listen", "admin_listen", "base_url"))
+        self._write_config()
         self.env = dict(os.environ)
         for k in list(self.env):
             if k.startswith("ROLEGATE_") and k not in ("ROLEGATE_BIN", "ROLEGATE_BUILD"):
@@ -132,7 +157,36 @@ class Rolegate:
             self.env["ROLEGATE_ADMIN_KEY"] = admin_key
         self.env.update(env or {})
         if start:
-            self.start()
+            self._first_start()
+
+    def _write_config(self):
+        with open(self.config_path, "w") as f:
+            for sec, opts in self._cfg.items():
+                f.write(f"[{sec}]\n")
+                for k, v in opts.items():
+                    if isinstance(v, bool):
+                        v = "true" if v else "false"
+                    f.write(f"{k} = {v}\n")
+
+    def _first_start(self):
+        """start(), and when the harness chose the ports and one was taken
+        between free_port() and the bind, the same with two new ports (up to
+        3 times): no test has seen the ports yet."""
+        for attempt in range(3):
+            try:
+                return self.start()
+            except AssertionError as e:
+                if (not self._own_ports or attempt == 2
+                        or not ("Address already in use" in str(e)
+                                or "port is in use" in str(e))):
+                    raise
+            self.public_port = free_port()
+            self.admin_port = free_port()
+            srv = self._cfg["server"]
+            srv["public_listen"] = f"127.0.0.1:{self.public_port}"
+            srv["admin_listen"] = f"127.0.0.1:{self.admin_port}"
+            srv["base_url"] = f"http://127.0.0.1:{self.public_port}"
+            self._write_config()
 
     # ---- lifecycle ---------------------------------------------------------
     def start(self):
