@@ -33,8 +33,33 @@ typedef struct test_redis {
     char pass[64];        /* --requirepass, "" for none */
 } test_redis;
 
+/* A port that was free on 127.0.0.1 a moment ago, drawn below the kernel's
+ * ephemeral range (20000 .. its low end - 1) when there is room: a port from
+ * bind(0) is an ephemeral one, which any outgoing connection of a parallel
+ * test can take as its source port before redis-server binds it. */
 static inline int tr_free_port(void)
 {
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &lo) != 1)
+            lo = 32768;
+        fclose(f);
+    }
+    unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^ (unsigned)clock();
+    for (int i = 0; lo - 20000 >= 1000 && i < 50; i++) {
+        int port = 20000 + (int)(rand_r(&seed) % (unsigned)(lo - 20000));
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((unsigned short)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (fd < 0)
+            return -1;
+        int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
