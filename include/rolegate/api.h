@@ -68,6 +68,42 @@ const rg_http_route_def *rg_api_route_find(const char *method, const char *patte
  * (stolen) with status, or an empty 204 when out is NULL. */
 void rg_api_reply(rg_http_req *req, int rc, const rg_error *err, int status, json_t *out);
 
+/* The shapes most read handlers have, answered in one call (200, or the
+ * store's error): GET .../{param} through get(store, that route parameter); a list
+ * through list1(store, a, paging) or list2(store, a, b, paging) after the
+ * paging parameters are checked (a, b: filters the caller took from the
+ * request, NULL for none), or list0(store, paging). */
+typedef int (*rg_api_get_fn)(rg_store *s, const char *id, json_t **out, rg_error *err);
+typedef int (*rg_api_list0_fn)(rg_store *s, const rg_store_list_opts *o, json_t **out,
+                               rg_error *err);
+typedef int (*rg_api_list1_fn)(rg_store *s, const char *a, const rg_store_list_opts *o,
+                               json_t **out, rg_error *err);
+typedef int (*rg_api_list2_fn)(rg_store *s, const char *a, const char *b,
+                               const rg_store_list_opts *o, json_t **out, rg_error *err);
+void rg_api_reply_get(rg_http_req *req, void *ctx, rg_api_get_fn get, const char *param);
+void rg_api_reply_list0(rg_http_req *req, void *ctx, rg_api_list0_fn list);
+/* DELETE .../{param}: del(store, that route parameter), 204. */
+typedef int (*rg_api_del_fn)(rg_store *s, const char *id, rg_error *err);
+void rg_api_reply_delete(rg_http_req *req, void *ctx, rg_api_del_fn del, const char *param);
+void rg_api_reply_list1(rg_http_req *req, void *ctx, rg_api_list1_fn list, const char *a);
+void rg_api_reply_list2(rg_http_req *req, void *ctx, rg_api_list2_fn list, const char *a,
+                        const char *b);
+
+/* A handler of one of those shapes, defined in one line (filters of a list
+ * are query parameters named qa, qb). */
+#define RG_API_GET(name, fn, param) \
+    static void name(rg_http_req *req, void *ctx) { rg_api_reply_get(req, ctx, fn, param); }
+#define RG_API_DELETE(name, fn, param) \
+    static void name(rg_http_req *req, void *ctx) { rg_api_reply_delete(req, ctx, fn, param); }
+#define RG_API_LIST0(name, fn) \
+    static void name(rg_http_req *req, void *ctx) { rg_api_reply_list0(req, ctx, fn); }
+#define RG_API_LIST1(name, fn, qa) \
+    static void name(rg_http_req *req, void *ctx) \
+    { rg_api_reply_list1(req, ctx, fn, rg_http_query(req, qa)); }
+#define RG_API_LIST2(name, fn, qa, qb) \
+    static void name(rg_http_req *req, void *ctx) \
+    { rg_api_reply_list2(req, ctx, fn, rg_http_query(req, qa), rg_http_query(req, qb)); }
+
 /* The JSON body as an object whose members are all in allowed (a NULL-ended
  * list; NULL allows any member). Returns the borrowed object, or NULL with
  * err: 422 "invalid_type" field "body" (not an object), 422 "unknown_field"
@@ -79,6 +115,12 @@ json_t *rg_api_body_object(rg_http_req *req, const char *const *allowed, rg_erro
  * missing and required: 422 "required" field key. */
 int rg_api_json_string(const json_t *obj, const char *key, int required,
                        const char **out, rg_error *err);
+/* The body of a PATCH that renames (R1, R2: the slug is immutable, so
+ * "slug" is an unknown field): an object of optional "name" and
+ * "description" strings; *name / *desc NULL when absent, and a null
+ * description is "" (it clears the description). 0 or 422 in err. */
+int rg_api_name_desc_body(rg_http_req *req, const char **name, const char **desc,
+                          rg_error *err);
 /* Member key as a boolean: *present 0 when absent. Wrong type: 422. */
 int rg_api_json_bool(const json_t *obj, const char *key, int *present, int *out,
                      rg_error *err);

@@ -83,6 +83,62 @@ void rg_api_reply(rg_http_req *req, int rc, const rg_error *err, int status, jso
     rg_http_send_json(req, status, out);
 }
 
+void rg_api_reply_get(rg_http_req *req, void *ctx, rg_api_get_fn get, const char *param)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    json_t *out = NULL;
+    int rc = get(rg_api_store(ctx), rg_http_param(req, param), &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+void rg_api_reply_delete(rg_http_req *req, void *ctx, rg_api_del_fn del, const char *param)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    int rc = del(rg_api_store(ctx), rg_http_param(req, param), &err);
+    rg_api_reply(req, rc, &err, 204, NULL);
+}
+
+/* One list answer: paging checked, then the store's list with 0-2 filters. */
+typedef struct list_call {
+    rg_api_list0_fn f0;
+    rg_api_list1_fn f1;
+    rg_api_list2_fn f2;
+    const char *a, *b;
+} list_call;
+
+static void reply_list(rg_http_req *req, void *ctx, const list_call *c)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    rg_store_list_opts o;
+    json_t *out = NULL;
+    rg_store *st = rg_api_store(ctx);
+    int rc = rg_api_list_opts(req, &o, &err);
+    if (!rc)
+        rc = c->f2 ? c->f2(st, c->a, c->b, &o, &out, &err)
+           : c->f1 ? c->f1(st, c->a, &o, &out, &err)
+                   : c->f0(st, &o, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+void rg_api_reply_list0(rg_http_req *req, void *ctx, rg_api_list0_fn list)
+{
+    reply_list(req, ctx, &(list_call){.f0 = list});
+}
+
+void rg_api_reply_list1(rg_http_req *req, void *ctx, rg_api_list1_fn list, const char *a)
+{
+    reply_list(req, ctx, &(list_call){.f1 = list, .a = a});
+}
+
+void rg_api_reply_list2(rg_http_req *req, void *ctx, rg_api_list2_fn list, const char *a,
+                        const char *b)
+{
+    reply_list(req, ctx, &(list_call){.f2 = list, .a = a, .b = b});
+}
+
 /* ---- the job thread -------------------------------------------------------- */
 
 static void deadline_in(struct timespec *ts, long ms)

@@ -121,61 +121,15 @@ static void h_dir_delete(rg_http_req *req, void *ctx)
     rg_api_reply(req, rc, &err, 202, out);
 }
 
-static void h_users(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    rg_store_list_opts o;
-    json_t *out = NULL;
-    int rc = rg_api_list_opts(req, &o, &err);
-    if (!rc)
-        rc = rg_store_directory_user_list(rg_api_store(ctx), rg_http_query(req, "directory"),
-                                          rg_http_query(req, "group"), &o, &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_LIST2(h_users, rg_store_directory_user_list, "directory", "group")
 
-static void h_user(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_directory_user_get(rg_api_store(ctx), rg_http_param(req, "id"), &out,
-                                         &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_GET(h_user, rg_store_directory_user_get, "id")
 
-static void h_groups(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    rg_store_list_opts o;
-    json_t *out = NULL;
-    int rc = rg_api_list_opts(req, &o, &err);
-    if (!rc)
-        rc = rg_store_directory_group_list(rg_api_store(ctx), rg_http_query(req, "directory"),
-                                           rg_http_query(req, "user"), &o, &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_LIST2(h_groups, rg_store_directory_group_list, "directory", "user")
 
-static void h_group(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_directory_group_get(rg_api_store(ctx), rg_http_param(req, "id"), &out,
-                                          &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_GET(h_group, rg_store_directory_group_get, "id")
 
-static void h_mappings_get(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_directory_mappings_get(rg_api_store(ctx), rg_http_param(req, "id"), &out,
-                                             &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_GET(h_mappings_get, rg_store_directory_mappings_get, "id")
 
 /* R28: a JSON array of {"directory_group_id": string, "role_slug": string};
  * the types are checked here so the error names the element. */

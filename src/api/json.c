@@ -172,3 +172,17 @@ int rg_api_list_opts(rg_http_req *req, rg_store_list_opts *o, rg_error *err)
                             "give before or after, not both");
     return RG_OK;
 }
+
+int rg_api_name_desc_body(rg_http_req *req, const char **name, const char **desc,
+                          rg_error *err)
+{
+    static const char *const allowed[] = {"name", "description", NULL};
+    *name = *desc = NULL;
+    json_t *b = rg_api_body_object(req, allowed, err);
+    int rc = b ? 0 : RG_EINVAL;
+    if (!rc) rc = rg_api_json_string(b, "name", 0, name, err);
+    if (!rc) rc = rg_api_json_string(b, "description", 0, desc, err);
+    if (!rc && *desc == NULL && json_is_null(json_object_get(b, "description")))
+        *desc = "";   /* null clears the description */
+    return rc;
+}

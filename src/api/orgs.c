@@ -30,26 +30,9 @@ static void h_org_create(rg_http_req *req, void *ctx)
     rg_api_reply(req, rc, &err, 201, out);
 }
 
-static void h_org_list(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    rg_store_list_opts o;
-    json_t *out = NULL;
-    int rc = rg_api_list_opts(req, &o, &err);
-    if (!rc)
-        rc = rg_store_organization_list(rg_api_store(ctx), &o, &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_LIST0(h_org_list, rg_store_organization_list)
 
-static void h_org_get(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_organization_get(rg_api_store(ctx), rg_http_param(req, "id"), &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_GET(h_org_get, rg_store_organization_get, "id")
 
 static void h_org_update(rg_http_req *req, void *ctx)
 {
@@ -274,23 +257,9 @@ static void h_conn_update(rg_http_req *req, void *ctx)
     rg_api_reply(req, rc, &err, 200, conn_urls(ctx, out));
 }
 
-static void h_conn_delete(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    int rc = rg_store_connection_delete(rg_api_store(ctx), rg_http_param(req, "id"), &err);
-    rg_api_reply(req, rc, &err, 204, NULL);
-}
+RG_API_DELETE(h_conn_delete, rg_store_connection_delete, "id")
 
-static void h_mappings_get(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_role_mappings_get(rg_api_store(ctx), rg_http_param(req, "id"), &out,
-                                        &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_GET(h_mappings_get, rg_store_role_mappings_get, "id")
 
 /* R15: a JSON array of {"idp_group": non-empty string, "role_slug": string};
  * types are checked here so the error names the exact element. */
@@ -366,35 +335,11 @@ static void h_user_create(rg_http_req *req, void *ctx)
     rg_api_reply(req, rc, &err, 201, out);
 }
 
-static void h_user_list(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    rg_store_list_opts o;
-    json_t *out = NULL;
-    int rc = rg_api_list_opts(req, &o, &err);
-    if (!rc)
-        rc = rg_store_user_list(rg_api_store(ctx), rg_http_query(req, "email"), &o, &out,
-                                &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_LIST1(h_user_list, rg_store_user_list, "email")
 
-static void h_user_get(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_user_get(rg_api_store(ctx), rg_http_param(req, "id"), &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_GET(h_user_get, rg_store_user_get, "id")
 
-static void h_user_delete(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    int rc = rg_store_user_delete(rg_api_store(ctx), rg_http_param(req, "id"), &err);
-    rg_api_reply(req, rc, &err, 204, NULL);
-}
+RG_API_DELETE(h_user_delete, rg_store_user_delete, "id")
 
 /* ---- memberships (R12, R13, R19) ------------------------------------------------ */
 
@@ -447,27 +392,9 @@ static void h_membership_create(rg_http_req *req, void *ctx)
     rg_api_reply(req, rc, &err, 201, out);
 }
 
-static void h_membership_list(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    rg_store_list_opts o;
-    json_t *out = NULL;
-    int rc = rg_api_list_opts(req, &o, &err);
-    if (!rc)
-        rc = rg_store_membership_list(rg_api_store(ctx), rg_http_query(req, "user_id"),
-                                      rg_http_query(req, "organization_id"), &o, &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_LIST2(h_membership_list, rg_store_membership_list, "user_id", "organization_id")
 
-static void h_membership_get(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_membership_get(rg_api_store(ctx), rg_http_param(req, "id"), &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_GET(h_membership_get, rg_store_membership_get, "id")
 
 static void h_membership_update(rg_http_req *req, void *ctx)
 {
@@ -490,29 +417,12 @@ static void h_membership_update(rg_http_req *req, void *ctx)
     rg_api_reply(req, rc, &err, 200, out);
 }
 
-static void h_membership_delete(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    int rc = rg_store_membership_delete(rg_api_store(ctx), rg_http_param(req, "id"), &err);
-    rg_api_reply(req, rc, &err, 204, NULL);
-}
+RG_API_DELETE(h_membership_delete, rg_store_membership_delete, "id")
 
 /* ---- events (R26) -------------------------------------------------------------- */
 
-static void h_events(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    rg_store_list_opts o;
-    json_t *out = NULL;
-    int rc = rg_api_list_opts(req, &o, &err);
-    /* oldest first unless order says otherwise; ?event=role.created filters */
-    if (!rc)
-        rc = rg_store_event_list(rg_api_store(ctx), rg_http_query(req, "event"), &o, &out,
-                                 &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+/* oldest first unless order says otherwise; ?event=role.created filters */
+RG_API_LIST1(h_events, rg_store_event_list, "event")
 
 /* ---- routes ------------------------------------------------------------------ */
 

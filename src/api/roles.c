@@ -33,40 +33,17 @@ static void h_permission_create(rg_http_req *req, void *ctx)
     rg_api_reply(req, rc, &err, 201, out);
 }
 
-static void h_permission_list(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    rg_store_list_opts o;
-    json_t *out = NULL;
-    int rc = rg_api_list_opts(req, &o, &err);
-    if (!rc)
-        rc = rg_store_permission_list(rg_api_store(ctx), &o, &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_LIST0(h_permission_list, rg_store_permission_list)
 
-static void h_permission_get(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_permission_get(rg_api_store(ctx), rg_http_param(req, "slug"), &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
+RG_API_GET(h_permission_get, rg_store_permission_get, "slug")
 
 static void h_permission_update(rg_http_req *req, void *ctx)
 {
     /* R2: slugs are immutable, so "slug" is an unknown field here */
-    static const char *const allowed[] = {"name", "description", NULL};
     rg_error err;
     rg_error_clear(&err);
     const char *name, *desc;
-    json_t *b = rg_api_body_object(req, allowed, &err);
-    int rc = b ? 0 : RG_EINVAL;
-    if (!rc) rc = rg_api_json_string(b, "name", 0, &name, &err);
-    if (!rc) rc = rg_api_json_string(b, "description", 0, &desc, &err);
-    if (!rc && desc == NULL && json_is_null(json_object_get(b, "description")))
-        desc = "";   /* null clears the description */
+    int rc = rg_api_name_desc_body(req, &name, &desc, &err);
     json_t *out = NULL;
     if (!rc)
         rc = rg_store_permission_update(rg_api_store(ctx), rg_http_param(req, "slug"), name,
@@ -74,13 +51,7 @@ static void h_permission_update(rg_http_req *req, void *ctx)
     rg_api_reply(req, rc, &err, 200, out);
 }
 
-static void h_permission_delete(rg_http_req *req, void *ctx)
-{
-    rg_error err;
-    rg_error_clear(&err);
-    int rc = rg_store_permission_delete(rg_api_store(ctx), rg_http_param(req, "slug"), &err);
-    rg_api_reply(req, rc, &err, 204, NULL);
-}
+RG_API_DELETE(h_permission_delete, rg_store_permission_delete, "slug")
 
 /* ---- roles (both scopes) ------------------------------------------------------ */
 
@@ -128,16 +99,10 @@ static void h_role_get(rg_http_req *req, void *ctx)
 static void h_role_update(rg_http_req *req, void *ctx)
 {
     /* R1: slugs are immutable, so "slug" is refused as an unknown field */
-    static const char *const allowed[] = {"name", "description", NULL};
     rg_error err;
     rg_error_clear(&err);
     const char *name, *desc;
-    json_t *b = rg_api_body_object(req, allowed, &err);
-    int rc = b ? 0 : RG_EINVAL;
-    if (!rc) rc = rg_api_json_string(b, "name", 0, &name, &err);
-    if (!rc) rc = rg_api_json_string(b, "description", 0, &desc, &err);
-    if (!rc && desc == NULL && json_is_null(json_object_get(b, "description")))
-        desc = "";
+    int rc = rg_api_name_desc_body(req, &name, &desc, &err);
     json_t *out = NULL;
     if (!rc)
         rc = rg_store_role_update(rg_api_store(ctx), org_of(req), rg_http_param(req, "slug"),
@@ -194,32 +159,30 @@ static int role_perms(rg_http_req *req, int replace, const char ***v, size_t *n,
     return rg_api_json_strv(req, b, "permissions", 1, v, n, err);
 }
 
-static void h_role_permissions_set(rg_http_req *req, void *ctx)
+/* PUT replaces the role's permissions, POST adds to them (one transaction
+ * in the store either way). */
+static void role_perms_write(rg_http_req *req, void *ctx, int replace)
 {
     rg_error err;
     rg_error_clear(&err);
     const char **v = NULL;
     size_t n = 0;
     json_t *out = NULL;
-    int rc = role_perms(req, 1, &v, &n, &err);
+    int rc = role_perms(req, replace, &v, &n, &err);
     if (!rc)
-        rc = rg_store_role_permissions_set(rg_api_store(ctx), org_of(req),
-                                           rg_http_param(req, "slug"), v, n, &out, &err);
+        rc = (replace ? rg_store_role_permissions_set : rg_store_role_permissions_add)(
+            rg_api_store(ctx), org_of(req), rg_http_param(req, "slug"), v, n, &out, &err);
     rg_api_reply(req, rc, &err, 200, out);
+}
+
+static void h_role_permissions_set(rg_http_req *req, void *ctx)
+{
+    role_perms_write(req, ctx, 1);
 }
 
 static void h_role_permissions_add(rg_http_req *req, void *ctx)
 {
-    rg_error err;
-    rg_error_clear(&err);
-    const char **v = NULL;
-    size_t n = 0;
-    json_t *out = NULL;
-    int rc = role_perms(req, 0, &v, &n, &err);
-    if (!rc)
-        rc = rg_store_role_permissions_add(rg_api_store(ctx), org_of(req),
-                                           rg_http_param(req, "slug"), v, n, &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
+    role_perms_write(req, ctx, 0);
 }
 
 static void h_role_permission_remove(rg_http_req *req, void *ctx)
