@@ -119,7 +119,8 @@ static void reply_list(rg_http_req *req, void *ctx, const list_call *c)
     if (!rc)
         rc = c->f2 ? c->f2(st, c->a, c->b, &o, &out, &err)
            : c->f1 ? c->f1(st, c->a, &o, &out, &err)
-                   : c->f0(st, &o, &out, &err);
+           : c->f0 ? c->f0(st, &o, &out, &err)
+                   : rg_error_set(&err, RG_EINVAL, 500, "internal", NULL, "no list");
     rg_api_reply(req, rc, &err, 200, out);
 }
 
