@@ -117,6 +117,9 @@ int rg_url_origin(const char *url, char *out, size_t outsz);
 /* Splits "host:port" / "[v6]:port" / ":port" (host "" = any). Returns 0 or
  * -1 (bad syntax, port outside 1..65535). */
 int rg_config_split_listen(const char *s, char *host, size_t hostsz, int *port);
+/* The same, port 0 allowed (the kernel picks a free port: the http layer's
+ * listen address, e.g. in tests). */
+int rg_config_split_listen_any(const char *s, char *host, size_t hostsz, int *port);
 
 /* Parses a duration: digits with an optional s/m/h/d suffix (seconds if
  * none). Returns 0 or -1. */

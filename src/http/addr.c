@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "rolegate/config.h"
 #include "http_internal.h"
 
 /* ---- addresses and trusted proxies -------------------------------------- */
@@ -73,30 +74,14 @@ int rg_http_addr_trusted(const rg_http_server *s, const char *ip)
     return 0;
 }
 
-/* "host:port", "[v6]:port", ":port"; port 0 allowed (any free port). */
+/* "host:port", "[v6]:port", ":port" (rg_config_split_listen_any: the
+ * syntax config load checks); port 0 allowed (any free port). The port as
+ * text, for getaddrinfo. */
 int rg_http_split_listen(const char *s, char *host, size_t hsz, char *port, size_t psz)
 {
-    const char *h = s, *colon;
-    size_t hl;
-    if (*s == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':')
-            return -1;
-        h = s + 1;
-        hl = (size_t)(rb - h);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return -1;
-        hl = (size_t)(colon - s);
-    }
-    const char *p = colon + 1;
-    if (!*p || strlen(p) >= psz || strspn(p, "0123456789") != strlen(p) ||
-        strtol(p, NULL, 10) > 65535 || hl >= hsz)
+    int p;
+    if (rg_config_split_listen_any(s, host, hsz, &p) != 0)
         return -1;
-    memcpy(host, h, hl);
-    host[hl] = 0;
-    strcpy(port, p);
-    return 0;
+    int n = snprintf(port, psz, "%d", p);
+    return n < 0 || (size_t)n >= psz ? -1 : 0;
 }

@@ -400,6 +400,16 @@ int rg_http_server_port(const rg_http_server *s)
     return s->port;
 }
 
+/* Sleeps in 5 ms steps while *count > 0, for at most ms. */
+static void wait_zero(atomic_int *count, int ms)
+{
+    int64_t end = rg_mono_us() + (int64_t)ms * 1000;
+    while (atomic_load(count) > 0 && rg_mono_us() < end) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 void rg_http_server_stop(rg_http_server *s, int grace_ms)
 {
     if (!s || !s->started || s->stopped)
@@ -407,23 +417,14 @@ void rg_http_server_stop(rg_http_server *s, int grace_ms)
     s->stopped = 1;
     atomic_store(&s->draining, 1);
     accept_end(s);   /* no new connections: a connect is refused from here on */
-    int64_t end = rg_mono_us() + (int64_t)grace_ms * 1000;
-    while (atomic_load(&s->inflight) > 0 && rg_mono_us() < end) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    wait_zero(&s->inflight, grace_ms);
     int left = atomic_load(&s->inflight);
     /* then a moment for the keep-alive connections: each next request on
      * one is answered with "Connection: close" and the client closes it,
      * where closing it under the client's feet would reset a request
      * already on its way (soak_drain's "reset reused"). Idle ones are
      * closed after DRAIN_IDLE_MS. */
-    int64_t idle_end = rg_mono_us() + (int64_t)(grace_ms < DRAIN_IDLE_MS ? grace_ms
-                                                                         : DRAIN_IDLE_MS) * 1000;
-    while (atomic_load(&s->open_conns) > 0 && rg_mono_us() < idle_end) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    wait_zero(&s->open_conns, grace_ms < DRAIN_IDLE_MS ? grace_ms : DRAIN_IDLE_MS);
     /* an offloaded request still queued or running finishes and resumes its
      * connection before the daemon (and the request) goes away */
     workers_stop(s);

@@ -103,7 +103,7 @@ static int valid_hostname(const char *h, size_t n)
     return 1;
 }
 
-int rg_config_split_listen(const char *s, char *host, size_t hostsz, int *port)
+static int split_listen(const char *s, char *host, size_t hostsz, int *port, long min_port)
 {
     const char *colon;
     size_t hl;
@@ -140,7 +140,7 @@ int rg_config_split_listen(const char *s, char *host, size_t hostsz, int *port)
         if (!isdigit((unsigned char)*q))
             return -1;
     long v = strtol(p, NULL, 10);
-    if (v < 1 || v > 65535)
+    if (v < min_port || v > 65535)
         return -1;
     if (host) {
         if (hl >= hostsz)
@@ -151,6 +151,16 @@ int rg_config_split_listen(const char *s, char *host, size_t hostsz, int *port)
     if (port)
         *port = (int)v;
     return 0;
+}
+
+int rg_config_split_listen(const char *s, char *host, size_t hostsz, int *port)
+{
+    return split_listen(s, host, hostsz, port, 1);
+}
+
+int rg_config_split_listen_any(const char *s, char *host, size_t hostsz, int *port)
+{
+    return split_listen(s, host, hostsz, port, 0);
 }
 
 /* "http(s)://host[:port]" followed by rest (path allowed if allow_path). */
