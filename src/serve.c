@@ -479,6 +479,7 @@ static void serve_free(serve_state *st)
     rg_store_close(ctx->store);
     rg_keyring_free(ctx->keys);
     rg_saml_sp_keys_free(ctx->sp_keys);   /* after everything that borrows it */
+    rg_saml_global_shutdown();            /* last: no lasso or xmlsec object is left */
 }
 
 int cli_serve(int argc, char **argv)
