@@ -28,6 +28,10 @@ int rg_error_set(rg_error *err, int rc, int status, const char *code,
                  const char *field, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
+/* Out of memory, the same everywhere: fills err with 500 "out_of_memory"
+ * and returns RG_ENOMEM. */
+int rg_error_oom(rg_error *err);
+
 /* Resets err to "no error". Accepts NULL. */
 void rg_error_clear(rg_error *err);
 

@@ -230,7 +230,7 @@ rg_api *rg_api_register(rg_http_server *admin, rg_ctx *ctx, rg_error *err)
     }
     rg_api *api = calloc(1, sizeof *api);
     if (!api) {
-        rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     api->ctx = ctx;

@@ -40,7 +40,7 @@ json_t *rg_api_body_object(rg_http_req *req, const char *const *allowed, rg_erro
         /* an empty optional body: behave as {} (owned by the arena) */
         body = json_object();
         if (!body || rg_arena_on_free(rg_http_arena(req), decref, body) != 0) {
-            rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+            rg_error_oom(err);
             return NULL;
         }
     }
@@ -110,7 +110,7 @@ int rg_api_strv_of(rg_http_req *req, const json_t *arr, const char *field,
     size_t len = json_array_size(arr);
     const char **v = rg_arena_alloc(rg_http_arena(req), (len + 1) * sizeof *v);
     if (!v)
-        return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        return rg_error_oom(err);
     for (size_t i = 0; i < len; i++) {
         const json_t *e = json_array_get(arr, i);
         if (!plain_string(e))

@@ -83,7 +83,7 @@ static void h_logins_list(rg_http_req *req, void *ctx)
         collect(rg_api_store(api), "authentication.failed", id, all, &err) != 0) {
         json_decref(all);
         if (!err.code[0])
-            rg_error_set(&err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+            rg_error_oom(&err);
         rg_http_send_error(req, &err);
         return;
     }

@@ -261,7 +261,7 @@ static int metadata_store(const rg_api *api, const char *id, const rg_saml_metad
     if (patch && changed)   /* connection.updated then carries both */
         json_object_set(patch, "idp_previous_certificates_sha256", old_fp);
     int rc = patch ? rg_store_connection_update(rg_api_store(api), id, NULL, patch, NULL, err)
-                   : rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+                   : rg_error_oom(err);
     json_decref(patch);
     if (rc)
         return rc;
@@ -269,7 +269,7 @@ static int metadata_store(const rg_api *api, const char *id, const rg_saml_metad
     *out = ij ? json_loads(ij, 0, NULL) : NULL;
     free(ij);
     if (!*out)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     json_object_set_new(*out, "object", json_string("connection_metadata"));
     json_object_set_new(*out, "connection_id", json_string(id));
     if (url)

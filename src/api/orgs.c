@@ -246,7 +246,7 @@ static void h_conn_update(rg_http_req *req, void *ctx)
     if (!rc) {
         patch = json_deep_copy(b);
         if (!patch)
-            rc = rg_error_set(&err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+            rc = rg_error_oom(&err);
         else
             json_object_del(patch, "name");
     }
@@ -360,7 +360,7 @@ static int membership_roles(rg_http_req *req, const json_t *b, const char ***v, 
     if (one) {
         const char **a = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *a);
         if (!a)
-            return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+            return rg_error_oom(err);
         a[0] = one;
         a[1] = NULL;
         *v = a;

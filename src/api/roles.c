@@ -149,7 +149,7 @@ static int role_perms(rg_http_req *req, int replace, const char ***v, size_t *n,
                                 "give slug or permissions, not both");
         const char **a = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *a);
         if (!a)
-            return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+            return rg_error_oom(err);
         a[0] = one;
         a[1] = NULL;
         *v = a;

@@ -335,7 +335,7 @@ oom:
     free(mem);
     free(m.v);
     rg_resolution_clear(out);
-    return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    return rg_error_oom(err);
 }
 
 int rg_core_roles_assign(const rg_role_table *t, const char *const *slugs, size_t n,
@@ -350,7 +350,7 @@ int rg_core_roles_assign(const rg_role_table *t, const char *const *slugs, size_
                             "R12: a membership needs at least one role");
     uint64_t *bits = calloc(t->role_words ? t->role_words : 1, sizeof *bits);
     if (!bits)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     for (size_t i = 0; i < n; i++) {
         long r = rg_role_table_rank(t, slugs[i]);
         if (r < 0) {
@@ -370,7 +370,7 @@ int rg_core_roles_assign(const rg_role_table *t, const char *const *slugs, size_
     free(bits);
     if (rc) {
         rg_slugs_clear(out);
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     return 0;
 }

@@ -152,7 +152,7 @@ static int build_permissions(rg_role_table *t, build_role **order, rg_error *err
     if (!all || !idx) {
         free(all);
         free(idx);
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     size_t k = 0;
     for (size_t r = 0; r < t->n_roles; r++) {
@@ -177,12 +177,12 @@ static int build_permissions(rg_role_table *t, build_role **order, rg_error *err
     t->perms = arena_zalloc(&t->arena, u ? u : 1, sizeof *t->perms);
     t->perm_bits = arena_zalloc(&t->arena, t->n_roles * t->perm_words + 1, sizeof(uint64_t));
     if (!t->perms || !t->perm_bits) {
-        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rc = rg_error_oom(err);
         goto out;
     }
     for (size_t i = 0; i < u; i++)
         if (!(t->perms[i] = arena_strdup(&t->arena, all[i]))) {
-            rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+            rc = rg_error_oom(err);
             goto out;
         }
     /* Per role: its permissions as indexes into the sorted list (sorted,
@@ -203,7 +203,7 @@ static int build_permissions(rg_role_table *t, build_role **order, rg_error *err
                 idx[mu++] = idx[i];
         const char **v = arena_zalloc(&t->arena, mu ? mu : 1, sizeof *v);
         if (!v) {
-            rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+            rc = rg_error_oom(err);
             goto out;
         }
         uint64_t *row = t->perm_bits + r * t->perm_words;
@@ -253,7 +253,7 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
     uint64_t *cslots = calloc(cap, sizeof *cslots), *kslots = calloc(cap, sizeof *kslots);
     if (!key_of || !rank_of || !key_hash || !conn_hash || !conns || !keys || !cslots ||
         !kslots) {
-        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rc = rg_error_oom(err);
         goto out;
     }
     index_init(&cix, n, cslots, NULL);
@@ -305,7 +305,7 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
     t->conns = arena_zalloc(&t->arena, n_conns ? n_conns : 1, sizeof *t->conns);
     if (!t->ranks || !t->keys || !t->conns || index_init(&t->conn_ix, n_conns, NULL, &t->arena) ||
         index_init(&t->key_ix, n_keys, NULL, &t->arena)) {
-        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rc = rg_error_oom(err);
         goto out;
     }
     for (size_t i = 0; i < n; i++)
@@ -315,7 +315,7 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
         }
     for (size_t c = 0; c < n_conns; c++) {
         if (!(t->conns[c] = arena_strdup(&t->arena, conns[c]))) {
-            rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+            rc = rg_error_oom(err);
             goto out;
         }
         index_put(&t->conn_ix, conn_hash[c], c);
@@ -324,7 +324,7 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
         core_mapkey *d = &t->keys[k];
         *d = keys[k];
         if (!(d->group = arena_strdup(&t->arena, keys[k].group))) {
-            rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+            rc = rg_error_oom(err);
             goto out;
         }
         uint32_t *r = t->ranks + d->off;
@@ -459,7 +459,7 @@ rg_role_table *rg_role_table_build(const rg_table_spec *spec, rg_error *err)
     free(tmp_slots);
     return t;
 oom:
-    rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    rg_error_oom(err);
 fail:
     if (t)
         rg_role_table_free(t);

@@ -346,8 +346,8 @@ static int rebuild(rg_table_spec *spec, const decoded *d, rg_role_table **out, r
     *out = rg_role_table_build(spec, &e);
     if (*out)
         return 0;
-    return e.status == 500 && !strcmp(e.code, "internal")
-               ? rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory")
+    return e.status == 500 && !strcmp(e.code, "out_of_memory")
+               ? rg_error_oom(err)
                : blob_error(err);
 }
 
@@ -366,7 +366,7 @@ int rg_core_table_decode(const void *blob, size_t len, rg_role_table **out, rg_e
     read_header(&b, &spec);
     if (read_strs(&b, &d.perms, &d.n_perms) || read_roles(&b, &d) ||
         read_strs(&b, &d.conns, &d.n_conns) || read_mappings(&b, &d))
-        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rc = rg_error_oom(err);
     else if (b.bad || b.len - b.off != 4 || memcmp(b.p + b.off, codec_end, 4))
         rc = blob_error(err);
     else

@@ -243,7 +243,7 @@ static int verify_and_refresh(rg_gateway *gw, rg_http_req *req, const char *toke
     free(cookie);
     if (!*fresh) {
         rg_session_claims_clear(c);
-        return rg_error_set(err, RG_ENOMEM, 503, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     return 0;
 }

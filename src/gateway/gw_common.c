@@ -105,7 +105,7 @@ int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
         return rg_error_set(err, RG_ERR, 500, "keys_missing", NULL, "no signing keys loaded");
     rg_slugs perms = {0};
     if (rg_core_permissions_of(table, roles, n_roles, &perms) != 0)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     char jti[40];
     rg_id_new("session", sid_out, 64);
     rg_random_token(jti, sizeof jti, 16);
@@ -201,7 +201,7 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     }
     rg_gateway *gw = calloc(1, sizeof *gw);
     if (!gw) {
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     gw->ctx = ctx;
@@ -215,7 +215,7 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
     gw->refreshes = gw_refresh_map_new();
     if (!gw->tcache || !gw->revs || !gw->refreshes) {
         rg_gateway_free(gw);
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     gw->origin = gw->cfg->server.origin;

@@ -183,7 +183,7 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub, rg_ctx *
     const rg_config *cfg = ctx->config;
     rg_gateway_login *lg = calloc(1, sizeof *lg);
     if (!lg) {
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     pthread_mutex_init(&lg->clock, NULL);
@@ -202,7 +202,7 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub, rg_ctx *
     lg->pending = lg_pending_new(ctx->cache, LG_STATE_TTL_S);
     if (!lg->pending) {
         rg_gateway_login_free(lg);
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     /* the ACS form body is capped at saml.max_response (256 KiB): 413 from

@@ -200,7 +200,7 @@ static int conn_load(rg_gateway_login *lg, const char *id, json_t **j, unsigned 
         free(dump);
         json_decref(*j);
         *j = NULL;
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     free(dump);
     return 0;
@@ -227,7 +227,7 @@ static int conn_build(rg_gateway_login *lg, const char *id, const json_t *j,
 {
     lg_conn *n = calloc(1, sizeof *n);
     if (!n)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     snprintf(n->id, sizeof n->id, "%s", id);
     snprintf(n->org_id, sizeof n->org_id, "%s", jstr(j, "organization_id") ? jstr(j, "organization_id") : "");
     memcpy(n->digest, dg, sizeof n->digest);
@@ -283,7 +283,7 @@ static int conn_install(rg_gateway_login *lg, lg_conn *n, lg_conn **out, rg_erro
             if (!v) {
                 pthread_mutex_unlock(&lg->clock);
                 conn_free(n);
-                return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+                return rg_error_oom(err);
             }
             lg->conns = v;
             lg->capconns = cap;

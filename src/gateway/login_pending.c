@@ -125,7 +125,7 @@ int lg_pending_put(lg_pending_store *ps, lg_pending *p, rg_error *err)
     char k[64], ik[IDX_KEY_MAX];
     char *val = pending_encode(p);
     if (!val || pkey(k, sizeof k, 'k', p->key))
-        return free(val), rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return free(val), rg_error_oom(err);
     int64_t ttl_ms = ps->ttl * 1000;
     int rc = rg_cache_state_put(ps->cache, k, val, ttl_ms, err);
     memset(val, 0, strlen(val));   /* the PKCE verifier and nonce */

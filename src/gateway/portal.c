@@ -134,7 +134,7 @@ static void h_link_create(rg_http_req *req, void *ctx)
     if (!rc && (!vs || (rc = rg_cache_state_put(p->lg->ctx->cache, key, vs,
                                                 ttl * 1000LL, &err)) != 0) &&
         !err.code[0])
-        rc = rg_error_set(&err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rc = rg_error_oom(&err);
     free(vs);
     if (rc) {
         rg_http_send_error(req, &err);
@@ -314,7 +314,7 @@ void lg_portal_test_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn
     snprintf(k, sizeof k, "portal_test:%s", key);
     if (!rc && (!s || rg_cache_state_put(lg->ctx->cache, k, s, PORTAL_TEST_TTL_S * 1000LL,
                                          &err) != 0))
-        rc = err.code[0] ? RG_ERR : rg_error_set(&err, RG_ENOMEM, 500, "internal", NULL, "oom");
+        rc = err.code[0] ? RG_ERR : rg_error_oom(&err);
     rg_log(RG_LOG_INFO, "event=portal_test_signin connection_id=%s groups=%zu roles=%zu "
            "result=%s", conn->id, id->n_groups, res.roles.n, rc ? err.code : "ok");
     free(s);
@@ -413,7 +413,7 @@ rg_gateway_portal *rg_gateway_portal_register(struct rg_http_server *pub,
     }
     if (!p || !p->sessions || !p->routes) {
         rg_gateway_portal_free(p);
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     int rc = rg_http_routes_add(adm, portal_admin_routes, RG_HTTP_NROUTES(portal_admin_routes),

@@ -190,7 +190,7 @@ static int sign_fresh(rg_gateway *gw, const rg_session_claims *old, const rg_rol
     const rg_config *cfg = gw->cfg;
     rg_slugs perms = {0};
     if (rg_core_permissions_of(t, roles, n_roles, &perms) != 0)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     char jti[40];
     rg_random_token(jti, sizeof jti, 16);
     int64_t start = gw_session_start(old), end = start + cfg->session.lifetime;

@@ -269,7 +269,7 @@ static const rg_http_route_def console_session_routes[] = {
 int rg_http_console_auth_register(rg_http_server *admin, rg_error *err)
 {
     if (rg_http_server_console_enable(admin) != 0)
-        return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        return rg_error_oom(err);
     return rg_http_routes_add(admin, console_session_routes,
                               RG_HTTP_NROUTES(console_session_routes), admin, err);
 }

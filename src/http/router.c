@@ -88,7 +88,7 @@ int rg_http_router_add(rg_http_router *r, const char *method, const char *patter
                                 "%s %s registered twice", method, pattern);
     rg_http_route *rt = calloc(1, sizeof *rt);
     if (!rt)
-        return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        return rg_error_oom(err);
     rt->method = strdup(method);
     rt->pattern = strdup(pattern);
     rt->fn = fn;
@@ -141,7 +141,7 @@ int rg_http_router_add(rg_http_router *r, const char *method, const char *patter
     }
     if (oom) {
         route_free(rt);
-        return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     r->routes[r->n++] = rt;
     return RG_OK;

@@ -39,7 +39,7 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
     }
     rg_http_server *s = calloc(1, sizeof *s);
     if (!s) {
-        rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     s->fd = -1;
@@ -61,7 +61,7 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
     s->request_timeout = opt->request_timeout > 0 ? opt->request_timeout : 10;
     if (!s->name || !s->listen || !s->router || (opt->admin_key && !s->admin_key)) {
         rg_http_server_free(s);
-        rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     if (opt->admin_key && s->admin_key_len == 0) {

@@ -65,7 +65,7 @@ rg_oidc_client *rg_oidc_client_new(const rg_oidc_config *cfg, rg_error *err)
     rg_oidc_global_init();
     rg_oidc_client *c = calloc(1, sizeof *c);
     if (!c) {
-        rg_error_set(err, RG_ENOMEM, 500, "oidc_config_invalid", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     pthread_mutex_init(&c->lock, NULL);
@@ -90,7 +90,7 @@ rg_oidc_client *rg_oidc_client_new(const rg_oidc_config *cfg, rg_error *err)
     if (!c->issuer || !c->client_id || !c->redirect_uri || !c->scopes || !c->groups_claim ||
         !c->email_claim || !c->name_claim || (cfg->client_secret && *cfg->client_secret && !c->client_secret) ||
         (cfg->ca_file && *cfg->ca_file && !c->ca_file)) {
-        rg_error_set(err, RG_ENOMEM, 500, "oidc_config_invalid", NULL, "out of memory");
+        rg_error_oom(err);
         rg_oidc_client_free(c);
         return NULL;
     }
@@ -211,7 +211,7 @@ int rg_oidc_begin(rg_oidc_client *c, char **authorize_url, rg_oidc_pending *p, r
     *authorize_url = rg_buf_take(&b);
     if (!*authorize_url) {
         memset(p, 0, sizeof *p);
-        return rg_error_set(err, RG_ENOMEM, 500, "oidc_discovery_failed", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     return RG_OK;
 }
@@ -285,7 +285,7 @@ static int token_exchange(rg_oidc_client *c, const disc *d, const rg_oidc_pendin
     int rc;
     http_res r = {0};
     if (form.oom)
-        rc = rg_error_set(err, RG_ENOMEM, 502, "oidc_token_exchange_failed", NULL, "out of memory");
+        rc = rg_error_oom(err);
     else
         rc = oidc_http_do(c, "oidc_token_exchange_failed", "token_endpoint", d->token, form.data, hdr, &r, err);
     pthread_mutex_lock(&c->lock);
@@ -337,7 +337,7 @@ static int userinfo(rg_oidc_client *c, const disc *d, const char *access_token,
     struct curl_slist *hdr = auth.oom ? NULL : curl_slist_append(NULL, auth.data);
     http_res r = {0};
     int rc = hdr ? oidc_http_do(c, "oidc_userinfo_failed", "userinfo", d->userinfo, NULL, hdr, &r, err)
-                 : rg_error_set(err, RG_ENOMEM, 502, "oidc_userinfo_failed", NULL, "out of memory");
+                 : rg_error_oom(err);
     pthread_mutex_lock(&c->lock);
     c->stats.userinfo_requests++;
     pthread_mutex_unlock(&c->lock);
@@ -443,7 +443,7 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
             out->name = oidc_claim_str(ui, c->name_claim);
     }
     if (!out->issuer || !out->subject || (have && !out->groups) || have_oom) {
-        rc = rg_error_set(err, RG_ENOMEM, 500, "oidc_id_token_malformed", NULL, "out of memory");
+        rc = rg_error_oom(err);
         goto out;
     }
     if (out->groups_overage) {

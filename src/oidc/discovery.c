@@ -27,7 +27,7 @@ static int disc_fetch(rg_oidc_client *c, disc **out, rg_error *err)
     rg_buf_append(&url, c->issuer, il && c->issuer[il - 1] == '/' ? il - 1 : il);
     rg_buf_puts(&url, "/.well-known/openid-configuration");
     if (url.oom)
-        return rg_error_set(err, RG_ENOMEM, 502, "oidc_discovery_failed", NULL, "out of memory");
+        return rg_error_oom(err);
     http_res r;
     int rc = oidc_http_do(c, "oidc_discovery_failed", "discovery", url.data, NULL, NULL, &r, err);
     rg_buf_free(&url);
@@ -90,7 +90,7 @@ static int disc_fetch(rg_oidc_client *c, disc **out, rg_error *err)
     json_decref(doc);
     if (!d || !d->authz || !d->token || !d->jwks_uri || (ui && !d->userinfo) || (es && !d->end_session)) {
         oidc_disc_free(d);
-        return rg_error_set(err, RG_ENOMEM, 502, "oidc_discovery_failed", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     *out = d;
     return RG_OK;
@@ -197,7 +197,7 @@ int oidc_jwks_get(rg_oidc_client *c, const char *uri, unsigned long seen_gen,
                 c->jwks_gen++;
             } else {
                 rg_oidc_keyset_free(ks);
-                rc = rg_error_set(err, RG_ENOMEM, 502, "oidc_discovery_failed", NULL, "out of memory");
+                rc = rg_error_oom(err);
             }
         } else if (have) {
             char q[120];

@@ -239,7 +239,7 @@ rg_oidc_keyset *rg_oidc_keyset_parse(const char *json, size_t len, rg_error *err
     rg_oidc_keyset *ks = calloc(1, sizeof *ks + total * sizeof(jwk_key));
     if (!ks) {
         json_decref(doc);
-        rg_error_set(err, RG_ENOMEM, 500, "oidc_discovery_failed", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     atomic_init(&ks->refs, 1);
@@ -555,7 +555,7 @@ int rg_oidc_jws_verify_with_jwk(const char *jws, const char *jwk_json,
     rg_buf b = {0};
     rg_buf_printf(&b, "{\"keys\":[%s]}", jwk_json);
     if (b.oom)
-        return rg_error_set(err, RG_ENOMEM, 500, "oidc_config_invalid", NULL, "out of memory");
+        return rg_error_oom(err);
     rg_oidc_keyset *ks = rg_oidc_keyset_parse(b.data, b.len, err);
     rg_buf_free(&b);
     /* an HS* JWK is not parsed as a key; HS* is never checked here */

@@ -46,7 +46,7 @@ int rg_oidc_end_session_url(rg_oidc_client *c, const char *id_token_hint,
     }
     oidc_disc_free(d);
     if (!(*url = rg_buf_take(&b)))
-        return rg_error_set(err, RG_ENOMEM, 500, "oidc_logout_unsupported", NULL, "out of memory");
+        return rg_error_oom(err);
     return RG_OK;
 }
 

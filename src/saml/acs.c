@@ -191,10 +191,10 @@ static int fill_identity(const rg_saml_connection *c, const acs_state *st, const
     out->expires_at = expires;
     if (!out->subject || !out->issuer || !out->assertion_id ||
         acs_read_attributes(c, st->as, out) != 0)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     if (!out->email && acs_looks_like_email(out->subject) &&
         !(out->email = strdup(out->subject)))
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     return 0;
 }
 

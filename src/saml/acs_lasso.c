@@ -83,7 +83,7 @@ int acs_lasso_verify(const rg_saml_connection *c, acs_state *st, rg_error *err)
 {
     st->login = lasso_login_new(c->server);
     if (!st->login)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     LassoProfile *prof = st->prof = LASSO_PROFILE(st->login);
     lasso_profile_set_signature_verify_hint(prof, LASSO_PROFILE_SIGNATURE_VERIFY_HINT_MAYBE);
     int lrc = lasso_login_process_authn_response_msg(st->login, st->b64);

@@ -85,7 +85,7 @@ static int decode_and_parse(const rg_saml_connection *c, acs_state *st, const ch
                    c->max_response);
     st->xml = malloc(len / 4 * 3 + 4);
     if (!st->xml)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     long n = rg_b64_decode(b64, len, st->xml);
     if (n <= 0)
         return BAD(err, "saml_malformed", "SAMLResponse is not base64");
@@ -102,7 +102,7 @@ static int decode_and_parse(const rg_saml_connection *c, acs_state *st, const ch
                         : BAD(err, "saml_malformed", "SAMLResponse is not well-formed XML");
     st->b64 = malloc(((size_t)n + 2) / 3 * 4 + 1);
     if (!st->b64)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     st->b64[rg_b64_encode(st->xml, (size_t)n, st->b64)] = 0;
     return 0;
 }

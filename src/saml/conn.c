@@ -194,7 +194,7 @@ char *rg_saml_sp_metadata_build(const char *sp_entity_id, const char *acs_url,
     char *md = build_sp_metadata(sp_entity_id, acs_url, cert64);
     free(cert64);
     if (!md)
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
     return md;
 }
 
@@ -279,7 +279,7 @@ rg_saml_connection *rg_saml_connection_new(const rg_saml_conn_config *cfg, rg_er
     c->sp_metadata = build_sp_metadata(cfg->sp_entity_id, cfg->acs_url, cert64);
     if (!c->connection_id || !c->sp_entity_id || !c->acs_url || !c->group_attrs ||
         !c->email_attrs || !c->name_attrs || !c->sp_metadata) {
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         goto fail;
     }
     /* The certificate argument stays NULL: a cert buffer makes xmlsec leak a
@@ -358,7 +358,7 @@ int rg_saml_authn_request(const rg_saml_connection *c, const char *relay_state,
                             "RelayState is longer than 80 bytes");
     LassoLogin *l = lasso_login_new(c->server);
     if (!l)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     int rc = lasso_login_init_authn_request(l, c->idp_entity_id, LASSO_HTTP_METHOD_REDIRECT);
     if (rc != 0) {
         lasso_login_destroy(l);
@@ -386,6 +386,6 @@ int rg_saml_authn_request(const rg_saml_connection *c, const char *relay_state,
     *redirect_url = strdup(url);   /* msg_url belongs to the profile */
     lasso_login_destroy(l);
     if (!*redirect_url)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     return 0;
 }

@@ -362,7 +362,7 @@ static int lint_doc(xmlDoc *doc, int allow_sha1, int64_t now, rg_saml_metadata_i
                          "no signing certificate (KeyDescriptor use=\"signing\" or without use)");
     info->entity_xml = standalone_entity(ent);
     if (!info->entity_xml)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     return 0;
 }
 

@@ -79,7 +79,7 @@ int rg_saml_logout_request(const rg_saml_connection *c, const char *name_id,
     if (!lo) {
         if (s)
             lasso_session_destroy(s);
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     lasso_assign_gobject(LASSO_PROFILE(lo)->session, s);
     lasso_session_destroy(s);   /* the profile holds its own reference */
@@ -99,7 +99,7 @@ int rg_saml_logout_request(const rg_saml_connection *c, const char *name_id,
     snprintf(request_id, RG_SAML_REQUEST_ID_MAX, "%s", id);
     *redirect_url = strdup(url);
     lasso_logout_destroy(lo);
-    return *redirect_url ? 0 : rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    return *redirect_url ? 0 : rg_error_oom(err);
 }
 
 int rg_saml_logout_response_check(const rg_saml_connection *c, const char *query,
@@ -108,7 +108,7 @@ int rg_saml_logout_response_check(const rg_saml_connection *c, const char *query
     assert(c && query);
     LassoLogout *lo = lasso_logout_new(c->server);
     if (!lo)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     /* a LogoutResponse must be signed (HTTP-Redirect: the query signature) */
     lasso_profile_set_signature_verify_hint(LASSO_PROFILE(lo),
                                             LASSO_PROFILE_SIGNATURE_VERIFY_HINT_FORCE);
@@ -148,7 +148,7 @@ int rg_saml_logout_request_answer(const rg_saml_connection *c, const char *query
     *redirect_url = NULL;
     LassoLogout *lo = lasso_logout_new(c->server);
     if (!lo)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     lasso_profile_set_signature_verify_hint(LASSO_PROFILE(lo),
                                             LASSO_PROFILE_SIGNATURE_VERIFY_HINT_FORCE);
     int rc = lasso_logout_process_request_msg(lo, (char *)query);
@@ -180,7 +180,7 @@ int rg_saml_logout_request_answer(const rg_saml_connection *c, const char *query
     if (!s || !out->name_id) {
         if (s)
             lasso_session_destroy(s);
-        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rc = rg_error_oom(err);
         goto out;
     }
     lasso_assign_gobject(LASSO_PROFILE(lo)->session, s);
@@ -195,7 +195,7 @@ int rg_saml_logout_request_answer(const rg_saml_connection *c, const char *query
     }
     *redirect_url = strdup(LASSO_PROFILE(lo)->msg_url);
     if (!*redirect_url)
-        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rc = rg_error_oom(err);
 out:
     if (rc)
         rg_saml_logout_req_clear(out);

@@ -18,7 +18,7 @@ static int sign_and_bake(const rg_keyring *kr, const rg_claims *c, int secure,
     char *json = NULL;
     size_t jl = 0;
     if (rg_core_claims_json(c, &json, &jl))
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     int rc = rg_session_sign(kr, json, jl, token, err);
     if (rc) {
         free(json);

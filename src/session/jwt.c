@@ -40,7 +40,7 @@ int rg_session_sign(const rg_keyring *kr, const char *payload, size_t len,
     size_t cap = rg_b64url_len((size_t)hl) + rg_b64url_len(len) + 2 + rg_b64url_len(512) + 1;
     char *tmp = malloc(cap);
     if (!tmp)
-        return rg_error_set(err, RG_ENOMEM, 500, "sign_failed", NULL, "out of memory");
+        return rg_error_oom(err);
     size_t n = rg_b64url_encode(header, (size_t)hl, tmp);
     tmp[n++] = '.';
     n += rg_b64url_encode(payload, len, tmp + n);
@@ -130,7 +130,7 @@ int rg_session_claims_of_issued(const rg_claims *c, const char *kid, char *paylo
         }
         free(d);
         free(payload);
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     atomic_init(&d->refs, 1);
     d->payload = payload;
@@ -366,7 +366,7 @@ static int verify(const rg_keyring *kr, const char *token, int64_t now, int64_t 
     struct rg_session_claims_data *d = calloc(1, sizeof *d);
     if (!d) {
         free(payload);
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     atomic_init(&d->refs, 1);
     d->payload = (char *)payload;

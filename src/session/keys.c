@@ -128,7 +128,7 @@ int rg_session_kid_of_pem(const char *pem, size_t len, char kid_out[RG_SESSION_K
 {
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio)
-        return rg_error_set(err, RG_ENOMEM, 500, "keys_invalid", NULL, "out of memory");
+        return rg_error_oom(err);
     EVP_PKEY *pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
     if (!pk) {
         BIO_free(bio);
@@ -336,7 +336,7 @@ rg_keyring *rg_session_keys_load(const char *dir, int create_if_empty, rg_error 
     rg_keyring *kr = calloc(1, sizeof *kr);
     if (!kr) {
         closedir(d);
-        rg_error_set(err, RG_ENOMEM, 500, "keys_invalid", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     atomic_init(&kr->refs, 1);
@@ -392,7 +392,7 @@ rg_keyring *rg_session_keys_load(const char *dir, int create_if_empty, rg_error 
     }
     kr->active = (size_t)(ak - kr->keys);
     if (build_jwks(kr)) {
-        rg_error_set(err, RG_ENOMEM, 500, "keys_invalid", NULL, "out of memory");
+        rg_error_oom(err);
         keyring_destroy(kr);
         return NULL;
     }

@@ -34,7 +34,7 @@ static st_stmt *lite_prepare(st_db *db, const char *sql, rg_error *err)
 {
     lite_stmt *st = calloc(1, sizeof *st);
     if (!st) {
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     st->base.db = db;
@@ -138,7 +138,7 @@ st_db *rg_st_sqlite_open(const char *path, rg_error *err)
 {
     lite_db *db = calloc(1, sizeof *db);
     if (!db) {
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     db->base.be = &lite_backend;

@@ -23,7 +23,7 @@ int rg_st_dberr(st_db *db, rg_error *err)
 
 int rg_st_oom(rg_error *err)
 {
-    return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+    return rg_error_oom(err);
 }
 
 int rg_st_not_found(rg_error *err, const char *field, const char *what, const char *id)

@@ -251,7 +251,7 @@ int rg_st_rc(const rg_error *err)
     case 404: return RG_ENOTFOUND;
     case 409: return RG_ECONFLICT;
     case 422: return RG_EINVAL;
-    default: return err && !strcmp(err->code, "internal") ? RG_ENOMEM : RG_EIO;
+    default: return err && !strcmp(err->code, "out_of_memory") ? RG_ENOMEM : RG_EIO;
     }
 }
 

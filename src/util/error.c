@@ -19,6 +19,11 @@ int rg_error_set(rg_error *err, int rc, int status, const char *code,
     return rc;
 }
 
+int rg_error_oom(rg_error *err)
+{
+    return rg_error_set(err, RG_ENOMEM, 500, "out_of_memory", NULL, "out of memory");
+}
+
 void rg_error_clear(rg_error *err)
 {
     if (err)
