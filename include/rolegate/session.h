@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "rolegate/error.h"
+#include "rolegate/config.h"
 #include "rolegate/core.h"
 
 #define RG_SESSION_KID_MAX       64      /* buffer size for a kid (43 used) */
@@ -232,12 +233,9 @@ int rg_session_revoke_user(rg_revocations *revs, const char *sub, const char *or
                            int64_t before, int64_t until, int64_t now);
 
 /* ---- cookie and size budget (R24) --------------------------------------- */
-typedef enum {
-    RG_SESSION_OVERSIZE_REJECT = 0,         /* session.oversize = reject */
-    RG_SESSION_OVERSIZE_OMIT_PERMISSIONS    /* session.oversize = omit_permissions */
-} rg_session_oversize;
-/* Parses "reject" | "omit_permissions". Returns 0, or RG_EINVAL. */
-int rg_session_oversize_parse(const char *s, rg_session_oversize *out);
+/* The policy over the budget is [session] oversize as config load parsed it
+ * (rg_oversize_policy of config.h: RG_OVERSIZE_REJECT or
+ * RG_OVERSIZE_OMIT_PERMISSIONS), one enum for both layers. */
 
 /* The cookie name: RG_SESSION_COOKIE_SECURE under HTTPS, else _PLAIN. */
 const char *rg_session_cookie_name(int secure);
@@ -263,14 +261,14 @@ size_t rg_session_cookie_len(const char *name, size_t token_len, int64_t max_age
  * *token and *set_cookie are malloc'd (caller frees); cookie_len and omitted
  * may be NULL. */
 int rg_session_issue(const rg_keyring *kr, const rg_claims *claims,
-                     rg_session_oversize policy, size_t budget, int secure,
+                     rg_oversize_policy policy, size_t budget, int secure,
                      int64_t lifetime, char **token, char **set_cookie,
                      size_t *cookie_len, int *omitted, rg_error *err);
 /* The same (cookie_len and omitted not reported) and, on success, *own: the
  * claims of the token issued, as rg_session_verify would read them but
  * without parsing it (rg_session_claims_of_issued). */
 int rg_session_issue_own(const rg_keyring *kr, const rg_claims *claims,
-                         rg_session_oversize policy, size_t budget, int secure,
+                         rg_oversize_policy policy, size_t budget, int secure,
                          int64_t lifetime, char **token, char **set_cookie,
                          rg_session_claims *own, rg_error *err);
 

@@ -124,9 +124,7 @@ int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
         .iat = rg_now(),
     };
     rg_gateway_token_times(cfg, &c);
-    rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
-                                  ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
-                                  : RG_SESSION_OVERSIZE_REJECT;
+    rg_oversize_policy pol = cfg->session.oversize;
     char *cookie = NULL;
     int rc = rg_session_issue(ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
                               cfg->server.secure, cfg->session.lifetime, token, &cookie,

@@ -85,9 +85,7 @@ static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res
     f->sess.idp_subject_format = f->id->subject_format;
     f->sess.idp_session = f->id->idp_session;
     f->sess.expires_at = c.auth_time ? c.auth_time + cfg->session.lifetime : c.exp;
-    rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
-                                  ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
-                                  : RG_SESSION_OVERSIZE_REJECT;
+    rg_oversize_policy pol = cfg->session.oversize;
     char *token = NULL;
     int rc = rg_session_issue(f->lg->ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,
                               f->lg->secure, cfg->session.lifetime, &token, &f->cookie,

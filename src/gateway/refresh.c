@@ -210,9 +210,7 @@ static int sign_fresh(rg_gateway *gw, const rg_session_claims *old, const rg_rol
         .auth_time = start,
     };
     c.exp = now + cfg->session.token_lifetime < end ? now + cfg->session.token_lifetime : end;
-    rg_session_oversize pol = cfg->session.oversize == RG_OVERSIZE_OMIT_PERMISSIONS
-                                  ? RG_SESSION_OVERSIZE_OMIT_PERMISSIONS
-                                  : RG_SESSION_OVERSIZE_REJECT;
+    rg_oversize_policy pol = cfg->session.oversize;
     /* the cookie lives to the session's end: a lapsed token in it is still
      * refreshed while the session is alive */
     int rc = rg_session_issue_own(gw->ctx->keys, &c, pol, (size_t)cfg->session.cookie_budget,

@@ -20,17 +20,6 @@ const char *rg_session_cookie_name(int secure)
     return secure ? RG_SESSION_COOKIE_SECURE : RG_SESSION_COOKIE_PLAIN;
 }
 
-int rg_session_oversize_parse(const char *s, rg_session_oversize *out)
-{
-    if (s && strcmp(s, "reject") == 0)
-        *out = RG_SESSION_OVERSIZE_REJECT;
-    else if (s && strcmp(s, "omit_permissions") == 0)
-        *out = RG_SESSION_OVERSIZE_OMIT_PERMISSIONS;
-    else
-        return RG_EINVAL;
-    return 0;
-}
-
 static size_t digits(int64_t v)
 {
     char tmp[24];

@@ -50,7 +50,7 @@ static void drop(char **token, char **set_cookie, char **json)
 }
 
 /* rg_session_issue; with own, *own: the claims of the token issued. */
-static int issue(const rg_keyring *kr, const rg_claims *claims, rg_session_oversize policy,
+static int issue(const rg_keyring *kr, const rg_claims *claims, rg_oversize_policy policy,
                  size_t budget, int secure, int64_t lifetime, char **token, char **set_cookie,
                  size_t *cookie_len, int *omitted, rg_session_claims *own, rg_error *err)
 {
@@ -73,7 +73,7 @@ static int issue(const rg_keyring *kr, const rg_claims *claims, rg_session_overs
     int rc = sign_and_bake(kr, &c, secure, lifetime, token, set_cookie, &clen, keep, &jl, err);
     if (rc)
         return rc;
-    if (clen > budget && policy == RG_SESSION_OVERSIZE_OMIT_PERMISSIONS && !c.omit_permissions) {
+    if (clen > budget && policy == RG_OVERSIZE_OMIT_PERMISSIONS && !c.omit_permissions) {
         /* R24 omit_permissions: the app looks permissions up from roles */
         drop(token, set_cookie, &json);
         c.omit_permissions = 1;
@@ -112,7 +112,7 @@ static int issue(const rg_keyring *kr, const rg_claims *claims, rg_session_overs
 }
 
 int rg_session_issue(const rg_keyring *kr, const rg_claims *claims,
-                     rg_session_oversize policy, size_t budget, int secure,
+                     rg_oversize_policy policy, size_t budget, int secure,
                      int64_t lifetime, char **token, char **set_cookie,
                      size_t *cookie_len, int *omitted, rg_error *err)
 {
@@ -121,7 +121,7 @@ int rg_session_issue(const rg_keyring *kr, const rg_claims *claims,
 }
 
 int rg_session_issue_own(const rg_keyring *kr, const rg_claims *claims,
-                         rg_session_oversize policy, size_t budget, int secure,
+                         rg_oversize_policy policy, size_t budget, int secure,
                          int64_t lifetime, char **token, char **set_cookie,
                          rg_session_claims *own, rg_error *err)
 {

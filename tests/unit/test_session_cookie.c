@@ -1,7 +1,8 @@
 /* test_session_cookie.c: the session Set-Cookie value (R24; DESIGN.md
  * "cookies Secure; HttpOnly; SameSite=Lax, __Host- prefix under HTTPS"): its
  * exact form, its size computed without building it, refusal of characters
- * that would split the header, and the session.oversize policy names. */
+ * that would split the header (the session.oversize names are config's:
+ * test_util_config). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -79,19 +80,6 @@ static void test_cookie_refuses_header_splitting(void **st)
     assert_null(c);
 }
 
-static void test_R24_oversize_policy_names(void **st)
-{
-    (void)st;
-    rg_session_oversize p = RG_SESSION_OVERSIZE_OMIT_PERMISSIONS;
-    assert_int_equal(rg_session_oversize_parse("reject", &p), 0);
-    assert_int_equal(p, RG_SESSION_OVERSIZE_REJECT);
-    assert_int_equal(rg_session_oversize_parse("omit_permissions", &p), 0);
-    assert_int_equal(p, RG_SESSION_OVERSIZE_OMIT_PERMISSIONS);
-    assert_int_equal(rg_session_oversize_parse("truncate", &p), RG_EINVAL);
-    assert_int_equal(rg_session_oversize_parse(NULL, &p), RG_EINVAL);
-    assert_int_equal(p, RG_SESSION_OVERSIZE_OMIT_PERMISSIONS);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -99,7 +87,6 @@ int main(void)
         cmocka_unit_test(test_R24_cookie_plain_form_and_length),
         cmocka_unit_test(test_R24_cookie_length_matches_for_many_sizes),
         cmocka_unit_test(test_cookie_refuses_header_splitting),
-        cmocka_unit_test(test_R24_oversize_policy_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

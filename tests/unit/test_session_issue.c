@@ -92,7 +92,7 @@ static void test_R24_small_session_fits_and_verifies(void **st)
     size_t clen = 0;
     int omitted = -1;
     rg_error err = {0};
-    assert_int_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, 0, 1, 3600, &tok,
+    assert_int_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_REJECT, 0, 1, 3600, &tok,
                                       &cookie, &clen, &omitted, &err), 0);
     assert_int_equal(omitted, 0);
     assert_int_equal(clen, strlen(cookie));
@@ -132,7 +132,7 @@ static void test_R24_defaults_iat_now_and_exp_from_lifetime(void **st)
     c.exp = 0;
     char *tok = NULL, *cookie = NULL;
     rg_error err = {0};
-    assert_int_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, 0, 0, 600, &tok,
+    assert_int_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_REJECT, 0, 0, 600, &tok,
                                       &cookie, NULL, NULL, &err), 0);
     assert_int_equal(strncmp(cookie, "rolegate=", 9), 0);
     assert_null(strstr(cookie, "Secure"));
@@ -154,7 +154,7 @@ static void test_R24_many_permissions_rejected_as_session_too_large(void **st)
     char *tok = (char *)1, *cookie = (char *)1;
     size_t clen = 7;
     rg_error err = {0};
-    assert_int_not_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, 0, 1, 3600,
+    assert_int_not_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_REJECT, 0, 1, 3600,
                                           &tok, &cookie, &clen, NULL, &err), 0);
     assert_string_equal(err.code, "session_too_large");
     assert_int_equal(err.status, 422);
@@ -178,7 +178,7 @@ static void test_R24_omit_permissions_fits_and_marks_token(void **st)
     size_t clen = 0;
     int omitted = 0;
     rg_error err = {0};
-    assert_int_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_OMIT_PERMISSIONS, 0, 1,
+    assert_int_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_OMIT_PERMISSIONS, 0, 1,
                                       3600, &tok, &cookie, &clen, &omitted, &err), 0);
     assert_int_equal(omitted, 1);
     assert_true(clen <= 4096);
@@ -194,7 +194,7 @@ static void test_R24_omit_permissions_fits_and_marks_token(void **st)
     free(cookie);
     /* a session that fits is not touched by the policy */
     c.n_permissions = 3;
-    assert_int_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_OMIT_PERMISSIONS, 0, 1,
+    assert_int_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_OMIT_PERMISSIONS, 0, 1,
                                       3600, &tok, &cookie, &clen, &omitted, &err), 0);
     assert_int_equal(omitted, 0);
     verify_token(f, tok, now, &v);
@@ -217,7 +217,7 @@ static void test_R24_still_too_large_after_omitting_fails(void **st)
     char *tok = NULL, *cookie = NULL;
     int omitted = 5;
     rg_error err = {0};
-    assert_int_not_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_OMIT_PERMISSIONS, 0, 1,
+    assert_int_not_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_OMIT_PERMISSIONS, 0, 1,
                                           3600, &tok, &cookie, NULL, &omitted, &err), 0);
     assert_string_equal(err.code, "session_too_large");
     assert_non_null(strstr(err.message, "already omitted"));
@@ -233,16 +233,16 @@ static void test_R24_budget_is_a_parameter(void **st)
     char *tok = NULL, *cookie = NULL;
     size_t clen = 0;
     rg_error err = {0};
-    assert_int_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, 0, 1, 3600, &tok,
+    assert_int_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_REJECT, 0, 1, 3600, &tok,
                                       &cookie, &clen, NULL, &err), 0);
     free(tok);
     free(cookie);
     /* exactly the size fits; one byte less does not */
-    assert_int_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, clen, 1, 3600,
+    assert_int_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_REJECT, clen, 1, 3600,
                                       &tok, &cookie, NULL, NULL, &err), 0);
     free(tok);
     free(cookie);
-    assert_int_not_equal(rg_session_issue(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, clen - 1, 1,
+    assert_int_not_equal(rg_session_issue(f->kr, &c, RG_OVERSIZE_REJECT, clen - 1, 1,
                                           3600, &tok, &cookie, NULL, NULL, &err), 0);
     assert_string_equal(err.code, "session_too_large");
 }
@@ -298,7 +298,7 @@ static void test_issue_own_claims_equal_the_verified_ones(void **st)
         char *tok = NULL, *cookie = NULL;
         rg_session_claims own, seen;
         rg_error err = {0};
-        assert_int_equal(rg_session_issue_own(f->kr, &c, RG_SESSION_OVERSIZE_OMIT_PERMISSIONS,
+        assert_int_equal(rg_session_issue_own(f->kr, &c, RG_OVERSIZE_OMIT_PERMISSIONS,
                                               0, 1, 3600, &tok, &cookie, &own, &err), 0);
         verify_token(f, tok, now, &seen);
         assert_int_equal(own.permissions_omitted, omit);
@@ -318,7 +318,7 @@ static void test_issue_own_claims_equal_the_verified_ones(void **st)
     char *tok = NULL, *cookie = NULL;
     rg_session_claims own;
     rg_error err = {0};
-    assert_int_not_equal(rg_session_issue_own(f->kr, &c, RG_SESSION_OVERSIZE_REJECT, 0, 1,
+    assert_int_not_equal(rg_session_issue_own(f->kr, &c, RG_OVERSIZE_REJECT, 0, 1,
                                               3600, &tok, &cookie, &own, &err), 0);
     assert_string_equal(err.code, "session_too_large");
     assert_null(tok);
