@@ -15,11 +15,8 @@
 #include "test_cache_util.h"
 
 typedef struct fixture {
-    test_redis redis;
-    test_store ts;
-    rg_store *sa, *sb;
-    rg_cache *a, *b, *l;    /* a, b: policy reject; l: policy local */
-    rg_config cfg;
+    TR_PAIR_FIELDS          /* a, b: policy reject */
+    rg_cache *l;            /* l: policy local */
     test_sink sink_b;
     test_sink user_sink_b;   /* R30 */
 } fixture;
@@ -27,25 +24,21 @@ typedef struct fixture {
 static int setup(void **st)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (!f || tr_start(&f->redis) || ts_create(&f->ts))
+    if (!f)
         return -1;
     pthread_mutex_init(&f->sink_b.lock, NULL);
     pthread_mutex_init(&f->user_sink_b.lock, NULL);
+    if (TR_PAIR_OPEN(f))
+        return -1;
     rg_error e;
-    f->sa = rg_store_open(f->ts.path, &e);
-    f->sb = rg_store_open(f->ts.path, &e);
-    tr_config(&f->cfg, &f->redis, NULL, 0);
-    f->a = rg_cache_new(&f->cfg, f->sa, &e);
-    f->b = rg_cache_new(&f->cfg, f->sb, &e);
     rg_config lc = f->cfg;
     lc.saml.replay_check_without_redis = RG_REPLAY_LOCAL;
     f->l = rg_cache_new(&lc, f->sa, &e);
-    if (!f->sa || !f->sb || !f->a || !f->b || !f->l)
+    if (!f->l)
         return -1;
     rg_cache_set_revoke_sink(f->b, test_sink_fn, &f->sink_b);
     rg_cache_set_revoke_user_sink(f->b, test_user_sink_fn, &f->user_sink_b);
-    if (!TR_WAIT(3000, rg_cache_redis_up(f->a) && rg_cache_redis_up(f->b) &&
-                           rg_cache_redis_up(f->l)))
+    if (!TR_WAIT(3000, rg_cache_redis_up(f->l)))
         return -1;
     *st = f;
     return 0;
@@ -56,13 +49,8 @@ static int teardown(void **st)
     fixture *f = *st;
     if (!f)
         return 0;
-    rg_cache_free(f->a);
-    rg_cache_free(f->b);
     rg_cache_free(f->l);
-    rg_store_close(f->sa);
-    rg_store_close(f->sb);
-    tr_kill(&f->redis);
-    ts_remove(&f->ts);
+    TR_PAIR_CLOSE(f);
     free(f);
     return 0;
 }

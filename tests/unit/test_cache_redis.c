@@ -15,47 +15,10 @@
 #include "test_cache_util.h"
 
 typedef struct fixture {
-    test_redis redis;
-    test_store ts;
-    rg_store *sa, *sb;      /* two stores on one file: two instances */
-    rg_cache *a, *b;
-    rg_config cfg;
+    TR_PAIR_FIELDS   /* two stores on one file, two caches: two instances */
 } fixture;
 
-static int setup(void **st)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f || tr_start(&f->redis) || ts_create(&f->ts))
-        return -1;
-    rg_error e;
-    f->sa = rg_store_open(f->ts.path, &e);
-    f->sb = rg_store_open(f->ts.path, &e);
-    tr_config(&f->cfg, &f->redis, NULL, 0);
-    f->a = rg_cache_new(&f->cfg, f->sa, &e);
-    f->b = rg_cache_new(&f->cfg, f->sb, &e);
-    if (!f->sa || !f->sb || !f->a || !f->b)
-        return -1;
-    /* both subscribers connected before the tests start */
-    if (!TR_WAIT(3000, rg_cache_redis_up(f->a) && rg_cache_redis_up(f->b)))
-        return -1;
-    *st = f;
-    return 0;
-}
-
-static int teardown(void **st)
-{
-    fixture *f = *st;
-    if (!f)
-        return 0;
-    rg_cache_free(f->a);
-    rg_cache_free(f->b);
-    rg_store_close(f->sa);
-    rg_store_close(f->sb);
-    tr_kill(&f->redis);
-    ts_remove(&f->ts);
-    free(f);
-    return 0;
-}
+TR_PAIR_SETUP_TEARDOWN(fixture)
 
 static rg_cache_ref *get(rg_cache *c, const char *org)
 {

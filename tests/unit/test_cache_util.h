@@ -288,6 +288,71 @@ static inline void ts_remove(test_store *ts)
     rmdir(ts->dir);
 }
 
+/* ---- two instances of one deployment --------------------------------------- */
+/* The fields of a fixture with one redis-server and two instances: two
+ * stores on one SQLite file, each with its rg_cache on that Redis. */
+#define TR_PAIR_FIELDS \
+    test_redis redis; \
+    test_store ts; \
+    rg_store *sa, *sb; \
+    rg_cache *a, *b; \
+    rg_config cfg;
+
+static inline int tr_pair_open(test_redis *redis, test_store *ts, rg_store **sa, rg_store **sb,
+                               rg_cache **a, rg_cache **b, rg_config *cfg)
+{
+    if (tr_start(redis) || ts_create(ts))
+        return -1;
+    rg_error e;
+    *sa = rg_store_open(ts->path, &e);
+    *sb = rg_store_open(ts->path, &e);
+    if (!*sa || !*sb)
+        return -1;
+    tr_config(cfg, redis, NULL, 0);
+    *a = rg_cache_new(cfg, *sa, &e);
+    *b = rg_cache_new(cfg, *sb, &e);
+    /* both subscribers connected before the tests start */
+    if (!*a || !*b || !TR_WAIT(3000, rg_cache_redis_up(*a) && rg_cache_redis_up(*b)))
+        return -1;
+    return 0;
+}
+
+static inline void tr_pair_close(test_redis *redis, test_store *ts, rg_store *sa, rg_store *sb,
+                                 rg_cache *a, rg_cache *b)
+{
+    rg_cache_free(a);
+    rg_cache_free(b);
+    rg_store_close(sa);
+    rg_store_close(sb);
+    tr_kill(redis);
+    ts_remove(ts);
+}
+
+/* Opens / closes the TR_PAIR_FIELDS of fixture f. */
+#define TR_PAIR_OPEN(f) tr_pair_open(&(f)->redis, &(f)->ts, &(f)->sa, &(f)->sb, &(f)->a, \
+                                     &(f)->b, &(f)->cfg)
+#define TR_PAIR_CLOSE(f) tr_pair_close(&(f)->redis, &(f)->ts, (f)->sa, (f)->sb, (f)->a, (f)->b)
+
+/* Defines the cmocka setup(st) and teardown(st) of a fixture type that
+ * holds TR_PAIR_FIELDS and nothing that needs opening. */
+#define TR_PAIR_SETUP_TEARDOWN(type) \
+    static int setup(void **st) \
+    { \
+        type *f = calloc(1, sizeof *f); \
+        if (!f || TR_PAIR_OPEN(f)) \
+            return -1; \
+        *st = f; \
+        return 0; \
+    } \
+    static int teardown(void **st) \
+    { \
+        type *f = *st; \
+        if (f) \
+            TR_PAIR_CLOSE(f); \
+        free(f); \
+        return 0; \
+    }
+
 /* Does the table map (connection, group) to org-admin? */
 static inline int tr_maps(const rg_role_table *t, const char *conn, const char *group)
 {

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <cmocka.h>
 #include "rolegate/session.h"
+#include "test_tmpdir.h"
 #include "rolegate/util.h"
 
 #define NOW 1700000000LL
@@ -26,8 +27,7 @@ typedef struct fx {
 static int setup(void **st)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = strdup("/tmp/rg-session-cache-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    f->dir = tt_mkdtemp("session-cache");
     rg_error err = {0};
     f->kr = rg_session_keys_load(f->dir, 1, &err);
     assert_non_null(f->kr);
@@ -38,11 +38,8 @@ static int setup(void **st)
 static int teardown(void **st)
 {
     fx *f = *st;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
     rg_keyring_free(f->kr);
-    free(f->dir);
+    tt_rm_rf(f->dir);
     free(f);
     return 0;
 }
@@ -287,18 +284,14 @@ static void test_cache_hit_rechecks_key_and_issuer(void **st)
     assert_string_equal(err.code, "token_wrong_issuer");
     /* key rotated out: a new keyring without the signing key refuses the
      * cached token at once */
-    char *d2 = strdup("/tmp/rg-session-cache2-XXXXXX");
-    assert_non_null(mkdtemp(d2));
+    char *d2 = tt_mkdtemp("session-cache2");
     rg_keyring *kr2 = rg_session_keys_load(d2, 1, &err);
     assert_non_null(kr2);
     rg_session_claims cl;
     assert_int_not_equal(rg_session_verify_cached(kr2, c, NULL, tok, NOW, SKEW, ISS, &cl, &err), 0);
     assert_string_equal(err.code, "token_unknown_kid");
     rg_keyring_free(kr2);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d2);
-    assert_int_equal(system(cmd), 0);
-    free(d2);
+    tt_rm_rf(d2);
     /* oversized: refused before the cache is even hashed */
     char *big = malloc(RG_SESSION_TOKEN_MAX + 10);
     memset(big, 'x', RG_SESSION_TOKEN_MAX + 9);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "rolegate/session.h"
+#include "test_tmpdir.h"
 #include "rolegate/util.h"
 
 #define ISS "https://sso.test"
@@ -26,8 +27,7 @@ typedef struct fx {
 static int setup(void **st)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = strdup("/tmp/rg-session-issue-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    f->dir = tt_mkdtemp("session-issue");
     rg_error err = {0};
     f->kr = rg_session_keys_load(f->dir, 1, &err);
     assert_non_null(f->kr);
@@ -44,14 +44,11 @@ static int setup(void **st)
 static int teardown(void **st)
 {
     fx *f = *st;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
     for (size_t i = 0; i < f->nperms; i++)
         free(f->perms[i]);
     free(f->perms);
     rg_keyring_free(f->kr);
-    free(f->dir);
+    tt_rm_rf(f->dir);
     free(f);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include "rolegate/session.h"
+#include "test_tmpdir.h"
 #include "rolegate/util.h"
 
 #define NOW 1700000000LL
@@ -32,25 +33,10 @@ typedef struct fx {
     rg_keyring *kr, *rs, *other;   /* ES256; RS256; an ES256 keyring we don't trust */
 } fx;
 
-static char *mktemp_dir(void)
-{
-    char *d = strdup("/tmp/rg-session-jwt-XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void rm_rf(char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    assert_int_equal(system(cmd), 0);
-    free(d);
-}
-
 static rg_keyring *make_ring(char **dir, const char *alg, char kid[RG_SESSION_KID_MAX])
 {
     rg_error err = {0};
-    *dir = mktemp_dir();
+    *dir = tt_mkdtemp("session-jwt");
     assert_int_equal(rg_session_keygen(*dir, alg, 1, kid, &err), 0);
     rg_keyring *kr = rg_session_keys_load(*dir, 0, &err);
     assert_non_null(kr);
@@ -73,9 +59,9 @@ static int teardown(void **st)
     rg_keyring_free(f->kr);
     rg_keyring_free(f->rs);
     rg_keyring_free(f->other);
-    rm_rf(f->dir);
-    rm_rf(f->rsdir);
-    rm_rf(f->otherdir);
+    tt_rm_rf(f->dir);
+    tt_rm_rf(f->rsdir);
+    tt_rm_rf(f->otherdir);
     free(f);
     return 0;
 }

@@ -22,22 +22,8 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include "rolegate/session.h"
+#include "test_tmpdir.h"
 #include "rolegate/util.h"
-
-static char *mktemp_dir(void)
-{
-    char *d = strdup("/tmp/rg-session-keys-XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void rm_rf(char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    assert_int_equal(system(cmd), 0);
-    free(d);
-}
 
 static const char *python(void)
 {
@@ -55,7 +41,7 @@ static mode_t mode_of(const char *path)
 static void test_keygen_es256_writes_0600_key_and_active(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     char sub[256], kid[RG_SESSION_KID_MAX], path[512];
     snprintf(sub, sizeof sub, "%s/a/keys", d);   /* nested, missing */
     rg_error err = {0};
@@ -75,13 +61,13 @@ static void test_keygen_es256_writes_0600_key_and_active(void **st)
     assert_string_equal(rg_session_key_kid(rg_keyring_active(kr)), kid);
     assert_string_equal(rg_session_key_alg(rg_keyring_active(kr)), "ES256");
     rg_keyring_free(kr);
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 static void test_keygen_rs256_and_invalid_alg(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     char kid[RG_SESSION_KID_MAX];
     rg_error err = {0};
     assert_int_equal(rg_session_keygen(d, "RS256", 1, kid, &err), 0);
@@ -99,7 +85,7 @@ static void test_keygen_rs256_and_invalid_alg(void **st)
     assert_int_not_equal(rg_session_keygen(d, "HS256", 1, kid, &err), 0);
     assert_string_equal(err.code, "invalid_alg");
     assert_int_not_equal(rg_session_keygen(d, "none", 1, kid, &err), 0);
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 /* RFC 7638 section 3.1: the example RSA key and its thumbprint. */
@@ -147,7 +133,7 @@ static void test_kid_matches_rfc7638_example(void **st)
 static void test_kid_of_es256_matches_independent_thumbprint(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     char kid[RG_SESSION_KID_MAX], path[512];
     rg_error err = {0};
     assert_int_equal(rg_session_keygen(d, "ES256", 1, kid, &err), 0);
@@ -176,14 +162,14 @@ static void test_kid_of_es256_matches_independent_thumbprint(void **st)
     rg_b64url_encode(md, 32, want);
     assert_string_equal(kid, want);
     EVP_PKEY_free(pk);
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 /* python3-jwcrypto computes the thumbprint of both kinds of key files. */
 static void test_kid_matches_jwcrypto_thumbprint(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     const char *algs[] = {"ES256", "RS256"};
     for (int i = 0; i < 2; i++) {
         char kid[RG_SESSION_KID_MAX], cmd[1024];
@@ -201,13 +187,13 @@ static void test_kid_matches_jwcrypto_thumbprint(void **st)
         line[strcspn(line, "\n")] = 0;
         assert_string_equal(line, kid);
     }
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 static void test_load_creates_dir_and_first_key_when_empty(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     char sub[256];
     snprintf(sub, sizeof sub, "%s/var/keys", d);
     rg_error err = {0};
@@ -227,13 +213,13 @@ static void test_load_creates_dir_and_first_key_when_empty(void **st)
     assert_int_equal(rg_keyring_count(kr), 1);
     assert_string_equal(rg_session_key_kid(rg_keyring_active(kr)), first);
     rg_keyring_free(kr);
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 static void test_reload_rotates_active_and_old_key_still_verifies(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     char k1[RG_SESSION_KID_MAX], k2[RG_SESSION_KID_MAX], k3[RG_SESSION_KID_MAX];
     rg_error err = {0};
     assert_int_equal(rg_session_keygen(d, "ES256", 1, k1, &err), 0);
@@ -284,13 +270,13 @@ static void test_reload_rotates_active_and_old_key_still_verifies(void **st)
     rg_keyring_free(held);
     rg_keyring_free(kr);
     free(tok);
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 static void test_load_refuses_key_readable_by_others(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     char kid[RG_SESSION_KID_MAX], path[512];
     rg_error err = {0};
     assert_int_equal(rg_session_keygen(d, "ES256", 1, kid, &err), 0);
@@ -303,13 +289,13 @@ static void test_load_refuses_key_readable_by_others(void **st)
     rg_keyring *kr = rg_session_keys_load(d, 0, &err);
     assert_non_null(kr);
     rg_keyring_free(kr);
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 static void test_load_refuses_file_name_not_kid_and_bad_active(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     char kid[RG_SESSION_KID_MAX], from[512], to[512];
     rg_error err = {0};
     assert_int_equal(rg_session_keygen(d, "ES256", 1, kid, &err), 0);
@@ -332,13 +318,13 @@ static void test_load_refuses_file_name_not_kid_and_bad_active(void **st)
     assert_int_equal(rg_file_write(to, "-----BEGIN NOTHING-----\n", 24, 0600), 0);
     assert_null(rg_session_keys_load(d, 0, &err));
     assert_string_equal(err.code, "keys_invalid");
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 static void test_cmd_keygen(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     rg_error err = {0};
     char *a1[] = {"keygen", "--dir", d, NULL};
     assert_int_equal(rg_session_cmd_keygen(3, a1), 0);
@@ -359,7 +345,7 @@ static void test_cmd_keygen(void **st)
     assert_int_equal(rg_session_cmd_keygen(5, a3), 2);
     char *a4[] = {"keygen", "--bogus", NULL};
     assert_int_equal(rg_session_cmd_keygen(2, a4), 2);
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 /* ---- sign.c: ES256 from prepared contexts, shared by threads ------------- */
@@ -405,7 +391,7 @@ static int raw_to_der(const unsigned char *raw, unsigned char **der)
 static void test_es256_prepared_contexts_agree_with_openssl_and_threads(void **st)
 {
     (void)st;
-    char *d = mktemp_dir();
+    char *d = tt_mkdtemp("session-keys");
     rg_error err = {0};
     rg_keyring *kr = rg_session_keys_load(d, 1, &err);
     assert_non_null(kr);
@@ -470,7 +456,7 @@ static void test_es256_prepared_contexts_agree_with_openssl_and_threads(void **s
         assert_int_equal(jobs[i].bad, 0);
     }
     rg_keyring_free(kr);
-    rm_rf(d);
+    tt_rm_rf(d);
 }
 
 int main(void)
