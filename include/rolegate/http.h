@@ -12,26 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "rolegate/arena.h"
 #include "rolegate/error.h"
-
-/* ---- arena ---------------------------------------------------------------- */
-typedef struct rg_arena rg_arena;
-
-/* New arena; memory comes in blocks of at least chunk bytes (0 = 4 KiB).
- * NULL on out of memory. Free with rg_arena_free. */
-rg_arena *rg_arena_new(size_t chunk);
-/* Frees every allocation and runs every cleanup (last registered first).
- * Accepts NULL. */
-void rg_arena_free(rg_arena *a);
-/* n bytes aligned for any type, owned by the arena; NULL on OOM. */
-void *rg_arena_alloc(rg_arena *a, size_t n);
-/* Copies (NUL-terminated) into the arena; NULL on OOM or s NULL. */
-char *rg_arena_strdup(rg_arena *a, const char *s);
-char *rg_arena_strndup(rg_arena *a, const char *s, size_t n);
-char *rg_arena_printf(rg_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Runs fn(p) when the arena is freed (e.g. json_decref for a json_t the
- * handler builds). Returns 0 or -1 on OOM (then fn(p) has ALREADY run). */
-int rg_arena_on_free(rg_arena *a, void (*fn)(void *), void *p);
 
 /* ---- percent-decoding (shared by router, query and form parsing) -------- */
 /* Decodes %XX (and '+' as space when plus_is_space) of s[0..n) into the

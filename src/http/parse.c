@@ -1,8 +1,48 @@
-/* parse.c: the small parsers of the HTTP layer: url-encoded pairs (query
- * strings and form bodies, e.g. the SAML ACS SAMLResponse field) and Cookie
- * headers. Results live in the request's arena; nothing is freed here. */
+/* parse.c: the small parsers of the HTTP layer: percent-decoding,
+ * url-encoded pairs (query strings and form bodies, e.g. the SAML ACS
+ * SAMLResponse field) and Cookie headers. Results live in the request's
+ * arena; nothing is freed here. */
 #include <string.h>
 #include "rolegate/http.h"
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *rg_http_pct_decode(rg_arena *a, const char *s, size_t n, int plus_is_space)
+{
+    char *out = rg_arena_alloc(a, n + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int h, l;
+            if (i + 2 >= n || (h = hexval((unsigned char)s[i + 1])) < 0 ||
+                (l = hexval((unsigned char)s[i + 2])) < 0)
+                return NULL;
+            c = (char)(h * 16 + l);
+            if (c == 0)
+                return NULL;   /* an encoded NUL would cut the value short */
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        } else if (c == 0) {
+            return NULL;
+        }
+        out[o++] = c;
+    }
+    out[o] = 0;
+    return out;
+}
 
 static int kv_push(rg_arena *a, rg_http_kv **kv, size_t *n, const char *k, const char *v)
 {

@@ -1,14 +1,15 @@
-/* arena.c: the per-request arena (STYLE.md, nginx model). Request-lifetime
- * memory is bump-allocated from a list of blocks and freed in one go when
- * the request completes; cleanups (json_decref, free) registered with
- * rg_arena_on_free run at that moment, so handlers never free piecemeal. */
+/* arena.c: the arena of arena.h (STYLE.md, nginx model): memory is
+ * bump-allocated from a list of blocks and freed in one go when its owner is
+ * done (for the http layer, when the request completes); cleanups
+ * (json_decref, free) registered with rg_arena_on_free run at that moment,
+ * so handlers never free piecemeal. */
 #include <assert.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "rolegate/http.h"
+#include "rolegate/arena.h"
 
 #define ALIGN 16u
 
@@ -133,43 +134,4 @@ int rg_arena_on_free(rg_arena *a, void (*fn)(void *), void *p)
     c->next = a->cleanups;
     a->cleanups = c;
     return 0;
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-char *rg_http_pct_decode(rg_arena *a, const char *s, size_t n, int plus_is_space)
-{
-    char *out = rg_arena_alloc(a, n + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int h, l;
-            if (i + 2 >= n || (h = hexval((unsigned char)s[i + 1])) < 0 ||
-                (l = hexval((unsigned char)s[i + 2])) < 0)
-                return NULL;
-            c = (char)(h * 16 + l);
-            if (c == 0)
-                return NULL;   /* an encoded NUL would cut the value short */
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        } else if (c == 0) {
-            return NULL;
-        }
-        out[o++] = c;
-    }
-    out[o] = 0;
-    return out;
 }

@@ -1,0 +1,29 @@
+/* arena.h: the one arena of rolegate (util layer, libc only, so core may use
+ * it): memory bump-allocated from a list of blocks and freed in one go, with
+ * cleanups run at that moment. The http layer gives every request one
+ * (rg_http_arena: handlers never free piecemeal); the store builds a role
+ * table's strings in one while it loads them. */
+#ifndef ROLEGATE_ARENA_H
+#define ROLEGATE_ARENA_H
+
+#include <stddef.h>
+
+typedef struct rg_arena rg_arena;
+
+/* New arena; memory comes in blocks of at least chunk bytes (0 = 4 KiB).
+ * NULL on out of memory. Free with rg_arena_free. */
+rg_arena *rg_arena_new(size_t chunk);
+/* Frees every allocation and runs every cleanup (last registered first).
+ * Accepts NULL. */
+void rg_arena_free(rg_arena *a);
+/* n bytes aligned for any type, owned by the arena; NULL on OOM. */
+void *rg_arena_alloc(rg_arena *a, size_t n);
+/* Copies (NUL-terminated) into the arena; NULL on OOM or s NULL. */
+char *rg_arena_strdup(rg_arena *a, const char *s);
+char *rg_arena_strndup(rg_arena *a, const char *s, size_t n);
+char *rg_arena_printf(rg_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs fn(p) when the arena is freed (e.g. json_decref for a json_t the
+ * handler builds). Returns 0 or -1 on OOM (then fn(p) has ALREADY run). */
+int rg_arena_on_free(rg_arena *a, void (*fn)(void *), void *p);
+
+#endif
