@@ -187,16 +187,52 @@ const char *rg_store_target_file(const char *target)
     return strncmp(target, "sqlite:", 7) ? target : target + 7;
 }
 
+/* Copies t[0..len) to out at *o (bounded by n), advancing *o. */
+static void put(char *out, size_t n, size_t *o, const char *t, size_t len)
+{
+    for (size_t i = 0; i < len && *o + 1 < n; i++)
+        out[(*o)++] = t[i];
+    out[*o < n ? *o : n - 1] = 0;
+}
+
 void rg_store_target_redact(const char *target, char *out, size_t n)
 {
     const char *t = target ? target : "";
+    if (!n)
+        return;
+    out[0] = 0;
+    if (!rg_st_target_is_pg(t)) {
+        snprintf(out, n, "%s", t);
+        return;
+    }
+    /* the userinfo's password: scheme://user:***@host */
     const char *scheme = strstr(t, "://");
     const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *q = strchr(t, '?');
+    if (at && q && q < at)
+        at = NULL;   /* an '@' in the query is not userinfo */
     const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - (scheme + 3))) : NULL;
-    if (!rg_st_target_is_pg(t) || !colon)
-        snprintf(out, n, "%s", t);
-    else
-        snprintf(out, n, "%.*s:***%s", (int)(colon - t), t, at);
+    size_t o = 0;
+    const char *p = t;
+    if (colon) {
+        put(out, n, &o, t, (size_t)(colon - t));
+        put(out, n, &o, ":***", 4);
+        p = at;
+    }
+    /* and a password=... query parameter (libpq reads one there too) */
+    for (;;) {
+        const char *k = q ? strstr(p, "password=") : NULL;
+        if (!k) {
+            put(out, n, &o, p, strlen(p));
+            break;
+        }
+        put(out, n, &o, p, (size_t)(k - p) + 9);
+        p = k + 9;
+        if (k > q && (k[-1] == '?' || k[-1] == '&')) {   /* a key, not "xpassword=" */
+            put(out, n, &o, "***", 3);
+            p += strcspn(p, "&");
+        }
+    }
 }
 
 rg_store *rg_store_open(const char *path, rg_error *err)

@@ -101,6 +101,15 @@ static void test_targets(void **state)
     assert_string_equal(b, "postgresql://app@db.local/rg");
     rg_store_target_redact("var/a:b@c.db", b, sizeof b);
     assert_string_equal(b, "var/a:b@c.db");
+    rg_store_target_redact("postgresql://app@db.local/rg?sslmode=require&password=s3cret", b,
+                           sizeof b);
+    assert_string_equal(b, "postgresql://app@db.local/rg?sslmode=require&password=***");
+    rg_store_target_redact("postgres://a:x@h/rg?password=y&connect_timeout=5", b, sizeof b);
+    assert_string_equal(b, "postgres://a:***@h/rg?password=***&connect_timeout=5");
+    rg_store_target_redact("postgresql://h/rg?mypassword=z", b, sizeof b);
+    assert_string_equal(b, "postgresql://h/rg?mypassword=z");
+    rg_store_target_redact("postgresql://h/password=x?password=y", b, sizeof b);
+    assert_string_equal(b, "postgresql://h/password=x?password=***");
 }
 
 int main(void)
