@@ -32,7 +32,10 @@ static int pick_connection(rg_gateway_login *lg, const char *org, const char *ci
         return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "no store");
     if (org && *org) {
         json_t *o = NULL;
-        if (rg_store_organization_get(lg->ctx->store, org, &o, err) != 0)
+        int grc = rg_store_organization_get(lg->ctx->store, org, &o, err);
+        if (grc != 0 && err->status != 404)
+            return grc;   /* a store that is down stays its 503 (issue 15) */
+        if (grc != 0)
             return rg_error_set(err, RG_ENOTFOUND, 404, "organization_not_found",
                                 "organization", "no such organization");
         json_decref(o);

@@ -266,10 +266,18 @@ int rg_st_event(st_db *db, const char *name, json_t *data, rg_error *err)
     json_decref(data);
     if (!text)
         return rg_st_oom(err);
+    /* PostgreSQL hands out seq at the INSERT, not at COMMIT: two instances
+     * could commit seq 11 before seq 10, and a consumer following
+     * /events?after= would never see 10 (test_pg_multi saw it). Events go
+     * in under one lock of the whole database, held to COMMIT: seq and
+     * created_at in commit order, as SQLite's single writer gives. */
+    int rc = strcmp(db->be->name, "postgresql") ? 0
+           : rg_st_exec(db, err, "SELECT pg_advisory_xact_lock(7526768494185166182)", "");
     char id[ST_ID], ts[ST_TS];
     rg_id_new("event", id, sizeof id);
     rg_st_now(ts);
-    int rc = rg_st_exec(db, err,
+    if (!rc)
+        rc = rg_st_exec(db, err,
                         "INSERT INTO events(id, event, data, created_at) VALUES (?, ?, ?, ?)",
                         "ssss", id, name, text, ts);
     free(text);
