@@ -106,16 +106,26 @@ int main(int argc, char **argv)
 {
     const char *sp = NULL, *idp = NULL, *key = NULL, *path = NULL;
     int port = 0, threads = 2;
+    /* --port P or P1,P2,...: client thread t posts to the (t mod n)th
+     * (bench_pg.py: several instances behind one replay cache) */
+    const char *ports = NULL;
+    int portv[8], nports = 0;
     long n = 1000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--sp-metadata")) sp = argv[i + 1];
         else if (!strcmp(argv[i], "--idp-metadata")) idp = argv[i + 1];
         else if (!strcmp(argv[i], "--key")) key = argv[i + 1];
-        else if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--port")) ports = argv[i + 1];
         else if (!strcmp(argv[i], "--path")) path = argv[i + 1];
         else if (!strcmp(argv[i], "--n")) n = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
     }
+    for (const char *p = ports; p && *p && nports < 8;) {
+        char *end;
+        portv[nports++] = (int)strtol(p, &end, 10);
+        p = *end == ',' ? end + 1 : "";
+    }
+    port = nports ? portv[0] : 0;
     if (!sp || !idp || !key || !path || port <= 0 || n < 1 || threads < 1 || threads > 64) {
         printf("bench_login: the ACS driver of tests/bench/bench_login.py (run that)\n");
         return 0;
@@ -172,7 +182,7 @@ int main(int argc, char **argv)
     int64_t s0 = rg_mono_us();
     for (int t = 0; t < threads; t++) {
         jobs[t] = (job){.bodies = bodies, .from = (size_t)(n * t / threads),
-                        .to = (size_t)(n * (t + 1) / threads), .port = port, .path = path};
+                        .to = (size_t)(n * (t + 1) / threads), .port = portv[t % nports], .path = path};
         pthread_create(&th[t], NULL, client, &jobs[t]);
     }
     long ok = 0, other = 0;

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""PostgreSQL store benchmark (issue 15; not part of make check), run by
+tests/bench/bench_pg.sh, which starts a production-like PostgreSQL server
+(fsync on, initdb defaults) and passes it as ROLEGATE_TEST_PG. In one run,
+on one machine, with one redis-server (the shared replay cache) in every
+configuration:
+  - SQLite, 1 instance (the baseline: a file in BENCH_DIR, same disk)
+  - PostgreSQL, 1 instance
+  - PostgreSQL, 3 instances on one database (clients spread over them)
+each measured for
+  - SAML ACS logins/s: $BUILD/bench/bench_login (pre-minted unique
+    IdP-initiated responses, 5 groups, RSA-2048; CLIENTS keep-alive clients;
+    200 distinct users, so most logins update an existing membership)
+  - admin writes/s: CLIENTS python threads on keep-alive connections, half
+    POST /organizations (independent rows), half POST /authorization/roles
+    (every one bumps the environment's version: the contended case)
+and printed as ratios against the same-run SQLite figure. ROUNDS rounds
+(default 2), interleaved, the median kept. BENCH_N logins (1500), BENCH_W
+admin writes (600), BENCH_CLIENTS (4)."""
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+if not os.environ.get("ROLEGATE_TEST_PG"):
+    print("bench_pg.py: run tests/bench/bench_pg.sh (it starts the PostgreSQL server)")
+    sys.exit(0)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+from test_saml_common import LoginServer, setup_roles, FIX  # noqa: E402
+from bench_login import machine  # noqa: E402
+_n = len(harness._tests)
+from test_redis_instances import Redis  # noqa: E402
+del harness._tests[_n:]
+
+BUILD = os.environ.get("ROLEGATE_BUILD") or os.path.join(ROOT, "build")
+if not os.environ.get("ROLEGATE_BIN"):
+    harness.BIN = os.path.join(BUILD, "rolegate")
+DRV = os.path.join(BUILD, "bench", "bench_login")
+N = int(os.environ.get("BENCH_N", "1500"))
+W = int(os.environ.get("BENCH_W", "600"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+ROUNDS = int(os.environ.get("ROUNDS", "2"))
+DIR = os.environ.get("BENCH_DIR") or tempfile.gettempdir()
+
+
+class Deployment:
+    """n instances on one store (a SQLite file or a new PG database) over
+    redis, sharing keys and the SP key pair as a deployment does."""
+
+    def __init__(self, kind, n, redis):
+        self.url = None
+        if kind == "pg":
+            self.url = harness.pg_database_new()
+            db = self.url
+        else:
+            db = tempfile.mktemp(prefix="rg-bench-", suffix=".db", dir=DIR)
+        self.sqlite = None if self.url else db
+        base = {"redis": {"url": redis.url()}, "store": {"database": db},
+                "log": {"level": "warn"}}
+        self.rgs = [LoginServer(config=base)]
+        a = self.rgs[0]
+        for _ in range(n - 1):
+            cfg = {k: dict(v) for k, v in base.items()}
+            cfg["server"] = {"base_url": a.base}
+            cfg["session"] = {"keys_dir": os.path.join(a.dir, "var", "keys")}
+            cfg["saml"] = {"sp_key_file": os.path.join(a.dir, "var", "saml", "sp.key"),
+                           "sp_cert_file": os.path.join(a.dir, "var", "saml", "sp.crt")}
+            self.rgs.append(LoginServer(config=cfg))
+
+    def close(self):
+        for rg in reversed(self.rgs):
+            rg.__exit__(None, None, None)
+        if self.url:
+            harness.pg_database_drop(self.url)
+        if self.sqlite:
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(self.sqlite + suffix)
+                except FileNotFoundError:
+                    pass
+
+
+def bench_logins(dep):
+    a = dep.rgs[0]
+    setup_roles(a)
+    org = a.ok("POST", "/organizations", {"name": "Bench"})["id"]
+    conn = a.ok("POST", f"/organizations/{org}/connections",
+                {"type": "saml", "name": "bench", "allow_idp_initiated": True})["id"]
+    with open(os.path.join(FIX, "idp-metadata.xml")) as f:
+        md = f.read()
+    st, info = a.api("PUT", f"/connections/{conn}/metadata", md,
+                     {"Content-Type": "application/xml"})
+    assert st == 200, (st, info)
+    a.ok("PUT", f"/connections/{conn}/role_mappings",
+         [{"idp_group": "admins", "role_slug": "admin"},
+          {"idp_group": "engineering", "role_slug": "member"}])
+    st, _, sp = a.public("GET", f"/saml/metadata/{conn}")
+    with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
+        f.write(sp)
+        sp_path = f.name
+    try:
+        out = subprocess.run(
+            [DRV, "--sp-metadata", sp_path, "--idp-metadata", os.path.join(FIX, "idp-metadata.xml"),
+             "--key", os.path.join(FIX, "idp.key"),
+             "--port", ",".join(str(rg.public_port) for rg in dep.rgs),
+             "--path", f"/saml/acs/{conn}", "--n", str(N), "--threads", str(CLIENTS)],
+            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    finally:
+        os.unlink(sp_path)
+    m = re.search(r"ACS logins: (\d+) ok \(302\), (\d+) other.*: (\d+) logins/s", out.stdout)
+    assert m, (out.stdout[-800:], out.stderr[-800:])
+    return int(m.group(3)), int(m.group(1)), int(m.group(2))
+
+
+def bench_writes(dep):
+    """W admin writes from CLIENTS threads; returns (writes/s, non-2xx)."""
+    bad = [0]
+    lock = threading.Lock()
+
+    def work(t):
+        rg = dep.rgs[t % len(dep.rgs)]
+        c = http.client.HTTPConnection("127.0.0.1", rg.admin_port, timeout=60)
+        h = {"Authorization": "Bearer " + rg.admin_key, "Content-Type": "application/json"}
+        for i in range(W // CLIENTS):
+            if i % 2:
+                path, body = "/organizations", {"name": f"o{t}-{i}"}
+            else:
+                path, body = "/authorization/roles", {"slug": f"w{t}-{i}", "name": f"w{t}-{i}"}
+            c.request("POST", path, json.dumps(body), h)
+            r = c.getresponse()
+            r.read()
+            if r.status // 100 != 2:
+                with lock:
+                    bad[0] += 1
+        c.close()
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(CLIENTS)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    dt = time.monotonic() - t0
+    return (W // CLIENTS) * CLIENTS / dt, bad[0]
+
+
+def main():
+    print("machine:", machine(), flush=True)
+    print(f"logins: {N} per run, {CLIENTS} clients; admin writes: {W} per run, {CLIENTS} "
+          f"clients; {ROUNDS} rounds, median", flush=True)
+    assert os.access(DRV, os.X_OK), f"{DRV} missing: make bench"
+    configs = [("sqlite", 1), ("pg", 1), ("pg", 3)]
+    res = {c: {"login": [], "write": []} for c in configs}
+    redis = Redis()
+    try:
+        for rnd in range(ROUNDS):
+            for kind, n in configs:
+                dep = Deployment(kind, n, redis)
+                try:
+                    lps, ok, other = bench_logins(dep)
+                    wps, bad = bench_writes(dep)
+                finally:
+                    dep.close()
+                res[(kind, n)]["login"].append(lps)
+                res[(kind, n)]["write"].append(wps)
+                print(f"  round {rnd + 1} {kind:6s} x{n}: {lps:5d} logins/s ({ok} ok, {other} "
+                      f"other), {wps:6.0f} admin writes/s ({bad} non-2xx)", flush=True)
+    finally:
+        redis.kill()
+    med = {c: {k: statistics.median(v) for k, v in r.items()} for c, r in res.items()}
+    base = med[("sqlite", 1)]
+    for (kind, n), m in med.items():
+        print(f"{kind:6s} x{n}: logins/s {m['login']:6.0f} ({m['login'] / base['login']:.2f}x "
+              f"SQLite)  admin writes/s {m['write']:6.0f} ({m['write'] / base['write']:.2f}x "
+              f"SQLite)")
+    p1, p3 = med[("pg", 1)], med[("pg", 3)]
+    print(f"PostgreSQL 3 instances / 1: logins {p3['login'] / p1['login']:.2f}x, admin writes "
+          f"{p3['write'] / p1['write']:.2f}x (one {os.cpu_count()}-cpu machine runs all three, "
+          f"the server and the clients)")
+
+
+if __name__ == "__main__":
+    main()
