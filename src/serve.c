@@ -156,6 +156,9 @@ static void h_metrics(rg_http_req *req, void *ctx)
             "# TYPE rolegate_redis_connects_total counter\nrolegate_redis_connects_total %lu\n",
             c->cache ? rg_cache_redis_up(c->cache) : 0, st.redis_up, st.subscriber_up,
             st.redis_failures, st.redis_skipped, st.redis_connects);
+    if (st.channel_store)   /* issue 15: no Redis, PostgreSQL LISTEN/NOTIFY */
+        rg_buf_printf(&b, "# TYPE rolegate_store_channel_up gauge\n"
+                      "rolegate_store_channel_up %d\n", st.channel_up);
     unsigned long total = st.table_local_hits + st.table_redis_hits + st.table_store_loads;
     rg_buf_printf(&b,
         "# TYPE rolegate_redis_configured gauge\nrolegate_redis_configured %d\n"

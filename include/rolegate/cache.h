@@ -3,16 +3,21 @@
  * keys and invalidation messages, and the state several instances must
  * share through Redis: the SAML replay cache, one-time login state and
  * revoked session ids; the membership states session refreshes read
- * (issue 13), in-process, invalidated like the tables. Without a Redis URL everything is in-process (one
- * instance). Redis down is degraded mode: tables come from the store, login
- * state from the in-process fallback, replay checks follow
- * saml.replay_check_without_redis.
+ * (issue 13), in-process, invalidated like the tables. Without a Redis URL
+ * everything is in-process; on a PostgreSQL store (issue 15) the
+ * invalidations and revocations then travel over the store's LISTEN/NOTIFY
+ * channel (several instances of one database stay coherent; the replay
+ * cache and login state stay per instance). Redis down is degraded mode:
+ * tables come from the store, login state from the in-process fallback,
+ * replay checks follow saml.replay_check_without_redis.
  *
  * Threads: every function may be called from any thread at once. Each
  * calling thread gets its own hiredis connection, made lazily (no lock is
  * held during Redis I/O); one subscriber thread per rg_cache receives
- * invalidations and revocations. SIGPIPE must be blocked or ignored in the
- * process (main.c blocks it before threads start; create the cache after). */
+ * invalidations and revocations (without Redis, on PostgreSQL: one
+ * listener thread on a libpq connection of its own). SIGPIPE must be
+ * blocked or ignored in the process (main.c blocks it before threads
+ * start; create the cache after). */
 #ifndef ROLEGATE_CACHE_H
 #define ROLEGATE_CACHE_H
 
@@ -135,10 +140,13 @@ typedef int (*rg_cache_revoke_fn)(void *ctx, const char *sid, int64_t exp);
 void rg_cache_set_revoke_sink(rg_cache *c, rg_cache_revoke_fn fn, void *ctx);
 /* Shares a revocation the caller has applied locally already: SET
  * <prefix>revoked:<sid> <exp> with expiry at exp (+ clock skew) and PUBLISH
- * on <prefix>revoked, so every instance's sink gets it. Returns 0 (also
- * without Redis configured: nothing to share), RG_EINVAL for an empty sid,
- * RG_EIO if Redis is unreachable: the revocation is then queued (bounded,
- * until its exp) and shared by the subscriber as soon as Redis is back. */
+ * on <prefix>revoked, so every instance's sink gets it; without Redis on
+ * PostgreSQL, NOTIFY <prefix>revoked "<exp> <sid>" (issue 15: a listener
+ * that was away reloads the store's revoked session records instead of the
+ * keys). Returns 0 (also with neither: nothing to share), RG_EINVAL for an
+ * empty sid, RG_EIO if Redis (the store) is unreachable: the revocation is
+ * then queued (bounded, until its exp) and shared by the subscriber (the
+ * listener) as soon as it is back. */
 int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp);
 
 /* R30 deprovisioning: every session of user sub in organization org_id
@@ -152,7 +160,8 @@ void rg_cache_set_revoke_user_sink(rg_cache *c, rg_cache_revoke_user_fn fn, void
 /* Shares a user revocation the caller has applied locally already: SET
  * <prefix>revoked_user:<org_id>:<sub> "<before> <until>" (expiry at until +
  * margin) and PUBLISH "u <before> <until> <org_id> <sub>" on
- * <prefix>revoked. Returns 0 (also without Redis configured), RG_EINVAL (an
+ * <prefix>revoked (without Redis on PostgreSQL: that NOTIFY alone). Returns
+ * 0 (also with neither), RG_EINVAL (an
  * empty sub or org_id, a space in either, ':' in org_id, too long, before
  * <= 0), RG_EIO if Redis is unreachable (then queued like sid revocations). */
 int rg_cache_revoke_user_publish(rg_cache *c, const char *sub, const char *org_id,
@@ -171,6 +180,8 @@ typedef struct rg_cache_stats {
     unsigned long replay_local;       /* replay checks answered in-process */
     unsigned long replay_unavailable; /* replay checks answered -1 */
     unsigned long member_local_hits, member_store_loads;   /* membership states */
+    int channel_store;                /* issue 15: messages go through the store */
+    int channel_up;                   /* Redis subscriber or store listener connected */
 } rg_cache_stats;
 void rg_cache_stats_get(rg_cache *c, rg_cache_stats *out);
 /* 1 when Redis is configured, answering, and the subscriber is connected;

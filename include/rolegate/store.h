@@ -219,6 +219,52 @@ void rg_store_set_change_hook(rg_store *s, rg_store_change_fn fn, void *ctx);
 typedef void (*rg_store_members_fn)(void *ctx);
 void rg_store_set_members_hook(rg_store *s, rg_store_members_fn fn, void *ctx);
 
+/* ---- the change channel (issue 15: several instances without Redis) -----
+ * PostgreSQL carries the cache layer's messages between the instances that
+ * share one database (LISTEN/NOTIFY); SQLite has none (one instance per
+ * file). Channel names are at most 63 bytes (PostgreSQL identifiers),
+ * payloads at most RG_STORE_CHANNEL_MAX bytes (NOTIFY's limit is 8000). */
+#define RG_STORE_CHANNEL_MAX 7999
+/* 1 when the store's backend has a change channel (PostgreSQL). */
+int rg_store_channel_supported(const rg_store *s);
+/* From now on every write that bumps a table version or writes a membership
+ * (what the change and members hooks report) also sends on channel, INSIDE
+ * its own transaction, org_id for each organization bumped ("*" when the
+ * environment was), and members_payload once when a membership or its
+ * roles were written: the message is delivered if and only if the write
+ * commits, and only after it. A failed NOTIFY fails the write (retried
+ * like a lost connection). channel NULL stops. 0, or RG_EINVAL (no
+ * channel in this backend, a name or payload too long). Set it before
+ * threads use s (like the hooks). */
+int rg_store_channel_on_write(rg_store *s, const char *channel, const char *members_payload);
+/* Sends one message on channel in a transaction of its own. 0, RG_EINVAL
+ * (no channel, too long) or the store's error (503 store_unavailable). */
+int rg_store_channel_send(rg_store *s, const char *channel, const char *payload,
+                          rg_error *err);
+/* A listener: a connection of its own to the store's database (never one of
+ * the pool) that LISTENs to n channels. NULL with why filled (the server's
+ * message, never the URL's password) when the server cannot be reached or
+ * the backend has no channel. Its socket (rg_store_listener_fd) is for
+ * poll(2); the caller owns the reconnect and its backoff. One thread uses
+ * a listener at a time. Free with rg_store_listener_close (accepts NULL). */
+typedef struct rg_store_listener rg_store_listener;
+rg_store_listener *rg_store_listen(rg_store *s, const char *const *channels, size_t n,
+                                   char *why, size_t whysz);
+int  rg_store_listener_fd(const rg_store_listener *l);
+/* Reads what the socket holds without blocking and calls fn(ctx, channel,
+ * payload) for each message, in commit order. Returns how many messages and
+ * ping answers were read (>= 0), or -1 with why filled when the connection
+ * is lost (the listener is then only good for close). */
+typedef void (*rg_store_message_fn)(void *ctx, const char *channel, const char *payload);
+int  rg_store_listener_read(rg_store_listener *l, rg_store_message_fn fn, void *ctx,
+                            char *why, size_t whysz);
+/* Sends a round trip (SELECT 1) unless one is under way; its answer counts
+ * in the next rg_store_listener_read. 0 sent, 1 one under way already, -1
+ * lost (why filled). A server that stops answering is noticed by the
+ * caller's timeout on it. */
+int  rg_store_listener_ping(rg_store_listener *l, char *why, size_t whysz);
+void rg_store_listener_close(rg_store_listener *l);
+
 /* ---- organizations (R9, R21) ---------------------------------------------
  * {"object":"organization","id":"org_...","name","domains":["a.com",...],
  *  "created_at","updated_at"} plus "default_role":slug once it is
@@ -389,6 +435,22 @@ int rg_store_session_get(rg_store *s, const char *id, json_t **out, rg_error *er
 int rg_store_session_revoke(rg_store *s, const char *id, const char *reason, json_t **out,
                             rg_error *err);
 
+/* Issue 15: fn(ctx, sid, expires_at seconds) for every session record
+ * revoked and not past its absolute end (what another instance's
+ * revocation set must hold: the channel's listener reloads them after each
+ * reconnect), in one read transaction. 0 or the store's error. */
+typedef void (*rg_store_revoked_fn)(void *ctx, const char *sid, int64_t expires_at);
+int rg_store_session_revoked_each(rg_store *s, rg_store_revoked_fn fn, void *ctx,
+                                  rg_error *err);
+/* Issue 15, R30: fn(ctx, user_id, org_id, updated_at seconds) for every
+ * membership that is not active (a directory deprovisioned it) and changed
+ * after `since` (seconds): its sessions issued before updated_at are
+ * revoked on every instance, and a listener that reconnects reloads them
+ * from here. One read transaction; 0 or the store's error. */
+typedef void (*rg_store_inactive_fn)(void *ctx, const char *user_id, const char *org_id,
+                                     int64_t updated_at);
+int rg_store_membership_inactive_each(rg_store *s, int64_t since, rg_store_inactive_fn fn,
+                                      void *ctx, rg_error *err);
 /* Single logout from the IdP: revokes every live session of connection_id
  * whose idp_subject is subject (unless NULL) and whose idp_session is
  * idp_session (unless NULL; OIDC back-channel logout may name only the

@@ -245,7 +245,7 @@ int rg_cache_table_get(rg_cache *c, const char *org_id, rg_cache_ref **out, rg_e
     if (r) {
         /* While the invalidation channel is down messages are lost: check the
          * copy against the store's version (a cheap read) before using it. */
-        if (c->configured && !atomic_load(&c->sub_up) &&
+        if (rg_cache_has_channel(c) && !atomic_load(&c->sub_up) &&
             rg_store_table_version(c->store, org_id) != rg_role_table_version(r->table)) {
             rg_cache_ref_release(r);
             rg_cache_tables_drop(c, org);
@@ -287,6 +287,8 @@ int rg_cache_table_invalidate(rg_cache *c, const char *org_id)
     assert(c);
     atomic_fetch_add(&c->inval_gen, 1);
     rg_cache_tables_drop(c, org_id);
+    /* without Redis, the store's channel (if any) carried it from inside
+     * the write's own transaction */
     if (!c->configured)
         return 0;
     char chan[RG_CONFIG_STR + 16];
@@ -355,6 +357,12 @@ rg_cache *rg_cache_new(const rg_config *cfg, struct rg_store *store, rg_error *e
             rg_cache_free(c);
             return NULL;
         }
+    } else if (store && rg_store_channel_supported(store)) {
+        /* issue 15: several instances on one PostgreSQL database */
+        if (rg_cache_pgn_setup(c, err) || rg_cache_sub_start(c, err)) {
+            rg_cache_free(c);
+            return NULL;
+        }
     }
     return c;
 }
@@ -364,6 +372,8 @@ void rg_cache_free(rg_cache *c)
     if (!c)
         return;
     rg_cache_sub_stop(c);
+    if (c->pg_channel)   /* the store outlives the cache */
+        rg_store_channel_on_write(c->store, NULL, NULL);
     rg_cache_redis_close_all(c);
     if (c->buckets) {
         rg_cache_tables_drop(c, NULL);
@@ -387,6 +397,8 @@ void rg_cache_stats_get(rg_cache *c, rg_cache_stats *o)
     o->configured = c->configured;
     o->redis_up = c->configured && atomic_load(&c->state) == 1;
     o->subscriber_up = c->configured && atomic_load(&c->sub_up);
+    o->channel_store = c->pg_channel;
+    o->channel_up = rg_cache_has_channel(c) && atomic_load(&c->sub_up);
     o->redis_failures = atomic_load(&c->n_failures);
     o->redis_skipped = atomic_load(&c->n_skipped);
     o->redis_connects = atomic_load(&c->n_connects);

@@ -1,8 +1,9 @@
 /* cache_impl.h: what the files of src/cache share and nobody else sees: the
  * rg_cache struct, the Redis URL, per-thread connections with backoff and
  * health (redis.c), the bounded in-process maps (lmap.c), the subscriber
- * (subscriber.c), the table map (cache.c) and the membership states of
- * session refreshes (members.c). */
+ * (subscriber.c), its PostgreSQL twin without Redis (pgnotify.c), the
+ * table map (cache.c) and the membership states of session refreshes
+ * (members.c). */
 #ifndef ROLEGATE_CACHE_IMPL_H
 #define ROLEGATE_CACHE_IMPL_H
 
@@ -102,7 +103,12 @@ typedef struct cache_revoked {
 struct rg_cache {
     rg_config cfg;
     struct rg_store *store;
-    int configured;
+    int configured;                    /* a Redis URL */
+    /* issue 15: no Redis URL and a store with a change channel (PostgreSQL
+     * LISTEN/NOTIFY): the same messages on the same channel names travel
+     * through the store (pgnotify.c) */
+    int pg_channel;
+    char chan_inv[64], chan_rev[64];
     rg_cache_url url;
     char prefix[RG_CONFIG_STR];
     uint64_t nonce;                    /* tells this cache's thread slots apart */
@@ -172,6 +178,13 @@ void rg_cache_redis_mark_down(rg_cache *c, const char *why);
 /* "<prefix><a><b>" into out; returns its length or -1 if it does not fit. */
 int  rg_cache_key(const rg_cache *c, char *out, size_t outsz, const char *a, const char *b);
 
+/* 1 when messages reach the other instances (Redis, or the store's
+ * channel): while its listener is down, messages may be lost */
+static inline int rg_cache_has_channel(const rg_cache *c)
+{
+    return c->configured || c->pg_channel;
+}
+
 /* ---- tables and subscriber ------------------------------------------------ */
 /* Drops the in-process table of org (NULL: all). */
 void rg_cache_tables_drop(rg_cache *c, const char *org);
@@ -180,5 +193,25 @@ void rg_cache_tables_drop(rg_cache *c, const char *org);
 void rg_cache_revoke_flush(rg_cache *c);
 int  rg_cache_sub_start(rg_cache *c, rg_error *err);
 void rg_cache_sub_stop(rg_cache *c);
+/* One message of channel chan (inv: the invalidation channel's name, rev:
+ * the revocation channel's), from Redis or the store: drops tables or
+ * membership states, or feeds a sink. */
+void rg_cache_sub_message(rg_cache *c, const char *chan, const char *msg, const char *inv,
+                          const char *rev);
+/* A revoked sid for the sink (under the sink lock). */
+void rg_cache_sink_sid(rg_cache *c, const char *sid, int64_t exp);
+/* Sleeps up to ms unless woken (stop or a request); empties the pipe. */
+void rg_cache_sub_wait(rg_cache *c, int ms);
+void rg_cache_wake_drain(rg_cache *c);
+
+/* ---- the store's change channel (pgnotify.c, issue 15) ------------------- */
+/* Without Redis, on a store with a channel: names the channels, has every
+ * write send its changes on <prefix>invalidate inside its transaction. 0 or
+ * err (500 cache_error: a prefix too long for a channel name). */
+int  rg_cache_pgn_setup(rg_cache *c, rg_error *err);
+/* The listener thread (rg_cache_sub_start starts it instead of Redis's). */
+void *rg_cache_pgn_main(void *arg);
+/* Sends msg on <prefix>revoked through the store: 0 or RG_EIO. */
+int  rg_cache_pgn_publish(rg_cache *c, const char *msg);
 
 #endif

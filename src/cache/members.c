@@ -8,7 +8,8 @@
  * and every (re)subscribe bump it, and an entry is served only at the
  * generation it was loaded at (a load that overlapped a bump is never
  * served) and for table_ttl at most. While Redis is configured but the
- * channel is down, messages may be lost: every lookup then reads the store.
+ * channel is down (or, without Redis, the store's change channel: issue
+ * 15), messages may be lost: every lookup then reads the store.
  * Revocation (logout, DELETE /sessions, R30 deprovisioning) does not depend
  * on this cache: /auth checks the revocation set before any refresh. The
  * slots are direct-mapped under striped locks: bounded, a collision
@@ -150,7 +151,8 @@ int rg_cache_membership_state(rg_cache *c, const char *user_id, const char *org_
     char key[MEMBERS_KEY_MAX];
     int kn = snprintf(key, sizeof key, "%s\n%s", org_id, user_id);
     /* messages may be lost while the channel is down: the store decides */
-    int usable = kn > 0 && (size_t)kn < sizeof key && (!c->configured || atomic_load(&c->sub_up));
+    int usable = kn > 0 && (size_t)kn < sizeof key &&
+                 (!rg_cache_has_channel(c) || atomic_load(&c->sub_up));
     uint64_t gen = atomic_load(&c->members_gen), h = usable ? key_hash(key) : 0;
     if (usable && slot_get(c, key, h, gen, status, status_len, roles)) {
         atomic_fetch_add(&c->n_member_hits, 1);
@@ -173,6 +175,8 @@ int rg_cache_members_invalidate(rg_cache *c)
 {
     assert(c);
     rg_cache_members_drop(c);
+    /* without Redis, the store's channel (if any) carries "~members" from
+     * inside the write's own transaction */
     if (!c->configured)
         return 0;
     char chan[RG_CONFIG_STR + 16];

@@ -1,8 +1,9 @@
 /* shared.c: what several instances must share to stay secure (issue 7):
  * the SAML replay cache (SET NX PX, fail closed by default when Redis is
  * down: saml.replay_check_without_redis), one-time login state (SET PX,
- * GETDEL) and revoked session ids (SET with expiry at exp + PUBLISH). Each
- * has a bounded in-process fallback for a single instance. */
+ * GETDEL) and revoked session ids (SET with expiry at exp + PUBLISH; issue
+ * 15: without Redis, the message through the store's channel). Each has a
+ * bounded in-process fallback for a single instance. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,11 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
 static int set_and_publish(rg_cache *c, const char *key, const char *val, int64_t until,
                            const char *msg)
 {
+    /* issue 15: without Redis the message goes through the store's channel;
+     * the key's job (a listener that reconnects reloads it) is the store's
+     * session records' */
+    if (!c->configured)
+        return rg_cache_pgn_publish(c, msg);
     char chan[RG_CONFIG_STR + 16], px[24];
     if (rg_cache_key(c, chan, sizeof chan, "revoked", NULL) < 0)
         return RG_EINVAL;
@@ -317,13 +323,14 @@ int rg_cache_revoke_publish(rg_cache *c, const char *sid, int64_t exp)
     assert(c);
     if (!sid || !*sid || strchr(sid, ' '))
         return RG_EINVAL;
-    if (!c->configured)
+    if (!rg_cache_has_channel(c))
         return 0;
     int rc = publish_one(c, sid, exp);
     if (rc == RG_EIO) {
         /* no lost write: shared as soon as Redis answers again */
         outbox_add(c, sid, exp, 0);
-        rg_log(RG_LOG_WARN, "event=revocation_queued reason=redis_unavailable");
+        rg_log(RG_LOG_WARN, "event=revocation_queued reason=%s_unavailable",
+               c->configured ? "redis" : "store");
     }
     return rc;
 }
@@ -337,14 +344,15 @@ int rg_cache_revoke_user_publish(rg_cache *c, const char *sub, const char *org_i
         strchr(org_id, ':') || strlen(org_id) >= 128 || before <= 0 ||
         snprintf(key, sizeof key, "%s %s", org_id, sub) >= (int)sizeof key)
         return RG_EINVAL;
-    if (!c->configured)
+    if (!rg_cache_has_channel(c))
         return 0;
     cache_revoked v = {.exp = until, .before = before};
     memcpy(v.sid, key, sizeof key);
     int rc = publish_entry(c, &v);
     if (rc == RG_EIO) {
         outbox_add(c, key, until, before);
-        rg_log(RG_LOG_WARN, "event=revocation_queued kind=user reason=redis_unavailable");
+        rg_log(RG_LOG_WARN, "event=revocation_queued kind=user reason=%s_unavailable",
+               c->configured ? "redis" : "store");
     }
     return rc;
 }

@@ -8,7 +8,9 @@
  * reloads the revoked ids
  * (SCAN), since messages may have been lost meanwhile. It reconnects with
  * backoff, pings when idle to notice a hung server, and stops through a
- * wake-up pipe. */
+ * wake-up pipe. The message handling (rg_cache_sub_message), the sinks and
+ * the pipe are shared with the PostgreSQL listener of pgnotify.c, which
+ * rg_cache_sub_start runs instead when no Redis URL is set. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +25,7 @@
 
 #define SUB_IDLE_PING_US 1000000
 
-static void wake_drain(rg_cache *c)
+void rg_cache_wake_drain(rg_cache *c)
 {
     char buf[64];
     while (read(c->wake[0], buf, sizeof buf) > 0) {
@@ -38,16 +40,15 @@ static void wake_up(rg_cache *c)
     }
 }
 
-/* Sleeps up to ms unless woken (stop or a request). */
-static void sub_wait(rg_cache *c, int ms)
+void rg_cache_sub_wait(rg_cache *c, int ms)
 {
     struct pollfd p = {.fd = c->wake[0], .events = POLLIN};
     if (poll(&p, 1, ms) > 0)
-        wake_drain(c);
+        rg_cache_wake_drain(c);
 }
 
 /* ---- messages ----------------------------------------------------------------- */
-static void call_sink(rg_cache *c, const char *sid, int64_t exp)
+void rg_cache_sink_sid(rg_cache *c, const char *sid, int64_t exp)
 {
     /* under the lock, so a sink replaced or removed is never called after
      * rg_cache_set_revoke_sink returned */
@@ -103,7 +104,23 @@ static void revoked_message(rg_cache *c, const char *msg)
     long long exp = strtoll(msg, &end, 10);
     if (errno || end == msg || *end != ' ' || !end[1])
         return;
-    call_sink(c, end + 1, (int64_t)exp);
+    rg_cache_sink_sid(c, end + 1, (int64_t)exp);
+}
+
+void rg_cache_sub_message(rg_cache *c, const char *chan, const char *msg, const char *inv,
+                          const char *rev)
+{
+    if (!strcmp(chan, inv)) {
+        atomic_fetch_add(&c->n_invalidations, 1);
+        if (!strcmp(msg, CACHE_MEMBERS_MSG)) {   /* issue 13: a membership changed */
+            rg_cache_members_drop(c);
+            return;
+        }
+        atomic_fetch_add(&c->inval_gen, 1);
+        rg_cache_tables_drop(c, strcmp(msg, "*") ? msg : NULL);
+    } else if (!strcmp(chan, rev)) {
+        revoked_message(c, msg);
+    }
 }
 
 static void handle_reply(rg_cache *c, const redisReply *r, const char *chan_inv,
@@ -115,17 +132,7 @@ static void handle_reply(rg_cache *c, const redisReply *r, const char *chan_inv,
     if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") ||
         chan->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
         return;
-    if (!strcmp(chan->str, chan_inv)) {
-        atomic_fetch_add(&c->n_invalidations, 1);
-        if (!strcmp(msg->str, CACHE_MEMBERS_MSG)) {   /* issue 13: a membership changed */
-            rg_cache_members_drop(c);
-            return;
-        }
-        atomic_fetch_add(&c->inval_gen, 1);
-        rg_cache_tables_drop(c, strcmp(msg->str, "*") ? msg->str : NULL);
-    } else if (!strcmp(chan->str, chan_rev)) {
-        revoked_message(c, msg->str);
-    }
+    rg_cache_sub_message(c, chan->str, msg->str, chan_inv, chan_rev);
 }
 
 /* ---- resync of revocations ------------------------------------------------------ */
@@ -153,7 +160,7 @@ static void resync_sid(rg_cache *c, const char *name, const char *val)
     char *end;
     long long exp = strtoll(val, &end, 10);
     if (end != val)
-        call_sink(c, name, (int64_t)exp);
+        rg_cache_sink_sid(c, name, (int64_t)exp);
 }
 
 static void resync_user(rg_cache *c, const char *name, const char *val)
@@ -297,7 +304,7 @@ static void sub_serve(rg_cache *c, redisContext *ctx, const char *inv, const cha
         if (n < 0 && errno != EINTR)
             return;
         if (n > 0 && p[1].revents)
-            wake_drain(c);
+            rg_cache_wake_drain(c);
         int64_t now = rg_mono_us();
         if (n > 0 && p[0].revents) {
             if (redisBufferRead(ctx) != REDIS_OK)
@@ -364,7 +371,7 @@ static void *sub_main(void *arg)
                    rg_log_quote(q, sizeof q, why));
         }
         logged = 0;
-        sub_wait(c, backoff);
+        rg_cache_sub_wait(c, backoff);
         backoff = backoff * 2 > CACHE_BACKOFF_MAX_MS ? CACHE_BACKOFF_MAX_MS : backoff * 2;
     }
     atomic_store(&c->sub_up, 0);
@@ -379,10 +386,14 @@ int rg_cache_sub_start(rg_cache *c, rg_error *err)
         c->wake[0] = c->wake[1] = -1;
         return rg_error_set(err, RG_EIO, 500, "cache_error", NULL, "pipe: %s", strerror(errno));
     }
-    int rc = pthread_create(&c->sub_thread, NULL, sub_main, c);
+    /* issue 15: without Redis, the store's channel has the same job */
+    int rc = pthread_create(&c->sub_thread, NULL, c->configured ? sub_main : rg_cache_pgn_main,
+                            c);
     if (rc)
         return rg_error_set(err, RG_EIO, 500, "cache_error", NULL,
-                            "cannot start the Redis subscriber: %s", strerror(rc));
+                            "cannot start the %s: %s",
+                            c->configured ? "Redis subscriber" : "change listener",
+                            strerror(rc));
     c->sub_started = 1;
     return 0;
 }
@@ -409,7 +420,7 @@ void rg_cache_set_revoke_sink(rg_cache *c, rg_cache_revoke_fn fn, void *ctx)
     c->sink = fn;
     c->sink_ctx = ctx;
     pthread_mutex_unlock(&c->sink_lock);
-    if (c->configured && fn) {
+    if (rg_cache_has_channel(c) && fn) {
         atomic_store(&c->sub_resync, 1);
         wake_up(c);
     }
@@ -422,7 +433,7 @@ void rg_cache_set_revoke_user_sink(rg_cache *c, rg_cache_revoke_user_fn fn, void
     c->user_sink = fn;
     c->user_sink_ctx = ctx;
     pthread_mutex_unlock(&c->sink_lock);
-    if (c->configured && fn) {
+    if (rg_cache_has_channel(c) && fn) {
         atomic_store(&c->sub_resync, 1);
         wake_up(c);
     }

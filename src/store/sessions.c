@@ -4,9 +4,12 @@
  * created_at, expires_at (the session's absolute end) and revoked_at.
  * Written in the login's own transaction (login.c) or with the admin
  * session's event, each insert pruning a few records past their absolute
- * end; listed per membership; revoked with an event (R26). */
+ * end; listed per membership; revoked with an event (R26); the revoked ones
+ * still within their end, and the memberships a directory deprovisioned
+ * lately (R30), read back for the change channel's listener (issue 15). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "store_impl.h"
 #include "rolegate/util.h"
 
@@ -221,4 +224,66 @@ int rg_store_session_revoke_idp(rg_store *s, const char *connection_id, const ch
     sess_arg a = { .conn_id = connection_id, .subject = subject, .idp_session = idp_session,
                    .reason = reason };
     return rg_st_write(s, revoke_idp_tx, &a, out, err);
+}
+
+/* ---- revoked records (issue 15) ------------------------------------------------ */
+
+/* Seconds since the epoch of an ISO 8601 UTC time as rg_iso8601_ms writes
+ * it ("YYYY-MM-DDTHH:MM:SS[.mmm]Z"); 0 if it is not one. */
+static int64_t iso_seconds(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end || (*end != '.' && *end != 'Z'))
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+/* One reload: the revoked session records (sid_fn) or the memberships
+ * deprovisioned lately (user_fn), changed after since_ms. */
+typedef struct reload_arg {
+    int64_t since_ms;
+    rg_store_revoked_fn sid_fn;
+    rg_store_inactive_fn user_fn;
+    void *ctx;
+} reload_arg;
+
+static int reload_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const reload_arg *a = arg;
+    char ts[ST_TS];
+    rg_iso8601_ms(a->since_ms, ts, sizeof ts);
+    st_stmt *st = a->sid_fn
+        ? rg_st_prep(tx->db, err, "SELECT id, id, expires_at FROM sessions"
+                     " WHERE revoked_at IS NOT NULL AND expires_at > ?", "s", ts)
+        : rg_st_prep(tx->db, err, "SELECT user_id, organization_id, updated_at FROM memberships"
+                     " WHERE status <> 'active' AND updated_at > ?", "s", ts);
+    if (!st)
+        return RG_EIO;
+    int rc;
+    while ((rc = rg_st_step(tx->db, st, err)) == 1) {
+        const char *c0 = rg_st_col(st, 0), *c1 = rg_st_col(st, 1);
+        int64_t at = iso_seconds(rg_st_col(st, 2));
+        if (c0 && c1 && at && a->sid_fn)
+            a->sid_fn(a->ctx, c0, at);
+        else if (c0 && c1 && at)
+            a->user_fn(a->ctx, c0, c1, at);
+    }
+    st_finalize(st);
+    return rc < 0 ? RG_EIO : 0;
+}
+
+int rg_store_session_revoked_each(rg_store *s, rg_store_revoked_fn fn, void *ctx,
+                                  rg_error *err)
+{
+    reload_arg a = {rg_now_ms(), fn, NULL, ctx};
+    return rg_st_read(s, reload_tx, &a, NULL, err);
+}
+
+int rg_store_membership_inactive_each(rg_store *s, int64_t since, rg_store_inactive_fn fn,
+                                      void *ctx, rg_error *err)
+{
+    reload_arg a = {since * 1000, NULL, fn, ctx};
+    return rg_st_read(s, reload_tx, &a, NULL, err);
 }

@@ -34,6 +34,10 @@ struct rg_store {
     void *on_change_ctx;
     rg_store_members_fn on_members; /* issue 13: a membership row changed */
     void *on_members_ctx;
+    /* issue 15: the change channel every write's changes are sent on inside
+     * its transaction (PostgreSQL NOTIFY; "" none): notify.c */
+    char notify_chan[64];
+    char notify_members[64];
     /* the role tables logins resolved against lately, each valid while the
      * table version read in the login's own write transaction is the one it
      * was loaded at (any process's table change bumps it); read and
@@ -130,6 +134,10 @@ int  rg_st_event(st_db *db, const char *name, json_t *data, rg_error *err);
  * (its SQL, called by every prepare) that writes a membership or its roles,
  * or deletes what cascades to them: the members hook runs after the commit. */
 void rg_st_members_note(st_db *db, const char *sql);
+/* Issue 15 (notify.c): inside tx, before its commit, sends on the store's
+ * change channel what the write bumped or wrote (nothing when no channel is
+ * set or nothing changed). 0 or the backend's error. */
+int  rg_st_channel_notes(st_tx *tx, rg_error *err);
 int  rg_st_bump_env(st_db *db, rg_error *err);
 int  rg_st_bump_org(st_db *db, const char *org_id, rg_error *err);
 

@@ -131,6 +131,9 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
 static int tx_end(st_tx *tx, int rc, rg_error *err)
 {
     assert(tx && tx->db);
+    /* issue 15: the change messages go out with the commit, or not at all */
+    if (rc == 0 && tx->write && tx->s->notify_chan[0])
+        rc = rg_st_channel_notes(tx, err);
     if (rc == 0) {
         if (tx->db->be->commit(tx->db)) {
             rc = rg_st_dberr(tx->db, err);
