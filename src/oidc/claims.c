@@ -64,6 +64,9 @@ int oidc_read_groups(json_t *o, const char *path, rg_oidc_identity *id, const ch
         char q[120];
         rg_log(RG_LOG_WARN, "event=oidc_groups_claim_bad_type issuer=%s claim=%s",
                rg_log_quote(q, sizeof q, issuer), path);
+        /* present but unusable: no group. An empty array, not NULL, which
+         * the caller takes for out of memory (tests/cases/oidc/012, 013) */
+        id->groups = calloc(1, sizeof *id->groups);
         return 1;
     }
     id->groups = calloc(n ? n : 1, sizeof *id->groups);

@@ -3,7 +3,8 @@
  * `key = value` lines, full-line `#` comments, values continued on indented
  * lines, curl's %repeat[N x TEXT]% macro, words with "quoted" forms, a
  * key list per runner so an unknown or repeated key fails the case, and the
- * folder listing that fails when the folder holds no case or a stray file.
+ * folder listing that fails when the folder holds no case or a stray file,
+ * and case_run, the one cmocka test per file of every runner.
  * Header-only (static functions, like test_oidc_stub.h); include after
  * cmocka.h and rolegate/util.h. */
 #ifndef TEST_CASE_CONF_H
@@ -347,6 +348,31 @@ static size_t case_dir(const char *dir, const char *const *allowed, const char *
     qsort(names, n, sizeof *names, case_cmp);
     *out = names;
     return n;
+}
+
+/* Runs fn once per case file of dir (one cmocka test named after the file,
+ * its state the file name; argv[1] filters by name) and prints
+ * "<group>: N cases, M checks" (*checks as fn left it). Returns the exit
+ * code: 1 when a case failed. */
+static CASE_UNUSED int case_run(const char *group, const char *dir,
+                                const char *const *allowed, int argc, char **argv,
+                                CMUnitTestFunction fn, const size_t *checks)
+{
+    char **names = NULL;
+    size_t n = case_dir(dir, allowed, argc > 1 ? argv[1] : NULL, &names);
+    struct CMUnitTest *tests = calloc(n ? n : 1, sizeof *tests);
+    for (size_t i = 0; i < n; i++) {
+        tests[i].name = names[i];
+        tests[i].test_func = fn;
+        tests[i].initial_state = names[i];
+    }
+    int failed = _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+    fprintf(stderr, "%s: %zu cases, %zu checks\n", group, n, *checks);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(tests);
+    return failed ? 1 : (n == 0);
 }
 
 #endif

@@ -330,19 +330,5 @@ static void run_case(void **state)
 int main(int argc, char **argv)
 {
     static const char *const allowed[] = {"tables", NULL};
-    char **names = NULL;
-    size_t n = case_dir(CASES_DIR, allowed, argc > 1 ? argv[1] : NULL, &names);
-    struct CMUnitTest *tests = calloc(n ? n : 1, sizeof *tests);
-    for (size_t i = 0; i < n; i++) {
-        tests[i].name = names[i];
-        tests[i].test_func = run_case;
-        tests[i].initial_state = names[i];
-    }
-    int failed = _cmocka_run_group_tests("resolve_cases", tests, n, NULL, NULL);
-    fprintf(stderr, "resolve_cases: %zu cases, %zu checks\n", n, total_checks);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    free(tests);
-    return failed ? 1 : (n == 0);
+    return case_run("resolve_cases", CASES_DIR, allowed, argc, argv, run_case, &total_checks);
 }

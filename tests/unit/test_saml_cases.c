@@ -45,6 +45,29 @@ static long geti(const conf *c, const char *k, long dflt)
     return v ? strtol(v, NULL, 10) : dflt;
 }
 
+/* The keys a case.conf may hold (tests/cases/README.md): a typo fails the
+ * case instead of being ignored. hideN/showN take N 1-4. */
+static const char *const known_keys[] = {
+    "flow", "user", "nameid_format", "groups", "group_attr", "email_attr_value",
+    "display_name", "key", "sign", "sha1", "encrypt", "rsa15", "not_before_offset",
+    "not_on_or_after_offset", "not_on_or_after_text", "audience", "destination",
+    "recipient", "issuer", "method", "in_response_to", "mutation", "oversize_bytes",
+    "replace_from", "replace_to", "utf7", "decl", "prefix", "raw_from", "raw_hex",
+    "charset", "bom", "b64_literal", "not_xml", "conn.allow_idp_initiated",
+    "conn.allow_sha1", "conn.skew", "conn.max_assertion_lifetime", "expected_request_id",
+    "replay_backend", "verify_offset", "submit_times", "expect", "subject", "email",
+    "name", "expect_groups", "expect_in_response_to", "reason", "status", NULL,
+};
+
+static int known_key(const char *k)
+{
+    for (size_t i = 0; known_keys[i]; i++)
+        if (strcmp(known_keys[i], k) == 0)
+            return 1;
+    return (strncmp(k, "hide", 4) == 0 || strncmp(k, "show", 4) == 0) && k[4] >= '1' &&
+           k[4] <= '4' && !k[5];
+}
+
 static void conf_load(conf *c, const char *path)
 {
     memset(c, 0, sizeof *c);
@@ -55,8 +78,10 @@ static void conf_load(conf *c, const char *path)
         while (*line == ' ' || *line == '\t')
             line++;
         char *eq = strchr(line, '=');
-        if (*line == '#' || !eq)
+        if (*line == '#' || !*line || *line == '\r')
             continue;
+        if (!eq)
+            fail_msg("%s: not a key=value line: %s", path, line);
         *eq = 0;
         char *end = eq - 1;
         while (end > line && (*end == ' ' || *end == '\t'))
@@ -67,6 +92,8 @@ static void conf_load(conf *c, const char *path)
         size_t vl = strlen(v);
         while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\r'))
             v[--vl] = 0;
+        if (!known_key(line))
+            fail_msg("%s: unknown key '%s' (tests/cases/README.md lists the keys)", path, line);
         assert_true(c->n < 64);
         c->items[c->n].k = strdup(line);
         c->items[c->n].v = strdup(v);
