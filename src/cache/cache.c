@@ -273,7 +273,7 @@ int rg_cache_table_get(rg_cache *c, const char *org_id, rg_cache_ref **out, rg_e
     }
     if (!(r = ref_new(t))) {
         rg_role_table_free(t);
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     }
     if (from_store && c->configured)
         redis_table_put(c, org, t);
@@ -314,7 +314,7 @@ rg_cache *rg_cache_new(const rg_config *cfg, struct rg_store *store, rg_error *e
     assert(cfg);
     rg_cache *c = calloc(1, sizeof *c);
     if (!c) {
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         return NULL;
     }
     c->cfg = *cfg;
@@ -340,7 +340,7 @@ rg_cache *rg_cache_new(const rg_config *cfg, struct rg_store *store, rg_error *e
     c->state_local = rg_cache_lmap_new(CACHE_STATE_CAP);
     c->members = rg_cache_members_new();
     if (!c->buckets || !c->replay_local || !c->state_local || !c->members) {
-        rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        rg_error_oom(err);
         rg_cache_free(c);
         return NULL;
     }

@@ -179,7 +179,7 @@ int rg_cache_state_put(rg_cache *c, const char *key, const char *value, int64_t 
     /* no Redis, or Redis down: this instance only (the login completes if
      * the IdP's answer comes back here) */
     if (rg_cache_lmap_put(c->state_local, k, value, rg_now_ms() + ttl_ms))
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     return 0;
 }
 
@@ -196,7 +196,7 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
     if (local == 1)
         return 0;
     if (local < 0)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+        return rg_error_oom(err);
     if (!c->configured)
         return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
                             "unknown or expired login state");
@@ -212,7 +212,7 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
             (*value)[r->len] = '\0';
             rc = 0;
         } else {
-            rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "out of memory");
+            rc = rg_error_oom(err);
         }
     } else if (r && r->type == REDIS_REPLY_NIL) {
         rc = rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
