@@ -1,13 +1,14 @@
 /* main.c: the rolegate command line: the usage and per-command help, the
  * dispatch of `serve` (serve.c), `keygen` (the session layer's key tool),
  * `check-config FILE` (validates a config file and prints FILE:LINE:
- * option: problem for each error; --list: every option and its variable)
- * and `--version`. */
+ * option: problem for each error; --list: every option and its variable),
+ * `store copy FROM TO` (the store layer's rg_store_copy) and `--version`. */
 #include <stdio.h>
 #include <string.h>
 #include "rolegate/config.h"
 #include "rolegate/gateway.h"
 #include "rolegate/session.h"
+#include "rolegate/store.h"
 #include "cli_internal.h"
 
 void cli_usage(FILE *out, const char *prog)
@@ -23,6 +24,8 @@ void cli_usage(FILE *out, const char *prog)
             "                       validate FILE (--env: and the ROLEGATE_* variables);\n"
             "                       exit 0 if valid, 2 with FILE:LINE: option: problem\n"
             "  check-config --list  every option and its ROLEGATE_<SECTION>_<OPTION> variable\n"
+            "  store copy FROM TO   copy a whole store into an empty one (SQLite <-> PostgreSQL;\n"
+            "                       FROM/TO: a path, sqlite:PATH or postgresql://...)\n"
             "  --version            rolegate's version and its libraries' versions\n"
             "  --help, CMD --help   this text, or one command's\n",
             prog);
@@ -44,6 +47,16 @@ int cli_help(const char *cmd)
                "  Validates FILE (with --env: and the ROLEGATE_* variables): exit 0 and\n"
                "  \"FILE: ok\", or exit 2 with one FILE:LINE: option: problem line per error.\n"
                "  --list: every option and its ROLEGATE_<SECTION>_<OPTION> variable.\n");
+    else if (strcmp(cmd, "store") == 0)
+        printf("usage: rolegate store copy FROM TO\n"
+               "  Copies every table of the store FROM into the store TO, as stored (ids,\n"
+               "  timestamps, event order, secrets), e.g. a SQLite file into PostgreSQL:\n"
+               "    rolegate store copy var/rolegate.db postgresql://user:pw@host/rolegate\n"
+               "  FROM/TO: what [store] database takes (a path, sqlite:PATH, postgresql://...).\n"
+               "  FROM is only read (one snapshot) and must be at this rolegate's schema\n"
+               "  version; TO is migrated, must be empty and is written in one transaction.\n"
+               "  Stop the rolegates of both first. Prints each table's row count and the\n"
+               "  total; exit 0, 2 when refused (TO not empty, schema version), 1 on error.\n");
     else
         return -1;
     return 0;
@@ -101,6 +114,37 @@ static int cmd_check_config(int argc, char **argv)
     return 0;
 }
 
+static void copy_line(const char *table, long rows, void *arg)
+{
+    *(long *)arg += rows;
+    printf("%-26s %10ld\n", table, rows);
+}
+
+/* `store copy FROM TO`: rg_store_copy; 2 when refused, 1 on error. */
+static int cmd_store(int argc, char **argv)
+{
+    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
+        return cli_help("store");
+    if (argc != 5 || strcmp(argv[2], "copy") != 0) {
+        fprintf(stderr, "usage: rolegate store copy FROM TO (rolegate help store)\n");
+        return 2;
+    }
+    char from[512], to[512];
+    rg_store_target_redact(argv[3], from, sizeof from);
+    rg_store_target_redact(argv[4], to, sizeof to);
+    rg_error err = {0};
+    long total = 0;
+    int rc = rg_store_copy(argv[3], argv[4], copy_line, &total, &err);
+    if (rc) {
+        fprintf(stderr, "rolegate store copy: %s (%s); nothing copied to %s\n", err.message,
+                err.code, to);
+        return rc == RG_ECONFLICT || rc == RG_EINVAL ? 2 : 1;
+    }
+    printf("%-26s %10ld\ncopied %s -> %s (schema version %d)\n", "total", total, from, to,
+           RG_STORE_SCHEMA_VERSION);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -113,6 +157,8 @@ int main(int argc, char **argv)
         return rg_session_cmd_keygen(argc - 1, argv + 1);
     if (strcmp(argv[1], "check-config") == 0)
         return cmd_check_config(argc, argv);
+    if (strcmp(argv[1], "store") == 0)
+        return cmd_store(argc, argv);
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         rg_gateway_print_version(stdout);
         return 0;

@@ -63,6 +63,23 @@ void rg_store_target_redact(const char *target, char *out, size_t n);
  * PostgreSQL: table rolegate_schema). */
 int rg_store_schema_version(rg_store *s);
 
+/* `rolegate store copy FROM TO` (issue 15): copies every table of the store
+ * FROM names into the store TO names (targets as rg_store_open takes them:
+ * SQLite <-> PostgreSQL, or alike), rows as stored (ids, timestamps, event
+ * order, priority positions, secrets and token hashes). FROM is read in one
+ * read-only transaction and must be at RG_STORE_SCHEMA_VERSION (never
+ * migrated); TO is migrated, must hold nothing but a fresh store's seed, and
+ * is written in one transaction (a failure leaves it as it was). Without s
+ * store open on either. After the commit report (may be NULL) is called once
+ * per table, in copy order, with its row count. Returns 0; RG_ECONFLICT 409
+ * "store_not_empty"; RG_EINVAL for other refusals (422 invalid_request: no
+ * or the same target; 409 schema_mismatch, not_a_store, table_unknown,
+ * table_missing); RG_EIO when a database fails (500 store_error, 503
+ * store_unavailable). No message holds a URL's password. */
+typedef void (*rg_store_copy_fn)(const char *table, long rows, void *arg);
+int rg_store_copy(const char *from, const char *to, rg_store_copy_fn report, void *arg,
+                  rg_error *err);
+
 /* ---- lists ---------------------------------------------------------------
  * Paginated lists answer {"object":"list","data":[...],"list_metadata":
  * {"before":id|null,"after":id|null}}. limit: 0 = default 10, else 1..100

@@ -59,6 +59,8 @@ st_db *rg_st_db_open(const char *target, rg_error *err);
 /* 1 if target names a PostgreSQL database. */
 int rg_st_target_is_pg(const char *target);
 st_db *rg_st_sqlite_open(const char *path, rg_error *err);
+/* A read-only connection to an existing file (store copy's FROM). */
+st_db *rg_st_sqlite_open_ro(const char *path, rg_error *err);
 st_db *rg_st_pg_open(const char *conninfo, rg_error *err);
 
 static inline void st_finalize(st_stmt *st)

@@ -134,7 +134,9 @@ static const st_backend lite_backend = {
     lite_schema_set,  lite_dberr,
 };
 
-st_db *rg_st_sqlite_open(const char *path, rg_error *err)
+/* flags: SQLite's open flags; ro: a read-only connection (no journal mode
+ * change: it would need to write). */
+static st_db *lite_open(const char *path, int flags, int ro, rg_error *err)
 {
     lite_db *db = calloc(1, sizeof *db);
     if (!db) {
@@ -142,9 +144,7 @@ st_db *rg_st_sqlite_open(const char *path, rg_error *err)
         return NULL;
     }
     db->base.be = &lite_backend;
-    int rc = sqlite3_open_v2(path, &db->h,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(path, &db->h, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         lite_dberr(&db->base, err);
         lite_close(&db->base);
@@ -153,11 +153,22 @@ st_db *rg_st_sqlite_open(const char *path, rg_error *err)
     sqlite3_busy_timeout(db->h, 10000);
     /* WAL: readers run beside the writer; NORMAL sync is durable in WAL
      * except for the last transactions at power loss, never corrupt. */
-    if (sqlite3_exec(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                            " PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(db->h, ro ? "PRAGMA query_only=ON;"
+                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                 " PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {
         lite_dberr(&db->base, err);
         lite_close(&db->base);
         return NULL;
     }
     return &db->base;
+}
+
+st_db *rg_st_sqlite_open(const char *path, rg_error *err)
+{
+    return lite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 0, err);
+}
+
+st_db *rg_st_sqlite_open_ro(const char *path, rg_error *err)
+{
+    return lite_open(path, SQLITE_OPEN_READONLY, 1, err);
 }
