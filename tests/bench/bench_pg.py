@@ -15,8 +15,8 @@ each measured for
     POST /organizations (independent rows), half POST /authorization/roles
     (every one bumps the environment's version: the contended case)
 and printed as ratios against the same-run SQLite figure. ROUNDS rounds
-(default 2), interleaved, the median kept. BENCH_N logins (1500), BENCH_W
-admin writes (600), BENCH_CLIENTS (4)."""
+(default 3), interleaved, the median kept. BENCH_N logins (1500), BENCH_W
+admin writes (600), BENCH_CLIENTS (4), BENCH_LOG rolegate's log level (warn)."""
 import http.client
 import json
 import os
@@ -50,7 +50,7 @@ DRV = os.path.join(BUILD, "bench", "bench_login")
 N = int(os.environ.get("BENCH_N", "1500"))
 W = int(os.environ.get("BENCH_W", "600"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
-ROUNDS = int(os.environ.get("ROUNDS", "2"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DIR = os.environ.get("BENCH_DIR") or tempfile.gettempdir()
 
 
@@ -67,7 +67,7 @@ class Deployment:
             db = tempfile.mktemp(prefix="rg-bench-", suffix=".db", dir=DIR)
         self.sqlite = None if self.url else db
         base = {"redis": {"url": redis.url()}, "store": {"database": db},
-                "log": {"level": "warn"}}
+                "log": {"level": os.environ.get("BENCH_LOG", "warn")}}
         self.rgs = [LoginServer(config=base)]
         a = self.rgs[0]
         for _ in range(n - 1):
