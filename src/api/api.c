@@ -16,8 +16,10 @@
 /* While jobs are pending but nothing ran (another runner holds them, or a
  * transient store error), retry after this long. */
 #define JOBS_RETRY_MS 200
-/* A safety net: look for pending jobs at least this often even unkicked. */
-#define JOBS_IDLE_MS 30000
+/* Look for pending jobs at least this often even unkicked: the job of an
+ * instance that died mid-run (R23) is taken over by another within this
+ * (one cheap COUNT per instance per period). */
+#define JOBS_IDLE_MS 5000
 
 struct rg_api {
     rg_ctx         *ctx;        /* borrowed */
