@@ -146,8 +146,9 @@ class Rolegate:
             cfg.setdefault(sec, {}).update(opts)
         self.config_path = os.path.join(self.dir, "rolegate.conf")
         self._cfg = cfg
-        self._own_ports = not any(k in (config or {}).get("server", {})
-                                  for k in ("public_listen", "admin_listen", "base_url"))
+        srv_cfg = (config or {}).get("server", {})
+        self._own_ports = not any(k in srv_cfg for k in ("public_listen", "admin_listen"))
+        self._own_base = "base_url" not in srv_cfg   # e.g. instance B behind A's URL
         self._write_config()
         self.env = dict(os.environ)
         for k in list(self.env):
@@ -185,7 +186,8 @@ class Rolegate:
             srv = self._cfg["server"]
             srv["public_listen"] = f"127.0.0.1:{self.public_port}"
             srv["admin_listen"] = f"127.0.0.1:{self.admin_port}"
-            srv["base_url"] = f"http://127.0.0.1:{self.public_port}"
+            if self._own_base:
+                srv["base_url"] = f"http://127.0.0.1:{self.public_port}"
             self._write_config()
 
     # ---- lifecycle ---------------------------------------------------------
