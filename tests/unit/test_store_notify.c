@@ -63,7 +63,6 @@ static void test_writes_announce_their_changes_on_commit_only(void **st)
     assert_int_equal(rg_store_channel_on_write(f->s, CHAN, "~members"), 0);
     rg_store_listener *l = listener(f);
     got g = {0};
-    json_t *o = NULL;
     /* an environment role: the environment's version, "*" */
     assert_int_equal(rg_store_role_create(f->s, NULL, "viewer", "Viewer", NULL, NULL, &f->err),
                      0);
@@ -78,10 +77,8 @@ static void test_writes_announce_their_changes_on_commit_only(void **st)
     collect(l, &g, 300);
     assert_int_equal(g.n, 0);
     /* an organization's own role: its id */
-    assert_int_equal(rg_store_organization_create(f->s, "Acme", NULL, 0, &o, &f->err), 0);
-    char org[80], user[80], msg[200];
-    snprintf(org, sizeof org, "%s", js(o, "id"));
-    json_decref(o);
+    char org[64], user[64], msg[200];
+    mk_org(f, "Acme", org);
     collect(l, &g, 200);
     g.n = 0;
     if (rg_store_role_create(f->s, org, "org-biller", "Biller", NULL, NULL, &f->err))
@@ -91,9 +88,7 @@ static void test_writes_announce_their_changes_on_commit_only(void **st)
     assert_int_equal(g.n, 1);
     assert_string_equal(g.msgs[0], msg);
     /* a membership: the members payload */
-    assert_int_equal(rg_store_user_create(f->s, "a@example.com", NULL, NULL, &o, &f->err), 0);
-    snprintf(user, sizeof user, "%s", js(o, "id"));
-    json_decref(o);
+    mk_user(f, "a@example.com", user);
     g.n = 0;
     assert_int_equal(rg_store_membership_create(f->s, user, org, NULL, 0, NULL, &f->err), 0);
     collect(l, &g, 300);
@@ -158,17 +153,10 @@ static void on_inactive(void *ctx, const char *user, const char *org, int64_t at
 static void test_revoked_records_within_their_end_are_read_back(void **st)
 {
     fx *f = *st;
-    json_t *o = NULL;
-    char org[80], user[80], om[80];
-    assert_int_equal(rg_store_organization_create(f->s, "Acme", NULL, 0, &o, &f->err), 0);
-    snprintf(org, sizeof org, "%s", js(o, "id"));
-    json_decref(o);
-    assert_int_equal(rg_store_user_create(f->s, "a@example.com", NULL, NULL, &o, &f->err), 0);
-    snprintf(user, sizeof user, "%s", js(o, "id"));
-    json_decref(o);
-    assert_int_equal(rg_store_membership_create(f->s, user, org, NULL, 0, &o, &f->err), 0);
-    snprintf(om, sizeof om, "%s", js(o, "id"));
-    json_decref(o);
+    char org[64], user[64], om[64];
+    mk_org(f, "Acme", org);
+    mk_user(f, "a@example.com", user);
+    mk_member(f, user, org, NULL, 0, om);
     int64_t now = rg_now();
     const char *ids[3] = {"session_live", "session_gone", "session_kept"};
     for (int i = 0; i < 3; i++) {

@@ -17,17 +17,10 @@ static void session_at(fx *f, const char *om, int n, int64_t expires_at)
 static void test_a_new_session_prunes_ended_ones_bounded(void **st)
 {
     fx *f = *st;
-    json_t *o = NULL;
-    char org[80], user[80], om[80];
-    assert_int_equal(rg_store_organization_create(f->s, "Acme", NULL, 0, &o, &f->err), 0);
-    snprintf(org, sizeof org, "%s", js(o, "id"));
-    json_decref(o);
-    assert_int_equal(rg_store_user_create(f->s, "a@example.com", NULL, NULL, &o, &f->err), 0);
-    snprintf(user, sizeof user, "%s", js(o, "id"));
-    json_decref(o);
-    assert_int_equal(rg_store_membership_create(f->s, user, org, NULL, 0, &o, &f->err), 0);
-    snprintf(om, sizeof om, "%s", js(o, "id"));
-    json_decref(o);
+    char org[64], user[64], om[64];
+    mk_org(f, "Acme", org);
+    mk_user(f, "a@example.com", user);
+    mk_member(f, user, org, NULL, 0, om);
     int64_t now = rg_now();
     /* 40 ended ones: the first insert of each is a prune of what ended
      * before it, so they are made directly, bypassing the API */
