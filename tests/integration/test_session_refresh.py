@@ -9,6 +9,7 @@ limits, concurrent refreshes of one token, refresh with Redis down
 refreshed session. The membership-state copy a refresh reads (issue 13):
 kept until a membership write, here or on another instance (Redis), never
 trusted while Redis is down, and never in the way of a revocation."""
+import contextlib
 import http.client
 import http.cookiejar
 import http.server
@@ -353,6 +354,21 @@ def instance_b(a, redis_url, session=None):
         "redis": {"url": redis_url}})
 
 
+@contextlib.contextmanager
+def pair_with_member():
+    """Instances A and B over one real Redis (FAST sessions), B ready, and a
+    member made through A: yields (redis, a, b, ids); Redis killed after."""
+    r = Redis()
+    try:
+        with Rolegate(config={"session": dict(FAST), "redis": {"url": r.url()}}) as a, \
+                instance_b(a, r.url()) as b:
+            wait_until(lambda: b.public("GET", "/readyz")[2] == {"status": "ready"}, 10,
+                       "B ready")
+            yield r, a, b, setup_member(a)
+    finally:
+        r.kill()
+
+
 @test
 def test_membership_state_is_cached_and_a_role_change_drops_it():
     """Issue 13: the refresh reads the membership's state from the store once,
@@ -386,41 +402,33 @@ def test_role_change_on_A_reaches_the_cookie_refreshed_on_B():
     (the "~members" message), so B's next refresh, within refresh_after,
     carries the new role. With Redis down, B reads the store for every
     refresh: a change on A is still seen, never a stale copy."""
-    r = Redis()
-    try:
-        with Rolegate(config={"session": dict(FAST), "redis": {"url": r.url()}}) as a, \
-                instance_b(a, r.url()) as b:
-            wait_until(lambda: b.public("GET", "/readyz")[2] == {"status": "ready"}, 10,
-                       "B ready")
-            ids = setup_member(a)
-            add_role(a, "biller", ["billing:manage"])
-            add_role(a, "closer", ["deals:close"])
-            t1, t2 = (new_session(a, ids["om"], f"two {i}")["token"] for i in range(2))
-            time.sleep(1.2)
-            n1 = refreshed(b, t1)
-            l0, s0 = member_lookups(b)
-            n2 = refreshed(b, t2)
-            l1, s1 = member_lookups(b)
-            assert (l1 - l0, s1 - s0) == (1, 0), (l0, s0, l1, s1)   # B's copy served it
-            t0 = time.monotonic()
-            ok(a.admin("PUT", f"{MS}/{ids['om']}", {"role_slug": "biller"}), 200)
-            time.sleep(1.05)                                         # refresh_after
-            new = refreshed(b, n1)
-            took = time.monotonic() - t0
-            assert parts(new)[1]["roles"] == ["biller"], parts(new)[1]
-            assert took < 1 + 1.5, took
-            print(f"  role change on A, in the cookie refreshed on B after {took:.2f} s")
-            # Redis down: B must not trust its copy (messages are lost)
-            r.kill()
-            wait_until(lambda: b.public("GET", "/readyz")[2].get("status") == "degraded", 10,
-                       "B degraded")
-            n2 = refreshed(b, n2)          # copy of "biller" would do; the store answers
-            ok(a.admin("PUT", f"{MS}/{ids['om']}", {"role_slug": "closer"}), 200)
-            time.sleep(1.05)
-            new = refreshed(b, n2)
-            assert parts(new)[1]["roles"] == ["closer"], parts(new)[1]
-    finally:
+    with pair_with_member() as (r, a, b, ids):
+        add_role(a, "biller", ["billing:manage"])
+        add_role(a, "closer", ["deals:close"])
+        t1, t2 = (new_session(a, ids["om"], f"two {i}")["token"] for i in range(2))
+        time.sleep(1.2)
+        n1 = refreshed(b, t1)
+        l0, s0 = member_lookups(b)
+        n2 = refreshed(b, t2)
+        l1, s1 = member_lookups(b)
+        assert (l1 - l0, s1 - s0) == (1, 0), (l0, s0, l1, s1)   # B's copy served it
+        t0 = time.monotonic()
+        ok(a.admin("PUT", f"{MS}/{ids['om']}", {"role_slug": "biller"}), 200)
+        time.sleep(1.05)                                         # refresh_after
+        new = refreshed(b, n1)
+        took = time.monotonic() - t0
+        assert parts(new)[1]["roles"] == ["biller"], parts(new)[1]
+        assert took < 1 + 1.5, took
+        print(f"  role change on A, in the cookie refreshed on B after {took:.2f} s")
+        # Redis down: B must not trust its copy (messages are lost)
         r.kill()
+        wait_until(lambda: b.public("GET", "/readyz")[2].get("status") == "degraded", 10,
+                   "B degraded")
+        n2 = refreshed(b, n2)          # copy of "biller" would do; the store answers
+        ok(a.admin("PUT", f"{MS}/{ids['om']}", {"role_slug": "closer"}), 200)
+        time.sleep(1.05)
+        new = refreshed(b, n2)
+        assert parts(new)[1]["roles"] == ["closer"], parts(new)[1]
 
 
 @test
@@ -429,55 +437,47 @@ def test_revocation_and_deprovisioning_stay_immediate_with_a_warm_cache():
     warm, DELETE /sessions/{id} on A and a SCIM deactivation on A are refused
     by /auth on B within 1 s, for a token due for refresh too."""
     import json as _json
-    r = Redis()
-    try:
-        with Rolegate(config={"session": dict(FAST), "redis": {"url": r.url()}}) as a, \
-                instance_b(a, r.url()) as b:
-            wait_until(lambda: b.public("GET", "/readyz")[2] == {"status": "ready"}, 10,
-                       "B ready")
-            ids = setup_member(a)
-            s1, s2 = (new_session(a, ids["om"], f"warm {i}") for i in range(2))
-            time.sleep(1.2)
-            n1 = refreshed(b, s1["token"])          # B's copy is warm
-            n2 = refreshed(b, s2["token"])
-            time.sleep(1.05)                        # both due again
-            ok(a.admin("DELETE", f"/sessions/{s1['id']}"), 200)
-            t0 = time.monotonic()
-            wait_until(lambda: auth(b, n1)[0] == 401, 1.0, "B to refuse the revoked session")
-            assert auth(b, n1)[2]["code"] == "token_revoked"
-            print(f"  DELETE /sessions on A, refused on B after "
-                  f"{(time.monotonic() - t0) * 1000:.0f} ms")
-            assert auth(b, n2)[0] == 200            # the other session lives on
-            # SCIM: a directory user with a membership and a session on B
-            d = ok(a.admin("POST", f"/organizations/{ids['org']}/directories",
-                           {"name": "Okta", "type": "okta scim v2.0"}), 201)
-            h = {"Authorization": "Bearer " + d["bearer_token"],
-                 "Content-Type": "application/scim+json"}
-            base = f"/scim/v2/{d['id']}"
-            st, _, u = a.public("POST", base + "/Users", _json.dumps(
-                {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                 "userName": "dora@example.com", "active": True,
-                 "emails": [{"primary": True, "value": "dora@example.com"}]}), h)
-            assert st == 201, (st, u)
-            oms = ok(a.admin("GET", f"{MS}?organization_id={ids['org']}"), 200)["data"]
-            om = [m for m in oms if m["id"] != ids["om"]]
-            assert len(om) == 1, oms
-            tok = new_session(a, om[0]["id"], "scim")["token"]
-            time.sleep(1.2)
-            fresh = refreshed(b, tok)                # B's copy of dora's state: active
-            assert auth(b, fresh)[0] == 200
-            time.sleep(1.05)
-            st, _, _ = a.public("PATCH", f"{base}/Users/{u['id']}", _json.dumps(
-                {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                 "Operations": [{"op": "replace", "value": {"active": False}}]}), h)
-            assert st == 200, st
-            t0 = time.monotonic()
-            wait_until(lambda: auth(b, fresh)[0] == 401 and auth(b, tok)[0] == 401, 1.0,
-                       "B to refuse the deprovisioned user's tokens")
-            print(f"  SCIM deactivation on A, refused on B after "
-                  f"{(time.monotonic() - t0) * 1000:.0f} ms")
-    finally:
-        r.kill()
+    with pair_with_member() as (r, a, b, ids):
+        s1, s2 = (new_session(a, ids["om"], f"warm {i}") for i in range(2))
+        time.sleep(1.2)
+        n1 = refreshed(b, s1["token"])          # B's copy is warm
+        n2 = refreshed(b, s2["token"])
+        time.sleep(1.05)                        # both due again
+        ok(a.admin("DELETE", f"/sessions/{s1['id']}"), 200)
+        t0 = time.monotonic()
+        wait_until(lambda: auth(b, n1)[0] == 401, 1.0, "B to refuse the revoked session")
+        assert auth(b, n1)[2]["code"] == "token_revoked"
+        print(f"  DELETE /sessions on A, refused on B after "
+              f"{(time.monotonic() - t0) * 1000:.0f} ms")
+        assert auth(b, n2)[0] == 200            # the other session lives on
+        # SCIM: a directory user with a membership and a session on B
+        d = ok(a.admin("POST", f"/organizations/{ids['org']}/directories",
+                       {"name": "Okta", "type": "okta scim v2.0"}), 201)
+        h = {"Authorization": "Bearer " + d["bearer_token"],
+             "Content-Type": "application/scim+json"}
+        base = f"/scim/v2/{d['id']}"
+        st, _, u = a.public("POST", base + "/Users", _json.dumps(
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+             "userName": "dora@example.com", "active": True,
+             "emails": [{"primary": True, "value": "dora@example.com"}]}), h)
+        assert st == 201, (st, u)
+        oms = ok(a.admin("GET", f"{MS}?organization_id={ids['org']}"), 200)["data"]
+        om = [m for m in oms if m["id"] != ids["om"]]
+        assert len(om) == 1, oms
+        tok = new_session(a, om[0]["id"], "scim")["token"]
+        time.sleep(1.2)
+        fresh = refreshed(b, tok)                # B's copy of dora's state: active
+        assert auth(b, fresh)[0] == 200
+        time.sleep(1.05)
+        st, _, _ = a.public("PATCH", f"{base}/Users/{u['id']}", _json.dumps(
+            {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+             "Operations": [{"op": "replace", "value": {"active": False}}]}), h)
+        assert st == 200, st
+        t0 = time.monotonic()
+        wait_until(lambda: auth(b, fresh)[0] == 401 and auth(b, tok)[0] == 401, 1.0,
+                   "B to refuse the deprovisioned user's tokens")
+        print(f"  SCIM deactivation on A, refused on B after "
+              f"{(time.monotonic() - t0) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
