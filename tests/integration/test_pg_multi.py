@@ -25,6 +25,7 @@ test_pg_down_* stops and starts; never a server other tests share).
 A test-only trigger (rg_test_slow_job, created in the test's own database)
 makes every UPDATE of a job row sleep 0.3 s, so a claimed job stays claimed
 long enough to be caught; it changes no data."""
+import contextlib
 import http.client
 import os
 import random
@@ -247,19 +248,32 @@ def doomed_setup(cl, org, roles, per_role):
     return out
 
 
-@test
-def test_R18_R20_R23_R26_three_instances_mixed_load_sigkill_while_holding_a_job():
+@contextlib.contextmanager
+def redis_cluster():
+    """A Cluster (three instances) over a new redis-server, killed after."""
     redis = Redis()
     try:
         with Cluster(redis) as cl:
-            a, b, c = cl.rgs
-            org, conn, idp = setup_login(cl)
-            try:
-                mixed_load(cl, f"{org}&connection={conn}", org)
-            finally:
-                idp.stop()
+            yield cl
     finally:
         redis.kill()
+
+
+@contextlib.contextmanager
+def logins_on(cl):
+    """setup_login(cl)'s (org, conn, idp), the fixture IdP stopped after."""
+    org, conn, idp = setup_login(cl)
+    try:
+        yield org, conn, idp
+    finally:
+        idp.stop()
+
+
+@test
+def test_R18_R20_R23_R26_three_instances_mixed_load_sigkill_while_holding_a_job():
+    with redis_cluster() as cl, logins_on(cl) as (org, conn, idp):
+        a, b, c = cl.rgs
+        mixed_load(cl, f"{org}&connection={conn}", org)
 
 
 def mixed_load(cl, login_org, org):
@@ -590,68 +604,64 @@ def check_after(cl, org, dorg, doomed, moved, mconns, state, rec, ev_before):
 
 @test
 def test_R7_default_role_race_on_two_instances():
-    redis = Redis()
-    try:
-        with Cluster(redis) as cl:
-            a, b, c = cl.rgs
-            for s in ("x", "y"):
-                a.ok("POST", "/authorization/roles", {"slug": s, "name": s})
-            outcomes = {"set_vs_set": [], "set_vs_delete": []}
-            for i in range(8):
-                ans = [None, None]
-                bar = threading.Barrier(2)
+    with redis_cluster() as cl:
+        a, b, c = cl.rgs
+        for s in ("x", "y"):
+            a.ok("POST", "/authorization/roles", {"slug": s, "name": s})
+        outcomes = {"set_vs_set": [], "set_vs_delete": []}
+        for i in range(8):
+            ans = [None, None]
+            bar = threading.Barrier(2)
 
-                def put(k, rg, want):
-                    bar.wait(5)
-                    ans[k] = rg.admin("PATCH", "/environment", {"default_role": want})[0]
-                ts = [threading.Thread(target=put, args=(0, a, "x")),
-                      threading.Thread(target=put, args=(1, b, "y"))]
-                for t in ts:
-                    t.start()
-                for t in ts:
-                    t.join()
-                assert ans == [200, 200], ans
-                seen = {rg.ok("GET", "/environment")["default_role"] for rg in cl.rgs}
-                assert len(seen) == 1 and seen <= {"x", "y"}, seen
-                outcomes["set_vs_set"].append(seen.pop())
-                # R7: the default cannot be deleted, also when it becomes one
-                # at the moment another instance deletes it
-                a.ok("PATCH", "/environment", {"default_role": "member"})
-                slug = f"z{i}"
-                a.ok("POST", "/authorization/roles", {"slug": slug, "name": slug})
-                bar = threading.Barrier(2)
+            def put(k, rg, want):
+                bar.wait(5)
+                ans[k] = rg.admin("PATCH", "/environment", {"default_role": want})[0]
+            ts = [threading.Thread(target=put, args=(0, a, "x")),
+                  threading.Thread(target=put, args=(1, b, "y"))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            assert ans == [200, 200], ans
+            seen = {rg.ok("GET", "/environment")["default_role"] for rg in cl.rgs}
+            assert len(seen) == 1 and seen <= {"x", "y"}, seen
+            outcomes["set_vs_set"].append(seen.pop())
+            # R7: the default cannot be deleted, also when it becomes one
+            # at the moment another instance deletes it
+            a.ok("PATCH", "/environment", {"default_role": "member"})
+            slug = f"z{i}"
+            a.ok("POST", "/authorization/roles", {"slug": slug, "name": slug})
+            bar = threading.Barrier(2)
 
-                def setdef(rg):
-                    bar.wait(5)
-                    r = rg.admin("PATCH", "/environment", {"default_role": slug})
-                    ans[0] = (r[0], r[2].get("code") if isinstance(r[2], dict) else None)
+            def setdef(rg):
+                bar.wait(5)
+                r = rg.admin("PATCH", "/environment", {"default_role": slug})
+                ans[0] = (r[0], r[2].get("code") if isinstance(r[2], dict) else None)
 
-                def delete(rg):
-                    bar.wait(5)
-                    r = rg.admin("DELETE", f"/authorization/roles/{slug}")
-                    ans[1] = (r[0], r[2].get("code") if isinstance(r[2], dict) else None)
-                one, two = (a, b) if i % 2 else (b, a)
-                ts = [threading.Thread(target=setdef, args=(one,)),
-                      threading.Thread(target=delete, args=(two,))]
-                for t in ts:
-                    t.start()
-                for t in ts:
-                    t.join()
-                d = a.ok("GET", "/environment")["default_role"]
-                got = a.admin("GET", f"/authorization/roles/{slug}")
-                # R20: 404, or status "deleting" until its job has run
-                gone = got[0] == 404 or (got[0] == 200 and got[2].get("status") == "deleting")
-                if ans[1][0] == 202:
-                    assert gone and d == "member" and ans[0][0] in (404, 409, 422), (ans, d, got)
-                else:
-                    assert ans[0][0] == 200 and d == slug and not gone, (ans, d)
-                    assert ans[1] == (409, "default_role_cannot_be_deleted"), ans
-                outcomes["set_vs_delete"].append("delete" if ans[1][0] == 202 else "default")
-            ev = events_all(a)
-            assert sum(1 for e in ev if e["event"] == "environment.updated") >= 8
-            print(f"  outcomes: {outcomes}", flush=True)
-    finally:
-        redis.kill()
+            def delete(rg):
+                bar.wait(5)
+                r = rg.admin("DELETE", f"/authorization/roles/{slug}")
+                ans[1] = (r[0], r[2].get("code") if isinstance(r[2], dict) else None)
+            one, two = (a, b) if i % 2 else (b, a)
+            ts = [threading.Thread(target=setdef, args=(one,)),
+                  threading.Thread(target=delete, args=(two,))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            d = a.ok("GET", "/environment")["default_role"]
+            got = a.admin("GET", f"/authorization/roles/{slug}")
+            # R20: 404, or status "deleting" until its job has run
+            gone = got[0] == 404 or (got[0] == 200 and got[2].get("status") == "deleting")
+            if ans[1][0] == 202:
+                assert gone and d == "member" and ans[0][0] in (404, 409, 422), (ans, d, got)
+            else:
+                assert ans[0][0] == 200 and d == slug and not gone, (ans, d)
+                assert ans[1] == (409, "default_role_cannot_be_deleted"), ans
+            outcomes["set_vs_delete"].append("delete" if ans[1][0] == 202 else "default")
+        ev = events_all(a)
+        assert sum(1 for e in ev if e["event"] == "environment.updated") >= 8
+        print(f"  outcomes: {outcomes}", flush=True)
 
 
 def pg_ctl(what):
@@ -662,44 +672,36 @@ def pg_ctl(what):
 
 @test
 def test_pg_down_sessions_keep_working_logins_503_then_back():
-    redis = Redis()
-    try:
-        with Cluster(redis) as cl:
-            a, b, c = cl.rgs
-            org, conn, idp = setup_login(cl)
-            try:
-                cookies = []
-                for i, rg in enumerate(cl.rgs):
-                    br, st, data = login(rg, rg, org, f"down{i}@acme.example", ["admins"])
-                    assert st == 302, (st, data[:300])
-                    cookies.append(session_cookie(br))
-                pg_ctl("stop -m fast")
-                try:
-                    for ck in cookies:
-                        for rg in cl.rgs:
-                            st, h, _ = rg.public("GET", "/auth", headers={"Cookie": ck})
-                            assert st == 200 and h.get("x-rolegate-roles") == "admin", (rg.name, st)
-                    for rg in cl.rgs:
-                        _, st, data = login(rg, rg, org, "new@acme.example", ["admins"])
-                        assert st == 503 and reason_of(data) == "store_unavailable", \
-                            (rg.name, st, data[:300])
-                        st, _, e = rg.admin("POST", "/authorization/roles",
-                                            {"slug": "while-down", "name": "w"})
-                        assert st == 503 and e.get("code") == "store_unavailable", (st, e)
-                finally:
-                    pg_ctl("start")
+    with redis_cluster() as cl, logins_on(cl) as (org, conn, idp):
+        a, b, c = cl.rgs
+        cookies = []
+        for i, rg in enumerate(cl.rgs):
+            br, st, data = login(rg, rg, org, f"down{i}@acme.example", ["admins"])
+            assert st == 302, (st, data[:300])
+            cookies.append(session_cookie(br))
+        pg_ctl("stop -m fast")
+        try:
+            for ck in cookies:
                 for rg in cl.rgs:
-                    def back(rg=rg):
-                        _, st, _ = login(rg, rg, org, f"after-{rg.name}@acme.example",
-                                         ["engineering"])
-                        return st == 302
-                    wait_until(back, 15, f"a login on {rg.name} after PostgreSQL is back")
-                    assert rg.proc.poll() is None
-                assert a.admin("GET", "/authorization/roles/while-down")[0] == 404
-            finally:
-                idp.stop()
-    finally:
-        redis.kill()
+                    st, h, _ = rg.public("GET", "/auth", headers={"Cookie": ck})
+                    assert st == 200 and h.get("x-rolegate-roles") == "admin", (rg.name, st)
+            for rg in cl.rgs:
+                _, st, data = login(rg, rg, org, "new@acme.example", ["admins"])
+                assert st == 503 and reason_of(data) == "store_unavailable", \
+                    (rg.name, st, data[:300])
+                st, _, e = rg.admin("POST", "/authorization/roles",
+                                    {"slug": "while-down", "name": "w"})
+                assert st == 503 and e.get("code") == "store_unavailable", (st, e)
+        finally:
+            pg_ctl("start")
+        for rg in cl.rgs:
+            def back(rg=rg):
+                _, st, _ = login(rg, rg, org, f"after-{rg.name}@acme.example",
+                                 ["engineering"])
+                return st == 302
+            wait_until(back, 15, f"a login on {rg.name} after PostgreSQL is back")
+            assert rg.proc.poll() is None
+        assert a.admin("GET", "/authorization/roles/while-down")[0] == 404
 
 
 if __name__ == "__main__":
