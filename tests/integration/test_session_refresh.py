@@ -349,7 +349,8 @@ def instance_b(a, redis_url, session=None):
     """A second instance of a's deployment: its store, keys, base URL, Redis."""
     return Rolegate(config={
         "server": {"base_url": f"http://127.0.0.1:{a.public_port}"},
-        "store": {"database": os.path.join(a.dir, "var", "rolegate.db")},
+        # one store for both: A's PostgreSQL database under tests/with-postgres
+        "store": {"database": a.pg_url or os.path.join(a.dir, "var", "rolegate.db")},
         "session": dict(FAST, keys_dir=os.path.join(a.dir, "var", "keys"), **(session or {})),
         "redis": {"url": redis_url}})
 
