@@ -2,8 +2,12 @@
  * (which starts rolegate and reads its per-login timing lines). It mints N
  * unique IdP-initiated responses in process with the fixture IdP (lasso,
  * RSA-2048, SHA-256, Response and Assertion signed, 5 groups), then POSTs
- * them to the ACS over keep-alive connections from T client threads and
- * prints logins/s and the status counts. The same-run baseline: lasso alone
+ * them to the ACS from T client threads and prints logins/s and the status
+ * counts. --fresh 1: each POST on a new connection with "Connection:
+ * close" (a browser's first visit; issue 17's ACS row), else keep-alive.
+ * --users K: the responses cycle over K users (0: every response a new
+ * user, a first login each); --user-prefix names them, so rounds against
+ * one store stay first logins. The same-run baseline: lasso alone
  * (lasso_login_process_authn_response_msg with the keys lasso loads from
  * the IdP metadata, nothing else) verifying the same responses on T
  * threads in this process. Run alone it only says so. */
@@ -18,6 +22,7 @@ typedef struct job {
     size_t from, to;
     int port;
     const char *path;
+    int fresh;                /* a new connection per POST */
     long ok, other;
 } job;
 
@@ -72,14 +77,14 @@ static double lasso_alone(const char *sp_md, const char *idp_md, char **b64, lon
 static void *client(void *arg)
 {
     job *j = arg;
-    int fd = bench_dial(j->port);
+    int fd = j->fresh ? -1 : bench_dial(j->port);
     for (size_t i = j->from; i < j->to; i++) {
         char head[512];
         size_t bl = strlen(j->bodies[i]);
         int hl = snprintf(head, sizeof head,
                           "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                          "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n",
-                          j->path, bl);
+                          "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n%s\r\n",
+                          j->path, bl, j->fresh ? "Connection: close\r\n" : "");
         int st = -1;
         for (int attempt = 0; attempt < 2 && st < 0; attempt++) {
             if (fd < 0)
@@ -96,6 +101,10 @@ static void *client(void *arg)
             j->ok++;
         else
             j->other++;
+        if (j->fresh && fd >= 0) {
+            close(fd);
+            fd = -1;
+        }
     }
     if (fd >= 0)
         close(fd);
@@ -110,7 +119,9 @@ int main(int argc, char **argv)
      * (bench_pg.py: several instances behind one replay cache) */
     const char *ports = NULL;
     int portv[8], nports = 0;
-    long n = 1000;
+    long n = 1000, users = 200;
+    int fresh = 0;
+    const char *prefix = "user";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--sp-metadata")) sp = argv[i + 1];
         else if (!strcmp(argv[i], "--idp-metadata")) idp = argv[i + 1];
@@ -119,6 +130,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--path")) path = argv[i + 1];
         else if (!strcmp(argv[i], "--n")) n = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--fresh")) fresh = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--users")) users = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--user-prefix")) prefix = argv[i + 1];
     }
     for (const char *p = ports; p && *p && nports < 8;) {
         char *end;
@@ -126,7 +140,8 @@ int main(int argc, char **argv)
         p = *end == ',' ? end + 1 : "";
     }
     port = nports ? portv[0] : 0;
-    if (!sp || !idp || !key || !path || port <= 0 || n < 1 || threads < 1 || threads > 64) {
+    if (!sp || !idp || !key || !path || port <= 0 || n < 1 || threads < 1 || threads > 64 ||
+        users < 0 || strlen(prefix) > 32) {
         printf("bench_login: the ACS driver of tests/bench/bench_login.py (run that)\n");
         return 0;
     }
@@ -156,7 +171,7 @@ int main(int argc, char **argv)
     size_t total = 0;
     for (long i = 0; i < n; i++) {
         char user[64];
-        snprintf(user, sizeof user, "user%ld@bench.example", i % 200);
+        snprintf(user, sizeof user, "%s%ld@bench.example", prefix, users ? i % users : i);
         o.user = user;
         char *xml = mint_with_server(srv, &o, &err);
         if (!xml) {
@@ -182,7 +197,8 @@ int main(int argc, char **argv)
     int64_t s0 = rg_mono_us();
     for (int t = 0; t < threads; t++) {
         jobs[t] = (job){.bodies = bodies, .from = (size_t)(n * t / threads),
-                        .to = (size_t)(n * (t + 1) / threads), .port = portv[t % nports], .path = path};
+                        .to = (size_t)(n * (t + 1) / threads), .port = portv[t % nports],
+                        .path = path, .fresh = fresh};
         pthread_create(&th[t], NULL, client, &jobs[t]);
     }
     long ok = 0, other = 0;
@@ -193,8 +209,10 @@ int main(int argc, char **argv)
     }
     int64_t s1 = rg_mono_us();
     double rate = ok / ((s1 - s0) / 1e6);
-    printf("ACS logins: %ld ok (302), %ld other, %d concurrent clients, %.2f s: %.0f logins/s\n",
-           ok, other, threads, (s1 - s0) / 1e6, rate);
+    printf("ACS logins (%s, %s): %ld ok (302), %ld other, %d concurrent clients, %.2f s: "
+           "%.0f logins/s\n", fresh ? "fresh connections" : "keep-alive",
+           users ? "returning users" : "each a new user", ok, other, threads,
+           (s1 - s0) / 1e6, rate);
     if (base > 0)
         printf("ACS logins / lasso alone: %.2f\n", rate / base);
     for (long i = 0; i < n; i++) {

@@ -2,6 +2,8 @@
 """Login benchmarks (issues 5 and 6), against the real binary on loopback:
   SAML: verified ACS logins/s with pre-minted unique responses (RSA-2048,
         SHA-256, 5 groups) from 2 concurrent clients ($BUILD/bench/bench_login),
+        two rows: returning users over keep-alive, and first logins (each
+        POST a new user) on fresh connections (issue 17's ACS target),
         and CPU us per login split into verify / resolve (table load + R15-R17)
         / store (the rest of the login transaction: user, membership, events)
         / sign, from rolegate's debug timing lines. Baseline of the same run:
@@ -9,7 +11,9 @@
   OIDC: CPU us per callback excluding the IdP's time (this thread's CPU
         around the code exchange + ID-token verification, then store, sign)
         through the real oidc-provider of tests/oidc-op.
-Prints the machine. BENCH_N overrides the number of SAML logins (2000)."""
+Prints the machine. BENCH_N overrides the number of SAML logins per row and
+round (2000); ROUNDS the rounds (3); BASE_BIN a second rolegate binary
+measured beside this build in the same rounds."""
 import os
 import platform
 import re
@@ -22,6 +26,7 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
 from test_saml_common import LoginServer, setup_roles, Browser, FIX  # noqa: E402
 import test_oidc_login as ol  # noqa: E402
 
@@ -61,43 +66,96 @@ def report(name, rows):
     print(f"  {name} total   CPU us: median {statistics.median(tot):7.0f}")
 
 
+ROWS = (("returning users, keep-alive", ["--fresh", "0", "--users", "200"]),
+        ("first logins, fresh connections", ["--fresh", "1", "--users", "0"]))
+
+
+def saml_server():
+    """A rolegate with one SAML connection (the fixture IdP's metadata,
+    IdP-initiated allowed, 3 mappings); returns (rg, conn, sp_metadata_path)."""
+    rg = LoginServer(config={"log": {"level": "debug"}})
+    setup_roles(rg)
+    org = rg.ok("POST", "/organizations", {"name": "Bench"})["id"]
+    conn = rg.ok("POST", f"/organizations/{org}/connections",
+                 {"type": "saml", "name": "bench", "allow_idp_initiated": True})["id"]
+    with open(os.path.join(FIX, "idp-metadata.xml")) as f:
+        md = f.read()
+    st, info = rg.api("PUT", f"/connections/{conn}/metadata", md,
+                      {"Content-Type": "application/xml"})
+    assert st == 200, (st, info)
+    rg.ok("PUT", f"/connections/{conn}/role_mappings",
+          [{"idp_group": "admins", "role_slug": "admin"},
+           {"idp_group": "engineering", "role_slug": "member"},
+           {"idp_group": "viewers", "role_slug": "viewer"}])
+    st, _, sp = rg.public("GET", f"/saml/metadata/{conn}")
+    with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
+        f.write(sp)
+    return rg, conn, f.name
+
+
+def drive(drv, rg, conn, sp_path, flags, prefix):
+    """One driver run; returns (logins/s, lasso alone/s, its timing rows)."""
+    before = len(rg.log_lines())
+    out = subprocess.run(
+        [drv, "--sp-metadata", sp_path, "--idp-metadata", os.path.join(FIX, "idp-metadata.xml"),
+         "--key", os.path.join(FIX, "idp.key"), "--port", str(rg.public_port),
+         "--path", f"/saml/acs/{conn}", "--n", str(N), "--threads", "2",
+         "--user-prefix", prefix] + flags, capture_output=True, text=True, cwd=ROOT)
+    rate = re.search(r"ACS logins .*: ([0-9]+) logins/s", out.stdout)
+    base = re.search(r"lasso alone .*: ([0-9]+)/s", out.stdout)
+    if out.returncode or not rate or not base:
+        print("  driver failed:", out.stdout[-500:], out.stderr[-500:])
+        return None
+    rows = []
+    for line in rg.log_lines()[before:]:
+        if "event=login_timing" in line and "protocol=saml" in line:
+            kv = dict(re.findall(r"(\w+)=(\d+)", line))
+            rows.append((int(kv["verify_cpu_us"]), int(kv["resolve_cpu_us"]),
+                         int(kv["store_cpu_us"]), int(kv["sign_cpu_us"])))
+    return int(rate.group(1)), int(base.group(1)), rows
+
+
 def bench_saml():
+    """ROUNDS (3) rounds, each running every row in turn against the same
+    server (and, with BASE_BIN set, the same rows against a second server
+    running that binary, e.g. main's build: before/after in one run);
+    medians. Each first-login round gets users no earlier round used."""
     drv = os.path.join(BUILD, "bench", "bench_login")
     if not os.access(drv, os.X_OK):
         print(f"SAML: {drv} missing: make bench")
         return
-    with LoginServer(config={"log": {"level": "debug"}}) as rg:
-        setup_roles(rg)
-        org = rg.ok("POST", "/organizations", {"name": "Bench"})["id"]
-        conn = rg.ok("POST", f"/organizations/{org}/connections",
-                     {"type": "saml", "name": "bench", "allow_idp_initiated": True})["id"]
-        with open(os.path.join(FIX, "idp-metadata.xml")) as f:
-            md = f.read()
-        st, info = rg.api("PUT", f"/connections/{conn}/metadata", md,
-                          {"Content-Type": "application/xml"})
-        assert st == 200, (st, info)
-        rg.ok("PUT", f"/connections/{conn}/role_mappings",
-              [{"idp_group": "admins", "role_slug": "admin"},
-               {"idp_group": "engineering", "role_slug": "member"},
-               {"idp_group": "viewers", "role_slug": "viewer"}])
-        st, _, sp = rg.public("GET", f"/saml/metadata/{conn}")
-        with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
-            f.write(sp)
-            sp_path = f.name
-        try:
-            out = subprocess.run(
-                [drv, "--sp-metadata", sp_path, "--idp-metadata",
-                 os.path.join(FIX, "idp-metadata.xml"), "--key", os.path.join(FIX, "idp.key"),
-                 "--port", str(rg.public_port), "--path", f"/saml/acs/{conn}",
-                 "--n", str(N), "--threads", "2"], capture_output=True, text=True, cwd=ROOT)
-        finally:
+    rounds = int(os.environ.get("ROUNDS", "3"))
+    bins = [("this build", harness.BIN)]
+    if os.environ.get("BASE_BIN"):
+        bins.insert(0, ("BASE_BIN", os.environ["BASE_BIN"]))
+    servers = []
+    try:
+        for label, path in bins:
+            harness.BIN = path
+            servers.append((label, saml_server()))
+        res = {}
+        for r in range(rounds):
+            for label, (rg, conn, sp_path) in servers:
+                for k, (name, flags) in enumerate(ROWS):
+                    got = drive(drv, rg, conn, sp_path, flags, f"r{r}x{k}u")
+                    if got:
+                        res.setdefault((label, name), []).append(got)
+        print(f"SAML ACS, {N} logins per row and round, 2 clients, RSA-2048 SHA-256, Response"
+              f" and Assertion signed, 5 groups; {rounds} interleaved rounds, medians:")
+        for label, _ in servers:
+            for name, _ in ROWS:
+                got = res.get((label, name))
+                if not got:
+                    continue
+                rate = statistics.median(g[0] for g in got)
+                base = statistics.median(g[1] for g in got)
+                print(f"  [{label}] {name}: {rate:.0f} logins/s; lasso alone {base:.0f}/s;"
+                      f" ratio {rate / base:.2f}  (rounds: {[g[0] for g in got]})")
+                report(f"{label}: {name}:", [row for g in got for row in g[2]])
+    finally:
+        for _, (rg, _, sp_path) in servers:
             os.unlink(sp_path)
-        print("SAML:")
-        for line in out.stdout.splitlines():
-            print("  " + line)
-        if out.returncode:
-            print("  driver failed:", out.stderr[-500:])
-        report("saml", timings(rg, "saml"))
+            rg.__exit__(None, None, None)
 
 
 def bench_oidc(n=40):
