@@ -1,6 +1,9 @@
 /* be_pg.c: the PostgreSQL backend of the store interface (backend.h) over
- * libpq (issue 15). A statement's SQL is translated once at prepare
- * (pg_sql.c) and run with text parameters at its first step, whose whole
+ * libpq (issue 15). A statement's SQL is translated (pg_sql.c) and prepared
+ * on the server (PQprepare) once per connection: a bounded cache of each
+ * connection's prepared statements, keyed by the store's SQL text, dropped
+ * when the connection is reset; the statement runs (PQexecPrepared) with
+ * text parameters at its first step, whose whole
  * result the next steps walk (so a statement may be stepped while others
  * run on the same connection, as the store's builders do). Writes run
  * SERIALIZABLE, reads REPEATABLE READ (one snapshot), migrations under an
@@ -19,9 +22,24 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
+/* A statement prepared on the connection: its name is "rg<id>". pins:
+ * statements prepared but not yet run (never evicted while pinned). */
+#define PG_PREP_MAX 128
+typedef struct pg_prep {
+    char *key;          /* the store's SQL text (NULL: a free entry) */
+    unsigned hash;
+    int nparams;
+    long id;
+    int pins;
+    unsigned long used; /* the cache clock at its last use (LRU) */
+} pg_prep;
+
 typedef struct pg_db {
     st_db base;
     PGconn *conn;
+    pg_prep prep[PG_PREP_MAX];
+    long prep_next;               /* the next statement name's number */
+    unsigned long prep_clock;
     long changes;
     int commit_failed;   /* the last error was COMMIT's: its outcome unknown */
     char sqlstate[6];
@@ -30,7 +48,9 @@ typedef struct pg_db {
 
 typedef struct pg_stmt {
     st_stmt base;
-    char *sql;
+    int slot;           /* its entry of db->prep */
+    long id;            /* that entry's id when prepared */
+    int pinned;
     int nparams;
     char **vals;
     PGresult *res;
@@ -64,6 +84,11 @@ static int pg_dberr(st_db *d, rg_error *err)
         return rg_error_set(err, RG_EIO, 503, "store_conflict", NULL,
                             "postgresql: %s (SQLSTATE %s)", db->msg, s);
     }
+    if (!strcmp(s, "26000") || !strcmp(s, "0A000")) {
+        rg_st_retry_note(d);   /* a prepared statement dropped: its rerun prepares it */
+        return rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+                            "postgresql: %s (SQLSTATE %s)", db->msg, s);
+    }
     if (!strcmp(s, "23505")) {
         rg_st_retry_note(d);
         return rg_error_set(err, RG_ECONFLICT, 409, "conflict", NULL, "postgresql: %s",
@@ -82,31 +107,141 @@ static int pg_dberr(st_db *d, rg_error *err)
                         db->msg, s);
 }
 
+/* Forgets every prepared statement (the server's are gone with its
+ * session: a reset connection). */
+static void prep_clear(pg_db *db)
+{
+    for (int i = 0; i < PG_PREP_MAX; i++) {
+        free(db->prep[i].key);
+        db->prep[i] = (pg_prep){0};
+    }
+}
+
 static void pg_close(st_db *d)
 {
     if (!d)
         return;
     PQfinish(PDB(d)->conn);
+    prep_clear(PDB(d));
     free(d);
+}
+
+static unsigned sql_hash(const char *s)
+{
+    unsigned h = 2166136261u;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void prep_name(char out[24], long id)
+{
+    snprintf(out, 24, "rg%ld", id);
+}
+
+/* The entry to fill for a new statement: a free one, else the least
+ * recently used unpinned one, deallocated on the server. -1 when every
+ * entry is pinned or the DEALLOCATE fails (the error noted on db). */
+static int prep_victim(pg_db *db)
+{
+    int v = -1;
+    for (int i = 0; i < PG_PREP_MAX; i++) {
+        if (!db->prep[i].key)
+            return i;
+        if (!db->prep[i].pins && (v < 0 || db->prep[i].used < db->prep[v].used))
+            v = i;
+    }
+    if (v < 0) {
+        snprintf(db->sqlstate, sizeof db->sqlstate, "54000");
+        snprintf(db->msg, sizeof db->msg, "every prepared statement is in use");
+        return -1;
+    }
+    char name[24], sql[40];
+    prep_name(name, db->prep[v].id);
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
+    PGresult *r = PQexec(db->conn, sql);
+    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        note_err(db, r);
+    PQclear(r);
+    free(db->prep[v].key);
+    db->prep[v] = (pg_prep){0};
+    return ok ? v : -1;
+}
+
+/* The cache entry of sql, prepared on the server at its first use on this
+ * connection; -1 with the error noted on db. */
+static int prep_get(pg_db *db, const char *sql)
+{
+    unsigned h = sql_hash(sql);
+    for (int i = 0; i < PG_PREP_MAX; i++)
+        if (db->prep[i].key && db->prep[i].hash == h && !strcmp(db->prep[i].key, sql)) {
+            db->prep[i].used = ++db->prep_clock;
+            return i;
+        }
+    int nparams = 0;
+    char *text = rg_st_pg_sql(sql, &nparams);
+    char *key = strdup(sql);
+    int v = text && key ? prep_victim(db) : -1;
+    if (v >= 0) {
+        char name[24];
+        long id = ++db->prep_next;
+        prep_name(name, id);
+        PGresult *r = PQprepare(db->conn, name, text, nparams, NULL);
+        if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+            db->prep[v] = (pg_prep){ key, h, nparams, id, 0, ++db->prep_clock };
+            key = NULL;
+        } else {
+            note_err(db, r);
+            if (getenv("RG_PG_DEBUG"))
+                fprintf(stderr, "pg error %s: %s\n", db->msg, text);
+            v = -1;
+        }
+        PQclear(r);
+    } else if (!text || !key) {
+        snprintf(db->sqlstate, sizeof db->sqlstate, "53200");
+        snprintf(db->msg, sizeof db->msg, "out of memory");
+    }
+    free(text);
+    free(key);
+    return v;
 }
 
 static st_stmt *pg_prepare(st_db *d, const char *sql, rg_error *err)
 {
+    pg_db *db = PDB(d);
     pg_stmt *st = calloc(1, sizeof *st);
-    if (st)
-        st->sql = rg_st_pg_sql(sql, &st->nparams);
-    if (st && st->sql && st->nparams)
-        st->vals = calloc((size_t)st->nparams, sizeof *st->vals);
-    if (!st || !st->sql || (st->nparams && !st->vals)) {
-        if (st)
-            free(st->sql);
+    if (!st) {
+        rg_st_oom(err);
+        return NULL;
+    }
+    int slot = prep_get(db, sql);
+    if (slot < 0) {
+        free(st);
+        pg_dberr(d, err);
+        return NULL;
+    }
+    st->nparams = db->prep[slot].nparams;
+    if (st->nparams && !(st->vals = calloc((size_t)st->nparams, sizeof *st->vals))) {
         free(st);
         rg_st_oom(err);
         return NULL;
     }
+    st->slot = slot;
+    st->id = db->prep[slot].id;
+    st->pinned = 1;
+    db->prep[slot].pins++;
     st->base.db = d;
     st->row = -1;
     return &st->base;
+}
+
+static void stmt_unpin(pg_stmt *st)
+{
+    pg_db *db = PDB(st->base.db);
+    if (st->pinned && db->prep[st->slot].id == st->id)
+        db->prep[st->slot].pins--;
+    st->pinned = 0;
 }
 
 static int pg_bind_text(st_stmt *s, int idx, const char *v)
@@ -139,8 +274,11 @@ static int pg_step(st_stmt *s)
     pg_stmt *st = PST(s);
     pg_db *db = PDB(s->db);
     if (!st->res) {
-        st->res = PQexecParams(db->conn, st->sql, st->nparams, NULL,
-                               (const char *const *)st->vals, NULL, NULL, 0);
+        char name[24];
+        prep_name(name, st->id);
+        st->res = PQexecPrepared(db->conn, name, st->nparams, (const char *const *)st->vals,
+                                 NULL, NULL, 0);
+        stmt_unpin(st);
         ExecStatusType es = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
         if (es == PGRES_COMMAND_OK) {
             db->changes = strtol(PQcmdTuples(st->res), NULL, 10);
@@ -153,7 +291,14 @@ static int pg_step(st_stmt *s)
         } else {
             note_err(db, st->res);
             if (getenv("RG_PG_DEBUG"))
-                fprintf(stderr, "pg error %s: %s\n", db->msg, st->sql);
+                fprintf(stderr, "pg error %s: %s\n", db->msg, name);
+            /* the server lost the statement (DISCARD, a pooler) or its plan
+             * no longer fits the schema: prepared again at its next use */
+            if ((!strcmp(db->sqlstate, "26000") || !strcmp(db->sqlstate, "0A000")) &&
+                db->prep[st->slot].id == st->id && !db->prep[st->slot].pins) {
+                free(db->prep[st->slot].key);
+                db->prep[st->slot] = (pg_prep){0};
+            }
             PQclear(st->res);
             st->res = NULL;
             return RG_EIO;
@@ -191,11 +336,11 @@ static int64_t pg_col_int64(st_stmt *s, int i)
 static void pg_finalize(st_stmt *s)
 {
     pg_stmt *st = PST(s);
+    stmt_unpin(st);
     PQclear(st->res);
     for (int i = 0; i < st->nparams; i++)
         free(st->vals[i]);
     free(st->vals);
-    free(st->sql);
     free(st);
 }
 
@@ -238,6 +383,7 @@ static int pg_begin(st_db *d, int kind)
     pg_db *db = PDB(d);
     db->commit_failed = 0;
     if (PQstatus(db->conn) == CONNECTION_BAD) {
+        prep_clear(db);   /* the server's statements went with its session */
         PQreset(db->conn);
         if (PQstatus(db->conn) == CONNECTION_BAD) {
             note_err(db, NULL);
