@@ -5,8 +5,18 @@
  * first call after it is back works again (the connection is reset at the
  * next transaction, the runner's backoff between attempts). The second
  * test needs tests/with-postgres (ROLEGATE_TEST_PG_CTL); without it, it is
- * skipped. */
+ * skipped.
+ * And the backend's prepared-statement cache (src/store/be_pg.c), through
+ * the backend interface on one connection: a statement text is prepared on
+ * the server once and run again with other parameters; the cache stays
+ * bounded (the server's pg_prepared_statements never holds more than its
+ * bound) and an evicted text is prepared again; a statement prepared but
+ * not yet stepped is never evicted; a failed prepare (an aborted
+ * transaction) is not kept; a connection the server cut is reset with its
+ * cache dropped; statements the server forgot (DEALLOCATE ALL) are prepared
+ * again after one failed run. They need ROLEGATE_TEST_PG. */
 #include "test_store_helpers.h"
+#include "../../src/store/backend.h"
 
 static void test_unreachable_server_is_503_without_password(void **state)
 {
@@ -58,11 +68,180 @@ static void test_server_stopped_then_back(void **state)
     assert_string_equal(roles_of(f, NULL, buf, sizeof buf), "member,before,after");
 }
 
+#define PREP_BOUND 128   /* be_pg.c's PG_PREP_MAX */
+
+typedef struct pfx {
+    fx *f;
+    st_db *db;
+} pfx;
+
+static int pfx_setup(void **state)
+{
+    if (!pg_base()) {
+        *state = NULL;
+        return 0;
+    }
+    pfx *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    void *fs = NULL;
+    fx_setup(&fs);
+    p->f = fs;
+    rg_error e = { 0 };
+    p->db = rg_st_pg_open(p->f->path, &e);
+    if (!p->db)
+        fail_msg("rg_st_pg_open: %s", e.message);
+    *state = p;
+    return 0;
+}
+
+static int pfx_teardown(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        return 0;
+    p->db->be->close(p->db);
+    void *fs = p->f;
+    fx_teardown(&fs);
+    free(p);
+    return 0;
+}
+
+/* Runs sql with one text parameter (NULL: none) on db; its first column of
+ * the first row as an integer, or -1 when it fails. */
+static long long run1(st_db *db, const char *sql, const char *param)
+{
+    rg_error e = { 0 };
+    st_stmt *st = db->be->prepare(db, sql, &e);
+    if (!st)
+        return -1;
+    long long v = -1;
+    if ((!param || db->be->bind_text(st, 1, param) == 0) && db->be->step(st) == 1)
+        v = db->be->col_int64(st, 0);
+    db->be->finalize(st);
+    return v;
+}
+
+static long long prepared_count(st_db *db, const char *like)
+{
+    return run1(db, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE ?", like);
+}
+
+static void test_one_prepare_per_text(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    for (int i = 0; i < 10; i++) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", i);
+        assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) + 1", v), i + 1);
+    }
+    assert_int_equal(prepared_count(p->db, "SELECT CAST($1 AS INTEGER) + 1"), 1);
+}
+
+static void test_bounded_and_evicted_texts_prepared_again(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    char sql[64];
+    for (int i = 0; i < 3 * PREP_BOUND; i++) {
+        snprintf(sql, sizeof sql, "SELECT %d + CAST(? AS INTEGER)", i);
+        assert_int_equal(run1(p->db, sql, "1000"), i + 1000);
+    }
+    long long n = prepared_count(p->db, "%");
+    assert_true(n > 0 && n <= PREP_BOUND);
+    /* the first texts were evicted long ago: prepared again, same answers */
+    for (int i = 0; i < 5; i++) {
+        snprintf(sql, sizeof sql, "SELECT %d + CAST(? AS INTEGER)", i);
+        assert_int_equal(run1(p->db, sql, "7"), i + 7);
+    }
+    assert_true(prepared_count(p->db, "%") <= PREP_BOUND);
+}
+
+static void test_pinned_statement_survives_eviction(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    rg_error e = { 0 };
+    st_stmt *held = p->db->be->prepare(p->db, "SELECT CAST(? AS INTEGER) * 3", &e);
+    assert_non_null(held);
+    char sql[64];
+    for (int i = 0; i < 2 * PREP_BOUND; i++) {
+        snprintf(sql, sizeof sql, "SELECT %d", i);
+        assert_int_equal(run1(p->db, sql, NULL), i);
+    }
+    assert_int_equal(p->db->be->bind_text(held, 1, "14"), 0);
+    assert_int_equal(p->db->be->step(held), 1);
+    assert_int_equal(p->db->be->col_int64(held, 0), 42);
+    p->db->be->finalize(held);
+}
+
+static void test_failed_prepare_not_kept(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    assert_int_equal(p->db->be->begin(p->db, ST_BEGIN_READ), 0);
+    assert_int_equal(run1(p->db, "SELECT 1 / CAST(? AS INTEGER)", "0"), -1);
+    /* the transaction is aborted: this text's prepare fails */
+    assert_int_equal(run1(p->db, "SELECT 5 + CAST(? AS INTEGER)", "1"), -1);
+    p->db->be->rollback(p->db);
+    assert_int_equal(run1(p->db, "SELECT 5 + CAST(? AS INTEGER)", "1"), 6);
+    assert_int_equal(run1(p->db, "SELECT 1 / CAST(? AS INTEGER)", "1"), 1);
+}
+
+static void test_reset_connection_drops_cache(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) - 1", "10"), 9);
+    long long pid = run1(p->db, "SELECT pg_backend_pid()", NULL);
+    assert_true(pid > 0);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", pid);
+    PQclear(pg_run("postgres", sql));
+    /* the next statement finds the connection cut; begin resets it */
+    assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) - 1", "10"), -1);
+    assert_int_equal(p->db->be->begin(p->db, ST_BEGIN_READ), 0);
+    assert_int_not_equal(run1(p->db, "SELECT pg_backend_pid()", NULL), pid);
+    assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) - 1", "10"), 9);
+    assert_int_equal(p->db->be->commit(p->db), 0);
+}
+
+static void test_forgotten_statements_prepared_again(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) + 2", "1"), 3);
+    assert_int_equal(p->db->be->exec_script(p->db, "DEALLOCATE ALL"), 0);
+    /* one run fails (26000: the runner retries it), the next prepares it */
+    assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) + 2", "1"), -1);
+    rg_error e = { 0 };
+    p->db->be->dberr(p->db, &e);
+    assert_int_equal(e.status, 500);
+    assert_string_equal(e.code, "store_error");
+    assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) + 2", "1"), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unreachable_server_is_503_without_password),
         cmocka_unit_test_setup_teardown(test_server_stopped_then_back, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_one_prepare_per_text, pfx_setup, pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_and_evicted_texts_prepared_again,
+                                        pfx_setup, pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_pinned_statement_survives_eviction, pfx_setup,
+                                        pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_prepare_not_kept, pfx_setup, pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_connection_drops_cache, pfx_setup,
+                                        pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_forgotten_statements_prepared_again, pfx_setup,
+                                        pfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
