@@ -2,7 +2,9 @@
  * it): memory bump-allocated from a list of blocks and freed in one go, with
  * cleanups run at that moment. The http layer gives every request one
  * (rg_http_arena: handlers never free piecemeal); the store builds a role
- * table's strings in one while it loads them. */
+ * table's strings in one while it loads them. Arrays that grow and outlive a
+ * request grow with rg_grow, the one doubling loop; text and bytes built
+ * piece by piece go into an rg_buf. */
 #ifndef ROLEGATE_ARENA_H
 #define ROLEGATE_ARENA_H
 
@@ -25,5 +27,22 @@ char *rg_arena_printf(rg_arena *a, const char *fmt, ...) __attribute__((format(p
 /* Runs fn(p) when the arena is freed (e.g. json_decref for a json_t the
  * handler builds). Returns 0 or -1 on OOM (then fn(p) has ALREADY run). */
 int rg_arena_on_free(rg_arena *a, void (*fn)(void *), void *p);
+
+/* Room for one more element: when n == *cap, the array *(T **)pp of
+ * elements of size bytes is reallocated to twice *cap (first when *cap is
+ * 0) and *cap updated. 0, or -1 on out of memory or size overflow, with
+ * *pp and *cap unchanged (the caller still owns the old array). */
+int rg_grow(void *pp, size_t n, size_t *cap, size_t size, size_t first);
+
+/* ---- growable buffer --------------------------------------------------- */
+typedef struct rg_buf { char *data; size_t len, cap; int oom; } rg_buf;
+/* All functions keep data NUL-terminated; on allocation failure oom is set
+ * and later appends are ignored. rg_buf_free frees data (accepts NULL). */
+void rg_buf_append(rg_buf *b, const void *p, size_t n);
+void rg_buf_puts(rg_buf *b, const char *s);
+void rg_buf_printf(rg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rg_buf_free(rg_buf *b);
+/* Hands data to the caller (free() it) and resets b. NULL if oom. */
+char *rg_buf_take(rg_buf *b);
 
 #endif

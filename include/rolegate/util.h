@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include "rolegate/arena.h"
 
 /* ---- logging ---------------------------------------------------------- */
 typedef enum { RG_LOG_DEBUG, RG_LOG_INFO, RG_LOG_WARN, RG_LOG_ERROR } rg_log_level;
@@ -70,16 +71,7 @@ int64_t rg_thread_cpu_us(void); /* this thread's CPU time, microseconds */
 /* Writes "YYYY-MM-DDThh:mm:ss.mmmZ" for t_ms into out (>= 25 bytes). */
 char *rg_iso8601_ms(int64_t t_ms, char *out, size_t outsz);
 
-/* ---- growable buffer --------------------------------------------------- */
-typedef struct rg_buf { char *data; size_t len, cap; int oom; } rg_buf;
-/* All functions keep data NUL-terminated; on allocation failure oom is set
- * and later appends are ignored. rg_buf_free frees data (accepts NULL). */
-void rg_buf_append(rg_buf *b, const void *p, size_t n);
-void rg_buf_puts(rg_buf *b, const char *s);
-void rg_buf_printf(rg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void rg_buf_free(rg_buf *b);
-/* Hands data to the caller (free() it) and resets b. NULL if oom. */
-char *rg_buf_take(rg_buf *b);
+/* rg_buf, the growable buffer, is in arena.h (libc only: core uses it). */
 
 /* ---- files ------------------------------------------------------------- */
 /* Reads a whole file (<= max bytes) into a malloc'd NUL-terminated buffer.

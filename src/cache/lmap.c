@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/util.h"
 #include "cache_impl.h"
 
@@ -121,14 +122,8 @@ static int scope_index(rg_cache_lmap *m, const char *name)
     for (size_t i = 0; i < m->nscopes; i++)
         if (!strcmp(m->scopes[i].name, name))
             return (int)i;
-    if (m->nscopes == m->capscopes) {
-        size_t cap = m->capscopes ? m->capscopes * 2 : 16;
-        lscope *n = realloc(m->scopes, cap * sizeof *n);
-        if (!n)
-            return -1;
-        m->scopes = n;
-        m->capscopes = cap;
-    }
+    if (rg_grow(&m->scopes, m->nscopes, &m->capscopes, sizeof *m->scopes, 16) != 0)
+        return -1;
     char *copy = strdup(name);
     if (!copy)
         return -1;

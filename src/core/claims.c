@@ -8,38 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/core.h"
 
-typedef struct jbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} jbuf;
-
-static void jb_put(jbuf *b, const char *s, size_t n)
+static void jb_lit(rg_buf *b, const char *s)
 {
-    if (b->oom)
-        return;
-    if (b->cap - b->n < n + 1) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->n < n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void jb_lit(jbuf *b, const char *s)
-{
-    jb_put(b, s, strlen(s));
+    rg_buf_append(b, s, strlen(s));
 }
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
@@ -70,35 +44,35 @@ static size_t utf8_valid_len(const unsigned char *s)
 }
 
 /* A JSON string, or null for NULL. */
-static void jb_str(jbuf *b, const char *s)
+static void jb_str(rg_buf *b, const char *s)
 {
     if (!s) {
         jb_lit(b, "null");
         return;
     }
-    jb_put(b, "\"", 1);
+    rg_buf_append(b, "\"", 1);
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         const unsigned char *run = p;
         /* copy the longest run that needs no escaping in one go */
         while (*p >= 0x20 && *p < 0x7F && *p != '"' && *p != '\\')
             p++;
-        jb_put(b, (const char *)run, (size_t)(p - run));
+        rg_buf_append(b, (const char *)run, (size_t)(p - run));
         if (!*p)
             break;
         if (*p == '"' || *p == '\\') {
             char e[2] = {'\\', (char)*p};
-            jb_put(b, e, 2);
+            rg_buf_append(b, e, 2);
             p++;
         } else if (*p < 0x20 || *p == 0x7F) {
             char e[8];
             snprintf(e, sizeof e, "\\u%04x", (unsigned)*p);
-            jb_put(b, e, 6);
+            rg_buf_append(b, e, 6);
             p++;
         } else {
             size_t l = utf8_valid_len(p);
             if (l) {
-                jb_put(b, (const char *)p, l);
+                rg_buf_append(b, (const char *)p, l);
                 p += l;
             } else {
                 jb_lit(b, "\\ufffd");   /* never emit invalid UTF-8 */
@@ -106,34 +80,34 @@ static void jb_str(jbuf *b, const char *s)
             }
         }
     }
-    jb_put(b, "\"", 1);
+    rg_buf_append(b, "\"", 1);
 }
 
-static void jb_key(jbuf *b, const char *key, int first)
+static void jb_key(rg_buf *b, const char *key, int first)
 {
     if (!first)
-        jb_put(b, ",", 1);
+        rg_buf_append(b, ",", 1);
     jb_str(b, key);
-    jb_put(b, ":", 1);
+    rg_buf_append(b, ":", 1);
 }
 
-static void jb_str_array(jbuf *b, const char *const *v, size_t n)
+static void jb_str_array(rg_buf *b, const char *const *v, size_t n)
 {
-    jb_put(b, "[", 1);
+    rg_buf_append(b, "[", 1);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            jb_put(b, ",", 1);
+            rg_buf_append(b, ",", 1);
         jb_str(b, v ? v[i] : NULL);
     }
-    jb_put(b, "]", 1);
+    rg_buf_append(b, "]", 1);
 }
 
-static void jb_int(jbuf *b, int64_t v)
+static void jb_int(rg_buf *b, int64_t v)
 {
     char num[24];
     int n = snprintf(num, sizeof num, "%" PRId64, v);
     assert(n > 0 && (size_t)n < sizeof num);
-    jb_put(b, num, (size_t)n);
+    rg_buf_append(b, num, (size_t)n);
 }
 
 int rg_core_claims_json(const rg_claims *c, char **json, size_t *len)
@@ -142,8 +116,8 @@ int rg_core_claims_json(const rg_claims *c, char **json, size_t *len)
     *json = NULL;
     if (len)
         *len = 0;
-    jbuf b = {0};
-    jb_put(&b, "{", 1);
+    rg_buf b = {0};
+    rg_buf_append(&b, "{", 1);
     jb_key(&b, "iss", 1);
     jb_str(&b, c->iss);
     jb_key(&b, "sub", 0);
@@ -172,10 +146,10 @@ int rg_core_claims_json(const rg_claims *c, char **json, size_t *len)
     }
     if (c->act_sub) {
         jb_key(&b, "act", 0);
-        jb_put(&b, "{", 1);
+        rg_buf_append(&b, "{", 1);
         jb_key(&b, "sub", 1);
         jb_str(&b, c->act_sub);
-        jb_put(&b, "}", 1);
+        rg_buf_append(&b, "}", 1);
     }
     if (c->auth_time) {
         /* the login this session started with: refreshed tokens keep it
@@ -189,13 +163,11 @@ int rg_core_claims_json(const rg_claims *c, char **json, size_t *len)
     jb_int(&b, c->exp);
     jb_key(&b, "jti", 0);
     jb_str(&b, c->jti);
-    jb_put(&b, "}", 1);
-    if (b.oom) {
-        free(b.p);
+    rg_buf_append(&b, "}", 1);
+    size_t n = b.len;
+    if (!(*json = rg_buf_take(&b)))
         return RG_ENOMEM;
-    }
-    *json = b.p;
     if (len)
-        *len = b.n;
+        *len = n;
     return 0;
 }

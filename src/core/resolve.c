@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/core.h"
 #include "table_impl.h"
 
@@ -158,14 +159,8 @@ typedef struct matches {
 
 static int matches_add(matches *m, const char *group, uint32_t rank)
 {
-    if (m->n == m->cap) {
-        size_t nc = m->cap ? 2 * m->cap : 16;
-        match *v = realloc(m->v, nc * sizeof *v);
-        if (!v)
-            return RG_ENOMEM;
-        m->v = v;
-        m->cap = nc;
-    }
+    if (rg_grow(&m->v, m->n, &m->cap, sizeof *m->v, 16) != 0)
+        return RG_ENOMEM;
     m->v[m->n++] = (match){.group = group, .rank = rank};
     return 0;
 }

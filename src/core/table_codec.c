@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/core.h"
 #include "rolegate/core_codec.h"
 #include "table_impl.h"
@@ -20,59 +21,28 @@ static const char codec_magic[4] = {'R', 'G', 'T', '1'};
 static const char codec_end[4] = {'E', 'N', 'D', '1'};
 
 /* ---- writing ------------------------------------------------------------ */
-typedef struct wbuf {
-    unsigned char *p;
-    size_t len, cap;
-    int oom;
-} wbuf;
-
-static void w_bytes(wbuf *b, const void *src, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                b->oom = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        unsigned char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-
-static void w_u32(wbuf *b, uint32_t v)
+static void w_u32(rg_buf *b, uint32_t v)
 {
     unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
                           (unsigned char)(v >> 24)};
-    w_bytes(b, x, 4);
+    rg_buf_append(b, x, 4);
 }
 
-static void w_u64(wbuf *b, uint64_t v)
+static void w_u64(rg_buf *b, uint64_t v)
 {
     w_u32(b, (uint32_t)v);
     w_u32(b, (uint32_t)(v >> 32));
 }
 
-static void w_str(wbuf *b, const char *s, size_t n)
+static void w_str(rg_buf *b, const char *s, size_t n)
 {
     if (n > UINT32_MAX - 1) {
         b->oom = 1;
         return;
     }
     w_u32(b, (uint32_t)n);
-    w_bytes(b, s, n);
-    w_bytes(b, "", 1);
+    rg_buf_append(b, s, n);
+    rg_buf_append(b, "", 1);
 }
 
 int rg_core_table_encode(const rg_role_table *t, char **out, size_t *len)
@@ -80,8 +50,8 @@ int rg_core_table_encode(const rg_role_table *t, char **out, size_t *len)
     assert(t && out && len);
     *out = NULL;
     *len = 0;
-    wbuf b = {0};
-    w_bytes(&b, codec_magic, 4);
+    rg_buf b = {0};
+    rg_buf_append(&b, codec_magic, 4);
     w_u64(&b, t->version);
     uint32_t flags = (t->multiple_roles ? 1u : 0u) | (t->organization_id ? 2u : 0u);
     w_u32(&b, flags);
@@ -129,13 +99,11 @@ int rg_core_table_encode(const rg_role_table *t, char **out, size_t *len)
         for (uint32_t i = 0; i < key->n; i++)
             w_u32(&b, t->ranks[key->off + i]);
     }
-    w_bytes(&b, codec_end, 4);
-    if (b.oom) {
-        free(b.p);
+    rg_buf_append(&b, codec_end, 4);
+    size_t n = b.len;
+    if (!(*out = rg_buf_take(&b)))
         return RG_ENOMEM;
-    }
-    *out = (char *)b.p;
-    *len = b.len;
+    *len = n;
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 #include <openssl/evp.h>
+#include "rolegate/arena.h"
 #include "login_internal.h"
 #include "rolegate/metrics.h"
 #include "rolegate/store.h"
@@ -277,16 +278,10 @@ static int conn_install(rg_gateway_login *lg, lg_conn *n, lg_conn **out, rg_erro
         lg->conns[idx] = n;
         old_last = --old->refs == 0;   /* the table's reference */
     } else {
-        if (lg->nconns == lg->capconns) {
-            size_t cap = lg->capconns ? lg->capconns * 2 : 16;
-            lg_conn **v = realloc(lg->conns, cap * sizeof *v);
-            if (!v) {
-                pthread_mutex_unlock(&lg->clock);
-                conn_free(n);
-                return rg_error_oom(err);
-            }
-            lg->conns = v;
-            lg->capconns = cap;
+        if (rg_grow(&lg->conns, lg->nconns, &lg->capconns, sizeof *lg->conns, 16) != 0) {
+            pthread_mutex_unlock(&lg->clock);
+            conn_free(n);
+            return rg_error_oom(err);
         }
         lg->conns[lg->nconns++] = n;
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "rolegate/arena.h"
 #include "rolegate/scim.h"
 #include "scim_internal.h"
 
@@ -27,18 +28,11 @@ static int delta_set(delta *d, const char *id, int add)
             d->add[i] = add;
             return 0;
         }
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 16;
-        const char **ids = realloc(d->id, cap * sizeof *ids);
-        if (!ids)
-            return RG_ENOMEM;
-        d->id = ids;
-        int *adds = realloc(d->add, cap * sizeof *adds);
-        if (!adds)
-            return RG_ENOMEM;
-        d->add = adds;
-        d->cap = cap;
-    }
+    size_t cap_id = d->cap, cap_add = d->cap;   /* two arrays of one length */
+    if (rg_grow(&d->id, d->n, &cap_id, sizeof *d->id, 16) != 0 ||
+        rg_grow(&d->add, d->n, &cap_add, sizeof *d->add, 16) != 0)
+        return RG_ENOMEM;
+    d->cap = cap_add;
     d->id[d->n] = id;
     d->add[d->n++] = add;
     return 0;

@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/http.h"
 
 #define MAX_SEGS 32
@@ -129,16 +130,8 @@ int rg_http_router_add(rg_http_router *r, const char *method, const char *patter
     int oom = !rt->method || !rt->pattern;
     for (int i = 0; i < rt->nsegs; i++)
         oom |= !rt->segs[i].text;
-    if (!oom && r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        rg_http_route **nr = realloc(r->routes, cap * sizeof *nr);
-        if (nr) {
-            r->routes = nr;
-            r->cap = cap;
-        } else {
-            oom = 1;
-        }
-    }
+    if (!oom)
+        oom = rg_grow(&r->routes, r->n, &r->cap, sizeof *r->routes, 16) != 0;
     if (oom) {
         route_free(rt);
         return rg_error_oom(err);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/util.h"
 #include "dsync_impl.h"
 
@@ -172,14 +173,9 @@ int rg_st_dsync_recompute_org(st_db *db, const char *org_id, rg_error *err)
     size_t n = 0, cap = 0;
     int rc;
     while ((rc = rg_st_step(db, st, err)) == 1) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            void *p = realloc(rows, cap * sizeof *rows);
-            if (!p) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            rows = p;
+        if (rg_grow(&rows, n, &cap, sizeof *rows, 64) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         snprintf(rows[n][0], ST_ID, "%s", rg_st_col(st, 0));
         snprintf(rows[n][1], ST_ID, "%s", rg_st_col(st, 1));

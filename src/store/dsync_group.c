@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "rolegate/arena.h"
 #include "rolegate/util.h"
 #include "dsync_impl.h"
 
@@ -84,14 +85,8 @@ static int idset_add(idset *s, const char *id)
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i], id))
             return 0;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        void *p = realloc(s->v, cap * sizeof *s->v);
-        if (!p)
-            return RG_ENOMEM;
-        s->v = p;
-        s->cap = cap;
-    }
+    if (rg_grow(&s->v, s->n, &s->cap, sizeof *s->v, 64) != 0)
+        return RG_ENOMEM;
     snprintf(s->v[s->n++], ST_ID, "%s", id);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/util.h"
 #include "store_impl.h"
 
@@ -16,14 +17,9 @@ int rg_st_slugs_collect(st_db *db, st_stmt *st, rg_slugs *out, rg_error *err)
     int rc;
     size_t cap = out->n;
     while ((rc = rg_st_step(db, st, err)) == 1) {
-        if (out->n == cap) {
-            cap = cap ? cap * 2 : 4;
-            char **nv = realloc(out->v, cap * sizeof *nv);
-            if (!nv) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            out->v = nv;
+        if (rg_grow(&out->v, out->n, &cap, sizeof *out->v, 4) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         if (!(out->v[out->n] = strdup(rg_st_col(st, 0)))) {
             rc = rg_st_oom(err);
@@ -125,14 +121,9 @@ int rg_st_om_rows(st_db *db, st_stmt *st, size_t max, st_om_row **rows, size_t *
     size_t cap = 0;
     int rc = 0;
     while ((!max || *n < max) && (rc = rg_st_step(db, st, err)) == 1) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            st_om_row *nr = realloc(*rows, cap * sizeof *nr);
-            if (!nr) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            *rows = nr;
+        if (rg_grow(rows, *n, &cap, sizeof **rows, 64) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         st_om_row *r = &(*rows)[(*n)++];
         snprintf(r->id, sizeof r->id, "%s", rg_st_col(st, 0));

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/util.h"
 #include "store_impl.h"
 
@@ -37,14 +38,9 @@ static int state_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
         const char *slug = rg_st_col(st, 1);
         if (!slug)
             continue;
-        if (a->roles->n == cap) {
-            cap = cap ? cap * 2 : 4;
-            char **nv = realloc(a->roles->v, cap * sizeof *nv);
-            if (!nv) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            a->roles->v = nv;
+        if (rg_grow(&a->roles->v, a->roles->n, &cap, sizeof *a->roles->v, 4) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         if (!(a->roles->v[a->roles->n] = strdup(slug))) {
             rc = rg_st_oom(err);

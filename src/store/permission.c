@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/util.h"
 #include "store_impl.h"
 
@@ -162,14 +163,9 @@ static int roles_with_perm(st_db *db, const char *perm_id, char (**ids)[ST_ID], 
     size_t cap = 0;
     int rc;
     while ((rc = rg_st_step(db, st, err)) == 1) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char (*ni)[ST_ID] = realloc(*ids, cap * sizeof *ni);
-            if (!ni) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            *ids = ni;
+        if (rg_grow(ids, *n, &cap, sizeof **ids, 16) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         snprintf((*ids)[(*n)++], ST_ID, "%s", rg_st_col(st, 0));
     }

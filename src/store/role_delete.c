@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/util.h"
 #include "store_impl.h"
 #include "dsync_impl.h"
@@ -35,14 +36,9 @@ static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
     char list[200] = "";
     size_t ll = 0;
     while ((rc = rg_st_step(db, st, err)) == 1) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            char (*no)[ST_ID] = realloc(orgs, cap * sizeof *no);
-            if (!no) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            orgs = no;
+        if (rg_grow(&orgs, n, &cap, sizeof *orgs, 8) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         snprintf(orgs[n], ST_ID, "%s", rg_st_col(st, 0));
         if (ll < sizeof list - 1)

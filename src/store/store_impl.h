@@ -78,7 +78,10 @@ typedef struct st_tx {
  * SERIALIZABLE, writers of other instances met by the retry). Read: a
  * connection, one snapshot (BEGIN; REPEATABLE READ). Transactions do not
  * nest. */
-#define ST_TX_ATTEMPTS 8
+/* 16: three instances of test_pg_multi on a loaded 2-core machine ran out
+ * of 8 (a membership POST answered 503 store_conflict); the later attempts
+ * wait 256-512 ms each, so a refused writer gives up after about 4 s. */
+#define ST_TX_ATTEMPTS 16
 typedef int (*st_fn)(st_tx *tx, void *arg, json_t **out, rg_error *err);
 int  rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 int  rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);

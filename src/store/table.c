@@ -117,17 +117,11 @@ static int role_add(loader *l, size_t *cap, st_stmt *st)
 {
     if (!l->lr || !l->specs)
         return -1;
-    if (l->n_roles == *cap) {
-        *cap *= 2;
-        load_role *nl = realloc(l->lr, *cap * sizeof *nl);
-        if (nl)
-            l->lr = nl;
-        rg_role_spec *ns = nl ? realloc(l->specs, *cap * sizeof *ns) : NULL;
-        if (ns)
-            l->specs = ns;
-        if (!nl || !ns)
-            return -1;
-    }
+    size_t cap_lr = *cap, cap_specs = *cap;   /* two arrays of one length */
+    if (rg_grow(&l->lr, l->n_roles, &cap_lr, sizeof *l->lr, 16) != 0 ||
+        rg_grow(&l->specs, l->n_roles, &cap_specs, sizeof *l->specs, 16) != 0)
+        return -1;
+    *cap = cap_specs;
     size_t i = l->n_roles++;
     memset(&l->lr[i], 0, sizeof l->lr[i]);
     memset(&l->specs[i], 0, sizeof l->specs[i]);
@@ -192,15 +186,9 @@ static int load_perms(loader *l, rg_error *err)
         if (i < 0)
             continue;
         load_role *r = &l->lr[i];
-        if (r->n_perms == r->cap_perms) {
-            size_t c = r->cap_perms ? r->cap_perms * 2 : 8;
-            const char **np = realloc(r->perms, c * sizeof *np);
-            if (!np) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            r->perms = np;
-            r->cap_perms = c;
+        if (rg_grow(&r->perms, r->n_perms, &r->cap_perms, sizeof *r->perms, 8) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         r->perms[r->n_perms++] = sp_dup(&l->sp, rg_st_col(st, 1));
     }
@@ -220,14 +208,9 @@ static int load_order(loader *l, rg_error *err)
     size_t cap = 0;
     int rc;
     while ((rc = rg_st_step(l->db, st, err)) == 1) {
-        if (l->n_order == cap) {
-            cap = cap ? cap * 2 : 16;
-            const char **no = realloc(l->order, cap * sizeof *no);
-            if (!no) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            l->order = no;
+        if (rg_grow(&l->order, l->n_order, &cap, sizeof *l->order, 16) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         l->order[l->n_order++] = sp_dup(&l->sp, rg_st_col(st, 0));
     }
@@ -256,14 +239,9 @@ static int load_mappings(loader *l, rg_error *err)
         long i = role_ix_find(l->ix, l->n_roles, rg_st_col(st, 2));
         if (i < 0)
             continue;
-        if (l->n_maps == cap) {
-            cap = cap ? cap * 2 : 16;
-            rg_group_mapping *nm = realloc(l->maps, cap * sizeof *nm);
-            if (!nm) {
-                rc = rg_st_oom(err);
-                break;
-            }
-            l->maps = nm;
+        if (rg_grow(&l->maps, l->n_maps, &cap, sizeof *l->maps, 16) != 0) {
+            rc = rg_st_oom(err);
+            break;
         }
         /* rows come grouped by connection: one copy of each id */
         if (!conn || strcmp(conn, rg_st_col(st, 0)))

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/util.h"
 #include "store_impl.h"
 
@@ -83,15 +84,9 @@ static void dirty_note(st_db *db, const char *org_id)
     for (size_t i = 0; i < tx->ndirty; i++)
         if (strcmp(tx->dirty[i], org_id) == 0)
             return;
-    if (tx->ndirty == tx->capdirty) {
-        size_t cap = tx->capdirty ? tx->capdirty * 2 : 4;
-        char (*d)[ST_ID] = realloc(tx->dirty, cap * sizeof *d);
-        if (!d) {
-            tx->dirty_env = 1;   /* reporting every table covers the lost one */
-            return;
-        }
-        tx->dirty = d;
-        tx->capdirty = cap;
+    if (rg_grow(&tx->dirty, tx->ndirty, &tx->capdirty, sizeof *tx->dirty, 4) != 0) {
+        tx->dirty_env = 1;   /* reporting every table covers the lost one */
+        return;
     }
     snprintf(tx->dirty[tx->ndirty++], ST_ID, "%s", org_id);
 }

@@ -2,7 +2,8 @@
  * bump-allocated from a list of blocks and freed in one go when its owner is
  * done (for the http layer, when the request completes); cleanups
  * (json_decref, free) registered with rg_arena_on_free run at that moment,
- * so handlers never free piecemeal. */
+ * so handlers never free piecemeal. rg_grow is the doubling realloc every
+ * growing array uses; rg_buf the growable NUL-terminated buffer. */
 #include <assert.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -134,4 +135,96 @@ int rg_arena_on_free(rg_arena *a, void (*fn)(void *), void *p)
     c->next = a->cleanups;
     a->cleanups = c;
     return 0;
+}
+
+int rg_grow(void *pp, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : (first ? first : 1);
+    if (nc < *cap || size == 0 || nc > SIZE_MAX / size)
+        return -1;
+    void *old;
+    memcpy(&old, pp, sizeof old);   /* pp is a T **: read it as bytes */
+    void *p = realloc(old, nc * size);
+    if (!p)
+        return -1;
+    memcpy(pp, &p, sizeof p);
+    *cap = nc;
+    return 0;
+}
+
+static int buf_grow(rg_buf *b, size_t extra)
+{
+    if (b->oom)
+        return -1;
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    if (extra > SIZE_MAX - b->len - 1) {
+        b->oom = 1;
+        return -1;
+    }
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = 1;
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *d = realloc(b->data, cap);
+    if (!d) {
+        b->oom = 1;
+        return -1;
+    }
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+void rg_buf_append(rg_buf *b, const void *p, size_t n)
+{
+    if (buf_grow(b, n) < 0)
+        return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+
+void rg_buf_puts(rg_buf *b, const char *s)
+{
+    rg_buf_append(b, s, strlen(s));
+}
+
+void rg_buf_printf(rg_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_grow(b, (size_t)n) < 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void rg_buf_free(rg_buf *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+char *rg_buf_take(rg_buf *b)
+{
+    char *d = b->oom ? NULL : b->data;
+    if (b->oom)
+        free(b->data);
+    if (!d && !b->oom)
+        d = calloc(1, 1);
+    memset(b, 0, sizeof *b);
+    return d;
 }

@@ -1,4 +1,4 @@
-/* misc.c: clocks, ISO 8601 time, the growable rg_buf, and whole-file I/O
+/* misc.c: clocks, ISO 8601 time, and whole-file I/O
  * (atomic writes through a temporary file and rename). */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,72 +45,6 @@ char *rg_iso8601_ms(int64_t t_ms, char *out, size_t outsz)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)(t_ms % 1000));
     return out;
-}
-
-static int buf_grow(rg_buf *b, size_t extra)
-{
-    if (b->oom)
-        return -1;
-    if (b->len + extra + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) {
-        b->oom = 1;
-        return -1;
-    }
-    b->data = d;
-    b->cap = cap;
-    return 0;
-}
-
-void rg_buf_append(rg_buf *b, const void *p, size_t n)
-{
-    if (buf_grow(b, n) < 0)
-        return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = 0;
-}
-
-void rg_buf_puts(rg_buf *b, const char *s)
-{
-    rg_buf_append(b, s, strlen(s));
-}
-
-void rg_buf_printf(rg_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || buf_grow(b, (size_t)n) < 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void rg_buf_free(rg_buf *b)
-{
-    if (!b)
-        return;
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
-char *rg_buf_take(rg_buf *b)
-{
-    char *d = b->oom ? NULL : b->data;
-    if (b->oom)
-        free(b->data);
-    if (!d && !b->oom)
-        d = calloc(1, 1);
-    memset(b, 0, sizeof *b);
-    return d;
 }
 
 char *rg_file_read(const char *path, size_t max, size_t *len)
