@@ -20,6 +20,8 @@ rg_arena *rg_arena_new(size_t chunk);
 void rg_arena_free(rg_arena *a);
 /* n bytes aligned for any type, owned by the arena; NULL on OOM. */
 void *rg_arena_alloc(rg_arena *a, size_t n);
+/* n elements of size bytes, zeroed; NULL on OOM or overflow. */
+void *rg_arena_calloc(rg_arena *a, size_t n, size_t size);
 /* Copies (NUL-terminated) into the arena; NULL on OOM or s NULL. */
 char *rg_arena_strdup(rg_arena *a, const char *s);
 char *rg_arena_strndup(rg_arena *a, const char *s, size_t n);

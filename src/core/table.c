@@ -7,67 +7,21 @@
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/core.h"
 #include "table_impl.h"
 
-/* ---- arena: every allocation of a table, freed in one go ---------------- */
-struct core_block {
-    core_block *next;
-    size_t used, cap;
-    max_align_t data[];
-};
-
+/* Every allocation of a table comes from its rg_arena (arena.h), freed in
+ * one go by rg_role_table_free. */
 #define ARENA_BLOCK (64 * 1024)
 
-static void *arena_alloc(core_block **arena, size_t size)
-{
-    const size_t al = alignof(max_align_t);
-    size = (size + al - 1) / al * al;
-    if (size == 0)
-        size = al;
-    core_block *b = *arena;
-    if (!b || b->cap - b->used < size) {
-        size_t cap = size > ARENA_BLOCK ? size : ARENA_BLOCK;
-        b = malloc(sizeof *b + cap);
-        if (!b)
-            return NULL;
-        b->next = *arena;
-        b->used = 0;
-        b->cap = cap;
-        *arena = b;
-    }
-    void *p = (char *)b->data + b->used;
-    b->used += size;
-    return p;
-}
-
-static void *arena_zalloc(core_block **arena, size_t n, size_t size)
-{
-    if (size && n > SIZE_MAX / size)
-        return NULL;
-    void *p = arena_alloc(arena, n * size);
-    if (p)
-        memset(p, 0, n * size);
-    return p;
-}
-
-static const char *arena_strdup(core_block **arena, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = arena_alloc(arena, n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
-/* ---- index ------------------------------------------------------------- */
-static int index_init(core_index *ix, size_t n, uint64_t *slots_or_null, core_block **arena)
+static int index_init(core_index *ix, size_t n, uint64_t *slots_or_null, rg_arena *arena)
 {
     size_t cap = 8;
     while (cap < 2 * n)
         cap <<= 1;
     ix->mask = cap - 1;
-    ix->slots = slots_or_null ? slots_or_null : arena_zalloc(arena, cap, sizeof *ix->slots);
+    ix->slots = slots_or_null ? slots_or_null : rg_arena_calloc(arena, cap, sizeof *ix->slots);
     return ix->slots ? 0 : -1;
 }
 
@@ -174,14 +128,14 @@ static int build_permissions(rg_role_table *t, build_role **order, rg_error *err
     int rc = 0;
     t->n_perms = u;
     t->perm_words = (u + 63) / 64;
-    t->perms = arena_zalloc(&t->arena, u ? u : 1, sizeof *t->perms);
-    t->perm_bits = arena_zalloc(&t->arena, t->n_roles * t->perm_words + 1, sizeof(uint64_t));
+    t->perms = rg_arena_calloc(t->arena, u ? u : 1, sizeof *t->perms);
+    t->perm_bits = rg_arena_calloc(t->arena, t->n_roles * t->perm_words + 1, sizeof(uint64_t));
     if (!t->perms || !t->perm_bits) {
         rc = rg_error_oom(err);
         goto out;
     }
     for (size_t i = 0; i < u; i++)
-        if (!(t->perms[i] = arena_strdup(&t->arena, all[i]))) {
+        if (!(t->perms[i] = rg_arena_strdup(t->arena, all[i]))) {
             rc = rg_error_oom(err);
             goto out;
         }
@@ -201,7 +155,7 @@ static int build_permissions(rg_role_table *t, build_role **order, rg_error *err
         for (size_t i = 0; i < m; i++)
             if (mu == 0 || idx[mu - 1] != idx[i])
                 idx[mu++] = idx[i];
-        const char **v = arena_zalloc(&t->arena, mu ? mu : 1, sizeof *v);
+        const char **v = rg_arena_calloc(t->arena, mu ? mu : 1, sizeof *v);
         if (!v) {
             rc = rg_error_oom(err);
             goto out;
@@ -300,11 +254,11 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
         total += keys[k].n;
         keys[k].n = 0;
     }
-    t->ranks = arena_zalloc(&t->arena, total ? total : 1, sizeof *t->ranks);
-    t->keys = arena_zalloc(&t->arena, n_keys ? n_keys : 1, sizeof *t->keys);
-    t->conns = arena_zalloc(&t->arena, n_conns ? n_conns : 1, sizeof *t->conns);
-    if (!t->ranks || !t->keys || !t->conns || index_init(&t->conn_ix, n_conns, NULL, &t->arena) ||
-        index_init(&t->key_ix, n_keys, NULL, &t->arena)) {
+    t->ranks = rg_arena_calloc(t->arena, total ? total : 1, sizeof *t->ranks);
+    t->keys = rg_arena_calloc(t->arena, n_keys ? n_keys : 1, sizeof *t->keys);
+    t->conns = rg_arena_calloc(t->arena, n_conns ? n_conns : 1, sizeof *t->conns);
+    if (!t->ranks || !t->keys || !t->conns || index_init(&t->conn_ix, n_conns, NULL, t->arena) ||
+        index_init(&t->key_ix, n_keys, NULL, t->arena)) {
         rc = rg_error_oom(err);
         goto out;
     }
@@ -314,7 +268,7 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
             t->ranks[k->off + k->n++] = rank_of[i];
         }
     for (size_t c = 0; c < n_conns; c++) {
-        if (!(t->conns[c] = arena_strdup(&t->arena, conns[c]))) {
+        if (!(t->conns[c] = rg_arena_strdup(t->arena, conns[c]))) {
             rc = rg_error_oom(err);
             goto out;
         }
@@ -323,7 +277,7 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
     for (size_t k = 0; k < n_keys; k++) {
         core_mapkey *d = &t->keys[k];
         *d = keys[k];
-        if (!(d->group = arena_strdup(&t->arena, keys[k].group))) {
+        if (!(d->group = rg_arena_strdup(t->arena, keys[k].group))) {
             rc = rg_error_oom(err);
             goto out;
         }
@@ -395,12 +349,12 @@ rg_role_table *rg_role_table_build(const rg_table_spec *spec, rg_error *err)
     }
     size_t n = spec->n_env_roles + spec->n_org_roles;
     rg_role_table *t = NULL;
-    core_block *arena = NULL;
+    rg_arena *arena = rg_arena_new(ARENA_BLOCK);
     build_role *br = calloc(n ? n : 1, sizeof *br);
     build_role **order = calloc(n ? n : 1, sizeof *order);
     const char **spec_slugs = calloc(n ? n : 1, sizeof *spec_slugs);
     uint64_t *tmp_slots = NULL;
-    if (!br || !order || !spec_slugs)
+    if (!arena || !br || !order || !spec_slugs)
         goto oom;
     if (spec_roles(spec, br, spec_slugs, n, err))
         goto fail;
@@ -425,19 +379,19 @@ rg_role_table *rg_role_table_build(const rg_table_spec *spec, rg_error *err)
     t->multiple_roles = spec->multiple_roles ? 1 : 0;
     t->n_roles = n;
     t->role_words = (n + 63) / 64;
-    t->roles = arena_zalloc(&arena, n ? n : 1, sizeof *t->roles);
-    t->slugs = arena_zalloc(&arena, n ? n : 1, sizeof *t->slugs);
-    t->arena = arena;
+    t->arena = arena;   /* the table's from here: rg_role_table_free frees it */
+    t->roles = rg_arena_calloc(arena, n ? n : 1, sizeof *t->roles);
+    t->slugs = rg_arena_calloc(arena, n ? n : 1, sizeof *t->slugs);
     if (!t->roles || !t->slugs)
         goto oom;
     if (spec->organization_id &&
-        !(t->organization_id = arena_strdup(&t->arena, spec->organization_id)))
+        !(t->organization_id = rg_arena_strdup(t->arena, spec->organization_id)))
         goto oom;
-    if (index_init(&t->slug_ix, n, NULL, &t->arena))
+    if (index_init(&t->slug_ix, n, NULL, t->arena))
         goto oom;
     for (size_t r = 0; r < n; r++) {
         t->roles[r].type = order[r]->spec->type;
-        if (!(t->roles[r].slug = t->slugs[r] = arena_strdup(&t->arena, order[r]->spec->slug)))
+        if (!(t->roles[r].slug = t->slugs[r] = rg_arena_strdup(t->arena, order[r]->spec->slug)))
             goto oom;
         index_put(&t->slug_ix, core_hash(t->slugs[r], strlen(t->slugs[r]), 0), r);
     }
@@ -464,11 +418,7 @@ fail:
     if (t)
         rg_role_table_free(t);
     else
-        while (arena) {
-            core_block *next = arena->next;
-            free(arena);
-            arena = next;
-        }
+        rg_arena_free(arena);
     free(br);
     free(order);
     free(spec_slugs);
@@ -480,12 +430,7 @@ void rg_role_table_free(rg_role_table *t)
 {
     if (!t)
         return;
-    core_block *b = t->arena;
-    while (b) {
-        core_block *next = b->next;
-        free(b);
-        b = next;
-    }
+    rg_arena_free(t->arena);
     free(t);
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "rolegate/arena.h"
 #include "rolegate/core.h"
 
 /* An open-addressing index: a power-of-two array of slots, each 0 (empty)
@@ -34,10 +35,9 @@ typedef struct core_mapkey {
     uint32_t off, n;            /* ranks[off .. off+n) */
 } core_mapkey;
 
-typedef struct core_block core_block;
 
 struct rg_role_table {
-    core_block *arena;
+    rg_arena *arena;
     uint64_t version;
     int multiple_roles;
     const char *organization_id;        /* NULL: environment alone */

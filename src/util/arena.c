@@ -101,6 +101,16 @@ char *rg_arena_strndup(rg_arena *a, const char *s, size_t n)
     return p;
 }
 
+void *rg_arena_calloc(rg_arena *a, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = rg_arena_alloc(a, n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
 char *rg_arena_strdup(rg_arena *a, const char *s)
 {
     return s ? rg_arena_strndup(a, s, strlen(s)) : NULL;
