@@ -199,7 +199,9 @@ static int build_mappings(rg_role_table *t, const rg_table_spec *spec, rg_error 
     uint64_t *key_hash = malloc((n ? n : 1) * sizeof *key_hash);
     uint64_t *conn_hash = malloc((n ? n : 1) * sizeof *conn_hash);
     const char **conns = malloc((n ? n : 1) * sizeof *conns);
-    core_mapkey *keys = malloc((n ? n : 1) * sizeof *keys);
+    /* zeroed: clang's analyzer cannot tie an index slot to the key it was
+     * put for, and would read keys[item] as uninitialized */
+    core_mapkey *keys = calloc(n ? n : 1, sizeof *keys);
     core_index cix = {0}, kix = {0};
     size_t cap = 8;
     while (cap < 2 * n)

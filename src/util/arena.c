@@ -161,6 +161,7 @@ int rg_grow(void *pp, size_t n, size_t *cap, size_t size, size_t first)
         return -1;
     memcpy(pp, &p, sizeof p);
     *cap = nc;
+    /* cppcheck-suppress memleak ; p escaped through the memcpy into *pp */
     return 0;
 }
 
