@@ -94,7 +94,9 @@ int rg_cache_members_invalidate(rg_cache *c);
  * Returns 0 first use (now remembered), 1 replay, -1 unavailable: Redis is
  * configured but unreachable and replay_check_without_redis = reject, or
  * the in-process cache is full. Redis: SET <prefix>replay:<sha256(issuer)>:
- * <id> 1 PX <ttl> NX. Without Redis configured, or Redis down with policy
+ * <id> 1 PX <ttl> NX. Without Redis configured on a PostgreSQL store
+ * (issue 15): the store's row (rg_store_shared_claim; -1 when the store
+ * does not answer). Without Redis on SQLite, or Redis down with policy
  * local: a bounded in-process map. */
 int rg_cache_replay_check(void *cache, const char *issuer, const char *assertion_id,
                           int64_t expires_at);
@@ -115,16 +117,20 @@ int rg_cache_replay_check_scoped(void *scope, const char *issuer, const char *as
 /* ---- one-time login state -------------------------------------------------
  * Stores value under key (e.g. the SAML request id, the OIDC state) for
  * ttl_ms (> 0). Redis: SET <prefix>state:<key> value PX ttl_ms. Without Redis
- * configured or while it is down: a bounded in-process map (oldest dropped
- * when full), which then only serves this instance. Returns 0, RG_EINVAL
- * (empty key, ttl_ms <= 0), RG_ENOMEM. */
+ * configured on a PostgreSQL store (issue 15): the store's row, seen by
+ * every instance (rg_store_shared_put; its error when it does not answer).
+ * Without Redis on SQLite, or while Redis is down: a bounded in-process map
+ * (oldest dropped when full), which then only serves this instance. Returns
+ * 0, RG_EINVAL (empty key, ttl_ms <= 0), RG_ENOMEM. */
 int rg_cache_state_put(rg_cache *c, const char *key, const char *value, int64_t ttl_ms,
                        rg_error *err);
 /* Takes the value of key exactly once (GETDEL; the in-process fallback is
  * checked too). On success *value is malloc'd (caller frees) and 0 is
  * returned. RG_ENOTFOUND (404 "state_not_found") if it never existed, expired
  * or was taken; RG_EIO (503 "state_store_unavailable") if it is not held
- * in-process and Redis is unreachable. *value is NULL on failure. */
+ * in-process and Redis is unreachable (on the store, issue 15: one DELETE
+ * ... RETURNING, the store's error when it does not answer). *value is NULL
+ * on failure. */
 int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *err);
 
 /* ---- revoked sessions ------------------------------------------------------

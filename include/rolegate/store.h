@@ -41,7 +41,7 @@ typedef struct rg_store rg_store;   /* opaque */
 
 /* The schema version this build migrates to (migrations are forward-only and
  * numbered; PRAGMA user_version records the one applied). */
-#define RG_STORE_SCHEMA_VERSION 4
+#define RG_STORE_SCHEMA_VERSION 5
 
 /* Opens the store path names and applies pending migrations. A new
  * database holds one role, "member", the environment default (R7).
@@ -281,6 +281,32 @@ int  rg_store_listener_read(rg_store_listener *l, rg_store_message_fn fn, void *
  * caller's timeout on it. */
 int  rg_store_listener_ping(rg_store_listener *l, char *why, size_t whysz);
 void rg_store_listener_close(rg_store_listener *l);
+
+/* ---- shared state (issue 15: several instances without Redis) -----------
+ * What the cache layer keeps in Redis when it has one: ids seen (the SAML
+ * replay cache, the OIDC back-channel logout jti cache) and one-time login
+ * state. Rows of the store with an expiry in ms since the epoch (a row past
+ * it is absent; each write prunes a bounded number of them), each call one
+ * transaction of its own. Keys are 1..RG_STORE_SHARED_KEY_MAX bytes. */
+#define RG_STORE_SHARED_KEY_MAX 1024
+/* 1 when the cache layer should keep its shared state here: the backend
+ * serves several machines (PostgreSQL). The calls work on SQLite too. */
+int rg_store_shared_supported(const rg_store *s);
+/* Takes the id key until expires_ms unless a live row holds it (one INSERT
+ * ... ON CONFLICT, its rows counted). scope (a connection id, or NULL: no
+ * quota) may hold at most quota live ids: 2 and nothing kept when this one
+ * would be one too many (issue 11 item 12). 0 taken, 1 held (a replay),
+ * 2, or negative with err (the store's error: 503 store_unavailable). */
+int rg_store_shared_claim(rg_store *s, const char *key, const char *scope, long quota,
+                          int64_t expires_ms, rg_error *err);
+/* Sets key to value until expires_ms (replacing any). 0 or negative. */
+int rg_store_shared_put(rg_store *s, const char *key, const char *value, int64_t expires_ms,
+                        rg_error *err);
+/* Deletes key and hands back its value (malloc'd, caller frees) if it was
+ * live: exactly one caller of any instance gets it. 0, RG_ENOTFOUND (404
+ * state_not_found: never put, expired or taken) or the store's error;
+ * *value NULL unless 0. */
+int rg_store_shared_take(rg_store *s, const char *key, char **value, rg_error *err);
 
 /* ---- organizations (R9, R21) ---------------------------------------------
  * {"object":"organization","id":"org_...","name","domains":["a.com",...],

@@ -359,6 +359,7 @@ rg_cache *rg_cache_new(const rg_config *cfg, struct rg_store *store, rg_error *e
         }
     } else if (store && rg_store_channel_supported(store)) {
         /* issue 15: several instances on one PostgreSQL database */
+        c->store_state = rg_store_shared_supported(store);
         if (rg_cache_pgn_setup(c, err) || rg_cache_sub_start(c, err)) {
             rg_cache_free(c);
             return NULL;

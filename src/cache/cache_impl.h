@@ -108,6 +108,10 @@ struct rg_cache {
      * LISTEN/NOTIFY): the same messages on the same channel names travel
      * through the store (pgnotify.c) */
     int pg_channel;
+    /* issue 15: no Redis URL and a store that keeps shared state
+     * (PostgreSQL, rg_store_shared_*): the replay ids and login state of
+     * every instance live there instead of in process */
+    int store_state;
     char chan_inv[64], chan_rev[64];
     rg_cache_url url;
     char prefix[RG_CONFIG_STR];

@@ -10,7 +10,8 @@
  * membership states and reloads the revoked session ids from the store's
  * session records and the R30 user revocations from its deprovisioned
  * memberships, since messages may have been lost meanwhile. It pings
- * when idle to notice a hung server, and stops through the wake-up pipe. */
+ * when idle to notice a hung server, and stops through the wake-up pipe.
+ * The replay ids and login state go to the store's rows (shared.c). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,9 +34,15 @@ int rg_cache_pgn_setup(rg_cache *c, rg_error *err)
                             "redis.prefix is too long for a PostgreSQL channel name "
                             "(63 bytes with \"invalidate\")");
     c->pg_channel = 1;
-    /* what stays per instance without Redis (the design's shared state) */
-    rg_log(RG_LOG_WARN, "event=shared_state_local reason=no_redis store=postgresql "
-           "channel=%s saml_replay_cache=per_instance login_state=per_instance", c->chan_inv);
+    /* where the design's shared state lives without Redis (shared.c) */
+    if (c->store_state)
+        rg_log(RG_LOG_INFO, "event=shared_state_store reason=no_redis store=postgresql "
+               "channel=%s saml_replay_cache=store oidc_logout_jti_cache=store "
+               "login_state=store", c->chan_inv);
+    else
+        rg_log(RG_LOG_WARN, "event=shared_state_local reason=no_redis store=postgresql "
+               "channel=%s saml_replay_cache=per_instance login_state=per_instance",
+               c->chan_inv);
     return 0;
 }
 

@@ -3,13 +3,17 @@
  * down: saml.replay_check_without_redis), one-time login state (SET PX,
  * GETDEL) and revoked session ids (SET with expiry at exp + PUBLISH; issue
  * 15: without Redis, the message through the store's channel). Each has a
- * bounded in-process fallback for a single instance. */
+ * bounded in-process fallback for a single instance. Issue 15: without
+ * Redis on a store that keeps shared state (PostgreSQL), the replay ids and
+ * login state are the store's rows (rg_store_shared_*), so every instance
+ * of the database sees them; the store down fails closed there. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include "rolegate/cache.h"
+#include "rolegate/store.h"
 #include "rolegate/util.h"
 #include "cache_impl.h"
 
@@ -76,6 +80,23 @@ static int replay_redis(rg_cache *c, const char *key, const char *scope_key, int
     return res;
 }
 
+/* Issue 15: the store's answer for key: 0, 1, 2 (quota), or -1 when the
+ * store does not answer (fail closed: another instance may have seen it). */
+static int replay_store(rg_cache *c, const char *key, const char *scope, int64_t until_ms)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    int rc = rg_store_shared_claim(c->store, key, scope, c->cfg.saml.replay_quota, until_ms,
+                                   &err);
+    if (rc == 2)
+        rg_log(RG_LOG_WARN, "event=replay_quota_full cache=store connection_id=%s", scope);
+    if (rc >= 0)
+        return rc;
+    atomic_fetch_add(&c->n_replay_unavailable, 1);
+    rg_log(RG_LOG_WARN, "event=replay_cache_unavailable cache=store code=%s", err.code);
+    return -1;
+}
+
 /* scope: the connection id, or NULL (no quota). Returns 0, 1, -1 or 2. */
 static int replay_check(rg_cache *c, const char *scope, const char *issuer,
                         const char *assertion_id, int64_t expires_at)
@@ -125,6 +146,8 @@ static int replay_check(rg_cache *c, const char *scope, const char *issuer,
             return -1;   /* fail closed: another instance may have seen it */
         }
         atomic_fetch_add(&c->n_replay_local, 1);
+    } else if (c->store_state) {
+        return replay_store(c, key, scope, until_ms);
     }
     int rc = rg_cache_lmap_put_nx_scoped(c->replay_local, key, scope,
                                          (size_t)c->cfg.saml.replay_quota, until_ms);
@@ -176,6 +199,9 @@ int rg_cache_state_put(rg_cache *c, const char *key, const char *value, int64_t 
             return 0;
         }
     }
+    /* issue 15: no Redis, a store that keeps shared state: every instance */
+    if (!c->configured && c->store_state)
+        return rg_store_shared_put(c->store, k, value, rg_now_ms() + ttl_ms, err);
     /* no Redis, or Redis down: this instance only (the login completes if
      * the IdP's answer comes back here) */
     if (rg_cache_lmap_put(c->state_local, k, value, rg_now_ms() + ttl_ms))
@@ -197,6 +223,8 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
         return 0;
     if (local < 0)
         return rg_error_oom(err);
+    if (!c->configured && c->store_state)   /* issue 15: one DELETE ... RETURNING */
+        return rg_store_shared_take(c->store, k, value, err);
     if (!c->configured)
         return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
                             "unknown or expired login state");

@@ -24,7 +24,7 @@
 #include <unistd.h>
 #include "copy_impl.h"
 
-/* Every table of the schema (RG_STORE_SCHEMA_VERSION 4), parents before
+/* Every table of the schema (RG_STORE_SCHEMA_VERSION 5), parents before
  * children; pg_order: the order rows are read from PostgreSQL in (SQLite:
  * rowid, the insertion order). */
 const cp_table rg_cp_tables[] = {
@@ -48,6 +48,7 @@ const cp_table rg_cp_tables[] = {
     {"directory_group_members", "group_id, user_id"},
     {"directory_role_mappings", "directory_id, group_id, role_id"},
     {"sessions", "created_at, id"},
+    {"shared_state", "k"},   /* ids seen and pending logins (issue 15) */
 };
 const size_t rg_cp_ntables = sizeof rg_cp_tables / sizeof *rg_cp_tables;
 

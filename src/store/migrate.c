@@ -175,6 +175,16 @@ static const char migration_3_sessions[] =
 static const char migration_4_sessions_expiry[] =
     "CREATE INDEX sessions_expires ON sessions(expires_at);";
 
+/* Issue 15: what several instances share without Redis (shared_state.c):
+ * ids seen (v NULL; scope: the connection, for its quota) and one-time
+ * login state, each until expires_ms (ms since the epoch). On SQLite the
+ * table exists but the cache layer keeps these in process. */
+static const char migration_5_shared_state[] =
+    "CREATE TABLE shared_state("
+    "  k TEXT PRIMARY KEY, v TEXT, scope TEXT, expires_ms INTEGER NOT NULL);"
+    "CREATE INDEX shared_state_expires ON shared_state(expires_ms);"
+    "CREATE INDEX shared_state_scope ON shared_state(scope, expires_ms);";
+
 typedef struct migration {
     const char *sql;
     int (*seed)(st_db *db, rg_error *err);
@@ -185,6 +195,7 @@ static const migration migrations[RG_STORE_SCHEMA_VERSION] = {
     { migration_2_dsync, NULL },
     { migration_3_sessions, NULL },
     { migration_4_sessions_expiry, NULL },
+    { migration_5_shared_state, NULL },
 };
 
 int rg_st_migrate(st_db *db, int *version, rg_error *err)

@@ -49,9 +49,11 @@ class Env(OidcEnv):
     with mappings) over a rolegate or instance A of a Redis pair, with
     rolegate's post-logout and back-channel URLs registered at the OP."""
 
-    def __init__(self, redis=None):
-        self.pair = Pair(redis) if redis else None
-        rg = self.pair.a if redis else LoginServer()
+    def __init__(self, redis=None, pair=None):
+        """pair: instances A and B made by the caller (e.g. on PostgreSQL
+        without Redis, test_pg_shared_state.py); redis: a Redis pair."""
+        self.pair = pair or (Pair(redis) if redis else None)
+        rg = self.pair.a if self.pair else LoginServer()
         super().__init__(rg=rg, op_extra=["--post-logout-redirect-uri",
                                           rg.base + "/oidc/signed-out"])
         try:

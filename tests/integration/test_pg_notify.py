@@ -105,15 +105,17 @@ def auth_status(rg, token):
 
 
 @test
-def test_start_logs_listener_and_the_per_instance_state():
+def test_start_logs_listener_and_where_the_shared_state_lives():
     with Pair() as p:
         for rg in (p.a, p.b):
             text = rg.log_text()
             assert "event=notify_listen state=up backend=postgresql" in text, text[-2000:]
-            # what stays per instance without Redis is said at start
-            assert ("event=shared_state_local reason=no_redis store=postgresql" in text and
-                    "saml_replay_cache=per_instance login_state=per_instance" in text), \
-                text[-2000:]
+            # where the shared state lives without Redis is said at start:
+            # the database (test_pg_shared_state.py), nothing per instance
+            assert ("event=shared_state_store reason=no_redis store=postgresql" in text and
+                    "saml_replay_cache=store oidc_logout_jti_cache=store login_state=store"
+                    in text), text[-2000:]
+            assert "event=shared_state_local" not in text, text[-2000:]
 
 
 @test

@@ -412,7 +412,8 @@ def test_redis_killed_and_restarted_mid_run():
 @test
 def test_without_redis_single_instance_keeps_replay_and_state_in_process():
     """No Redis URL: one instance, the in-process replay cache and login
-    state (policy `reject` concerns a configured Redis being down only)."""
+    state (policy `reject` concerns a configured Redis being down only); on
+    PostgreSQL the store's rows instead (test_pg_shared_state.py)."""
     rg = LoginServer(config={"saml": {"replay_check_without_redis": "reject"}})
     idp = FixtureIdp()
     try:

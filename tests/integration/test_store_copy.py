@@ -304,7 +304,10 @@ def test_copy_sqlite_to_postgresql_and_back_every_object_equal():
     st = first_store()
     w, dump = st["world"], st["dump"]
     # the store is rich: every table has rows (sessions, jobs, identities, ...)
-    empty = [t for t, rows in dump.items() if t != "schema_version" and not rows]
+    # but shared_state: on SQLite the cache layer keeps replay ids and login
+    # state in process (issue 15: the table serves PostgreSQL's instances)
+    empty = [t for t, rows in dump.items()
+             if t not in ("schema_version", "shared_state") and not rows]
     assert not empty, f"tables the test leaves empty: {empty}"
     pg = harness.pg_database_new()
     st["pg"] = pg
@@ -428,7 +431,10 @@ def test_failure_midway_leaves_to_as_it_was():
 def test_from_schema_version_or_unknown_table_refused():
     st = first_store()
     w = st["world"]
-    for version, word in ((3, "older"), (5, "newer")):
+    db = sqlite3.connect(f"file:{w.sqlite}?mode=ro", uri=True)
+    current = db.execute("PRAGMA user_version").fetchone()[0]   # this build's
+    db.close()
+    for version, word in ((current - 1, "older"), (current + 1, "newer")):
         f = os.path.join(w.dir, f"v{version}.db")
         shutil.copy(w.sqlite, f)
         db = sqlite3.connect(f)
