@@ -423,6 +423,12 @@ int rg_store_connection_get(rg_store *s, const char *id, json_t **out, rg_error 
 /* Like get but with client_secret: for the gateway only, never for the API.
  * out may be NULL: the status alone (e.g. an existence check). */
 int rg_store_connection_private(rg_store *s, const char *id, json_t **out, rg_error *err);
+/* The SHA-256 of the stored row rg_store_connection_private's object is
+ * built from, without building it: equal digests, equal objects (the
+ * gateway checks at every login that the connection it built is current).
+ * 404 as get. */
+int rg_store_connection_digest(rg_store *s, const char *id, unsigned char dg[32],
+                               rg_error *err);
 /* name NULL keep; config_patch (borrowed, may be NULL): members set (a JSON
  * null member removes it). Emits connection.updated unless nothing changed.
  * out may be NULL (a write still commits and emits its events). */

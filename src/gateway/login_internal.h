@@ -58,7 +58,7 @@ typedef struct lg_conn {
     char     id[LG_ID_MAX];
     char     org_id[LG_ID_MAX];
     char     type;                  /* 's' | 'o' */
-    unsigned char digest[32];       /* SHA-256 of the stored connection JSON */
+    unsigned char digest[32];       /* rg_store_connection_digest of its row */
     rg_saml_connection *saml;       /* type 's' */
     rg_oidc_client     *oidc;       /* type 'o' */
     int      require_mapped_group;  /* item 6: refuse logins no mapping matches */

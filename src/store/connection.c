@@ -1,8 +1,10 @@
 /* connection.c: an organization's SAML and OIDC connections: create, list,
  * get (public: never the client_secret; private: with it, for the login
  * paths only), update (a config patch) and delete, each one transaction of
- * the runner with its event (R26). Their IdP group mappings (R15) are
- * role_mapping.c's. */
+ * the runner with its event (R26), and the digest of a stored connection
+ * (the gateway's per-login check that what it built is current). Their IdP
+ * group mappings (R15) are role_mapping.c's. */
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +166,44 @@ int rg_store_connection_get(rg_store *s, const char *id, json_t **out, rg_error 
 int rg_store_connection_private(rg_store *s, const char *id, json_t **out, rg_error *err)
 {
     return rg_st_get(s, conn_private, id, out, err);
+}
+
+typedef struct digest_arg { const char *id; unsigned char *dg; } digest_arg;
+
+/* SHA-256 over the row's columns that rg_st_connection_json builds from,
+ * each as its length then its bytes (no column can run into the next). */
+static int conn_digest_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    const digest_arg *a = arg;
+    st_stmt *st = rg_st_prep(tx->db, err,
+                             "SELECT id, organization_id, type, name, config, created_at,"
+                             " updated_at FROM connections WHERE id = ?", "s", a->id);
+    if (!st)
+        return RG_EIO;
+    int rc = rg_st_step(tx->db, st, err);
+    if (rc == 1) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (int i = 0; ok && i < 7; i++) {
+            const char *v = rg_st_col(st, i) ? rg_st_col(st, i) : "";
+            uint64_t n = strlen(v);
+            ok = EVP_DigestUpdate(md, &n, sizeof n) && EVP_DigestUpdate(md, v, (size_t)n);
+        }
+        unsigned int dl = 0;
+        ok = ok && EVP_DigestFinal_ex(md, a->dg, &dl) && dl == 32;
+        EVP_MD_CTX_free(md);
+        rc = ok ? 0 : rg_st_oom(err);
+    } else if (rc == 0) {
+        rc = rg_st_not_found(err, "id", "connection", a->id);
+    }
+    st_finalize(st);
+    return rc;
+}
+
+int rg_store_connection_digest(rg_store *s, const char *id, unsigned char dg[32], rg_error *err)
+{
+    digest_arg a = {id, dg};
+    return rg_st_read(s, conn_digest_tx, &a, NULL, err);
 }
 
 static int conn_update_tx(st_db *db, const char *id, const char *name,

@@ -309,6 +309,42 @@ static void test_connection_never_returns_client_secret(void **state)
     assert_int_equal(q_int(f, "SELECT count(*) FROM role_mappings"), 1);
 }
 
+/* The gateway's per-login check: the digest of the stored row is the same
+ * for the same row, and differs after any change of what the private
+ * object is built from (a config patch, the name); a write that changes
+ * nothing keeps it; a deleted connection is 404. */
+static void test_connection_digest_follows_every_change(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    setup_org(f, &l);
+    unsigned char d1[32], d2[32], other[32];
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d1, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), 0);
+    assert_memory_equal(d1, d2, 32);
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn2, other, &f->err), 0);
+    assert_memory_not_equal(d1, other, 32);
+    json_t *o = NULL;
+    json_t *patch = json_pack("{s:s}", "client_secret", "rotated");
+    assert_int_equal(rg_store_connection_update(f->s, l.conn, NULL, patch, &o, &f->err), 0);
+    json_decref(o);
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), 0);
+    assert_memory_not_equal(d1, d2, 32);   /* a secret the API never shows */
+    memcpy(d1, d2, 32);
+    assert_int_equal(rg_store_connection_update(f->s, l.conn, "Okta", patch, &o, &f->err), 0);
+    json_decref(o);
+    json_decref(patch);
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), 0);
+    assert_memory_equal(d1, d2, 32);       /* nothing changed */
+    assert_int_equal(rg_store_connection_update(f->s, l.conn, "Okta 2", NULL, &o, &f->err), 0);
+    json_decref(o);
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), 0);
+    assert_memory_not_equal(d1, d2, 32);
+    assert_int_equal(rg_store_connection_delete(f->s, l.conn, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), RG_ENOTFOUND);
+    assert_int_equal(f->err.status, 404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +359,7 @@ int main(void)
         T(test_R17_directory_roles_never_overridden),
         T(test_login_rejects_foreign_connection_and_changes_nothing),
         T(test_connection_never_returns_client_secret),
+        T(test_connection_digest_follows_every_change),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
