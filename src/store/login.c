@@ -220,7 +220,7 @@ int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection
     login_arg a = { org_id ? org_id : "", connection_id ? connection_id : "", user, groups,
                     n_groups, &local, membership != NULL };
     json_t *m = NULL;
-    int rc = rg_st_write(s, login_fn, &a, &m, err);
+    int rc = rg_st_write_login(s, login_fn, &a, &m, err);
     if (rc) {
         rg_resolution_clear(&local);
         return rc;

@@ -68,11 +68,20 @@ int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *m
     /* pruning (issue 13): each new record deletes up to SESS_PRUNE of those
      * past their absolute end (no token of theirs is accepted any more), so
      * the table stays bounded by the live sessions; the index on expires_at
-     * keeps it a short range read */
-    if (rg_st_exec(db, err,
-                   "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
-                   " WHERE expires_at < ? ORDER BY expires_at LIMIT " SESS_PRUNE ")",
-                   "s", created))
+     * keeps it a short range read. Probed first: the DELETE (whose plan may
+     * scan the whole table, on PostgreSQL a read that every concurrent
+     * SERIALIZABLE insert of a session conflicts with) runs only when an
+     * ended record is there */
+    int64_t ended = 0;
+    int rc = rg_st_int(db, err, &ended,
+                       "SELECT 1 FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT 1",
+                       "s", created);
+    if (rc < 0)
+        return RG_EIO;
+    if (rc == 1 && rg_st_exec(db, err,
+                              "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+                              " WHERE expires_at < ? ORDER BY expires_at LIMIT " SESS_PRUNE ")",
+                              "s", created))
         return RG_EIO;
     return rg_st_exec(db, err,
                       "INSERT INTO sessions(id, membership_id, user_id, organization_id,"

@@ -15,10 +15,16 @@
 #define ST_TS 32          /* room for an ISO 8601 timestamp */
 #define ST_LOGIN_TABLES 256   /* organizations whose login table is kept */
 
-/* A role table kept for logins (its version: rg_role_table_version). */
+/* A role table kept for logins (its version: rg_role_table_version), shared
+ * by the slot that keeps it and the transactions using it: freed by the
+ * last of them to let it go (refs, under the store's login_lock). */
+typedef struct st_memo {
+    rg_role_table *t;
+    int refs;
+} st_memo;
 typedef struct st_login_table {
     char org[ST_ID];
-    rg_role_table *t;
+    st_memo *m;
 } st_login_table;
 
 struct rg_store {
@@ -27,7 +33,8 @@ struct rg_store {
     pthread_cond_t pool_cond;       /* a connection became free */
     st_db *conns[ST_POOL];
     int busy[ST_POOL];
-    pthread_mutex_t write_lock;     /* one writer at a time */
+    pthread_mutex_t write_lock;     /* one writer at a time (PostgreSQL: but logins) */
+    int write_serial;               /* every writer takes write_lock: SQLite */
     pthread_mutex_t jobs_lock;      /* one job runner at a time */
     int schema_version;
     rg_store_change_fn on_change;   /* set before threads start */
@@ -41,7 +48,8 @@ struct rg_store {
     /* the role tables logins resolved against lately, each valid while the
      * table version read in the login's own write transaction is the one it
      * was loaded at (any process's table change bumps it); read and
-     * replaced only under write_lock */
+     * replaced only under login_lock (PostgreSQL writers run concurrently) */
+    pthread_mutex_t login_lock;
     st_login_table login_tables[ST_LOGIN_TABLES];
     size_t login_tables_next;
 };
@@ -51,7 +59,8 @@ typedef struct st_tx {
     rg_store *s;
     st_db *db;
     int slot;
-    int write;
+    int write;                      /* 1 a write, 2 a login's (rg_st_write_login) */
+    int locked;                     /* it holds s->write_lock */
     /* the table versions this write bumped (rg_st_bump_*), reported to
      * s->on_change after the commit */
     int dirty_env;                  /* also set when an org id could not be kept */
@@ -59,6 +68,8 @@ typedef struct st_tx {
     size_t ndirty, capdirty;
     int members_dirty;              /* a membership or its roles written (rg_st_members_note) */
     int retry;                      /* the backend refused it for a conflict */
+    st_memo **memos;                /* the login tables it holds (rg_st_login_table) */
+    size_t nmemos, capmemos;
 } st_tx;
 
 /* ---- the transaction runner (tx.c) ----------------------------------------
@@ -75,7 +86,9 @@ typedef struct st_tx {
  * nothing in arg that a second run would not overwrite.
  * Write: the write lock (one writer per process), a connection, the
  * backend's write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL:
- * SERIALIZABLE, writers of other instances met by the retry). Read: a
+ * SERIALIZABLE, writers of other instances met by the retry). A login's
+ * write (rg_st_write_login) on PostgreSQL takes no write lock: it meets the
+ * other writers of its own instance by the retry too. Read: a
  * connection, one snapshot (BEGIN; REPEATABLE READ). Transactions do not
  * nest. */
 /* 16: three instances of test_pg_multi on a loaded 2-core machine ran out
@@ -84,6 +97,7 @@ typedef struct st_tx {
 #define ST_TX_ATTEMPTS 16
 typedef int (*st_fn)(st_tx *tx, void *arg, json_t **out, rg_error *err);
 int  rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
+int  rg_st_write_login(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 int  rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 /* The usual end of a change inside an st_fn: o (what the builder made, NULL
  * when it failed with err filled) becomes *out, and when event is set it is
@@ -226,9 +240,14 @@ int  rg_st_table_version(st_db *db, const char *org_id, uint64_t *out, rg_error 
 /* The organization's full table for a login, in a WRITE transaction: the
  * kept one when the table version read now is the one it was loaded at,
  * else loaded (rg_st_table_load) and kept. Borrowed: valid until the
- * transaction ends. 404 organization_id if it is gone. */
+ * transaction ends (tx holds it; rg_st_login_tables_release). 404
+ * organization_id if it is gone. */
 int  rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
                        rg_error *err);
+/* Lets go of the login tables tx holds (at its end). */
+void rg_st_login_tables_release(st_tx *tx);
+/* Lets go of every kept login table (the store's close). */
+void rg_st_login_tables_clear(rg_store *s);
 
 /* ---- shared by the entity files ------------------------------------------ */
 /* The event name of a role change: role.<what> for an environment role

@@ -104,9 +104,17 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
     tx->ndirty = tx->capdirty = 0;
     tx->retry = 0;
     tx->members_dirty = 0;
+    tx->memos = NULL;
+    tx->nmemos = tx->capmemos = 0;
     /* the write lock first, then a connection: a writer never holds a
-     * connection while it waits for another writer */
-    if (write)
+     * connection while it waits for another writer. On PostgreSQL a login
+     * (write 2: short, its rows its user's) takes no lock of the process:
+     * its SERIALIZABLE writers meet as those of other instances do (the
+     * retry). The other writes keep it there too: long ones (a deletion
+     * job's batch) refused again and again by the concurrent writers of
+     * every instance never finished (test_pg_multi's killed job). */
+    tx->locked = write && (s->write_serial || write != 2);
+    if (tx->locked)
         pthread_mutex_lock(&s->write_lock);
     tx->slot = pool_take(s);
     tx->db = s->conns[tx->slot];
@@ -115,7 +123,7 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
         int rc = rg_st_dberr(tx->db, err);
         cur_tx = NULL;
         pool_give(s, tx->slot);
-        if (write)
+        if (tx->locked)
             pthread_mutex_unlock(&s->write_lock);
         tx->db = NULL;
         return rc;
@@ -140,8 +148,9 @@ static int tx_end(st_tx *tx, int rc, rg_error *err)
     }
     cur_tx = NULL;
     pool_give(tx->s, tx->slot);
-    if (tx->write)
+    if (tx->locked)
         pthread_mutex_unlock(&tx->s->write_lock);
+    rg_st_login_tables_release(tx);
     tx->db = NULL;
     /* after the commit and the locks: the hook may read the store */
     rg_store *s = tx->s;
@@ -212,6 +221,11 @@ static int run(rg_store *s, int write, st_fn fn, void *arg, json_t **out, rg_err
 int rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err)
 {
     return run(s, 1, fn, arg, out, err);
+}
+
+int rg_st_write_login(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err)
+{
+    return run(s, 2, fn, arg, out, err);
 }
 
 int rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err)
