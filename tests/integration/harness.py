@@ -104,6 +104,16 @@ def _parse(data, headers):
         return data
 
 
+def on_postgres(path):
+    """Makes the test file at path (its __file__) run under
+    tests/with-postgres, on a PostgreSQL server of its own: re-executes it
+    there unless it already runs there (ROLEGATE_TEST_PG set). Called right
+    after importing harness, before any fixture starts."""
+    if not os.environ.get("ROLEGATE_TEST_PG"):
+        wrap = os.path.join(ROOT, "tests", "with-postgres")
+        os.execv(wrap, [wrap, sys.executable, os.path.abspath(path)] + sys.argv[1:])
+
+
 class Rolegate:
     """One rolegate process. Keyword arguments:
       config: dict {section: {option: value}} merged over the harness config

@@ -26,13 +26,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if not os.environ.get("ROLEGATE_TEST_PG"):
-    wrap = os.path.join(os.path.dirname(HERE), "with-postgres")
-    os.execv(wrap, [wrap, sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
-
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
+harness.on_postgres(__file__)
 from harness import wait_until  # noqa: E402
 from test_auth_common import MS, auth, new_session, ok, parts, setup_member  # noqa: E402
 from test_saml_common import (Browser, FixtureIdp, LoginServer, roles_of,  # noqa: E402

@@ -22,13 +22,10 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if not os.environ.get("ROLEGATE_TEST_PG"):
-    wrap = os.path.join(os.path.dirname(HERE), "with-postgres")
-    os.execv(wrap, [wrap, sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
-
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
+harness.on_postgres(__file__)
 from harness import wait_until  # noqa: E402
 from test_saml_common import Browser, mint, reason_of, roles_of  # noqa: E402
 from test_redis_instances import (acs_on, idp_answer, saml_setup,  # noqa: E402

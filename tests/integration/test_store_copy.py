@@ -24,11 +24,10 @@ import tempfile
 
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
-if not os.environ.get("ROLEGATE_TEST_PG"):
-    wrapper = os.path.join(os.path.dirname(HERE), "with-postgres")
-    os.execv(wrapper, [wrapper, sys.executable] + [os.path.abspath(__file__)] + sys.argv[1:])
+sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
+harness.on_postgres(__file__)
 from harness import run_all, test  # noqa: E402
 from test_saml_common import (Browser, FixtureIdp, LoginServer, setup_roles,  # noqa: E402
                               setup_saml_connection)
