@@ -211,7 +211,10 @@ int rg_gateway_demo_setup(rg_gateway_login *lg)
         return demo_fail("build SAML connection", &err);
     }
     char sp_md[RG_CONFIG_STR + 32], idp_md[RG_CONFIG_STR + 32], dir[RG_CONFIG_STR];
-    snprintf(dir, sizeof dir, "%s", lg->cfg->store.database);
+    /* beside the SQLite file, or for a postgresql:// store beside the SP
+     * key (the var/ directory either way) */
+    const char *db_file = rg_store_target_file(lg->cfg->store.database);
+    snprintf(dir, sizeof dir, "%s", db_file ? db_file : lg->cfg->saml.sp_key_file);
     snprintf(sp_md, sizeof sp_md, "%s/demo-sp-metadata.xml", dirname(dir));
     snprintf(idp_md, sizeof idp_md, "%s/demo-idp-metadata.xml", dir);
     const char *x = rg_saml_sp_metadata_xml(c->saml);
