@@ -138,7 +138,7 @@ static int cmd_store(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "rolegate store copy: %s (%s); nothing copied to %s\n", err.message,
                 err.code, to);
-        return rc == RG_ECONFLICT || rc == RG_EINVAL ? 2 : 1;
+        return rc == RG_ECONFLICT || rc == RG_EUNPROCESSABLE || rc == RG_EINVAL ? 2 : 1;
     }
     printf("%-26s %10ld\ncopied %s -> %s (schema version %d)\n", "total", total, from, to,
            RG_STORE_SCHEMA_VERSION);

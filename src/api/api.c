@@ -122,7 +122,7 @@ static void reply_list(rg_http_req *req, void *ctx, const list_call *c)
         rc = c->f2 ? c->f2(st, c->a, c->b, &o, &out, &err)
            : c->f1 ? c->f1(st, c->a, &o, &out, &err)
            : c->f0 ? c->f0(st, &o, &out, &err)
-                   : rg_error_set(&err, RG_EINVAL, 500, "internal", NULL, "no list");
+                   : rg_error_set(&err, RG_EINTERNAL, "internal", NULL, "no list");
     rg_api_reply(req, rc, &err, 200, out);
 }
 
@@ -226,7 +226,7 @@ void rg_api_jobs_kick(rg_api *api)
 rg_api *rg_api_register(rg_http_server *admin, rg_ctx *ctx, rg_error *err)
 {
     if (!admin || !ctx || !ctx->store) {
-        rg_error_set(err, RG_EINVAL, 500, "api_not_ready", NULL,
+        rg_error_set(err, RG_EINTERNAL, "api_not_ready", NULL,
                      "the admin API needs a server and an open store");
         return NULL;
     }
@@ -250,7 +250,7 @@ rg_api *rg_api_register(rg_http_server *admin, rg_ctx *ctx, rg_error *err)
         }
     int rc = pthread_create(&api->thread, NULL, jobs_main, api);
     if (rc != 0) {
-        rg_error_set(err, RG_ERR, 500, "api_jobs", NULL, "cannot start the job thread: %s",
+        rg_error_set(err, RG_EINTERNAL, "api_jobs", NULL, "cannot start the job thread: %s",
                      strerror(rc));
         rg_api_free(api);
         return NULL;

@@ -140,7 +140,7 @@ static void h_mappings_set(rg_http_req *req, void *ctx)
     json_t *out = NULL;
     json_t *b = rg_http_json(req);
     int rc = json_is_array(b) ? 0
-                              : rg_error_set(&err, RG_EINVAL, 422, "invalid_type", "body",
+                              : rg_error_set(&err, RG_EUNPROCESSABLE, "invalid_type", "body",
                                              "the body must be a JSON array of"
                                              " {directory_group_id, role_slug}");
     size_t i;
@@ -153,21 +153,21 @@ static void h_mappings_set(rg_http_req *req, void *ctx)
             break;
         snprintf(field, sizeof field, "role_mappings[%zu]", i);
         if (!json_is_object(m)) {
-            rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_type", field,
+            rc = rg_error_set(&err, RG_EUNPROCESSABLE, "invalid_type", field,
                               "%s must be an object", field);
             break;
         }
         json_object_foreach(m, k, v) {
             if (strcmp(k, "directory_group_id") && strcmp(k, "role_slug")) {
                 snprintf(field, sizeof field, "role_mappings[%zu].%.24s", i, k);
-                rc = rg_error_set(&err, RG_EINVAL, 422, "unknown_field", field,
+                rc = rg_error_set(&err, RG_EUNPROCESSABLE, "unknown_field", field,
                                   "%s cannot be set here", field);
                 break;
             }
             if (!json_is_string(v) || json_string_length(v) == 0 ||
                 strlen(json_string_value(v)) != json_string_length(v)) {
                 snprintf(field, sizeof field, "role_mappings[%zu].%.24s", i, k);
-                rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_type", field,
+                rc = rg_error_set(&err, RG_EUNPROCESSABLE, "invalid_type", field,
                                   "%s must be a non-empty string", field);
                 break;
             }

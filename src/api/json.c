@@ -14,12 +14,12 @@
 
 static int type_error(rg_error *err, const char *key, const char *want)
 {
-    return rg_error_set(err, RG_EINVAL, 422, "invalid_type", key, "%s must be %s", key, want);
+    return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_type", key, "%s must be %s", key, want);
 }
 
 static int missing(rg_error *err, const char *key)
 {
-    return rg_error_set(err, RG_EINVAL, 422, "required", key, "%s is required", key);
+    return rg_error_set(err, RG_EUNPROCESSABLE, "required", key, "%s is required", key);
 }
 
 /* A JSON string whose C form is the whole string (no embedded NUL). */
@@ -61,7 +61,7 @@ json_t *rg_api_body_object(rg_http_req *req, const char *const *allowed, rg_erro
             if (!ok) {
                 char field[64];
                 snprintf(field, sizeof field, "%s", k);
-                rg_error_set(err, RG_EINVAL, 422, "unknown_field", field,
+                rg_error_set(err, RG_EUNPROCESSABLE, "unknown_field", field,
                              "%s cannot be set here", field);
                 return NULL;
             }
@@ -154,13 +154,13 @@ int rg_api_list_opts(rg_http_req *req, rg_store_list_opts *o, rg_error *err)
                 n = n * 10 + (limit[i] - '0');
         }
         if (!ok || n < 1 || n > RG_API_LIMIT_MAX)
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "limit",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "limit",
                                 "limit must be an integer from 1 to %d", RG_API_LIMIT_MAX);
         o->limit = n;
     }
     const char *order = rg_http_query(req, "order");
     if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "order",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "order",
                             "order must be asc or desc");
     o->order = order;
     const char *before = rg_http_query(req, "before");
@@ -168,7 +168,7 @@ int rg_api_list_opts(rg_http_req *req, rg_store_list_opts *o, rg_error *err)
     o->before = (before && *before) ? before : NULL;
     o->after = (after && *after) ? after : NULL;
     if (o->before && o->after)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "before",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "before",
                             "give before or after, not both");
     return RG_OK;
 }

@@ -65,12 +65,12 @@ static int fetch_metadata(const rg_config *cfg, const char *url, char **out, siz
     int http = strncasecmp(url, "http://", 7) == 0;
     if (strncasecmp(url, "https://", 8) != 0 && !(http && cfg->oidc.allow_http_loopback &&
                                                   url_loopback(url)))
-        return rg_error_set(err, RG_EINVAL, 422, "metadata_url_insecure", "metadata_url",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "metadata_url_insecure", "metadata_url",
                             "metadata_url must be https (http only for loopback test IdPs "
                             "with oidc.allow_http_loopback)");
     CURL *h = curl_easy_init();
     if (!h)
-        return rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "curl init failed");
+        return rg_error_set(err, RG_ENOMEM, "internal", NULL, "curl init failed");
     fetch_buf b = {.max = RG_SAML_MAX_METADATA};
     long timeout = cfg->oidc.http_timeout_ms > 0 ? cfg->oidc.http_timeout_ms : 5000;
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -92,12 +92,12 @@ static int fetch_metadata(const rg_config *cfg, const char *url, char **out, siz
     curl_easy_cleanup(h);
     if (b.over || cr == CURLE_FILESIZE_EXCEEDED) {
         free(b.data);
-        return rg_error_set(err, RG_EINVAL, 422, "metadata_too_large", "metadata_url",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "metadata_too_large", "metadata_url",
                             "the metadata is larger than %u bytes", RG_SAML_MAX_METADATA);
     }
     if (cr != CURLE_OK || code != 200 || !b.data) {
         free(b.data);
-        return rg_error_set(err, RG_EIO, 422, "metadata_fetch_failed", "metadata_url",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "metadata_fetch_failed", "metadata_url",
                             "fetching the metadata failed: %s (HTTP %ld)",
                             cr != CURLE_OK ? curl_easy_strerror(cr) : "bad status", code);
     }
@@ -190,9 +190,9 @@ static int metadata_of_request(rg_http_req *req, const rg_config *cfg, const cha
         json_t *j = json_loadb(body ? body : "", *len, 0, &je);
         const char *u = json_string_value(json_object_get(j, "metadata_url"));
         if (!j)
-            rg_error_set(err, RG_EINVAL, 400, "invalid_json", NULL, "the body is not JSON");
+            rg_error_set(err, RG_EINVAL, "invalid_json", NULL, "the body is not JSON");
         else if (!json_is_object(j) || !u || json_object_size(j) != 1)
-            rg_error_set(err, RG_EINVAL, 422, "invalid_request", "metadata_url",
+            rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "metadata_url",
                          "the JSON body is {\"metadata_url\": \"https://...\"}");
         else
             *url = strdup(u);
@@ -203,12 +203,12 @@ static int metadata_of_request(rg_http_req *req, const rg_config *cfg, const cha
             return -1;
         *xml = *fetched;
     } else {
-        return rg_error_set(err, RG_EINVAL, 415, "unsupported_media_type", "Content-Type",
+        return rg_error_set(err, RG_EMEDIATYPE, "unsupported_media_type", "Content-Type",
                             "send the metadata as application/samlmetadata+xml or "
                             "application/xml, or JSON {\"metadata_url\"}");
     }
     if (!*xml || *len == 0)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_metadata", "EntityDescriptor",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_metadata", "EntityDescriptor",
                             "the metadata is empty");
     return 0;
 }
@@ -227,7 +227,7 @@ static int metadata_check(const rg_api *api, const char *id, const char *xml, si
     }
     char eid[RG_SAML_URL_MAX], acs[RG_SAML_URL_MAX];
     if (rg_saml_sp_urls(rg_api_base_url(api), id, eid, acs, sizeof eid) != 0)
-        return rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url",
+        return rg_error_set(err, RG_EINTERNAL, "config_invalid", "base_url",
                             "base_url too long");
     rg_saml_conn_config sc;
     rg_saml_conn_config_init(&sc);
@@ -297,13 +297,13 @@ static void h_metadata_put(rg_http_req *req, void *ctx)
         goto reply;
     const char *type = json_string_value(json_object_get(conn, "type"));
     if (!type || strcmp(type, "saml") != 0) {
-        rg_error_set(&err, RG_EINVAL, 422, "connection_not_saml", "type",
+        rg_error_set(&err, RG_EUNPROCESSABLE, "connection_not_saml", "type",
                      "IdP metadata belongs to SAML connections");
         goto reply;
     }
     const char *confirm = rg_http_query(req, "confirm_certificate_change");
     if (confirm && strcmp(confirm, "true") != 0 && strcmp(confirm, "false") != 0) {
-        rg_error_set(&err, RG_EINVAL, 422, "invalid_request", "confirm_certificate_change",
+        rg_error_set(&err, RG_EUNPROCESSABLE, "invalid_request", "confirm_certificate_change",
                      "confirm_certificate_change is true or false");
         goto reply;
     }

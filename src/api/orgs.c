@@ -116,16 +116,16 @@ static int conn_config_check(const char *type, const json_t *b, int patch, rg_er
             if (strcmp(conn_fields[i].type, type) == 0 && strcmp(conn_fields[i].name, k) == 0)
                 f = &conn_fields[i];
         if (!f && strcmp(type, "saml") == 0 && strcmp(k, "idp_metadata") == 0)
-            return rg_error_set(err, RG_EINVAL, 422, "unknown_field", k,
+            return rg_error_set(err, RG_EUNPROCESSABLE, "unknown_field", k,
                                 "IdP metadata is set with PUT /connections/{id}/metadata, "
                                 "where it is checked");
         if (!f)
-            return rg_error_set(err, RG_EINVAL, 422, "unknown_field", k,
+            return rg_error_set(err, RG_EUNPROCESSABLE, "unknown_field", k,
                                 "'%.40s' is not a setting of a %s connection", k, type);
         if (patch && json_is_null(v) && strcmp(k, "issuer") != 0 && strcmp(k, "client_id") != 0)
             continue;
         if (!kind_ok(v, f->kind))
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_type", k, "%s must be %s", k,
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_type", k, "%s must be %s", k,
                                 f->kind == CF_BOOL      ? "a boolean"
                                 : f->kind == CF_STRINGS ? "a string or an array of strings"
                                                         : "a string");
@@ -134,7 +134,7 @@ static int conn_config_check(const char *type, const json_t *b, int patch, rg_er
         for (size_t i = 0; i < 2; i++) {
             const char *req = i ? "client_id" : "issuer";
             if (!json_is_string(json_object_get(b, req)))
-                return rg_error_set(err, RG_EINVAL, 422, "required", req,
+                return rg_error_set(err, RG_EUNPROCESSABLE, "required", req,
                                     "an oidc connection needs %s", req);
         }
     return RG_OK;
@@ -185,7 +185,7 @@ static void h_conn_create(rg_http_req *req, void *ctx)
     int rc = b ? 0 : RG_EINVAL;
     if (!rc) rc = rg_api_json_string(b, "type", 1, &type, &err);
     if (!rc && strcmp(type, "saml") != 0 && strcmp(type, "oidc") != 0)
-        rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_request", "type",
+        rc = rg_error_set(&err, RG_EUNPROCESSABLE, "invalid_request", "type",
                           "type must be \"saml\" or \"oidc\"");
     if (!rc) rc = rg_api_json_string(b, "name", 1, &name, &err);
     if (!rc) rc = conn_config_check(type, b, 0, &err);
@@ -231,7 +231,7 @@ static void h_conn_update(rg_http_req *req, void *ctx)
     json_t *b = rg_api_body_object(req, NULL, &err);
     int rc = b ? 0 : RG_EINVAL;
     if (!rc && json_object_get(b, "type"))
-        rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_request", "type",
+        rc = rg_error_set(&err, RG_EUNPROCESSABLE, "invalid_request", "type",
                           "the type of a connection cannot change");
     if (!rc) rc = rg_api_json_string(b, "name", 0, &name, &err);
     json_t *cur = NULL;
@@ -266,7 +266,7 @@ RG_API_GET(h_mappings_get, rg_store_role_mappings_get, "id")
 static int mappings_check(const json_t *b, rg_error *err)
 {
     if (!json_is_array(b))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_type", "body",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_type", "body",
                             "the body must be a JSON array of {idp_group, role_slug}");
     size_t i;
     json_t *m;
@@ -274,7 +274,7 @@ static int mappings_check(const json_t *b, rg_error *err)
         char field[64];
         if (!json_is_object(m)) {
             snprintf(field, sizeof field, "role_mappings[%zu]", i);
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_type", field,
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_type", field,
                                 "%s must be an object {idp_group, role_slug}", field);
         }
         const char *k;
@@ -283,7 +283,7 @@ static int mappings_check(const json_t *b, rg_error *err)
             if (strcmp(k, "idp_group") != 0 && strcmp(k, "role_slug") != 0 &&
                 strcmp(k, "object") != 0) {
                 snprintf(field, sizeof field, "role_mappings[%zu].%.24s", i, k);
-                return rg_error_set(err, RG_EINVAL, 422, "unknown_field", field,
+                return rg_error_set(err, RG_EUNPROCESSABLE, "unknown_field", field,
                                     "%s cannot be set here", field);
             }
         }
@@ -293,10 +293,10 @@ static int mappings_check(const json_t *b, rg_error *err)
             snprintf(field, sizeof field, "role_mappings[%zu].%s", i, keys[j]);
             if (!json_is_string(v2) ||
                 strlen(json_string_value(v2)) != json_string_length(v2))
-                return rg_error_set(err, RG_EINVAL, 422, v2 ? "invalid_type" : "required",
+                return rg_error_set(err, RG_EUNPROCESSABLE, v2 ? "invalid_type" : "required",
                                     field, "%s must be a string", field);
             if (json_string_length(v2) == 0)
-                return rg_error_set(err, RG_EINVAL, 422, "invalid_request", field,
+                return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", field,
                                     "%s must not be empty", field);
         }
     }
@@ -355,7 +355,7 @@ static int membership_roles(rg_http_req *req, const json_t *b, const char ***v, 
         return rc;
     const json_t *many = json_object_get(b, "role_slugs");
     if (one && many && !json_is_null(many))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "role_slugs",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "role_slugs",
                             "give role_slug or role_slugs, not both");
     if (one) {
         const char **a = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *a);
@@ -408,7 +408,7 @@ static void h_membership_update(rg_http_req *req, void *ctx)
     int rc = b ? 0 : RG_EINVAL;
     if (!rc) rc = membership_roles(req, b, &v, &n, &err);
     if (!rc && !v)
-        rc = rg_error_set(&err, RG_EINVAL, 422, "required", "role_slug",
+        rc = rg_error_set(&err, RG_EUNPROCESSABLE, "required", "role_slug",
                           "give role_slug or role_slugs");
     /* R19: roles set here get role_source "api" */
     if (!rc)

@@ -145,7 +145,7 @@ static int role_perms(rg_http_req *req, int replace, const char ***v, size_t *n,
         return rc;
     if (one) {
         if (json_object_get(b, "permissions"))
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "permissions",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "permissions",
                                 "give slug or permissions, not both");
         const char **a = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *a);
         if (!a)

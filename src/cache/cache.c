@@ -16,8 +16,8 @@
 #include "rolegate/util.h"
 #include "cache_impl.h"
 
-#define cache_error(err, rc, ...) \
-    rg_error_set((err), (rc), 500, "cache_error", NULL, __VA_ARGS__)
+#define cache_error(err, ...) \
+    rg_error_set((err), RG_EINTERNAL, "cache_error", NULL, __VA_ARGS__)
 
 /* ---- references ------------------------------------------------------------ */
 static rg_cache_ref *ref_new(rg_role_table *t)
@@ -239,7 +239,7 @@ int rg_cache_table_get(rg_cache *c, const char *org_id, rg_cache_ref **out, rg_e
     *out = NULL;
     const char *org = org_id ? org_id : "";
     if (!c->store)
-        return cache_error(err, RG_ERR, "the cache has no store");
+        return cache_error(err, "the cache has no store");
     uint64_t gen = atomic_load(&c->inval_gen);
     rg_cache_ref *r = local_get(c, org, rg_mono_us());
     if (r) {
@@ -347,8 +347,8 @@ rg_cache *rg_cache_new(const rg_config *cfg, struct rg_store *store, rg_error *e
     if (cfg->redis.url[0]) {
         if (rg_cache_url_parse(cfg->redis.url, &c->url)) {
             /* never echo the URL: it may carry a password */
-            cache_error(err, RG_EINVAL, "redis.url is not redis://[user:pass@]host[:port][/db] "
-                                        "or unix:/path");
+            cache_error(err, "redis.url is not redis://[user:pass@]host[:port][/db] "
+                             "or unix:/path");
             rg_cache_free(c);
             return NULL;
         }

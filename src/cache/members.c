@@ -147,7 +147,7 @@ int rg_cache_membership_state(rg_cache *c, const char *user_id, const char *org_
     roles->pooled = 0;
     status[0] = 0;
     if (!c->store)
-        return rg_error_set(err, RG_ERR, 500, "cache_error", NULL, "the cache has no store");
+        return rg_error_set(err, RG_EINTERNAL, "cache_error", NULL, "the cache has no store");
     char key[MEMBERS_KEY_MAX];
     int kn = snprintf(key, sizeof key, "%s\n%s", org_id, user_id);
     /* messages may be lost while the channel is down: the store decides */

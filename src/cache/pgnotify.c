@@ -30,7 +30,7 @@ int rg_cache_pgn_setup(rg_cache *c, rg_error *err)
         rg_cache_key(c, c->chan_rev, sizeof c->chan_rev, "revoked", NULL) < 0 ||
         strlen(c->chan_rev) > 63 || strlen(c->chan_inv) > 63 ||
         rg_store_channel_on_write(c->store, c->chan_inv, CACHE_MEMBERS_MSG) != 0)
-        return rg_error_set(err, RG_EINVAL, 500, "cache_error", "redis.prefix",
+        return rg_error_set(err, RG_EINTERNAL, "cache_error", "redis.prefix",
                             "redis.prefix is too long for a PostgreSQL channel name "
                             "(63 bytes with \"invalidate\")");
     c->pg_channel = 1;

@@ -183,7 +183,7 @@ int rg_cache_state_put(rg_cache *c, const char *key, const char *value, int64_t 
     assert(c);
     char k[KEY_MAX];
     if (!key || !*key || !value || ttl_ms <= 0 || rg_cache_key(c, k, sizeof k, "state:", key) < 0)
-        return rg_error_set(err, RG_EINVAL, 500, "invalid_state", NULL,
+        return rg_error_set(err, RG_EINTERNAL, "invalid_state", NULL,
                             "login state needs a key (<= 900 bytes), a value and a TTL");
     if (c->configured) {
         char px[24];
@@ -215,7 +215,7 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
     *value = NULL;
     char k[KEY_MAX];
     if (!key || !*key || rg_cache_key(c, k, sizeof k, "state:", key) < 0)
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "unknown or expired login state");
     /* in-process first: put there while Redis was down (or no Redis) */
     int local = rg_cache_lmap_take(c->state_local, k, value);
@@ -226,7 +226,7 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
     if (!c->configured && c->store_state)   /* issue 15: one DELETE ... RETURNING */
         return rg_store_shared_take(c->store, k, value, err);
     if (!c->configured)
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "unknown or expired login state");
     /* GETDEL: one atomic read-and-delete, so two instances racing on the
      * same callback cannot both take it */
@@ -243,10 +243,10 @@ int rg_cache_state_take(rg_cache *c, const char *key, char **value, rg_error *er
             rc = rg_error_oom(err);
         }
     } else if (r && r->type == REDIS_REPLY_NIL) {
-        rc = rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        rc = rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                           "unknown or expired login state");
     } else {
-        rc = rg_error_set(err, RG_EIO, 503, "state_store_unavailable", NULL,
+        rc = rg_error_set(err, RG_EUNAVAIL, "state_store_unavailable", NULL,
                           "the login state store (Redis) is unavailable");
     }
     freeReplyObject(r);

@@ -384,13 +384,13 @@ int rg_cache_sub_start(rg_cache *c, rg_error *err)
 {
     if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK)) {
         c->wake[0] = c->wake[1] = -1;
-        return rg_error_set(err, RG_EIO, 500, "cache_error", NULL, "pipe: %s", strerror(errno));
+        return rg_error_set(err, RG_EIO, "cache_error", NULL, "pipe: %s", strerror(errno));
     }
     /* issue 15: without Redis, the store's channel has the same job */
     int rc = pthread_create(&c->sub_thread, NULL, c->configured ? sub_main : rg_cache_pgn_main,
                             c);
     if (rc)
-        return rg_error_set(err, RG_EIO, 500, "cache_error", NULL,
+        return rg_error_set(err, RG_EIO, "cache_error", NULL,
                             "cannot start the %s: %s",
                             c->configured ? "Redis subscriber" : "change listener",
                             strerror(rc));

@@ -341,7 +341,7 @@ int rg_core_roles_assign(const rg_role_table *t, const char *const *slugs, size_
     out->n = 0;
     out->pooled = 0;
     if (n == 0 || !slugs)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_role", "role_slugs",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_role", "role_slugs",
                             "R12: a membership needs at least one role");
     uint64_t *bits = calloc(t->role_words ? t->role_words : 1, sizeof *bits);
     if (!bits)
@@ -350,7 +350,7 @@ int rg_core_roles_assign(const rg_role_table *t, const char *const *slugs, size_
         long r = rg_role_table_rank(t, slugs[i]);
         if (r < 0) {
             free(bits);
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_role", "role_slugs",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_role", "role_slugs",
                                 "R19: unknown role '%.64s'", slugs[i] ? slugs[i] : "");
         }
         bit_set(bits, (size_t)r);
@@ -358,7 +358,7 @@ int rg_core_roles_assign(const rg_role_table *t, const char *const *slugs, size_
     /* R12: duplicates count once, so ["a","a"] is one role */
     if (!t->multiple_roles && bits_count(bits, t->role_words) > 1) {
         free(bits);
-        return rg_error_set(err, RG_EINVAL, 422, "multiple_roles_not_enabled", "role_slugs",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "multiple_roles_not_enabled", "role_slugs",
                             "R12: multiple roles are not enabled in this environment");
     }
     int rc = slugs_from_bits(out, bits, t->role_words, t->slugs);

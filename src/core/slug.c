@@ -49,7 +49,7 @@ static int is_slug_char(char c)
 
 static int invalid_slug(rg_error *err, const char *field, const char *why)
 {
-    return rg_error_set(err, RG_EINVAL, 422, "invalid_slug", field ? field : "slug",
+    return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_slug", field ? field : "slug",
                         "%s", why);
 }
 
@@ -156,16 +156,16 @@ int rg_core_name_check(const char *name, const char *field, rg_error *err)
 {
     const char *f = field ? field : "name";
     if (!name)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_name", f, "R2: a name is required");
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_name", f, "R2: a name is required");
     long n = utf8_count(name, 1);
     if (n == -1)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_name", f,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_name", f,
                             "R2: a name must be valid UTF-8");
     if (n == -2)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_name", f,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_name", f,
                             "R2: a name must not contain control characters");
     if (n < 1 || n > RG_NAME_MAX)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_name", f,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_name", f,
                             "R2: a name must have 1-48 characters");
     return 0;
 }
@@ -179,10 +179,10 @@ int rg_core_description_check(const char *desc, const char *field, rg_error *err
      * validity and the length are checked. */
     long n = utf8_count(desc, 0);
     if (n < 0)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_description", f,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_description", f,
                             "R2: a description must be valid UTF-8");
     if (n > RG_DESC_MAX)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_description", f,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_description", f,
                             "R2: a description must have at most 150 characters");
     return 0;
 }

@@ -59,7 +59,7 @@ static int cmp_u32(const void *a, const void *b)
 
 /* A spec the store should never produce: a bug, hence 500. */
 #define table_error(err, ...) \
-    rg_error_set((err), RG_ERR, 500, "invalid_role_table", NULL, __VA_ARGS__)
+    rg_error_set((err), RG_EINTERNAL, "invalid_role_table", NULL, __VA_ARGS__)
 
 /* Places the roles in effective priority order (R8-R11) into order[]. */
 static int place_roles(const rg_table_spec *spec, build_role *br, size_t n,

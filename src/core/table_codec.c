@@ -162,7 +162,7 @@ static uint32_t r_count(rbuf *b, size_t min_item)
 }
 
 #define blob_error(err) \
-    rg_error_set((err), RG_EINVAL, 500, "invalid_role_table_blob", NULL, \
+    rg_error_set((err), RG_EINTERNAL, "invalid_role_table_blob", NULL, \
                  "the cached role table is not a well-formed table blob")
 
 /* What the sections of a blob decode into (the strings borrowed from it),

@@ -176,7 +176,7 @@ static int verify_lapsed(rg_gateway *gw, const char *token, int64_t now,
     if (rg_revocations_is_revoked(gw->revs, c->sid, now) ||
         rg_revocations_user_revoked(gw->revs, c->sub, c->org_id, c->iat, now)) {
         rg_session_claims_clear(c);
-        return rg_error_set(err, RG_EINVAL, 401, "token_revoked", NULL,
+        return rg_error_set(err, RG_EUNAUTH, "token_revoked", NULL,
                             "the session was signed out");
     }
     return 0;

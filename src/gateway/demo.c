@@ -108,7 +108,7 @@ static int demo_find(rg_store *s, const char *md, char *org_id, char *conn_id)
     }
     json_decref(list);
     if (rc == 0) {
-        rg_error_set(&err, RG_ENOTFOUND, 404, "demo_connection_missing", NULL,
+        rg_error_set(&err, RG_ENOTFOUND, "demo_connection_missing", NULL,
                      "the demo organization has no SAML connection");
         return demo_fail("find the demo connection", &err);
     }
@@ -224,18 +224,18 @@ int rg_gateway_demo_setup(rg_gateway_login *lg)
     lg_conn_release(lg, c);
     free(md);
     if (rc != 0) {
-        rg_error_set(&err, RG_EIO, 500, "demo_write_failed", NULL, "cannot write %s", sp_md);
+        rg_error_set(&err, RG_EIO, "demo_write_failed", NULL, "cannot write %s", sp_md);
         return demo_fail("write SP metadata", &err);
     }
     char prog[RG_CONFIG_STR + 32];
     if (idp_program(prog, sizeof prog) != 0) {
-        rg_error_set(&err, RG_EIO, 500, "demo_idp_missing", NULL,
+        rg_error_set(&err, RG_EIO, "demo_idp_missing", NULL,
                      "%s is missing: build it with `make all`", prog);
         return demo_fail("find the fixture IdP", &err);
     }
     pid_t pid = spawn_idp(prog, sp_md, idp_md, port);
     if (pid < 0) {
-        rg_error_set(&err, RG_EIO, 500, "demo_idp_spawn", NULL, "fork: %s", strerror(errno));
+        rg_error_set(&err, RG_EIO, "demo_idp_spawn", NULL, "fork: %s", strerror(errno));
         return demo_fail("start the fixture IdP", &err);
     }
     lg->demo_idp_pid = pid;

@@ -78,14 +78,14 @@ int gw_org_permissions(rg_gateway *gw, const char *org_id, const char *const *ro
 {
     memset(out, 0, sizeof *out);
     if (strlen(org_id) >= GW_ORG_ID_MAX)
-        return rg_error_set(err, RG_EINVAL, 401, "token_malformed", NULL, "org_id too long");
+        return rg_error_set(err, RG_EUNAUTH, "token_malformed", NULL, "org_id too long");
     /* the cache layer: in-process -> Redis -> store, invalidated on change */
     rg_cache_ref *ref = NULL;
     if (rg_cache_table_get(gw->ctx->cache, org_id, &ref, err) != 0)
         return RG_ERR;
     int rc = rg_core_permissions_of(rg_cache_ref_table(ref), roles, n_roles, out);
     rg_cache_ref_release(ref);
-    return rc ? rg_error_set(err, rc, 500, "internal", NULL, "out of memory") : 0;
+    return rc ? rg_error_set(err, RG_ENOMEM, "internal", NULL, "out of memory") : 0;
 }
 
 /* ---- issuing (shared with the login handlers) ------------------------------ */
@@ -102,7 +102,7 @@ int rg_gateway_session_issue(const rg_ctx *ctx, const rg_role_table *table,
     if (set_cookie)
         *set_cookie = NULL;
     if (!ctx->keys)
-        return rg_error_set(err, RG_ERR, 500, "keys_missing", NULL, "no signing keys loaded");
+        return rg_error_set(err, RG_EINTERNAL, "keys_missing", NULL, "no signing keys loaded");
     rg_slugs perms = {0};
     if (rg_core_permissions_of(table, roles, n_roles, &perms) != 0)
         return rg_error_oom(err);
@@ -188,12 +188,12 @@ rg_gateway *rg_gateway_auth_register(rg_ctx *ctx, rg_error *err)
 {
     assert(ctx && ctx->config);
     if (!ctx->keys) {
-        rg_error_set(err, RG_EINVAL, 500, "keys_missing", NULL,
+        rg_error_set(err, RG_EINTERNAL, "keys_missing", NULL,
                      "load the session keys before registering /auth");
         return NULL;
     }
     if (!ctx->cache) {
-        rg_error_set(err, RG_EINVAL, 500, "cache_missing", NULL,
+        rg_error_set(err, RG_EINTERNAL, "cache_missing", NULL,
                      "create the cache layer before registering /auth");
         return NULL;
     }

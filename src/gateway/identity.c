@@ -75,7 +75,7 @@ static const char *clean_name(rg_arena *a, const char *s)
 
 static int refuse(rg_error *err, const char *field, const char *what, const char *why)
 {
-    return rg_error_set(err, RG_EINVAL, 400, "identity_attribute_invalid", field,
+    return rg_error_set(err, RG_EINVAL, "identity_attribute_invalid", field,
                         "the identity provider's %s %s", what, why);
 }
 

@@ -23,20 +23,20 @@ static int pick_connection(rg_gateway_login *lg, const char *org, const char *ci
         if (!rc && org && *org && strcmp(org, (*out)->org_id) != 0) {
             lg_conn_release(lg, *out);
             *out = NULL;
-            return rg_error_set(err, RG_EINVAL, 400, "connection_not_in_organization",
+            return rg_error_set(err, RG_EINVAL, "connection_not_in_organization",
                                 "connection", "the connection is not this organization's");
         }
         return rc;
     }
     if (!lg->ctx->store)
-        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "no store");
+        return rg_error_set(err, RG_EUNAVAIL, "store_unavailable", NULL, "no store");
     if (org && *org) {
         json_t *o = NULL;
         int grc = rg_store_organization_get(lg->ctx->store, org, &o, err);
         if (grc != 0 && err->status != 404)
             return grc;   /* a store that is down stays its 503 (issue 15) */
         if (grc != 0)
-            return rg_error_set(err, RG_ENOTFOUND, 404, "organization_not_found",
+            return rg_error_set(err, RG_ENOTFOUND, "organization_not_found",
                                 "organization", "no such organization");
         json_decref(o);
     }
@@ -49,12 +49,12 @@ static int pick_connection(rg_gateway_login *lg, const char *org, const char *ci
     size_t n = json_array_size(data);
     if (n == 0) {
         json_decref(list);
-        return rg_error_set(err, RG_ENOTFOUND, 404, "no_connection", "organization",
+        return rg_error_set(err, RG_ENOTFOUND, "no_connection", "organization",
                             "this organization has no identity provider connection");
     }
     if (n > 1) {
         json_decref(list);
-        return rg_error_set(err, RG_EINVAL, 400,
+        return rg_error_set(err, RG_EINVAL,
                             org && *org ? "connection_required" : "organization_required",
                             org && *org ? "connection" : "organization",
                             org && *org ? "the organization has several connections: "
@@ -179,7 +179,7 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub, rg_ctx *
 {
     assert(ctx && ctx->config);
     if (!ctx->store || !ctx->keys) {
-        rg_error_set(err, RG_EINVAL, 500, "login_unavailable", NULL,
+        rg_error_set(err, RG_EINTERNAL, "login_unavailable", NULL,
                      "the store and the session keys are needed for logins");
         return NULL;
     }
@@ -199,7 +199,7 @@ rg_gateway_login *rg_gateway_login_register(struct rg_http_server *pub, rg_ctx *
      * Redis when configured (shared by every instance), else in-process */
     if (!ctx->cache) {
         rg_gateway_login_free(lg);
-        rg_error_set(err, RG_EINVAL, 500, "internal", NULL, "login needs the cache layer");
+        rg_error_set(err, RG_EINTERNAL, "internal", NULL, "login needs the cache layer");
         return NULL;
     }
     lg->pending = lg_pending_new(ctx->cache, LG_STATE_TTL_S);

@@ -86,13 +86,13 @@ static int conn_build_saml(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg
 {
     const char *md = jstr(j, "idp_metadata");
     if (!md || !*md)   /* a draft (issue 11 item 1): the page names no admin path */
-        return rg_error_set(err, RG_EINVAL, 503, "connection_draft", "idp_metadata",
+        return rg_error_set(err, RG_EUNAVAIL, "connection_draft", "idp_metadata",
                             "Sign-in through this identity provider is not set up yet. "
                             "Please ask your administrator to finish the connection.");
     rg_saml_sp_keys_ensure(lg->ctx->sp_keys);   /* made at the first SAML use */
     char eid[RG_SAML_URL_MAX], acs[RG_SAML_URL_MAX];
     if (rg_saml_sp_urls(lg->base, c->id, eid, acs, sizeof eid) != 0)
-        return rg_error_set(err, RG_EINVAL, 500, "config_invalid", "base_url",
+        return rg_error_set(err, RG_EINTERNAL, "config_invalid", "base_url",
                             "base_url too long");
     const char **groups = jlist(j, "groups_attributes");
     const char **email = jlist(j, "email_attribute");
@@ -144,7 +144,7 @@ static int conn_build_oidc(rg_gateway_login *lg, const json_t *j, lg_conn *c, rg
     }
     const char *iss = jstr(j, "issuer"), *cid = jstr(j, "client_id");
     if (!iss || !*iss || !cid || !*cid)   /* a draft (issue 11 item 1) */
-        return rg_error_set(err, RG_EINVAL, 503, "connection_draft", !iss || !*iss ? "issuer"
+        return rg_error_set(err, RG_EUNAVAIL, "connection_draft", !iss || !*iss ? "issuer"
                             : "client_id", "Sign-in through this identity provider is not "
                             "set up yet. Please ask your administrator to finish the "
                             "connection.");
@@ -186,7 +186,7 @@ static lg_conn *conn_find(rg_gateway_login *lg, const char *id, size_t *idx)
 static int conn_missing(int rc, rg_error *err)
 {
     if (err && err->status == 404)
-        rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+        rg_error_set(err, RG_ENOTFOUND, "connection_not_found", "connection_id",
                      "no such connection");
     return rc;
 }
@@ -226,7 +226,7 @@ static int conn_build(rg_gateway_login *lg, const char *id, const json_t *j,
         n->type = 'o';
         rc = conn_build_oidc(lg, j, n, err);
     } else {
-        rc = rg_error_set(err, RG_EINVAL, 422, "connection_type_unknown", "type",
+        rc = rg_error_set(err, RG_EUNPROCESSABLE, "connection_type_unknown", "type",
                           "unknown connection type");
     }
     if (rc) {
@@ -284,10 +284,10 @@ int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_erro
     assert(lg && out);
     *out = NULL;
     if (!id || !*id || strlen(id) >= LG_ID_MAX)
-        return rg_error_set(err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+        return rg_error_set(err, RG_ENOTFOUND, "connection_not_found", "connection_id",
                             "no such connection");
     if (!lg->ctx->store)
-        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "no store");
+        return rg_error_set(err, RG_EUNAVAIL, "store_unavailable", NULL, "no store");
     /* every login checks the stored row's digest (one indexed read, no
      * JSON): the object is rebuilt only when the row changed. The profile
      * of first logins had the whole JSON loaded, dumped sorted and hashed

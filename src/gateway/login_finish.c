@@ -56,11 +56,11 @@ static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res
     const rg_config *cfg = f->lg->cfg;
     int64_t t0 = rg_thread_cpu_us();
     if (!user_id || res->roles.n == 0)
-        return rg_error_set(err, RG_ERR, 500, "store_error", NULL, "login gave no membership");
+        return rg_error_set(err, RG_EINTERNAL, "store_error", NULL, "login gave no membership");
     /* issue 11 item 6 (oauth2-proxy's allowed_groups): a group allow-list.
      * Refused here, inside the login's transaction, so nothing is written */
     if (f->conn->require_mapped_group && res->matched_groups.n == 0)
-        return rg_error_set(err, RG_EINVAL, 403, "no_mapped_group", "groups",
+        return rg_error_set(err, RG_EFORBIDDEN, "no_mapped_group", "groups",
                             "none of your groups is allowed to sign in here");
     f->user_id = rg_arena_strdup(f->arena, user_id);
     /* R24: the claims are a snapshot of the roles just resolved (R25) */
@@ -139,7 +139,7 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
                                   id->n_groups, &res, NULL, &err);
     int64_t t1 = rg_thread_cpu_us();
     if (!rc && !f.cookie)
-        rc = rg_error_set(&err, RG_ERR, 500, "store_error", NULL, "login gave no session");
+        rc = rg_error_set(&err, RG_EINTERNAL, "store_error", NULL, "login gave no session");
     if (rc) {
         lg_fail(req, lg, conn->id, conn->org_id, id->protocol, id->subject, &err);
         rg_resolution_clear(&res);

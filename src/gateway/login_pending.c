@@ -144,7 +144,7 @@ static int take_by_key(lg_pending_store *ps, const char *key, lg_pending *out, r
 {
     char k[64], *val = NULL;
     if (pkey(k, sizeof k, 'k', key))
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "unknown or expired login state");
     int rc = rg_cache_state_take(ps->cache, k, &val, err);
     if (rc)
@@ -153,7 +153,7 @@ static int take_by_key(lg_pending_store *ps, const char *key, lg_pending *out, r
     memset(val, 0, strlen(val));
     free(val);
     if (rc)
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "unreadable login state");
     char ik[IDX_KEY_MAX], *iv = NULL;
     rg_error e2;
@@ -161,7 +161,7 @@ static int take_by_key(lg_pending_store *ps, const char *key, lg_pending *out, r
         free(iv);
     if (rg_now() - out->created_at >= ps->ttl) {   /* the cache's TTL, checked again */
         memset(out, 0, sizeof *out);
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "expired login state");
     }
     return 0;
@@ -179,7 +179,7 @@ int lg_pending_take_key(lg_pending_store *ps, const char *key, lg_pending *out, 
     assert(ps && out);
     memset(out, 0, sizeof *out);
     if (!key_ok(key))
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "unknown login state");
     return take_by_key(ps, key, out, err);
 }
@@ -191,13 +191,13 @@ static int take_by_index(lg_pending_store *ps, char tag, const char *v, size_t m
     memset(out, 0, sizeof *out);
     char ik[IDX_KEY_MAX], *key = NULL;
     if (!v || !*v || strlen(v) >= max || pkey(ik, sizeof ik, tag, v))
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "unknown login state");
     int rc = rg_cache_state_take(ps->cache, ik, &key, err);
     if (rc)
         return rc;
     rc = key_ok(key) ? take_by_key(ps, key, out, err)
-                     : rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+                     : rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                                     "unreadable login state");
     free(key);
     if (rc)
@@ -206,7 +206,7 @@ static int take_by_index(lg_pending_store *ps, char tag, const char *v, size_t m
     if (out->kind != (tag == 'r' ? 's' : 'o') ||
         !rg_ct_equal(have, strlen(have), v, strlen(v))) {
         memset(out, 0, sizeof *out);
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "login state mismatch");
     }
     return 0;

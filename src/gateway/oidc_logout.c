@@ -153,7 +153,7 @@ void lg_h_oidc_backchannel(rg_http_req *req, void *ctx)
     memset(&lc, 0, sizeof lc);
     int rc = nt == 1 ? rg_oidc_logout_token_verify(c->oidc, tok[0], rg_now(), BCL_MAX_AGE_S, &lc,
                                                    &err)
-                     : rg_error_set(&err, RG_EINVAL, 400, "invalid_request", "logout_token",
+                     : rg_error_set(&err, RG_EINVAL, "invalid_request", "logout_token",
                                     "exactly one logout_token is required");
     if (!rc) {
         /* 2.6 step 10: a jti seen before is a replay (every instance: Redis) */
@@ -162,10 +162,10 @@ void lg_h_oidc_backchannel(rg_http_req *req, void *ctx)
         rg_cache_replay_scope sc = {.cache = lg->ctx->cache, .connection_id = c->id};
         int r = rg_cache_replay_check_scoped(&sc, rg_oidc_client_issuer(c->oidc), jid, lc.exp);
         if (r == 1)
-            rc = rg_error_set(&err, RG_ERR, 400, "oidc_logout_token_replayed", "jti",
+            rc = rg_error_set(&err, RG_EINVAL, "oidc_logout_token_replayed", "jti",
                               "this logout token was used already");
         else if (r != 0)
-            rc = rg_error_set(&err, RG_EIO, 503, "replay_cache_unavailable", "jti",
+            rc = rg_error_set(&err, RG_EUNAVAIL, "replay_cache_unavailable", "jti",
                               "the replay cache is unavailable; try again");
     }
     size_t n = 0;

@@ -80,7 +80,7 @@ void lg_h_oidc_callback(rg_http_req *req, void *ctx)
     /* The state cookie binds the callback to the browser that started the
      * login (Lax is enough: the callback is a top-level GET). */
     if (!key || !*key || rg_http_cookie_count(req, LG_STATE_COOKIE) != 1) {
-        rg_error_set(&err, RG_EINVAL, 400, "login_state_missing", LG_STATE_COOKIE,
+        rg_error_set(&err, RG_EINVAL, "login_state_missing", LG_STATE_COOKIE,
                      "the login state cookie is missing: start the sign-in again");
         /* a callback for a pending login of ours without its cookie: take
          * it (it can no longer be used) and record it under its connection */
@@ -100,7 +100,7 @@ void lg_h_oidc_callback(rg_http_req *req, void *ctx)
         if (terr.status == 503)
             err = terr;
         else
-            rg_error_set(&err, RG_EINVAL, 400, "login_state_unknown", "state",
+            rg_error_set(&err, RG_EINVAL, "login_state_unknown", "state",
                          "this sign-in was already used or has expired: start again");
         lg_fail(req, lg, NULL, NULL, "oidc", NULL, &err);
         memset(&p, 0, sizeof p);
@@ -109,7 +109,7 @@ void lg_h_oidc_callback(rg_http_req *req, void *ctx)
     lg_conn *c = NULL;
     if (lg_conn_acquire(lg, p.conn_id, &c, &err) != 0 || c->type != 'o') {
         if (c)
-            rg_error_set(&err, RG_EINVAL, 400, "login_state_unknown", "state",
+            rg_error_set(&err, RG_EINVAL, "login_state_unknown", "state",
                          "the connection changed type");
         lg_fail(req, lg, p.conn_id, p.org_id, "oidc", NULL, &err);
         lg_conn_release(lg, c);
@@ -125,12 +125,12 @@ void lg_h_oidc_callback(rg_http_req *req, void *ctx)
         /* the description is the IdP's text: shown to nobody, logged never */
         rc = rg_oidc_idp_error(error, rg_http_query(req, "error_description"), &err);
     } else if (!state || !*state) {
-        rc = rg_error_set(&err, RG_EINVAL, 400, "oidc_state_missing", "state",
+        rc = rg_error_set(&err, RG_EINVAL, "oidc_state_missing", "state",
                           "the callback has no state parameter");
     } else if ((rc = rg_oidc_callback_check(c->oidc, &p.oidc, state, rg_http_query(req, "iss"),
                                             &err)) == 0) {
         if (!code || !*code) {
-            rc = rg_error_set(&err, RG_EINVAL, 400, "oidc_code_missing", "code",
+            rc = rg_error_set(&err, RG_EINVAL, "oidc_code_missing", "code",
                               "the callback has no code parameter");
         } else {
             rc = rg_oidc_finish(c->oidc, &p.oidc, code, rg_now(), &id, &err);

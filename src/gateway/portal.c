@@ -118,7 +118,7 @@ static void h_link_create(rg_http_req *req, void *ctx)
     if (!rc) rc = rg_api_json_string(b, "organization_id", 1, &org, &err);
     if (!rc) rc = rg_api_json_string(b, "intent", 1, &intent, &err);
     if (!rc && strcmp(intent, "sso") != 0)
-        rc = rg_error_set(&err, RG_EINVAL, 422, "invalid_intent", "intent",
+        rc = rg_error_set(&err, RG_EUNPROCESSABLE, "invalid_intent", "intent",
                           strcmp(intent, "dsync") == 0
                               ? "directory sync is not available on this rolegate yet"
                               : "intent must be \"sso\" or \"dsync\"");
@@ -190,7 +190,7 @@ static void h_session_create(rg_http_req *req, void *ctx)
     json_t *j = v ? json_loads(v, 0, NULL) : NULL;
     free(v);
     const char *org = json_string_value(json_object_get(j, "org"));
-    if (rc == RG_EIO) {
+    if (rc == RG_EUNAVAIL) {   /* Redis down: 503, not "link invalid" */
         rg_http_send_error(req, &err);
     } else if (rc || !org) {
         rg_log(RG_LOG_WARN, "event=portal_link_refused peer=%s", rg_http_peer_addr(req));
@@ -427,7 +427,7 @@ rg_gateway_portal *rg_gateway_portal_register(struct rg_http_server *pub,
         const rg_http_route_def *d = rg_api_route_find(reserved[i].method,
                                                        reserved[i].api_pattern);
         if (!d) {
-            rc = rg_error_set(err, RG_EINVAL, 500, "route_invalid", NULL,
+            rc = rg_error_set(err, RG_EINTERNAL, "route_invalid", NULL,
                               "the admin API has no %s %s to re-serve", reserved[i].method,
                               reserved[i].api_pattern);
             break;

@@ -164,18 +164,18 @@ static int live_membership(rg_gateway *gw, const rg_session_claims *old, rg_slug
 {
     char status[16];
     if (!gw->ctx->store || !gw->ctx->cache)
-        return rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL, "no store");
+        return rg_error_set(err, RG_EUNAVAIL, "refresh_unavailable", NULL, "no store");
     if (rg_cache_membership_state(gw->ctx->cache, old->sub, old->org_id, status, sizeof status,
                                   held, err) != 0) {
         if (err->status == 404)
-            return rg_error_set(err, RG_EINVAL, 401, "membership_removed", NULL,
+            return rg_error_set(err, RG_EUNAUTH, "membership_removed", NULL,
                                 "the membership is gone");
-        return rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL, "store: %s",
+        return rg_error_set(err, RG_EUNAVAIL, "refresh_unavailable", NULL, "store: %s",
                             err->code);
     }
     if (strcmp(status, "active") != 0) {
         rg_slugs_clear(held);
-        return rg_error_set(err, RG_EINVAL, 401, "membership_inactive", NULL,
+        return rg_error_set(err, RG_EUNAUTH, "membership_inactive", NULL,
                             "the membership is not active");
     }
     return 0;
@@ -229,10 +229,10 @@ int gw_refresh(rg_gateway *gw, const rg_session_claims *old, int64_t now, char *
     *token = *cookie = NULL;
     memset(fc, 0, sizeof *fc);
     if (now >= gw_session_start(old) + cfg->session.lifetime)
-        return rg_error_set(err, RG_EINVAL, 401, "session_expired", NULL,
+        return rg_error_set(err, RG_EUNAUTH, "session_expired", NULL,
                             "the session reached its lifetime");
     if (now - old->iat > cfg->session.idle_timeout)
-        return rg_error_set(err, RG_EINVAL, 401, "session_idle", NULL,
+        return rg_error_set(err, RG_EUNAUTH, "session_idle", NULL,
                             "the session was idle too long");
     char key[KEY_MAX];
     slot *sl = slot_of(gw->refreshes, old, key);
@@ -246,15 +246,15 @@ int gw_refresh(rg_gateway *gw, const rg_session_claims *old, int64_t now, char *
     const char *roles[MAX_ROLES];
     size_t n_roles = 0;
     if (rg_cache_table_get(gw->ctx->cache, old->org_id, &ref, err) != 0) {
-        rc = err->status == 404 ? rg_error_set(err, RG_EINVAL, 401, "organization_unknown",
+        rc = err->status == 404 ? rg_error_set(err, RG_EUNAUTH, "organization_unknown",
                                                NULL, "the organization is gone")
-                                : rg_error_set(err, RG_EIO, 503, "refresh_unavailable", NULL,
+                                : rg_error_set(err, RG_EUNAVAIL, "refresh_unavailable", NULL,
                                                "role table: %s", err->code);
         goto out;
     }
     const rg_role_table *t = rg_cache_ref_table(ref);
     if ((n_roles = current_roles(t, &held, roles)) == 0) {
-        rc = rg_error_set(err, RG_ENOMEM, 500, "internal", NULL, "no role to give");
+        rc = rg_error_set(err, RG_ENOMEM, "internal", NULL, "no role to give");
         goto out;
     }
     rc = sign_fresh(gw, old, t, roles, n_roles, now, token, cookie, fc, err);

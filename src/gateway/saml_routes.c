@@ -31,10 +31,10 @@ void lg_h_saml_metadata(rg_http_req *req, void *ctx)
         rg_store_connection_get(lg->ctx->store, id, &conn, &err) != 0 ||
         !json_is_string(json_object_get(conn, "type")) ||
         strcmp(json_string_value(json_object_get(conn, "type")), "saml") != 0) {
-        rg_error_set(&err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+        rg_error_set(&err, RG_ENOTFOUND, "connection_not_found", "connection_id",
                      "no such SAML connection");
     } else if (rg_saml_sp_urls(lg->base, id, eid, acs, sizeof eid) != 0) {
-        rg_error_set(&err, RG_EINVAL, 500, "config_invalid", "base_url", "base_url too long");
+        rg_error_set(&err, RG_EINTERNAL, "config_invalid", "base_url", "base_url too long");
     } else {
         rg_saml_sp_keys_ensure(lg->ctx->sp_keys);   /* made at the first SAML use */
         xml = rg_saml_sp_metadata_build(eid, acs, NULL, lg->cfg->saml.sp_cert_file, &err);
@@ -134,7 +134,7 @@ void lg_h_saml_acs(rg_http_req *req, void *ctx)
     const char *cid = rg_http_param(req, "id");
     if (lg_conn_acquire(lg, cid, &c, &err) != 0 || c->type != 's') {
         if (c)
-            rg_error_set(&err, RG_ENOTFOUND, 404, "connection_not_found", "connection_id",
+            rg_error_set(&err, RG_ENOTFOUND, "connection_not_found", "connection_id",
                          "not a SAML connection");
         lg_conn_release(lg, c);
         /* no known connection: nothing to record it under */
@@ -144,7 +144,7 @@ void lg_h_saml_acs(rg_http_req *req, void *ctx)
     }
     const char *resp = rg_http_form(req, "SAMLResponse");
     if (!resp || !*resp) {
-        rg_error_set(&err, RG_EINVAL, 400, "saml_malformed", "SAMLResponse",
+        rg_error_set(&err, RG_EINVAL, "saml_malformed", "SAMLResponse",
                      "no SAMLResponse in the form");
         lg_fail(req, lg, c->id, c->org_id, "saml", NULL, &err);
         lg_conn_release(lg, c);

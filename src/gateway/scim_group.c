@@ -43,7 +43,7 @@ static int members_of(const json_t *v, delta *d, int add, rg_error *err)
 {
     json_t *arr = json_is_object(v) ? json_pack("[O]", v) : json_incref((json_t *)v);
     int rc = json_is_array(arr) ? 0
-                                : rg_error_set(err, RG_EINVAL, 400, "invalidValue", "members",
+                                : rg_error_set(err, RG_EINVAL, "invalidValue", "members",
                                                "members must be an array of {\"value\"}");
     size_t i;
     json_t *m;
@@ -54,14 +54,14 @@ static int members_of(const json_t *v, delta *d, int add, rg_error *err)
             break;
         const char *id = json_string_value(json_object_get(m, "value"));
         if (!json_is_object(m) || !id || !*id) {
-            rc = rg_error_set(err, RG_EINVAL, 400, "invalidValue", "members",
+            rc = rg_error_set(err, RG_EINVAL, "invalidValue", "members",
                               "each member needs a string \"value\"");
             break;
         }
         json_object_foreach(m, k, x) {
             if (strcmp(k, "value") && strcmp(k, "display") && strcmp(k, "$ref") &&
                 strcmp(k, "type") && !rc)
-                rc = rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", "members",
+                rc = rg_error_set(err, RG_EINVAL, "invalidSyntax", "members",
                                   "unknown attribute 'members.%.64s'", k);
         }
         if (!rc && delta_set(d, id, add))
@@ -108,7 +108,7 @@ static int str_member(const json_t *v, const char *name, const char **out, rg_er
         return 0;
     }
     if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidValue", name,
+        return rg_error_set(err, RG_EINVAL, "invalidValue", name,
                             "'%s' must be a string", name);
     *out = json_string_value(v);
     return 0;
@@ -132,7 +132,7 @@ static int group_attrs(const json_t *o, delta *d, int add, rg_dsync_group *g, rg
             }
             rc = json_is_null(v) ? 0 : members_of(v, d, 1, err);
         } else if (strcmp(k, "schemas") && strcasecmp(k, "id") && strcasecmp(k, "meta"))
-            rc = rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", k,
+            rc = rg_error_set(err, RG_EINVAL, "invalidSyntax", k,
                               "unknown attribute '%.100s'", k);
         if (rc)
             return rc;
@@ -144,12 +144,12 @@ int scim_group_from_body(const json_t *body, int replace, rg_dsync_group *g, rg_
 {
     memset(g, 0, sizeof *g);
     if (!json_is_object(body))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", NULL,
+        return rg_error_set(err, RG_EINVAL, "invalidSyntax", NULL,
                             "a Group must be a JSON object");
     delta d = {.replace = replace};
     int rc = group_attrs(body, &d, 0, g, err);
     if (!rc && !g->display_name)
-        rc = rg_error_set(err, RG_EINVAL, 400, "invalidValue", "displayName",
+        rc = rg_error_set(err, RG_EINVAL, "invalidValue", "displayName",
                           "displayName is required");
     d.replace = replace;   /* PUT without members empties the group */
     if (!rc && finish(&d, g))
@@ -165,7 +165,7 @@ const json_t *scim_operations(const json_t *body, rg_error *err)
     const char *k;
     json_t *v;
     if (!json_is_object(body)) {
-        rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", NULL, "a PatchOp must be an object");
+        rg_error_set(err, RG_EINVAL, "invalidSyntax", NULL, "a PatchOp must be an object");
         return NULL;
     }
     json_object_foreach((json_t *)body, k, v) {
@@ -173,14 +173,14 @@ const json_t *scim_operations(const json_t *body, rg_error *err)
             ops = v;
     }
     if (!json_is_array(ops) || json_array_size(ops) == 0) {
-        rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", "Operations",
+        rg_error_set(err, RG_EINVAL, "invalidSyntax", "Operations",
                      "a PatchOp needs a non-empty Operations array");
         return NULL;
     }
     size_t i;
     json_array_foreach(ops, i, v) {
         if (!json_is_object(v)) {
-            rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", "Operations",
+            rg_error_set(err, RG_EINVAL, "invalidSyntax", "Operations",
                          "each operation is an object");
             return NULL;
         }
@@ -195,19 +195,19 @@ static int group_path_op(const char *path, int kind, const json_t *value, delta 
     rg_scim_path p;
     char why[RG_SCIM_WHY_MAX];
     if (rg_scim_path_parse(path, &p, why, sizeof why))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path", "path: %s", why);
+        return rg_error_set(err, RG_EINVAL, "invalidPath", "path", "path: %s", why);
     if (*p.urn && strcasecmp(p.urn, SCIM_GROUP))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+        return rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                             "unknown schema '%.100s'", p.urn);
     if (!strcasecmp(p.attr, "members")) {
         if (*p.sub && strcasecmp(p.sub, "value"))
-            return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+            return rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                                 "members has no '%.60s' to change", p.sub);
         if (p.n_filter) {
             /* members[value eq "id"]: Entra ID's removal */
             if (kind != 2 || p.n_filter != 1 || strcasecmp(p.filter[0].attr, "value") ||
                 p.filter[0].type != RG_SCIM_V_STRING)
-                return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+                return rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                                     "only remove of members[value eq \"id\"] is supported");
             return delta_set(d, p.filter[0].value, 0) ? RG_ENOMEM : 0;
         }
@@ -223,21 +223,21 @@ static int group_path_op(const char *path, int kind, const json_t *value, delta 
         return members_of(value, d, kind != 2, err);
     }
     if (p.n_filter || *p.sub)
-        return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+        return rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                             "'%.100s' is not a path of a Group", path);
     if (!strcasecmp(p.attr, "displayName") || !strcasecmp(p.attr, "externalId")) {
         const char **dst = !strcasecmp(p.attr, "displayName") ? &g->display_name
                                                               : &g->external_id;
         if (kind == 2) {
             if (dst == &g->display_name)
-                return rg_error_set(err, RG_EINVAL, 400, "mutability", "displayName",
+                return rg_error_set(err, RG_EINVAL, "mutability", "displayName",
                                     "displayName is required");
             *dst = "";
             return 0;
         }
         return str_member(value, p.attr, dst, err);
     }
-    return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+    return rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                         "'%.100s' is not an attribute of a Group", path);
 }
 
@@ -258,15 +258,15 @@ int scim_group_from_patch(const json_t *body, rg_dsync_group *g, rg_error *err)
         const json_t *path = json_object_get(op, "path");
         const json_t *value = json_object_get(op, "value");
         if (path && !json_is_string(path))
-            rc = rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+            rc = rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                               "path must be a string");
         else if (kind != 2 && !value)
-            rc = rg_error_set(err, RG_EINVAL, 400, "invalidValue", "value",
+            rc = rg_error_set(err, RG_EINVAL, "invalidValue", "value",
                               "add and replace need a value");
         else if (path)
             rc = group_path_op(json_string_value(path), kind, value, &d, g, err);
         else if (kind == 2 || !json_is_object(value))
-            rc = rg_error_set(err, RG_EINVAL, 400, kind == 2 ? "noTarget" : "invalidValue",
+            rc = rg_error_set(err, RG_EINVAL, kind == 2 ? "noTarget" : "invalidValue",
                               "path", "an operation without a path takes an object value");
         else   /* Okta's rename: {"op":"replace","value":{"id","displayName"}} */
             rc = group_attrs(value, &d, kind == 0, g, err);

@@ -63,10 +63,10 @@ static void send_error(rg_http_req *req, const rg_error *err)
     send_scim(req, status, o);
 }
 
-static void send_errorf(rg_http_req *req, int status, const char *type, const char *detail)
+static void send_errorf(rg_http_req *req, int kind, const char *type, const char *detail)
 {
     rg_error e;
-    rg_error_set(&e, RG_EINVAL, status, type ? type : "error", NULL, "%s", detail);
+    rg_error_set(&e, kind, type ? type : "error", NULL, "%s", detail);
     send_error(req, &e);
 }
 
@@ -100,7 +100,7 @@ static int scim_auth(rg_http_req *req, rg_gateway *gw, scim_req *sr)
     }
     if (rc == 0 || !*tok || !*want || !rg_ct_equal(want, strlen(want), got, strlen(got))) {
         rg_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"scim\"");
-        send_errorf(req, 401, NULL, "a valid bearer token of this directory is required");
+        send_errorf(req, RG_EUNAUTH, NULL, "a valid bearer token of this directory is required");
         return -1;
     }
     snprintf(sr->base, sizeof sr->base, "%s/scim/v2/%s", gw->cfg->server.base, sr->dir);
@@ -114,17 +114,17 @@ static json_t *scim_body(rg_http_req *req)
     const char *b = rg_http_body(req, &len);
     const char *ct = rg_http_content_type(req);
     if (strncasecmp(ct, SCIM_CT, strlen(SCIM_CT)) && strncasecmp(ct, "application/json", 16)) {
-        send_errorf(req, 415, NULL, "the body must be application/scim+json");
+        send_errorf(req, RG_EMEDIATYPE, NULL, "the body must be application/scim+json");
         return NULL;
     }
     if (len > SCIM_BODY_MAX) {
-        send_errorf(req, 413, NULL, "the body is larger than 1 MiB");
+        send_errorf(req, RG_ETOOLARGE, NULL, "the body is larger than 1 MiB");
         return NULL;
     }
     json_error_t je;
     json_t *o = b && len ? json_loadb(b, len, JSON_REJECT_DUPLICATES, &je) : NULL;
     if (!o)
-        send_errorf(req, 400, "invalidSyntax", "the body is not valid JSON");
+        send_errorf(req, RG_EINVAL, "invalidSyntax", "the body is not valid JSON");
     return o;
 }
 
@@ -168,7 +168,7 @@ static int list_args(rg_http_req *req, rg_scim_term *t, rg_dsync_term *dt, size_
         int k = rg_scim_filter_parse(f, t, RG_SCIM_TERMS_MAX, why, sizeof why);
         if (k < 0) {
             snprintf(msg, sizeof msg, "filter: %s", why);
-            send_errorf(req, 400, "invalidFilter", msg);
+            send_errorf(req, RG_EINVAL, "invalidFilter", msg);
             return -1;
         }
         for (int i = 0; i < k; i++) {
@@ -179,7 +179,7 @@ static int list_args(rg_http_req *req, rg_scim_term *t, rg_dsync_term *dt, size_
             else if (!strncasecmp(a, SCIM_GROUP ":", gl + 1))
                 a += gl + 1;
             if (t[i].type != RG_SCIM_V_STRING) {
-                send_errorf(req, 400, "invalidFilter", "filter values must be strings");
+                send_errorf(req, RG_EINVAL, "invalidFilter", "filter values must be strings");
                 return -1;
             }
             dt[i].attr = a;
@@ -198,7 +198,7 @@ static int list_args(rg_http_req *req, rg_scim_term *t, rg_dsync_term *dt, size_
         if (!*v || *end || x < 0 || x > 100000000) {
             char msg[64];
             snprintf(msg, sizeof msg, "%s must be a non-negative integer", names[i]);
-            send_errorf(req, 400, "invalidValue", msg);
+            send_errorf(req, RG_EINVAL, "invalidValue", msg);
             return -1;
         }
         *dst[i] = x;

@@ -71,7 +71,7 @@ static int scalar(a_type t, const json_t *v, const char *where, json_t **out, rg
         return 0;
     if (t == T_STR) {
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-            return rg_error_set(err, RG_EINVAL, 400, "invalidValue", where,
+            return rg_error_set(err, RG_EINVAL, "invalidValue", where,
                                 "'%s' must be a string", where);
         *out = json_incref((json_t *)v);
         return 0;
@@ -86,7 +86,7 @@ static int scalar(a_type t, const json_t *v, const char *where, json_t **out, rg
         *out = json_boolean(!strcasecmp(s, "true"));
         return 0;
     }
-    return rg_error_set(err, RG_EINVAL, 400, "invalidValue", where,
+    return rg_error_set(err, RG_EINVAL, "invalidValue", where,
                         "'%s' must be a boolean", where);
 }
 
@@ -96,7 +96,7 @@ static int complex_value(const sub_def *subs, const json_t *v, const char *where
 {
     *out = NULL;
     if (!json_is_object(v))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidValue", where,
+        return rg_error_set(err, RG_EINVAL, "invalidValue", where,
                             "'%s' must be an object", where);
     json_t *o = json_object();
     const char *k;
@@ -107,7 +107,7 @@ static int complex_value(const sub_def *subs, const json_t *v, const char *where
         snprintf(w, sizeof w, "%s.%s", where, k);
         if (!d) {
             json_decref(o);
-            return rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", where,
+            return rg_error_set(err, RG_EINVAL, "invalidSyntax", where,
                                 "unknown attribute '%.100s'", w);
         }
         json_t *c;
@@ -146,7 +146,7 @@ static int attr_value(const attr_def *d, const json_t *v, json_t **out, rg_error
         size_t i;
         json_t *x;
         int rc = json_is_array(one) ? 0
-                                    : rg_error_set(err, RG_EINVAL, 400, "invalidValue",
+                                    : rg_error_set(err, RG_EINVAL, "invalidValue",
                                                    d->name, "'%s' must be an array", d->name);
         json_array_foreach(one, i, x) {
             json_t *c;
@@ -176,7 +176,7 @@ static int check_members(const attr_def *defs, const json_t *o, json_t *out, rg_
     json_object_foreach((json_t *)o, k, v) {
         const attr_def *d = def_of(defs, k);
         if (!d)
-            return rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", k,
+            return rg_error_set(err, RG_EINVAL, "invalidSyntax", k,
                                 "unknown attribute '%.100s'", k);
         if (d->type == T_RO || d->type == T_DROP)
             continue;   /* read-only ones ignored (RFC 7644 §3.3); a password never kept */
@@ -206,11 +206,11 @@ int scim_user_check(const json_t *in, json_t **out, rg_error *err)
 {
     *out = NULL;
     if (!json_is_object(in))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", NULL,
+        return rg_error_set(err, RG_EINVAL, "invalidSyntax", NULL,
                             "a User must be a JSON object");
     const json_t *schemas = json_object_get(in, "schemas");
     if (schemas && !json_is_array(schemas))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", "schemas",
+        return rg_error_set(err, RG_EINVAL, "invalidSyntax", "schemas",
                             "'schemas' must be an array");
     json_t *o = json_object();
     const char *k;
@@ -224,7 +224,7 @@ int scim_user_check(const json_t *in, json_t **out, rg_error *err)
         if (!strcasecmp(k, SCIM_ENTERPRISE)) {
             json_t *e = json_object();
             rc = json_is_object(v) ? check_members(ent_defs, v, e, err)
-                                   : rg_error_set(err, RG_EINVAL, 400, "invalidValue", k,
+                                   : rg_error_set(err, RG_EINVAL, "invalidValue", k,
                                                   "the enterprise extension is an object");
             if (!rc && json_object_size(e))
                 json_object_set(o, SCIM_ENTERPRISE, e);
@@ -233,7 +233,7 @@ int scim_user_check(const json_t *in, json_t **out, rg_error *err)
             /* another extension: kept as sent when the resource declares it
              * (a stored resource, which keeps no "schemas", declared it) */
             if ((schemas && !listed(schemas, k)) || !json_is_object(v))
-                rc = rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", "schemas",
+                rc = rg_error_set(err, RG_EINVAL, "invalidSyntax", "schemas",
                                   "unknown attribute '%.100s'", k);
             else
                 json_object_set_new(o, k, json_deep_copy(v));
@@ -245,7 +245,7 @@ int scim_user_check(const json_t *in, json_t **out, rg_error *err)
     }
     const char *un = json_string_value(json_object_get(o, "userName"));
     if (!rc && (!un || !*un))
-        rc = rg_error_set(err, RG_EINVAL, 400, "invalidValue", "userName",
+        rc = rg_error_set(err, RG_EINVAL, "invalidValue", "userName",
                           "userName is required");
     if (rc) {
         json_decref(o);
@@ -291,7 +291,7 @@ int scim_op_kind(const json_t *op, int *kind, rg_error *err)
     else if (s && !strcasecmp(s, "remove"))
         *kind = OP_REMOVE;
     else
-        return rg_error_set(err, RG_EINVAL, 400, "invalidSyntax", "op",
+        return rg_error_set(err, RG_EINVAL, "invalidSyntax", "op",
                             "op must be add, replace or remove");
     return 0;
 }
@@ -326,7 +326,7 @@ static int apply_filtered(json_t *container, const char *name, const rg_scim_pat
 {
     json_t *arr = json_object_get(container, name);
     if (arr && !json_is_array(arr))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidPath", name,
+        return rg_error_set(err, RG_EINVAL, "invalidPath", name,
                             "'%s' is not multi-valued", name);
     size_t hit = 0;
     for (size_t i = 0; arr && i < json_array_size(arr);) {
@@ -347,7 +347,7 @@ static int apply_filtered(json_t *container, const char *name, const rg_scim_pat
         else if (json_is_object(value))
             json_object_update(el, (json_t *)value);
         else
-            return rg_error_set(err, RG_EINVAL, 400, "invalidValue", name,
+            return rg_error_set(err, RG_EINVAL, "invalidValue", name,
                                 "the value of a filtered path must be an object");
         i++;
     }
@@ -379,7 +379,7 @@ static int apply_path(json_t *doc, const char *path, int kind, const json_t *val
 static int apply_object(json_t *doc, int kind, const json_t *value, rg_error *err)
 {
     if (kind == OP_REMOVE || !json_is_object(value))
-        return rg_error_set(err, RG_EINVAL, 400, kind == OP_REMOVE ? "noTarget" : "invalidValue",
+        return rg_error_set(err, RG_EINVAL, kind == OP_REMOVE ? "noTarget" : "invalidValue",
                             "path", kind == OP_REMOVE ? "remove needs a path"
                                                       : "an operation without a path takes an"
                                                         " object value");
@@ -414,7 +414,7 @@ static int apply_path(json_t *doc, const char *path, int kind, const json_t *val
     rg_scim_path p;
     char why[RG_SCIM_WHY_MAX];
     if (rg_scim_path_parse(path, &p, why, sizeof why))
-        return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path", "path: %s", why);
+        return rg_error_set(err, RG_EINVAL, "invalidPath", "path", "path: %s", why);
     json_t *container = doc;
     const attr_def *defs = core_defs;
     char full[RG_SCIM_URN_MAX + RG_SCIM_NAME_MAX + 2];
@@ -438,22 +438,22 @@ static int apply_path(json_t *doc, const char *path, int kind, const json_t *val
             json_object_set_new(doc, SCIM_ENTERPRISE, container);
         }
     } else if (*p.urn && strcasecmp(p.urn, SCIM_USER)) {
-        return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+        return rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                             "unknown schema '%.100s'", p.urn);
     }
     const attr_def *d = def_of(defs, p.attr);
     if (!d || d->type == T_RO)
-        return rg_error_set(err, RG_EINVAL, 400, d ? "mutability" : "invalidPath", "path",
+        return rg_error_set(err, RG_EINVAL, d ? "mutability" : "invalidPath", "path",
                             "'%.100s' %s", path, d ? "is read-only" : "is not an attribute");
     if (p.n_filter) {
         if (d->type != T_MULTI)
-            return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+            return rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                                 "'%s' is not multi-valued", d->name);
         return apply_filtered(container, d->name, &p, kind, value, err);
     }
     if (*p.sub) {
         if (d->type != T_CPLX || !sub_of(d->subs, p.sub))
-            return rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+            return rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                                 "'%.100s' is not an attribute", path);
         json_t *o = json_object_get(container, d->name);
         if (!json_is_object(o)) {
@@ -506,12 +506,12 @@ int scim_user_patch(const json_t *current, const json_t *body, json_t **out, rg_
         const json_t *path = json_object_get(op, "path");
         const json_t *value = json_object_get(op, "value");
         if (path && !json_is_string(path)) {
-            rc = rg_error_set(err, RG_EINVAL, 400, "invalidPath", "path",
+            rc = rg_error_set(err, RG_EINVAL, "invalidPath", "path",
                               "path must be a string");
             break;
         }
         if (kind != OP_REMOVE && !value) {
-            rc = rg_error_set(err, RG_EINVAL, 400, "invalidValue", "value",
+            rc = rg_error_set(err, RG_EINVAL, "invalidValue", "value",
                               "add and replace need a value");
             break;
         }

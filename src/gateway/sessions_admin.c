@@ -93,7 +93,7 @@ void gw_h_sessions_create(rg_http_req *req, void *ctx)
     const char *status = json_string_value(json_object_get(om, "status"));
     if (status && !strcmp(status, "inactive")) {
         /* R30: deprovisioned by the organization's directory */
-        rg_error_set(&err, RG_EINVAL, 403, "user_deprovisioned", "organization_membership_id",
+        rg_error_set(&err, RG_EFORBIDDEN, "user_deprovisioned", "organization_membership_id",
                      "the user was deprovisioned from this organization");
         goto out;
     }
@@ -109,7 +109,7 @@ void gw_h_sessions_create(rg_http_req *req, void *ctx)
     }
     if (!user_id || !org_id || n_roles == 0) {
         /* R13: a membership always holds a role; anything else is a bug */
-        rg_error_set(&err, RG_ERR, 500, "internal", NULL, "membership without user or roles");
+        rg_error_set(&err, RG_EINTERNAL, "internal", NULL, "membership without user or roles");
         goto out;
     }
     if (rg_store_user_get(gw->ctx->store, user_id, &user, &err) != 0)
@@ -139,7 +139,7 @@ void gw_h_sessions_create(rg_http_req *req, void *ctx)
     if (erc != 0) {
         /* no audit record, no session */
         if (!err.code[0])
-            rg_error_set(&err, erc, 500, "internal", NULL, "cannot record the event");
+            rg_error_set(&err, RG_EINTERNAL, "internal", NULL, "cannot record the event");
         goto out;
     }
     rg_log(RG_LOG_INFO, "event=session_created sid=%s om=%s org=%s bytes=%zu omitted=%d rid=%s",

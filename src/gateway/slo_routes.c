@@ -116,7 +116,7 @@ static void idp_answer(rg_http_req *req, rg_gateway_login *lg, lg_conn *c, const
     if (rc == 0)
         rc = rg_saml_logout_response_check(c->saml, q, rqid, &err);
     else
-        rg_error_set(&err, RG_EINVAL, 400, "saml_logout_unexpected", NULL,
+        rg_error_set(&err, RG_EINVAL, "saml_logout_unexpected", NULL,
                      "no sign-out of ours is pending");
     free(rqid);
     if (rc) {

@@ -141,11 +141,11 @@ static int authorized(const rg_http_req *r)
     return rg_ct_equal(k, strlen(k), r->srv->admin_key, r->srv->admin_key_len);
 }
 
-static void set_early(rg_http_req *r, int status, const char *code, const char *field,
+static void set_early(rg_http_req *r, int kind, const char *code, const char *field,
                       const char *msg)
 {
-    r->early_status = status;
-    rg_error_set(&r->early, RG_ERR, status, code, field, "%s", msg);
+    rg_error_set(&r->early, kind, code, field, "%s", msg);
+    r->early_status = r->early.status;
 }
 
 /* First call: headers only. Route, auth, size and type are decided here. */
@@ -162,12 +162,12 @@ static void req_begin(rg_http_req *r)
         /* else the console's cookie, with its CSRF token on writes */
         int st = rg_http_console_authorize(s, r);
         if (st == 403) {
-            set_early(r, 403, "csrf_token_invalid", "X-CSRF-Token",
+            set_early(r, RG_EFORBIDDEN, "csrf_token_invalid", "X-CSRF-Token",
                       "a console write needs its X-CSRF-Token from the same origin");
             return;
         }
         if (st != 0) {
-            set_early(r, 401, "unauthorized", NULL,
+            set_early(r, RG_EUNAUTH, "unauthorized", NULL,
                       "missing or wrong bearer key (Authorization: Bearer <key>)");
             return;
         }
@@ -183,20 +183,20 @@ static void req_begin(rg_http_req *r)
         if (errno || *end || end == cl || v > r->limit) {
             char msg[96];
             snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", r->limit);
-            set_early(r, 413, "body_too_large", NULL, msg);
+            set_early(r, RG_ETOOLARGE, "body_too_large", NULL, msg);
             return;
         }
     }
     if (r->match.status == 404) {
-        set_early(r, 404, "not_found", NULL, "no such path");
+        set_early(r, RG_ENOTFOUND, "not_found", NULL, "no such path");
         return;
     }
     if (r->match.status == 405) {
-        set_early(r, 405, "method_not_allowed", NULL, "method not allowed on this path");
+        set_early(r, RG_EMETHOD, "method_not_allowed", NULL, "method not allowed on this path");
         return;
     }
     if (r->match.status == 400) {
-        set_early(r, 400, "invalid_path", NULL, "bad percent-encoding in the path");
+        set_early(r, RG_EINVAL, "invalid_path", NULL, "bad percent-encoding in the path");
         return;
     }
     const char *ct = rg_http_content_type(r);
@@ -204,12 +204,12 @@ static void req_begin(rg_http_req *r)
                    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
     if ((flags & RG_HTTP_BODY_JSON) && has_body && !is_json_type(ct)) {
-        set_early(r, 415, "unsupported_media_type", NULL,
+        set_early(r, RG_EMEDIATYPE, "unsupported_media_type", NULL,
                   "the body must be application/json");
         return;
     }
     if ((flags & RG_HTTP_BODY_FORM) && has_body && !is_form_type(ct)) {
-        set_early(r, 415, "unsupported_media_type", NULL,
+        set_early(r, RG_EMEDIATYPE, "unsupported_media_type", NULL,
                   "the body must be application/x-www-form-urlencoded");
         return;
     }
@@ -251,7 +251,7 @@ static enum MHD_Result req_finish(rg_http_req *r)
     if (r->too_large) {
         char msg[96];
         snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", r->limit);
-        set_early(r, 413, "body_too_large", NULL, msg);
+        set_early(r, RG_ETOOLARGE, "body_too_large", NULL, msg);
     }
     if (r->early_status) {
         rg_http_send_error(r, &r->early);
@@ -368,7 +368,7 @@ enum MHD_Result rg_http_on_request(void *cls, struct MHD_Connection *conn, const
                 rg_buf_free(&r->body);
                 char msg[96];
                 snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", r->limit);
-                set_early(r, 413, "body_too_large", NULL, msg);
+                set_early(r, RG_ETOOLARGE, "body_too_large", NULL, msg);
                 rg_http_send_error(r, &r->early);
                 /* MHD 0.9.75 refuses a reply while the body is still coming
                  * (measured): the 413 built here is then queued after the

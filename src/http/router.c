@@ -75,17 +75,17 @@ int rg_http_router_add(rg_http_router *r, const char *method, const char *patter
 {
     assert(r && fn);
     if (!valid_method(method))
-        return rg_error_set(err, RG_EINVAL, 500, "route_invalid", "method",
+        return rg_error_set(err, RG_EINTERNAL, "route_invalid", "method",
                             "bad method '%s'", method ? method : "");
     if (!pattern || pattern[0] != '/' ||
         (strlen(pattern) > 1 && pattern[strlen(pattern) - 1] == '/'))
-        return rg_error_set(err, RG_EINVAL, 500, "route_invalid", "pattern",
+        return rg_error_set(err, RG_EINTERNAL, "route_invalid", "pattern",
                             "pattern must start with / and not end with /: '%s'",
                             pattern ? pattern : "");
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->routes[i]->method, method) == 0 &&
             strcmp(r->routes[i]->pattern, pattern) == 0)
-            return rg_error_set(err, RG_EINVAL, 500, "route_duplicate", "pattern",
+            return rg_error_set(err, RG_EINTERNAL, "route_duplicate", "pattern",
                                 "%s %s registered twice", method, pattern);
     rg_http_route *rt = calloc(1, sizeof *rt);
     if (!rt)
@@ -102,7 +102,7 @@ int rg_http_router_add(rg_http_router *r, const char *method, const char *patter
         size_t n = strcspn(p, "/");
         if (n == 0 || rt->nsegs == MAX_SEGS) {
             route_free(rt);
-            return rg_error_set(err, RG_EINVAL, 500, "route_invalid", "pattern",
+            return rg_error_set(err, RG_EINTERNAL, "route_invalid", "pattern",
                                 "empty segment or too many segments in '%s'", pattern);
         }
         seg *s = &rt->segs[rt->nsegs++];
@@ -110,7 +110,7 @@ int rg_http_router_add(rg_http_router *r, const char *method, const char *patter
             if (n < 3 || p[n - 1] != '}' || memchr(p + 1, '{', n - 2) ||
                 ++nparams > RG_HTTP_MAX_PARAMS) {
                 route_free(rt);
-                return rg_error_set(err, RG_EINVAL, 500, "route_invalid", "pattern",
+                return rg_error_set(err, RG_EINTERNAL, "route_invalid", "pattern",
                                     "bad or too many {params} in '%s'", pattern);
             }
             s->param = 1;
@@ -118,7 +118,7 @@ int rg_http_router_add(rg_http_router *r, const char *method, const char *patter
         } else {
             if (memchr(p, '{', n) || memchr(p, '}', n)) {
                 route_free(rt);
-                return rg_error_set(err, RG_EINVAL, 500, "route_invalid", "pattern",
+                return rg_error_set(err, RG_EINTERNAL, "route_invalid", "pattern",
                                     "a {param} must be a whole segment in '%s'", pattern);
             }
             s->text = strndup(p, n);

@@ -33,7 +33,7 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
     assert(opt && opt->listen);
     char host[256], port[8];
     if (rg_http_split_listen(opt->listen, host, sizeof host, port, sizeof port) != 0) {
-        rg_error_set(err, RG_EINVAL, 500, "listen_invalid", "listen",
+        rg_error_set(err, RG_EINTERNAL, "listen_invalid", "listen",
                      "bad listen address '%s'", opt->listen);
         return NULL;
     }
@@ -66,7 +66,7 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
     }
     if (opt->admin_key && s->admin_key_len == 0) {
         rg_http_server_free(s);
-        rg_error_set(err, RG_EINVAL, 500, "admin_key_empty", "admin_key",
+        rg_error_set(err, RG_EINTERNAL, "admin_key_empty", "admin_key",
                      "an empty admin key would let anyone in");
         return NULL;
     }
@@ -77,7 +77,7 @@ rg_http_server *rg_http_server_new(const rg_http_options *opt, rg_error *err)
         if (n == 0)
             break;
         if (s->nproxies == MAX_PROXIES || rg_http_parse_cidr(p, n, &s->proxies[s->nproxies]) != 0) {
-            rg_error_set(err, RG_EINVAL, 500, "trusted_proxies_invalid", "trusted_proxies",
+            rg_error_set(err, RG_EINTERNAL, "trusted_proxies_invalid", "trusted_proxies",
                          "bad or too many trusted proxies near '%.*s'", (int)n, p);
             rg_http_server_free(s);
             return NULL;
@@ -103,7 +103,7 @@ int rg_http_routes_add(rg_http_server *s, const rg_http_route_def *table, size_t
         if (rc != 0) {
             rg_log(RG_LOG_ERROR, "event=route_add listener=%s error=%s method=%s pattern=%s",
                    s->name, e.code, d->method ? d->method : "", d->pattern ? d->pattern : "");
-            return rg_error_set(err, rc, 500, e.code, e.field, "%s listener: %s %s: %s",
+            return rg_error_set(err, rc, e.code, e.field, "%s listener: %s %s: %s",
                                 s->name, d->method ? d->method : "",
                                 d->pattern ? d->pattern : "", e.message);
         }
@@ -299,13 +299,13 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
     char host[256], port[8];
     assert(!s->started);
     if (rg_http_split_listen(s->listen, host, sizeof host, port, sizeof port) != 0)
-        return rg_error_set(err, RG_EINVAL, 500, "listen_failed", "listen", "%s: bad address",
+        return rg_error_set(err, RG_EINTERNAL, "listen_failed", "listen", "%s: bad address",
                             s->listen);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai = NULL;
     int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
     if (gai != 0)
-        return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen", "%s: %s", s->listen,
+        return rg_error_set(err, RG_EIO, "listen_failed", "listen", "%s: %s", s->listen,
                             gai_strerror(gai));
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     ai->ai_protocol);
@@ -317,7 +317,7 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
         if (fd >= 0)
             close(fd);
         freeaddrinfo(ai);
-        return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen", "%s: %s", s->listen,
+        return rg_error_set(err, RG_EIO, "listen_failed", "listen", "%s: %s", s->listen,
                             strerror(e));
     }
     freeaddrinfo(ai);
@@ -332,7 +332,7 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
     if (getsockname(fd, &sa.sa, &sl) != 0) {
         int e = errno;
         close(fd);
-        return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen", "%s: %s", s->listen,
+        return rg_error_set(err, RG_EIO, "listen_failed", "listen", "%s: %s", s->listen,
                             strerror(e));
     }
     s->port = ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in4.sin_port);
@@ -345,7 +345,7 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
         if (workers_start(s) != 0) {
             workers_stop(s);
             close(fd);
-            return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen",
+            return rg_error_set(err, RG_EIO, "listen_failed", "listen",
                                 "%s: cannot start the worker threads", s->listen);
         }
     }
@@ -374,7 +374,7 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
     if (!s->daemon) {
         workers_stop(s);
         close(fd);
-        return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen",
+        return rg_error_set(err, RG_EIO, "listen_failed", "listen",
                             "%s: the HTTP daemon did not start", s->listen);
     }
     s->fd = fd;
@@ -385,7 +385,7 @@ int rg_http_server_start(rg_http_server *s, rg_error *err)
         workers_stop(s);
         close(fd);
         s->fd = -1;
-        return rg_error_set(err, RG_EIO, 500, "listen_failed", "listen",
+        return rg_error_set(err, RG_EIO, "listen_failed", "listen",
                             "%s: cannot start the accept thread", s->listen);
     }
     s->accepting = 1;

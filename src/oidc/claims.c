@@ -138,40 +138,40 @@ int oidc_check_claims(const rg_oidc_client *c, json_t *cl, const rg_oidc_pending
 {
     const char *iss = json_string_value(json_object_get(cl, "iss"));
     if (!iss || strcmp(iss, c->issuer) != 0)
-        return rg_error_set(err, RG_ERR, 401, "oidc_wrong_issuer", "iss",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_wrong_issuer", "iss",
                             "ID token iss is not the connection's issuer");
     size_t n_aud = 0;
     int aud_ok = oidc_aud_has(json_object_get(cl, "aud"), c->client_id, &n_aud);
     if (!aud_ok)
-        return rg_error_set(err, RG_ERR, 401, "oidc_wrong_audience", "aud",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_wrong_audience", "aud",
                             "ID token aud does not contain this client_id");
     json_t *azp = json_object_get(cl, "azp");
     if (azp ? !json_is_string(azp) || strcmp(json_string_value(azp), c->client_id) != 0 : n_aud > 1)
-        return rg_error_set(err, RG_ERR, 401, "oidc_wrong_azp", "azp", "%s",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_wrong_azp", "azp", "%s",
                             azp ? "ID token azp is not this client_id"
                                 : "ID token has several audiences and no azp");
     json_t *exp = json_object_get(cl, "exp"), *iat = json_object_get(cl, "iat");
     json_t *nbf = json_object_get(cl, "nbf");
     if (!json_is_number(exp) || !json_is_number(iat) || (nbf && !json_is_number(nbf)))
-        return rg_error_set(err, RG_ERR, 401, "oidc_id_token_malformed", "exp",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_id_token_malformed", "exp",
                             "ID token exp/iat missing or not numbers");
     long long e = oidc_num_secs(exp), ia = oidc_num_secs(iat), nb = nbf ? oidc_num_secs(nbf) : 0;
     if (e <= now - c->skew_s)
-        return rg_error_set(err, RG_ERR, 401, "oidc_expired", "exp",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_expired", "exp",
                             "ID token expired (exp %lld, now %lld)", e, (long long)now);
     if (ia > now + c->skew_s)
-        return rg_error_set(err, RG_ERR, 401, "oidc_iat_future", "iat",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_iat_future", "iat",
                             "ID token issued in the future (iat %lld, now %lld)", ia, (long long)now);
     if (nbf && nb > now + c->skew_s)
-        return rg_error_set(err, RG_ERR, 401, "oidc_iat_future", "nbf",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_iat_future", "nbf",
                             "ID token not valid yet (nbf %lld, now %lld)", nb, (long long)now);
     const char *nonce = json_string_value(json_object_get(cl, "nonce"));
     if (!nonce || !rg_ct_equal(nonce, strlen(nonce), p->nonce, strlen(p->nonce)))
-        return rg_error_set(err, RG_ERR, 401, "oidc_nonce_mismatch", "nonce",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_nonce_mismatch", "nonce",
                             "ID token nonce does not match the pending login");
     const char *sub = json_string_value(json_object_get(cl, "sub"));
     if (!sub || !*sub || strlen(sub) > MAX_SUB_LEN)
-        return rg_error_set(err, RG_ERR, 401, "oidc_id_token_malformed", "sub",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_id_token_malformed", "sub",
                             "ID token sub missing, empty or over 255 chars");
     return RG_OK;
 }

@@ -53,12 +53,12 @@ rg_oidc_client *rg_oidc_client_new(const rg_oidc_config *cfg, rg_error *err)
 {
     if (!cfg || !cfg->issuer || !*cfg->issuer || !cfg->client_id || !*cfg->client_id ||
         !cfg->redirect_uri || !*cfg->redirect_uri) {
-        rg_error_set(err, RG_EINVAL, 500, "oidc_config_invalid", NULL,
+        rg_error_set(err, RG_EINTERNAL, "oidc_config_invalid", NULL,
                      "issuer, client_id and redirect_uri are required");
         return NULL;
     }
     if (cfg->scopes && !strstr(cfg->scopes, "openid")) {
-        rg_error_set(err, RG_EINVAL, 500, "oidc_config_invalid", "scopes",
+        rg_error_set(err, RG_EINTERNAL, "oidc_config_invalid", "scopes",
                      "scopes must contain openid");
         return NULL;
     }
@@ -104,7 +104,7 @@ rg_oidc_client *rg_oidc_client_new(const rg_oidc_config *cfg, rg_error *err)
         return NULL;
     }
     if (strpbrk(c->issuer, "?#")) { /* OIDC Discovery 4: no query, no fragment */
-        rg_error_set(err, RG_EINVAL, 500, "oidc_config_invalid", "issuer",
+        rg_error_set(err, RG_EINTERNAL, "oidc_config_invalid", "issuer",
                      "issuer must not have a query or fragment");
         rg_oidc_client_free(c);
         return NULL;
@@ -113,7 +113,7 @@ rg_oidc_client *rg_oidc_client_new(const rg_oidc_config *cfg, rg_error *err)
     unsigned hs = 0;
     rg_oidc_algs_parse("HS256 HS384 HS512", &hs, NULL);
     if ((c->alg_mask & hs) && !c->client_secret) {
-        rg_error_set(err, RG_EINVAL, 500, "oidc_config_invalid", "allowed_algs",
+        rg_error_set(err, RG_EINTERNAL, "oidc_config_invalid", "allowed_algs",
                      "HS* algorithms need a client_secret");
         rg_oidc_client_free(c);
         return NULL;
@@ -220,11 +220,11 @@ int rg_oidc_callback_check(const rg_oidc_client *c, const rg_oidc_pending *p,
                            const char *state, const char *iss, rg_error *err)
 {
     if (!state || !p->state[0] || !rg_ct_equal(state, strlen(state), p->state, strlen(p->state)))
-        return rg_error_set(err, RG_ERR, 400, "oidc_state_mismatch", "state",
+        return rg_error_set(err, RG_EINVAL, "oidc_state_mismatch", "state",
                             "callback state does not match the pending login");
     /* RFC 9207: an iss parameter, when present, names the IdP that answered */
     if (iss && strcmp(iss, c->issuer) != 0)
-        return rg_error_set(err, RG_ERR, 400, "oidc_wrong_issuer", "iss",
+        return rg_error_set(err, RG_EINVAL, "oidc_wrong_issuer", "iss",
                             "callback iss does not name this connection's issuer");
     return RG_OK;
 }
@@ -238,7 +238,7 @@ int rg_oidc_idp_error(const char *error, const char *error_description, rg_error
         if (isalnum((unsigned char)*s) || *s == '_' || *s == '-' || *s == '.')
             code[n++] = *s;
     code[n] = 0;
-    return rg_error_set(err, RG_ERR, 401, "oidc_idp_error", "error",
+    return rg_error_set(err, RG_EUNAUTH, "oidc_idp_error", "error",
                         "the IdP refused the login: %s", n ? code : "unknown_error");
 }
 
@@ -317,7 +317,7 @@ static int token_exchange(rg_oidc_client *c, const disc *d, const rg_oidc_pendin
                 ecode[n++] = *e;
         ecode[n] = 0;
         json_decref(doc);
-        return rg_error_set(err, RG_ERR, r.status >= 400 && r.status < 500 ? 401 : 502,
+        return rg_error_set(err, r.status >= 400 && r.status < 500 ? RG_EUNAUTH : RG_EUPSTREAM,
                             "oidc_token_exchange_failed", "code",
                             "token endpoint answered %ld error=%s", r.status, n ? ecode : "-");
     }
@@ -329,7 +329,7 @@ static int userinfo(rg_oidc_client *c, const disc *d, const char *access_token,
                     json_t **out, rg_error *err)
 {
     if (!d->userinfo || !access_token)
-        return rg_error_set(err, RG_ERR, 502, "oidc_userinfo_failed", "userinfo", "%s",
+        return rg_error_set(err, RG_EUPSTREAM, "oidc_userinfo_failed", "userinfo", "%s",
                             d->userinfo ? "no access_token to call userinfo with"
                                         : "the IdP has no userinfo_endpoint");
     rg_buf auth = {0};
@@ -353,7 +353,7 @@ static int userinfo(rg_oidc_client *c, const disc *d, const char *access_token,
     rg_buf_free(&r.body);
     if (!json_is_object(doc)) {
         json_decref(doc);
-        return rg_error_set(err, RG_ERR, 502, "oidc_userinfo_failed", "userinfo",
+        return rg_error_set(err, RG_EUPSTREAM, "oidc_userinfo_failed", "userinfo",
                             "userinfo answered %ld %s, not a JSON object (signed userinfo is "
                             "not supported)", r.status, r.ctype[0] ? r.ctype : "-");
     }
@@ -368,12 +368,12 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
     memset(out, 0, sizeof *out);
     memset(&last_timing, 0, sizeof last_timing);
     if (!code || !*code || strlen(code) > 4096)
-        return rg_error_set(err, RG_ERR, 400, "oidc_token_exchange_failed", "code",
+        return rg_error_set(err, RG_EINVAL, "oidc_token_exchange_failed", "code",
                             "callback has no usable code");
     if (!p->nonce[0] || !p->code_verifier[0])
-        return rg_error_set(err, RG_ERR, 400, "oidc_state_mismatch", "state", "pending login is empty");
+        return rg_error_set(err, RG_EINVAL, "oidc_state_mismatch", "state", "pending login is empty");
     if (p->created_at && now - p->created_at > c->pending_max_age_s)
-        return rg_error_set(err, RG_ERR, 400, "oidc_state_expired", "state",
+        return rg_error_set(err, RG_EINVAL, "oidc_state_expired", "state",
                             "pending login is older than %d s", c->pending_max_age_s);
     disc *d = NULL;
     if (oidc_disc_get(c, &d, err) != RG_OK)
@@ -390,7 +390,7 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
         goto out;
     const char *id_token = json_string_value(json_object_get(tok, "id_token"));
     if (!id_token) {
-        rc = rg_error_set(err, RG_ERR, 502, "oidc_id_token_malformed", "id_token",
+        rc = rg_error_set(err, RG_EUPSTREAM, "oidc_id_token_malformed", "id_token",
                           "token response has no id_token");
         goto out;
     }
@@ -403,7 +403,7 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
     const char *payload = rg_oidc_jws_payload(jws, &pl);
     claims = json_loadb(payload, pl, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(claims)) {
-        rc = rg_error_set(err, RG_ERR, 401, "oidc_id_token_malformed", "id_token",
+        rc = rg_error_set(err, RG_EUNAUTH, "oidc_id_token_malformed", "id_token",
                           "ID token payload is not a JSON object");
         goto out;
     }
@@ -429,7 +429,7 @@ int rg_oidc_finish(rg_oidc_client *c, const rg_oidc_pending *p, const char *code
             goto out;
         const char *usub = json_string_value(json_object_get(ui, "sub"));
         if (!usub || strcmp(usub, out->subject) != 0) {
-            rc = rg_error_set(err, RG_ERR, 401, "oidc_userinfo_failed", "sub",
+            rc = rg_error_set(err, RG_EUNAUTH, "oidc_userinfo_failed", "sub",
                               "userinfo sub differs from the ID token's");
             goto out;
         }

@@ -46,14 +46,14 @@ static int disc_fetch(rg_oidc_client *c, disc **out, rg_error *err)
     const char *es = json_string_value(json_object_get(doc, "end_session_endpoint"));
     char q[120];
     if (!json_is_object(doc))
-        rc = rg_error_set(err, RG_ERR, 502, "oidc_discovery_failed", "discovery",
+        rc = rg_error_set(err, RG_EUPSTREAM, "oidc_discovery_failed", "discovery",
                           "discovery answered %ld, not a JSON object", r.status);
     else if (!iss || strcmp(iss, c->issuer) != 0) /* exact: no slash or case folding */
-        rc = rg_error_set(err, RG_ERR, 502, "oidc_issuer_mismatch", "issuer",
+        rc = rg_error_set(err, RG_EUPSTREAM, "oidc_issuer_mismatch", "issuer",
                           "discovery names issuer %s, not the configured one",
                           rg_log_quote(q, sizeof q, iss ? iss : "(none)"));
     else if (!authz || !token || !jwks)
-        rc = rg_error_set(err, RG_ERR, 502, "oidc_discovery_failed", "discovery",
+        rc = rg_error_set(err, RG_EUPSTREAM, "oidc_discovery_failed", "discovery",
                           "discovery lacks authorization_endpoint, token_endpoint or jwks_uri");
     else if (oidc_url_check(c, "authorization_endpoint", authz, err) || oidc_url_check(c, "token_endpoint", token, err) ||
              oidc_url_check(c, "jwks_uri", jwks, err) || (ui && oidc_url_check(c, "userinfo_endpoint", ui, err)) ||
@@ -125,7 +125,7 @@ int oidc_disc_get(rg_oidc_client *c, disc **out, rg_error *err)
         if (rc == RG_OK) {
             oidc_disc_free(c->disc);
             c->disc = d;
-        } else if (c->disc && rc == RG_EIO) {
+        } else if (c->disc && rc == RG_EUNREACHABLE) {   /* not a wrong answer */
             char q[120];
             rg_log(RG_LOG_WARN, "event=oidc_discovery_stale issuer=%s reason=%s",
                    rg_log_quote(q, sizeof q, c->issuer), err ? err->code : "-");
@@ -155,7 +155,7 @@ static int jwks_fetch(rg_oidc_client *c, const char *uri, rg_oidc_keyset **out, 
         return rc;
     if (r.status != 200) {
         rg_buf_free(&r.body);
-        return rg_error_set(err, RG_EIO, 502, "oidc_discovery_failed", "jwks_uri",
+        return rg_error_set(err, RG_EUNREACHABLE, "oidc_discovery_failed", "jwks_uri",
                             "jwks_uri answered %ld", r.status);
     }
     *out = rg_oidc_keyset_parse(r.body.data, r.body.len, err);
@@ -223,15 +223,22 @@ int oidc_verify_sig(rg_oidc_client *c, const disc *d, const rg_oidc_jws *jws, rg
     unsigned long gen = 0;
     if (oidc_jwks_get(c, d->jwks_uri, 0, &ks, &gen, err) != RG_OK)
         return RG_ERR;
-    int rc = rg_oidc_jws_verify(jws, ks, c->alg_mask, c->client_secret, err);
-    if (rc == RG_ENOTFOUND) {
+    /* a local rg_error: the code tells an unknown kid from the other 401s
+     * even when the caller passes no err */
+    rg_error e;
+    rg_error_clear(&e);
+    int rc = rg_oidc_jws_verify(jws, ks, c->alg_mask, c->client_secret, &e);
+    if (rc == RG_EUNAUTH && strcmp(e.code, "oidc_unknown_kid") == 0) {
         /* unknown kid: the IdP may have rotated; refetch (rate-limited) */
         rg_oidc_keyset_free(ks);
         ks = NULL;
         if (oidc_jwks_get(c, d->jwks_uri, gen, &ks, &gen, err) != RG_OK)
             return RG_ERR;
-        rc = rg_oidc_jws_verify(jws, ks, c->alg_mask, c->client_secret, err);
+        rg_error_clear(&e);
+        rc = rg_oidc_jws_verify(jws, ks, c->alg_mask, c->client_secret, &e);
     }
+    if (rc != RG_OK && err)
+        *err = e;
     rg_oidc_keyset_free(ks);
     return rc == RG_OK ? RG_OK : RG_ERR;
 }

@@ -33,10 +33,10 @@ int oidc_url_check(const rg_oidc_client *c, const char *what, const char *url, r
     if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        rc = rg_error_set(err, RG_ERR, 502, "oidc_discovery_failed", what, "%s is not a URL: %s",
+        rc = rg_error_set(err, RG_EUPSTREAM, "oidc_discovery_failed", what, "%s is not a URL: %s",
                           what, rg_log_quote(q, sizeof q, url));
     } else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
-        rc = rg_error_set(err, RG_ERR, 502, "oidc_insecure_issuer", what,
+        rc = rg_error_set(err, RG_EUPSTREAM, "oidc_insecure_issuer", what,
                           "%s has credentials in the URL", what);
     } else if (strcmp(scheme, "https") == 0) {
         rc = RG_OK;
@@ -45,7 +45,7 @@ int oidc_url_check(const rg_oidc_client *c, const char *what, const char *url, r
                 strcmp(host, "localhost") == 0)) {
         rc = RG_OK;
     } else {
-        rc = rg_error_set(err, RG_ERR, 502, "oidc_insecure_issuer", what,
+        rc = rg_error_set(err, RG_EUPSTREAM, "oidc_insecure_issuer", what,
                           "%s must be https (plain http only to a loopback test IdP with "
                           "allow_http_loopback): %s", what, rg_log_quote(q, sizeof q, url));
     }
@@ -106,7 +106,7 @@ int oidc_http_do(rg_oidc_client *c, const char *code, const char *what, const ch
         return rc;
     CURL *h = handle_get(c);
     if (!h)
-        return rg_error_set(err, RG_ENOMEM, 502, code, what, "curl_easy_init failed");
+        return rg_error_set(err, RG_EUPSTREAM, code, what, "curl_easy_init failed");
     sink s = {.cap = c->max_doc};
     struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
     for (struct curl_slist *e = extra; e && hdrs; e = e->next)
@@ -140,8 +140,8 @@ int oidc_http_do(rg_oidc_client *c, const char *code, const char *what, const ch
     char q[120];
     if (cc != CURLE_OK) {
         rg_buf_free(&s.body);
-        rc = s.over || cc == CURLE_FILESIZE_EXCEEDED ? rg_error_set(err, RG_EIO, 502, code, what, "%s over %zu bytes", what, c->max_doc)
-                    : rg_error_set(err, RG_EIO, 502, code, what, "%s fetch failed: %s", what,
+        rc = s.over || cc == CURLE_FILESIZE_EXCEEDED ? rg_error_set(err, RG_EUNREACHABLE, code, what, "%s over %zu bytes", what, c->max_doc)
+                    : rg_error_set(err, RG_EUNREACHABLE, code, what, "%s fetch failed: %s", what,
                                    rg_log_quote(q, sizeof q, ebuf[0] ? ebuf : curl_easy_strerror(cc)));
     } else {
         char *ct = NULL;
@@ -150,7 +150,7 @@ int oidc_http_do(rg_oidc_client *c, const char *code, const char *what, const ch
             snprintf(res->ctype, sizeof res->ctype, "%s", ct);
         if (s.body.oom) {
             rg_buf_free(&s.body);
-            rc = rg_error_set(err, RG_ENOMEM, 502, code, what, "out of memory");
+            rc = rg_error_set(err, RG_EUPSTREAM, code, what, "out of memory");
         } else {
             if (!s.body.data)
                 rg_buf_puts(&s.body, "");

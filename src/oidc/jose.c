@@ -69,19 +69,19 @@ int rg_oidc_algs_parse(const char *list, unsigned *mask_out, rg_error *err)
         size_t n = strcspn(p, " ,");
         char name[16];
         if (n >= sizeof name)
-            return rg_error_set(err, RG_ERR, 500, "oidc_config_invalid", "allowed_algs",
+            return rg_error_set(err, RG_EINTERNAL, "oidc_config_invalid", "allowed_algs",
                                 "unknown algorithm in allowed_algs");
         memcpy(name, p, n);
         name[n] = 0;
         int i = alg_index(name);
         if (i < 0) /* "none" lands here too: it is never allowed */
-            return rg_error_set(err, RG_ERR, 500, "oidc_config_invalid", "allowed_algs",
+            return rg_error_set(err, RG_EINTERNAL, "oidc_config_invalid", "allowed_algs",
                                 "algorithm %s is not allowed", name);
         mask |= 1u << i;
         p += n;
     }
     if (!mask)
-        return rg_error_set(err, RG_ERR, 500, "oidc_config_invalid", "allowed_algs",
+        return rg_error_set(err, RG_EINTERNAL, "oidc_config_invalid", "allowed_algs",
                             "allowed_algs is empty");
     *mask_out = mask;
     return RG_OK;
@@ -229,7 +229,7 @@ rg_oidc_keyset *rg_oidc_keyset_parse(const char *json, size_t len, rg_error *err
     json_t *keys = json_object_get(doc, "keys");
     if (!json_is_array(keys)) {
         json_decref(doc);
-        rg_error_set(err, RG_ERR, 502, "oidc_discovery_failed", "jwks_uri",
+        rg_error_set(err, RG_EUPSTREAM, "oidc_discovery_failed", "jwks_uri",
                      "JWKS is not a JSON object with a keys array");
         return NULL;
     }
@@ -294,7 +294,7 @@ rg_oidc_keyset *rg_oidc_keyset_parse(const char *json, size_t len, rg_error *err
     json_decref(doc);
     if (ks->n == 0) {
         rg_oidc_keyset_free(ks);
-        rg_error_set(err, RG_ERR, 502, "oidc_discovery_failed", "jwks_uri",
+        rg_error_set(err, RG_EUPSTREAM, "oidc_discovery_failed", "jwks_uri",
                      "JWKS has no usable signing key");
         return NULL;
     }
@@ -361,7 +361,7 @@ static unsigned char *b64_seg(const char *s, size_t len, size_t *out_len)
 
 static int malformed(rg_error *err, const char *why)
 {
-    return rg_error_set(err, RG_ERR, 401, "oidc_id_token_malformed", "id_token", "%s", why);
+    return rg_error_set(err, RG_EUNAUTH, "oidc_id_token_malformed", "id_token", "%s", why);
 }
 
 int rg_oidc_jws_parse(const char *compact, rg_oidc_jws **out, rg_error *err)
@@ -434,7 +434,7 @@ int rg_oidc_jws_check_alg(const rg_oidc_jws *j, unsigned mask, rg_error *err)
     int i = alg_index(j->alg);
     if (i < 0 || !(mask & (1u << i))) {
         char q[40];
-        return rg_error_set(err, RG_ERR, 401, "oidc_alg_not_allowed", "id_token",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_alg_not_allowed", "id_token",
                             "ID token alg %s is not allowed for this connection",
                             rg_log_quote(q, sizeof q, j->alg));
     }
@@ -505,7 +505,7 @@ static int verify_hmac(const rg_oidc_jws *j, const alg_info *a, const char *secr
 
 static int bad_signature(rg_error *err)
 {
-    return rg_error_set(err, RG_ERR, 401, "oidc_bad_signature", "id_token",
+    return rg_error_set(err, RG_EUNAUTH, "oidc_bad_signature", "id_token",
                         "ID token signature does not verify");
 }
 
@@ -533,15 +533,15 @@ int rg_oidc_jws_verify(const rg_oidc_jws *j, const rg_oidc_keyset *ks, unsigned 
     }
     char q[80];
     if (j->kid && !seen_kid)
-        return rg_error_set(err, RG_ENOTFOUND, 401, "oidc_unknown_kid", "id_token",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_unknown_kid", "id_token",
                             "no key with kid %s in the IdP's JWKS",
                             rg_log_quote(q, sizeof q, j->kid));
     if (!tried && j->kid)
-        return rg_error_set(err, RG_ERR, 401, "oidc_alg_not_allowed", "id_token",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_alg_not_allowed", "id_token",
                             "alg %s does not fit key %s", a->name,
                             rg_log_quote(q, sizeof q, j->kid));
     if (!tried)
-        return rg_error_set(err, RG_ENOTFOUND, 401, "oidc_unknown_kid", "id_token",
+        return rg_error_set(err, RG_EUNAUTH, "oidc_unknown_kid", "id_token",
                             "ID token has no kid and no key fits alg %s", a->name);
     return bad_signature(err);
 }

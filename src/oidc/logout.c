@@ -24,7 +24,7 @@ int rg_oidc_end_session_url(rg_oidc_client *c, const char *id_token_hint,
         return RG_ERR;
     if (!d->end_session) {
         oidc_disc_free(d);
-        return rg_error_set(err, RG_ENOTFOUND, 404, "oidc_logout_unsupported",
+        return rg_error_set(err, RG_ENOTFOUND, "oidc_logout_unsupported",
                             "end_session_endpoint", "the OP advertises no end_session_endpoint");
     }
     rg_buf b = {0};
@@ -62,7 +62,7 @@ void rg_oidc_logout_claims_clear(rg_oidc_logout_claims *lc)
 
 static int bad(rg_error *err, const char *code, const char *field, const char *why)
 {
-    return rg_error_set(err, RG_ERR, 400, code, field, "%s", why);
+    return rg_error_set(err, RG_EINVAL, code, field, "%s", why);
 }
 
 /* An optional string claim: 0 and *out (NULL when absent), or RG_ERR. */
@@ -73,7 +73,7 @@ static int opt_claim(json_t *cl, const char *name, char **out, rg_error *err)
     if (!v)
         return RG_OK;
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_SUB_LEN)
-        return rg_error_set(err, RG_ERR, 400, "oidc_logout_token_malformed", name,
+        return rg_error_set(err, RG_EINVAL, "oidc_logout_token_malformed", name,
                             "logout token %s is not a string of 1 to %d bytes", name,
                             MAX_SUB_LEN);
     return (*out = strdup(json_string_value(v))) ? RG_OK

@@ -28,14 +28,14 @@
 
 /* ---- rejections ----------------------------------------------------------- */
 
-void acs_reject(rg_error *err, int status, const char *code, const char *fmt, ...)
+void acs_reject(rg_error *err, int kind, const char *code, const char *fmt, ...)
 {
     char msg[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    rg_error_set(err, RG_EINVAL, status, code, "SAMLResponse", "%s", msg);
+    rg_error_set(err, kind, code, "SAMLResponse", "%s", msg);
 }
 
 static void acs_state_free(acs_state *st)
@@ -208,10 +208,10 @@ static int check_replay(rg_saml_replay_fn replay_check, void *replay_ctx,
     if (r == 1)
         return DENY(err, "saml_replay", "this assertion was already used");
     if (r == 2)   /* item 12: this connection's share, not everyone's */
-        return rg_error_set(err, RG_EIO, 503, "saml_replay_quota_exceeded", "SAMLResponse",
+        return rg_error_set(err, RG_EUNAVAIL, "saml_replay_quota_exceeded", "SAMLResponse",
                             "this connection holds its whole share of the replay cache");
     if (r != 0)
-        return rg_error_set(err, RG_EIO, 503, "saml_replay_cache_unavailable", "SAMLResponse",
+        return rg_error_set(err, RG_EUNAVAIL, "saml_replay_cache_unavailable", "SAMLResponse",
                             "the replay cache is unavailable");
     return 0;
 }

@@ -187,7 +187,7 @@ char *rg_saml_sp_metadata_build(const char *sp_entity_id, const char *acs_url,
     free(cert);
     if (!cert64 || !sp_entity_id || !acs_url) {
         free(cert64);
-        rg_error_set(err, RG_EINVAL, 500, "saml_config", "sp_cert",
+        rg_error_set(err, RG_EINTERNAL, "saml_config", "sp_cert",
                      "the SP certificate is missing or unreadable");
         return NULL;
     }
@@ -200,7 +200,7 @@ char *rg_saml_sp_metadata_build(const char *sp_entity_id, const char *acs_url,
 
 static int cfg_fail(rg_error *err, const char *field, const char *msg)
 {
-    return rg_error_set(err, RG_EINVAL, 500, "saml_config", field, "%s", msg);
+    return rg_error_set(err, RG_EINTERNAL, "saml_config", field, "%s", msg);
 }
 
 static char *read_pem(const char *text, const char *path)
@@ -234,7 +234,7 @@ static int add_bare_keys(rg_saml_connection *c, const rg_saml_metadata_info *inf
         if (k)
             g_object_unref(k);
         if (rc != 0)
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_metadata", "KeyDescriptor",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_metadata", "KeyDescriptor",
                                 "lasso could not load the signing key %s", ci->sha256);
     }
     return 0;
@@ -294,7 +294,7 @@ rg_saml_connection *rg_saml_connection_new(const rg_saml_conn_config *cfg, rg_er
     if (lasso_server_add_provider_from_buffer(c->server, LASSO_PROVIDER_ROLE_IDP,
                                               info.entity_xml, NULL, NULL) != 0 ||
         !lasso_server_get_provider(c->server, c->idp_entity_id)) {
-        rg_error_set(err, RG_EINVAL, 422, "invalid_metadata", "EntityDescriptor",
+        rg_error_set(err, RG_EUNPROCESSABLE, "invalid_metadata", "EntityDescriptor",
                      "lasso could not load the IdP metadata");
         goto fail;
     }
@@ -354,7 +354,7 @@ int rg_saml_authn_request(const rg_saml_connection *c, const char *relay_state,
     request_id[0] = 0;
     /* SAML bindings 3.4.3: RelayState MUST NOT exceed 80 bytes. */
     if (relay_state && strlen(relay_state) > 80)
-        return rg_error_set(err, RG_EINVAL, 400, "invalid_relay_state", "relay_state",
+        return rg_error_set(err, RG_EINVAL, "invalid_relay_state", "relay_state",
                             "RelayState is longer than 80 bytes");
     LassoLogin *l = lasso_login_new(c->server);
     if (!l)
@@ -362,7 +362,7 @@ int rg_saml_authn_request(const rg_saml_connection *c, const char *relay_state,
     int rc = lasso_login_init_authn_request(l, c->idp_entity_id, LASSO_HTTP_METHOD_REDIRECT);
     if (rc != 0) {
         lasso_login_destroy(l);
-        return rg_error_set(err, RG_ERR, 500, "saml_authn_request_failed", NULL,
+        return rg_error_set(err, RG_EINTERNAL, "saml_authn_request_failed", NULL,
                             "lasso: %s", lasso_strerror(rc));
     }
     LassoSamlp2AuthnRequest *rq = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(l)->request);
@@ -379,7 +379,7 @@ int rg_saml_authn_request(const rg_saml_connection *c, const char *relay_state,
     const char *url = LASSO_PROFILE(l)->msg_url;
     if (rc != 0 || !id || !url || strlen(id) >= RG_SAML_REQUEST_ID_MAX) {
         lasso_login_destroy(l);
-        return rg_error_set(err, RG_ERR, 500, "saml_authn_request_failed", NULL,
+        return rg_error_set(err, RG_EINTERNAL, "saml_authn_request_failed", NULL,
                             "lasso: %s", rc ? lasso_strerror(rc) : "no request built");
     }
     snprintf(request_id, RG_SAML_REQUEST_ID_MAX, "%s", id);

@@ -215,7 +215,7 @@ static int cert_fill(const unsigned char *der, long derlen, int64_t now, int all
 
 static int lint_fail(rg_error *err, const char *field, const char *why)
 {
-    return rg_error_set(err, RG_EINVAL, 422, "invalid_metadata", field, "%s", why);
+    return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_metadata", field, "%s", why);
 }
 
 /* Reads a KeyDescriptor's certificates into info; returns the number read,
@@ -304,7 +304,7 @@ static int lint_doc(xmlDoc *doc, int allow_sha1, int64_t now, rg_saml_metadata_i
     if (count == 0)
         return lint_fail(err, "IDPSSODescriptor", "no EntityDescriptor has an IDPSSODescriptor");
     if (count > 1)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_metadata", "EntitiesDescriptor",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_metadata", "EntitiesDescriptor",
                             "the metadata describes %zu identity providers; upload exactly one",
                             count);
     xmlNode *ent = found[0];

@@ -28,14 +28,14 @@
 
 /* ---- rejections (acs.c) --------------------------------------------------- */
 
-/* Sets err (RG_EINVAL, status, the stable reason code, field SAMLResponse,
- * the formatted message). BAD and DENY are RG_EINVAL as an expression the
- * reader (and clang's analyzer, which cannot see into another file) sees
- * is never 0. */
-void acs_reject(rg_error *err, int status, const char *code, const char *fmt, ...)
+/* Sets err (the error kind, its status, the stable reason code, field
+ * SAMLResponse, the formatted message). BAD (400) and DENY (403) are their
+ * kind as an expression the reader (and clang's analyzer, which cannot see
+ * into another file) sees is never 0. */
+void acs_reject(rg_error *err, int kind, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-#define BAD(err, code, ...)    (acs_reject(err, 400, code, __VA_ARGS__), RG_EINVAL)
-#define DENY(err, code, ...)   (acs_reject(err, 403, code, __VA_ARGS__), RG_EINVAL)
+#define BAD(err, code, ...)    (acs_reject(err, RG_EINVAL, code, __VA_ARGS__), RG_EINVAL)
+#define DENY(err, code, ...)   (acs_reject(err, RG_EFORBIDDEN, code, __VA_ARGS__), RG_EFORBIDDEN)
 
 /* ---- DOM helpers ------------------------------------------------------------ */
 

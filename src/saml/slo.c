@@ -65,10 +65,10 @@ int rg_saml_logout_request(const rg_saml_connection *c, const char *name_id,
     *redirect_url = NULL;
     request_id[0] = 0;
     if (relay_state && strlen(relay_state) > 80)
-        return rg_error_set(err, RG_EINVAL, 400, "invalid_relay_state", "relay_state",
+        return rg_error_set(err, RG_EINVAL, "invalid_relay_state", "relay_state",
                             "RelayState is longer than 80 bytes");
     if (!rg_saml_slo_supported(c))
-        return rg_error_set(err, RG_EINVAL, 409, "saml_slo_unsupported", NULL,
+        return rg_error_set(err, RG_ECONFLICT, "saml_slo_unsupported", NULL,
                             "the IdP metadata has no HTTP-Redirect SingleLogoutService");
     LassoSaml2NameID *nid = LASSO_SAML2_NAME_ID(lasso_saml2_name_id_new_with_string((char *)name_id));
     if (name_id_format)
@@ -93,7 +93,7 @@ int rg_saml_logout_request(const rg_saml_connection *c, const char *name_id,
     const char *url = LASSO_PROFILE(lo)->msg_url;
     if (rc != 0 || !id || !url || strlen(id) >= RG_SAML_REQUEST_ID_MAX) {
         lasso_logout_destroy(lo);
-        return rg_error_set(err, RG_ERR, 500, "saml_logout_request_failed", NULL, "lasso: %s",
+        return rg_error_set(err, RG_EINTERNAL, "saml_logout_request_failed", NULL, "lasso: %s",
                             rc ? lasso_strerror(rc) : "no request built");
     }
     snprintf(request_id, RG_SAML_REQUEST_ID_MAX, "%s", id);
@@ -118,13 +118,13 @@ int rg_saml_logout_response_check(const rg_saml_connection *c, const char *query
                           ? LASSO_SAMLP2_STATUS_RESPONSE(r)->InResponseTo : NULL;
     const char *issuer = LASSO_PROFILE(lo)->remote_providerID;
     if (rc == 0 && (!issuer || strcmp(issuer, c->idp_entity_id) != 0))
-        rc = rg_error_set(err, RG_EINVAL, 400, "saml_logout_wrong_issuer", NULL,
+        rc = rg_error_set(err, RG_EINVAL, "saml_logout_wrong_issuer", NULL,
                           "the LogoutResponse is not from this connection's IdP");
     else if (rc == 0 && (!expected_request_id || !irt || strcmp(irt, expected_request_id) != 0))
-        rc = rg_error_set(err, RG_EINVAL, 400, "saml_logout_unexpected", NULL,
+        rc = rg_error_set(err, RG_EINVAL, "saml_logout_unexpected", NULL,
                           "the LogoutResponse answers no logout request of ours");
     else if (rc != 0)
-        rc = rg_error_set(err, RG_EINVAL, 400, "saml_logout_response_invalid", NULL,
+        rc = rg_error_set(err, RG_EINVAL, "saml_logout_response_invalid", NULL,
                           "lasso: %s", lasso_strerror(rc));
     lasso_logout_destroy(lo);
     return rc;
@@ -157,13 +157,13 @@ int rg_saml_logout_request_answer(const rg_saml_connection *c, const char *query
                                        ? LASSO_SAMLP2_LOGOUT_REQUEST(rqn) : NULL;
     const char *issuer = LASSO_PROFILE(lo)->remote_providerID;
     if (rc != 0 || !rq) {
-        rc = rg_error_set(err, RG_EINVAL, 400, "saml_logout_request_invalid", NULL, "lasso: %s",
+        rc = rg_error_set(err, RG_EINVAL, "saml_logout_request_invalid", NULL, "lasso: %s",
                           rc ? lasso_strerror(rc) : "not a LogoutRequest");
         goto out;
     }
     if (!issuer || strcmp(issuer, c->idp_entity_id) != 0 || !rq->NameID ||
         !rq->NameID->content) {
-        rc = rg_error_set(err, RG_EINVAL, 400, "saml_logout_request_invalid", NULL,
+        rc = rg_error_set(err, RG_EINVAL, "saml_logout_request_invalid", NULL,
                           "the LogoutRequest is not from this IdP or names no NameID");
         goto out;
     }
@@ -189,7 +189,7 @@ int rg_saml_logout_request_answer(const rg_saml_connection *c, const char *query
     if (rc == 0)
         rc = lasso_logout_build_response_msg(lo);
     if (rc != 0 || !LASSO_PROFILE(lo)->msg_url) {
-        rc = rg_error_set(err, RG_ERR, 500, "saml_logout_response_failed", NULL, "lasso: %s",
+        rc = rg_error_set(err, RG_EINTERNAL, "saml_logout_response_failed", NULL, "lasso: %s",
                           rc ? lasso_strerror(rc) : "no response built");
         goto out;
     }

@@ -29,7 +29,7 @@ static int sign_and_bake(const rg_keyring *kr, const rg_claims *c, int secure,
         free(json);
         free(*token);
         *token = NULL;
-        return rg_error_set(err, (int)n, 500, "internal", NULL, "cannot build the cookie");
+        return rg_error_set(err, RG_EINTERNAL, "internal", NULL, "cannot build the cookie");
     }
     *clen = (size_t)n;
     if (json_out) {
@@ -62,7 +62,7 @@ static int issue(const rg_keyring *kr, const rg_claims *claims, rg_oversize_poli
     if (budget == 0)
         budget = RG_SESSION_COOKIE_BUDGET;
     if (lifetime <= 0)
-        return rg_error_set(err, RG_EINVAL, 500, "internal", NULL, "session lifetime must be > 0");
+        return rg_error_set(err, RG_EINTERNAL, "internal", NULL, "session lifetime must be > 0");
     rg_claims c = *claims;
     if (c.iat == 0)
         c.iat = rg_now();
@@ -93,7 +93,7 @@ static int issue(const rg_keyring *kr, const rg_claims *claims, rg_oversize_poli
                c.omit_permissions);
         /* 422: the data (roles, permissions) breaks R24's budget, not a
          * server fault; the message has the numbers */
-        return rg_error_set(err, RG_ERR, 422, "session_too_large", NULL,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "session_too_large", NULL,
                             "session cookie would be %zu bytes, over the %zu-byte budget "
                             "(%zu permissions, %zu roles%s)", clen, budget,
                             claims->n_permissions, claims->n_roles,

@@ -165,9 +165,10 @@ int rg_session_claims_of_issued(const rg_claims *c, const char *kid, char *paylo
 
 /* ---- verify ---------------------------------------------------------------- */
 
-static int bad(rg_error *err, int rc, const char *code, const char *msg)
+/* Every refused token is a 401 (RG_EUNAUTH); the code says why. */
+static int bad(rg_error *err, const char *code, const char *msg)
 {
-    return rg_error_set(err, rc, 401, code, NULL, "%s", msg);
+    return rg_error_set(err, RG_EUNAUTH, code, NULL, "%s", msg);
 }
 
 /* Decodes a base64url segment into a malloc'd NUL-terminated buffer. */
@@ -237,43 +238,43 @@ static int check_header(const rg_keyring *kr, const char *h, size_t hn,
 {
     *key = NULL;
     if (hn == 0 || hn > HEADER_B64_MAX)
-        return bad(err, RG_EINVAL, "token_malformed", "token header is empty or too long");
+        return bad(err, "token_malformed", "token header is empty or too long");
     size_t len = 0;
     unsigned char *raw = b64_segment(h, hn, &len);
     if (!raw)
-        return bad(err, RG_EINVAL, "token_malformed", "token header is not base64url");
+        return bad(err, "token_malformed", "token header is not base64url");
     json_error_t je;
     json_t *hdr = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, &je);
     free(raw);
     int rc = RG_EINVAL;
     if (!json_is_object(hdr)) {
-        rc = bad(err, RG_EINVAL, "token_malformed", "token header is not a JSON object");
+        rc = bad(err, "token_malformed", "token header is not a JSON object");
         goto out;
     }
     json_t *typ = json_object_get(hdr, "typ");
     if (typ && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0)) {
-        rc = bad(err, RG_EINVAL, "token_malformed", "token typ is not JWT");
+        rc = bad(err, "token_malformed", "token typ is not JWT");
         goto out;
     }
     if (json_object_get(hdr, "crit")) {   /* RFC 7515 4.1.11: we understand none */
-        rc = bad(err, RG_EINVAL, "token_malformed", "token header has crit");
+        rc = bad(err, "token_malformed", "token header has crit");
         goto out;
     }
     json_t *kid = json_object_get(hdr, "kid");
     if (!json_is_string(kid)) {
-        rc = bad(err, RG_EINVAL, "token_malformed", "token header has no kid");
+        rc = bad(err, "token_malformed", "token header has no kid");
         goto out;
     }
     const rg_session_key *cand = rg_keyring_find(kr, json_string_value(kid));
     if (!cand) {
-        rc = bad(err, RG_ENOTFOUND, "token_unknown_kid", "token kid names no key of the keyring");
+        rc = bad(err, "token_unknown_kid", "token kid names no key of the keyring");
         goto out;
     }
     /* the alg is pinned to the key: the header only has to agree, exactly.
      * This refuses none, HS256 signed with the public key, RS256 on EC... */
     json_t *alg = json_object_get(hdr, "alg");
     if (!json_is_string(alg) || strcmp(json_string_value(alg), rg_session_key_alg(cand)) != 0) {
-        rc = bad(err, RG_EINVAL, "token_alg_mismatch", "token alg is not the alg of its key");
+        rc = bad(err, "token_alg_mismatch", "token alg is not the alg of its key");
         goto out;
     }
     *key = cand;
@@ -291,24 +292,24 @@ static int check_claims(struct rg_session_claims_data *d, rg_session_claims *c,
     json_t *exp = json_object_get(o, "exp"), *iat = json_object_get(o, "iat");
     json_t *nbf = json_object_get(o, "nbf");
     if (!json_is_integer(exp) || !json_is_integer(iat) || (nbf && !json_is_integer(nbf)))
-        return bad(err, RG_EINVAL, "token_malformed", "exp and iat must be integers");
+        return bad(err, "token_malformed", "exp and iat must be integers");
     c->exp = json_integer_value(exp);
     c->iat = json_integer_value(iat);
     if (c->exp <= now - skew - lapse)
-        return bad(err, RG_EINVAL, "token_expired", "token has expired");
+        return bad(err, "token_expired", "token has expired");
     json_t *at = json_object_get(o, "auth_time");
     if (at && (!json_is_integer(at) || json_integer_value(at) > c->iat))
-        return bad(err, RG_EINVAL, "token_malformed", "auth_time must be an integer <= iat");
+        return bad(err, "token_malformed", "auth_time must be an integer <= iat");
     c->auth_time = at ? json_integer_value(at) : 0;
     if (c->iat > now + skew || (nbf && json_integer_value(nbf) > now + skew))
-        return bad(err, RG_EINVAL, "token_not_yet_valid", "token is issued in the future");
+        return bad(err, "token_not_yet_valid", "token is issued in the future");
     if (opt_string(o, "iss", &c->iss) < 0)
-        return bad(err, RG_EINVAL, "token_malformed", "iss must be a string");
+        return bad(err, "token_malformed", "iss must be a string");
     if (expected_iss && (!c->iss || strcmp(c->iss, expected_iss) != 0))
-        return bad(err, RG_EINVAL, "token_wrong_issuer", "token iss is not this gateway");
+        return bad(err, "token_wrong_issuer", "token iss is not this gateway");
     if (req_string(o, "sub", &c->sub) || req_string(o, "sid", &c->sid) ||
         req_string(o, "org_id", &c->org_id))
-        return bad(err, RG_EINVAL, "token_malformed", "sub, sid and org_id are required strings");
+        return bad(err, "token_malformed", "sub, sid and org_id are required strings");
     json_t *omitted = json_object_get(o, "permissions_omitted");
     json_t *act = json_object_get(o, "act");
     size_t nr = 0, np = 0;
@@ -317,7 +318,7 @@ static int check_claims(struct rg_session_claims_data *d, rg_session_claims *c,
         (act && !json_is_object(act)) || (act && opt_string(act, "sub", &c->act_sub)) ||
         string_array(o, "roles", &d->roles, &nr) ||
         string_array(o, "permissions", &d->permissions, &np))
-        return bad(err, RG_EINVAL, "token_malformed", "a claim has the wrong type");
+        return bad(err, "token_malformed", "a claim has the wrong type");
     c->roles = d->roles;
     c->n_roles = nr;
     c->permissions = d->permissions;
@@ -333,15 +334,15 @@ static int verify(const rg_keyring *kr, const char *token, int64_t now, int64_t 
     assert(kr && out);
     memset(out, 0, sizeof *out);
     if (!token)
-        return bad(err, RG_EINVAL, "token_malformed", "no token");
+        return bad(err, "token_malformed", "no token");
     /* cap before anything else: nothing below runs on a huge input */
     size_t tl = strnlen(token, RG_SESSION_TOKEN_MAX + 1);
     if (tl > RG_SESSION_TOKEN_MAX)
-        return bad(err, RG_EINVAL, "token_too_large", "token is longer than 16 KiB");
+        return bad(err, "token_too_large", "token is longer than 16 KiB");
     const char *d1 = memchr(token, '.', tl);
     const char *d2 = d1 ? memchr(d1 + 1, '.', tl - (size_t)(d1 + 1 - token)) : NULL;
     if (!d1 || !d2 || memchr(d2 + 1, '.', tl - (size_t)(d2 + 1 - token)) || d2 == d1 + 1)
-        return bad(err, RG_EINVAL, "token_malformed", "token is not three parts");
+        return bad(err, "token_malformed", "token is not three parts");
     /* the header (kid, pinned alg) first: an `alg: none` token with its empty
      * signature is refused as an alg mismatch, never reaches crypto */
     const rg_session_key *k = NULL;
@@ -349,20 +350,20 @@ static int verify(const rg_keyring *kr, const char *token, int64_t now, int64_t 
     if (hrc)
         return hrc;
     if (d2 + 1 == token + tl)
-        return bad(err, RG_EINVAL, "token_bad_signature", "token has no signature");
+        return bad(err, "token_bad_signature", "token has no signature");
     size_t siglen = 0, plen = 0;
     unsigned char *sig = b64_segment(d2 + 1, tl - (size_t)(d2 + 1 - token), &siglen);
     if (!sig)
-        return bad(err, RG_EINVAL, "token_malformed", "token signature is not base64url");
+        return bad(err, "token_malformed", "token signature is not base64url");
     /* own: a token this process has just signed (the refresh at /auth):
      * checking our own signature again would only cost time */
     int ok = own || rg_session_key_verify(k, token, (size_t)(d2 - token), sig, siglen);
     free(sig);
     if (!ok)
-        return bad(err, RG_EINVAL, "token_bad_signature", "token signature is invalid");
+        return bad(err, "token_bad_signature", "token signature is invalid");
     unsigned char *payload = b64_segment(d1 + 1, (size_t)(d2 - d1 - 1), &plen);
     if (!payload)
-        return bad(err, RG_EINVAL, "token_malformed", "token payload is not base64url");
+        return bad(err, "token_malformed", "token payload is not base64url");
     struct rg_session_claims_data *d = calloc(1, sizeof *d);
     if (!d) {
         free(payload);
@@ -374,7 +375,7 @@ static int verify(const rg_keyring *kr, const char *token, int64_t now, int64_t 
     json_error_t je;
     d->root = json_loadb(d->payload, plen, JSON_REJECT_DUPLICATES, &je);
     int rc = json_is_object(d->root) ? check_claims(d, out, now, skew, lapse, expected_iss, err)
-                                     : bad(err, RG_EINVAL, "token_malformed",
+                                     : bad(err, "token_malformed",
                                            "token payload is not a JSON object");
     if (rc) {
         memset(out, 0, sizeof *out);

@@ -68,7 +68,7 @@ static int jwk_parts_of(const EVP_PKEY *pkey, jwk_parts *p, rg_error *err)
         if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
                                             sizeof group, &gl) ||
             (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0))
-            return rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL,
+            return rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL,
                                 "EC key is not on P-256 (group %s)", group);
         if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &x) ||
             !EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &y))
@@ -79,7 +79,7 @@ static int jwk_parts_of(const EVP_PKEY *pkey, jwk_parts *p, rg_error *err)
             goto bad;
     } else if (EVP_PKEY_is_a(pkey, "RSA")) {
         if (EVP_PKEY_get_bits(pkey) < 2048)
-            return rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL,
+            return rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL,
                                 "RSA key has %d bits, 2048 at least are required",
                                 EVP_PKEY_get_bits(pkey));
         if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &x) ||
@@ -89,7 +89,7 @@ static int jwk_parts_of(const EVP_PKEY *pkey, jwk_parts *p, rg_error *err)
         if (bn_b64url(x, 0, &p->a) || bn_b64url(y, 0, &p->b))
             goto bad;
     } else {
-        return rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL,
+        return rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL,
                             "key is neither P-256 nor RSA");
     }
     rc = 0;
@@ -99,7 +99,7 @@ bad:
     if (rc) {
         jwk_parts_clear(p);
         if (err && !err->code[0])
-            rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL, "cannot read public key");
+            rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL, "cannot read public key");
     }
     return rc;
 }
@@ -137,7 +137,7 @@ int rg_session_kid_of_pem(const char *pem, size_t len, char kid_out[RG_SESSION_K
     }
     BIO_free(bio);
     if (!pk)
-        return rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL, "not a PEM key");
+        return rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL, "not a PEM key");
     jwk_parts p;
     int rc = jwk_parts_of(pk, &p, err);
     EVP_PKEY_free(pk);
@@ -145,7 +145,7 @@ int rg_session_kid_of_pem(const char *pem, size_t len, char kid_out[RG_SESSION_K
         return rc;
     thumbprint(&p, kid_out);
     jwk_parts_clear(&p);
-    return kid_out[0] ? 0 : rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL, "digest failed");
+    return kid_out[0] ? 0 : rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL, "digest failed");
 }
 
 /* ---- keyring -------------------------------------------------------------- */
@@ -170,7 +170,7 @@ static int key_init(rg_session_key *k, EVP_PKEY *pkey, rg_error *err)
         json_decref(k->jwk);
         k->jwk = NULL;
         k->pkey = NULL;
-        return rg_error_set(err, RG_ENOMEM, 500, "keys_invalid", NULL, "cannot build the JWK");
+        return rg_error_set(err, RG_ENOMEM, "keys_invalid", NULL, "cannot build the JWK");
     }
     rg_sess_key_prepare(k);
     return 0;
@@ -229,12 +229,12 @@ static EVP_PKEY *read_key_file(const char *path, rg_error *err)
 {
     struct stat st;
     if (stat(path, &st) < 0) {
-        rg_error_set(err, RG_EIO, 500, "keys_invalid", NULL, "cannot stat %s", path);
+        rg_error_set(err, RG_EIO, "keys_invalid", NULL, "cannot stat %s", path);
         return NULL;
     }
     if (st.st_mode & 077) {
         /* a private key others can read is a leaked key: refuse, like ssh */
-        rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL,
+        rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL,
                      "%s is readable by group or others (mode %03o); chmod 600 it",
                      path, (unsigned)(st.st_mode & 0777));
         return NULL;
@@ -242,7 +242,7 @@ static EVP_PKEY *read_key_file(const char *path, rg_error *err)
     size_t len = 0;
     char *pem = rg_file_read(path, KEY_FILE_MAX, &len);
     if (!pem) {
-        rg_error_set(err, RG_EIO, 500, "keys_invalid", NULL, "cannot read %s", path);
+        rg_error_set(err, RG_EIO, "keys_invalid", NULL, "cannot read %s", path);
         return NULL;
     }
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
@@ -251,7 +251,7 @@ static EVP_PKEY *read_key_file(const char *path, rg_error *err)
     OPENSSL_cleanse(pem, len);
     free(pem);
     if (!pk)
-        rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL,
+        rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL,
                      "%s is not an unencrypted PEM private key", path);
     return pk;
 }
@@ -329,7 +329,7 @@ rg_keyring *rg_session_keys_load(const char *dir, int create_if_empty, rg_error 
                (unsigned)(dst.st_mode & 0777));
     DIR *d = opendir(dir);
     if (!d) {
-        rg_error_set(err, RG_ENOTFOUND, 500, "keys_missing", NULL,
+        rg_error_set(err, RG_EINTERNAL, "keys_missing", NULL,
                      "key directory %s: %s", dir, strerror(errno));
         return NULL;
     }
@@ -349,7 +349,7 @@ rg_keyring *rg_session_keys_load(const char *dir, int create_if_empty, rg_error 
         if (n <= 4 || strcmp(e->d_name + n - 4, ".pem") != 0)
             continue;
         if (kr->n == KEYS_MAX) {
-            rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL,
+            rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL,
                          "more than %d keys in %s", KEYS_MAX, dir);
             failed = 1;
             break;
@@ -367,14 +367,14 @@ rg_keyring *rg_session_keys_load(const char *dir, int create_if_empty, rg_error 
         kr->n++;
         /* the name is the kid: a renamed or swapped file is refused */
         if (n - 4 != strlen(k->kid) || strncmp(e->d_name, k->kid, n - 4) != 0) {
-            rg_error_set(err, RG_ERR, 500, "keys_invalid", NULL,
+            rg_error_set(err, RG_EINTERNAL, "keys_invalid", NULL,
                          "%s holds the key %s: file name and kid differ", path, k->kid);
             failed = 1;
         }
     }
     closedir(d);
     if (!failed && kr->n == 0) {
-        rg_error_set(err, RG_ENOTFOUND, 500, "keys_missing", NULL, "no key in %s", dir);
+        rg_error_set(err, RG_EINTERNAL, "keys_missing", NULL, "no key in %s", dir);
         failed = 1;
     }
     if (failed) {
@@ -385,7 +385,7 @@ rg_keyring *rg_session_keys_load(const char *dir, int create_if_empty, rg_error 
     char active[RG_SESSION_KID_MAX];
     const rg_session_key *ak = read_active(dir, active) == 0 ? rg_keyring_find(kr, active) : NULL;
     if (!ak) {
-        rg_error_set(err, RG_ENOTFOUND, 500, "keys_no_active", NULL,
+        rg_error_set(err, RG_EINTERNAL, "keys_no_active", NULL,
                      "%s/active is missing or names no key of the directory", dir);
         keyring_destroy(kr);
         return NULL;
@@ -406,12 +406,12 @@ static int ensure_dir(const char *dir, rg_error *err)
     struct stat st;
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
-            return rg_error_set(err, RG_EIO, 500, "keygen_failed", NULL,
+            return rg_error_set(err, RG_EIO, "keygen_failed", NULL,
                                 "%s is not a directory", dir);
         return 0;
     }
     if (rg_mkdir_p(dir, 0700) < 0 || chmod(dir, 0700) < 0)
-        return rg_error_set(err, RG_EIO, 500, "keygen_failed", NULL,
+        return rg_error_set(err, RG_EIO, "keygen_failed", NULL,
                             "cannot create %s: %s", dir, strerror(errno));
     return 0;
 }
@@ -425,14 +425,14 @@ int rg_session_keygen(const char *dir, const char *alg, int make_active,
         alg = "ES256";
     int is_ec = strcmp(alg, "ES256") == 0;
     if (!is_ec && strcmp(alg, "RS256") != 0)
-        return rg_error_set(err, RG_EINVAL, 400, "invalid_alg", "alg",
+        return rg_error_set(err, RG_EINVAL, "invalid_alg", "alg",
                             "alg must be ES256 or RS256, not %.32s", alg);
     if (ensure_dir(dir, err))
         return RG_EIO;
     EVP_PKEY *pk = is_ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")
                          : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     if (!pk)
-        return rg_error_set(err, RG_ERR, 500, "keygen_failed", NULL, "key generation failed");
+        return rg_error_set(err, RG_EINTERNAL, "keygen_failed", NULL, "key generation failed");
     jwk_parts p;
     if (jwk_parts_of(pk, &p, err)) {
         EVP_PKEY_free(pk);
@@ -460,14 +460,14 @@ int rg_session_keygen(const char *dir, const char *alg, int make_active,
         BIO_free(bio);
     }
     if (!ok)
-        return rg_error_set(err, RG_EIO, 500, "keygen_failed", NULL,
+        return rg_error_set(err, RG_EIO, "keygen_failed", NULL,
                             "cannot write the key to %s: %s", path, strerror(errno));
     if (make_active) {
         char line[RG_SESSION_KID_MAX + 2];
         int n = snprintf(line, sizeof line, "%s\n", kid_out);
         snprintf(path, sizeof path, "%s/active", dir);
         if (rg_file_write(path, line, (size_t)n, 0600) < 0)
-            return rg_error_set(err, RG_EIO, 500, "keygen_failed", NULL,
+            return rg_error_set(err, RG_EIO, "keygen_failed", NULL,
                                 "cannot write %s: %s", path, strerror(errno));
     }
     return 0;

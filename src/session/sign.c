@@ -147,7 +147,8 @@ out:
     free(der);
     EVP_MD_CTX_free(ctx);
     if (rc)
-        rg_error_set(err, rc, 500, "sign_failed", NULL, "signing with key %s failed", k->kid);
+        rc = rg_error_set(err, RG_EINTERNAL, "sign_failed", NULL, "signing with key %s failed",
+                          k->kid);
     return rc;
 }
 

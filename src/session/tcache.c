@@ -472,10 +472,10 @@ int rg_session_verify_cached(const rg_keyring *kr, rg_token_cache *cache,
     assert(kr && out);
     memset(out, 0, sizeof *out);
     if (!token)
-        return rg_error_set(err, RG_EINVAL, 401, "token_malformed", NULL, "no token");
+        return rg_error_set(err, RG_EUNAUTH, "token_malformed", NULL, "no token");
     size_t tl = strnlen(token, RG_SESSION_TOKEN_MAX + 1);
     if (tl > RG_SESSION_TOKEN_MAX)
-        return rg_error_set(err, RG_EINVAL, 401, "token_too_large", NULL,
+        return rg_error_set(err, RG_EUNAUTH, "token_too_large", NULL,
                             "token is longer than 16 KiB");
     int hit = cache && rg_token_cache_get(cache, token, tl, now, out);
     /* a hit was verified once; it must still be under a key of this keyring
@@ -494,7 +494,7 @@ int rg_session_verify_cached(const rg_keyring *kr, rg_token_cache *cache,
         if (cache && hit)
             rg_token_cache_drop_sid(cache, out->sid);
         rg_session_claims_clear(out);
-        return rg_error_set(err, RG_EINVAL, 401, "token_revoked", NULL,
+        return rg_error_set(err, RG_EUNAUTH, "token_revoked", NULL,
                             "the session was signed out");
     }
     /* R30: every session of a deprovisioned user in that organization */
@@ -502,7 +502,7 @@ int rg_session_verify_cached(const rg_keyring *kr, rg_token_cache *cache,
         if (cache && hit)
             rg_token_cache_drop_sid(cache, out->sid);
         rg_session_claims_clear(out);
-        return rg_error_set(err, RG_EINVAL, 401, "token_revoked", NULL,
+        return rg_error_set(err, RG_EUNAUTH, "token_revoked", NULL,
                             "the user's sessions in this organization were revoked");
     }
     if (cache && !hit)

@@ -81,17 +81,17 @@ static int pg_dberr(st_db *d, rg_error *err)
     const char *s = db->sqlstate;
     if (!strcmp(s, "40001") || !strcmp(s, "40P01")) {
         rg_st_retry_note(d);
-        return rg_error_set(err, RG_EIO, 503, "store_conflict", NULL,
+        return rg_error_set(err, RG_EUNAVAIL, "store_conflict", NULL,
                             "postgresql: %s (SQLSTATE %s)", db->msg, s);
     }
     if (!strcmp(s, "26000") || !strcmp(s, "0A000")) {
         rg_st_retry_note(d);   /* a prepared statement dropped: its rerun prepares it */
-        return rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+        return rg_error_set(err, RG_EIO, "store_error", NULL,
                             "postgresql: %s (SQLSTATE %s)", db->msg, s);
     }
     if (!strcmp(s, "23505")) {
         rg_st_retry_note(d);
-        return rg_error_set(err, RG_ECONFLICT, 409, "conflict", NULL, "postgresql: %s",
+        return rg_error_set(err, RG_ECONFLICT, "conflict", NULL, "postgresql: %s",
                             db->msg);
     }
     if (!strncmp(s, "08", 2) || PQstatus(db->conn) == CONNECTION_BAD) {
@@ -100,10 +100,10 @@ static int pg_dberr(st_db *d, rg_error *err)
          * the COMMIT itself was cut (it may have been applied) */
         if (!db->commit_failed)
             rg_st_retry_note(d);
-        return rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL,
+        return rg_error_set(err, RG_EUNAVAIL, "store_unavailable", NULL,
                             "postgresql: %s", db->msg);
     }
-    return rg_error_set(err, RG_EIO, 500, "store_error", NULL, "postgresql: %s (SQLSTATE %s)",
+    return rg_error_set(err, RG_EIO, "store_error", NULL, "postgresql: %s (SQLSTATE %s)",
                         db->msg, s);
 }
 
@@ -462,7 +462,7 @@ st_db *rg_st_pg_open(const char *conninfo, rg_error *err)
     if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
         /* the message names host and port, never the password */
         note_err(db, NULL);
-        rg_error_set(err, RG_EIO, 503, "store_unavailable", NULL, "postgresql: %s", db->msg);
+        rg_error_set(err, RG_EUNAVAIL, "store_unavailable", NULL, "postgresql: %s", db->msg);
         pg_close(&db->base);
         return NULL;
     }

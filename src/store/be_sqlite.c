@@ -44,7 +44,7 @@ static const st_backend lite_backend;
 
 static int lite_dberr(st_db *db, rg_error *err)
 {
-    return rg_error_set(err, RG_EIO, 500, "store_error", NULL, "sqlite: %s",
+    return rg_error_set(err, RG_EIO, "store_error", NULL, "sqlite: %s",
                         db ? sqlite3_errmsg(H(db)) : "no connection");
 }
 

@@ -88,7 +88,7 @@ static json_t *conn_private(st_db *db, const char *id, rg_error *err)
 static int config_text(const json_t *config, char **text, rg_error *err)
 {
     if (config && !json_is_object(config))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "config",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "config",
                             "the connection settings must be a JSON object");
     json_t *c = json_object();
     const char *k;
@@ -136,7 +136,7 @@ int rg_store_connection_create(rg_store *s, const char *org_id, const char *type
     if (out)
         *out = NULL;
     if (!type || (strcmp(type, "saml") && strcmp(type, "oidc")))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "type",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "type",
                             "type must be \"saml\" or \"oidc\"");
     char *cfg = NULL;
     int rc = rg_st_label_check(name, "name", err);
@@ -274,7 +274,7 @@ int rg_store_connection_update(rg_store *s, const char *id, const char *name,
     if (name)
         rc = rg_st_label_check(name, "name", err);
     if (!rc && config_patch && !json_is_object(config_patch))
-        rc = rg_error_set(err, RG_EINVAL, 422, "invalid_request", "config",
+        rc = rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "config",
                           "the connection settings must be a JSON object");
     if (rc)
         return rc;

@@ -121,7 +121,7 @@ int rg_cp_fail(const cp_ctx *c, rg_error *err, const char *what)
     err->message[sizeof err->message - 1] = 0;
     scrub(err->message, c->from_t);
     scrub(err->message, c->to_t);
-    return err->status == 409 || err->status == 422 ? RG_EINVAL : RG_EIO;
+    return err->status == 409 ? RG_ECONFLICT : err->status == 422 ? RG_EUNPROCESSABLE : RG_EIO;
 }
 
 /* ---- the tables of a database ----------------------------------------- */
@@ -144,7 +144,7 @@ static int table_names(st_db *db, char (*names)[CP_NAME], size_t *n, rg_error *e
     while ((rc = rg_st_step(db, st, err)) == 1) {
         const char *t = rg_st_col(st, 0);
         if (*n == CP_MAXTABLES) {
-            rc = rg_error_set(err, RG_EINVAL, 409, "table_unknown", NULL,
+            rc = rg_error_set(err, RG_ECONFLICT, "table_unknown", NULL,
                               "more than %d tables", CP_MAXTABLES);
             break;
         }
@@ -171,7 +171,7 @@ static int tables_check(st_db *db, rg_error *err)
         return RG_EIO;
     for (size_t i = 0; i < n; i++)
         if (!known(names[i]))
-            return rg_error_set(err, RG_EINVAL, 409, "table_unknown", NULL,
+            return rg_error_set(err, RG_ECONFLICT, "table_unknown", NULL,
                                 "table '%.60s' is not known to the copy (src/store/copy.c):"
                                 " refused rather than left out", names[i]);
     for (size_t i = 0; i < rg_cp_ntables; i++) {
@@ -179,7 +179,7 @@ static int tables_check(st_db *db, rg_error *err)
         while (j < n && strcmp(names[j], rg_cp_tables[i].name))
             j++;
         if (j == n)
-            return rg_error_set(err, RG_EINVAL, 409, "table_missing", NULL,
+            return rg_error_set(err, RG_ECONFLICT, "table_missing", NULL,
                                 "table '%s' of the schema is missing", rg_cp_tables[i].name);
     }
     return 0;
@@ -200,19 +200,19 @@ static int from_open(cp_ctx *c, rg_error *err)
     }
     int v = 0;
     if (c->from->be->schema_get(c->from, &v) || v == 0) {
-        rg_error_set(err, RG_EINVAL, 409, "not_a_store", NULL,
+        rg_error_set(err, RG_ECONFLICT, "not_a_store", NULL,
                      "not a rolegate store (no schema version)");
         return rg_cp_fail(c, err, "FROM");
     }
     if (v < RG_STORE_SCHEMA_VERSION) {
-        rg_error_set(err, RG_EINVAL, 409, "schema_mismatch", NULL,
+        rg_error_set(err, RG_ECONFLICT, "schema_mismatch", NULL,
                      "schema version %d, older than this rolegate's %d: a copy never"
                      " writes to FROM; run this rolegate's serve on FROM once (it migrates),"
                      " then copy", v, RG_STORE_SCHEMA_VERSION);
         return rg_cp_fail(c, err, "FROM");
     }
     if (v > RG_STORE_SCHEMA_VERSION) {
-        rg_error_set(err, RG_EINVAL, 409, "schema_mismatch", NULL,
+        rg_error_set(err, RG_ECONFLICT, "schema_mismatch", NULL,
                      "schema version %d, newer than this rolegate's %d: copy with the"
                      " rolegate that wrote it", v, RG_STORE_SCHEMA_VERSION);
         return rg_cp_fail(c, err, "FROM");
@@ -245,7 +245,7 @@ static int to_empty(st_db *db, rg_error *err)
                 return RG_EIO;
         }
         if (n > allowed || other > 0) {
-            rg_error_set(err, RG_ECONFLICT, 409, "store_not_empty", NULL,
+            rg_error_set(err, RG_ECONFLICT, "store_not_empty", NULL,
                          "not empty: table %s has %lld row%s (the copy writes only into an"
                          " empty store)", t, (long long)n, n == 1 ? "" : "s");
             return 0;
@@ -322,11 +322,11 @@ int rg_store_copy(const char *from, const char *to, rg_store_copy_fn report, voi
 {
     cp_ctx c = {.from_t = from ? from : "", .to_t = to ? to : ""};
     if (!*c.from_t || !*c.to_t || !strcmp(c.from_t, "sqlite:") || !strcmp(c.to_t, "sqlite:"))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", NULL,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", NULL,
                             "FROM and TO must each name a database (a path, sqlite:PATH or"
                             " postgresql://...)");
     if (same_target(c.from_t, c.to_t))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", NULL,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", NULL,
                             "FROM and TO are the same database");
     int rc = from_open(&c, err);
     if (!rc)

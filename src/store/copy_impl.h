@@ -32,7 +32,8 @@ int rg_cp_is_pg(const st_db *db);
 /* 1 if s is a plain lowercase SQL name (a-z, 0-9, _), shorter than CP_NAME. */
 int rg_cp_ident_ok(const char *s);
 /* Prefixes err's message with what, removes both targets' passwords from
- * it; RG_EINVAL for a refusal (409, 422), else RG_EIO. */
+ * it; the kind of a refusal (RG_ECONFLICT 409, RG_EUNPROCESSABLE 422),
+ * else RG_EIO. */
 int rg_cp_fail(const cp_ctx *c, rg_error *err, const char *what);
 /* copy_rows.c: empties TO's tables (the seed), copies every table's rows in
  * the list's order into c->rows, then advances TO's identity sequences. */

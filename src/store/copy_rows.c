@@ -42,7 +42,7 @@ static int columns(st_db *db, const char *table, int identity, cp_cols *out, rg_
     while ((rc = rg_st_step(db, st, err)) == 1) {
         const char *name = rg_st_col(st, 0);
         if (out->n == CP_MAXCOLS || !rg_cp_ident_ok(name)) {
-            rc = rg_error_set(err, RG_EINVAL, 409, "schema_mismatch", NULL,
+            rc = rg_error_set(err, RG_ECONFLICT, "schema_mismatch", NULL,
                               "table %s: a column the copy cannot name (%.40s)", table,
                               name ? name : "NULL");
             break;
@@ -51,7 +51,7 @@ static int columns(st_db *db, const char *table, int identity, cp_cols *out, rg_
     }
     st_finalize(st);
     if (rc == 0 && out->n == 0 && !identity)
-        rc = rg_error_set(err, RG_EINVAL, 409, "table_missing", NULL, "table %s has no columns",
+        rc = rg_error_set(err, RG_ECONFLICT, "table_missing", NULL, "table %s has no columns",
                           table);
     return rc < 0 ? rc : 0;
 }
@@ -118,7 +118,7 @@ static int copy_table(cp_ctx *c, size_t i, rg_error *err)
     if (columns(c->from, t->name, 0, &fc, err) || columns(c->to, t->name, 0, &tc, err))
         return RG_EIO;
     if (fc.n <= 0 || !same_cols(&fc, &tc))
-        return rg_error_set(err, RG_EINVAL, 409, "schema_mismatch", NULL,
+        return rg_error_set(err, RG_ECONFLICT, "schema_mismatch", NULL,
                             "FROM and TO have different columns");
     char list[CP_MAXCOLS * (CP_NAME + 4)], sql[sizeof list + 128];
     size_t n = 0;

@@ -17,7 +17,7 @@
 int rg_st_dberr(st_db *db, rg_error *err)
 {
     if (!db)
-        return rg_error_set(err, RG_EIO, 500, "store_error", NULL, "no connection");
+        return rg_error_set(err, RG_EIO, "store_error", NULL, "no connection");
     return db->be->dberr(db, err);
 }
 
@@ -28,7 +28,7 @@ int rg_st_oom(rg_error *err)
 
 int rg_st_not_found(rg_error *err, const char *field, const char *what, const char *id)
 {
-    return rg_error_set(err, RG_ENOTFOUND, 404, "not_found", field, "%s '%.80s' not found",
+    return rg_error_set(err, RG_ENOTFOUND, "not_found", field, "%s '%.80s' not found",
                         what, id ? id : "");
 }
 
@@ -53,11 +53,11 @@ int rg_st_label_check(const char *s, const char *field, rg_error *err)
 {
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n > 255)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", field,
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", field,
                             "%s must be 1 to 255 bytes", field);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", field,
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", field,
                                 "%s has a control character", field);
     return 0;
 }
@@ -240,7 +240,7 @@ rg_store *rg_store_open(const char *path, rg_error *err)
     if (path && !rg_st_target_is_pg(path))
         path = rg_store_target_file(path);
     if (!path || !*path || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5)) {
-        rg_error_set(err, RG_EINVAL, 500, "store_error", "path",
+        rg_error_set(err, RG_EINTERNAL, "store_error", "path",
                      "the store needs a database file path");
         return NULL;
     }

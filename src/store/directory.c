@@ -105,18 +105,18 @@ int rg_store_directory_create(rg_store *s, const char *org_id, const char *name,
         *out = NULL;
     size_t nl = name ? strlen(name) : 0;
     if (nl == 0 || nl > 255)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "name",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "name",
                             "name must be 1 to 255 bytes");
     for (size_t i = 0; i < nl; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "name",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "name",
                                 "name has a control character");
     if (!type_ok(type))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "type",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "type",
                             "type must be \"okta scim v2.0\", \"azure scim v2.0\" or"
                             " \"generic scim v2.0\"");
     if (!hash_ok(token_hash))
-        return rg_error_set(err, RG_EINVAL, 500, "store_error", NULL, "bad token hash");
+        return rg_error_set(err, RG_EINTERNAL, "store_error", NULL, "bad token hash");
     dir_arg a = { org_id ? org_id : "", name, type, token_hash, NULL };
     return rg_st_write(s, dir_create_fn, &a, out, err);
 }
@@ -155,7 +155,7 @@ int rg_store_directory_token_set(rg_store *s, const char *id, const char *token_
     if (out)
         *out = NULL;
     if (!hash_ok(token_hash))
-        return rg_error_set(err, RG_EINVAL, 500, "store_error", NULL, "bad token hash");
+        return rg_error_set(err, RG_EINTERNAL, "store_error", NULL, "bad token hash");
     dir_arg a = { id ? id : "", NULL, NULL, token_hash, NULL };
     return rg_st_write(s, token_set_tx, &a, out, err);
 }
@@ -294,7 +294,7 @@ static int list_two(rg_store *s, const char *table, const char *w_dir, const cha
     if (out)
         *out = NULL;
     if (!dir && !other)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "directory",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "directory",
                             "give directory or %s", other_field);
     const char *where = dir && other ? NULL : dir ? w_dir : w_other;
     char both[256];
@@ -400,7 +400,7 @@ static int mappings_set_tx(st_db *db, const char *id, const json_t *maps, json_t
             break;
         if (!json_is_object(m) || !g || !slug || json_object_size(m) != 2) {
             snprintf(field, sizeof field, "role_mappings[%zu]", i);
-            rc = rg_error_set(err, RG_EINVAL, 422, "invalid_request", field,
+            rc = rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", field,
                               "each mapping is {\"directory_group_id\", \"role_slug\"}");
             break;
         }
@@ -408,14 +408,14 @@ static int mappings_set_tx(st_db *db, const char *id, const json_t *maps, json_t
         if ((rc = rg_st_int(db, err, &one, "SELECT 1 FROM directory_groups WHERE id = ?"
                             " AND directory_id = ?", "ss", g, id)) <= 0) {
             snprintf(field, sizeof field, "role_mappings[%zu].directory_group_id", i);
-            rc = rc < 0 ? rc : rg_error_set(err, RG_EINVAL, 422, "invalid_request", field,
+            rc = rc < 0 ? rc : rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", field,
                                             "no group %.64s in this directory", g);
             break;
         }
         st_role r;
         if ((rc = rg_st_role_find(db, org, slug, 0, 0, &r, err)) <= 0) {
             snprintf(field, sizeof field, "role_mappings[%zu].role_slug", i);
-            rc = rc < 0 ? rc : rg_error_set(err, RG_EINVAL, 422, "invalid_role", field,
+            rc = rc < 0 ? rc : rg_error_set(err, RG_EUNPROCESSABLE, "invalid_role", field,
                                             "no role '%.64s' in this organization", slug);
             break;
         }
@@ -449,7 +449,7 @@ int rg_store_directory_mappings_set(rg_store *s, const char *id, const json_t *m
     if (out)
         *out = NULL;
     if (!json_is_array(mappings))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "role_mappings",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "role_mappings",
                             "a JSON array of {\"directory_group_id\", \"role_slug\"}");
     dir_arg a = { id ? id : "", NULL, NULL, NULL, mappings };
     return rg_st_write(s, mappings_set_fn, &a, out, err);

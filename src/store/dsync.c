@@ -325,7 +325,7 @@ static int user_write_tx(st_tx *tx, const char *dir, const char *org, const char
     json_decref(cur.resource);
     char *res_text = NULL;
     if (!rc && (!u.resource || !u.user_name || !*u.user_name))
-        rc = rg_error_set(err, RG_EINVAL, 400, "invalidValue", "userName",
+        rc = rg_error_set(err, RG_EINVAL, "invalidValue", "userName",
                           "userName is required");
     if (!rc && !(res_text = json_dumps(u.resource, JSON_COMPACT | JSON_SORT_KEYS)))
         rc = rg_st_oom(err);
@@ -336,7 +336,7 @@ static int user_write_tx(st_tx *tx, const char *dir, const char *org, const char
         rc = rg_st_int(db, err, &one, "SELECT 1 FROM directory_users WHERE directory_id = ?"
                        " AND user_name_key = ? AND id <> ?", "sss", dir, key, id ? id : "");
         if (rc == 1)
-            rc = rg_error_set(err, RG_ECONFLICT, 409, "uniqueness", "userName",
+            rc = rg_error_set(err, RG_ECONFLICT, "uniqueness", "userName",
                               "userName is already taken in this directory");
     }
     rg_st_now(ts);

@@ -102,7 +102,7 @@ static int member_change(st_db *db, const char *dir, const char *gid, const json
                        " AND directory_id = ?", "ss", uid, dir);
         if (rc <= 0)
             return rc < 0 ? rc
-                          : rg_error_set(err, RG_EINVAL, 400, "invalidValue", "members",
+                          : rg_error_set(err, RG_EINVAL, "invalidValue", "members",
                                          "member '%.64s' is not a user of this directory",
                                          uid);
         rc = rg_st_exec(db, err, "INSERT INTO directory_group_members(group_id,"
@@ -183,7 +183,7 @@ static int group_write_tx(st_tx *tx, const char *dir, const char *org, const cha
     const char *ext = g->external_id && *g->external_id ? g->external_id : NULL;
     if (!id) {
         if (!g->display_name || !*g->display_name)
-            return rg_error_set(err, RG_EINVAL, 400, "invalidValue", "displayName",
+            return rg_error_set(err, RG_EINVAL, "invalidValue", "displayName",
                                 "displayName is required");
         rg_id_new("directory_group", gid, ST_ID);
         rc = rg_st_exec(db, err,
@@ -199,7 +199,7 @@ static int group_write_tx(st_tx *tx, const char *dir, const char *org, const cha
             return rc < 0 ? rc : rg_st_not_found(err, "id", "Group", id);
         rc = 0;
         if (g->display_name && !*g->display_name)
-            return rg_error_set(err, RG_EINVAL, 400, "invalidValue", "displayName",
+            return rg_error_set(err, RG_EINVAL, "invalidValue", "displayName",
                                 "displayName cannot be empty");
         if (g->display_name)
             rc = rg_st_exec(db, err, "UPDATE directory_groups SET display_name = ?"
@@ -403,7 +403,7 @@ static int query(rg_store *s, const char *dir, const char *table, const term_sql
         const term_sql *t = term_of(tab, ntab, terms[i].attr);
         if (!t) {
             rg_buf_free(&where);
-            return rg_error_set(err, RG_EINVAL, 400, "invalidFilter", "filter",
+            return rg_error_set(err, RG_EINVAL, "invalidFilter", "filter",
                                 "filtering on '%.64s' is not supported", terms[i].attr);
         }
         rg_buf_printf(&where, " AND %s", t->sql);

@@ -25,7 +25,7 @@ static json_t *env_json(st_db *db, rg_error *err)
         if (!o)
             rg_st_oom(err);
     } else if (rc == 0) {
-        rg_error_set(err, RG_EIO, 500, "store_error", NULL, "environment row missing");
+        rg_error_set(err, RG_EIO, "store_error", NULL, "environment row missing");
     }
     st_finalize(st);
     return o;
@@ -97,7 +97,7 @@ static int env_update_tx(st_db *db, int multiple_roles, const char *default_role
         if (f < 0)
             return f;
         if (f == 0)   /* R7: any environment role can be the default */
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_role", "default_role",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_role", "default_role",
                                 "no environment role '%.48s'", default_role);
         if (strcmp(r.id, cur_def)) {
             if (rg_st_exec(db, err, "UPDATE environment SET default_role_id = ? WHERE id = 1",

@@ -42,10 +42,10 @@ static int emit_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
 int rg_store_event_emit(rg_store *s, const char *event, const json_t *data, rg_error *err)
 {
     if (!known_event(event))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "event",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "event",
                             "'%.64s' is not an event name (R26)", event ? event : "(null)");
     if (data && !json_is_object(data))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "data",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "data",
                             "event data must be a JSON object");
     json_t *copy = data ? json_deep_copy(data) : json_object();
     if (!copy)

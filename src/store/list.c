@@ -42,7 +42,7 @@ static int list_page(st_db *db, const char *table, const char *key, const char *
         o = &none;
     int limit = o->limit ? o->limit : 10;
     if (limit < 1 || limit > 100)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "limit",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "limit",
                             "limit must be between 1 and 100");
     int desc = default_desc;
     if (o->order) {
@@ -51,11 +51,11 @@ static int list_page(st_db *db, const char *table, const char *key, const char *
         else if (!strcmp(o->order, "desc"))
             desc = 1;
         else
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "order",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "order",
                                 "order must be \"asc\" or \"desc\"");
     }
     if (o->before && o->after)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "before",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "before",
                             "give before or after, not both");
     const char *cursor = o->after ? o->after : o->before;
     /* Walking backwards (before=) reads the rows next to the cursor in the

@@ -93,7 +93,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     if (rc < 0)
         return rc;
     if (inactive)   /* R30: deprovisioned by the organization's directory */
-        return rg_error_set(err, RG_EINVAL, 403, "user_deprovisioned", NULL,
+        return rg_error_set(err, RG_EFORBIDDEN, "user_deprovisioned", NULL,
                             "this user was deprovisioned from the organization");
     rg_slugs cur = {0};
     if (*om && (rc = rg_st_membership_roles(db, om, &cur, err)))
@@ -211,10 +211,10 @@ int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection
     if (res)
         memset(res, 0, sizeof *res);
     if (!user || !user->subject || !*user->subject)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "subject",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "subject",
                             "a login needs the IdP's subject");
     if (n_groups && !groups)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "groups", "groups missing");
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "groups", "groups missing");
     rg_resolution local;
     memset(&local, 0, sizeof local);
     login_arg a = { org_id ? org_id : "", connection_id ? connection_id : "", user, groups,

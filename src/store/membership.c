@@ -181,7 +181,7 @@ static int membership_create_tx(st_db *db, const char *user_id, const char *org_
                         "ss", user_id, org_id)) < 0)
         return rc;
     if (rc == 1)
-        return rg_error_set(err, RG_ECONFLICT, 409, "organization_membership_already_exists",
+        return rg_error_set(err, RG_ECONFLICT, "organization_membership_already_exists",
                             "user_id", "the user is already a member of this organization");
     rg_role_table *t = NULL;
     /* R12/R19 need ranks and the default, not permissions or mappings */
@@ -301,7 +301,7 @@ int rg_store_membership_update(rg_store *s, const char *id, const char *const *r
     if (out)
         *out = NULL;
     if (!role_slugs && n)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_role", "role_slugs",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_role", "role_slugs",
                             "role_slugs missing");
     const char *none[1] = { NULL };
     om_arg a = { id ? id : "", NULL, NULL, role_slugs ? role_slugs : none, n };

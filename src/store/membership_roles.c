@@ -82,7 +82,7 @@ int rg_st_membership_write(st_db *db, const char *om_id, const char *org_id,
                           "ss", om_id, slugs[i]) < 0)
                 return RG_EIO;
             if (!held)
-                return rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+                return rg_error_set(err, RG_EIO, "store_error", NULL,
                                     "role '%.48s' vanished while assigning it", slugs[i]);
         }
     }

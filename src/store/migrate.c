@@ -211,7 +211,7 @@ int rg_st_migrate(st_db *db, int *version, rg_error *err)
             goto fail;
         }
         if (v > RG_STORE_SCHEMA_VERSION) {
-            rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+            rg_error_set(err, RG_EIO, "store_error", NULL,
                          "database schema version %d is newer than this build (%d)", v,
                          RG_STORE_SCHEMA_VERSION);
             goto fail;

@@ -69,7 +69,7 @@ int rg_store_channel_send(rg_store *s, const char *channel, const char *payload,
 {
     if (!rg_store_channel_supported(s) || !channel || !*channel || strlen(channel) > 63 ||
         !payload || strlen(payload) > RG_STORE_CHANNEL_MAX)
-        return rg_error_set(err, RG_EINVAL, 500, "store_error", NULL,
+        return rg_error_set(err, RG_EINTERNAL, "store_error", NULL,
                             "no change channel for this message");
     send_arg a = {channel, payload};
     /* a read transaction of the runner: NOTIFY changes no row, and a

@@ -61,10 +61,10 @@ static int by_domain_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     if (rc < 0)
         return rc;
     if (found == 0)
-        return rg_error_set(err, RG_ENOTFOUND, 404, "domain_unknown", "domain",
+        return rg_error_set(err, RG_ENOTFOUND, "domain_unknown", "domain",
                             "no organization signs in with this domain");
     if (found > 1)
-        return rg_error_set(err, RG_ECONFLICT, 409, "domain_ambiguous", "domain",
+        return rg_error_set(err, RG_ECONFLICT, "domain_ambiguous", "domain",
                             "several organizations list this domain");
     return 0;
 }
@@ -75,7 +75,7 @@ int rg_store_organization_by_domain(rg_store *s, const char *domain, char *org_i
     char d[256];
     size_t l = domain ? strlen(domain) : 0;
     if (l == 0 || l >= sizeof d)
-        return rg_error_set(err, RG_ENOTFOUND, 404, "domain_unknown", "domain",
+        return rg_error_set(err, RG_ENOTFOUND, "domain_unknown", "domain",
                             "no organization signs in with this domain");
     for (size_t i = 0; i <= l; i++)   /* stored lowercased */
         d[i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ? domain[i] + 32 : domain[i]);
@@ -96,14 +96,14 @@ static int domains_text(const char *const *domains, size_t n, char **text, rg_er
         char low[256];
         if (len == 0 || len > 253) {
             json_decref(arr);
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "domains",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "domains",
                                 "a domain must be 1 to 253 characters");
         }
         for (size_t k = 0; k < len; k++) {
             unsigned char c = (unsigned char)d[k];
             if (!isalnum(c) && c != '-' && c != '.') {
                 json_decref(arr);
-                return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "domains",
+                return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "domains",
                                     "'%.64s' is not a domain name", d);
             }
             low[k] = (char)tolower(c);
@@ -211,7 +211,7 @@ static int org_update_tx(st_db *db, const char *id, const char *name, const char
         if (f < 0)
             return f;
         if (f == 0)
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_role", "default_role",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_role", "default_role",
                                 "no role '%.48s' in this organization", default_role);
         if (!independent || strcmp(cur_def, r.id)) {
             /* R9: its own default makes it independent */

@@ -49,7 +49,7 @@ static int perm_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     if (rc < 0)
         return rc;
     if (rc == 1)   /* R6 */
-        return rg_error_set(err, RG_ECONFLICT, 409, "permission_slug_conflict", "slug",
+        return rg_error_set(err, RG_ECONFLICT, "permission_slug_conflict", "slug",
                             "a permission with slug '%.48s' exists", a->slug);
     rg_id_new("perm", id, sizeof id);
     rg_st_now(ts);
@@ -192,7 +192,7 @@ static int perm_delete_tx(st_db *db, const char *slug, rg_error *err)
         return RG_EIO;
     if (json_is_true(json_object_get(before, "system"))) {
         json_decref(before);
-        return rg_error_set(err, RG_ECONFLICT, 409, "system_permission_cannot_be_deleted",
+        return rg_error_set(err, RG_ECONFLICT, "system_permission_cannot_be_deleted",
                             "slug", "'%.48s' is a system permission", slug);
     }
     char (*roles)[ST_ID] = NULL;

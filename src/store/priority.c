@@ -25,15 +25,15 @@ static int priority_tx(st_db *db, const char *org_id, const char *const *slugs, 
         return rg_st_oom(err);
     }
     if (n != count)
-        rc = rg_error_set(err, RG_EINVAL, 422, "invalid_priority", "slugs",
+        rc = rg_error_set(err, RG_EUNPROCESSABLE, "invalid_priority", "slugs",
                           "the order must name each of the %zu roles once (got %zu)", count, n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         long k = slugs[i] ? rg_role_table_rank(t, slugs[i]) : -1;
         if (k < 0)
-            rc = rg_error_set(err, RG_EINVAL, 422, "invalid_priority", "slugs",
+            rc = rg_error_set(err, RG_EUNPROCESSABLE, "invalid_priority", "slugs",
                               "'%.48s' is not a role here", slugs[i] ? slugs[i] : "(null)");
         else if (seen[k]++)
-            rc = rg_error_set(err, RG_EINVAL, 422, "invalid_priority", "slugs",
+            rc = rg_error_set(err, RG_EUNPROCESSABLE, "invalid_priority", "slugs",
                               "'%.48s' is listed twice", slugs[i]);
         else if ((size_t)k != i)
             same = 0;
@@ -76,7 +76,7 @@ static int priority_tx(st_db *db, const char *org_id, const char *const *slugs, 
         if (rc)
             return rc;
         if ((size_t)st_changes(db) != n)
-            return rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+            return rg_error_set(err, RG_EIO, "store_error", NULL,
                                 "the order names %zu roles, %ld were stored", n,
                                 st_changes(db));
         if (org_id) {
@@ -123,7 +123,7 @@ int rg_store_priority_set(rg_store *s, const char *org_id, const char *const *sl
     if (out)
         *out = NULL;
     if (n && !slugs)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_priority", "slugs", "slugs missing");
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_priority", "slugs", "slugs missing");
     priority_arg a = { org_id, slugs, n };
     return rg_st_write(s, priority_fn, &a, out, err);
 }

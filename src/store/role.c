@@ -59,9 +59,9 @@ static int role_create_tx(st_db *db, const char *org_id, const char *slug, const
             return rc;
         if (rc == 1)   /* R6 */
             return org_id
-                       ? rg_error_set(err, RG_ECONFLICT, 409, "organization_role_slug_conflict",
+                       ? rg_error_set(err, RG_ECONFLICT, "organization_role_slug_conflict",
                                       "slug", "a role with slug '%.48s' exists", slug)
-                       : rg_error_set(err, RG_ECONFLICT, 409, "role_slug_conflict", "slug",
+                       : rg_error_set(err, RG_ECONFLICT, "role_slug_conflict", "slug",
                                       "a role with slug '%.48s' exists", slug);
     } else {
         /* R5: generated from the name and the id; a collision gets a new id */
@@ -69,14 +69,14 @@ static int role_create_tx(st_db *db, const char *org_id, const char *slug, const
         for (int tries = 0;; tries++) {
             rg_id_new("role", id, sizeof id);
             if (rg_core_role_slug_generate(name, id, gen))
-                return rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+                return rg_error_set(err, RG_EIO, "store_error", NULL,
                                     "cannot generate a slug");
             if ((rc = slug_taken(db, org_id, gen, err)) < 0)
                 return rc;
             if (rc == 0)
                 break;
             if (tries == 20)
-                return rg_error_set(err, RG_ECONFLICT, 409, "organization_role_slug_conflict",
+                return rg_error_set(err, RG_ECONFLICT, "organization_role_slug_conflict",
                                     "slug", "cannot generate a free slug");
         }
         slug = gen;
@@ -169,7 +169,7 @@ int rg_st_role_list(st_db *db, const char *org_id, json_t **out, rg_error *err)
     for (size_t i = 0; rc == 0 && data && i < rg_role_table_count(t); i++) {
         json_t *o = json_object_get(by_slug, rg_role_table_slug_at(t, i));
         if (!o)
-            rc = rg_error_set(err, RG_EIO, 500, "store_error", NULL,
+            rc = rg_error_set(err, RG_EIO, "store_error", NULL,
                               "role vanished while listing");
         else if (json_array_append(data, o))
             rc = rg_st_oom(err);
@@ -297,7 +297,7 @@ static int role_perms_tx(st_db *db, const char *org_id, const char *slug, int mo
                 return f;
             if (mode == PERMS_REMOVE)
                 return rg_st_not_found(err, "permission", "permission", perms[i]);
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_permission", "permissions",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_permission", "permissions",
                                 "no permission '%.48s'", perms[i]);
         }
     }
@@ -379,7 +379,7 @@ static int role_perms(rg_store *s, const char *org_id, const char *slug, int mod
     if (out)
         *out = NULL;
     if (n && !perms)
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "permissions",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "permissions",
                             "permissions missing");
     role_arg a = { org_id, slug, NULL, NULL, mode, perms, n };
     return rg_st_write(s, role_perms_fn, &a, out, err);

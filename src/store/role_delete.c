@@ -23,7 +23,7 @@ static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
                    "SELECT default_role_id FROM environment WHERE id = 1", "") != 1)
         return RG_EIO;
     if (!strcmp(env_def, r.id))   /* R7 */
-        return rg_error_set(err, RG_ECONFLICT, 409, "default_role_cannot_be_deleted", "slug",
+        return rg_error_set(err, RG_ECONFLICT, "default_role_cannot_be_deleted", "slug",
                             "'%.48s' is the environment's default role", slug);
     /* R21: the organizations whose own default it is */
     st_stmt *st = rg_st_prep(db, err,
@@ -54,7 +54,7 @@ static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
     rg_st_now(ts);
     if (n && !replacement) {
         free(orgs);
-        return rg_error_set(err, RG_ECONFLICT, 409, "replacement_default_required",
+        return rg_error_set(err, RG_ECONFLICT, "replacement_default_required",
                             "replacement_default",
                             "'%.48s' is the default role of: %s", slug, list);
     }
@@ -66,7 +66,7 @@ static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
             return f;
         }
         if (f == 0 || !strcmp(rep.id, r.id)) {
-            rc = rg_error_set(err, RG_EINVAL, 422, "invalid_role", "replacement_default",
+            rc = rg_error_set(err, RG_EUNPROCESSABLE, "invalid_role", "replacement_default",
                               "'%.48s' is not a role of organization %s", replacement, orgs[i]);
             free(orgs);
             return rc;

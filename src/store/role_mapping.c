@@ -76,7 +76,7 @@ static int mappings_set_tx(st_db *db, const char *conn_id, const json_t *mapping
         if (!json_is_object(m) || !g || !*g || !slug) {
             snprintf(field, sizeof field, "role_mappings[%zu]", i);
             free(ids);
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", field,
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", field,
                                 "a mapping is {\"idp_group\": string, \"role_slug\": string}");
         }
         st_role r;
@@ -87,7 +87,7 @@ static int mappings_set_tx(st_db *db, const char *conn_id, const json_t *mapping
                 return f;
             /* R15: only roles visible in the organization */
             snprintf(field, sizeof field, "role_mappings[%zu].role_slug", i);
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_role", field,
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_role", field,
                                 "no role '%.48s' in this organization", slug);
         }
         memcpy(ids[i], r.id, ST_ID);
@@ -175,7 +175,7 @@ int rg_store_role_mappings_set(rg_store *s, const char *conn_id, const json_t *m
     if (out)
         *out = NULL;
     if (!json_is_array(mappings))
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "role_mappings",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "role_mappings",
                             "role mappings must be a JSON array");
     mappings_arg a = { conn_id ? conn_id : "", mappings };
     return rg_st_write(s, mappings_set_fn, &a, out, err);

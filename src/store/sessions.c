@@ -64,7 +64,7 @@ int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *m
     rg_st_now(created);
     rg_iso8601_ms(r->expires_at * 1000, expires, sizeof expires);
     if (!r->id[0])
-        return rg_error_set(err, RG_EINVAL, 500, "store_error", NULL, "a session without id");
+        return rg_error_set(err, RG_EINTERNAL, "store_error", NULL, "a session without id");
     /* pruning (issue 13): each new record deletes up to SESS_PRUNE of those
      * past their absolute end (no token of theirs is accepted any more), so
      * the table stays bounded by the live sessions; the index on expires_at
@@ -228,7 +228,7 @@ int rg_store_session_revoke_idp(rg_store *s, const char *connection_id, const ch
     if (out)
         *out = NULL;
     if (!subject && !idp_session)   /* would match every session of the connection */
-        return rg_error_set(err, RG_EINVAL, 400, "invalid_request", "subject",
+        return rg_error_set(err, RG_EINVAL, "invalid_request", "subject",
                             "a subject or an IdP session is required");
     sess_arg a = { .conn_id = connection_id, .subject = subject, .idp_session = idp_session,
                    .reason = reason };

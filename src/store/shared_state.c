@@ -46,7 +46,7 @@ static int bad_key(const char *key, rg_error *err)
 {
     if (key && *key && strlen(key) <= RG_STORE_SHARED_KEY_MAX)
         return 0;
-    return rg_error_set(err, RG_EINVAL, 500, "store_error", "key",
+    return rg_error_set(err, RG_EINTERNAL, "store_error", "key",
                         "a shared state key is 1..%d bytes", RG_STORE_SHARED_KEY_MAX);
 }
 
@@ -127,7 +127,7 @@ int rg_store_shared_put(rg_store *s, const char *key, const char *value, int64_t
     if (!s || bad_key(key, err))
         return RG_EINVAL;
     if (!value)
-        return rg_error_set(err, RG_EINVAL, 500, "store_error", "value",
+        return rg_error_set(err, RG_EINTERNAL, "store_error", "value",
                             "a shared state entry needs a value");
     put_arg a = {key, value, rg_now_ms(), expires_ms};
     return run(s, put_tx, &a, err);
@@ -171,7 +171,7 @@ int rg_store_shared_take(rg_store *s, const char *key, char **value, rg_error *e
         return rc;
     }
     if (!a.value)
-        return rg_error_set(err, RG_ENOTFOUND, 404, "state_not_found", NULL,
+        return rg_error_set(err, RG_ENOTFOUND, "state_not_found", NULL,
                             "unknown or expired login state");
     *value = a.value;
     return 0;

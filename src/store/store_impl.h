@@ -108,8 +108,9 @@ int  rg_st_answer(st_db *db, json_t *o, const char *event, json_t **out, rg_erro
  * the backend's error mapping. */
 void rg_st_retry_note(st_db *db);
 
-/* The RG_E* code matching the status err holds (404 -> RG_ENOTFOUND, ...):
- * for a builder that returned NULL. */
+/* The error kind matching the status err holds (404 RG_ENOTFOUND, 409
+ * RG_ECONFLICT, 422 RG_EUNPROCESSABLE, else RG_ENOMEM or RG_EIO): for a
+ * builder that returned NULL. */
 int  rg_st_rc(const rg_error *err);
 
 /* Statements: fmt has one char per '?': 's' const char * (NULL binds NULL),

@@ -84,7 +84,7 @@ static int load_env(loader *l, rg_error *err)
     }
     st_finalize(st);
     if (rc == 0)
-        return rg_error_set(err, RG_EIO, 500, "store_error", NULL, "environment row missing");
+        return rg_error_set(err, RG_EIO, "store_error", NULL, "environment row missing");
     return rc < 0 ? rc : 0;
 }
 

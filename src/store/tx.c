@@ -262,7 +262,7 @@ int rg_st_rc(const rg_error *err)
     switch (err ? err->status : 500) {
     case 404: return RG_ENOTFOUND;
     case 409: return RG_ECONFLICT;
-    case 422: return RG_EINVAL;
+    case 422: return RG_EUNPROCESSABLE;
     default: return err && !strcmp(err->code, "out_of_memory") ? RG_ENOMEM : RG_EIO;
     }
 }

@@ -37,11 +37,11 @@ static int email_check(const char *email, rg_error *err)
     size_t n = email ? strlen(email) : 0;
     const char *at = email ? strchr(email, '@') : NULL;
     if (n == 0 || n > 254 || !at || at == email || !at[1])
-        return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "email",
+        return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "email",
                             "email must be an address (name@domain, at most 254 bytes)");
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)email[i] <= 0x20 || email[i] == 0x7f)
-            return rg_error_set(err, RG_EINVAL, 422, "invalid_request", "email",
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "email",
                                 "email has a space or control character");
     return 0;
 }

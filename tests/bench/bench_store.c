@@ -82,7 +82,7 @@ static int do_role_list(rg_store *s, const char *org, rg_error *err)
     json_t *o = NULL;
     int rc = rg_store_role_list(s, org, &o, err);
     if (!rc && json_array_size(json_object_get(o, "data")) != N_ROLES + 1)
-        rc = rg_error_set(err, RG_EIO, 500, "bench", NULL, "wrong role count");
+        rc = rg_error_set(err, RG_EIO, "bench", NULL, "wrong role count");
     json_decref(o);
     return rc;
 }
@@ -92,7 +92,7 @@ static int do_role_table(rg_store *s, const char *org, rg_error *err)
     rg_role_table *t = NULL;
     int rc = rg_store_role_table(s, org, &t, err);
     if (!rc && rg_role_table_count(t) != N_ROLES + 1)
-        rc = rg_error_set(err, RG_EIO, 500, "bench", NULL, "wrong table size");
+        rc = rg_error_set(err, RG_EIO, "bench", NULL, "wrong table size");
     rg_role_table_free(t);
     return rc;
 }
@@ -103,7 +103,7 @@ static int do_member_list(rg_store *s, const char *org, rg_error *err)
     rg_store_list_opts lo = { .limit = 100 };
     int rc = rg_store_membership_list(s, NULL, org, &lo, &o, err);
     if (!rc && json_array_size(json_object_get(o, "data")) != N_MEMBERS)
-        rc = rg_error_set(err, RG_EIO, 500, "bench", NULL, "wrong membership count");
+        rc = rg_error_set(err, RG_EIO, "bench", NULL, "wrong membership count");
     json_decref(o);
     return rc;
 }

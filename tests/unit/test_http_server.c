@@ -141,7 +141,7 @@ static void h_cookies(rg_http_req *r, void *ctx)
 static void h_error(rg_http_req *r, void *ctx)
 {
     rg_error e;
-    rg_error_set(&e, RG_EINVAL, 422, "role_slug_invalid", "slug", "slug %s is bad", "X");
+    rg_error_set(&e, RG_EUNPROCESSABLE, "role_slug_invalid", "slug", "slug %s is bad", "X");
     rg_http_send_error(r, &e);
 }
 
@@ -444,11 +444,11 @@ static void test_route_table_fails_loudly(void **st)
         {"GET", "/a", h_error, 0, 0},
     };
     rg_error_clear(&err);
-    assert_int_equal(rg_http_routes_add(s, dup, RG_HTTP_NROUTES(dup), NULL, &err), RG_EINVAL);
+    assert_int_equal(rg_http_routes_add(s, dup, RG_HTTP_NROUTES(dup), NULL, &err), RG_EINTERNAL);
     assert_string_equal(err.code, "route_duplicate");
     assert_non_null(strstr(err.message, "GET /a"));
     static const rg_http_route_def bad[] = {{"GET", "/b/", h_error, 0, 0}};
-    assert_int_equal(rg_http_routes_add(s, bad, 1, NULL, &err), RG_EINVAL);
+    assert_int_equal(rg_http_routes_add(s, bad, 1, NULL, &err), RG_EINTERNAL);
     assert_string_equal(err.code, "route_invalid");
     assert_non_null(strstr(err.message, "GET /b/"));
     assert_int_equal(rg_http_routes_add(NULL, bad, 1, NULL, &err), 0);

@@ -538,6 +538,55 @@ static void test_discovery_is_cached_for_its_ttl(void **st)
     fx_free(f);
 }
 
+/* A refresh that cannot reach the IdP keeps the last discovery document
+ * (RG_EUNREACHABLE); one the IdP answers wrongly does not (RG_EUPSTREAM):
+ * both are 502, the kind tells them apart (issue 16 item 5). */
+static void test_discovery_stale_only_when_the_idp_is_unreachable(void **st)
+{
+    (void)st;
+    stub_srv *s = stub_start();
+    rg_oidc_config cfg = base_cfg(s);
+    cfg.discovery_ttl_s = -1; /* zero TTL: refreshed on every use */
+    char issuer[64];
+    snprintf(issuer, sizeof issuer, "%s", s->issuer);
+    cfg.issuer = issuer;
+    rg_error e;
+    rg_error_clear(&e);
+    char *url = NULL;
+    rg_oidc_pending p;
+    rg_oidc_client *c = rg_oidc_client_new(&cfg, &e);
+    assert_non_null(c);
+    assert_int_equal(rg_oidc_begin(c, &url, &p, &e), 0);
+    free(url);
+    url = NULL;
+    stub_stop(s); /* nobody listening now: the stale document is used */
+    assert_int_equal(rg_oidc_begin(c, &url, &p, &e), 0);
+    assert_non_null(url);
+    free(url);
+    url = NULL;
+    rg_oidc_client_free(c);
+    /* the IdP answers, with another issuer: refused, nothing stale */
+    s = stub_start();
+    cfg = base_cfg(s);
+    cfg.discovery_ttl_s = -1;
+    c = rg_oidc_client_new(&cfg, &e);
+    assert_int_equal(rg_oidc_begin(c, &url, &p, &e), 0);
+    free(url);
+    url = NULL;
+    rg_buf b = {0};
+    rg_buf_printf(&b, "{\"issuer\":\"%s/\",\"authorization_endpoint\":\"%s/a\",\"token_endpoint\":\"%s/t\","
+                  "\"jwks_uri\":\"%s/j\"}", s->issuer, s->issuer, s->issuer, s->issuer);
+    stub_set(s, &s->disc, b.data);
+    rg_buf_free(&b);
+    rg_error_clear(&e);
+    assert_int_not_equal(rg_oidc_begin(c, &url, &p, &e), 0);
+    assert_string_equal(e.code, "oidc_issuer_mismatch");
+    assert_int_equal(e.status, 502);
+    assert_null(url);
+    rg_oidc_client_free(c);
+    stub_stop(s);
+}
+
 static void test_insecure_issuer_config(void **st)
 {
     (void)st;
@@ -777,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_documents_over_the_size_cap_are_refused),
         cmocka_unit_test(test_discovery_checks),
         cmocka_unit_test(test_discovery_is_cached_for_its_ttl),
+        cmocka_unit_test(test_discovery_stale_only_when_the_idp_is_unreachable),
         cmocka_unit_test(test_insecure_issuer_config),
         cmocka_unit_test(test_https_is_verified_and_ca_file_pins_a_private_idp),
         cmocka_unit_test(test_begin_builds_pkce_state_and_nonce),

@@ -76,7 +76,7 @@ static void expect_invalid(const char *xml, const char *field)
     rg_saml_metadata_info info;
     memset(&info, 0, sizeof info);
     int rc = rg_saml_metadata_lint(xml, strlen(xml), 0, 0, &info, &err);
-    assert_int_equal(rc, RG_EINVAL);
+    assert_int_equal(rc, RG_EUNPROCESSABLE);
     assert_int_equal(err.status, 422);
     assert_string_equal(err.code, "invalid_metadata");
     assert_string_equal(err.field, field);
@@ -265,13 +265,13 @@ static void test_garbage_rejected(void **state)
                    "entityID=\"x\"><md:SPSSODescriptor protocolSupportEnumeration=\"urn:oasis:"
                    "names:tc:SAML:2.0:protocol\"/></md:EntityDescriptor>", "IDPSSODescriptor");
     rg_error err;
-    assert_int_equal(rg_saml_metadata_lint("", 0, 0, 0, NULL, &err), RG_EINVAL);
+    assert_int_equal(rg_saml_metadata_lint("", 0, 0, 0, NULL, &err), RG_EUNPROCESSABLE);
     assert_string_equal(err.code, "invalid_metadata");
     /* size cap */
     size_t big = RG_SAML_MAX_METADATA + 1;
     char *huge = malloc(big);
     memset(huge, ' ', big);
-    assert_int_equal(rg_saml_metadata_lint(huge, big, 0, 0, NULL, &err), RG_EINVAL);
+    assert_int_equal(rg_saml_metadata_lint(huge, big, 0, 0, NULL, &err), RG_EUNPROCESSABLE);
     assert_non_null(strstr(err.message, "1 MiB"));
     free(huge);
 }

@@ -144,14 +144,14 @@ static void test_revoked_sid_is_refused_and_dropped_from_cache(void **st)
     assert_int_equal(s.entries, 1);                  /* only sid_d left */
     assert_string_equal(held.sid, "sid_c");
     rg_session_claims_clear(&held);
-    assert_int_equal(check(f, c, r, tok, NOW + 1, ISS, &err), RG_EINVAL);
+    assert_int_equal(check(f, c, r, tok, NOW + 1, ISS, &err), RG_EUNAUTH);
     assert_string_equal(err.code, "token_revoked");
     assert_int_equal(err.status, 401);
     assert_int_equal(check(f, c, r, other, NOW + 1, ISS, &err), 0);
     /* added from outside (e.g. another instance via Redis) with the entry
      * still cached: the hit is refused and the entry dropped */
     assert_int_equal(rg_revocations_add(r, "sid_d", NOW + 3600, NOW), 0);
-    assert_int_equal(check(f, c, r, other, NOW + 2, ISS, &err), RG_EINVAL);
+    assert_int_equal(check(f, c, r, other, NOW + 2, ISS, &err), RG_EUNAUTH);
     assert_string_equal(err.code, "token_revoked");
     rg_token_cache_get_stats(c, &s);
     assert_int_equal(s.entries, 0);
@@ -188,7 +188,7 @@ static void test_R30_user_revocation_refuses_older_tokens_of_that_org_only(void 
     assert_int_equal(rg_session_revoke_user(r, sub, org, iat + 1, iat + 3600, NOW), 0);
     assert_int_equal(rg_revocations_user_revoked(r, sub, org, iat, NOW), 1);
     assert_int_equal(rg_revocations_user_revoked(r, sub, org, iat + 1, NOW), 0);
-    assert_int_equal(check(f, c, r, tok, NOW + 1, ISS, &err), RG_EINVAL);
+    assert_int_equal(check(f, c, r, tok, NOW + 1, ISS, &err), RG_EUNAUTH);
     assert_string_equal(err.code, "token_revoked");
     assert_int_equal(err.status, 401);
     /* kept until `until` + grace, then gone */
@@ -280,7 +280,7 @@ static void test_cache_hit_rechecks_key_and_issuer(void **st)
     char *tok = token_for(f->kr, "sid_e", NOW + 3600, ISS);
     rg_error err = {0};
     assert_int_equal(check(f, c, NULL, tok, NOW, ISS, &err), 0);
-    assert_int_equal(check(f, c, NULL, tok, NOW, "https://other.test", &err), RG_EINVAL);
+    assert_int_equal(check(f, c, NULL, tok, NOW, "https://other.test", &err), RG_EUNAUTH);
     assert_string_equal(err.code, "token_wrong_issuer");
     /* key rotated out: a new keyring without the signing key refuses the
      * cached token at once */
@@ -298,7 +298,7 @@ static void test_cache_hit_rechecks_key_and_issuer(void **st)
     big[RG_SESSION_TOKEN_MAX + 9] = 0;
     rg_token_cache_stats s0, s1;
     rg_token_cache_get_stats(c, &s0);
-    assert_int_equal(check(f, c, NULL, big, NOW, ISS, &err), RG_EINVAL);
+    assert_int_equal(check(f, c, NULL, big, NOW, ISS, &err), RG_EUNAUTH);
     assert_string_equal(err.code, "token_too_large");
     rg_token_cache_get_stats(c, &s1);
     assert_int_equal(s1.misses, s0.misses);

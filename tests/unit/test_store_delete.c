@@ -44,7 +44,7 @@ static void test_R20_deleted_role_disappears_at_once_then_job_reassigns(void **s
     assert_string_equal(js(o, "status"), "deleting");
     json_decref(o);
     /* not assignable any more */
-    assert_int_equal(rg_store_membership_update(f->s, om, S("admin"), 1, &o, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_membership_update(f->s, om, S("admin"), 1, &o, &f->err), RG_EUNPROCESSABLE);
     assert_int_equal(n_events(f, "role.deleted"), 1);
     assert_int_equal(rg_store_jobs_pending(f->s, &f->err), 1);
     /* the job moves the membership to the default (single-role) */
@@ -141,9 +141,9 @@ static void test_R21_delete_default_needs_replacement(void **state)
     mk_role(f, c, "org-c-only");
     ev = n_events(f, NULL);
     assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", "org-c-only", &o, &f->err),
-                     RG_EINVAL);
+                     RG_EUNPROCESSABLE);
     assert_string_equal(f->err.field, "replacement_default");
-    assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", "admin", &o, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", "admin", &o, &f->err), RG_EUNPROCESSABLE);
     assert_int_equal(n_events(f, NULL), ev);
     assert_string_equal(roles_of(f, NULL, buf, sizeof buf), "member,admin,viewer");
     /* with one: the orgs get it first, then R20 */

@@ -116,7 +116,7 @@ static void test_store_null_out_is_allowed(void **state)
     assert_int_equal(q_int(f, "SELECT count(*) FROM membership_roles"), 2);
     assert_int_equal(n_events(f, "organization_membership.updated"), 1);
     /* a failing write with NULL out reports and changes nothing */
-    assert_int_equal(rg_store_membership_update(s, om, S("nope"), 1, NULL, e), RG_EINVAL);
+    assert_int_equal(rg_store_membership_update(s, om, S("nope"), 1, NULL, e), RG_EUNPROCESSABLE);
     assert_int_equal(q_int(f, "SELECT count(*) FROM membership_roles"), 2);
 
     /* connections, mappings, logins */

@@ -177,12 +177,12 @@ static void test_R15_mapping_needs_visible_role(void **state)
     long long ev = n_events(f, NULL);
     json_t *maps = json_pack("[{s:s,s:s},{s:s,s:s}]", "idp_group", "a", "role_slug", "admin",
                              "idp_group", "b", "role_slug", "org-elsewhere");
-    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), RG_EUNPROCESSABLE);
     assert_string_equal(f->err.code, "invalid_role");
     assert_string_equal(f->err.field, "role_mappings[1].role_slug");
     json_decref(maps);
     maps = json_pack("[{s:i}]", "idp_group", 3);
-    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), RG_EUNPROCESSABLE);
     json_decref(maps);
     assert_int_equal(n_events(f, NULL), ev);
     assert_int_equal(q_int(f, "SELECT count(*) FROM role_mappings"), 4);
@@ -260,7 +260,7 @@ static void test_login_rejects_foreign_connection_and_changes_nothing(void **sta
     assert_string_equal(f->err.field, "connection_id");
     u.subject = "";
     assert_int_equal(rg_store_login_apply(f->s, l.org, l.conn, &u, NULL, 0, NULL, NULL, &f->err),
-                     RG_EINVAL);
+                     RG_EUNPROCESSABLE);
     assert_int_equal(n_events(f, NULL), ev);
     assert_int_equal(q_int(f, "SELECT count(*) FROM users"), 0);
 }
@@ -302,7 +302,7 @@ static void test_connection_never_returns_client_secret(void **state)
     json_decref(patch);
     assert_int_equal(n_events(f, "connection.updated"), upd);   /* no-op */
     assert_int_equal(rg_store_connection_create(f->s, l.org, "ldap", "X", NULL, &o, &f->err),
-                     RG_EINVAL);
+                     RG_EUNPROCESSABLE);
     assert_string_equal(f->err.field, "type");
     assert_int_equal(rg_store_connection_delete(f->s, l.conn, &f->err), 0);
     assert_int_equal(rg_store_connection_get(f->s, l.conn, &o, &f->err), RG_ENOTFOUND);

@@ -33,10 +33,10 @@ static void test_organization_shape_and_update(void **state)
     assert_int_equal(json_array_size(json_object_get(o, "domains")), 0);
     json_decref(o);
     assert_int_equal(n_events(f, "organization.updated"), 2);
-    assert_int_equal(rg_store_organization_create(f->s, "", NULL, 0, &o, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_organization_create(f->s, "", NULL, 0, &o, &f->err), RG_EUNPROCESSABLE);
     assert_string_equal(f->err.field, "name");
     assert_int_equal(rg_store_organization_create(f->s, "X", S("bad domain"), 1, &o, &f->err),
-                     RG_EINVAL);
+                     RG_EUNPROCESSABLE);
     assert_string_equal(f->err.field, "domains");
     assert_int_equal(rg_store_organization_update(f->s, "org_nope", "Y", NULL, -1, NULL, &o,
                                                   &f->err), RG_ENOTFOUND);
@@ -98,7 +98,7 @@ static void test_lists_paginate_both_ways(void **state)
     json_decref(p);
     lo.after = NULL;
     lo.limit = -1;
-    assert_int_equal(rg_store_organization_list(f->s, &lo, &p, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_organization_list(f->s, &lo, &p, &f->err), RG_EUNPROCESSABLE);
     assert_null(p);
 }
 
@@ -120,7 +120,7 @@ static void test_users_create_list_filter(void **state)
     assert_string_equal(js(json_array_get(json_object_get(o, "data"), 0), "id"), b);
     json_decref(o);
     assert_int_equal(rg_store_user_create(f->s, "not-an-email", NULL, NULL, &o, &f->err),
-                     RG_EINVAL);
+                     RG_EUNPROCESSABLE);
     assert_string_equal(f->err.field, "email");
     assert_int_equal(rg_store_user_get(f->s, "user_nope", &o, &f->err), RG_ENOTFOUND);
     assert_int_equal(f->err.status, 404);

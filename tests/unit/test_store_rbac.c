@@ -135,7 +135,7 @@ static void test_R8_new_roles_at_bottom_and_priority_put(void **state)
     /* every visible role exactly once */
     json_t *o = NULL;
     assert_int_equal(rg_store_priority_set(f->s, NULL, S("admin", "member"), 2, &o, &f->err),
-                     RG_EINVAL);
+                     RG_EUNPROCESSABLE);
     assert_int_equal(f->err.status, 422);
     assert_string_equal(f->err.code, "invalid_priority");
     assert_true(rg_store_priority_set(f->s, NULL, S("admin", "admin", "member"), 3, &o,
@@ -320,7 +320,7 @@ static void test_R12_multiple_roles_off_accepts_one_role_only(void **state)
     mk_user(f, "ada@example.com", u);
     json_t *o = NULL;
     assert_int_equal(rg_store_membership_create(f->s, u, org, S("admin", "member"), 2, &o,
-                                                &f->err), RG_EINVAL);
+                                                &f->err), RG_EUNPROCESSABLE);
     assert_string_equal(f->err.code, "multiple_roles_not_enabled");
     const char *const empty[1] = { NULL };
     assert_true(rg_store_membership_create(f->s, u, org, empty, 0, &o, &f->err) < 0);
@@ -400,7 +400,7 @@ static void test_R19_api_roles_set_source_api_and_unknown_is_422(void **state)
     json_t *o = NULL;
     long long ev = n_events(f, NULL);
     assert_int_equal(rg_store_membership_update(f->s, om, S("ghost"), 1, &o, &f->err),
-                     RG_EINVAL);
+                     RG_EUNPROCESSABLE);
     assert_string_equal(f->err.code, "invalid_role");
     assert_int_equal(n_events(f, NULL), ev);
     assert_int_equal(rg_store_membership_update(f->s, om, S("admin"), 1, &o, &f->err), 0);
@@ -481,7 +481,7 @@ static void test_role_permissions_put_post_delete(void **state)
     json_decref(o);
     assert_int_equal(n_events(f, "role.updated"), upd);
     assert_int_equal(rg_store_role_permissions_set(f->s, NULL, "member", S("a:x", "ghost"), 2,
-                                                   &o, &f->err), RG_EINVAL);
+                                                   &o, &f->err), RG_EUNPROCESSABLE);
     assert_string_equal(f->err.code, "invalid_permission");
     assert_int_equal(rg_store_role_permission_remove(f->s, NULL, "member", "a:x", &o, &f->err),
                      0);
@@ -560,12 +560,12 @@ static void test_R26_events_paginate_oldest_first(void **state)
     }
     assert_int_equal(seen, 5);
     lo.limit = 101;
-    assert_int_equal(rg_store_event_list(f->s, NULL, &lo, &page, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_event_list(f->s, NULL, &lo, &page, &f->err), RG_EUNPROCESSABLE);
     assert_string_equal(f->err.field, "limit");
     lo.limit = 0;
     lo.after = NULL;
     lo.order = "sideways";
-    assert_int_equal(rg_store_event_list(f->s, NULL, &lo, &page, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_event_list(f->s, NULL, &lo, &page, &f->err), RG_EUNPROCESSABLE);
     /* newest first when asked */
     lo.order = "desc";
     assert_int_equal(rg_store_event_list(f->s, NULL, &lo, &page, &f->err), 0);
@@ -579,7 +579,7 @@ static void test_R26_emit_checks_names(void **state)
     fx *f = *state;
     json_t *d = json_pack("{s:s}", "reason", "bad_signature");
     assert_int_equal(rg_store_event_emit(f->s, "authentication.failed", d, &f->err), 0);
-    assert_int_equal(rg_store_event_emit(f->s, "made.up", d, &f->err), RG_EINVAL);
+    assert_int_equal(rg_store_event_emit(f->s, "made.up", d, &f->err), RG_EUNPROCESSABLE);
     json_decref(d);
     assert_int_equal(n_events(f, "authentication.failed"), 1);
     assert_int_equal(n_events(f, NULL), 1);
