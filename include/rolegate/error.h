@@ -53,6 +53,11 @@ int rg_error_set(rg_error *err, int rc, const char *code, const char *field,
                  const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The same error as another kind: its code, field and message kept, the
+ * status the table's for rc (e.g. a refused refresh, 422 session_too_large
+ * at the signer, ends the session: 401). Returns rc; err may be NULL. */
+int rg_error_recast(rg_error *err, int rc);
+
 /* Out of memory, the same everywhere: fills err with 500 "out_of_memory"
  * and returns RG_ENOMEM. */
 int rg_error_oom(rg_error *err);

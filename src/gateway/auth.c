@@ -223,9 +223,7 @@ static int verify_and_refresh(rg_gateway *gw, rg_http_req *req, const char *toke
                    rg_http_request_id(req));
             rg_session_claims_clear(c);
             *err = rerr;
-            if (err->status != 401)
-                err->status = 503;
-            return RG_EINVAL;
+            return err->status == 401 ? RG_EUNAUTH : rg_error_recast(err, RG_EUNAVAIL);
         }
         /* degraded: the token is still valid; the next request tries again */
         rg_log(RG_LOG_WARN, "event=refresh_deferred sid=%s code=%s rid=%s", c->sid, rerr.code,

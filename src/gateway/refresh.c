@@ -217,7 +217,7 @@ static int sign_fresh(rg_gateway *gw, const rg_session_claims *old, const rg_rol
                                   gw->secure, end - now, token, cookie, fc, err);
     rg_slugs_clear(&perms);
     if (rc && err->status == 422)   /* R24 reject: this session cannot go on */
-        err->status = 401;
+        rc = rg_error_recast(err, RG_EUNAUTH);
     return rc;
 }
 

@@ -98,8 +98,7 @@ rg_oidc_client *rg_oidc_client_new(const rg_oidc_config *cfg, rg_error *err)
         oidc_url_check(c, "issuer", c->issuer, err) != RG_OK) {
         if (err && strcmp(err->code, "oidc_discovery_failed") == 0)
             snprintf(err->code, sizeof err->code, "oidc_config_invalid");
-        if (err)
-            err->status = 500;
+        rg_error_recast(err, RG_EINTERNAL);   /* a configuration error */
         rg_oidc_client_free(c);
         return NULL;
     }

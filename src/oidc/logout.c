@@ -147,7 +147,7 @@ int rg_oidc_logout_token_verify(rg_oidc_client *c, const char *token, int64_t no
     if (rc != RG_OK) {
         rg_oidc_logout_claims_clear(out);
         if (err && err->status != 502 && err->status != 503) {
-            err->status = 400;   /* section 2.8: a token we refuse is a 400 */
+            rc = rg_error_recast(err, RG_EINVAL);   /* section 2.8: a refused token is a 400 */
             if (strcmp(err->code, "oidc_id_token_malformed") == 0)
                 snprintf(err->code, sizeof err->code, "oidc_logout_token_malformed");
         }

@@ -45,6 +45,13 @@ int rg_error_status(int rc)
     return k ? k->status : 500;
 }
 
+int rg_error_recast(rg_error *err, int rc)
+{
+    if (err)
+        err->status = rg_error_status(rc);
+    return rc;
+}
+
 const char *rg_error_name(int rc)
 {
     const kind_def *k = kind_of(rc);

@@ -73,12 +73,31 @@ static void test_set_takes_the_status_of_the_kind(void **st)
     assert_string_equal(e.code, "");
 }
 
+/* recast keeps what the error says and takes the new kind's status; the
+ * kind it returns is the one the status came from */
+static void test_recast_keeps_the_error_and_takes_the_kind_status(void **st)
+{
+    (void)st;
+    rg_error e;
+    rg_error_set(&e, RG_EUNPROCESSABLE, "session_too_large", "cookie", "over %d", 4096);
+    assert_int_equal(e.status, 422);
+    assert_int_equal(rg_error_recast(&e, RG_EUNAUTH), RG_EUNAUTH);
+    assert_int_equal(e.status, 401);
+    assert_string_equal(e.code, "session_too_large");
+    assert_string_equal(e.field, "cookie");
+    assert_string_equal(e.message, "over 4096");
+    assert_int_equal(rg_error_recast(&e, RG_EUNAVAIL), RG_EUNAVAIL);
+    assert_int_equal(e.status, 503);
+    assert_int_equal(rg_error_recast(NULL, RG_EINVAL), RG_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind_has_one_status_and_a_name),
         cmocka_unit_test(test_not_a_kind_is_500),
         cmocka_unit_test(test_set_takes_the_status_of_the_kind),
+        cmocka_unit_test(test_recast_keeps_the_error_and_takes_the_kind_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
