@@ -255,7 +255,6 @@ rg_store *rg_store_open(const char *path, rg_error *err)
     pthread_mutex_init(&s->write_lock, NULL);
     pthread_mutex_init(&s->jobs_lock, NULL);
     pthread_mutex_init(&s->login_lock, NULL);
-    s->write_serial = !rg_st_target_is_pg(path);   /* SQLite: one writer */
     for (int i = 0; i < ST_POOL; i++) {
         if (!(s->conns[i] = rg_st_db_open(path, err)))
             goto fail;

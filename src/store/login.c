@@ -15,12 +15,34 @@
 
 #define LOGIN_RECORD_GROUPS 100   /* groups kept in a login record */
 
-static int user_for_login(st_db *db, const char *conn_id, const rg_store_login_user *u,
-                          char user_id[ST_ID], rg_error *err)
+/* The connection checked in its organization (404 connection_id when it
+ * is not there) and the user its (connection, subject) identity names, in
+ * one statement: 1 with user_id set, 0 no identity yet, negative error. */
+static int identity_of(st_db *db, const char *org_id, const char *conn_id,
+                       const rg_store_login_user *u, char user_id[ST_ID], rg_error *err)
 {
-    int rc = rg_st_text(db, err, user_id, ST_ID,
-                        "SELECT user_id FROM identities WHERE connection_id = ? AND subject = ?",
-                        "ss", conn_id, u->subject);
+    st_stmt *st = rg_st_prep(db, err,
+                             "SELECT c.id, i.user_id FROM connections c"
+                             " LEFT JOIN identities i ON i.connection_id = c.id AND i.subject = ?"
+                             " WHERE c.id = ? AND c.organization_id = ?",
+                             "sss", u->subject, conn_id, org_id);
+    if (!st)
+        return RG_EIO;
+    int rc = rg_st_step(db, st, err), found = 0;
+    if (rc == 1 && rg_st_col(st, 1)) {
+        snprintf(user_id, ST_ID, "%s", rg_st_col(st, 1));
+        found = 1;
+    }
+    st_finalize(st);
+    if (rc < 0)
+        return rc;
+    return rc == 0 ? rg_st_not_found(err, "connection_id", "connection", conn_id) : found;
+}
+
+static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
+                          const rg_store_login_user *u, char user_id[ST_ID], rg_error *err)
+{
+    int rc = identity_of(db, org_id, conn_id, u, user_id, err);
     if (rc != 0)
         return rc < 0 ? rc : 0;
     /* R27: a user a directory of this organization provisioned with this
@@ -67,14 +89,9 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
                     rg_resolution *res, json_t **out, rg_error *err)
 {
     st_db *db = tx->db;
-    int64_t one;
-    int rc = rg_st_int(db, err, &one,
-                       "SELECT 1 FROM connections WHERE id = ? AND organization_id = ?", "ss",
-                       conn_id, org_id);
-    if (rc <= 0)
-        return rc < 0 ? rc : rg_st_not_found(err, "connection_id", "connection", conn_id);
     char user_id[ST_ID];
-    if ((rc = user_for_login(db, conn_id, u, user_id, err)))
+    int rc = user_for_login(db, org_id, conn_id, u, user_id, err);
+    if (rc)
         return rc;
     char om[ST_ID] = "", source[16] = "";
     int inactive = 0;
@@ -220,7 +237,7 @@ int rg_store_login_apply(rg_store *s, const char *org_id, const char *connection
     login_arg a = { org_id ? org_id : "", connection_id ? connection_id : "", user, groups,
                     n_groups, &local, membership != NULL };
     json_t *m = NULL;
-    int rc = rg_st_write_login(s, login_fn, &a, &m, err);
+    int rc = rg_st_write(s, login_fn, &a, &m, err);
     if (rc) {
         rg_resolution_clear(&local);
         return rc;

@@ -33,8 +33,7 @@ struct rg_store {
     pthread_cond_t pool_cond;       /* a connection became free */
     st_db *conns[ST_POOL];
     int busy[ST_POOL];
-    pthread_mutex_t write_lock;     /* one writer at a time (PostgreSQL: but logins) */
-    int write_serial;               /* every writer takes write_lock: SQLite */
+    pthread_mutex_t write_lock;     /* one writer at a time */
     pthread_mutex_t jobs_lock;      /* one job runner at a time */
     int schema_version;
     rg_store_change_fn on_change;   /* set before threads start */
@@ -48,7 +47,7 @@ struct rg_store {
     /* the role tables logins resolved against lately, each valid while the
      * table version read in the login's own write transaction is the one it
      * was loaded at (any process's table change bumps it); read and
-     * replaced only under login_lock (PostgreSQL writers run concurrently) */
+     * replaced only under login_lock */
     pthread_mutex_t login_lock;
     st_login_table login_tables[ST_LOGIN_TABLES];
     size_t login_tables_next;
@@ -59,7 +58,7 @@ typedef struct st_tx {
     rg_store *s;
     st_db *db;
     int slot;
-    int write;                      /* 1 a write, 2 a login's (rg_st_write_login) */
+    int write;
     int locked;                     /* it holds s->write_lock */
     /* the table versions this write bumped (rg_st_bump_*), reported to
      * s->on_change after the commit */
@@ -86,9 +85,7 @@ typedef struct st_tx {
  * nothing in arg that a second run would not overwrite.
  * Write: the write lock (one writer per process), a connection, the
  * backend's write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL:
- * SERIALIZABLE, writers of other instances met by the retry). A login's
- * write (rg_st_write_login) on PostgreSQL takes no write lock: it meets the
- * other writers of its own instance by the retry too. Read: a
+ * SERIALIZABLE, writers of other instances met by the retry). Read: a
  * connection, one snapshot (BEGIN; REPEATABLE READ). Transactions do not
  * nest. */
 /* 16: three instances of test_pg_multi on a loaded 2-core machine ran out
@@ -97,7 +94,6 @@ typedef struct st_tx {
 #define ST_TX_ATTEMPTS 16
 typedef int (*st_fn)(st_tx *tx, void *arg, json_t **out, rg_error *err);
 int  rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
-int  rg_st_write_login(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 int  rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 /* The usual end of a change inside an st_fn: o (what the builder made, NULL
  * when it failed with err filled) becomes *out, and when event is set it is
