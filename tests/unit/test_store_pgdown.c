@@ -132,7 +132,7 @@ static void test_one_prepare_per_text(void **state)
     if (!p)
         skip();
     for (int i = 0; i < 10; i++) {
-        char v[8];
+        char v[16];
         snprintf(v, sizeof v, "%d", i);
         assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) + 1", v), i + 1);
     }

@@ -32,7 +32,7 @@ static void test_arena_allocations_and_cleanups_in_reverse(void **state)
         assert_int_equal((uintptr_t)rg_arena_alloc(a, 24) % 16, 0);
     }
     for (int i = 0; i < 40; i++) {   /* nothing overwrote an earlier string */
-        char want[16];
+        char want[32];
         snprintf(want, sizeof want, "item-%d", i);
         assert_string_equal(s[i], want);
     }
