@@ -72,4 +72,14 @@ static inline int64_t st_col_int64(st_stmt *st, int i) { return st->db->be->col_
 static inline int st_col_int(st_stmt *st, int i) { return (int)st->db->be->col_int64(st, i); }
 static inline long st_changes(st_db *db) { return db->be->changes(db); }
 
+/* The key hash of both backends' per-connection statement caches (FNV-1a
+ * over the store's SQL text). */
+static inline uint32_t st_sql_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
 #endif

@@ -27,7 +27,7 @@
 #define PG_PREP_MAX 128
 typedef struct pg_prep {
     char *key;          /* the store's SQL text (NULL: a free entry) */
-    unsigned hash;
+    uint32_t hash;
     int nparams;
     long id;
     int pins;
@@ -126,14 +126,6 @@ static void pg_close(st_db *d)
     free(d);
 }
 
-static unsigned sql_hash(const char *s)
-{
-    unsigned h = 2166136261u;   /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static void prep_name(char out[24], long id)
 {
     snprintf(out, 24, "rg%ld", id);
@@ -173,7 +165,7 @@ static int prep_victim(pg_db *db)
  * connection; -1 with the error noted on db. */
 static int prep_get(pg_db *db, const char *sql)
 {
-    unsigned h = sql_hash(sql);
+    uint32_t h = st_sql_hash(sql);
     for (int i = 0; i < PG_PREP_MAX; i++)
         if (db->prep[i].key && db->prep[i].hash == h && !strcmp(db->prep[i].key, sql)) {
             db->prep[i].used = ++db->prep_clock;

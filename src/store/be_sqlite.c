@@ -66,14 +66,6 @@ static void lite_close(st_db *db)
     free(db);
 }
 
-static uint32_t lite_hash(const char *s)
-{
-    uint32_t h = 2166136261u;   /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 /* The slot a new statement of this text may take: a free one, else the
  * least recently used idle one (finalized first), else -1 (all busy). */
 static int lite_slot(lite_db *ld)
@@ -94,7 +86,7 @@ static int lite_slot(lite_db *ld)
 static st_stmt *lite_prepare(st_db *db, const char *sql, rg_error *err)
 {
     lite_db *ld = (lite_db *)db;
-    uint32_t hash = lite_hash(sql);
+    uint32_t hash = st_sql_hash(sql);
     for (int i = 0; i < ld->ncache; i++) {
         lite_stmt *c = ld->cache[i];
         if (c->hash == hash && !c->busy && strcmp(c->sql, sql) == 0) {
@@ -118,11 +110,16 @@ static st_stmt *lite_prepare(st_db *db, const char *sql, rg_error *err)
     st->busy = 1;
     st->used = ++ld->tick;
     st->hash = hash;
-    int slot = lite_slot(ld);
-    if (slot >= 0 && (st->sql = strdup(sql)) != NULL)
+    /* cached when the key copies and a slot is free or idle; else it is
+     * an uncached statement, freed at its finalize */
+    st->sql = strdup(sql);
+    int slot = st->sql ? lite_slot(ld) : -1;
+    if (slot >= 0) {
         ld->cache[slot] = st;
-    else if (slot >= 0)                 /* no memory for the key: give the slot back */
-        ld->cache[slot] = ld->cache[--ld->ncache];
+    } else {
+        free(st->sql);
+        st->sql = NULL;
+    }
     return &st->base;
 }
 

@@ -36,12 +36,17 @@ static const char *conn_state(const char *type, const json_t *cfg)
     return ok ? "active" : "draft";
 }
 
+/* The row a connection's object is made of: rg_st_connection_json builds
+ * the object from it, conn_digest_tx hashes it (equal digests, equal
+ * objects), so both read these columns and no others. */
+#define CONN_ROW_SQL "SELECT id, organization_id, type, name, config, created_at," \
+                     " updated_at FROM connections WHERE id = ?"
+#define CONN_ROW_COLS 7
+
 json_t *rg_st_connection_json(st_db *db, const char *conn_id, int with_secret,
                               rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, organization_id, type, name, config, created_at,"
-                                  " updated_at FROM connections WHERE id = ?", "s", conn_id);
+    st_stmt *st = rg_st_prep(db, err, CONN_ROW_SQL, "s", conn_id);
     if (!st)
         return NULL;
     json_t *o = NULL;
@@ -170,21 +175,19 @@ int rg_store_connection_private(rg_store *s, const char *id, json_t **out, rg_er
 
 typedef struct digest_arg { const char *id; unsigned char *dg; } digest_arg;
 
-/* SHA-256 over the row's columns that rg_st_connection_json builds from,
- * each as its length then its bytes (no column can run into the next). */
+/* SHA-256 over CONN_ROW_SQL's columns, each as its length then its bytes
+ * (no column can run into the next). */
 static int conn_digest_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const digest_arg *a = arg;
-    st_stmt *st = rg_st_prep(tx->db, err,
-                             "SELECT id, organization_id, type, name, config, created_at,"
-                             " updated_at FROM connections WHERE id = ?", "s", a->id);
+    st_stmt *st = rg_st_prep(tx->db, err, CONN_ROW_SQL, "s", a->id);
     if (!st)
         return RG_EIO;
     int rc = rg_st_step(tx->db, st, err);
     if (rc == 1) {
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-        for (int i = 0; ok && i < 7; i++) {
+        for (int i = 0; ok && i < CONN_ROW_COLS; i++) {
             const char *v = rg_st_col(st, i) ? rg_st_col(st, i) : "";
             uint64_t n = strlen(v);
             ok = EVP_DigestUpdate(md, &n, sizeof n) && EVP_DigestUpdate(md, v, (size_t)n);

@@ -357,17 +357,11 @@ static void memo_unref(st_memo *m)
 /* tx holds m (one reference, taken by the caller) until its end. */
 static int memo_hold(st_tx *tx, st_memo *m, rg_error *err)
 {
-    if (tx->nmemos == tx->capmemos) {
-        size_t cap = tx->capmemos ? tx->capmemos * 2 : 2;
-        st_memo **v = realloc(tx->memos, cap * sizeof *v);
-        if (!v) {
-            pthread_mutex_lock(&tx->s->login_lock);
-            memo_unref(m);
-            pthread_mutex_unlock(&tx->s->login_lock);
-            return rg_st_oom(err);
-        }
-        tx->memos = v;
-        tx->capmemos = cap;
+    if (rg_grow(&tx->memos, tx->nmemos, &tx->capmemos, sizeof *tx->memos, 2) != 0) {
+        pthread_mutex_lock(&tx->s->login_lock);
+        memo_unref(m);
+        pthread_mutex_unlock(&tx->s->login_lock);
+        return rg_st_oom(err);
     }
     tx->memos[tx->nmemos++] = m;
     return 0;
