@@ -27,7 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
-from test_saml_common import LoginServer, setup_roles, Browser, FIX  # noqa: E402
+from test_saml_common import (LoginServer, setup_roles, setup_saml_connection,  # noqa: E402
+                              Browser, FIX)
 import test_oidc_login as ol  # noqa: E402
 
 BUILD = os.environ.get("ROLEGATE_BUILD") or os.path.join(ROOT, "build")
@@ -44,9 +45,10 @@ def machine():
     return f"{platform.system()} {platform.release()} {platform.machine()}, {cpu}, {os.cpu_count()} cpus"
 
 
-def timings(rg, protocol):
+def timings(lines, protocol):
+    """(verify, resolve, store, sign) CPU us of each login_timing line."""
     rows = []
-    for line in rg.log_lines():
+    for line in lines:
         if "event=login_timing" in line and f"protocol={protocol}" in line:
             kv = dict(re.findall(r"(\w+)=(\d+)", line))
             rows.append((int(kv["verify_cpu_us"]), int(kv["resolve_cpu_us"]),
@@ -76,18 +78,13 @@ def saml_server():
     rg = LoginServer(config={"log": {"level": "debug"}})
     setup_roles(rg)
     org = rg.ok("POST", "/organizations", {"name": "Bench"})["id"]
-    conn = rg.ok("POST", f"/organizations/{org}/connections",
-                 {"type": "saml", "name": "bench", "allow_idp_initiated": True})["id"]
     with open(os.path.join(FIX, "idp-metadata.xml")) as f:
         md = f.read()
-    st, info = rg.api("PUT", f"/connections/{conn}/metadata", md,
-                      {"Content-Type": "application/xml"})
-    assert st == 200, (st, info)
-    rg.ok("PUT", f"/connections/{conn}/role_mappings",
-          [{"idp_group": "admins", "role_slug": "admin"},
-           {"idp_group": "engineering", "role_slug": "member"},
-           {"idp_group": "viewers", "role_slug": "viewer"}])
-    st, _, sp = rg.public("GET", f"/saml/metadata/{conn}")
+    conn, sp = setup_saml_connection(
+        rg, org, md, [{"idp_group": "admins", "role_slug": "admin"},
+                      {"idp_group": "engineering", "role_slug": "member"},
+                      {"idp_group": "viewers", "role_slug": "viewer"}],
+        name="bench", allow_idp_initiated=True)
     with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
         f.write(sp)
     return rg, conn, f.name
@@ -106,13 +103,7 @@ def drive(drv, rg, conn, sp_path, flags, prefix):
     if out.returncode or not rate or not base:
         print("  driver failed:", out.stdout[-500:], out.stderr[-500:])
         return None
-    rows = []
-    for line in rg.log_lines()[before:]:
-        if "event=login_timing" in line and "protocol=saml" in line:
-            kv = dict(re.findall(r"(\w+)=(\d+)", line))
-            rows.append((int(kv["verify_cpu_us"]), int(kv["resolve_cpu_us"]),
-                         int(kv["store_cpu_us"]), int(kv["sign_cpu_us"])))
-    return int(rate.group(1)), int(base.group(1)), rows
+    return int(rate.group(1)), int(base.group(1)), timings(rg.log_lines()[before:], "saml")
 
 
 def bench_saml():
@@ -178,7 +169,7 @@ def bench_oidc(n=40):
             st, _, _ = b.get(cb)
             assert st == 302, st
         print("OIDC (callback; verify = code exchange + ID token, this thread's CPU only):")
-        report("oidc", timings(rg, "oidc")[1:])   # the first one fetches discovery + JWKS
+        report("oidc", timings(rg.log_lines(), "oidc")[1:])   # the first one fetches discovery + JWKS
     finally:
         if op:
             op.stop()
