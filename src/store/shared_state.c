@@ -42,8 +42,11 @@ static int prune(st_db *db, int64_t now_ms, rg_error *err)
                       " /* pg: FOR UPDATE SKIP LOCKED */)", "I", now_ms);
 }
 
-static int bad_key(const char *key, rg_error *err)
+/* 0, or the error (500: the cache layer makes the keys) with its kind */
+static int bad_args(const rg_store *s, const char *key, rg_error *err)
 {
+    if (!s)
+        return rg_error_set(err, RG_EINTERNAL, "store_error", NULL, "no store");
     if (key && *key && strlen(key) <= RG_STORE_SHARED_KEY_MAX)
         return 0;
     return rg_error_set(err, RG_EINTERNAL, "store_error", "key",
@@ -94,10 +97,11 @@ static int claim_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 int rg_store_shared_claim(rg_store *s, const char *key, const char *scope, long quota,
                           int64_t expires_ms, rg_error *err)
 {
-    if (!s || bad_key(key, err))
-        return RG_EINVAL;
+    int rc = bad_args(s, key, err);
+    if (rc)
+        return rc;
     claim_arg a = {key, scope, quota, rg_now_ms(), expires_ms, 1};
-    int rc = run(s, claim_tx, &a, err);
+    rc = run(s, claim_tx, &a, err);
     if (rc == SHARED_FULL)
         return 2;
     return rc ? rc : a.taken;
@@ -124,8 +128,9 @@ static int put_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 int rg_store_shared_put(rg_store *s, const char *key, const char *value, int64_t expires_ms,
                         rg_error *err)
 {
-    if (!s || bad_key(key, err))
-        return RG_EINVAL;
+    int rc = bad_args(s, key, err);
+    if (rc)
+        return rc;
     if (!value)
         return rg_error_set(err, RG_EINTERNAL, "store_error", "value",
                             "a shared state entry needs a value");
@@ -162,10 +167,11 @@ static int take_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 int rg_store_shared_take(rg_store *s, const char *key, char **value, rg_error *err)
 {
     *value = NULL;
-    if (!s || bad_key(key, err))
-        return RG_EINVAL;
+    int rc = bad_args(s, key, err);
+    if (rc)
+        return rc;
     take_arg a = {key, rg_now_ms(), NULL};
-    int rc = run(s, take_tx, &a, err);
+    rc = run(s, take_tx, &a, err);
     if (rc) {
         free(a.value);
         return rc;
