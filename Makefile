@@ -156,12 +156,14 @@ FUZZ_SECONDS ?= 20
 fuzz:
 	$(RUNNER_ENV) tests/fuzz/run $(FUZZ_SECONDS)
 
-# Every include against DESIGN.md's layer table (tests/lint/layers) and the
-# size rule (tests/lint/sizes: files <= 600 lines, functions <= 120), then
-# cppcheck + clang-tidy over src/ (suppressions, each with its reason, in tests/lint/).
+# Every include against DESIGN.md's layer table (tests/lint/layers), the
+# size rule (tests/lint/sizes: files <= 600 lines, functions <= 120) and no
+# error call that names an HTTP status instead of a kind (tests/lint/error_kinds),
+# then cppcheck + clang-tidy over src/ (suppressions, each with its reason, in tests/lint/).
 layers:
 	@$(RUNNER_ENV) tests/lint/layers
 	@tests/lint/sizes
+	@tests/lint/error_kinds --check
 lint: layers
 	$(RUNNER_ENV) tests/lint/run
 

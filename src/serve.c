@@ -101,7 +101,7 @@ static void h_readyz(rg_http_req *req, void *ctx)
     /* ready = listening and the store answers a query */
     const rg_ctx *c = ctx;
     if (!c->store || rg_store_schema_version(c->store) < 1) {
-        rg_http_send_errorf(req, 503, "not_ready", NULL, "the store does not answer");
+        rg_http_send_errorf(req, RG_EUNAVAIL, "not_ready", NULL, "the store does not answer");
         return;
     }
     /* issue 7: Redis down is degraded, not dead (sessions keep working) */

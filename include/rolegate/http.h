@@ -207,8 +207,9 @@ int rg_http_send_json(rg_http_req *r, int status, json_t *obj);
 /* THE error body: {"code","message","errors":[{"field","code"}]} (errors is
  * [] when err->field is empty) with err->status (500 if unset). */
 int rg_http_send_error(rg_http_req *r, const rg_error *err);
-/* Shorthand: fills an rg_error and sends it. */
-int rg_http_send_errorf(rg_http_req *r, int status, const char *code, const char *field,
+/* Shorthand: fills an rg_error of kind rc (its status from error.c's table,
+ * e.g. RG_ENOTFOUND answers 404) and sends it. */
+int rg_http_send_errorf(rg_http_req *r, int rc, const char *code, const char *field,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* 302/303 with Location (copied), empty body. */
 int rg_http_redirect(rg_http_req *r, int status, const char *location);

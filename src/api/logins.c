@@ -66,7 +66,7 @@ static void h_logins_list(rg_http_req *req, void *ctx)
         char *e;
         long v = strtol(ls, &e, 10);
         if (*e || v < 1 || v > LOGINS_MAX) {
-            rg_http_send_errorf(req, 422, "invalid_request", "limit",
+            rg_http_send_errorf(req, RG_EUNPROCESSABLE, "invalid_request", "limit",
                                 "limit must be 1..%d", LOGINS_MAX);
             return;
         }

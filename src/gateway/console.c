@@ -38,7 +38,7 @@ static void send_asset(rg_http_req *req, const char *name)
     rg_http_add_header(req, "Referrer-Policy", "no-referrer");
     rg_http_add_header(req, "Cache-Control", "no-cache");
     if (!a) {
-        rg_http_send_errorf(req, 404, "not_found", NULL, "no such file");
+        rg_http_send_errorf(req, RG_ENOTFOUND, "not_found", NULL, "no such file");
         return;
     }
     rg_http_send_arena(req, 200, a->type, a->data, a->len);

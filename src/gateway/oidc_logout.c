@@ -143,7 +143,7 @@ void lg_h_oidc_backchannel(rg_http_req *req, void *ctx)
     if (lg_conn_acquire(lg, id, &c, &err) != 0 || c->type != 'o') {
         lg_conn_release(lg, c);
         rg_http_add_header(req, "Cache-Control", "no-store");
-        rg_http_send_errorf(req, 404, "connection_not_found", "connection_id",
+        rg_http_send_errorf(req, RG_ENOTFOUND, "connection_not_found", "connection_id",
                             "no such OIDC connection");
         return;
     }

@@ -54,12 +54,12 @@ static int session_org(rg_gateway_portal *p, rg_http_req *req, char *org, size_t
     int write = is_write(req);
     int rc = rg_http_bsess_check(p->sessions, req, PORTAL_COOKIE, write, org, n, NULL);
     if (rc == RG_ENOTFOUND) {
-        rg_http_send_errorf(req, 401, "portal_session_required", NULL,
+        rg_http_send_errorf(req, RG_EUNAUTH, "portal_session_required", NULL,
                             "open the setup link again (it works once, for 5 minutes)");
         return -1;
     }
     if (rc != 0 || (write && !rg_http_same_origin(req))) {
-        rg_http_send_errorf(req, 403, "csrf_token_invalid", "X-CSRF-Token",
+        rg_http_send_errorf(req, RG_EFORBIDDEN, "csrf_token_invalid", "X-CSRF-Token",
                             "a portal write needs its X-CSRF-Token from the same origin");
         return -1;
     }
@@ -81,7 +81,7 @@ static int conn_in_org(rg_gateway_portal *p, const char *id, const char *org)
 static void not_found(rg_http_req *req)
 {
     /* the same answer as an id that does not exist: nothing is told */
-    rg_http_send_errorf(req, 404, "not_found", NULL, "not found");
+    rg_http_send_errorf(req, RG_ENOTFOUND, "not_found", NULL, "not found");
 }
 
 static void h_guard(rg_http_req *req, void *ctx)
@@ -96,7 +96,7 @@ static void h_guard(rg_http_req *req, void *ctx)
         return;
     }
     if (r->xml_only && strstr(rg_http_content_type(req), "json")) {
-        rg_http_send_errorf(req, 415, "unsupported_media_type", "Content-Type",
+        rg_http_send_errorf(req, RG_EMEDIATYPE, "unsupported_media_type", "Content-Type",
                             "upload the metadata XML itself (application/samlmetadata+xml)");
         return;
     }
@@ -176,11 +176,13 @@ static void h_session_create(rg_http_req *req, void *ctx)
     json_t *b = rg_http_json(req);
     const char *t = json_string_value(json_object_get(b, "link"));
     if (!rg_http_same_origin(req)) {
-        rg_http_send_errorf(req, 403, "cross_origin", "Origin", "open the link in the portal");
+        rg_http_send_errorf(req, RG_EFORBIDDEN, "cross_origin", "Origin",
+                            "open the link in the portal");
         return;
     }
     if (!t || !t[0] || strlen(t) >= PORTAL_TOKEN_MAX || !rg_b64url_chars(t, strlen(t))) {
-        rg_http_send_errorf(req, 422, "invalid_request", "link", "the body is {\"link\": \"...\"}");
+        rg_http_send_errorf(req, RG_EUNPROCESSABLE, "invalid_request", "link",
+                            "the body is {\"link\": \"...\"}");
         return;
     }
     char key[PORTAL_TOKEN_MAX + 16], *v = NULL;
@@ -194,13 +196,13 @@ static void h_session_create(rg_http_req *req, void *ctx)
         rg_http_send_error(req, &err);
     } else if (rc || !org) {
         rg_log(RG_LOG_WARN, "event=portal_link_refused peer=%s", rg_http_peer_addr(req));
-        rg_http_send_errorf(req, 404, "portal_link_invalid", "link",
+        rg_http_send_errorf(req, RG_ENOTFOUND, "portal_link_invalid", "link",
                             "this setup link was already used, has expired or does not "
                             "exist: ask your rolegate operator for a new one");
     } else {
         char id[RG_HTTP_BSESS_TOKEN], csrf[RG_HTTP_BSESS_TOKEN];
         if (rg_http_bsess_create(p->sessions, org, id, csrf, NULL) != 0) {
-            rg_http_send_errorf(req, 500, "internal", NULL, "cannot create a session");
+            rg_http_send_errorf(req, RG_EINTERNAL, "internal", NULL, "cannot create a session");
         } else {
             rg_http_bsess_cookie(req, PORTAL_COOKIE, id, PORTAL_SESSION_S, p->lg->secure);
             rg_log(RG_LOG_INFO, "event=portal_link_used organization_id=%s", org);
@@ -215,7 +217,7 @@ static void h_session_get(rg_http_req *req, void *ctx)
     rg_gateway_portal *p = ctx;
     char org[RG_HTTP_BSESS_SCOPE], csrf[RG_HTTP_BSESS_TOKEN];
     if (rg_http_bsess_check(p->sessions, req, PORTAL_COOKIE, 0, org, sizeof org, csrf) != 0) {
-        rg_http_send_errorf(req, 401, "portal_session_required", NULL,
+        rg_http_send_errorf(req, RG_EUNAUTH, "portal_session_required", NULL,
                             "open the setup link again (it works once, for 5 minutes)");
         return;
     }

@@ -52,30 +52,31 @@ void gw_h_sessions_create(rg_http_req *req, void *ctx)
     rg_error_clear(&err);
     json_t *body = rg_http_json(req);
     if (!json_is_object(body)) {
-        rg_http_send_errorf(req, 422, "invalid_request", NULL, "the body must be a JSON object");
+        rg_http_send_errorf(req, RG_EUNPROCESSABLE, "invalid_request", NULL,
+                            "the body must be a JSON object");
         return;
     }
     json_t *jid = json_object_get(body, "organization_membership_id");
     json_t *jreason = json_object_get(body, "reason");
     if (!json_is_string(jid) || !json_string_length(jid)) {
-        rg_http_send_errorf(req, 422, "invalid_request", "organization_membership_id",
+        rg_http_send_errorf(req, RG_EUNPROCESSABLE, "invalid_request", "organization_membership_id",
                             "organization_membership_id is required (a string)");
         return;
     }
     if (!json_is_string(jreason)) {
-        rg_http_send_errorf(req, 422, "invalid_request", "reason",
+        rg_http_send_errorf(req, RG_EUNPROCESSABLE, "invalid_request", "reason",
                             "reason is required (a string of 1-%d characters)", REASON_MAX);
         return;
     }
     const char *reason = json_string_value(jreason);
     long rl = strlen(reason) == json_string_length(jreason) ? utf8_chars(reason) : -1;
     if (rl < 1 || rl > REASON_MAX) {
-        rg_http_send_errorf(req, 422, "invalid_request", "reason",
+        rg_http_send_errorf(req, RG_EUNPROCESSABLE, "invalid_request", "reason",
                             "reason must be 1-%d characters of text", REASON_MAX);
         return;
     }
     if (!gw->ctx->store) {
-        rg_http_send_errorf(req, 503, "store_unavailable", NULL, "no store");
+        rg_http_send_errorf(req, RG_EUNAVAIL, "store_unavailable", NULL, "no store");
         return;
     }
     const char *om_id = json_string_value(jid);
@@ -184,7 +185,7 @@ void gw_h_sessions_list(rg_http_req *req, void *ctx)
         char *end = NULL;
         long v = strtol(lim, &end, 10);
         if (!*lim || *end || v < 1 || v > 100) {
-            rg_http_send_errorf(req, 422, "invalid_request", "limit",
+            rg_http_send_errorf(req, RG_EUNPROCESSABLE, "invalid_request", "limit",
                                 "limit must be an integer from 1 to 100");
             return;
         }

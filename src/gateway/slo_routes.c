@@ -140,7 +140,7 @@ void lg_h_saml_slo(rg_http_req *req, void *ctx)
     lg_conn *c = NULL;
     if (lg_conn_acquire(lg, rg_http_param(req, "id"), &c, &err) != 0 || c->type != 's') {
         lg_conn_release(lg, c);
-        rg_http_send_errorf(req, 404, "connection_not_found", "connection_id",
+        rg_http_send_errorf(req, RG_ENOTFOUND, "connection_not_found", "connection_id",
                             "no such SAML connection");
         return;
     }
@@ -150,7 +150,7 @@ void lg_h_saml_slo(rg_http_req *req, void *ctx)
     else if (rg_http_query(req, "SAMLResponse"))
         idp_answer(req, lg, c, q);
     else
-        rg_http_send_errorf(req, 400, "invalid_request", "SAMLRequest",
+        rg_http_send_errorf(req, RG_EINVAL, "invalid_request", "SAMLRequest",
                             "SAMLRequest or SAMLResponse is required");
     lg_conn_release(lg, c);
 }

@@ -219,7 +219,7 @@ static enum MHD_Result queue_answer(rg_http_req *r)
 {
     if (!r->answered) {
         rg_log(RG_LOG_ERROR, "event=handler_no_answer method=%s rid=%s", r->method, r->rid);
-        rg_http_send_errorf(r, 500, "internal_error", NULL, "the handler gave no answer");
+        rg_http_send_errorf(r, RG_EINTERNAL, "internal_error", NULL, "the handler gave no answer");
     }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r->rlen, (void *)(r->rbody ? r->rbody : ""),
@@ -258,7 +258,7 @@ static enum MHD_Result req_finish(rg_http_req *r)
         return queue_answer(r);
     }
     if (r->body.oom) {
-        rg_http_send_errorf(r, 500, "out_of_memory", NULL, "out of memory");
+        rg_http_send_errorf(r, RG_ENOMEM, "out_of_memory", NULL, "out of memory");
         return queue_answer(r);
     }
     const rg_http_route *rt = r->match.route;
@@ -272,7 +272,7 @@ static enum MHD_Result req_finish(rg_http_req *r)
             r->json = json_loadb(r->body.data ? r->body.data : "", r->body.len,
                                  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
             if (!r->json) {
-                rg_http_send_errorf(r, 400, "invalid_json", NULL,
+                rg_http_send_errorf(r, RG_EINVAL, "invalid_json", NULL,
                                     "invalid JSON at byte %d: %s", je.position, je.text);
                 return queue_answer(r);
             }
@@ -280,7 +280,7 @@ static enum MHD_Result req_finish(rg_http_req *r)
     } else if (flags & RG_HTTP_BODY_FORM) {
         if (rg_http_parse_urlencoded(r->arena, r->body.data ? r->body.data : "", r->body.len,
                                      &r->form, &r->nform) != 0) {
-            rg_http_send_errorf(r, 400, "invalid_form", NULL,
+            rg_http_send_errorf(r, RG_EINVAL, "invalid_form", NULL,
                                 "the form body has a bad %%-escape");
             return queue_answer(r);
         }

@@ -201,25 +201,26 @@ static void h_session_create(rg_http_req *req, void *ctx)
     json_t *j = rg_http_json(req);
     const char *key = json_string_value(json_object_get(j, "key"));
     if (!json_is_object(j) || !key) {
-        rg_http_send_errorf(req, 422, "invalid_request", "key",
+        rg_http_send_errorf(req, RG_EUNPROCESSABLE, "invalid_request", "key",
                             "the body is {\"key\": \"<admin key>\"}");
         return;
     }
     if (!rg_http_same_origin(req)) {
-        rg_http_send_errorf(req, 403, "cross_origin", "Origin", "sign in from the console page");
+        rg_http_send_errorf(req, RG_EFORBIDDEN, "cross_origin", "Origin",
+                            "sign in from the console page");
         return;
     }
     if (!rg_http_server_key_equal(s, key)) {
         rg_log(RG_LOG_WARN, "event=console_signin result=failed peer=%s",
                rg_http_peer_addr(req));
-        rg_http_send_errorf(req, 401, "unauthorized", "key", "wrong admin key");
+        rg_http_send_errorf(req, RG_EUNAUTH, "unauthorized", "key", "wrong admin key");
         return;
     }
     char id[RG_HTTP_BSESS_TOKEN], csrf[RG_HTTP_BSESS_TOKEN];
     int64_t exp = 0;
     rg_http_bsess *b = rg_http_server_console(s);
     if (!b || rg_http_bsess_create(b, NULL, id, csrf, &exp) != 0) {
-        rg_http_send_errorf(req, 500, "internal", NULL, "cannot create a session");
+        rg_http_send_errorf(req, RG_EINTERNAL, "internal", NULL, "cannot create a session");
         return;
     }
     rg_http_bsess_cookie(req, RG_HTTP_CONSOLE_COOKIE, id, RG_HTTP_CONSOLE_TTL, 0);
@@ -236,7 +237,7 @@ static void h_session_get(rg_http_req *req, void *ctx)
     char csrf[RG_HTTP_BSESS_TOKEN];
     if (!b || rg_http_bsess_check(b, req, RG_HTTP_CONSOLE_COOKIE, 0, NULL, 0, csrf) != 0) {
         rg_http_add_header(req, "Cache-Control", "no-store");
-        rg_http_send_errorf(req, 401, "unauthorized", NULL, "not signed in");
+        rg_http_send_errorf(req, RG_EUNAUTH, "unauthorized", NULL, "not signed in");
         return;
     }
     session_answer(req, 200, csrf, rg_now() + RG_HTTP_CONSOLE_TTL);
@@ -249,7 +250,7 @@ static void h_session_delete(rg_http_req *req, void *ctx)
     int rc = b ? rg_http_bsess_check(b, req, RG_HTTP_CONSOLE_COOKIE, 1, NULL, 0, NULL)
                : RG_ENOTFOUND;
     if (rc == RG_EINVAL || (rc == 0 && !rg_http_same_origin(req))) {
-        rg_http_send_errorf(req, 403, "csrf_token_invalid", "X-CSRF-Token",
+        rg_http_send_errorf(req, RG_EFORBIDDEN, "csrf_token_invalid", "X-CSRF-Token",
                             "missing or wrong CSRF token");
         return;
     }

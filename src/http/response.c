@@ -95,12 +95,12 @@ int rg_http_send_error(rg_http_req *r, const rg_error *err)
     return rg_http_send_json(r, status, o);
 }
 
-int rg_http_send_errorf(rg_http_req *r, int status, const char *code, const char *field,
+int rg_http_send_errorf(rg_http_req *r, int rc, const char *code, const char *field,
                         const char *fmt, ...)
 {
     rg_error e;
     rg_error_clear(&e);
-    e.status = status;
+    e.status = rg_error_status(rc);
     snprintf(e.code, sizeof e.code, "%s", code ? code : "internal_error");
     snprintf(e.field, sizeof e.field, "%s", field ? field : "");
     va_list ap;
