@@ -12,7 +12,13 @@
  * until the headers are complete, so the header phase is watched from
  * outside: the kernel's count of bytes received on the socket (TCP_INFO)
  * against its count when the previous request ended. A watcher thread
- * samples every connection four times a second; one past its deadline is
+ * samples every connection four times a second. The clock of a request
+ * runs from the first sample that sees its bytes and restarts whenever a
+ * request ended on the connection since the previous sample: a busy
+ * keep-alive connection is nearly always "bytes beyond the mark, headers
+ * not yet handed over" (its next request waits in MHD's queue), and
+ * without the restart 40 such samples in a row cut it with requests
+ * answered all along (soak_keepalive's read errors). One past its deadline is
  * shut down (shutdown(2): MHD sees the end of the stream and closes it
  * itself). The list is under a lock that MHD's close notification also
  * takes, so the descriptor shut down is always still the connection's. */
@@ -33,6 +39,8 @@ struct rg_http_watch {
     int                   fd;
     _Atomic uint64_t      mark;        /* bytes received when the last request ended */
     atomic_int            in_request;  /* headers complete, not yet answered */
+    atomic_uint           ended;       /* requests ended on this connection */
+    unsigned              seen;        /* ended at the previous sample (watcher only) */
     int64_t               started_us;  /* first byte of a new request seen (watcher only) */
     int                   cut;
     struct rg_http_watch *prev, *next;
@@ -103,6 +111,7 @@ void rg_http_guard_request_done(struct MHD_Connection *conn)
     if (!w)
         return;
     atomic_store(&w->mark, bytes_received(w->fd));
+    atomic_fetch_add(&w->ended, 1);
     atomic_store(&w->in_request, 0);
 }
 
@@ -118,7 +127,9 @@ static void guard_sweep(rg_http_server *s)
     int64_t now = rg_mono_us(), limit = (int64_t)s->request_timeout * 1000000;
     pthread_mutex_lock(&s->g_lock);
     for (rg_http_watch *w = s->g_head; w; w = w->next) {
-        if (w->cut || atomic_load(&w->in_request)) {
+        unsigned ended = atomic_load(&w->ended);
+        if (w->cut || atomic_load(&w->in_request) || ended != w->seen) {
+            w->seen = ended;   /* a request ended since the last sample: progress */
             w->started_us = 0;
             continue;
         }
