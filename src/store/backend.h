@@ -16,8 +16,10 @@
 typedef struct st_db st_db;
 typedef struct st_stmt st_stmt;
 
-/* Transaction kinds of begin. */
-enum { ST_BEGIN_READ = 0, ST_BEGIN_WRITE = 1, ST_BEGIN_MIGRATE = 2 };
+/* Transaction kinds of begin. WRITE_EARLY: a write whose COMMIT may answer
+ * before its flush to disk, made durable by the backend's durable() called
+ * after the commit (the transaction runner's writes; see be_pg.c). */
+enum { ST_BEGIN_READ = 0, ST_BEGIN_WRITE = 1, ST_BEGIN_MIGRATE = 2, ST_BEGIN_WRITE_EARLY = 3 };
 
 typedef struct st_backend {
     const char *name;   /* "sqlite", "postgresql" */
@@ -46,6 +48,11 @@ typedef struct st_backend {
     int (*schema_set)(st_db *db, int v);
     /* fills err from the connection's last error (its code mapping) */
     int (*dberr)(st_db *db, rg_error *err);
+    /* after the COMMIT of a WRITE_EARLY transaction, outside every lock:
+     * returns once that commit is on disk (0), or fails (the error via
+     * dberr; the commit's outcome is then unknown). NULL: begin treats
+     * WRITE_EARLY as WRITE (every commit durable when it answers). */
+    int (*durable)(st_db *db);
 } st_backend;
 
 /* What every backend's connection and statement start with. stmts: the

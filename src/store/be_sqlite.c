@@ -213,7 +213,7 @@ static const st_backend lite_backend = {
     "sqlite",         lite_close,      lite_prepare,     lite_bind_text,  lite_bind_int64,
     lite_step,        lite_col_text,   lite_col_int64,   lite_finalize,   lite_changes,
     lite_exec_script, lite_begin,      lite_commit,      lite_rollback,   lite_schema_get,
-    lite_schema_set,  lite_dberr,
+    lite_schema_set,  lite_dberr,      NULL,   /* durable: every commit is */
 };
 
 /* flags: SQLite's open flags; ro: a read-only connection (no journal mode

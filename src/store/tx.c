@@ -117,7 +117,9 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
     tx->slot = pool_take(s);
     tx->db = s->conns[tx->slot];
     cur_tx = tx;   /* the backend's error mapping may mark it for a retry */
-    if (tx->db->be->begin(tx->db, write ? ST_BEGIN_WRITE : ST_BEGIN_READ)) {
+    int kind = !write ? ST_BEGIN_READ : tx->db->be->durable ? ST_BEGIN_WRITE_EARLY
+                                                            : ST_BEGIN_WRITE;
+    if (tx->db->be->begin(tx->db, kind)) {
         int rc = rg_st_dberr(tx->db, err);
         cur_tx = NULL;
         pool_give(s, tx->slot);
@@ -145,9 +147,13 @@ static int tx_end(st_tx *tx, int rc, rg_error *err)
         tx->db->be->rollback(tx->db);
     }
     cur_tx = NULL;
-    pool_give(tx->s, tx->slot);
     if (tx->locked)
         pthread_mutex_unlock(&tx->s->write_lock);
+    /* an early commit (PostgreSQL) is made durable here, outside the write
+     * lock, before anyone hears of it: the caller, the change hooks */
+    if (rc == 0 && tx->write && tx->db->be->durable && tx->db->be->durable(tx->db))
+        rc = rg_st_dberr(tx->db, err);   /* 503: applied or not, never rerun */
+    pool_give(tx->s, tx->slot);
     rg_st_login_tables_release(tx);
     tx->db = NULL;
     /* after the commit and the locks: the hook may read the store */

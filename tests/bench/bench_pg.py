@@ -16,7 +16,10 @@ each measured for
     (every one bumps the environment's version: the contended case)
 and printed as ratios against the same-run SQLite figure. ROUNDS rounds
 (default 3), interleaved, the median kept. BENCH_N logins (1500), BENCH_W
-admin writes (600), BENCH_CLIENTS (4), BENCH_LOG rolegate's log level (warn)."""
+admin writes (600), BENCH_CLIENTS (4), BENCH_LOG rolegate's log level (warn).
+BENCH_BASE=tag=path[,tag=path...] adds other rolegate binaries (an older
+build, say) to the same interleaved rounds, each measured on SQLite x1 and
+PostgreSQL x1 and its ratio taken against its own SQLite figure."""
 import http.client
 import json
 import os
@@ -58,7 +61,8 @@ class Deployment:
     """n instances on one store (a SQLite file or a new PG database) over
     redis, sharing keys and the SP key pair as a deployment does."""
 
-    def __init__(self, kind, n, redis):
+    def __init__(self, kind, n, redis, binary):
+        harness.BIN = binary
         self.url = None
         if kind == "pg":
             self.url = harness.pg_database_new()
@@ -154,34 +158,53 @@ def main():
     print(f"logins: {N} per run, {CLIENTS} clients; admin writes: {W} per run, {CLIENTS} "
           f"clients; {ROUNDS} rounds, median", flush=True)
     assert os.access(DRV, os.X_OK), f"{DRV} missing: make bench"
-    configs = [("sqlite", 1), ("pg", 1), ("pg", 3)]
+    this = harness.BIN
+    kinds = {"sqlite": ("sqlite", 1), "pg": ("pg", 1), "pg3": ("pg", 3)}
+    want = os.environ.get("BENCH_KINDS", "sqlite,pg,pg3").split(",")
+    configs = [("", this) + kinds[k] for k in want]
+    for item in filter(None, os.environ.get("BENCH_BASE", "").split(",")):
+        tag, _, path = item.rpartition("=")
+        assert os.access(path, os.X_OK), f"BENCH_BASE: {path} is not an executable"
+        configs += [(tag or path, path) + kinds[k] for k in want if k != "pg3"]
     res = {c: {"login": [], "write": []} for c in configs}
     redis = Redis()
     try:
         for rnd in range(ROUNDS):
-            for kind, n in configs:
-                dep = Deployment(kind, n, redis)
+            for c in configs:
+                tag, binary, kind, n = c
+                dep = Deployment(kind, n, redis, binary)
                 try:
                     lps, ok, other = bench_logins(dep)
                     wps, bad = bench_writes(dep)
                 finally:
                     dep.close()
-                res[(kind, n)]["login"].append(lps)
-                res[(kind, n)]["write"].append(wps)
-                print(f"  round {rnd + 1} {kind:6s} x{n}: {lps:5d} logins/s ({ok} ok, {other} "
-                      f"other), {wps:6.0f} admin writes/s ({bad} non-2xx)", flush=True)
+                res[c]["login"].append(lps)
+                res[c]["write"].append(wps)
+                print(f"  round {rnd + 1} {tag + ' ' if tag else ''}{kind:6s} x{n}: {lps:5d} "
+                      f"logins/s ({ok} ok, {other} other), {wps:6.0f} admin writes/s ({bad} "
+                      f"non-2xx)", flush=True)
     finally:
         redis.kill()
+        harness.BIN = this
     med = {c: {k: statistics.median(v) for k, v in r.items()} for c, r in res.items()}
-    base = med[("sqlite", 1)]
-    for (kind, n), m in med.items():
-        print(f"{kind:6s} x{n}: logins/s {m['login']:6.0f} ({m['login'] / base['login']:.2f}x "
-              f"SQLite)  admin writes/s {m['write']:6.0f} ({m['write'] / base['write']:.2f}x "
-              f"SQLite)")
-    p1, p3 = med[("pg", 1)], med[("pg", 3)]
-    print(f"PostgreSQL 3 instances / 1: logins {p3['login'] / p1['login']:.2f}x, admin writes "
+    for c, m in med.items():
+        tag, binary, kind, n = c
+        base = med.get((tag, binary, "sqlite", 1), m)
+        print(f"{tag + ' ' if tag else ''}{kind:6s} x{n}: logins/s {m['login']:6.0f} "
+              f"({m['login'] / base['login']:.2f}x SQLite)  admin writes/s {m['write']:6.0f} "
+              f"({m['write'] / base['write']:.2f}x SQLite)")
+    p1, p3 = med.get(("", this, "pg", 1)), med.get(("", this, "pg", 3))
+    if p1 and p3:
+        print(f"PostgreSQL 3 instances / 1: logins {p3['login'] / p1['login']:.2f}x, admin writes "
           f"{p3['write'] / p1['write']:.2f}x (one {os.cpu_count()}-cpu machine runs all three, "
           f"the server and the clients)")
+    for c in configs:
+        tag, binary, kind, n = c
+        me = med.get(("", this, kind, n))
+        if tag and me:
+            o = med[c]
+            print(f"this build / {tag}, {kind} x{n}: logins {me['login'] / o['login']:.2f}x, "
+                  f"admin writes {me['write'] / o['write']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,14 @@
  * not yet stepped is never evicted; a failed prepare (an aborted
  * transaction) is not kept; a connection the server cut is reset with its
  * cache dropped; statements the server forgot (DEALLOCATE ALL) are prepared
- * again after one failed run. They need ROLEGATE_TEST_PG. */
+ * again after one failed run. They need ROLEGATE_TEST_PG.
+ * And durability (tx.c, be_pg.c's early commit): a write commits with
+ * synchronous_commit off so its locks go at once, then waits for its flush
+ * outside them: when the store answers, the server's WAL is flushed past it
+ * (insert position = flush position; the server's WAL writer held off, an
+ * asynchronous commit made beside it shows the measure can fail). A role
+ * refused pg_logical_emit_message gets the same guarantee by synchronous
+ * commits. */
 #include "test_store_helpers.h"
 #include "../../src/store/backend.h"
 
@@ -227,6 +234,84 @@ static void test_forgotten_statements_prepared_again(void **state)
     assert_int_equal(run1(p->db, "SELECT CAST(? AS INTEGER) + 2", "1"), 3);
 }
 
+/* The server's WAL written but not yet flushed, in bytes. */
+static long long wal_unflushed(st_db *db)
+{
+    return run1(db, "SELECT CAST(pg_wal_lsn_diff(pg_current_wal_insert_lsn(),"
+                    " pg_current_wal_flush_lsn()) AS BIGINT)", NULL);
+}
+
+/* The WAL writer flushes asynchronous commits every wal_writer_delay: held
+ * off (10 s), only a commit's own flush moves the flush position. */
+static void wal_writer_delay(st_db *db, const char *v)
+{
+    char sql[80];
+    snprintf(sql, sizeof sql, "ALTER SYSTEM SET wal_writer_delay = '%s'", v);
+    assert_int_equal(db->be->exec_script(db, sql), 0);
+    assert_int_equal(run1(db, "SELECT CAST(pg_reload_conf() AS INTEGER)", NULL), 1);
+    usleep(300 * 1000);   /* the reload is a signal to every process */
+}
+
+static void test_write_answered_after_its_flush(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    wal_writer_delay(p->db, "10s");
+    /* the measure sees an asynchronous commit nobody waited for */
+    assert_int_equal(p->db->be->exec_script(p->db, "CREATE TABLE walprobe(v TEXT)"), 0);
+    /* (one statement per call: a string of several is one transaction,
+     * committed under the last SET) */
+    assert_int_equal(p->db->be->exec_script(p->db, "SET synchronous_commit = off"), 0);
+    assert_int_equal(p->db->be->exec_script(p->db, "INSERT INTO walprobe SELECT repeat('x', 3000)"),
+                     0);
+    assert_int_equal(p->db->be->exec_script(p->db, "SET synchronous_commit = on"), 0);
+    assert_true(wal_unflushed(p->db) > 0);
+    /* the store's writes: each answered once it is on disk (R23: one
+     * transaction each; here, durable when it answers) */
+    for (int i = 0; i < 3; i++) {
+        char slug[24];
+        snprintf(slug, sizeof slug, "durable-%d", i);
+        json_t *o = NULL;
+        assert_int_equal(rg_store_role_create(p->f->s, NULL, slug, "Durable", NULL, &o,
+                                              &p->f->err), 0);
+        json_decref(o);
+        assert_int_equal(wal_unflushed(p->db), 0);
+    }
+    wal_writer_delay(p->db, "200ms");
+}
+
+static void test_sync_commits_without_wal_message(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    /* a role that owns its database but may not emit WAL messages */
+    PQclear(pg_run("postgres", "DROP DATABASE IF EXISTS rg_plain_db"));
+    PQclear(pg_run("postgres", "DROP ROLE IF EXISTS rg_plain"));
+    PQclear(pg_run("postgres", "CREATE ROLE rg_plain LOGIN"));
+    PQclear(pg_run("postgres", "CREATE DATABASE rg_plain_db OWNER rg_plain"));
+    PQclear(pg_run("rg_plain_db", "REVOKE EXECUTE ON FUNCTION"
+                                  " pg_logical_emit_message(boolean, text, text) FROM PUBLIC"));
+    const char *base = pg_base(), *at = strchr(base, '@');
+    assert_non_null(at);
+    char url[300];
+    snprintf(url, sizeof url, "postgresql://rg_plain%s/rg_plain_db", at);
+    rg_error e = { 0 };
+    rg_store *s = rg_store_open(url, &e);   /* its migrations run as rg_plain */
+    if (!s)
+        fail_msg("rg_store_open as rg_plain: %s", e.message);
+    wal_writer_delay(p->db, "10s");
+    json_t *o = NULL;
+    assert_int_equal(rg_store_role_create(s, NULL, "sync-commit", "Sync", NULL, &o, &e), 0);
+    json_decref(o);
+    assert_int_equal(wal_unflushed(p->db), 0);
+    wal_writer_delay(p->db, "200ms");
+    rg_store_close(s);
+    PQclear(pg_run("postgres", "DROP DATABASE rg_plain_db WITH (FORCE)"));
+    PQclear(pg_run("postgres", "DROP ROLE rg_plain"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +326,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset_connection_drops_cache, pfx_setup,
                                         pfx_teardown),
         cmocka_unit_test_setup_teardown(test_forgotten_statements_prepared_again, pfx_setup,
+                                        pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_write_answered_after_its_flush, pfx_setup,
+                                        pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_sync_commits_without_wal_message, pfx_setup,
                                         pfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
