@@ -9,6 +9,7 @@
  * RG_HTTP_OFFLOAD run on the listener's workers instead: the connection is
  * suspended, a worker runs the handler and resumes it, and the poll thread
  * queues the answer. */
+#include <linux/filter.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #include "http_internal.h"
 
 #define DRAIN_ACCEPT_MS   200          /* SIGTERM: the backlog is taken in for at most this */
+#define DRAIN_SETTLE_MS   20           /* SIGTERM: a second look at the backlog after this */
 #define DRAIN_IDLE_MS     1000         /* SIGTERM: keep-alive connections closed after this */
 #define CONN_MEMORY_LIMIT (64 * 1024)   /* MHD zeroes the whole pool per request (issue 17) */
 
@@ -186,12 +188,30 @@ void rg_http_offload(rg_http_req *r)
 
 /* ---- accepting ------------------------------------------------------------- */
 
+/* The kernel completes a TCP handshake without us and queues the
+ * connection; close(2) on the listening socket resets every one queued, a
+ * client that had connected and sent its request (soak_drain's "reset
+ * fresh": 21 in a full run). So on SIGTERM the socket first drops every
+ * packet (a classic BPF filter that returns 0; Linux runs a listener's
+ * filter on SYNs and on the last ACK of a handshake): nothing new enters
+ * the backlog, what is in it is taken in and answered, and the SYNs
+ * dropped meanwhile are retransmitted by their clients to a closed port,
+ * refused at connect with nothing sent. 0, or -1 if the filter was
+ * refused (then the window is only narrower without it). */
+static int stop_handshakes(int fd)
+{
+    struct sock_filter drop[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {.len = 1, .filter = drop};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+}
+
 /* rolegate's own accept thread hands each connection to MHD's pool
  * (MHD_add_connection). MHD_quiesce_daemon() cannot stop an epoll pool
  * safely in 0.9.75: it and the pool threads both remove the listen socket
  * from the epoll sets, unlocked, and the loser's MHD_PANIC aborted rolegate
- * at shutdown (seen in test_session_refresh). Here draining is: take in
- * the backlog, end this thread, close the socket. At the connection limit the thread waits
+ * at shutdown (seen in test_session_refresh). Here draining is: stop new
+ * handshakes (stop_handshakes), take in the backlog, end this thread,
+ * close the socket. At the connection limit the thread waits
  * instead of accepting, so clients queue in the backlog as they did when
  * MHD accepted. */
 static void *accept_loop(void *arg)
@@ -204,11 +224,13 @@ static void *accept_loop(void *arg)
      * 100 ms is taken back. */
     long handed = 0;
     int64_t stuck_since = 0, stop_at = 0;
+    int settled = 0;
     for (;;) {
-        /* on SIGTERM: what is already in the backlog is still served (with
-         * "Connection: close"), for at most DRAIN_ACCEPT_MS; closing the
-         * socket over it would reset those clients (soak_drain's "reset
-         * fresh"). A connect after that is refused. */
+        /* on SIGTERM (accept_end has stopped new handshakes): what is
+         * already in the backlog is still served (with "Connection:
+         * close"), for at most DRAIN_ACCEPT_MS; closing the socket over it
+         * would reset those clients (soak_drain's "reset fresh"). A
+         * connect after that is refused. */
         if (!stop_at && atomic_load(&s->accept_stop))
             stop_at = rg_mono_us();
         if (stop_at && rg_mono_us() - stop_at > DRAIN_ACCEPT_MS * 1000)
@@ -236,8 +258,15 @@ static void *accept_loop(void *arg)
         if (c < 0) {
             int e = errno;
             if (e == EAGAIN || e == EWOULDBLOCK) {
-                if (stop_at)
-                    break;   /* the backlog is empty */
+                /* the backlog is empty: once more after DRAIN_SETTLE_MS,
+                 * for a handshake another CPU finished as the filter went on */
+                if (stop_at && settled)
+                    break;
+                if (stop_at) {
+                    settled = 1;
+                    poll(&(struct pollfd){.fd = s->fd, .events = POLLIN}, 1, DRAIN_SETTLE_MS);
+                    continue;
+                }
                 struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
                 poll(&pfd, 1, 100);   /* 100 ms: accept_stop is looked at */
                 continue;
@@ -281,12 +310,16 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
-/* Ends the accept thread (it polls the non-blocking socket and sees the
- * flag within 100 ms, then takes in the backlog) and closes the socket. */
+/* Stops new handshakes, ends the accept thread (it polls the non-blocking
+ * socket and sees the flag within 100 ms, then takes in the backlog) and
+ * closes the socket. */
 static void accept_end(rg_http_server *s)
 {
     if (!s->accepting)
         return;
+    if (stop_handshakes(s->fd) != 0)
+        rg_log(RG_LOG_WARN, "event=drain_filter_failed listener=%s error=%s", s->name,
+               strerror(errno));
     atomic_store(&s->accept_stop, 1);
     pthread_join(s->acceptor, NULL);
     s->accepting = 0;
