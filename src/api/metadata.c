@@ -15,24 +15,19 @@
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
-typedef struct fetch_buf { char *data; size_t len, max; int over; } fetch_buf;
+/* The body as it comes, in an rg_buf, refused past max bytes. */
+typedef struct fetch_buf { rg_buf body; size_t max; int over; } fetch_buf;
 
 static size_t fetch_write(char *p, size_t sz, size_t nm, void *ud)
 {
     fetch_buf *b = ud;
     size_t n = sz * nm;
-    if (b->len + n > b->max) {
+    if (b->body.len + n > b->max) {
         b->over = 1;
         return 0;   /* abort: CURLE_WRITE_ERROR (7.88 cannot cap otherwise) */
     }
-    char *d = realloc(b->data, b->len + n + 1);
-    if (!d)
-        return 0;
-    memcpy(d + b->len, p, n);
-    b->data = d;
-    b->len += n;
-    d[b->len] = 0;
-    return n;
+    rg_buf_append(&b->body, p, n);
+    return b->body.oom ? 0 : n;
 }
 
 /* 1 if the URL's host is 127.0.0.1, ::1 or localhost. */
@@ -91,18 +86,18 @@ static int fetch_metadata(const rg_config *cfg, const char *url, char **out, siz
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(h);
     if (b.over || cr == CURLE_FILESIZE_EXCEEDED) {
-        free(b.data);
+        rg_buf_free(&b.body);
         return rg_error_set(err, RG_EUNPROCESSABLE, "metadata_too_large", "metadata_url",
                             "the metadata is larger than %u bytes", RG_SAML_MAX_METADATA);
     }
-    if (cr != CURLE_OK || code != 200 || !b.data) {
-        free(b.data);
+    if (cr != CURLE_OK || code != 200 || !b.body.data) {
+        rg_buf_free(&b.body);
         return rg_error_set(err, RG_EUNPROCESSABLE, "metadata_fetch_failed", "metadata_url",
                             "fetching the metadata failed: %s (HTTP %ld)",
                             cr != CURLE_OK ? curl_easy_strerror(cr) : "bad status", code);
     }
-    *out = b.data;
-    *len = b.len;
+    *len = b.body.len;
+    *out = rg_buf_take(&b.body);
     return 0;
 }
 

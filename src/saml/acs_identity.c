@@ -141,6 +141,7 @@ static int name_in(char *const *list, const LassoSaml2Attribute *at)
 int acs_read_attributes(const rg_saml_connection *c, LassoSaml2Assertion *as,
                         rg_saml_identity *id)
 {
+    size_t cap = id->n_groups;   /* id->groups holds at least this many */
     for (GList *st = as->AttributeStatement; st; st = st->next) {
         if (!LASSO_IS_SAML2_ATTRIBUTE_STATEMENT(st->data))
             continue;
@@ -171,11 +172,9 @@ int acs_read_attributes(const rg_saml_connection *c, LassoSaml2Assertion *as,
                     free(t);
                     continue;
                 }
-                char **gr = realloc(id->groups, (id->n_groups + 1) * sizeof *gr);
-                if (!gr)
+                if (rg_grow(&id->groups, id->n_groups, &cap, sizeof *id->groups, 4) < 0)
                     return free(t), -1;
-                id->groups = gr;
-                gr[id->n_groups++] = t;
+                id->groups[id->n_groups++] = t;
             }
         }
     }

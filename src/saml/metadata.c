@@ -103,14 +103,16 @@ static char *attr_dup(const xmlNode *n, const char *name)
     return s;
 }
 
-static int push_str(char ***arr, size_t *n, const char *s)
+/* The capacities of the lint's three growing arrays (rg_grow), beside the
+ * counts that rg_saml_metadata_info keeps. */
+typedef struct lint_caps { size_t sso, certs, warnings; } lint_caps;
+
+static int push_str(char ***arr, size_t *n, size_t *cap, const char *s)
 {
-    char **a = realloc(*arr, (*n + 1) * sizeof *a);
-    if (!a)
+    if (rg_grow(arr, *n, cap, sizeof **arr, 4) < 0)
         return -1;
-    *arr = a;
-    a[*n] = strdup(s);
-    if (!a[*n])
+    (*arr)[*n] = strdup(s);
+    if (!(*arr)[*n])
         return -1;
     (*n)++;
     return 0;
@@ -146,7 +148,8 @@ static void asn1_iso(const ASN1_TIME *t, char *out, size_t outsz, int64_t *epoch
 }
 
 static int cert_fill(const unsigned char *der, long derlen, int64_t now, int allow_sha1,
-                     const char *use, rg_saml_cert_info *ci, rg_saml_metadata_info *info)
+                     const char *use, rg_saml_cert_info *ci, rg_saml_metadata_info *info,
+                     lint_caps *cap)
 {
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, derlen);
@@ -191,16 +194,16 @@ static int cert_fill(const unsigned char *der, long derlen, int64_t now, int all
     char w[400];
     if (ci->expired) {
         snprintf(w, sizeof w, "certificate %s expired at %s", ci->sha256, ci->not_after);
-        push_str(&info->warnings, &info->n_warnings, w);
+        push_str(&info->warnings, &info->n_warnings, &cap->warnings, w);
     }
     if (ci->not_yet_valid) {
         snprintf(w, sizeof w, "certificate %s is not valid before %s", ci->sha256, ci->not_before);
-        push_str(&info->warnings, &info->n_warnings, w);
+        push_str(&info->warnings, &info->n_warnings, &cap->warnings, w);
     }
     if (ci->sha1_signed) {
         snprintf(w, sizeof w, "certificate %s is signed with SHA-1%s", ci->sha256,
                  allow_sha1 ? "" : "; SHA-1 response signatures will be refused");
-        push_str(&info->warnings, &info->n_warnings, w);
+        push_str(&info->warnings, &info->n_warnings, &cap->warnings, w);
     }
     if (ci->subject && ci->use && ci->pubkey_pem)
         return 0;
@@ -221,7 +224,7 @@ static int lint_fail(rg_error *err, const char *field, const char *why)
 /* Reads a KeyDescriptor's certificates into info; returns the number read,
  * -1 for one that does not parse. */
 static int lint_keydescriptor(xmlNode *kd, int64_t now, int allow_sha1,
-                              rg_saml_metadata_info *info, int *signing)
+                              rg_saml_metadata_info *info, lint_caps *cap, int *signing)
 {
     char *use = attr_dup(kd, "use");
     int is_signing = !use || !*use || strcmp(use, "signing") == 0;
@@ -245,15 +248,13 @@ static int lint_keydescriptor(xmlNode *kd, int64_t now, int allow_sha1,
                 unsigned char *der = malloc(tl / 4 * 3 + 4);
                 long dl = der ? rg_b64_decode((char *)txt, tl, der) : -1;
                 xmlFree(txt);
-                rg_saml_cert_info *c = realloc(info->certs, (info->n_certs + 1) * sizeof *c);
-                if (!c) {
+                if (rg_grow(&info->certs, info->n_certs, &cap->certs, sizeof *info->certs, 2) < 0) {
                     free(der);
                     free(use);
                     return -1;
                 }
-                info->certs = c;
                 if (dl <= 0 || cert_fill(der, dl, now, allow_sha1, use ? use : "",
-                                         &info->certs[info->n_certs], info) != 0) {
+                                         &info->certs[info->n_certs], info, cap) != 0) {
                     free(der);
                     free(use);
                     return -1;
@@ -329,17 +330,16 @@ static int lint_doc(xmlDoc *doc, int allow_sha1, int64_t now, rg_saml_metadata_i
                          "no IDPSSODescriptor supports the SAML 2.0 protocol");
 
     int signing = 0;
+    lint_caps cap = {info->n_sso, info->n_certs, info->n_warnings};
     for (xmlNode *c = idp->children; c; c = c->next) {
         if (is_el(c, MD_NS, "SingleSignOnService")) {
             char *b = attr_dup(c, "Binding"), *l = attr_dup(c, "Location");
             int usable = b && l && (strcmp(b, BIND_REDIRECT) == 0 || strcmp(b, BIND_POST) == 0) &&
                          (strncmp(l, "https://", 8) == 0 || strncmp(l, "http://", 7) == 0);
             if (usable) {
-                rg_saml_endpoint *e = realloc(info->sso, (info->n_sso + 1) * sizeof *e);
-                if (e) {
-                    info->sso = e;
-                    e[info->n_sso].binding = b;
-                    e[info->n_sso].location = l;
+                if (rg_grow(&info->sso, info->n_sso, &cap.sso, sizeof *info->sso, 2) == 0) {
+                    info->sso[info->n_sso].binding = b;
+                    info->sso[info->n_sso].location = l;
                     info->n_sso++;
                     continue;
                 }
@@ -347,7 +347,7 @@ static int lint_doc(xmlDoc *doc, int allow_sha1, int64_t now, rg_saml_metadata_i
             free(b);
             free(l);
         } else if (is_el(c, MD_NS, "KeyDescriptor")) {
-            if (lint_keydescriptor(c, now, allow_sha1, info, &signing) < 0)
+            if (lint_keydescriptor(c, now, allow_sha1, info, &cap, &signing) < 0)
                 return lint_fail(err, "IDPSSODescriptor/KeyDescriptor",
                                  "a KeyDescriptor has an unknown use or a certificate that is "
                                  "not a parsable X.509 certificate");

@@ -18,32 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "rolegate/arena.h"
 #include "pg_sql.h"
-
-typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
-
-static void put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap : 256);
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
 
 static int is_word(char c) { return isalnum((unsigned char)c) || c == '_'; }
 
@@ -102,10 +78,10 @@ static const char *args_end(const char *s, const char **comma)
     return NULL;
 }
 
-static void stmt_into(sbuf *b, const char *s, size_t len, int *np);
+static void stmt_into(rg_buf *b, const char *s, size_t len, int *np);
 
 /* '$.field' (a SQLite JSON path of one member) -> 'field'. */
-static void path_member(sbuf *b, const char *s, size_t len)
+static void path_member(rg_buf *b, const char *s, size_t len)
 {
     const char *t = skip_ws(s);
     len -= (size_t)(t - s);
@@ -113,10 +89,10 @@ static void path_member(sbuf *b, const char *s, size_t len)
     while (len && isspace((unsigned char)s[len - 1]))
         len--;
     if (len >= 4 && s[0] == '\'' && s[1] == '$' && s[2] == '.') {
-        puts_(b, "'");
-        put(b, s + 3, len - 3);
+        rg_buf_puts(b, "'");
+        rg_buf_append(b, s + 3, len - 3);
     } else {
-        put(b, s, len);
+        rg_buf_append(b, s, len);
     }
 }
 
@@ -125,20 +101,20 @@ static const char *const not_alias[] = { "WHERE", "JOIN", "ON", "ORDER", "GROUP"
 
 /* json_each(...) at s (after the name): writes the PostgreSQL set-returning
  * form and returns where the input continues (past the alias if any). */
-static const char *json_each_into(sbuf *b, const char *s, int *np)
+static const char *json_each_into(rg_buf *b, const char *s, int *np)
 {
     const char *comma, *end = args_end(s, &comma);
     if (!end)
         return NULL;
     const char *a1 = s + 1, *a1e = comma ? comma : end - 1;
-    puts_(b, comma ? "json_array_elements(CAST(" : "json_array_elements_text(CAST(");
+    rg_buf_puts(b, comma ? "json_array_elements(CAST(" : "json_array_elements_text(CAST(");
     stmt_into(b, a1, (size_t)(a1e - a1), np);
-    puts_(b, " AS json)");
+    rg_buf_puts(b, " AS json)");
     if (comma) {
-        puts_(b, "->");
+        rg_buf_puts(b, "->");
         path_member(b, comma + 1, (size_t)(end - 1 - (comma + 1)));
     }
-    puts_(b, ") WITH ORDINALITY AS ");
+    rg_buf_puts(b, ") WITH ORDINALITY AS ");
     const char *p = skip_ws(end);
     int alias = is_word(*p) && !isdigit((unsigned char)*p);
     for (int i = 0; alias && not_alias[i]; i++)
@@ -148,53 +124,53 @@ static const char *json_each_into(sbuf *b, const char *s, int *np)
         const char *q = p;
         while (is_word(*q))
             q++;
-        put(b, p, (size_t)(q - p));
+        rg_buf_append(b, p, (size_t)(q - p));
         end = q;
     } else {
-        puts_(b, "je");
+        rg_buf_puts(b, "je");
     }
-    puts_(b, "(value, ord)");
+    rg_buf_puts(b, "(value, ord)");
     return end;
 }
 
 /* json_extract(x, '$.f') at s (after the name). */
-static const char *json_extract_into(sbuf *b, const char *s, int *np)
+static const char *json_extract_into(rg_buf *b, const char *s, int *np)
 {
     const char *comma, *end = args_end(s, &comma);
     if (!end || !comma)
         return NULL;
-    puts_(b, "(CAST(");
+    rg_buf_puts(b, "(CAST(");
     stmt_into(b, s + 1, (size_t)(comma - (s + 1)), np);
-    puts_(b, " AS json)->>");
+    rg_buf_puts(b, " AS json)->>");
     path_member(b, comma + 1, (size_t)(end - 1 - (comma + 1)));
-    puts_(b, ")");
+    rg_buf_puts(b, ")");
     return end;
 }
 
-static void param(sbuf *b, int *np)
+static void param(rg_buf *b, int *np)
 {
     char t[16];
     snprintf(t, sizeof t, "$%d", ++*np);
-    puts_(b, t);
+    rg_buf_puts(b, t);
 }
 
 /* 1 if what is written so far ends with the word SELECT (and spaces). */
-static int after_select(const sbuf *b)
+static int after_select(const rg_buf *b)
 {
-    size_t k = b->n;
-    while (k > 0 && isspace((unsigned char)b->p[k - 1]))
+    size_t k = b->len;
+    while (k > 0 && isspace((unsigned char)b->data[k - 1]))
         k--;
-    return k >= 6 && !strncasecmp(b->p + k - 6, "SELECT", 6) &&
-           (k == 6 || !is_word(b->p[k - 7]));
+    return k >= 6 && !strncasecmp(b->data + k - 6, "SELECT", 6) &&
+           (k == 6 || !is_word(b->data[k - 7]));
 }
 
-static void stmt_into(sbuf *b, const char *s, size_t len, int *np)
+static void stmt_into(rg_buf *b, const char *s, size_t len, int *np)
 {
     const char *p = s, *e = s + len;
     while (p < e && !b->oom) {
         if (*p == '\'' || *p == '"') {
             size_t n = quoted_len(p);
-            put(b, p, n);
+            rg_buf_append(b, p, n);
             p += n;
             continue;
         }
@@ -208,9 +184,9 @@ static void stmt_into(sbuf *b, const char *s, size_t len, int *np)
                 const char *ce = q;
                 while (ce > c && isspace((unsigned char)ce[-1]))
                     ce--;
-                put(b, c, (size_t)(ce - c));
+                rg_buf_append(b, c, (size_t)(ce - c));
             } else {
-                put(b, p, n);
+                rg_buf_append(b, p, n);
             }
             p += n;
             continue;
@@ -221,10 +197,10 @@ static void stmt_into(sbuf *b, const char *s, size_t len, int *np)
             const char *q = skip_ws(p + 1);
             int untyped = word_at(q, "IS") || after_select(b);
             if (untyped)
-                puts_(b, "CAST(");
+                rg_buf_puts(b, "CAST(");
             param(b, np);
             if (untyped)
-                puts_(b, " AS TEXT)");
+                rg_buf_puts(b, " AS TEXT)");
             p++;
             continue;
         }
@@ -235,7 +211,7 @@ static void stmt_into(sbuf *b, const char *s, size_t len, int *np)
             if (neg)
                 q = skip_ws(q + 3);
             if (*q == '?') {
-                puts_(b, neg ? "IS DISTINCT FROM " : "IS NOT DISTINCT FROM ");
+                rg_buf_puts(b, neg ? "IS DISTINCT FROM " : "IS NOT DISTINCT FROM ");
                 param(b, np);
                 p = q + 1;
                 continue;
@@ -253,54 +229,48 @@ static void stmt_into(sbuf *b, const char *s, size_t len, int *np)
             }
         }
         if (boundary && word_at(p, "rowid")) {
-            puts_(b, "created_at, id");
+            rg_buf_puts(b, "created_at, id");
             p += 5;
             continue;
         }
         if (*p == '.' && word_at(p + 1, "key") && p > s && is_word(p[-1])) {
             /* alias.key: the alias is already written; wrap it */
-            size_t k = b->n;
-            while (k > 0 && is_word(b->p[k - 1]))
+            size_t k = b->len;
+            while (k > 0 && is_word(b->data[k - 1]))
                 k--;
             char alias[64];
-            size_t an = b->n - k < sizeof alias - 1 ? b->n - k : sizeof alias - 1;
-            memcpy(alias, b->p + k, an);
+            size_t an = b->len - k < sizeof alias - 1 ? b->len - k : sizeof alias - 1;
+            memcpy(alias, b->data + k, an);
             alias[an] = 0;
-            b->n = k;
-            puts_(b, "(");
-            puts_(b, alias);
-            puts_(b, ".ord - 1)");
+            b->len = k;
+            rg_buf_puts(b, "(");
+            rg_buf_puts(b, alias);
+            rg_buf_puts(b, ".ord - 1)");
             p += 4;
             continue;
         }
-        put(b, p, 1);
+        rg_buf_append(b, p, 1);
         p++;
     }
 }
 
 char *rg_st_pg_sql(const char *sql, int *nparams)
 {
-    sbuf b = { 0 };
+    rg_buf b = { 0 };
     int np = 0;
-    puts_(&b, "");
     stmt_into(&b, sql, strlen(sql), &np);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    if (nparams)
+    if (nparams && !b.oom)
         *nparams = np;
-    return b.p;
+    return rg_buf_take(&b);
 }
 
 char *rg_st_pg_ddl(const char *sql)
 {
-    sbuf b = { 0 };
-    puts_(&b, "");
+    rg_buf b = { 0 };
     for (const char *p = sql; *p && !b.oom;) {
         if (*p == '\'' || *p == '"') {
             size_t n = quoted_len(p);
-            put(&b, p, n);
+            rg_buf_append(&b, p, n);
             p += n;
             continue;
         }
@@ -309,11 +279,11 @@ char *rg_st_pg_ddl(const char *sql)
             const char *q = skip_ws(p + 7);
             if (word_at(q, "PRIMARY") && word_at(skip_ws(skip_ws(q + 7) + 3), "AUTOINCREMENT") &&
                 word_at(skip_ws(q + 7), "KEY")) {
-                puts_(&b, "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY");
+                rg_buf_puts(&b, "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY");
                 p = skip_ws(skip_ws(q + 7) + 3) + 13;
                 continue;
             }
-            puts_(&b, "BIGINT");
+            rg_buf_puts(&b, "BIGINT");
             p += 7;
             continue;
         }
@@ -323,23 +293,19 @@ char *rg_st_pg_ddl(const char *sql)
              * statement remove the referencing rows first */
             const char *q = strchr(p, ')');
             if (q && !word_at(skip_ws(q + 1), "ON")) {
-                put(&b, p, (size_t)(q + 1 - p));
-                puts_(&b, " DEFERRABLE INITIALLY DEFERRED");
+                rg_buf_append(&b, p, (size_t)(q + 1 - p));
+                rg_buf_puts(&b, " DEFERRABLE INITIALLY DEFERRED");
                 p = q + 1;
                 continue;
             }
         }
         if (boundary && word_at(p, "TEXT")) {
-            puts_(&b, "TEXT COLLATE \"C\"");
+            rg_buf_puts(&b, "TEXT COLLATE \"C\"");
             p += 4;
             continue;
         }
-        put(&b, p, 1);
+        rg_buf_append(&b, p, 1);
         p++;
     }
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return rg_buf_take(&b);
 }
