@@ -315,22 +315,28 @@ for r in $active_rows; do
     "$(median <"$TMP/$r.p99")" "$(median <"$TMP/$r.cpu")"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# ratio_line TEXT ROW_A ROW_B [NOTE]: "TEXT = A/Bx NOTE", only when both rows
+# were measured (a ROWS subset leaves the others' M_ unset: under set -u a
+# plain $M_row stopped the script with "parameter not set")
+ratio_line() {
+  eval "a=\${M_$2:-} b=\${M_$3:-}"
+  [ -n "$a" ] && [ -n "$b" ] && echo "  $1 = $(ratio "$a" "$b")x${4:+ $4}"
+  return 0
+}
 echo "ratios (same run, medians):"
-echo "  rolegate /auth direct / nginx return 200       = $(ratio "$M_auth" "$M_nginx")x (target >= 0.8x)"
-echo "  nginx->rolegate / nginx->nginx (forward auth)  = $(ratio "$M_ng_rg" "$M_ng_ng")x (target >= 0.9x)"
-if [ -n "$MT" ]; then
-  echo "  libmicrohttpd trivial / nginx return 200       = $(ratio "$M_mhd" "$M_nginx")x (the server library's floor)"
-  echo "  rolegate /auth direct / libmicrohttpd trivial  = $(ratio "$M_auth" "$M_mhd")x"
+ratio_line "rolegate /auth direct / nginx return 200      " auth nginx "(target >= 0.8x)"
+ratio_line "nginx->rolegate / nginx->nginx (forward auth) " ng_rg ng_ng "(target >= 0.9x)"
+ratio_line "libmicrohttpd trivial / nginx return 200      " mhd nginx "(the server library's floor)"
+ratio_line "rolegate /auth direct / libmicrohttpd trivial " auth mhd
+ratio_line "/auth with Redis / /auth without              " auth_redis auth "(target: no measurable drop)"
+ratio_line "this build / BASE_BIN, /auth direct           " auth auth_base "(req/s)"
+ratio_line "this build / BASE_BIN, behind nginx           " ng_rg ng_rgb "(req/s)"
+ratio_line "BASE_BIN /auth direct / nginx return 200      " auth_base nginx
+ratio_line "nginx->BASE_BIN / nginx->nginx                " ng_rgb ng_ng
+if [ -s "$TMP/auth.p99" ]; then
+  P=$(median <"$TMP/auth.p99")
+  echo "  rolegate /auth p99 = $P ms (target < 5 ms): $(awk -v p="$P" 'BEGIN { print (p + 0 < 5) ? "MET" : "NOT MET" }')"
 fi
-[ -n "${M_auth_redis:-}" ] && echo "  /auth with Redis / /auth without               = $(ratio "$M_auth_redis" "$M_auth")x (target: no measurable drop)"
-if [ -n "$PUBB" ]; then
-  echo "  this build / BASE_BIN, /auth direct            = $(ratio "$M_auth" "$M_auth_base")x (req/s)"
-  echo "  this build / BASE_BIN, behind nginx            = $(ratio "$M_ng_rg" "$M_ng_rgb")x (req/s)"
-  echo "  BASE_BIN /auth direct / nginx return 200       = $(ratio "$M_auth_base" "$M_nginx")x"
-  echo "  nginx->BASE_BIN / nginx->nginx                 = $(ratio "$M_ng_rgb" "$M_ng_ng")x"
-fi
-P=$(median <"$TMP/auth.p99")
-echo "  rolegate /auth p99 = $P ms (target < 5 ms): $(awk -v p="$P" 'BEGIN { print (p + 0 < 5) ? "MET" : "NOT MET" }')"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ -x "$BUILD/bench/bench_session" ]; then
