@@ -138,6 +138,23 @@ def test_413_oversized_chunked_body():
 
 
 @test
+def test_header_block_over_40k_gets_a_clean_431_and_38k_is_served():
+    """The connection's memory (CONN_MEMORY_LIMIT 40 KiB, down from 64 KiB:
+    MHD zeroes all of it at every request, issue 17) holds more than nginx's
+    default large_client_header_buffers (4 x 8k) lets through: a 38 kB
+    header block is served, in one field or in twenty; a 50 kB one (served
+    at 64 KiB) is answered 431 in full and the listener serves on."""
+    with Rolegate() as rg:
+        for n, fields, want in ((38000, 1, 200), (38000, 20, 200), (50000, 1, 431)):
+            pad = "".join(f"X-Pad-{i}: {'a' * (n // fields)}\r\n" for i in range(fields))
+            st, data = raw_exchange(rg.public_port,
+                                    f"GET /healthz HTTP/1.1\r\nHost: t\r\n{pad}\r\n".encode())
+            assert st == want, (n, fields, data[:200])
+            assert len(data) >= _expected_len(data), (n, data[:200])   # answered in full
+        assert rg.public("GET", "/healthz")[0] == 200
+
+
+@test
 def test_request_id_header_unique_and_in_log():
     with Rolegate() as rg:
         ids = set()
