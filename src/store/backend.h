@@ -18,8 +18,13 @@ typedef struct st_stmt st_stmt;
 
 /* Transaction kinds of begin. WRITE_EARLY: a write whose COMMIT may answer
  * before its flush to disk, made durable by the backend's durable() called
- * after the commit (the transaction runner's writes; see be_pg.c). */
-enum { ST_BEGIN_READ = 0, ST_BEGIN_WRITE = 1, ST_BEGIN_MIGRATE = 2, ST_BEGIN_WRITE_EARLY = 3 };
+ * after the commit, beside other writers (the transaction runner's writes;
+ * see be_pg.c); WRITE_ALONE: the same, with no other writer of any process
+ * beside it. Only a backend with durable() gets these two. */
+enum {
+    ST_BEGIN_READ = 0, ST_BEGIN_WRITE = 1, ST_BEGIN_MIGRATE = 2, ST_BEGIN_WRITE_EARLY = 3,
+    ST_BEGIN_WRITE_ALONE = 4
+};
 
 typedef struct st_backend {
     const char *name;   /* "sqlite", "postgresql" */

@@ -375,6 +375,9 @@ static int pg_exec_script(st_db *d, const char *sql)
 /* The advisory lock key of migrations: any constant shared by every
  * rolegate ("rolegate" in ASCII). */
 #define MIGRATE_LOCK "7526768494185166181"
+/* The writers' lock: every runner write takes it shared, a write alone
+ * exclusively (the key after the events' 7526768494185166182, tx.c). */
+#define WRITERS_LOCK "7526768494185166183"
 
 static int pg_begin(st_db *d, int kind)
 {
@@ -396,10 +399,16 @@ static int pg_begin(st_db *d, int kind)
     case ST_BEGIN_WRITE:
         return run(db, "BEGIN ISOLATION LEVEL SERIALIZABLE");
     case ST_BEGIN_WRITE_EARLY:
+    case ST_BEGIN_WRITE_ALONE: {
+        char sql[200];
         db->early = db->early_ok;
-        return run(db, db->early ? "BEGIN ISOLATION LEVEL SERIALIZABLE;"
-                                   " SET LOCAL synchronous_commit = off"
-                                 : "BEGIN ISOLATION LEVEL SERIALIZABLE");
+        snprintf(sql, sizeof sql, "BEGIN ISOLATION LEVEL SERIALIZABLE;%s SELECT %s(%s)",
+                 db->early ? " SET LOCAL synchronous_commit = off;" : "",
+                 kind == ST_BEGIN_WRITE_ALONE ? "pg_advisory_xact_lock"
+                                              : "pg_advisory_xact_lock_shared",
+                 WRITERS_LOCK);
+        return run(db, sql);
+    }
     default:
         return run(db, "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ");"
                        " CREATE TABLE IF NOT EXISTS rolegate_schema(version INTEGER NOT NULL);"

@@ -125,10 +125,25 @@ static int batch_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
     return a->n < 0 ? (int)a->n : 0;
 }
 
+static int pending_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    int rc = rg_st_int(tx->db, err, arg, "SELECT count(*) FROM jobs WHERE status = 'pending'",
+                       "");
+    return rc < 0 ? rc : 0;
+}
+
 long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, rg_error *err)
 {
     if (pthread_mutex_trylock(&s->jobs_lock))
         return 0;   /* another runner is at it */
+    /* a batch runs alone (no other writer of any instance beside it): the
+     * look for work is a read, so an idle look stops no writer */
+    int64_t pending = 0;
+    int prc = rg_st_read(s, pending_fn, &pending, NULL, err);
+    if (prc || pending == 0) {
+        pthread_mutex_unlock(&s->jobs_lock);
+        return prc ? prc : 0;
+    }
     if (batch_rows == 0)
         batch_rows = 100;
     long total = 0;
@@ -141,7 +156,7 @@ long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, r
                 limit = stop_after_rows - (size_t)total;
         }
         batch_arg a = { limit, 0, 0 };
-        int rc = rg_st_write(s, batch_fn, &a, NULL, err);
+        int rc = rg_st_write_alone(s, batch_fn, &a, NULL, err);
         if (rc) {
             total = rc;
             break;
@@ -152,13 +167,6 @@ long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, r
     }
     pthread_mutex_unlock(&s->jobs_lock);
     return total;
-}
-
-static int pending_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
-{
-    int rc = rg_st_int(tx->db, err, arg, "SELECT count(*) FROM jobs WHERE status = 'pending'",
-                       "");
-    return rc < 0 ? rc : 0;
 }
 
 long rg_store_jobs_pending(rg_store *s, rg_error *err)

@@ -59,7 +59,7 @@ typedef struct st_tx {
     st_db *db;
     int slot;
     int write;
-    int locked;                     /* it holds s->write_lock */
+    int locked;                     /* it holds s->write_lock (SQLite's writers) */
     /* the table versions this write bumped (rg_st_bump_*), reported to
      * s->on_change after the commit */
     int dirty_env;                  /* also set when an org id could not be kept */
@@ -67,6 +67,9 @@ typedef struct st_tx {
     size_t ndirty, capdirty;
     int members_dirty;              /* a membership or its roles written (rg_st_members_note) */
     int retry;                      /* the backend refused it for a conflict */
+    /* PostgreSQL: the events it wrote (rg_st_event), inserted at its end */
+    struct st_event *events;
+    size_t nevents, capevents;
     st_memo **memos;                /* the login tables it holds (rg_st_login_table) */
     size_t nmemos, capmemos;
 } st_tx;
@@ -83,9 +86,13 @@ typedef struct st_tx {
  * from the start, up to ST_TX_ATTEMPTS times, so fn must not consume its
  * arguments (copy or incref what it hands to rg_st_event) and must leave
  * nothing in arg that a second run would not overwrite.
- * Write: the write lock (one writer per process), a connection, the
- * backend's write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL:
- * SERIALIZABLE, writers of other instances met by the retry). Read: a
+ * Write: SQLite: the write lock (one writer per process), a connection,
+ * BEGIN IMMEDIATE. PostgreSQL: a connection, SERIALIZABLE with the writers'
+ * advisory lock taken shared (concurrent writers of every instance met by
+ * the retry), committed early and made durable after (be_pg.c). A write
+ * alone (rg_st_write_alone: the deletion jobs' batches) takes that lock
+ * exclusively: no other writer of any instance runs beside it, so a long
+ * batch is never starved by the conflicts of many short writes. Read: a
  * connection, one snapshot (BEGIN; REPEATABLE READ). Transactions do not
  * nest. */
 /* 16: three instances of test_pg_multi on a loaded 2-core machine ran out
@@ -94,6 +101,7 @@ typedef struct st_tx {
 #define ST_TX_ATTEMPTS 16
 typedef int (*st_fn)(st_tx *tx, void *arg, json_t **out, rg_error *err);
 int  rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
+int  rg_st_write_alone(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 int  rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 /* The usual end of a change inside an st_fn: o (what the builder made, NULL
  * when it failed with err filled) becomes *out, and when event is set it is

@@ -21,7 +21,11 @@
  * (insert position = flush position; the server's WAL writer held off, an
  * asynchronous commit made beside it shows the measure can fail). A role
  * refused pg_logical_emit_message gets the same guarantee by synchronous
- * commits. */
+ * commits. The writers' advisory lock: another instance's writer (holding
+ * it shared) does not hold up this store's writes; a deletion batch of
+ * another instance (holding it exclusively) does, until it commits. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include "test_store_helpers.h"
 #include "../../src/store/backend.h"
 
@@ -312,6 +316,51 @@ static void test_sync_commits_without_wal_message(void **state)
     PQclear(pg_run("postgres", "DROP ROLE rg_plain"));
 }
 
+#define WRITERS_LOCK "7526768494185166183"   /* be_pg.c's */
+
+typedef struct bg_write { rg_store *s; atomic_int done; int rc; } bg_write;
+
+static void *bg_role_create(void *arg)
+{
+    bg_write *w = arg;
+    rg_error e = { 0 };
+    json_t *o = NULL;
+    w->rc = rg_store_role_create(w->s, NULL, "behind-lock", "Behind", NULL, &o, &e);
+    json_decref(o);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void test_writers_lock_shared_and_alone(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    /* another instance's writer in its transaction: this store still writes */
+    assert_int_equal(p->db->be->begin(p->db, ST_BEGIN_READ), 0);
+    assert_int_equal(run1(p->db, "SELECT 1 FROM (SELECT pg_advisory_xact_lock_shared("
+                                 WRITERS_LOCK ")) l", NULL), 1);
+    json_t *o = NULL;
+    assert_int_equal(rg_store_role_create(p->f->s, NULL, "beside", "Beside", NULL, &o,
+                                          &p->f->err), 0);
+    json_decref(o);
+    assert_int_equal(p->db->be->commit(p->db), 0);
+    /* another instance's deletion batch (a write alone): writes wait for it */
+    assert_int_equal(p->db->be->begin(p->db, ST_BEGIN_READ), 0);
+    assert_int_equal(run1(p->db, "SELECT 1 FROM (SELECT pg_advisory_xact_lock("
+                                 WRITERS_LOCK ")) l", NULL), 1);
+    bg_write w = { p->f->s, 0, -1 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bg_role_create, &w), 0);
+    usleep(400 * 1000);
+    assert_int_equal(atomic_load(&w.done), 0);
+    assert_int_equal(p->db->be->commit(p->db), 0);   /* the batch ends */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.rc, 0);
+    char buf[128];
+    assert_string_equal(roles_of(p->f, NULL, buf, sizeof buf), "member,beside,behind-lock");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +379,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_answered_after_its_flush, pfx_setup,
                                         pfx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_commits_without_wal_message, pfx_setup,
+                                        pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_writers_lock_shared_and_alone, pfx_setup,
                                         pfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
