@@ -11,14 +11,19 @@
  * MHD keeps the bytes of a request in its own buffer and says nothing
  * until the headers are complete, so the header phase is watched from
  * outside: the kernel's count of bytes received on the socket (TCP_INFO)
- * against its count when the previous request ended. A watcher thread
- * samples every connection four times a second. The clock of a request
- * runs from the first sample that sees its bytes and restarts whenever a
- * request ended on the connection since the previous sample: a busy
- * keep-alive connection is nearly always "bytes beyond the mark, headers
- * not yet handed over" (its next request waits in MHD's queue), and
- * without the restart 40 such samples in a row cut it with requests
- * answered all along (soak_keepalive's read errors). One past its deadline is
+ * against a mark, its count at the first sample after the previous request
+ * ended. A watcher thread samples every connection four times a second
+ * and takes every TCP_INFO itself: the request path only bumps a counter
+ * (a getsockopt at each request's end was 2.6% of /auth's CPU, issue 17).
+ * The clock of a request runs from the first sample that sees bytes
+ * beyond the mark and restarts whenever a request ended on the connection
+ * since the previous sample: a busy keep-alive connection is nearly always
+ * "bytes beyond the mark, headers not yet handed over" (its next request
+ * waits in MHD's queue), and without the restart 40 such samples in a row
+ * cut it with requests answered all along (soak_keepalive's read errors).
+ * The bytes of a next request that came before that first sample go into
+ * the mark: if it then trickles on it is cut one tick later at most; if
+ * it stalls, connection_timeout (idle) ends it. One past its deadline is
  * shut down (shutdown(2): MHD sees the end of the stream and closes it
  * itself). The list is under a lock that MHD's close notification also
  * takes, so the descriptor shut down is always still the connection's. */
@@ -37,10 +42,11 @@
 
 struct rg_http_watch {
     int                   fd;
-    _Atomic uint64_t      mark;        /* bytes received when the last request ended */
     atomic_int            in_request;  /* headers complete, not yet answered */
     atomic_uint           ended;       /* requests ended on this connection */
-    unsigned              seen;        /* ended at the previous sample (watcher only) */
+    /* the watcher's own */
+    uint64_t              mark;        /* bytes received, sampled once the last request ended */
+    unsigned              seen;        /* ended at the previous sample */
     int64_t               started_us;  /* first byte of a new request seen (watcher only) */
     int                   cut;
     struct rg_http_watch *prev, *next;
@@ -110,7 +116,6 @@ void rg_http_guard_request_done(struct MHD_Connection *conn)
     rg_http_watch *w = watch_of(conn);
     if (!w)
         return;
-    atomic_store(&w->mark, bytes_received(w->fd));
     atomic_fetch_add(&w->ended, 1);
     atomic_store(&w->in_request, 0);
 }
@@ -127,13 +132,19 @@ static void guard_sweep(rg_http_server *s)
     int64_t now = rg_mono_us(), limit = (int64_t)s->request_timeout * 1000000;
     pthread_mutex_lock(&s->g_lock);
     for (rg_http_watch *w = s->g_head; w; w = w->next) {
-        unsigned ended = atomic_load(&w->ended);
-        if (w->cut || atomic_load(&w->in_request) || ended != w->seen) {
-            w->seen = ended;   /* a request ended since the last sample: progress */
+        if (w->cut || atomic_load(&w->in_request)) {
             w->started_us = 0;
             continue;
         }
-        if (bytes_received(w->fd) <= atomic_load(&w->mark)) {
+        unsigned ended = atomic_load(&w->ended);
+        uint64_t got = bytes_received(w->fd);
+        if (ended != w->seen) {   /* a request ended since the last sample: progress */
+            w->seen = ended;
+            w->mark = got;
+            w->started_us = 0;
+            continue;
+        }
+        if (got <= w->mark) {
             w->started_us = 0;   /* idle between requests */
             continue;
         }
