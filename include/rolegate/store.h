@@ -529,11 +529,20 @@ typedef struct rg_store_login_user {
     /* Optional out: this thread's CPU us spent loading the organization's
      * table and resolving the roles (the benchmark's "resolve" share). */
     int64_t *resolve_cpu_us;
+    /* Optional: the organization's role table as the caller read it before
+     * the login (the cache layer's copy: DESIGN.md, one login), borrowed
+     * for the call. The login's transaction reads the organization's table
+     * version and resolves against this table when its version and
+     * organization are the ones read; else (NULL, or a role change
+     * committed since the caller's read) it loads the table itself, so
+     * R15-R17 always resolve against the table the transaction sees. */
+    const rg_role_table *table;
 } rg_store_login_user;
 
 /* In ONE transaction: finds the user by (connection, subject) or creates it
- * (user.created), finds or creates its membership in org_id (R18), loads the
- * organization's table, resolves the roles (rg_core_resolve_login, R15-R17),
+ * (user.created), finds or creates its membership in org_id (R18), takes
+ * the organization's table (user->table when current, else loaded in the
+ * transaction), resolves the roles (rg_core_resolve_login, R15-R17),
  * writes them (organization_membership.created / .updated when changed),
  * runs user->issue if set and emits authentication.succeeded, the login
  * record: type "sso", subject, user_id, organization_id, connection_id,

@@ -1,5 +1,6 @@
 /* login_finish.c: the end of every login, SAML or OIDC: R15-R18 through
- * rg_store_login_apply (user, membership and roles in one transaction),
+ * rg_store_login_apply (user, membership and roles in one transaction,
+ * against the organization's table from the cache layer when current),
  * the R24 session, the cookies, the login record and the redirect to
  * return_to. */
 #include <assert.h>
@@ -133,10 +134,25 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
      * in ONE transaction; a failure (store, session_too_large: never a
      * truncated cookie) leaves the membership as it was */
     int64_t t0 = rg_thread_cpu_us();
+    /* DESIGN.md, one login: the organization's table from the cache layer
+     * (in-process -> Redis -> store); the transaction resolves against it
+     * if no role change committed since, else against the table it loads.
+     * Without one (no cache, or its lookup failed) the store loads it, and
+     * answers the login's error itself */
+    rg_cache_ref *table = NULL;
+    if (lg->ctx->cache) {
+        rg_error cerr;
+        rg_error_clear(&cerr);
+        if (rg_cache_table_get(lg->ctx->cache, conn->org_id, &table, &cerr) == 0)
+            u.table = rg_cache_ref_table(table);
+    }
+    int64_t cache_us = rg_thread_cpu_us() - t0;
     rg_resolution res;
     memset(&res, 0, sizeof res);
     int rc = rg_store_login_apply(lg->ctx->store, conn->org_id, conn->id, &u, id->groups,
                                   id->n_groups, &res, NULL, &err);
+    rg_cache_ref_release(table);
+    resolve_us += cache_us;   /* the table's lookup belongs to the resolve share */
     int64_t t1 = rg_thread_cpu_us();
     if (!rc && !f.cookie)
         rc = rg_error_set(&err, RG_EINTERNAL, "store_error", NULL, "login gave no session");

@@ -254,7 +254,6 @@ rg_store *rg_store_open(const char *path, rg_error *err)
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->write_lock, NULL);
     pthread_mutex_init(&s->jobs_lock, NULL);
-    pthread_mutex_init(&s->login_lock, NULL);
     for (int i = 0; i < ST_POOL; i++) {
         if (!(s->conns[i] = rg_st_db_open(path, err)))
             goto fail;
@@ -280,8 +279,6 @@ void rg_store_close(rg_store *s)
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->write_lock);
     pthread_mutex_destroy(&s->jobs_lock);
-    rg_st_login_tables_clear(s);
-    pthread_mutex_destroy(&s->login_lock);
     free(s->path);
     free(s);
 }

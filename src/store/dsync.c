@@ -366,13 +366,16 @@ static int user_write_tx(st_tx *tx, const char *dir, const char *org, const char
     }
     int was_active = id ? cur.active : 1;
     free(res_text);
-    const rg_role_table *t = NULL;
+    rg_role_table *t = NULL;
     rg_slugs roles = {0};
     json_t *ev = NULL;
+    /* R28 ranks and assigns: the order table (no permissions or mappings),
+     * loaded in this transaction, once for its one user */
     if (!rc)
-        rc = rg_st_login_table(tx, org, &t, err);
+        rc = rg_st_table_load_order(db, org, &t, err);
     if (!rc)
         rc = rg_st_dsync_recompute(db, t, org, out_id, &roles, err);   /* R28, R30 */
+    rg_role_table_free(t);
     if (!rc && !id) {
         /* a new user: its object and view from what was just written */
         ev = created_user_json(out_id, dir, org, user_id, &u, &roles, ts);

@@ -166,10 +166,13 @@ static int recompute_all(st_tx *tx, const char *org, const idset *ids, rg_error 
 {
     if (!ids->n)
         return 0;
-    const rg_role_table *t = NULL;
-    int rc = rg_st_login_table(tx, org, &t, err);
+    /* R29 ranks and assigns: the order table (no permissions or mappings),
+     * loaded in this transaction once for every member it touched */
+    rg_role_table *t = NULL;
+    int rc = rg_st_table_load_order(tx->db, org, &t, err);
     for (size_t i = 0; !rc && i < ids->n; i++)
         rc = rg_st_dsync_recompute(tx->db, t, org, ids->v[i], NULL, err);
+    rg_role_table_free(t);
     return rc;
 }
 

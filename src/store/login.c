@@ -84,6 +84,35 @@ static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
     return 0;
 }
 
+/* R15-R17 resolve against the organization's table as this transaction
+ * sees it: the caller's copy (user->table, e.g. the cache layer's) when
+ * its version is the one read here (one query; part of the snapshot on
+ * PostgreSQL), else the table loaded here into *loaded (a role change
+ * committed since the caller's read). *t is borrowed from one of them.
+ * 404 organization_id if the organization is gone. */
+static int login_table(st_db *db, const char *org_id, const rg_role_table *given,
+                       const rg_role_table **t, rg_role_table **loaded, rg_error *err)
+{
+    *t = NULL;
+    *loaded = NULL;
+    if (given) {
+        const char *given_org = rg_role_table_organization(given);
+        uint64_t version;
+        int rc = rg_st_table_version(db, org_id, &version, err);
+        if (rc != 1)
+            return rc < 0 ? rc
+                          : rg_st_not_found(err, "organization_id", "organization", org_id);
+        if (rg_role_table_version(given) == version && given_org &&
+            strcmp(given_org, org_id) == 0) {
+            *t = given;
+            return 0;
+        }
+    }
+    int rc = rg_st_table_load(db, org_id, loaded, err);
+    *t = *loaded;
+    return rc;
+}
+
 static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
                     const rg_store_login_user *u, const char *const *groups, size_t n_groups,
                     rg_resolution *res, json_t **out, rg_error *err)
@@ -117,7 +146,8 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
         return rc;
     int64_t r0 = u->resolve_cpu_us ? rg_thread_cpu_us() : 0;
     const rg_role_table *t = NULL;
-    if ((rc = rg_st_login_table(tx, org_id, &t, err))) {
+    rg_role_table *loaded = NULL;
+    if ((rc = login_table(db, org_id, u->table, &t, &loaded, err))) {
         rg_slugs_clear(&cur);
         return rc;
     }
@@ -132,6 +162,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     rc = rg_core_resolve_login(t, &in, res, err);   /* R15-R17 */
     if (u->resolve_cpu_us)
         *u->resolve_cpu_us = rg_thread_cpu_us() - r0;
+    rg_role_table_free(loaded);   /* res owns copies of what it holds */
     rg_slugs_clear(&cur);
     if (rc)
         return rc;

@@ -13,19 +13,6 @@
 #define ST_POOL 4
 #define ST_ID 64          /* room for any "<prefix>_<ULID>" id */
 #define ST_TS 32          /* room for an ISO 8601 timestamp */
-#define ST_LOGIN_TABLES 256   /* organizations whose login table is kept */
-
-/* A role table kept for logins (its version: rg_role_table_version), shared
- * by the slot that keeps it and the transactions using it: freed by the
- * last of them to let it go (refs, under the store's login_lock). */
-typedef struct st_memo {
-    rg_role_table *t;
-    int refs;
-} st_memo;
-typedef struct st_login_table {
-    char org[ST_ID];
-    st_memo *m;
-} st_login_table;
 
 struct rg_store {
     char *path;
@@ -44,13 +31,6 @@ struct rg_store {
      * its transaction (PostgreSQL NOTIFY; "" none): notify.c */
     char notify_chan[64];
     char notify_members[64];
-    /* the role tables logins resolved against lately, each valid while the
-     * table version read in the login's own write transaction is the one it
-     * was loaded at (any process's table change bumps it); read and
-     * replaced only under login_lock */
-    pthread_mutex_t login_lock;
-    st_login_table login_tables[ST_LOGIN_TABLES];
-    size_t login_tables_next;
 };
 
 /* A transaction on one pooled connection. */
@@ -70,7 +50,10 @@ typedef struct st_tx {
     /* PostgreSQL: the events it wrote (rg_st_event), inserted at its end */
     struct st_event *events;
     size_t nevents, capevents;
-    st_memo **memos;                /* the login tables it holds (rg_st_login_table) */
+    /* unused: the store keeps no login tables any more; tx_begin still
+     * clears them (tx.c is being changed beside this; its two lines and
+     * these fields go together) */
+    void **memos;
     size_t nmemos, capmemos;
 } st_tx;
 
@@ -242,17 +225,6 @@ int  rg_st_table_load_order(st_db *db, const char *org_id, rg_role_table **out,
  * environment's alone for org_id NULL), as rg_st_table_load stamps it.
  * 1 found, 0 no such organization, < 0 error. */
 int  rg_st_table_version(st_db *db, const char *org_id, uint64_t *out, rg_error *err);
-/* The organization's full table for a login, in a WRITE transaction: the
- * kept one when the table version read now is the one it was loaded at,
- * else loaded (rg_st_table_load) and kept. Borrowed: valid until the
- * transaction ends (tx holds it; rg_st_login_tables_release). 404
- * organization_id if it is gone. */
-int  rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
-                       rg_error *err);
-/* Lets go of the login tables tx holds (at its end). */
-void rg_st_login_tables_release(st_tx *tx);
-/* Lets go of every kept login table (the store's close). */
-void rg_st_login_tables_clear(rg_store *s);
 
 /* ---- shared by the entity files ------------------------------------------ */
 /* The event name of a role change: role.<what> for an environment role

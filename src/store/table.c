@@ -1,8 +1,8 @@
 /* table.c: the role table loader that feeds core (R7-R11, R15: roles in
  * order, defaults, permissions, mappings), one function per query so a load
- * costs a constant number of queries whatever the number of roles; the
- * table version; and the tables kept for logins. */
-#include <assert.h>
+ * costs a constant number of queries whatever the number of roles; and the
+ * table version. The store keeps no table: logins take theirs from the
+ * cache layer and check its version in their transaction (login.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,106 +343,4 @@ int rg_st_table_version(st_db *db, const char *org_id, uint64_t *out, rg_error *
                     : rg_st_int(db, err, &v, "SELECT version FROM environment WHERE id = 1", "");
     *out = rc == 1 ? (uint64_t)v : 0;
     return rc;
-}
-
-/* Drops one reference to m; the last one frees it. Under login_lock. */
-static void memo_unref(st_memo *m)
-{
-    if (m && --m->refs == 0) {
-        rg_role_table_free(m->t);
-        free(m);
-    }
-}
-
-/* tx holds m (one reference, taken by the caller) until its end. */
-static int memo_hold(st_tx *tx, st_memo *m, rg_error *err)
-{
-    if (rg_grow(&tx->memos, tx->nmemos, &tx->capmemos, sizeof *tx->memos, 2) != 0) {
-        pthread_mutex_lock(&tx->s->login_lock);
-        memo_unref(m);
-        pthread_mutex_unlock(&tx->s->login_lock);
-        return rg_st_oom(err);
-    }
-    tx->memos[tx->nmemos++] = m;
-    return 0;
-}
-
-static st_login_table *memo_slot(rg_store *s, const char *org_id)
-{
-    for (size_t i = 0; i < ST_LOGIN_TABLES; i++)
-        if (s->login_tables[i].m && strcmp(s->login_tables[i].org, org_id) == 0)
-            return &s->login_tables[i];
-    return NULL;
-}
-
-int rg_st_login_table(st_tx *tx, const char *org_id, const rg_role_table **out,
-                      rg_error *err)
-{
-    assert(tx->write);
-    *out = NULL;
-    rg_store *s = tx->s;
-    uint64_t version;
-    int rc = rg_st_table_version(tx->db, org_id, &version, err);
-    if (rc != 1)
-        return rc < 0 ? rc : rg_st_not_found(err, "organization_id", "organization", org_id);
-    pthread_mutex_lock(&s->login_lock);
-    st_login_table *slot = memo_slot(s, org_id);
-    st_memo *m = slot && rg_role_table_version(slot->m->t) == version ? slot->m : NULL;
-    if (m)
-        m->refs++;
-    pthread_mutex_unlock(&s->login_lock);
-    if (m) {
-        *out = m->t;
-        return memo_hold(tx, m, err);
-    }
-    /* loaded in this transaction's snapshot, outside the lock */
-    rg_role_table *t = NULL;
-    if ((rc = rg_st_table_load(tx->db, org_id, &t, err)))
-        return rc;
-    if (!(m = malloc(sizeof *m))) {
-        rg_role_table_free(t);
-        return rg_st_oom(err);
-    }
-    *m = (st_memo){ t, 1 };
-    pthread_mutex_lock(&s->login_lock);
-    /* kept unless the slot already holds a newer table (a writer with a
-     * later snapshot): versions only grow */
-    slot = memo_slot(s, org_id);
-    if (!slot && strlen(org_id) < sizeof slot->org)
-        slot = &s->login_tables[s->login_tables_next++ % ST_LOGIN_TABLES];
-    if (slot && (!slot->m || strcmp(slot->org, org_id) ||
-                 rg_role_table_version(slot->m->t) < version)) {
-        memo_unref(slot->m);
-        snprintf(slot->org, sizeof slot->org, "%s", org_id);
-        slot->m = m;
-        m->refs++;
-    }
-    pthread_mutex_unlock(&s->login_lock);
-    *out = t;
-    return memo_hold(tx, m, err);
-}
-
-void rg_st_login_tables_release(st_tx *tx)
-{
-    if (!tx->nmemos) {
-        free(tx->memos);
-        tx->memos = NULL;
-        tx->capmemos = 0;
-        return;
-    }
-    pthread_mutex_lock(&tx->s->login_lock);
-    for (size_t i = 0; i < tx->nmemos; i++)
-        memo_unref(tx->memos[i]);
-    pthread_mutex_unlock(&tx->s->login_lock);
-    free(tx->memos);
-    tx->memos = NULL;
-    tx->nmemos = tx->capmemos = 0;
-}
-
-void rg_st_login_tables_clear(rg_store *s)
-{
-    for (size_t i = 0; i < ST_LOGIN_TABLES; i++) {
-        memo_unref(s->login_tables[i].m);
-        s->login_tables[i].m = NULL;
-    }
 }

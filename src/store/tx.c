@@ -204,7 +204,6 @@ static int tx_end(st_tx *tx, int rc, rg_error *err)
     if (rc == 0 && tx->write && tx->db->be->durable && tx->db->be->durable(tx->db))
         rc = rg_st_dberr(tx->db, err);   /* 503: applied or not, never rerun */
     pool_give(tx->s, tx->slot);
-    rg_st_login_tables_release(tx);
     tx->db = NULL;
     /* after the commit and the locks: the hook may read the store */
     rg_store *s = tx->s;

@@ -42,10 +42,14 @@ static void setup_org(fx *f, lfx *l)
     json_decref(maps);
 }
 
-static int login(fx *f, lfx *l, const char *conn, const char *sub, const char *const *groups,
-                 size_t n, char *roles_out, size_t roles_sz, char *source_out)
+/* A login handed the organization's table as the gateway read it from the
+ * cache layer (NULL: none, the store loads it). */
+static int login_with(fx *f, lfx *l, const char *conn, const char *sub,
+                      const char *const *groups, size_t n, const rg_role_table *table,
+                      char *roles_out, size_t roles_sz, char *source_out)
 {
-    rg_store_login_user u = {.subject = sub, .email = "ada@example.com", .first_name = "Ada", .last_name = "Lovelace"};
+    rg_store_login_user u = {.subject = sub, .email = "ada@example.com", .first_name = "Ada",
+                             .last_name = "Lovelace", .table = table};
     rg_resolution res;
     json_t *m = NULL;
     int rc = rg_store_login_apply(f->s, l->org, conn, &u, groups, n, &res, &m, &f->err);
@@ -62,6 +66,12 @@ static int login(fx *f, lfx *l, const char *conn, const char *sub, const char *c
     rg_resolution_clear(&res);
     json_decref(m);
     return 0;
+}
+
+static int login(fx *f, lfx *l, const char *conn, const char *sub, const char *const *groups,
+                 size_t n, char *roles_out, size_t roles_sz, char *source_out)
+{
+    return login_with(f, l, conn, sub, groups, n, NULL, roles_out, roles_sz, source_out);
 }
 
 static void test_R18_first_login_creates_user_and_membership(void **state)
@@ -151,6 +161,94 @@ static void test_R16_login_table_follows_changes_of_any_process(void **state)
     assert_int_equal(login(f, &l, l.conn, "s", S("admins"), 1, roles, sizeof roles, src), 0);
     assert_string_equal(roles, "member");
     rg_store_close(other);
+}
+
+/* R15-R17, R23: the gateway reads the organization's table from the cache
+ * layer before the login's transaction begins; a role change committed in
+ * between must not be missed. The table handed to the login is the one
+ * read before the change (what a cache holds until its invalidation
+ * arrives): the login resolves against the table its own transaction sees,
+ * for a mapping change (R15), the environment's multiple_roles (R16) and
+ * the default after a mapping is gone (R17). */
+static void test_R15_R17_stale_table_from_before_a_change_resolves_against_the_new(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16];
+    setup_org(f, &l);
+    rg_role_table *before = NULL;
+    assert_int_equal(rg_store_role_table(f->s, l.org, &before, &f->err), 0);
+    /* current: it is the table resolved against */
+    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins", "viewers"), 2, before, roles,
+                                sizeof roles, src), 0);
+    assert_string_equal(roles, "admin");
+    /* R15: "admins" now maps to member, committed after the cache's read */
+    json_t *o = NULL, *maps = json_pack("[{s:s,s:s},{s:s,s:s}]", "idp_group", "admins",
+                                        "role_slug", "member", "idp_group", "viewers",
+                                        "role_slug", "viewer");
+    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), 0);
+    json_decref(o);
+    json_decref(maps);
+    assert_true(rg_store_table_version(f->s, l.org) != rg_role_table_version(before));
+    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins"), 1, before, roles,
+                                sizeof roles, src), 0);
+    assert_string_equal(roles, "member");
+    assert_string_equal(src, "idp");
+    /* R16: multiple roles turned on in the environment (another version
+     * bump the stale table does not know of) */
+    assert_int_equal(rg_store_environment_update(f->s, 1, NULL, &o, &f->err), 0);
+    json_decref(o);
+    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins", "viewers"), 2, before, roles,
+                                sizeof roles, src), 0);
+    assert_string_equal(roles, "viewer,member");
+    /* R17: no mapping left for the groups: the default, not the stale
+     * table's admin */
+    maps = json_array();
+    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), 0);
+    json_decref(o);
+    json_decref(maps);
+    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins"), 1, before, roles,
+                                sizeof roles, src), 0);
+    assert_string_equal(roles, "member");
+    assert_string_equal(src, "default");
+    assert_int_equal(q_int(f, "SELECT count(*) FROM memberships"), 1);
+    rg_role_table_free(before);
+}
+
+/* The other side of the check: a table at the version the transaction
+ * reads is used as handed (the cache layer's copy saves the login a table
+ * load), one of another organization at that same version is not. The
+ * handed table here maps "admins" to viewer while the store maps it to
+ * admin, so the roles say which table the login resolved against. */
+static void test_R15_current_table_is_used_only_for_its_organization(void **state)
+{
+    fx *f = *state;
+    lfx l;
+    char roles[128], src[16];
+    setup_org(f, &l);
+    rg_role_spec env[] = {{.slug = "admin", .type = RG_ROLE_ENV},
+                          {.slug = "viewer", .type = RG_ROLE_ENV},
+                          {.slug = "member", .type = RG_ROLE_ENV}};
+    rg_group_mapping map = {.connection_id = l.conn, .idp_group = "admins",
+                            .role_slug = "viewer"};
+    rg_table_spec spec = {.organization_id = l.org,
+                          .version = rg_store_table_version(f->s, l.org),
+                          .env_roles = env, .n_env_roles = 3, .env_default = "member",
+                          .mappings = &map, .n_mappings = 1};
+    assert_true(spec.version > 0);
+    rg_role_table *mine = rg_role_table_build(&spec, &f->err);
+    spec.organization_id = "org_someone_else";
+    rg_role_table *theirs = rg_role_table_build(&spec, &f->err);
+    assert_non_null(mine);
+    assert_non_null(theirs);
+    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins"), 1, theirs, roles,
+                                sizeof roles, src), 0);
+    assert_string_equal(roles, "admin");
+    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins"), 1, mine, roles,
+                                sizeof roles, src), 0);
+    assert_string_equal(roles, "viewer");
+    rg_role_table_free(mine);
+    rg_role_table_free(theirs);
 }
 
 static void test_R15_only_this_connections_mappings_count(void **state)
@@ -353,6 +451,8 @@ int main(void)
         T(test_R16_single_role_takes_highest_mapped),
         T(test_R16_multiple_roles_takes_every_mapped),
         T(test_R16_login_table_follows_changes_of_any_process),
+        T(test_R15_R17_stale_table_from_before_a_change_resolves_against_the_new),
+        T(test_R15_current_table_is_used_only_for_its_organization),
     T(test_R15_only_this_connections_mappings_count),
         T(test_R15_mapping_needs_visible_role),
         T(test_R17_no_match_keeps_api_roles_match_overrides),
