@@ -50,11 +50,6 @@ typedef struct st_tx {
     /* PostgreSQL: the events it wrote (rg_st_event), inserted at its end */
     struct st_event *events;
     size_t nevents, capevents;
-    /* unused: the store keeps no login tables any more; tx_begin still
-     * clears them (tx.c is being changed beside this; its two lines and
-     * these fields go together) */
-    void **memos;
-    size_t nmemos, capmemos;
 } st_tx;
 
 /* ---- the transaction runner (tx.c) ----------------------------------------

@@ -107,8 +107,6 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
     tx->events = NULL;
     tx->nevents = tx->capevents = 0;
     tx->members_dirty = 0;
-    tx->memos = NULL;
-    tx->nmemos = tx->capmemos = 0;
     /* SQLite: the write lock first, then a connection: a writer never
      * holds a connection while it waits for another writer. PostgreSQL's
      * writers run side by side under the backend's writers' lock, shared
@@ -135,6 +133,17 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
         return rc;
     }
     return 0;
+}
+
+/* One row of events, its id new (a ULID: in the order rows are made). */
+static int event_row(st_db *db, const char *name, const char *text, const char *ts,
+                     rg_error *err)
+{
+    char id[ST_ID];
+    rg_id_new("event", id, sizeof id);
+    return rg_st_exec(db, err,
+                      "INSERT INTO events(id, event, data, created_at) VALUES (?, ?, ?, ?)",
+                      "ssss", id, name, text, ts);
 }
 
 /* An event of a PostgreSQL write, kept until its transaction ends. */
@@ -168,13 +177,8 @@ static int events_insert(st_tx *tx, rg_error *err)
     /* ids and the time taken under the lock: in commit order too (ULIDs) */
     char ts[ST_TS];
     rg_st_now(ts);
-    for (size_t i = 0; rc == 0 && i < tx->nevents; i++) {
-        char id[ST_ID];
-        rg_id_new("event", id, sizeof id);
-        rc = rg_st_exec(db, err,
-                        "INSERT INTO events(id, event, data, created_at) VALUES (?, ?, ?, ?)",
-                        "ssss", id, tx->events[i].name, tx->events[i].text, ts);
-    }
+    for (size_t i = 0; rc == 0 && i < tx->nevents; i++)
+        rc = event_row(db, tx->events[i].name, tx->events[i].text, ts, err);
     return rc;
 }
 
@@ -346,12 +350,9 @@ int rg_st_event(st_db *db, const char *name, json_t *data, rg_error *err)
         e->text = text;
         return 0;
     }
-    char id[ST_ID], ts[ST_TS];
-    rg_id_new("event", id, sizeof id);
+    char ts[ST_TS];
     rg_st_now(ts);
-    int rc = rg_st_exec(db, err,
-                        "INSERT INTO events(id, event, data, created_at) VALUES (?, ?, ?, ?)",
-                        "ssss", id, name, text, ts);
+    int rc = event_row(db, name, text, ts, err);
     free(text);
     return rc;
 }
