@@ -20,10 +20,12 @@ typedef struct st_stmt st_stmt;
  * before its flush to disk, made durable by the backend's durable() called
  * after the commit, beside other writers (the transaction runner's writes;
  * see be_pg.c); WRITE_ALONE: the same, with no other writer of any process
- * beside it. Only a backend with durable() gets these two. */
+ * beside it. Only a backend with durable() gets these two. SINGLE: a read
+ * of one statement, which a backend may run without a transaction of its
+ * own (commit and rollback then send nothing). */
 enum {
     ST_BEGIN_READ = 0, ST_BEGIN_WRITE = 1, ST_BEGIN_MIGRATE = 2, ST_BEGIN_WRITE_EARLY = 3,
-    ST_BEGIN_WRITE_ALONE = 4
+    ST_BEGIN_WRITE_ALONE = 4, ST_BEGIN_SINGLE = 5
 };
 
 typedef struct st_backend {
@@ -61,8 +63,9 @@ typedef struct st_backend {
 } st_backend;
 
 /* What every backend's connection and statement start with. stmts: the
- * statements prepared on it (rg_st_prep), for tests counting queries. */
-struct st_db { const st_backend *be; long stmts; };
+ * statements prepared on it (rg_st_prep), for tests counting queries;
+ * probe_after_ms: sessions.c's next probe for ended sessions (rg_now_ms). */
+struct st_db { const st_backend *be; long stmts; int64_t probe_after_ms; };
 struct st_stmt { st_db *db; };
 
 /* Opens one connection of the backend the target names (postgresql:// or

@@ -48,6 +48,7 @@ typedef struct pg_db {
     int early_ok;        /* the server lets this role emit a WAL message (durable) */
     int early;           /* the running transaction commits early (WRITE_EARLY) */
     int flush_owed;      /* its COMMIT answered, its flush not yet waited for */
+    int single;          /* the running read is one statement: no BEGIN / COMMIT */
     char sqlstate[6];
     char msg[200];
 } pg_db;
@@ -384,6 +385,7 @@ static int pg_begin(st_db *d, int kind)
     pg_db *db = PDB(d);
     db->commit_failed = 0;
     db->early = 0;
+    db->single = 0;
     if (PQstatus(db->conn) == CONNECTION_BAD) {
         prep_clear(db);   /* the server's statements went with its session */
         PQreset(db->conn);
@@ -394,6 +396,9 @@ static int pg_begin(st_db *d, int kind)
         rg_log(RG_LOG_INFO, "store=postgresql_reconnected");
     }
     switch (kind) {
+    case ST_BEGIN_SINGLE:   /* the statement is its own snapshot */
+        db->single = 1;
+        return 0;
     case ST_BEGIN_READ:
         return run(db, "BEGIN ISOLATION LEVEL REPEATABLE READ");
     case ST_BEGIN_WRITE:
@@ -420,6 +425,10 @@ static int pg_begin(st_db *d, int kind)
 static int pg_commit(st_db *d)
 {
     pg_db *db = PDB(d);
+    if (db->single) {
+        db->single = 0;
+        return 0;
+    }
     int rc = run(db, "COMMIT");
     db->commit_failed = rc != 0;
     db->flush_owed = rc == 0 && db->early;
@@ -454,6 +463,10 @@ static int pg_durable(st_db *d)
 static void pg_rollback(st_db *d)
 {
     PDB(d)->early = 0;
+    if (PDB(d)->single) {
+        PDB(d)->single = 0;
+        return;
+    }
     PGresult *r = PQexec(PDB(d)->conn, "ROLLBACK");
     PQclear(r);
 }

@@ -177,7 +177,8 @@ static int lite_exec_script(st_db *db, const char *sql)
 
 static int lite_begin(st_db *db, int kind)
 {
-    return lite_exec_script(db, kind == ST_BEGIN_READ ? "BEGIN" : "BEGIN IMMEDIATE");
+    return lite_exec_script(db, kind == ST_BEGIN_READ || kind == ST_BEGIN_SINGLE ? "BEGIN"
+                                                                     : "BEGIN IMMEDIATE");
 }
 
 static int lite_commit(st_db *db)

@@ -206,7 +206,7 @@ static int conn_digest_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 int rg_store_connection_digest(rg_store *s, const char *id, unsigned char dg[32], rg_error *err)
 {
     digest_arg a = {id, dg};
-    return rg_st_read(s, conn_digest_tx, &a, NULL, err);
+    return rg_st_read_one(s, conn_digest_tx, &a, NULL, err);   /* 1 round trip */
 }
 
 static int conn_update_tx(st_db *db, const char *id, const char *name,

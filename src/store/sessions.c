@@ -14,6 +14,7 @@
 #include "rolegate/util.h"
 
 #define SESS_PRUNE "32"   /* ended records deleted per new one */
+#define SESS_PROBE_QUIET_MS 2000   /* no probe after one that found none */
 #define SESS_COLS "id, membership_id, user_id, organization_id, connection_id, idp_subject," \
                   " actor, created_at, expires_at, revoked_at, idp_session, idp_subject_format"
 
@@ -57,6 +58,20 @@ static json_t *session_json(st_db *db, const char *id, rg_error *err)
     return o;
 }
 
+/* The session's row (its membership's user and organization copied). */
+static int session_row(st_db *db, const rg_store_session_rec *r, const char *membership_id,
+                       const char *created, const char *expires, rg_error *err)
+{
+    return rg_st_exec(db, err,
+                      "INSERT INTO sessions(id, membership_id, user_id, organization_id,"
+                      " connection_id, idp_subject, idp_subject_format, idp_session, actor,"
+                      " created_at, expires_at)"
+                      " SELECT ?, id, user_id, organization_id, ?, ?, ?, ?, ?, ?, ?"
+                      " FROM memberships WHERE id = ?", "sssssssss", r->id,
+                      r->connection_id, r->idp_subject, r->idp_subject_format, r->idp_session,
+                      r->actor, created, expires, membership_id) ? RG_EIO : 0;
+}
+
 int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *membership_id,
                          rg_error *err)
 {
@@ -71,7 +86,12 @@ int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *m
      * keeps it a short range read. Probed first: the DELETE (whose plan may
      * scan the whole table, on PostgreSQL a read that every concurrent
      * SERIALIZABLE insert of a session conflicts with) runs only when an
-     * ended record is there */
+     * ended record is there. A probe that found none is not repeated on this
+     * connection for SESS_PROBE_QUIET_MS (issue 15: one round trip less per
+     * login); one that found some is, until they are gone */
+    int64_t now_ms = rg_now_ms();
+    if (now_ms < db->probe_after_ms)
+        return session_row(db, r, membership_id, created, expires, err);
     int64_t ended = 0;
     int rc = rg_st_int(db, err, &ended,
                        "SELECT 1 FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT 1",
@@ -83,14 +103,8 @@ int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *m
                               " WHERE expires_at < ? ORDER BY expires_at LIMIT " SESS_PRUNE ")",
                               "s", created))
         return RG_EIO;
-    return rg_st_exec(db, err,
-                      "INSERT INTO sessions(id, membership_id, user_id, organization_id,"
-                      " connection_id, idp_subject, idp_subject_format, idp_session, actor,"
-                      " created_at, expires_at)"
-                      " SELECT ?, id, user_id, organization_id, ?, ?, ?, ?, ?, ?, ?"
-                      " FROM memberships WHERE id = ?", "sssssssss", r->id,
-                      r->connection_id, r->idp_subject, r->idp_subject_format, r->idp_session,
-                      r->actor, created, expires, membership_id) ? RG_EIO : 0;
+    db->probe_after_ms = rc == 1 ? 0 : now_ms + SESS_PROBE_QUIET_MS;
+    return session_row(db, r, membership_id, created, expires, err);
 }
 
 typedef struct sess_arg {

@@ -81,6 +81,10 @@ typedef int (*st_fn)(st_tx *tx, void *arg, json_t **out, rg_error *err);
 int  rg_st_write(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 int  rg_st_write_alone(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 int  rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
+/* A read whose fn runs ONE statement: on PostgreSQL outside an explicit
+ * transaction (the statement is its own snapshot: no BEGIN and COMMIT round
+ * trips, issue 15), on SQLite as rg_st_read. */
+int  rg_st_read_one(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err);
 /* The usual end of a change inside an st_fn: o (what the builder made, NULL
  * when it failed with err filled) becomes *out, and when event is set it is
  * emitted with a copy of o (R26). The runner drops *out if anything fails

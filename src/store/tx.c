@@ -93,11 +93,14 @@ static void dirty_note(st_db *db, const char *org_id)
 
 /* not inlined: the compiler would see cur_tx take the address of run()'s
  * local st_tx, which tx_end clears before run() returns */
-/* write: 0 a read, 1 a write, 2 a write alone (rg_st_write_alone) */
+/* write: 0 a read, 1 a write, 2 a write alone (rg_st_write_alone), -1 a
+ * read of one statement (rg_st_read_one) */
 __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
                                                rg_error *err)
 {
     assert(s && tx);
+    int single = write < 0;
+    write = write < 0 ? 0 : write;
     tx->s = s;
     tx->write = write;
     tx->dirty_env = 0;
@@ -121,7 +124,8 @@ __attribute__((noinline)) static int tx_begin(rg_store *s, st_tx *tx, int write,
     tx->slot = pool_take(s);
     tx->db = s->conns[tx->slot];
     cur_tx = tx;   /* the backend's error mapping may mark it for a retry */
-    int kind = !write ? ST_BEGIN_READ : !be->durable ? ST_BEGIN_WRITE
+    int kind = single ? ST_BEGIN_SINGLE : !write ? ST_BEGIN_READ
+             : !be->durable ? ST_BEGIN_WRITE
              : write == 2 ? ST_BEGIN_WRITE_ALONE : ST_BEGIN_WRITE_EARLY;
     if (tx->db->be->begin(tx->db, kind)) {
         int rc = rg_st_dberr(tx->db, err);
@@ -289,6 +293,11 @@ int rg_st_write_alone(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *
 int rg_st_read(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err)
 {
     return run(s, 0, fn, arg, out, err);
+}
+
+int rg_st_read_one(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err)
+{
+    return run(s, -1, fn, arg, out, err);
 }
 
 int rg_st_answer(st_db *db, json_t *o, const char *event, json_t **out, rg_error *err)
