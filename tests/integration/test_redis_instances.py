@@ -279,7 +279,9 @@ def test_saml_response_accepted_by_A_is_a_replay_on_B():
 @test
 def test_mapping_change_on_A_used_by_login_on_B():
     with deployment() as (p, org, conn, sp, idp):
+        t0 = time.monotonic()
         b, st, _, _ = login_via(p.b, p.b, org, "carol@example.com", ["engineering"])
+        first = time.monotonic() - t0
         assert st == 302 and roles_of(b, p.b) == ["member"]
         p.a.ok("PUT", f"/connections/{conn}/role_mappings",
                [{"idp_group": "engineering", "role_slug": "admin"}])
@@ -288,9 +290,13 @@ def test_mapping_change_on_A_used_by_login_on_B():
         dt = time.monotonic() - t0
         assert st == 302, (st, data[:300])
         assert roles_of(b, p.b) == ["admin"], roles_of(b, p.b)
-        assert dt < 1.0, dt
+        # B did not wait for anything (its table copy lives 300 s): the login
+        # takes what a login takes here; the bound is relative to the first
+        # login on B in the same run, because under ASan on a loaded machine
+        # a whole login can pass 1 s (1.05 s seen).
+        assert dt < max(1.0, 3 * first), (dt, first)
         print(f"  mapping changed on A, next login on B took {dt * 1000:.0f} ms "
-              f"and got the new role", flush=True)
+              f"(the first: {first * 1000:.0f} ms) and got the new role", flush=True)
 
 
 BIG = tuple(f"reports.section-{i:03d}:view-every-detail-of-it"[:44] for i in range(90))
