@@ -13,6 +13,12 @@
 
 typedef struct gw_refresh_map gw_refresh_map;   /* refresh.c: recent refreshes */
 
+/* The context of a SCIM route table (scim_routes.c): the resource it serves. */
+typedef struct gw_scim_resource {
+    rg_gateway *gw;
+    int         user;   /* 1 /Users, 0 /Groups */
+} gw_scim_resource;
+
 struct rg_gateway {
     rg_ctx          *ctx;
     const rg_config *cfg;
@@ -25,6 +31,7 @@ struct rg_gateway {
     const char      *cookie_name;      /* static string of the session layer */
     const char      *origin;           /* cfg->server.origin: "scheme://host[:port]" */
     const char      *login_url;        /* cfg->server.login_url: base_url + "/login" */
+    gw_scim_resource scim_users, scim_groups;   /* set by rg_gateway_scim_register */
 };
 /* Sorted union of the permissions of roles in org's current role table
  * (the cache layer's: rg_cache_table_get). Clear *out with rg_slugs_clear.

@@ -78,6 +78,7 @@ typedef struct scim_req {
     const char *dir;
     char org[64];
     char base[RG_CONFIG_STR + 128];    /* {base_url}/scim/v2/{dir} */
+    rg_error err;                      /* the handler's, cleared by scim_auth */
 } scim_req;
 
 /* The directory's bearer token, compared in constant time. 0, or answered. */
@@ -90,12 +91,11 @@ static int scim_auth(rg_http_req *req, rg_gateway *gw, scim_req *sr)
     const char *h = rg_http_header(req, "Authorization");
     const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : "";
     char want[RG_DSYNC_TOKEN_HASH], got[RG_DSYNC_TOKEN_HASH];
-    rg_error err;
-    rg_error_clear(&err);
-    int rc = rg_store_directory_auth(sr->store, sr->dir, want, sr->org, &err);
+    rg_error_clear(&sr->err);
+    int rc = rg_store_directory_auth(sr->store, sr->dir, want, sr->org, &sr->err);
     rg_store_dsync_token_hash(tok, got);   /* hashed whether or not the directory exists */
     if (rc < 0) {
-        send_error(req, &err);
+        send_error(req, &sr->err);
         return -1;
     }
     if (rc == 0 || !*tok || !*want || !rg_ct_equal(want, strlen(want), got, strlen(got))) {
@@ -104,6 +104,7 @@ static int scim_auth(rg_http_req *req, rg_gateway *gw, scim_req *sr)
         return -1;
     }
     snprintf(sr->base, sizeof sr->base, "%s/scim/v2/%s", gw->cfg->server.base, sr->dir);
+    rg_error_clear(&sr->err);
     return 0;
 }
 
@@ -238,25 +239,55 @@ static int want_members(rg_http_req *req)
     return 1;
 }
 
-/* ---- Users ------------------------------------------------------------------------ */
+/* ---- Users and Groups: the route's context (gw_scim_resource) says which -------- */
 
-static void h_users_list(rg_http_req *req, void *ctx)
+static void h_list(rg_http_req *req, void *ctx)
 {
+    const gw_scim_resource *r = ctx;
     scim_req sr;
     rg_scim_term t[RG_SCIM_TERMS_MAX];
     rg_dsync_term dt[RG_SCIM_TERMS_MAX];
     size_t n;
     long start, count;
-    if (scim_auth(req, ctx, &sr) || list_args(req, t, dt, &n, &start, &count))
+    if (scim_auth(req, r->gw, &sr) || list_args(req, t, dt, &n, &start, &count))
         return;
-    rg_error err;
-    rg_error_clear(&err);
     json_t *res = NULL;
-    int rc = rg_store_dsync_user_query(sr.store, sr.dir, dt, n, start, count, &res, &err);
+    int rc = r->user
+        ? rg_store_dsync_user_query(sr.store, sr.dir, dt, n, start, count, &res, &sr.err)
+        : rg_store_dsync_group_query(sr.store, sr.dir, dt, n, start, count, want_members(req),
+                                     &res, &sr.err);
     if (rc)
-        send_error(req, &err);
+        send_error(req, &sr.err);
     else
-        send_list(req, &sr, res, start, 1);
+        send_list(req, &sr, res, start, r->user);
+}
+
+static void h_get(rg_http_req *req, void *ctx)
+{
+    const gw_scim_resource *r = ctx;
+    scim_req sr;
+    if (scim_auth(req, r->gw, &sr))
+        return;
+    json_t *out = NULL;
+    const char *id = rg_http_param(req, "id");
+    int rc = r->user
+        ? rg_store_dsync_user_get(sr.store, sr.dir, id, &out, &sr.err)
+        : rg_store_dsync_group_get(sr.store, sr.dir, id, want_members(req), &out, &sr.err);
+    reply_write(req, &sr, rc, &sr.err, NULL, 200, out, r->user);
+}
+
+/* A user's deletion revokes its sessions (R30, through the outcome); a group's has none. */
+static void h_delete(rg_http_req *req, void *ctx)
+{
+    const gw_scim_resource *r = ctx;
+    scim_req sr;
+    if (scim_auth(req, r->gw, &sr))
+        return;
+    rg_dsync_outcome oc;
+    const char *id = rg_http_param(req, "id");
+    int rc = r->user ? rg_store_dsync_user_delete(sr.store, sr.dir, id, &oc, &sr.err)
+                     : rg_store_dsync_group_delete(sr.store, sr.dir, id, &sr.err);
+    reply_write(req, &sr, rc, &sr.err, r->user ? &oc : NULL, 204, NULL, r->user);
 }
 
 /* rg_dsync_user_fn of POST/PUT: the checked body replaces the resource. */
@@ -280,146 +311,52 @@ static int patch_fn(void *ctx, const json_t *current, rg_dsync_user *out, rg_err
     return rc;
 }
 
-static void user_write(rg_http_req *req, void *ctx, int create, rg_dsync_user_fn fn)
+/* The group of a POST/PUT body or a PATCH, written; PATCH answers 204 (no member list to
+ * render for a big group). */
+static int group_write(scim_req *sr, const char *id, json_t *body, int patch, json_t **out,
+                       rg_error *err)
 {
-    scim_req sr;
-    if (scim_auth(req, ctx, &sr))
-        return;
-    json_t *body = scim_body(req);
-    if (!body)
-        return;
-    rg_error err;
-    rg_error_clear(&err);
-    rg_dsync_outcome oc;
-    json_t *out = NULL;
-    int rc = rg_store_dsync_user_write(sr.store, sr.dir, create ? NULL : rg_http_param(req, "id"),
-                                       fn, body, &oc, &out, &err);
-    json_decref(body);
-    reply_write(req, &sr, rc, &err, &oc, create ? 201 : 200, out, 1);
-}
-
-static void h_users_create(rg_http_req *req, void *ctx)
-{
-    user_write(req, ctx, 1, put_fn);
-}
-
-static void h_user_put(rg_http_req *req, void *ctx)
-{
-    user_write(req, ctx, 0, put_fn);   /* Okta: the whole user, active:false deactivates */
-}
-
-static void h_user_patch(rg_http_req *req, void *ctx)
-{
-    user_write(req, ctx, 0, patch_fn);
-}
-
-static void h_user_get(rg_http_req *req, void *ctx)
-{
-    scim_req sr;
-    if (scim_auth(req, ctx, &sr))
-        return;
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    int rc = rg_store_dsync_user_get(sr.store, sr.dir, rg_http_param(req, "id"), &out, &err);
-    reply_write(req, &sr, rc, &err, NULL, 200, out, 1);
-}
-
-static void h_user_delete(rg_http_req *req, void *ctx)
-{
-    scim_req sr;
-    if (scim_auth(req, ctx, &sr))
-        return;
-    rg_error err;
-    rg_error_clear(&err);
-    rg_dsync_outcome oc;
-    int rc = rg_store_dsync_user_delete(sr.store, sr.dir, rg_http_param(req, "id"), &oc, &err);
-    reply_write(req, &sr, rc, &err, &oc, 204, NULL, 1);
-}
-
-/* ---- Groups ------------------------------------------------------------------------ */
-
-static void h_groups_list(rg_http_req *req, void *ctx)
-{
-    scim_req sr;
-    rg_scim_term t[RG_SCIM_TERMS_MAX];
-    rg_dsync_term dt[RG_SCIM_TERMS_MAX];
-    size_t n;
-    long start, count;
-    if (scim_auth(req, ctx, &sr) || list_args(req, t, dt, &n, &start, &count))
-        return;
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *res = NULL;
-    int rc = rg_store_dsync_group_query(sr.store, sr.dir, dt, n, start, count,
-                                        want_members(req), &res, &err);
-    if (rc)
-        send_error(req, &err);
-    else
-        send_list(req, &sr, res, start, 0);
-}
-
-static void group_write(rg_http_req *req, void *ctx, int kind)
-{
-    /* kind: 0 POST, 1 PUT, 2 PATCH */
-    scim_req sr;
-    if (scim_auth(req, ctx, &sr))
-        return;
-    json_t *body = scim_body(req);
-    if (!body)
-        return;
-    rg_error err;
-    rg_error_clear(&err);
     rg_dsync_group g;
-    int rc = kind == 2 ? scim_group_from_patch(body, &g, &err)
-                       : scim_group_from_body(body, 1, &g, &err);
-    json_t *out = NULL;
+    int rc = patch ? scim_group_from_patch(body, &g, err)
+                   : scim_group_from_body(body, 1, &g, err);
     if (!rc)
-        /* PATCH answers 204 (no member list to render for a big group) */
-        rc = rg_store_dsync_group_write(sr.store, sr.dir, kind ? rg_http_param(req, "id") : NULL,
-                                        &g, kind == 2 ? NULL : &out, &err);
+        rc = rg_store_dsync_group_write(sr->store, sr->dir, id, &g, patch ? NULL : out, err);
     scim_group_clear(&g);
-    json_decref(body);
-    reply_write(req, &sr, rc, &err, NULL, kind ? 200 : 201, out, 0);
+    return rc;
 }
 
-static void h_groups_create(rg_http_req *req, void *ctx)
-{
-    group_write(req, ctx, 0);
-}
-
-static void h_group_put(rg_http_req *req, void *ctx)
-{
-    group_write(req, ctx, 1);
-}
-
-static void h_group_patch(rg_http_req *req, void *ctx)
-{
-    group_write(req, ctx, 2);
-}
-
-static void h_group_get(rg_http_req *req, void *ctx)
+/* op: 0 POST (201), 1 PUT, 2 PATCH. Okta's PUT is the whole user: active:false deactivates. */
+static void write_resource(rg_http_req *req, const gw_scim_resource *r, int op)
 {
     scim_req sr;
-    if (scim_auth(req, ctx, &sr))
+    if (scim_auth(req, r->gw, &sr))
         return;
-    rg_error err;
-    rg_error_clear(&err);
+    json_t *body = scim_body(req);
+    if (!body)
+        return;
+    rg_dsync_outcome oc;
     json_t *out = NULL;
-    int rc = rg_store_dsync_group_get(sr.store, sr.dir, rg_http_param(req, "id"),
-                                      want_members(req), &out, &err);
-    reply_write(req, &sr, rc, &err, NULL, 200, out, 0);
+    const char *id = op ? rg_http_param(req, "id") : NULL;
+    int rc = r->user ? rg_store_dsync_user_write(sr.store, sr.dir, id, op == 2 ? patch_fn : put_fn,
+                                                 body, &oc, &out, &sr.err)
+                     : group_write(&sr, id, body, op == 2, &out, &sr.err);
+    json_decref(body);
+    reply_write(req, &sr, rc, &sr.err, r->user ? &oc : NULL, op ? 200 : 201, out, r->user);
 }
 
-static void h_group_delete(rg_http_req *req, void *ctx)
+static void h_create(rg_http_req *req, void *ctx)
 {
-    scim_req sr;
-    if (scim_auth(req, ctx, &sr))
-        return;
-    rg_error err;
-    rg_error_clear(&err);
-    int rc = rg_store_dsync_group_delete(sr.store, sr.dir, rg_http_param(req, "id"), &err);
-    reply_write(req, &sr, rc, &err, NULL, 204, NULL, 0);
+    write_resource(req, ctx, 0);
+}
+
+static void h_put(rg_http_req *req, void *ctx)
+{
+    write_resource(req, ctx, 1);
+}
+
+static void h_patch(rg_http_req *req, void *ctx)
+{
+    write_resource(req, ctx, 2);
 }
 
 /* ---- discovery (RFC 7644 §4) ---------------------------------------------------------- */
@@ -492,19 +429,18 @@ static void h_schemas(rg_http_req *req, void *ctx)
 
 /* Every route takes bodies up to SCIM_ROUTE_MAX. */
 #define M SCIM_ROUTE_MAX
-static const rg_http_route_def scim_routes[] = {
-    {"GET", "/scim/v2/{dir}/Users", h_users_list, 0, M},
-    {"POST", "/scim/v2/{dir}/Users", h_users_create, RAW, M},
-    {"GET", "/scim/v2/{dir}/Users/{id}", h_user_get, 0, M},
-    {"PUT", "/scim/v2/{dir}/Users/{id}", h_user_put, RAW, M},
-    {"PATCH", "/scim/v2/{dir}/Users/{id}", h_user_patch, RAW, M},
-    {"DELETE", "/scim/v2/{dir}/Users/{id}", h_user_delete, 0, M},
-    {"GET", "/scim/v2/{dir}/Groups", h_groups_list, 0, M},
-    {"POST", "/scim/v2/{dir}/Groups", h_groups_create, RAW, M},
-    {"GET", "/scim/v2/{dir}/Groups/{id}", h_group_get, 0, M},
-    {"PUT", "/scim/v2/{dir}/Groups/{id}", h_group_put, RAW, M},
-    {"PATCH", "/scim/v2/{dir}/Groups/{id}", h_group_patch, RAW, M},
-    {"DELETE", "/scim/v2/{dir}/Groups/{id}", h_group_delete, 0, M},
+/* Users and Groups answer the same six routes, each table with its gw_scim_resource. */
+#define RESOURCE_ROUTES(coll, item)                                                            \
+    {"GET", coll, h_list, 0, M}, {"POST", coll, h_create, RAW, M}, {"GET", item, h_get, 0, M}, \
+        {"PUT", item, h_put, RAW, M}, {"PATCH", item, h_patch, RAW, M},                        \
+        {"DELETE", item, h_delete, 0, M}
+static const rg_http_route_def user_routes[] = {
+    RESOURCE_ROUTES("/scim/v2/{dir}/Users", "/scim/v2/{dir}/Users/{id}"),
+};
+static const rg_http_route_def group_routes[] = {
+    RESOURCE_ROUTES("/scim/v2/{dir}/Groups", "/scim/v2/{dir}/Groups/{id}"),
+};
+static const rg_http_route_def discovery_routes[] = {
     {"GET", "/scim/v2/{dir}/ServiceProviderConfig", h_spc, 0, M},
     {"GET", "/scim/v2/{dir}/ResourceTypes", h_resource_types, 0, M},
     {"GET", "/scim/v2/{dir}/Schemas", h_schemas, 0, M},
@@ -512,6 +448,15 @@ static const rg_http_route_def scim_routes[] = {
 
 int rg_gateway_scim_register(rg_gateway *gw, rg_error *err)
 {
-    return rg_http_routes_add(gw->ctx->public_server, scim_routes, RG_HTTP_NROUTES(scim_routes),
-                              gw, err);
+    rg_http_server *s = gw->ctx->public_server;
+    gw->scim_users = (gw_scim_resource){gw, 1};
+    gw->scim_groups = (gw_scim_resource){gw, 0};
+    int rc = rg_http_routes_add(s, user_routes, RG_HTTP_NROUTES(user_routes), &gw->scim_users,
+                                err);
+    if (!rc)
+        rc = rg_http_routes_add(s, group_routes, RG_HTTP_NROUTES(group_routes),
+                                &gw->scim_groups, err);
+    if (!rc)
+        rc = rg_http_routes_add(s, discovery_routes, RG_HTTP_NROUTES(discovery_routes), gw, err);
+    return rc;
 }
