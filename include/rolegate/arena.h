@@ -46,5 +46,12 @@ void rg_buf_printf(rg_buf *b, const char *fmt, ...) __attribute__((format(printf
 void rg_buf_free(rg_buf *b);
 /* Hands data to the caller (free() it) and resets b. NULL if oom. */
 char *rg_buf_take(rg_buf *b);
+/* A body received piece by piece and refused past max bytes: set max, give
+ * rg_buf_capped_write as a libcurl CURLOPT_WRITEFUNCTION (its signature; no
+ * curl here) with the struct as CURLOPT_WRITEDATA. A piece past max sets
+ * over and answers 0, which aborts the transfer (CURLOPT_MAXFILESIZE does
+ * not stop a running one on curl 7.88, LIBRARIES.md §6); so does oom. */
+typedef struct rg_buf_capped { rg_buf body; size_t max; int over; } rg_buf_capped;
+size_t rg_buf_capped_write(char *p, size_t size, size_t n, void *capped);
 
 #endif

@@ -55,6 +55,11 @@ long   rg_b64url_decode(const char *in, size_t len, unsigned char *out);
 /* 1 if the n characters of s are all of the base64url alphabet
  * (A-Z a-z 0-9 - _), else 0; n == 0 gives 1 (callers bound the length). */
 int    rg_b64url_chars(const char *s, size_t n);
+/* The value (0-15) of the hex digit ch (either case), -1 if it is none. */
+int    rg_hex_digit(int ch);
+/* The 64-bit FNV-1a hash of s: the slot of a string key in the in-process
+ * maps (offset basis 1469598103934665603, as every copy before it had). */
+uint64_t rg_fnv1a(const char *s);
 /* Length (1-4) of the valid UTF-8 sequence at p (p < end), 0 if invalid: no
  * overlong form, no surrogate, nothing above U+10FFFF (RFC 3629). *cp, if
  * not NULL, gets the code point. */

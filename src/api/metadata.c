@@ -15,21 +15,6 @@
 #include "rolegate/store.h"
 #include "rolegate/util.h"
 
-/* The body as it comes, in an rg_buf, refused past max bytes. */
-typedef struct fetch_buf { rg_buf body; size_t max; int over; } fetch_buf;
-
-static size_t fetch_write(char *p, size_t sz, size_t nm, void *ud)
-{
-    fetch_buf *b = ud;
-    size_t n = sz * nm;
-    if (b->body.len + n > b->max) {
-        b->over = 1;
-        return 0;   /* abort: CURLE_WRITE_ERROR (7.88 cannot cap otherwise) */
-    }
-    rg_buf_append(&b->body, p, n);
-    return b->body.oom ? 0 : n;
-}
-
 /* 1 if the URL's host is 127.0.0.1, ::1 or localhost. */
 static int url_loopback(const char *url)
 {
@@ -66,7 +51,7 @@ static int fetch_metadata(const rg_config *cfg, const char *url, char **out, siz
     CURL *h = curl_easy_init();
     if (!h)
         return rg_error_set(err, RG_ENOMEM, "internal", NULL, "curl init failed");
-    fetch_buf b = {.max = RG_SAML_MAX_METADATA};
+    rg_buf_capped b = {.max = RG_SAML_MAX_METADATA};
     long timeout = cfg->oidc.http_timeout_ms > 0 ? cfg->oidc.http_timeout_ms : 5000;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -75,7 +60,7 @@ static int fetch_metadata(const rg_config *cfg, const char *url, char **out, siz
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, http ? "http" : "https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)RG_SAML_MAX_METADATA);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rg_buf_capped_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "rolegate");
     int64_t t0 = rg_mono_us();

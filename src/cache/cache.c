@@ -49,17 +49,9 @@ void rg_cache_ref_release(rg_cache_ref *r)
 }
 
 /* ---- the in-process map (tables_lock held) --------------------------------- */
-static uint64_t org_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static cache_entry **slot_of(rg_cache *c, const char *org)
 {
-    cache_entry **pp = &c->buckets[org_hash(org) & (c->n_buckets - 1)];
+    cache_entry **pp = &c->buckets[rg_fnv1a(org) & (c->n_buckets - 1)];
     while (*pp && strcmp((*pp)->org, org))
         pp = &(*pp)->next;
     return pp;

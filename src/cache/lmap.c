@@ -38,14 +38,6 @@ struct rg_cache_lmap {
     int64_t last_scope_purge_ms;
 };
 
-static uint64_t lhash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 rg_cache_lmap *rg_cache_lmap_new(size_t cap)
 {
     assert(cap > 0);
@@ -186,7 +178,7 @@ static int insert(rg_cache_lmap *m, const char *key, uint64_t h, const char *val
 int rg_cache_lmap_put_nx_scoped(rg_cache_lmap *m, const char *key, const char *scope,
                                 size_t quota, int64_t expires_ms)
 {
-    uint64_t h = lhash(key);
+    uint64_t h = rg_fnv1a(key);
     int64_t now = rg_now_ms();
     int rc;
     pthread_mutex_lock(&m->lock);
@@ -228,7 +220,7 @@ int rg_cache_lmap_put_nx(rg_cache_lmap *m, const char *key, int64_t expires_ms)
 
 int rg_cache_lmap_put(rg_cache_lmap *m, const char *key, const char *value, int64_t expires_ms)
 {
-    uint64_t h = lhash(key);
+    uint64_t h = rg_fnv1a(key);
     pthread_mutex_lock(&m->lock);
     lentry *e = find(m, key, h);
     if (e)
@@ -244,7 +236,7 @@ int rg_cache_lmap_put(rg_cache_lmap *m, const char *key, const char *value, int6
 
 int rg_cache_lmap_take(rg_cache_lmap *m, const char *key, char **value)
 {
-    uint64_t h = lhash(key);
+    uint64_t h = rg_fnv1a(key);
     int rc = 0;
     if (value)
         *value = NULL;
@@ -266,7 +258,7 @@ int rg_cache_lmap_take(rg_cache_lmap *m, const char *key, char **value)
 
 int rg_cache_lmap_has(rg_cache_lmap *m, const char *key)
 {
-    uint64_t h = lhash(key);
+    uint64_t h = rg_fnv1a(key);
     pthread_mutex_lock(&m->lock);
     lentry *e = find(m, key, h);
     int rc = e && e->expires_ms > rg_now_ms();

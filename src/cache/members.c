@@ -68,14 +68,6 @@ void rg_cache_members_free(rg_cache_members *m)
     free(m);
 }
 
-static uint64_t key_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 /* Copies src into *dst (unpooled); 0 or -1 (out of memory, *dst empty). */
 static int slugs_dup(rg_slugs *dst, const rg_slugs *src)
 {
@@ -153,7 +145,7 @@ int rg_cache_membership_state(rg_cache *c, const char *user_id, const char *org_
     /* messages may be lost while the channel is down: the store decides */
     int usable = kn > 0 && (size_t)kn < sizeof key &&
                  (!rg_cache_has_channel(c) || atomic_load(&c->sub_up));
-    uint64_t gen = atomic_load(&c->members_gen), h = usable ? key_hash(key) : 0;
+    uint64_t gen = atomic_load(&c->members_gen), h = usable ? rg_fnv1a(key) : 0;
     if (usable && slot_get(c, key, h, gen, status, status_len, roles)) {
         atomic_fetch_add(&c->n_member_hits, 1);
         return 0;

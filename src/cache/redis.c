@@ -15,17 +15,6 @@
 #include "cache_impl.h"
 
 /* ---- URL -------------------------------------------------------------------- */
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Copies s[0..n) %-decoded into out. Returns 0 or -1. */
 static int pct_copy(char *out, size_t outsz, const char *s, size_t n)
 {
@@ -35,7 +24,7 @@ static int pct_copy(char *out, size_t outsz, const char *s, size_t n)
         if (ch == '%') {
             if (i + 2 >= n)
                 return -1;
-            int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+            int a = rg_hex_digit(s[i + 1]), b = rg_hex_digit(s[i + 2]);
             if (a < 0 || b < 0)
                 return -1;
             ch = a * 16 + b;

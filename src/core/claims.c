@@ -10,37 +10,11 @@
 #include <string.h>
 #include "rolegate/arena.h"
 #include "rolegate/core.h"
+#include "rolegate/util.h"
 
 static void jb_lit(rg_buf *b, const char *s)
 {
     rg_buf_append(b, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
-static size_t utf8_valid_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t v, min;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2; v = c & 0x1F; min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3; v = c & 0x0F; min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4; v = c & 0x07; min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 /* A JSON string, or null for NULL. */
@@ -51,7 +25,7 @@ static void jb_str(rg_buf *b, const char *s)
         return;
     }
     rg_buf_append(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
     while (*p) {
         const unsigned char *run = p;
         /* copy the longest run that needs no escaping in one go */
@@ -70,7 +44,7 @@ static void jb_str(rg_buf *b, const char *s)
             rg_buf_append(b, e, 6);
             p++;
         } else {
-            size_t l = utf8_valid_len(p);
+            size_t l = rg_utf8_char(p, end, NULL);
             if (l) {
                 rg_buf_append(b, (const char *)p, l);
                 p += l;

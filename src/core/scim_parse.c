@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include "rolegate/scim.h"
+#include "rolegate/util.h"
 
 typedef struct cur {
     const char *p;
@@ -77,17 +78,6 @@ static int attr_path(cur *c, char *urn, size_t urnsz, char *attr, char *sub)
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Appends code point cp as UTF-8. */
 static int put_utf8(char *out, size_t *n, size_t outsz, unsigned cp)
 {
@@ -135,7 +125,7 @@ static int json_string(cur *c, char *out, size_t outsz)
             if (e == 'u') {
                 unsigned cp = 0;
                 for (int i = 0; i < 4; i++) {
-                    int h = hexval(c->p[i]);
+                    int h = rg_hex_digit(c->p[i]);
                     if (h < 0)
                         return fail(c, "bad \\u escape");
                     cp = cp * 16 + (unsigned)h;

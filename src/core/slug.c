@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "rolegate/core.h"
+#include "rolegate/util.h"
 
 #define ULID_LEN 26
 #define SUFFIX_LEN 6
@@ -101,47 +102,15 @@ int rg_core_permission_slug_check(const char *slug, const char *field, rg_error 
     return 0;
 }
 
-/* Decodes one UTF-8 sequence at s (strict: no overlong forms, surrogates or
- * code points above U+10FFFF). Returns its length and the code point in *cp,
- * or 0 if the bytes are not valid UTF-8. */
-static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2; v = c & 0x1F; min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3; v = c & 0x0F; min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4; v = c & 0x07; min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)   /* also stops at the terminating NUL */
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 /* Counts the code points of s; returns -1 on invalid UTF-8, -2 on a control
  * character when controls are refused (C0, DEL and C1). */
 static long utf8_count(const char *s, int refuse_controls)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
     long n = 0;
     while (*p) {
-        uint32_t cp;
-        size_t l = utf8_decode(p, &cp);
+        unsigned cp;
+        size_t l = rg_utf8_char(p, end, &cp);
         if (!l)
             return -1;
         if (refuse_controls && (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)))

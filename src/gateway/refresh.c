@@ -71,10 +71,7 @@ static slot *slot_of(gw_refresh_map *m, const rg_session_claims *old, char key[K
     int n = snprintf(key, KEY_MAX, "%s %s", old->sid, old->jti);
     if (n < 0 || n >= KEY_MAX)
         return NULL;
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return &m->slots[h % SLOTS];
+    return &m->slots[rg_fnv1a(key) % SLOTS];
 }
 
 /* 1 and copies of the shared result if this old token was refreshed lately. */

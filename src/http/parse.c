@@ -4,17 +4,7 @@
  * arena; nothing is freed here. */
 #include <string.h>
 #include "rolegate/http.h"
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "rolegate/util.h"
 
 char *rg_http_pct_decode(rg_arena *a, const char *s, size_t n, int plus_is_space)
 {
@@ -26,8 +16,8 @@ char *rg_http_pct_decode(rg_arena *a, const char *s, size_t n, int plus_is_space
         char c = s[i];
         if (c == '%') {
             int h, l;
-            if (i + 2 >= n || (h = hexval((unsigned char)s[i + 1])) < 0 ||
-                (l = hexval((unsigned char)s[i + 2])) < 0)
+            if (i + 2 >= n || (h = rg_hex_digit((unsigned char)s[i + 1])) < 0 ||
+                (l = rg_hex_digit((unsigned char)s[i + 2])) < 0)
                 return NULL;
             c = (char)(h * 16 + l);
             if (c == 0)

@@ -56,22 +56,6 @@ int oidc_url_check(const rg_oidc_client *c, const char *what, const char *url, r
     return rc;
 }
 
-typedef struct sink { rg_buf body; size_t cap; int over; } sink;
-
-/* Counts bytes: CURLOPT_MAXFILESIZE does not stop a running transfer on
- * curl 7.88 (LIBRARIES.md §6), so the cap is enforced here. */
-static size_t sink_write(char *p, size_t sz, size_t n, void *ud)
-{
-    sink *s = ud;
-    size_t total = sz * n;
-    if (s->body.len + total > s->cap) {
-        s->over = 1;
-        return 0;
-    }
-    rg_buf_append(&s->body, p, total);
-    return s->body.oom ? 0 : total;
-}
-
 static CURL *handle_get(rg_oidc_client *c)
 {
     CURL *h = NULL;
@@ -107,7 +91,7 @@ int oidc_http_do(rg_oidc_client *c, const char *code, const char *what, const ch
     CURL *h = handle_get(c);
     if (!h)
         return rg_error_set(err, RG_EUPSTREAM, code, what, "curl_easy_init failed");
-    sink s = {.cap = c->max_doc};
+    rg_buf_capped s = {.max = c->max_doc};
     struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
     for (struct curl_slist *e = extra; e && hdrs; e = e->next)
         hdrs = curl_slist_append(hdrs, e->data);
@@ -126,7 +110,7 @@ int oidc_http_do(rg_oidc_client *c, const char *code, const char *what, const ch
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "rolegate-oidc");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rg_buf_capped_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
     if (form) {

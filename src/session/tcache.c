@@ -276,14 +276,6 @@ struct rg_revocations {
     atomic_size_t live;        /* lets is_revoked skip the lock when empty */
 };
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 rg_revocations *rg_revocations_new(int64_t grace)
 {
     rg_revocations *r = calloc(1, sizeof *r);
@@ -340,7 +332,7 @@ static void rev_maintain(rg_revocations *r, int64_t now)
             for (size_t i = 0; i < r->nbuckets; i++)
                 for (rev *e = r->buckets[i], *n; e; e = n) {
                     n = e->next;
-                    rev **dst = &b[fnv1a(e->sid) & (nb - 1)];
+                    rev **dst = &b[rg_fnv1a(e->sid) & (nb - 1)];
                     e->next = *dst;
                     *dst = e;
                 }
@@ -361,7 +353,7 @@ static int rev_put(rg_revocations *r, const char *key, int64_t until, int64_t be
     pthread_rwlock_wrlock(&r->lock);
     if (r->count >= r->next_sweep)
         rev_maintain(r, now);
-    rev **b = &r->buckets[fnv1a(key) & (r->nbuckets - 1)];
+    rev **b = &r->buckets[rg_fnv1a(key) & (r->nbuckets - 1)];
     for (rev *e = *b; e; e = e->next)
         if (strcmp(e->sid, key) == 0) {
             if (until > e->until)
@@ -429,7 +421,7 @@ int rg_revocations_user_revoked(rg_revocations *r, const char *sub, const char *
         return 0;
     int found = 0;
     pthread_rwlock_rdlock(&r->lock);
-    for (rev *e = r->buckets[fnv1a(key) & (r->nbuckets - 1)]; e; e = e->next)
+    for (rev *e = r->buckets[rg_fnv1a(key) & (r->nbuckets - 1)]; e; e = e->next)
         if (strcmp(e->sid, key) == 0) {
             found = e->until > now && iat < e->before;
             break;
@@ -445,7 +437,7 @@ int rg_revocations_is_revoked(rg_revocations *r, const char *sid, int64_t now)
         return 0;
     int found = 0;
     pthread_rwlock_rdlock(&r->lock);
-    for (rev *e = r->buckets[fnv1a(sid) & (r->nbuckets - 1)]; e; e = e->next)
+    for (rev *e = r->buckets[rg_fnv1a(sid) & (r->nbuckets - 1)]; e; e = e->next)
         if (strcmp(e->sid, sid) == 0) {
             found = e->until > now;
             break;

@@ -3,7 +3,8 @@
  * done (for the http layer, when the request completes); cleanups
  * (json_decref, free) registered with rg_arena_on_free run at that moment,
  * so handlers never free piecemeal. rg_grow is the doubling realloc every
- * growing array uses; rg_buf the growable NUL-terminated buffer. */
+ * growing array uses; rg_buf the growable NUL-terminated buffer (capped for
+ * the bodies of HTTP fetches: rg_buf_capped). */
 #include <assert.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -227,6 +228,18 @@ void rg_buf_free(rg_buf *b)
         return;
     free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+size_t rg_buf_capped_write(char *p, size_t size, size_t n, void *capped)
+{
+    rg_buf_capped *b = capped;
+    size_t total = size * n;
+    if (b->body.len + total > b->max) {
+        b->over = 1;
+        return 0;
+    }
+    rg_buf_append(&b->body, p, total);
+    return b->body.oom ? 0 : total;
 }
 
 char *rg_buf_take(rg_buf *b)

@@ -1,5 +1,6 @@
-/* codec.c: base64 and base64url, randomness from getrandom(2), and
- * constant-time comparison for keys and MACs. */
+/* codec.c: base64 and base64url, randomness from getrandom(2),
+ * constant-time comparison for keys and MACs, hex digits, UTF-8 sequences
+ * and the FNV-1a hash of the in-process maps. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,25 @@ long rg_b64url_decode(const char *in, size_t len, unsigned char *out)
 long rg_b64_decode(const char *in, size_t len, unsigned char *out)
 {
     return decode(in, len, out, 0);
+}
+
+int rg_hex_digit(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+uint64_t rg_fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
 }
 
 size_t rg_utf8_char(const unsigned char *p, const unsigned char *end, unsigned *cp)

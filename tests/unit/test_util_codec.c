@@ -1,5 +1,6 @@
 /* test_util_codec.c: base64/base64url round trips and rejections, ULID ids
- * (format, monotonic order), constant-time compare, rg_buf. */
+ * (format, monotonic order), constant-time compare, rg_buf, hex digits,
+ * FNV-1a and the capped body of a fetch. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -89,6 +90,37 @@ static void test_buf(void **st)
     free(s);
 }
 
+/* The one copy of what three layers each had: hex digits (URL and JSON
+ * escapes), FNV-1a (the in-process maps' slots) and the capped body of an
+ * HTTP fetch (SAML metadata, OIDC documents). */
+static void test_hex_digit_fnv1a_and_capped_buf(void **st)
+{
+    (void)st;
+    assert_int_equal(rg_hex_digit('0'), 0);
+    assert_int_equal(rg_hex_digit('9'), 9);
+    assert_int_equal(rg_hex_digit('a'), 10);
+    assert_int_equal(rg_hex_digit('F'), 15);
+    assert_int_equal(rg_hex_digit('g'), -1);
+    assert_int_equal(rg_hex_digit('\0'), -1);
+    assert_int_equal(rg_hex_digit(-56), -1);   /* a negative char */
+    /* FNV-1a 64 with the offset basis every copy had, 1469598103934665603
+     * (the published one has one more digit: 14695981039346656037); kept, so
+     * every map hashes as before */
+    assert_true(rg_fnv1a("") == 1469598103934665603ull);
+    assert_true(rg_fnv1a("a") == 0x44bd8ad473cd9906ull);
+    assert_true(rg_fnv1a("foobar") == 0x88fad7c0a8ff07f2ull);
+    rg_buf_capped c = {.max = 5};
+    char abc[] = "abc";
+    assert_int_equal(rg_buf_capped_write(abc, 1, 3, &c), 3);
+    assert_int_equal(rg_buf_capped_write(abc, 1, 2, &c), 2);   /* exactly max */
+    assert_int_equal(c.over, 0);
+    assert_int_equal(rg_buf_capped_write(abc, 1, 1, &c), 0);   /* one past: abort */
+    assert_int_equal(c.over, 1);
+    assert_int_equal(c.body.len, 5);
+    assert_string_equal(c.body.data, "abcab");
+    rg_buf_free(&c.body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -98,6 +130,7 @@ int main(void)
         cmocka_unit_test(test_ids_are_prefixed_ulids_in_order),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_hex_digit_fnv1a_and_capped_buf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
