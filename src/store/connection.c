@@ -66,17 +66,8 @@ json_t *rg_st_connection_json(st_db *db, const char *conn_id, int with_secret,
                 json_object_set(o, k, v);
             }
         json_decref(cfg);
-        if (o) {
-            json_object_set_new(o, "created_at", json_string(rg_st_col(st, 5)));
-            json_object_set_new(o, "updated_at", json_string(rg_st_col(st, 6)));
-        } else {
-            rg_st_oom(err);
-        }
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "connection", conn_id);
     }
-    st_finalize(st);
-    return o;
+    return rg_st_row_object(st, rc, o, 5, "connection", conn_id, err);
 }
 
 json_t *rg_st_conn_public(st_db *db, const char *id, rg_error *err)

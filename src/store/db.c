@@ -32,6 +32,38 @@ int rg_st_not_found(rg_error *err, const char *field, const char *what, const ch
                         what, id ? id : "");
 }
 
+json_t *rg_st_row_object(st_stmt *st, int rc, json_t *o, int at, const char *what,
+                         const char *id, rg_error *err)
+{
+    if (rc == 1 && o && at >= 0) {
+        json_object_set_new(o, "created_at", json_string(rg_st_col(st, at)));
+        json_object_set_new(o, "updated_at", json_string(rg_st_col(st, at + 1)));
+    } else if (rc == 1 && !o) {
+        rg_st_oom(err);
+    } else if (rc == 0) {
+        rg_st_not_found(err, "id", what, id);
+    }
+    st_finalize(st);
+    return o;
+}
+
+json_t *rg_st_object(st_db *db, const char *sql, const char *id, json_t *(*row)(st_stmt *st),
+                     int at, const char *what, rg_error *err)
+{
+    st_stmt *st = rg_st_prep(db, err, sql, "s", id);
+    if (!st)
+        return NULL;
+    int rc = rg_st_step(db, st, err);
+    return rg_st_row_object(st, rc, rc == 1 ? row(st) : NULL, at, what, id, err);
+}
+
+int rg_st_text_changed(const json_t *before, const char *name, const char *description)
+{
+    const char *was_name = json_string_value(json_object_get(before, "name"));
+    const char *was_desc = json_string_value(json_object_get(before, "description"));
+    return (name && strcmp(name, was_name)) || (description && strcmp(description, was_desc));
+}
+
 int rg_st_text_check(const char *name, int name_required, const char *description,
                      rg_error *err)
 {
@@ -116,18 +148,34 @@ int rg_st_step(st_db *db, st_stmt *st, rg_error *err)
     return rc >= 0 ? rc : rg_st_dberr(db, err);
 }
 
+/* Runs sql: with text or num, its first row's first column goes there (1 found, 0
+ * none); without, every row is stepped through (0). Negative on an error. */
+static int run_v(st_db *db, rg_error *err, char *text, size_t textsz, int64_t *num,
+                 const char *sql, const char *fmt, va_list ap)
+{
+    st_stmt *st = prepv(db, err, sql, fmt, ap);
+    if (!st)
+        return RG_EIO;
+    int rc = rg_st_step(db, st, err);
+    if (rc == 1 && text) {
+        const char *v = rg_st_col(st, 0);
+        snprintf(text, textsz, "%s", v ? v : "");
+    } else if (rc == 1 && num) {
+        *num = st_col_int64(st, 0);
+    } else {
+        while (rc == 1)
+            rc = rg_st_step(db, st, err);
+    }
+    st_finalize(st);
+    return rc;
+}
+
 int rg_st_exec(st_db *db, rg_error *err, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    st_stmt *st = prepv(db, err, sql, fmt, ap);
+    int rc = run_v(db, err, NULL, 0, NULL, sql, fmt, ap);
     va_end(ap);
-    if (!st)
-        return RG_EIO;
-    int rc;
-    while ((rc = rg_st_step(db, st, err)) == 1)
-        ;
-    st_finalize(st);
     return rc;
 }
 
@@ -136,16 +184,8 @@ int rg_st_text(st_db *db, rg_error *err, char *out, size_t outsz, const char *sq
 {
     va_list ap;
     va_start(ap, fmt);
-    st_stmt *st = prepv(db, err, sql, fmt, ap);
+    int rc = run_v(db, err, out, outsz, NULL, sql, fmt, ap);
     va_end(ap);
-    if (!st)
-        return RG_EIO;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        const char *v = rg_st_col(st, 0);
-        snprintf(out, outsz, "%s", v ? v : "");
-    }
-    st_finalize(st);
     return rc;
 }
 
@@ -154,14 +194,8 @@ int rg_st_int(st_db *db, rg_error *err, int64_t *out, const char *sql, const cha
 {
     va_list ap;
     va_start(ap, fmt);
-    st_stmt *st = prepv(db, err, sql, fmt, ap);
+    int rc = run_v(db, err, NULL, 0, out, sql, fmt, ap);
     va_end(ap);
-    if (!st)
-        return RG_EIO;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1)
-        *out = st_col_int64(st, 0);
-    st_finalize(st);
     return rc;
 }
 

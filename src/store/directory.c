@@ -13,26 +13,17 @@
 
 #define DIR_COLS "id, organization_id, name, type, state, created_at, updated_at"
 
+static json_t *directory_row(st_stmt *st)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "object", "directory", "id",
+                     rg_st_col(st, 0), "organization_id", rg_st_col(st, 1), "name",
+                     rg_st_col(st, 2), "type", rg_st_col(st, 3), "state", rg_st_col(st, 4));
+}
+
 json_t *rg_st_directory_json(st_db *db, const char *id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err, "SELECT " DIR_COLS " FROM directories WHERE id = ?",
-                                  "s", id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "object", "directory", "id",
-                      rg_st_col(st, 0), "organization_id", rg_st_col(st, 1), "name",
-                      rg_st_col(st, 2), "type", rg_st_col(st, 3), "state", rg_st_col(st, 4),
-                      "created_at", rg_st_col(st, 5), "updated_at", rg_st_col(st, 6));
-        if (!o)
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "directory", id);
-    }
-    st_finalize(st);
-    return o;
+    return rg_st_object(db, "SELECT " DIR_COLS " FROM directories WHERE id = ?", id,
+                        directory_row, 5, "directory", err);
 }
 
 void rg_store_dsync_token_hash(const char *token, char out[RG_DSYNC_TOKEN_HASH])

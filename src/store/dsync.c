@@ -243,15 +243,7 @@ static int link_user(st_db *db, const char *org, const rg_dsync_user *u, char us
         if (rc != 0)
             return rc < 0 ? rc : 0;
     }
-    char ts[ST_TS];
-    rg_id_new("user", user_id, ST_ID);
-    rg_st_now(ts);
-    json_t *o = NULL;
-    if (rg_st_exec(db, err,
-                   "INSERT INTO users(id, email, first_name, last_name, created_at, updated_at)"
-                   " VALUES (?, ?, ?, ?, ?, ?)", "ssssss", user_id, email ? email : "",
-                   u->first_name, u->last_name, ts, ts) ||
-        !(o = rg_st_user_json(db, user_id, err)) || rg_st_event(db, "user.created", o, err))
+    if (rg_st_user_insert(db, email ? email : "", u->first_name, u->last_name, user_id, err))
         return RG_EIO;
     return 0;
 }
@@ -461,12 +453,8 @@ json_t *rg_st_dsync_user_view(st_db *db, const char *dir, const char *id, rg_err
         o = json_pack("{s:s,s:o,s:s,s:s,s:[]}", "id", rg_st_col(st, 0), "resource",
                       r ? r : json_object(), "created_at", rg_st_col(st, 2), "updated_at",
                       rg_st_col(st, 3), "groups");
-        if (!o)
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "User", id);
     }
-    st_finalize(st);
+    o = rg_st_row_object(st, rc, o, -1, "User", id, err);
     if (!o)
         return NULL;
     st = rg_st_prep(db, err,

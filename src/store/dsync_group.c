@@ -30,25 +30,16 @@ static json_t *group_view_x(st_db *db, const char *dir, const char *id, int memb
         o = json_pack("{s:s,s:s,s:o,s:s,s:s}", "id", rg_st_col(st, 0), "display_name",
                       rg_st_col(st, 1), "external_id", ext ? json_string(ext) : json_null(),
                       "created_at", rg_st_col(st, 3), "updated_at", rg_st_col(st, 4));
-        if (!o)
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "Group", id);
     }
-    st_finalize(st);
+    o = rg_st_row_object(st, rc, o, -1, "Group", id, err);
     if (!o || !members)
         return o;
     json_t *arr = json_array();
     json_object_set_new(o, "members", arr);
-    st = rg_st_prep(db, err,
-                    "SELECT u.id, u.user_name FROM directory_group_members m"
-                    " JOIN directory_users u ON u.id = m.user_id WHERE m.group_id = ?"
-                    " ORDER BY u.id", "s", id);
-    while (st && (rc = rg_st_step(db, st, err)) == 1)
-        json_array_append_new(arr, json_pack("{s:s,s:s}", "value", rg_st_col(st, 0), "display",
-                                             rg_st_col(st, 1)));
-    st_finalize(st);
-    if (!st || rc < 0) {
+    if (rg_st_dsync_pairs(db, arr, "value", "display",
+                          "SELECT u.id, u.user_name FROM directory_group_members m"
+                          " JOIN directory_users u ON u.id = m.user_id WHERE m.group_id = ?"
+                          " ORDER BY u.id", id, err)) {
         json_decref(o);
         return NULL;
     }

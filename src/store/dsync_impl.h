@@ -15,6 +15,10 @@ json_t *rg_st_dir_group_json(st_db *db, const char *id, rg_error *err);
 /* {"id","idp_id","email","first_name","last_name","state"}: the user in
  * dsync.group.user_added|user_removed (one query). */
 json_t *rg_st_dir_user_brief(st_db *db, const char *id, rg_error *err);
+/* Appends {k0: column 0, k1: column 1} of every row of sql (whose one
+ * parameter is id) to arr. 0, or negative with err. */
+int rg_st_dsync_pairs(st_db *db, json_t *arr, const char *k0, const char *k1, const char *sql,
+                      const char *id, rg_error *err);
 
 /* The organization of directory dir if it is active: 0, or 404
  * (field directory_id) / negative error. */

@@ -76,6 +76,18 @@ static int add_roles(st_db *db, json_t *o, const char *user_id, const char *org,
     return 0;
 }
 
+int rg_st_dsync_pairs(st_db *db, json_t *arr, const char *k0, const char *k1, const char *sql,
+                      const char *id, rg_error *err)
+{
+    st_stmt *st = rg_st_prep(db, err, sql, "s", id);
+    int rc = 0;
+    while (st && (rc = rg_st_step(db, st, err)) == 1)
+        json_array_append_new(arr, json_pack("{s:s,s:s}", k0, rg_st_col(st, 0), k1,
+                                             rg_st_col(st, 1)));
+    st_finalize(st);
+    return !st ? RG_EIO : rc;
+}
+
 json_t *rg_st_dir_user_json(st_db *db, const char *id, rg_error *err)
 {
     st_stmt *st = rg_st_prep(
@@ -103,78 +115,55 @@ json_t *rg_st_dir_user_json(st_db *db, const char *id, rg_error *err)
                       "roles", "groups", "custom_attributes",
                       custom_attributes_text(rg_st_col(st, 9)), "created_at", rg_st_col(st, 10),
                       "updated_at", rg_st_col(st, 11));
-        if (!o)
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "directory_user", id);
     }
-    st_finalize(st);
+    o = rg_st_row_object(st, rc, o, -1, "directory_user", id, err);
     if (!o)
         return NULL;
     if (add_roles(db, o, *user ? user : NULL, org, err)) {
         json_decref(o);
         return NULL;
     }
-    st = rg_st_prep(db, err,
-                    "SELECT g.id, g.display_name FROM directory_group_members m"
-                    " JOIN directory_groups g ON g.id = m.group_id WHERE m.user_id = ?"
-                    " ORDER BY g.display_name, g.id", "s", id);
-    json_t *groups = json_object_get(o, "groups");
-    while (st && (rc = rg_st_step(db, st, err)) == 1)
-        json_array_append_new(groups, json_pack("{s:s,s:s}", "id", rg_st_col(st, 0), "name",
-                                                rg_st_col(st, 1)));
-    st_finalize(st);
-    if (!st || rc < 0) {
+    if (rg_st_dsync_pairs(db, json_object_get(o, "groups"), "id", "name",
+                          "SELECT g.id, g.display_name FROM directory_group_members m"
+                          " JOIN directory_groups g ON g.id = m.group_id WHERE m.user_id = ?"
+                          " ORDER BY g.display_name, g.id", id, err)) {
         json_decref(o);
         return NULL;
     }
     return o;
 }
 
+static json_t *user_brief_row(st_stmt *st)
+{
+    return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:s}", "object", "directory_user", "id",
+                     rg_st_col(st, 0), "idp_id", opt_str(rg_st_col(st, 1)), "email",
+                     opt_str(rg_st_col(st, 2)), "first_name", opt_str(rg_st_col(st, 3)),
+                     "last_name", opt_str(rg_st_col(st, 4)), "state",
+                     st_col_int(st, 5) ? "active" : "inactive");
+}
+
 json_t *rg_st_dir_user_brief(st_db *db, const char *id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, external_id, email, first_name, last_name, active"
-                                  " FROM directory_users WHERE id = ?", "s", id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1)
-        o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:s}", "object", "directory_user", "id",
-                      rg_st_col(st, 0), "idp_id", opt_str(rg_st_col(st, 1)), "email",
-                      opt_str(rg_st_col(st, 2)), "first_name", opt_str(rg_st_col(st, 3)),
-                      "last_name", opt_str(rg_st_col(st, 4)), "state",
-                      st_col_int(st, 5) ? "active" : "inactive");
-    else if (rc == 0)
-        rg_st_not_found(err, "id", "directory_user", id);
-    st_finalize(st);
-    return o;
+    return rg_st_object(db,
+                        "SELECT id, external_id, email, first_name, last_name, active"
+                        " FROM directory_users WHERE id = ?", id, user_brief_row, -1,
+                        "directory_user", err);
+}
+
+static json_t *group_row(st_stmt *st)
+{
+    return json_pack("{s:s,s:s,s:o,s:s,s:s,s:s}", "object", "directory_group", "id",
+                     rg_st_col(st, 0), "idp_id", opt_str(rg_st_col(st, 1)), "directory_id",
+                     rg_st_col(st, 2), "organization_id", rg_st_col(st, 3), "name",
+                     rg_st_col(st, 4));
 }
 
 json_t *rg_st_dir_group_json(st_db *db, const char *id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err,
-                                  "SELECT g.id, g.external_id, g.directory_id, d.organization_id,"
-                                  " g.display_name, g.created_at, g.updated_at"
-                                  " FROM directory_groups g JOIN directories d"
-                                  " ON d.id = g.directory_id WHERE g.id = ?", "s", id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        o = json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:s}", "object", "directory_group", "id",
-                      rg_st_col(st, 0), "idp_id", opt_str(rg_st_col(st, 1)), "directory_id",
-                      rg_st_col(st, 2), "organization_id", rg_st_col(st, 3), "name",
-                      rg_st_col(st, 4), "created_at", rg_st_col(st, 5), "updated_at",
-                      rg_st_col(st, 6));
-        if (!o)
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "directory_group", id);
-    }
-    st_finalize(st);
-    return o;
+    return rg_st_object(db,
+                        "SELECT g.id, g.external_id, g.directory_id, d.organization_id,"
+                        " g.display_name, g.created_at, g.updated_at FROM directory_groups g"
+                        " JOIN directories d ON d.id = g.directory_id WHERE g.id = ?",
+                        id, group_row, 5, "directory_group", err);
 }
 

@@ -56,27 +56,18 @@ int rg_store_event_emit(rg_store *s, const char *event, const json_t *data, rg_e
     return rc;
 }
 
+static json_t *event_row(st_stmt *st)
+{
+    json_t *data = json_loads(rg_st_col(st, 2), 0, NULL);
+    return json_pack("{s:s,s:s,s:s,s:o,s:s}", "object", "event", "id", rg_st_col(st, 0),
+                     "event", rg_st_col(st, 1), "data", data ? data : json_object(),
+                     "created_at", rg_st_col(st, 3));
+}
+
 static json_t *event_json(st_db *db, const char *id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, event, data, created_at FROM events WHERE id = ?",
-                                  "s", id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        json_t *data = json_loads(rg_st_col(st, 2), 0, NULL);
-        o = json_pack("{s:s,s:s,s:s,s:o,s:s}", "object", "event", "id", rg_st_col(st, 0),
-                      "event", rg_st_col(st, 1), "data", data ? data : json_object(),
-                      "created_at", rg_st_col(st, 3));
-        if (!o)
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "event", id);
-    }
-    st_finalize(st);
-    return o;
+    return rg_st_object(db, "SELECT id, event, data, created_at FROM events WHERE id = ?", id,
+                        event_row, -1, "event", err);
 }
 
 int rg_store_event_list(rg_store *s, const char *event_name, const rg_store_list_opts *o,

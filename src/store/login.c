@@ -68,18 +68,11 @@ static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
     }
     /* first login through this connection: a new user (its profile comes
      * from the IdP; later logins do not change it) */
-    char ts[ST_TS];
-    rg_id_new("user", user_id, ST_ID);
-    rg_st_now(ts);
-    json_t *o = NULL;
-    if (rg_st_exec(db, err,
-                   "INSERT INTO users(id, email, first_name, last_name, created_at, updated_at)"
-                   " VALUES (?, ?, ?, ?, ?, ?)", "ssssss", user_id, u->email ? u->email : "",
-                   u->first_name, u->last_name, ts, ts) ||
+    if (rg_st_user_insert(db, u->email ? u->email : "", u->first_name, u->last_name, user_id,
+                          err) ||
         rg_st_exec(db, err,
                    "INSERT INTO identities(connection_id, subject, user_id) VALUES (?, ?, ?)",
-                   "sss", conn_id, u->subject, user_id) ||
-        !(o = rg_st_user_json(db, user_id, err)) || rg_st_event(db, "user.created", o, err))
+                   "sss", conn_id, u->subject, user_id))
         return RG_EIO;
     return 0;
 }

@@ -35,19 +35,8 @@ static int om_add_role(json_t *o, const char *slug)
 
 json_t *rg_st_membership_json(st_db *db, const char *om_id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err, "SELECT " OM_COLS " FROM memberships WHERE id = ?",
-                                  "s", om_id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        if (!(o = membership_row_json(st)))
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "organization_membership", om_id);
-    }
-    st_finalize(st);
+    json_t *o = rg_st_object(db, "SELECT " OM_COLS " FROM memberships WHERE id = ?", om_id,
+                             membership_row_json, -1, "organization_membership", err);
     if (!o)
         return NULL;
     rg_slugs roles = {0};

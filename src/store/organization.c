@@ -10,35 +10,25 @@
 #include "store_impl.h"
 #include "dsync_impl.h"
 
+static json_t *org_row(st_stmt *st)
+{
+    json_t *domains = json_loads(rg_st_col(st, 2), 0, NULL);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "object", "organization", "id",
+                          rg_st_col(st, 0), "name", rg_st_col(st, 1), "domains",
+                          domains ? domains : json_array());
+    /* R9: an independent organization shows its own default */
+    if (o && st_col_int(st, 3) && rg_st_col(st, 4))
+        json_object_set_new(o, "default_role", json_string(rg_st_col(st, 4)));
+    return o;
+}
+
 json_t *rg_st_org_json(st_db *db, const char *org_id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err,
-                                  "SELECT o.id, o.name, o.domains, o.independent, r.slug,"
-                                  " o.created_at, o.updated_at FROM organizations o"
-                                  " LEFT JOIN roles r ON r.id = o.default_role_id"
-                                  " WHERE o.id = ?", "s", org_id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        json_t *domains = json_loads(rg_st_col(st, 2), 0, NULL);
-        o = json_pack("{s:s,s:s,s:s,s:o}", "object", "organization", "id", rg_st_col(st, 0),
-                      "name", rg_st_col(st, 1), "domains", domains ? domains : json_array());
-        /* R9: an independent organization shows its own default */
-        if (o && st_col_int(st, 3) && rg_st_col(st, 4))
-            json_object_set_new(o, "default_role", json_string(rg_st_col(st, 4)));
-        if (o) {
-            json_object_set_new(o, "created_at", json_string(rg_st_col(st, 5)));
-            json_object_set_new(o, "updated_at", json_string(rg_st_col(st, 6)));
-        } else {
-            rg_st_oom(err);
-        }
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "organization", org_id);
-    }
-    st_finalize(st);
-    return o;
+    return rg_st_object(db,
+                        "SELECT o.id, o.name, o.domains, o.independent, r.slug,"
+                        " o.created_at, o.updated_at FROM organizations o"
+                        " LEFT JOIN roles r ON r.id = o.default_role_id WHERE o.id = ?",
+                        org_id, org_row, 5, "organization", err);
 }
 
 typedef struct domain_arg { const char *domain; char *org_id; size_t n; } domain_arg;

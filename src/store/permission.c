@@ -8,27 +8,18 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
+static json_t *perm_row(st_stmt *st)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "object", "permission", "id",
+                     rg_st_col(st, 0), "slug", rg_st_col(st, 1), "name", rg_st_col(st, 2),
+                     "description", rg_st_col(st, 3), "system", st_col_int(st, 4));
+}
+
 static json_t *perm_json(st_db *db, const char *id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, slug, name, description, system, created_at,"
-                                  " updated_at FROM permissions WHERE id = ?", "s", id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "object", "permission", "id",
-                      rg_st_col(st, 0), "slug", rg_st_col(st, 1), "name", rg_st_col(st, 2),
-                      "description", rg_st_col(st, 3), "system", st_col_int(st, 4),
-                      "created_at", rg_st_col(st, 5), "updated_at", rg_st_col(st, 6));
-        if (!o)
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "permission", id);
-    }
-    st_finalize(st);
-    return o;
+    return rg_st_object(db,
+                        "SELECT id, slug, name, description, system, created_at, updated_at"
+                        " FROM permissions WHERE id = ?", id, perm_row, 5, "permission", err);
 }
 
 int rg_st_perm_find(st_db *db, const char *slug, char id[ST_ID], rg_error *err)
@@ -87,16 +78,24 @@ int rg_store_permission_list(rg_store *s, const rg_store_list_opts *o, json_t **
     return rg_st_read_list(s, &q, out, err);
 }
 
-static int perm_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+/* The permission of slug: its id and its object (a new reference in *obj). 0, 404
+ * not_found or negative with err. */
+static int perm_by_slug(st_db *db, const char *slug, char id[ST_ID], json_t **obj,
+                        rg_error *err)
 {
-    const char *slug = arg;
-    char id[ST_ID];
-    int rc = rg_st_perm_find(tx->db, slug, id, err);
+    *obj = NULL;
+    int rc = rg_st_perm_find(db, slug, id, err);
     if (rc == 0)
         return rg_st_not_found(err, "slug", "permission", slug);
     if (rc < 0)
         return rc;
-    return (*out = perm_json(tx->db, id, err)) ? 0 : RG_EIO;
+    return (*obj = perm_json(db, id, err)) ? 0 : RG_EIO;
+}
+
+static int perm_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
+{
+    char id[ST_ID];
+    return perm_by_slug(tx->db, arg, id, out, err);
 }
 
 int rg_store_permission_get(rg_store *s, const char *slug, json_t **out, rg_error *err)
@@ -108,16 +107,11 @@ static int perm_update_tx(st_db *db, const char *slug, const char *name, const c
                           json_t **out, rg_error *err)
 {
     char id[ST_ID], ts[ST_TS];
-    int rc = rg_st_perm_find(db, slug, id, err);
-    if (rc < 0)
+    json_t *before = NULL;
+    int rc = perm_by_slug(db, slug, id, &before, err);
+    if (rc)
         return rc;
-    if (rc == 0)
-        return rg_st_not_found(err, "slug", "permission", slug);
-    json_t *before = perm_json(db, id, err);
-    if (!before)
-        return RG_EIO;
-    int changed = (name && strcmp(name, json_string_value(json_object_get(before, "name")))) ||
-                  (desc && strcmp(desc, json_string_value(json_object_get(before, "description"))));
+    int changed = rg_st_text_changed(before, name, desc);
     json_decref(before);
     if (changed) {
         rg_st_now(ts);
@@ -182,14 +176,10 @@ static int roles_with_perm(st_db *db, const char *perm_id, char (**ids)[ST_ID], 
 static int perm_delete_tx(st_db *db, const char *slug, rg_error *err)
 {
     char id[ST_ID];
-    int rc = rg_st_perm_find(db, slug, id, err);
-    if (rc < 0)
+    json_t *before = NULL;
+    int rc = perm_by_slug(db, slug, id, &before, err);
+    if (rc)
         return rc;
-    if (rc == 0)
-        return rg_st_not_found(err, "slug", "permission", slug);
-    json_t *before = perm_json(db, id, err);
-    if (!before)
-        return RG_EIO;
     if (json_is_true(json_object_get(before, "system"))) {
         json_decref(before);
         return rg_error_set(err, RG_ECONFLICT, "system_permission_cannot_be_deleted",

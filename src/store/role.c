@@ -240,8 +240,7 @@ static int role_update_tx(st_db *db, const char *org_id, const char *slug, const
     json_t *before = rg_st_role_json(db, r.id, err);
     if (!before)
         return RG_EIO;
-    int changed = (name && strcmp(name, json_string_value(json_object_get(before, "name")))) ||
-                  (desc && strcmp(desc, json_string_value(json_object_get(before, "description"))));
+    int changed = rg_st_text_changed(before, name, desc);
     json_decref(before);
     if (changed) {
         char ts[ST_TS];

@@ -71,28 +71,20 @@ static json_t *role_row_json(st_stmt *st)
 
 json_t *rg_st_role_json(st_db *db, const char *role_id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err, "SELECT " ROLE_COLS " FROM roles WHERE id = ?",
-                                  "s", role_id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1 && !(o = role_row_json(st)))
-        rg_st_oom(err);
-    else if (rc == 0)
-        rg_st_not_found(err, "id", "role", role_id);
-    st_finalize(st);
+    json_t *o = rg_st_object(db, "SELECT " ROLE_COLS " FROM roles WHERE id = ?", role_id,
+                             role_row_json, -1, "role", err);
     if (!o)
         return NULL;
-    st = rg_st_prep(db, err,
-                    "SELECT p.slug FROM role_permissions rp JOIN permissions p"
-                    " ON p.id = rp.permission_id WHERE rp.role_id = ? ORDER BY p.slug",
-                    "s", role_id);
+    st_stmt *st = rg_st_prep(db, err,
+                             "SELECT p.slug FROM role_permissions rp JOIN permissions p"
+                             " ON p.id = rp.permission_id WHERE rp.role_id = ? ORDER BY p.slug",
+                             "s", role_id);
     if (!st) {
         json_decref(o);
         return NULL;
     }
     json_t *perms = json_object_get(o, "permissions");
+    int rc;
     while ((rc = rg_st_step(db, st, err)) == 1)
         json_array_append_new(perms, json_string(rg_st_col(st, 0)));
     st_finalize(st);

@@ -44,18 +44,8 @@ static json_t *session_row_json(st_stmt *st)
 
 static json_t *session_json(st_db *db, const char *id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err, "SELECT " SESS_COLS " FROM sessions WHERE id = ?",
-                                  "s", id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1 && !(o = session_row_json(st)))
-        rg_st_oom(err);
-    else if (rc == 0)
-        rg_st_not_found(err, "id", "session", id);
-    st_finalize(st);
-    return o;
+    return rg_st_object(db, "SELECT " SESS_COLS " FROM sessions WHERE id = ?", id,
+                        session_row_json, -1, "session", err);
 }
 
 /* The session's row (its membership's user and organization copied). */

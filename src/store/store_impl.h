@@ -120,10 +120,24 @@ const char *rg_st_col(st_stmt *st, int i);   /* NULL for SQL NULL */
 void rg_st_now(char out[ST_TS]);
 int  rg_st_oom(rg_error *err);
 int  rg_st_not_found(rg_error *err, const char *field, const char *what, const char *id);
+/* The end of an object built from the one row of st (rc is rg_st_step's):
+ * with the row, o NULL is err ENOMEM, else o gets the row's "created_at" and
+ * "updated_at" from columns at, at + 1 (none when at < 0); no row (rc 0) is
+ * 404 not_found on "id" naming what and id. Finalizes st; returns o (NULL on
+ * an error). */
+json_t *rg_st_row_object(st_stmt *st, int rc, json_t *o, int at, const char *what,
+                         const char *id, rg_error *err);
+/* The object of the one row that sql (whose one parameter is id) selects:
+ * row(st) builds it (NULL: out of memory), then rg_st_row_object. */
+json_t *rg_st_object(st_db *db, const char *sql, const char *id, json_t *(*row)(st_stmt *st),
+                     int at, const char *what, rg_error *err);
 /* A role's or permission's name (checked when given, or always when
  * name_required) and description; 422 on the field that fails. */
 int  rg_st_text_check(const char *name, int name_required, const char *description,
                       rg_error *err);
+/* 1 if a PATCH's name or description (NULL: not given) differs from the
+ * "name" / "description" of the object before. */
+int  rg_st_text_changed(const json_t *before, const char *name, const char *description);
 /* A display name (organization, connection, user name): 1..255 bytes, no
  * control characters; else 422 invalid_request on field. */
 int  rg_st_label_check(const char *s, const char *field, rg_error *err);
@@ -208,6 +222,9 @@ int  rg_st_org_make_independent(st_db *db, const char *org_id, rg_error *err);
 json_t *rg_st_org_json(st_db *db, const char *org_id, rg_error *err);
 json_t *rg_st_membership_json(st_db *db, const char *om_id, rg_error *err);
 json_t *rg_st_user_json(st_db *db, const char *user_id, rg_error *err);
+/* Inserts a user row (a new id into id) and emits user.created. 0 or negative. */
+int  rg_st_user_insert(st_db *db, const char *email, const char *first, const char *last,
+                       char id[ST_ID], rg_error *err);
 json_t *rg_st_connection_json(st_db *db, const char *conn_id, int with_secret,
                               rg_error *err);
 

@@ -25,6 +25,17 @@ static const char *sp_dup(strpool *p, const char *s)
     return d;
 }
 
+/* Appends a pooled copy of str to *v (*n of *cap, the first growth to first). 0, or
+ * ENOMEM in err. */
+static int sp_push(strpool *p, const char ***v, size_t *n, size_t *cap, size_t first,
+                   const char *str, rg_error *err)
+{
+    if (rg_grow(v, *n, cap, sizeof **v, first) != 0)
+        return rg_st_oom(err);
+    (*v)[(*n)++] = sp_dup(p, str);
+    return 0;
+}
+
 typedef struct load_role {
     const char *id;
     const char **perms;
@@ -186,11 +197,9 @@ static int load_perms(loader *l, rg_error *err)
         if (i < 0)
             continue;
         load_role *r = &l->lr[i];
-        if (rg_grow(&r->perms, r->n_perms, &r->cap_perms, sizeof *r->perms, 8) != 0) {
-            rc = rg_st_oom(err);
+        if ((rc = sp_push(&l->sp, &r->perms, &r->n_perms, &r->cap_perms, 8, rg_st_col(st, 1),
+                          err)) != 0)
             break;
-        }
-        r->perms[r->n_perms++] = sp_dup(&l->sp, rg_st_col(st, 1));
     }
     st_finalize(st);
     return rc < 0 ? rc : 0;
@@ -208,11 +217,8 @@ static int load_order(loader *l, rg_error *err)
     size_t cap = 0;
     int rc;
     while ((rc = rg_st_step(l->db, st, err)) == 1) {
-        if (rg_grow(&l->order, l->n_order, &cap, sizeof *l->order, 16) != 0) {
-            rc = rg_st_oom(err);
+        if ((rc = sp_push(&l->sp, &l->order, &l->n_order, &cap, 16, rg_st_col(st, 0), err)) != 0)
             break;
-        }
-        l->order[l->n_order++] = sp_dup(&l->sp, rg_st_col(st, 0));
     }
     st_finalize(st);
     return rc < 0 ? rc : 0;

@@ -7,29 +7,19 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
+static json_t *user_row(st_stmt *st)
+{
+    const char *fn = rg_st_col(st, 2), *ln = rg_st_col(st, 3);
+    return json_pack("{s:s,s:s,s:s,s:o,s:o}", "object", "user", "id", rg_st_col(st, 0),
+                     "email", rg_st_col(st, 1), "first_name", fn ? json_string(fn) : json_null(),
+                     "last_name", ln ? json_string(ln) : json_null());
+}
+
 json_t *rg_st_user_json(st_db *db, const char *user_id, rg_error *err)
 {
-    st_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, email, first_name, last_name, created_at,"
-                                  " updated_at FROM users WHERE id = ?", "s", user_id);
-    if (!st)
-        return NULL;
-    json_t *o = NULL;
-    int rc = rg_st_step(db, st, err);
-    if (rc == 1) {
-        const char *fn = rg_st_col(st, 2), *ln = rg_st_col(st, 3);
-        o = json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:s}", "object", "user", "id",
-                      rg_st_col(st, 0), "email", rg_st_col(st, 1), "first_name",
-                      fn ? json_string(fn) : json_null(), "last_name",
-                      ln ? json_string(ln) : json_null(), "created_at", rg_st_col(st, 4),
-                      "updated_at", rg_st_col(st, 5));
-        if (!o)
-            rg_st_oom(err);
-    } else if (rc == 0) {
-        rg_st_not_found(err, "id", "user", user_id);
-    }
-    st_finalize(st);
-    return o;
+    return rg_st_object(db,
+                        "SELECT id, email, first_name, last_name, created_at, updated_at"
+                        " FROM users WHERE id = ?", user_id, user_row, 4, "user", err);
 }
 
 static int email_check(const char *email, rg_error *err)
@@ -51,9 +41,8 @@ static int optional_label(const char *s, const char *field, rg_error *err)
     return s ? rg_st_label_check(s, field, err) : 0;
 }
 
-/* Inserts a user row and emits user.created. */
-static int user_insert(st_db *db, const char *email, const char *first, const char *last,
-                       char id[ST_ID], rg_error *err)
+int rg_st_user_insert(st_db *db, const char *email, const char *first, const char *last,
+                      char id[ST_ID], rg_error *err)
 {
     char ts[ST_TS];
     rg_id_new("user", id, ST_ID);
@@ -72,7 +61,7 @@ static int user_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const user_arg *a = arg;
     char id[ST_ID];
-    int rc = user_insert(tx->db, a->email, a->first, a->last, id, err);
+    int rc = rg_st_user_insert(tx->db, a->email, a->first, a->last, id, err);
     if (!rc && !(*out = rg_st_user_json(tx->db, id, err)))
         rc = RG_EIO;
     return rc;
