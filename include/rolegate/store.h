@@ -582,8 +582,12 @@ int rg_store_event_list(rg_store *s, const char *event_name, const rg_store_list
  * membership rows, leaving the job pending, as a crash would (R23: the next
  * run resumes it). Safe to call concurrently with every other function (one
  * runner at a time: a second concurrent call returns 0 at once). Returns the
- * number of membership rows processed, or a negative code. */
-long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows,
+ * number of membership rows processed, or a negative code. left (may be
+ * NULL) gets the jobs still pending on return (rg_store_jobs_pending's
+ * answer, a negative code if that read failed): with nothing pending, the one
+ * read that found none, so a caller that loops until none is left reads the
+ * count once a round. */
+long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, long *left,
                        rg_error *err);
 /* Number of jobs not done yet, or a negative code. */
 long rg_store_jobs_pending(rg_store *s, rg_error *err);

@@ -163,14 +163,14 @@ static long run_jobs(rg_api *api)
     for (;;) {
         rg_error err;
         rg_error_clear(&err);
-        long rows = rg_store_jobs_run(st, 0, 0, &err);
+        long pending = 0;   /* read by the run: once a round */
+        long rows = rg_store_jobs_run(st, 0, 0, &pending, &err);
         if (rows < 0) {
             rg_log(RG_LOG_ERROR, "event=jobs_failed code=%s", err.code);
             return JOBS_RETRY_MS * 5;
         }
         if (rows > 0)
             rg_log(RG_LOG_INFO, "event=jobs_ran memberships=%ld", rows);
-        long pending = rg_store_jobs_pending(st, &err);
         if (pending < 0) {
             rg_log(RG_LOG_ERROR, "event=jobs_failed code=%s", err.code);
             return JOBS_RETRY_MS * 5;

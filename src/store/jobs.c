@@ -132,12 +132,19 @@ static int pending_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
     return rc < 0 ? rc : 0;
 }
 
-long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, rg_error *err)
+long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, long *left,
+                       rg_error *err)
 {
-    if (pthread_mutex_trylock(&s->jobs_lock))
-        return 0;   /* another runner is at it */
+    if (left)
+        *left = 0;
+    if (pthread_mutex_trylock(&s->jobs_lock)) {   /* another runner is at it */
+        if (left)
+            *left = rg_store_jobs_pending(s, err);
+        return 0;
+    }
     /* a batch runs alone (no other writer of any instance beside it): the
-     * look for work is a read, so an idle look stops no writer */
+     * look for work is a read, so an idle look stops no writer; when there
+     * is none, that read is *left too */
     int64_t pending = 0;
     int prc = rg_st_read(s, pending_fn, &pending, NULL, err);
     if (prc || pending == 0) {
@@ -166,6 +173,8 @@ long rg_store_jobs_run(rg_store *s, size_t batch_rows, size_t stop_after_rows, r
         total += a.n;
     }
     pthread_mutex_unlock(&s->jobs_lock);
+    if (left && total >= 0)
+        *left = rg_store_jobs_pending(s, err);   /* another instance's, or new ones */
     return total;
 }
 
