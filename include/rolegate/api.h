@@ -132,6 +132,10 @@ int rg_api_json_strv(rg_http_req *req, const json_t *obj, const char *key, int r
 /* The same for a value that is itself the array (field names it). */
 int rg_api_strv_of(rg_http_req *req, const json_t *arr, const char *field,
                    const char ***out, size_t *n, rg_error *err);
+/* The array of one borrowed string (a lone "slug" given where an array may
+ * stand): *out NULL-ended in the arena, *n 1. 0, or RG_ENOMEM in err. */
+int rg_api_strv_one(rg_http_req *req, const char *one, const char ***out, size_t *n,
+                    rg_error *err);
 
 /* Paging query parameters of a list: limit (1-100, default 10), before,
  * after, order ("asc" | "desc"). Bad values: 422 naming the parameter.

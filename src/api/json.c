@@ -123,6 +123,20 @@ int rg_api_strv_of(rg_http_req *req, const json_t *arr, const char *field,
     return RG_OK;
 }
 
+int rg_api_strv_one(rg_http_req *req, const char *one, const char ***out, size_t *n,
+                    rg_error *err)
+{
+    assert(one && out && n);
+    const char **v = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *v);
+    if (!v)
+        return rg_error_oom(err);
+    v[0] = one;
+    v[1] = NULL;
+    *out = v;
+    *n = 1;
+    return RG_OK;
+}
+
 int rg_api_json_strv(rg_http_req *req, const json_t *obj, const char *key, int required,
                      const char ***out, size_t *n, rg_error *err)
 {

@@ -357,16 +357,8 @@ static int membership_roles(rg_http_req *req, const json_t *b, const char ***v, 
     if (one && many && !json_is_null(many))
         return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "role_slugs",
                             "give role_slug or role_slugs, not both");
-    if (one) {
-        const char **a = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *a);
-        if (!a)
-            return rg_error_oom(err);
-        a[0] = one;
-        a[1] = NULL;
-        *v = a;
-        *n = 1;
-        return RG_OK;
-    }
+    if (one)
+        return rg_api_strv_one(req, one, v, n, err);
     /* R12: an empty role_slugs reaches the store, which answers invalid_role */
     return rg_api_json_strv(req, b, "role_slugs", 0, v, n, err);
 }

@@ -14,23 +14,53 @@ static const char *org_of(rg_http_req *req)
     return rg_http_param(req, "org");   /* NULL: the environment */
 }
 
-/* ---- permissions ------------------------------------------------------------ */
+/* ---- permissions and roles: created with a slug, renamed by PATCH --------------- */
 
-static void h_permission_create(rg_http_req *req, void *ctx)
+/* POST {"slug", "name", "description"} of a permission (role 0) or a role of org's
+ * scope (role 1). R3: an environment role (and a permission) needs a slug; R5: an
+ * organization role may leave it out and get a generated one. */
+static void slug_create(rg_http_req *req, void *ctx, int role)
 {
     static const char *const allowed[] = {"slug", "name", "description", NULL};
     rg_error err;
     rg_error_clear(&err);
+    const char *org = role ? org_of(req) : NULL;
     const char *slug, *name, *desc;
     json_t *b = rg_api_body_object(req, allowed, &err);
     int rc = b ? 0 : RG_EINVAL;
-    if (!rc) rc = rg_api_json_string(b, "slug", 1, &slug, &err);
+    if (!rc) rc = rg_api_json_string(b, "slug", org == NULL, &slug, &err);
     if (!rc) rc = rg_api_json_string(b, "name", 1, &name, &err);
     if (!rc) rc = rg_api_json_string(b, "description", 0, &desc, &err);
     json_t *out = NULL;
     if (!rc)
-        rc = rg_store_permission_create(rg_api_store(ctx), slug, name, desc, 0, &out, &err);
+        rc = role ? rg_store_role_create(rg_api_store(ctx), org, slug, name, desc, &out, &err)
+                  : rg_store_permission_create(rg_api_store(ctx), slug, name, desc, 0, &out,
+                                               &err);
     rg_api_reply(req, rc, &err, 201, out);
+}
+
+/* PATCH of the name and description; R1/R2: slugs are immutable, so "slug" is refused
+ * as an unknown field. */
+static void slug_rename(rg_http_req *req, void *ctx, int role)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    const char *name, *desc;
+    int rc = rg_api_name_desc_body(req, &name, &desc, &err);
+    json_t *out = NULL;
+    const char *slug = rg_http_param(req, "slug");
+    if (!rc)
+        rc = role ? rg_store_role_update(rg_api_store(ctx), org_of(req), slug, name, desc,
+                                         &out, &err)
+                  : rg_store_permission_update(rg_api_store(ctx), slug, name, desc, &out, &err);
+    rg_api_reply(req, rc, &err, 200, out);
+}
+
+/* ---- permissions ------------------------------------------------------------ */
+
+static void h_permission_create(rg_http_req *req, void *ctx)
+{
+    slug_create(req, ctx, 0);
 }
 
 RG_API_LIST0(h_permission_list, rg_store_permission_list)
@@ -39,16 +69,7 @@ RG_API_GET(h_permission_get, rg_store_permission_get, "slug")
 
 static void h_permission_update(rg_http_req *req, void *ctx)
 {
-    /* R2: slugs are immutable, so "slug" is an unknown field here */
-    rg_error err;
-    rg_error_clear(&err);
-    const char *name, *desc;
-    int rc = rg_api_name_desc_body(req, &name, &desc, &err);
-    json_t *out = NULL;
-    if (!rc)
-        rc = rg_store_permission_update(rg_api_store(ctx), rg_http_param(req, "slug"), name,
-                                        desc, &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
+    slug_rename(req, ctx, 0);
 }
 
 RG_API_DELETE(h_permission_delete, rg_store_permission_delete, "slug")
@@ -57,33 +78,17 @@ RG_API_DELETE(h_permission_delete, rg_store_permission_delete, "slug")
 
 static void h_role_create(rg_http_req *req, void *ctx)
 {
-    static const char *const allowed[] = {"slug", "name", "description", NULL};
-    rg_error err;
-    rg_error_clear(&err);
-    const char *org = org_of(req);
-    const char *slug, *name, *desc;
-    json_t *b = rg_api_body_object(req, allowed, &err);
-    int rc = b ? 0 : RG_EINVAL;
-    /* R3: an environment role needs a slug; R5: an organization role may
-     * leave it out and get a generated one */
-    if (!rc) rc = rg_api_json_string(b, "slug", org == NULL, &slug, &err);
-    if (!rc) rc = rg_api_json_string(b, "name", 1, &name, &err);
-    if (!rc) rc = rg_api_json_string(b, "description", 0, &desc, &err);
-    json_t *out = NULL;
-    if (!rc)
-        rc = rg_store_role_create(rg_api_store(ctx), org, slug, name, desc, &out, &err);
-    rg_api_reply(req, rc, &err, 201, out);
+    slug_create(req, ctx, 1);
 }
 
-static void h_role_list(rg_http_req *req, void *ctx)
+static void h_role_update(rg_http_req *req, void *ctx)
 {
-    rg_error err;
-    rg_error_clear(&err);
-    json_t *out = NULL;
-    /* R8/R11: all visible roles in priority order, one page */
-    int rc = rg_store_role_list(rg_api_store(ctx), org_of(req), &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
+    slug_rename(req, ctx, 1);
 }
+
+/* R8/R11: all visible roles of the scope ({org}, NULL: the environment) in priority
+ * order, one page */
+RG_API_GET(h_role_list, rg_store_role_list, "org")
 
 static void h_role_get(rg_http_req *req, void *ctx)
 {
@@ -93,20 +98,6 @@ static void h_role_get(rg_http_req *req, void *ctx)
     /* R20: a role whose deletion job runs comes back with "status":"deleting" */
     int rc = rg_store_role_get(rg_api_store(ctx), org_of(req), rg_http_param(req, "slug"),
                                &out, &err);
-    rg_api_reply(req, rc, &err, 200, out);
-}
-
-static void h_role_update(rg_http_req *req, void *ctx)
-{
-    /* R1: slugs are immutable, so "slug" is refused as an unknown field */
-    rg_error err;
-    rg_error_clear(&err);
-    const char *name, *desc;
-    int rc = rg_api_name_desc_body(req, &name, &desc, &err);
-    json_t *out = NULL;
-    if (!rc)
-        rc = rg_store_role_update(rg_api_store(ctx), org_of(req), rg_http_param(req, "slug"),
-                                  name, desc, &out, &err);
     rg_api_reply(req, rc, &err, 200, out);
 }
 
@@ -147,14 +138,7 @@ static int role_perms(rg_http_req *req, int replace, const char ***v, size_t *n,
         if (json_object_get(b, "permissions"))
             return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_request", "permissions",
                                 "give slug or permissions, not both");
-        const char **a = rg_arena_alloc(rg_http_arena(req), 2 * sizeof *a);
-        if (!a)
-            return rg_error_oom(err);
-        a[0] = one;
-        a[1] = NULL;
-        *v = a;
-        *n = 1;
-        return RG_OK;
+        return rg_api_strv_one(req, one, v, n, err);
     }
     return rg_api_json_strv(req, b, "permissions", 1, v, n, err);
 }
