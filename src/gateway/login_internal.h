@@ -101,6 +101,11 @@ int  lg_return_to_ok(const rg_gateway_login *lg, const char *s);
  * max_age 0 clear it. */
 char *lg_state_cookie(rg_http_req *req, const rg_gateway_login *lg, const char *key,
                       int max_age);
+/* The end of /login for both protocols: p kept (lg_pending_put), the state
+ * cookie set, event=login_started logged with protocol ("saml" | "oidc"),
+ * then 302 to url (borrowed). 0, or -1 with the failure page answered. */
+int  lg_begin_redirect(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_pending *p,
+                       const char *protocol, const char *url);
 
 /* ---- the end of every login ------------------------------------------------ */
 /* What a protocol handler learned (borrowed strings). */

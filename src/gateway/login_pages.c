@@ -1,6 +1,7 @@
 /* login_pages.c: what a login shows and checks in the browser: return_to
- * (the open-redirect guard), the state cookie, HTML escaping, the page of a
- * failed login and its authentication.failed event and login record. */
+ * (the open-redirect guard), the state cookie and the redirect to the IdP
+ * that sets it, HTML escaping, the page of a failed login and its
+ * authentication.failed event and login record. */
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -66,6 +67,26 @@ char *lg_state_cookie(rg_http_req *req, const rg_gateway_login *lg, const char *
     return rg_arena_printf(rg_http_arena(req), "%s=%s; Path=/; Max-Age=%d; HttpOnly; %s",
                            LG_STATE_COOKIE, key, max_age,
                            lg->secure ? "SameSite=None; Secure" : "SameSite=Lax");
+}
+
+int lg_begin_redirect(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_pending *p,
+                      const char *protocol, const char *url)
+{
+    rg_error err;
+    rg_error_clear(&err);
+    if (lg_pending_put(lg->pending, p, &err) != 0) {
+        lg_page(req, err.status ? err.status : 500, "Sign-in unavailable", err.code,
+                "The sign-in could not be started.");
+        return -1;
+    }
+    char *cookie = lg_state_cookie(req, lg, p->key, LG_STATE_TTL_S);
+    if (cookie)
+        rg_http_add_header(req, "Set-Cookie", cookie);
+    rg_http_add_header(req, "Cache-Control", "no-store");
+    rg_log(RG_LOG_INFO, "event=login_started protocol=%s connection_id=%s request_id=%s",
+           protocol, c->id, rg_http_request_id(req));
+    rg_http_redirect(req, 302, url);
+    return 0;
 }
 
 char *lg_html_escape(rg_arena *a, const char *s)

@@ -42,26 +42,14 @@ void lg_oidc_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_
                 "The identity provider of this organization could not be reached.");
         return;
     }
-    if (lg_pending_put(lg->pending, p, &err) != 0) {
-        free(url);
-        lg_page(req, err.status ? err.status : 500, "Sign-in unavailable", err.code,
-                "The sign-in could not be started.");
-        return;
-    }
     const char *loc = url;
     if (login_hint && *login_hint && strlen(login_hint) <= 256) {
         /* OIDC Core 3.1.2.1: a hint the application already knows */
         loc = rg_arena_printf(rg_http_arena(req), "%s&login_hint=%s", url,
                               pct(rg_http_arena(req), login_hint));
     }
-    char *cookie = lg_state_cookie(req, lg, p->key, LG_STATE_TTL_S);
-    if (cookie)
-        rg_http_add_header(req, "Set-Cookie", cookie);
-    rg_http_add_header(req, "Cache-Control", "no-store");
-    rg_log(RG_LOG_INFO, "event=login_started protocol=oidc connection_id=%s request_id=%s",
-           c->id, rg_http_request_id(req));
-    rg_http_redirect(req, 302, loc ? loc : url);
-    memset(p, 0, sizeof *p);   /* the verifier and nonce live server-side only */
+    if (lg_begin_redirect(req, lg, c, p, "oidc", loc ? loc : url) == 0)
+        memset(p, 0, sizeof *p);   /* the verifier and nonce live server-side only */
     free(url);
 }
 

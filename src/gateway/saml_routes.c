@@ -61,19 +61,7 @@ void lg_saml_begin(rg_http_req *req, rg_gateway_login *lg, const lg_conn *c, lg_
                 "The sign-in request could not be built.");
         return;
     }
-    if (lg_pending_put(lg->pending, p, &err) != 0) {
-        free(url);
-        lg_page(req, err.status ? err.status : 500, "Sign-in unavailable", err.code,
-                "The sign-in could not be started.");
-        return;
-    }
-    char *cookie = lg_state_cookie(req, lg, p->key, LG_STATE_TTL_S);
-    if (cookie)
-        rg_http_add_header(req, "Set-Cookie", cookie);
-    rg_http_add_header(req, "Cache-Control", "no-store");
-    rg_log(RG_LOG_INFO, "event=login_started protocol=saml connection_id=%s request_id=%s",
-           c->id, rg_http_request_id(req));
-    rg_http_redirect(req, 302, url);
+    lg_begin_redirect(req, lg, c, p, "saml", url);
     free(url);
 }
 
