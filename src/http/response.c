@@ -98,15 +98,13 @@ int rg_http_send_error(rg_http_req *r, const rg_error *err)
 int rg_http_send_errorf(rg_http_req *r, int rc, const char *code, const char *field,
                         const char *fmt, ...)
 {
-    rg_error e;
-    rg_error_clear(&e);
-    e.status = rg_error_status(rc);
-    snprintf(e.code, sizeof e.code, "%s", code ? code : "internal_error");
-    snprintf(e.field, sizeof e.field, "%s", field ? field : "");
+    char msg[sizeof ((rg_error *)0)->message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    rg_error e;
+    rg_error_set(&e, rc, code ? code : "internal_error", field, "%s", msg);
     return rg_http_send_error(r, &e);
 }
 
