@@ -60,6 +60,10 @@ typedef struct st_backend {
      * dberr; the commit's outcome is then unknown). NULL: begin treats
      * WRITE_EARLY as WRITE (every commit durable when it answers). */
     int (*durable)(st_db *db);
+    /* runs a statement whose rows and count of changes nobody reads,
+     * perhaps later: its error may be reported by the transaction's next
+     * statement or its commit (NULL: step runs it now) */
+    int (*exec_later)(st_stmt *st);
 } st_backend;
 
 /* What every backend's connection and statement start with. stmts: the

@@ -6,69 +6,29 @@
  * text parameters at its first step, whose whole
  * result the next steps walk (so a statement may be stepped while others
  * run on the same connection, as the store's builders do). Writes run
- * SERIALIZABLE, reads REPEATABLE READ (one snapshot), migrations under an
- * advisory lock with the schema version in table rolegate_schema. The
+ * SERIALIZABLE, reads REPEATABLE READ (one snapshot; a read of one
+ * statement outside a transaction), migrations under an advisory lock with
+ * the schema version in table rolegate_schema. A transaction's BEGIN goes
+ * with its first statement, and the statements nobody waits for with the
+ * next one or the COMMIT, in libpq's pipeline mode (pg_pipe.c). The
  * runner's writes commit early (synchronous_commit off: their locks go
- * before the disk flush) and pg_durable, outside the runner's locks, makes
- * each durable before its caller hears of it. Errors:
+ * before the disk flush) and are made durable, outside the runner's locks,
+ * before their caller hears of them (pg_durable). Errors:
  * SQLSTATE 40001 / 40P01 (serialization failure, deadlock) and 23505
  * (unique violation: a racing writer on another instance) mark the
  * transaction for the runner's retry (its rerun then answers what SQLite
  * would: the entity's own 409) and answer 503 store_conflict / 409 conflict
  * when the attempts run out; a lost server 503 store_unavailable (the
  * connection is reset at the next begin); anything else 500 store_error. */
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "pg_impl.h"
 #include "pg_sql.h"
 #include "rolegate/util.h"
-#include "store_impl.h"
-
-/* A statement prepared on the connection: its name is "rg<id>". pins:
- * statements prepared but not yet run (never evicted while pinned). */
-#define PG_PREP_MAX 128
-typedef struct pg_prep {
-    char *key;          /* the store's SQL text (NULL: a free entry) */
-    uint32_t hash;
-    int nparams;
-    long id;
-    int pins;
-    unsigned long used; /* the cache clock at its last use (LRU) */
-} pg_prep;
-
-typedef struct pg_db {
-    st_db base;
-    PGconn *conn;
-    pg_prep prep[PG_PREP_MAX];
-    long prep_next;               /* the next statement name's number */
-    unsigned long prep_clock;
-    long changes;
-    int commit_failed;   /* the last error was COMMIT's: its outcome unknown */
-    int early_ok;        /* the server lets this role emit a WAL message (durable) */
-    int early;           /* the running transaction commits early (WRITE_EARLY) */
-    int flush_owed;      /* its COMMIT answered, its flush not yet waited for */
-    int single;          /* the running read is one statement: no BEGIN / COMMIT */
-    char sqlstate[6];
-    char msg[200];
-} pg_db;
-
-typedef struct pg_stmt {
-    st_stmt base;
-    int slot;           /* its entry of db->prep */
-    long id;            /* that entry's id when prepared */
-    int pinned;
-    int nparams;
-    char **vals;
-    PGresult *res;
-    int row, nrows;
-} pg_stmt;
-
-#define PDB(db) ((pg_db *)(db))
-#define PST(st) ((pg_stmt *)(st))
 
 /* Records the error of res (NULL: of the connection) on db. */
-static void note_err(pg_db *db, const PGresult *res)
+void rg_st_pg_note_err(pg_db *db, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -133,11 +93,6 @@ static void pg_close(st_db *d)
     free(d);
 }
 
-static void prep_name(char out[24], long id)
-{
-    snprintf(out, 24, "rg%ld", id);
-}
-
 /* The entry to fill for a new statement: a free one, else the least
  * recently used unpinned one, deallocated on the server. -1 when every
  * entry is pinned or the DEALLOCATE fails (the error noted on db). */
@@ -156,12 +111,12 @@ static int prep_victim(pg_db *db)
         return -1;
     }
     char name[24], sql[40];
-    prep_name(name, db->prep[v].id);
+    rg_st_pg_name(name, db->prep[v].id);
     snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
     PGresult *r = PQexec(db->conn, sql);
     int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
-        note_err(db, r);
+        rg_st_pg_note_err(db, r);
     PQclear(r);
     free(db->prep[v].key);
     db->prep[v] = (pg_prep){0};
@@ -178,6 +133,9 @@ static int prep_get(pg_db *db, const char *sql)
             db->prep[i].used = ++db->prep_clock;
             return i;
         }
+    /* PQprepare (and a DEALLOCATE) wait for their answer: not in a pipeline */
+    if (rg_st_pg_pipe_sync(db))
+        return -1;
     int nparams = 0;
     char *text = rg_st_pg_sql(sql, &nparams);
     char *key = strdup(sql);
@@ -185,13 +143,13 @@ static int prep_get(pg_db *db, const char *sql)
     if (v >= 0) {
         char name[24];
         long id = ++db->prep_next;
-        prep_name(name, id);
+        rg_st_pg_name(name, id);
         PGresult *r = PQprepare(db->conn, name, text, nparams, NULL);
         if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
             db->prep[v] = (pg_prep){ key, h, nparams, id, 0, ++db->prep_clock };
             key = NULL;
         } else {
-            note_err(db, r);
+            rg_st_pg_note_err(db, r);
             if (getenv("RG_PG_DEBUG"))
                 fprintf(stderr, "pg error %s: %s\n", db->msg, text);
             v = -1;
@@ -268,16 +226,35 @@ static int pg_bind_int64(st_stmt *st, int idx, int64_t v)
     return pg_bind_text(st, idx, t);
 }
 
+void rg_st_pg_prep_lost(pg_db *db, int slot, long id)
+{
+    /* the server lost the statement (DISCARD, a pooler) or its plan no
+     * longer fits the schema: prepared again at its next use */
+    if ((!strcmp(db->sqlstate, "26000") || !strcmp(db->sqlstate, "0A000")) &&
+        db->prep[slot].id == id && !db->prep[slot].pins) {
+        free(db->prep[slot].key);
+        db->prep[slot] = (pg_prep){0};
+    }
+}
+
 static int pg_step(st_stmt *s)
 {
     pg_stmt *st = PST(s);
     pg_db *db = PDB(s->db);
     if (!st->res) {
         char name[24];
-        prep_name(name, st->id);
-        st->res = PQexecPrepared(db->conn, name, st->nparams, (const char *const *)st->vals,
-                                 NULL, NULL, 0);
-        stmt_unpin(st);
+        rg_st_pg_name(name, st->id);
+        if (rg_st_pg_pending(db)) {   /* after a BEGIN or statements not answered yet */
+            int rc = rg_st_pg_pipe_step(db, name, st->nparams, (const char *const *)st->vals,
+                                        &st->res);
+            stmt_unpin(st);
+            if (rc)
+                return rc;
+        } else {
+            st->res = PQexecPrepared(db->conn, name, st->nparams,
+                                     (const char *const *)st->vals, NULL, NULL, 0);
+            stmt_unpin(st);
+        }
         ExecStatusType es = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
         if (es == PGRES_COMMAND_OK) {
             db->changes = strtol(PQcmdTuples(st->res), NULL, 10);
@@ -288,16 +265,10 @@ static int pg_step(st_stmt *s)
             if (ct && *ct)   /* INSERT ... SELECT / RETURNING */
                 db->changes = strtol(ct, NULL, 10);
         } else {
-            note_err(db, st->res);
+            rg_st_pg_note_err(db, st->res);
             if (getenv("RG_PG_DEBUG"))
                 fprintf(stderr, "pg error %s: %s\n", db->msg, name);
-            /* the server lost the statement (DISCARD, a pooler) or its plan
-             * no longer fits the schema: prepared again at its next use */
-            if ((!strcmp(db->sqlstate, "26000") || !strcmp(db->sqlstate, "0A000")) &&
-                db->prep[st->slot].id == st->id && !db->prep[st->slot].pins) {
-                free(db->prep[st->slot].key);
-                db->prep[st->slot] = (pg_prep){0};
-            }
+            rg_st_pg_prep_lost(db, st->slot, st->id);
             PQclear(st->res);
             st->res = NULL;
             return RG_EIO;
@@ -348,14 +319,39 @@ static long pg_changes(st_db *d)
     return PDB(d)->changes;
 }
 
-/* Runs text (no parameters, maybe several statements). */
+/* Runs text (no parameters, maybe several statements), after what is
+ * pending: a BEGIN not sent goes in front of it. */
 static int run(pg_db *db, const char *text)
 {
+    if (rg_st_pg_pipe_sync(db))
+        return RG_EIO;
+    char joined[400];
+    if (db->nbegin) {
+        size_t o = 0;
+        for (int i = 0; i < db->nbegin; i++)
+            o += (size_t)snprintf(joined + o, sizeof joined - o, "%s; ", db->begin_q[i]);
+        db->nbegin = 0;
+        char *t = NULL;
+        if (o + strlen(text) >= sizeof joined && !(t = malloc(o + strlen(text) + 1))) {
+            snprintf(db->sqlstate, sizeof db->sqlstate, "53200");
+            snprintf(db->msg, sizeof db->msg, "out of memory");
+            return RG_ENOMEM;
+        }
+        if (t) {
+            memcpy(t, joined, o);
+            strcpy(t + o, text);
+        } else {
+            strcpy(joined + o, text);
+        }
+        int rc = run(db, t ? t : joined);
+        free(t);
+        return rc;
+    }
     PGresult *r = PQexec(db->conn, text);
     ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     int ok = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK;
     if (!ok)
-        note_err(db, r);
+        rg_st_pg_note_err(db, r);
     PQclear(r);
     return ok ? 0 : RG_EIO;
 }
@@ -380,17 +376,37 @@ static int pg_exec_script(st_db *d, const char *sql)
  * exclusively (the key after the events' 7526768494185166182, tx.c). */
 #define WRITERS_LOCK "7526768494185166183"
 
+/* The statements of the BEGIN each kind sends with its first statement. */
+static void begin_queue(pg_db *db, int kind)
+{
+    db->nbegin = 0;
+    db->begin_q[db->nbegin++] = kind == ST_BEGIN_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                                                      : "BEGIN ISOLATION LEVEL SERIALIZABLE";
+    if (kind != ST_BEGIN_WRITE_EARLY && kind != ST_BEGIN_WRITE_ALONE)
+        return;
+    db->early = db->early_ok;
+    if (db->early)
+        db->begin_q[db->nbegin++] = "SET LOCAL synchronous_commit = off";
+    db->begin_q[db->nbegin++] = kind == ST_BEGIN_WRITE_ALONE
+                                    ? "SELECT pg_advisory_xact_lock(" WRITERS_LOCK ")"
+                                    : "SELECT pg_advisory_xact_lock_shared(" WRITERS_LOCK ")";
+}
+
 static int pg_begin(st_db *d, int kind)
 {
     pg_db *db = PDB(d);
     db->commit_failed = 0;
     db->early = 0;
     db->single = 0;
-    if (PQstatus(db->conn) == CONNECTION_BAD) {
+    db->flush_failed = 0;
+    db->nbegin = 0;
+    rg_st_pg_pipe_sync(db);   /* nothing is left there: a failed rollback's */
+    if (PQstatus(db->conn) == CONNECTION_BAD || db->broken) {
         prep_clear(db);   /* the server's statements went with its session */
+        db->broken = db->piped = db->nq = 0;
         PQreset(db->conn);
         if (PQstatus(db->conn) == CONNECTION_BAD) {
-            note_err(db, NULL);
+            rg_st_pg_note_err(db, NULL);
             return RG_EIO;
         }
         rg_log(RG_LOG_INFO, "store=postgresql_reconnected");
@@ -400,20 +416,11 @@ static int pg_begin(st_db *d, int kind)
         db->single = 1;
         return 0;
     case ST_BEGIN_READ:
-        return run(db, "BEGIN ISOLATION LEVEL REPEATABLE READ");
     case ST_BEGIN_WRITE:
-        return run(db, "BEGIN ISOLATION LEVEL SERIALIZABLE");
     case ST_BEGIN_WRITE_EARLY:
-    case ST_BEGIN_WRITE_ALONE: {
-        char sql[200];
-        db->early = db->early_ok;
-        snprintf(sql, sizeof sql, "BEGIN ISOLATION LEVEL SERIALIZABLE;%s SELECT %s(%s)",
-                 db->early ? " SET LOCAL synchronous_commit = off;" : "",
-                 kind == ST_BEGIN_WRITE_ALONE ? "pg_advisory_xact_lock"
-                                              : "pg_advisory_xact_lock_shared",
-                 WRITERS_LOCK);
-        return run(db, sql);
-    }
+    case ST_BEGIN_WRITE_ALONE:
+        begin_queue(db, kind);   /* sent with the first statement (pg_pipe.c) */
+        return 0;
     default:
         return run(db, "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ");"
                        " CREATE TABLE IF NOT EXISTS rolegate_schema(version INTEGER NOT NULL);"
@@ -422,53 +429,68 @@ static int pg_begin(st_db *d, int kind)
     }
 }
 
+#define DURABLE_SQL "SELECT pg_logical_emit_message(true, 'rolegate', 'durable')"
+
+/* A transaction that ran no statement has nothing to commit; an early one
+ * commits in one pipeline with its durability message (pg_durable). */
 static int pg_commit(st_db *d)
 {
     pg_db *db = PDB(d);
-    if (db->single) {
-        db->single = 0;
-        return 0;
-    }
-    int rc = run(db, "COMMIT");
+    int rc = 0, flush_rc = 0;
+    if (db->single || db->nbegin)
+        db->single = db->nbegin = 0;
+    else if (db->early || db->piped)
+        rc = rg_st_pg_pipe_commit(db, db->early ? DURABLE_SQL : NULL, &flush_rc);
+    else
+        rc = run(db, "COMMIT");
     db->commit_failed = rc != 0;
-    db->flush_owed = rc == 0 && db->early;
+    db->flush_failed = rc == 0 && flush_rc;
     db->early = 0;
     return rc;
 }
 
 /* Durability after an early commit. The transaction committed with
- * synchronous_commit off: its COMMIT answered before the WAL flush, so the
- * runner could release its write lock (and the events' advisory lock was
- * released) without waiting a disk flush, which serialized every writer
- * (3.1 ms per fdatasync here: ~300 writes/s for one instance). Here,
- * outside every lock, a transactional WAL message in its own synchronous
- * commit waits for the WAL to be flushed past that message, so past this
- * connection's earlier commit: the caller hears of the write only once it
- * is on disk, as with a synchronous commit, while concurrent writers share
- * flushes (group commit). What another reader can see before the flush is
- * what PostgreSQL's own asynchronous commit shows for those milliseconds;
- * a crash in them loses a write that no caller was told of. */
+ * synchronous_commit off: its COMMIT releases its locks (the writers' and
+ * the events' advisory locks, its row locks) before the WAL flush, without
+ * waiting a disk flush, which serialized every writer (3.1 ms per
+ * fdatasync here: ~300 writes/s for one instance). After it in the same
+ * pipeline (pg_commit), a transactional WAL message in its own synchronous
+ * commit waits for the WAL to be flushed past that message, so past the
+ * COMMIT: pg_commit returns, and the caller hears of the write, only once
+ * it is on disk, as with a synchronous commit, while concurrent writers
+ * share flushes (group commit). What another reader can see before the
+ * flush is what PostgreSQL's own asynchronous commit shows for those
+ * milliseconds; a crash in them loses a write that no caller was told of.
+ * Here: the message's failure (the commit applied, maybe not on disk). */
 static int pg_durable(st_db *d)
 {
     pg_db *db = PDB(d);
-    if (!db->flush_owed)
-        return 0;
-    db->flush_owed = 0;
-    int rc = run(db, "SELECT pg_logical_emit_message(true, 'rolegate', 'durable')");
-    if (rc)
-        db->commit_failed = 1;   /* applied, maybe not on disk: never rerun */
-    return rc;
+    if (!db->flush_failed)
+        return 0;   /* on disk: pg_commit waited for the message's flush */
+    db->flush_failed = 0;
+    db->commit_failed = 1;   /* applied, maybe not on disk: never rerun */
+    return RG_EIO;
 }
 
 static void pg_rollback(st_db *d)
 {
-    PDB(d)->early = 0;
-    if (PDB(d)->single) {
-        PDB(d)->single = 0;
+    pg_db *db = PDB(d);
+    db->early = 0;
+    if (db->single || db->nbegin) {   /* nothing was sent */
+        db->single = db->nbegin = 0;
         return;
     }
-    PGresult *r = PQexec(PDB(d)->conn, "ROLLBACK");
-    PQclear(r);
+    if (db->piped) {
+        /* a failed statement left the rest skipped: their answers read */
+        char state[6], msg[200];
+        memcpy(state, db->sqlstate, sizeof state);
+        memcpy(msg, db->msg, sizeof msg);
+        rg_st_pg_pipe_sync(db);
+        memcpy(db->sqlstate, state, sizeof state);
+        memcpy(db->msg, msg, sizeof msg);
+    }
+    if (!db->broken)
+        PQclear(PQexec(db->conn, "ROLLBACK"));
 }
 
 static int pg_schema_get(st_db *d, int *v)
@@ -478,7 +500,7 @@ static int pg_schema_get(st_db *d, int *v)
     if (ok)
         *v = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
     else
-        note_err(PDB(d), r);
+        rg_st_pg_note_err(PDB(d), r);
     PQclear(r);
     return ok ? 0 : RG_EIO;
 }
@@ -494,7 +516,7 @@ static const st_backend pg_backend = {
     "postgresql",   pg_close,      pg_prepare,    pg_bind_text,  pg_bind_int64,
     pg_step,        pg_col_text,   pg_col_int64,  pg_finalize,   pg_changes,
     pg_exec_script, pg_begin,      pg_commit,     pg_rollback,   pg_schema_get,
-    pg_schema_set,  pg_dberr,      pg_durable,
+    pg_schema_set,  pg_dberr,      pg_durable,    rg_st_pg_exec_later,
 };
 
 /* Notices (e.g. "relation already exists, skipping") are not errors. */
@@ -515,7 +537,7 @@ st_db *rg_st_pg_open(const char *conninfo, rg_error *err)
     db->conn = PQconnectdb(conninfo);
     if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
         /* the message names host and port, never the password */
-        note_err(db, NULL);
+        rg_st_pg_note_err(db, NULL);
         rg_error_set(err, RG_EUNAVAIL, "store_unavailable", NULL, "postgresql: %s", db->msg);
         pg_close(&db->base);
         return NULL;

@@ -215,6 +215,7 @@ static const st_backend lite_backend = {
     lite_step,        lite_col_text,   lite_col_int64,   lite_finalize,   lite_changes,
     lite_exec_script, lite_begin,      lite_commit,      lite_rollback,   lite_schema_get,
     lite_schema_set,  lite_dberr,      NULL,   /* durable: every commit is */
+    NULL,             /* exec_later: every statement runs at once */
 };
 
 /* flags: SQLite's open flags; ro: a read-only connection (no journal mode

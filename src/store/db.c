@@ -149,13 +149,19 @@ int rg_st_step(st_db *db, st_stmt *st, rg_error *err)
 }
 
 /* Runs sql: with text or num, its first row's first column goes there (1 found, 0
- * none); without, every row is stepped through (0). Negative on an error. */
-static int run_v(st_db *db, rg_error *err, char *text, size_t textsz, int64_t *num,
-                 const char *sql, const char *fmt, va_list ap)
+ * none); without, every row is stepped through (0), or with later it may be
+ * sent without waiting (the backend's exec_later). Negative on an error. */
+static int run_v(st_db *db, rg_error *err, int later, char *text, size_t textsz,
+                 int64_t *num, const char *sql, const char *fmt, va_list ap)
 {
     st_stmt *st = prepv(db, err, sql, fmt, ap);
     if (!st)
         return RG_EIO;
+    if (later && db->be->exec_later) {
+        int lrc = db->be->exec_later(st) ? rg_st_dberr(db, err) : 0;
+        st_finalize(st);
+        return lrc;
+    }
     int rc = rg_st_step(db, st, err);
     if (rc == 1 && text) {
         const char *v = rg_st_col(st, 0);
@@ -174,7 +180,16 @@ int rg_st_exec(st_db *db, rg_error *err, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = run_v(db, err, NULL, 0, NULL, sql, fmt, ap);
+    int rc = run_v(db, err, 0, NULL, 0, NULL, sql, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int rg_st_exec_later(st_db *db, rg_error *err, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run_v(db, err, 1, NULL, 0, NULL, sql, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -184,7 +199,7 @@ int rg_st_text(st_db *db, rg_error *err, char *out, size_t outsz, const char *sq
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = run_v(db, err, out, outsz, NULL, sql, fmt, ap);
+    int rc = run_v(db, err, 0, out, outsz, NULL, sql, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -194,7 +209,7 @@ int rg_st_int(st_db *db, rg_error *err, int64_t *out, const char *sql, const cha
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = run_v(db, err, NULL, 0, out, sql, fmt, ap);
+    int rc = run_v(db, err, 0, NULL, 0, out, sql, fmt, ap);
     va_end(ap);
     return rc;
 }

@@ -62,7 +62,7 @@ static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
         if (rc < 0)
             return rc;
         if (rc == 1)
-            return rg_st_exec(db, err,
+            return rg_st_exec_later(db, err,
                               "INSERT INTO identities(connection_id, subject, user_id)"
                               " VALUES (?, ?, ?)", "sss", conn_id, u->subject, user_id);
     }
@@ -70,7 +70,7 @@ static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
      * from the IdP; later logins do not change it) */
     if (rg_st_user_insert(db, u->email ? u->email : "", u->first_name, u->last_name, user_id,
                           err) ||
-        rg_st_exec(db, err,
+        rg_st_exec_later(db, err,
                    "INSERT INTO identities(connection_id, subject, user_id) VALUES (?, ?, ?)",
                    "sss", conn_id, u->subject, user_id))
         return RG_EIO;
@@ -166,7 +166,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     if (!*om) {
         /* R18: the membership is created at the first login */
         rg_id_new("om", om, sizeof om);
-        if (rg_st_exec(db, err,
+        if (rg_st_exec_later(db, err,
                        "INSERT INTO memberships(id, user_id, organization_id, role_source,"
                        " status, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
                        "ssssss", om, user_id, org_id, new_source, ts, ts))

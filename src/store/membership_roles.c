@@ -63,7 +63,8 @@ int rg_st_membership_write(st_db *db, const char *om_id, const char *org_id,
     assert(n >= 1);   /* R13: never zero roles */
     char ts[ST_TS];
     rg_st_now(ts);
-    if (rg_st_exec(db, err, "DELETE FROM membership_roles WHERE membership_id = ?", "s", om_id))
+    if (rg_st_exec_later(db, err, "DELETE FROM membership_roles WHERE membership_id = ?", "s",
+                         om_id))
         return RG_EIO;
     for (size_t i = 0; i < n; i++) {
         if (rg_st_exec(db, err,
@@ -86,7 +87,7 @@ int rg_st_membership_write(st_db *db, const char *om_id, const char *org_id,
                                     "role '%.48s' vanished while assigning it", slugs[i]);
         }
     }
-    return rg_st_exec(db, err,
+    return rg_st_exec_later(db, err,
                       "UPDATE memberships SET role_source = ?, updated_at = ? WHERE id = ?",
                       "sss", source, ts, om_id);
 }

@@ -36,7 +36,7 @@ static int notify(st_db *db, const char *channel, const char *payload, rg_error 
 {
     /* pg_notify: channel and payload as values (no identifier quoting);
      * PostgreSQL folds identical messages of one transaction into one */
-    return rg_st_exec(db, err, "SELECT pg_notify(?, ?)", "ss", channel, payload);
+    return rg_st_exec_later(db, err, "SELECT pg_notify(?, ?)", "ss", channel, payload);
 }
 
 int rg_st_channel_notes(st_tx *tx, rg_error *err)

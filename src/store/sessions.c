@@ -52,7 +52,7 @@ static json_t *session_json(st_db *db, const char *id, rg_error *err)
 static int session_row(st_db *db, const rg_store_session_rec *r, const char *membership_id,
                        const char *created, const char *expires, rg_error *err)
 {
-    return rg_st_exec(db, err,
+    return rg_st_exec_later(db, err,
                       "INSERT INTO sessions(id, membership_id, user_id, organization_id,"
                       " connection_id, idp_subject, idp_subject_format, idp_session, actor,"
                       " created_at, expires_at)"

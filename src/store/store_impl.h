@@ -106,6 +106,12 @@ st_stmt *rg_st_prep(st_db *db, rg_error *err, const char *sql, const char *fmt, 
 int  rg_st_step(st_db *db, st_stmt *st, rg_error *err);
 /* Runs a statement to completion. Returns 0 or negative. */
 int  rg_st_exec(st_db *db, rg_error *err, const char *sql, const char *fmt, ...);
+/* The same for a write whose count of changes (st_changes) nobody reads:
+ * on PostgreSQL it is sent without waiting for its answer, which the
+ * transaction's next statement or its commit reads in the same round trip
+ * (pg_pipe.c); its error, then reported there, fails the transaction as
+ * well. On SQLite it runs now. */
+int  rg_st_exec_later(st_db *db, rg_error *err, const char *sql, const char *fmt, ...);
 /* First column of the first row as text into out: 1 found, 0 none, negative
  * error. */
 int  rg_st_text(st_db *db, rg_error *err, char *out, size_t outsz, const char *sql,

@@ -145,7 +145,7 @@ static int event_row(st_db *db, const char *name, const char *text, const char *
 {
     char id[ST_ID];
     rg_id_new("event", id, sizeof id);
-    return rg_st_exec(db, err,
+    return rg_st_exec_later(db, err,
                       "INSERT INTO events(id, event, data, created_at) VALUES (?, ?, ?, ?)",
                       "ssss", id, name, text, ts);
 }
@@ -178,7 +178,8 @@ static int events_insert(st_tx *tx, rg_error *err)
 {
     st_db *db = tx->db;
     int rc = rg_st_exec(db, err, "SELECT pg_advisory_xact_lock(7526768494185166182)", "");
-    /* ids and the time taken under the lock: in commit order too (ULIDs) */
+    /* ids and the time taken under the lock (its answer waited for): in
+     * commit order too (ULIDs); the rows go with the COMMIT (pg_pipe.c) */
     char ts[ST_TS];
     rg_st_now(ts);
     for (size_t i = 0; rc == 0 && i < tx->nevents; i++)

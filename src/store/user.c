@@ -47,9 +47,10 @@ int rg_st_user_insert(st_db *db, const char *email, const char *first, const cha
     char ts[ST_TS];
     rg_id_new("user", id, ST_ID);
     rg_st_now(ts);
-    if (rg_st_exec(db, err,
-                   "INSERT INTO users(id, email, first_name, last_name, created_at, updated_at)"
-                   " VALUES (?, ?, ?, ?, ?, ?)", "ssssss", id, email, first, last, ts, ts))
+    if (rg_st_exec_later(db, err,
+                         "INSERT INTO users(id, email, first_name, last_name, created_at,"
+                         " updated_at) VALUES (?, ?, ?, ?, ?, ?)", "ssssss", id, email, first,
+                         last, ts, ts))
         return RG_EIO;
     json_t *o = rg_st_user_json(db, id, err);
     return o ? rg_st_event(db, "user.created", o, err) : RG_EIO;
