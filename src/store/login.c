@@ -15,23 +15,50 @@
 
 #define LOGIN_RECORD_GROUPS 100   /* groups kept in a login record */
 
+/* What the login's first statement reads: the user its (connection,
+ * subject) identity names, that user's membership of the organization, and
+ * the organization's table version. */
+typedef struct login_state {
+    char user_id[ST_ID];
+    char om[ST_ID], source[16];   /* om "": no membership */
+    int inactive;
+    int have_version;             /* 0: the organization is gone */
+    uint64_t version;
+} login_state;
+
 /* The connection checked in its organization (404 connection_id when it
- * is not there) and the user its (connection, subject) identity names, in
- * one statement: 1 with user_id set, 0 no identity yet, negative error. */
+ * is not there), the user its (connection, subject) identity names with
+ * that user's membership, and the table version, in one statement (issue
+ * 15: one round trip for what took three): 1 with user_id set, 0 no
+ * identity yet, negative error. */
 static int identity_of(st_db *db, const char *org_id, const char *conn_id,
-                       const rg_store_login_user *u, char user_id[ST_ID], rg_error *err)
+                       const rg_store_login_user *u, login_state *ls, rg_error *err)
 {
     st_stmt *st = rg_st_prep(db, err,
-                             "SELECT c.id, i.user_id FROM connections c"
+                             "SELECT c.id, i.user_id, m.id, m.role_source, m.status,"
+                             " (SELECT e.version + o.version FROM environment e, organizations o"
+                             " WHERE e.id = 1 AND o.id = c.organization_id)"
+                             " FROM connections c"
                              " LEFT JOIN identities i ON i.connection_id = c.id AND i.subject = ?"
+                             " LEFT JOIN memberships m ON m.user_id = i.user_id"
+                             "  AND m.organization_id = c.organization_id"
                              " WHERE c.id = ? AND c.organization_id = ?",
                              "sss", u->subject, conn_id, org_id);
     if (!st)
         return RG_EIO;
     int rc = rg_st_step(db, st, err), found = 0;
+    if (rc == 1) {
+        ls->have_version = rg_st_col(st, 5) != NULL;
+        ls->version = (uint64_t)st_col_int64(st, 5);
+    }
     if (rc == 1 && rg_st_col(st, 1)) {
-        snprintf(user_id, ST_ID, "%s", rg_st_col(st, 1));
+        snprintf(ls->user_id, ST_ID, "%s", rg_st_col(st, 1));
         found = 1;
+    }
+    if (found && rg_st_col(st, 2)) {
+        snprintf(ls->om, sizeof ls->om, "%s", rg_st_col(st, 2));
+        snprintf(ls->source, sizeof ls->source, "%s", rg_st_col(st, 3));
+        ls->inactive = !strcmp(rg_st_col(st, 4), "inactive");
     }
     st_finalize(st);
     if (rc < 0)
@@ -39,10 +66,30 @@ static int identity_of(st_db *db, const char *org_id, const char *conn_id,
     return rc == 0 ? rg_st_not_found(err, "connection_id", "connection", conn_id) : found;
 }
 
-static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
-                          const rg_store_login_user *u, char user_id[ST_ID], rg_error *err)
+/* The membership of a user found another way (R27) than its identity. */
+static int membership_of(st_db *db, const char *org_id, login_state *ls, rg_error *err)
 {
-    int rc = identity_of(db, org_id, conn_id, u, user_id, err);
+    st_stmt *st = rg_st_prep(db, err,
+                             "SELECT id, role_source, status FROM memberships"
+                             " WHERE user_id = ? AND organization_id = ?", "ss", ls->user_id,
+                             org_id);
+    if (!st)
+        return RG_EIO;
+    int rc = rg_st_step(db, st, err);
+    if (rc == 1) {
+        snprintf(ls->om, sizeof ls->om, "%s", rg_st_col(st, 0));
+        snprintf(ls->source, sizeof ls->source, "%s", rg_st_col(st, 1));
+        ls->inactive = !strcmp(rg_st_col(st, 2), "inactive");
+    }
+    st_finalize(st);
+    return rc < 0 ? rc : 0;
+}
+
+static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
+                          const rg_store_login_user *u, login_state *ls, rg_error *err)
+{
+    char *user_id = ls->user_id;
+    int rc = identity_of(db, org_id, conn_id, u, ls, err);
     if (rc != 0)
         return rc < 0 ? rc : 0;
     /* R27: a user a directory of this organization provisioned with this
@@ -63,11 +110,14 @@ static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
             return rc;
         if (rc == 1)
             return rg_st_exec_later(db, err,
-                              "INSERT INTO identities(connection_id, subject, user_id)"
-                              " VALUES (?, ?, ?)", "sss", conn_id, u->subject, user_id);
+                                    "INSERT INTO identities(connection_id, subject, user_id)"
+                                    " VALUES (?, ?, ?)", "sss", conn_id, u->subject, user_id) ||
+                           membership_of(db, org_id, ls, err)
+                       ? RG_EIO
+                       : 0;
     }
     /* first login through this connection: a new user (its profile comes
-     * from the IdP; later logins do not change it) */
+     * from the IdP; later logins do not change it), no membership yet */
     if (rg_st_user_insert(db, u->email ? u->email : "", u->first_name, u->last_name, user_id,
                           err) ||
         rg_st_exec_later(db, err,
@@ -79,23 +129,22 @@ static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
 
 /* R15-R17 resolve against the organization's table as this transaction
  * sees it: the caller's copy (user->table, e.g. the cache layer's) when
- * its version is the one read here (one query; part of the snapshot on
- * PostgreSQL), else the table loaded here into *loaded (a role change
- * committed since the caller's read). *t is borrowed from one of them.
- * 404 organization_id if the organization is gone. */
+ * its version is the one read here (ls->version, read with the identity;
+ * part of the snapshot on PostgreSQL), else the table loaded here into
+ * *loaded (a role change committed since the caller's read). *t is
+ * borrowed from one of them. 404 organization_id if the organization is
+ * gone. */
 static int login_table(st_db *db, const char *org_id, const rg_role_table *given,
-                       const rg_role_table **t, rg_role_table **loaded, rg_error *err)
+                       const login_state *ls, const rg_role_table **t,
+                       rg_role_table **loaded, rg_error *err)
 {
     *t = NULL;
     *loaded = NULL;
     if (given) {
         const char *given_org = rg_role_table_organization(given);
-        uint64_t version;
-        int rc = rg_st_table_version(db, org_id, &version, err);
-        if (rc != 1)
-            return rc < 0 ? rc
-                          : rg_st_not_found(err, "organization_id", "organization", org_id);
-        if (rg_role_table_version(given) == version && given_org &&
+        if (!ls->have_version)
+            return rg_st_not_found(err, "organization_id", "organization", org_id);
+        if (rg_role_table_version(given) == ls->version && given_org &&
             strcmp(given_org, org_id) == 0) {
             *t = given;
             return 0;
@@ -111,27 +160,14 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
                     rg_resolution *res, json_t **out, rg_error *err)
 {
     st_db *db = tx->db;
-    char user_id[ST_ID];
-    int rc = user_for_login(db, org_id, conn_id, u, user_id, err);
+    login_state ls;
+    memset(&ls, 0, sizeof ls);
+    int rc = user_for_login(db, org_id, conn_id, u, &ls, err);
     if (rc)
         return rc;
-    char om[ST_ID] = "", source[16] = "";
-    int inactive = 0;
-    st_stmt *st = rg_st_prep(db, err,
-                                  "SELECT id, role_source, status FROM memberships"
-                                  " WHERE user_id = ? AND organization_id = ?", "ss", user_id,
-                                  org_id);
-    if (!st)
-        return RG_EIO;
-    if ((rc = rg_st_step(db, st, err)) == 1) {
-        snprintf(om, sizeof om, "%s", rg_st_col(st, 0));
-        snprintf(source, sizeof source, "%s", rg_st_col(st, 1));
-        inactive = !strcmp(rg_st_col(st, 2), "inactive");
-    }
-    st_finalize(st);
-    if (rc < 0)
-        return rc;
-    if (inactive)   /* R30: deprovisioned by the organization's directory */
+    const char *user_id = ls.user_id, *source = ls.source;
+    char *om = ls.om;
+    if (ls.inactive)   /* R30: deprovisioned by the organization's directory */
         return rg_error_set(err, RG_EFORBIDDEN, "user_deprovisioned", NULL,
                             "this user was deprovisioned from the organization");
     rg_slugs cur = {0};
@@ -140,7 +176,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     int64_t r0 = u->resolve_cpu_us ? rg_thread_cpu_us() : 0;
     const rg_role_table *t = NULL;
     rg_role_table *loaded = NULL;
-    if ((rc = login_table(db, org_id, u->table, &t, &loaded, err))) {
+    if ((rc = login_table(db, org_id, u->table, &ls, &t, &loaded, err))) {
         rg_slugs_clear(&cur);
         return rc;
     }
@@ -165,7 +201,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     const char *event = NULL;
     if (!*om) {
         /* R18: the membership is created at the first login */
-        rg_id_new("om", om, sizeof om);
+        rg_id_new("om", om, sizeof ls.om);
         if (rg_st_exec_later(db, err,
                        "INSERT INTO memberships(id, user_id, organization_id, role_source,"
                        " status, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
