@@ -36,6 +36,7 @@ typedef enum rg_errkind {
 
 typedef struct rg_error {
     int  status;        /* HTTP status: rg_error_status() of the kind set */
+    int  kind;          /* the rg_errkind set (0: none set, or RG_OK) */
     char code[64];      /* stable machine code */
     char field[64];     /* field at fault, "" if none */
     char message[256];  /* human-readable reason */

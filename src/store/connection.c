@@ -119,9 +119,9 @@ static int conn_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                    "INSERT INTO connections(id, organization_id, type, name, config, created_at,"
                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    "sssssss", id, a->org_id, a->type, a->name, a->cfg, ts, ts))
-        return RG_EIO;
+        return rg_st_rc(err);
     if (!(*out = rg_st_conn_public(db, id, err)))
-        return RG_EIO;
+        return rg_st_rc(err);
     return rg_st_event(db, "connection.created", json_incref(*out), err);
 }
 
@@ -173,7 +173,7 @@ static int conn_digest_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     const digest_arg *a = arg;
     st_stmt *st = rg_st_prep(tx->db, err, CONN_ROW_SQL, "s", a->id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(tx->db, st, err);
     if (rc == 1) {
         EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -211,7 +211,7 @@ static int conn_update_tx(st_db *db, const char *id, const char *name,
     st_stmt *st = rg_st_prep(db, err, "SELECT config FROM connections WHERE id = ?", "s",
                                   id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     json_t *cfg = NULL;
     if (rg_st_step(db, st, err) == 1)
         cfg = json_loads(rg_st_col(st, 0), 0, NULL);
@@ -287,7 +287,7 @@ static int conn_delete_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     if (rg_st_bump_org(db, org, err) ||   /* its mappings leave the table */
         rg_st_exec(db, err, "DELETE FROM connections WHERE id = ?", "s", id)) {
         json_decref(before);
-        return RG_EIO;
+        return rg_st_rc(err);
     }
     return rg_st_event(db, "connection.deleted", before, err);
 }

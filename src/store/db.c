@@ -156,7 +156,7 @@ static int run_v(st_db *db, rg_error *err, int later, char *text, size_t textsz,
 {
     st_stmt *st = prepv(db, err, sql, fmt, ap);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     if (later && db->be->exec_later) {
         int lrc = db->be->exec_later(st) ? rg_st_dberr(db, err) : 0;
         st_finalize(st);
@@ -343,14 +343,14 @@ int rg_st_emit_each(st_db *db, const char *sql, const char *param, st_builder fn
 {
     st_stmt *st = rg_st_prep(db, err, sql, "s", param);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc;
     while ((rc = rg_st_step(db, st, err)) == 1) {
         char id[ST_ID];
         snprintf(id, sizeof id, "%s", rg_st_col(st, 0));
         json_t *o = fn(db, id, err);
         if (!o || rg_st_event(db, event, o, err)) {
-            rc = RG_EIO;
+            rc = rg_st_rc(err);
             break;
         }
     }

@@ -71,7 +71,7 @@ static int dir_create_tx(st_db *db, const char *org_id, const char *name, const 
                    "INSERT INTO directories(id, organization_id, name, type, state, token_hash,"
                    " created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
                    "sssssss", id, org_id, name, type, hash, ts, ts))
-        return RG_EIO;
+        return rg_st_rc(err);
     return rg_st_answer(db, rg_st_directory_json(db, id, err), "directory.created", out, err);
 }
 
@@ -136,7 +136,7 @@ static int token_set_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     if (!rc && st_changes(tx->db) == 0)
         rc = rg_st_not_found(err, "id", "directory", a->id);
     if (!rc && !(*out = rg_st_directory_json(tx->db, a->id, err)))
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     return rc;
 }
 
@@ -201,7 +201,7 @@ static int dir_delete_tx(st_db *db, const char *id, json_t **out, rg_error *err)
                    "ssss", job, id, ts, ts) ||
         rg_st_event(db, "directory.deleted", json_incref(o), err)) {
         json_decref(o);
-        return RG_EIO;
+        return rg_st_rc(err);
     }
     *out = o;
     return 0;
@@ -234,7 +234,7 @@ long rg_st_dsync_job_batch(st_db *db, const char *job_id, const char *dir_id, si
     if (rg_st_exec(db, err,
                    "DELETE FROM directory_groups WHERE id IN (SELECT id FROM directory_groups"
                    " WHERE directory_id = ? LIMIT ?)", "sI", dir_id, (int64_t)limit))
-        return RG_EIO;
+        return rg_st_rc(err);
     long n = st_changes(db);
     if (n > 0)
         return n;
@@ -242,7 +242,7 @@ long rg_st_dsync_job_batch(st_db *db, const char *job_id, const char *dir_id, si
                                   "SELECT id FROM directory_users WHERE directory_id = ?"
                                   " LIMIT ?", "sI", dir_id, (int64_t)limit);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     char (*ids)[ST_ID] = calloc(limit ? limit : 1, sizeof *ids);
     size_t k = 0;
     while (ids && k < limit && (rc = rg_st_step(db, st, err)) == 1)
@@ -260,7 +260,7 @@ long rg_st_dsync_job_batch(st_db *db, const char *job_id, const char *dir_id, si
         if (!ev || rg_st_dsync_recompute(db, t, org, ids[i], NULL, err) ||
             rg_st_exec(db, err, "DELETE FROM directory_users WHERE id = ?", "s", ids[i]) ||
             rg_st_event(db, "dsync.user.deleted", ev, err))
-            rc = RG_EIO;
+            rc = rg_st_rc(err);
     }
     rg_role_table_free(t);
     free(ids);
@@ -271,7 +271,7 @@ long rg_st_dsync_job_batch(st_db *db, const char *job_id, const char *dir_id, si
     if (rg_st_exec(db, err, "DELETE FROM directories WHERE id = ?", "s", dir_id) ||
         rg_st_exec(db, err, "UPDATE jobs SET status = 'done', updated_at = ? WHERE id = ?", "ss",
                    ts, job_id))
-        return RG_EIO;
+        return rg_st_rc(err);
     rg_log(RG_LOG_INFO, "store=job_done job=%s directory=%s", job_id, dir_id);
     return 0;
 }
@@ -359,7 +359,7 @@ static int mappings_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     if (!d)
         return rg_st_rc(err);
     json_decref(d);
-    return (*out = mappings_array(tx->db, arg, err)) ? 0 : RG_EIO;
+    return (*out = mappings_array(tx->db, arg, err)) ? 0 : rg_st_rc(err);
 }
 
 int rg_store_directory_mappings_get(rg_store *s, const char *id, json_t **out, rg_error *err)
@@ -378,7 +378,7 @@ static int mappings_set_tx(st_db *db, const char *id, const json_t *maps, json_t
     json_decref(d);
     json_t *before = mappings_array(db, id, err);
     if (!before)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_exec(db, err, "DELETE FROM directory_role_mappings WHERE directory_id = ?",
                         "s", id);
     size_t i;
@@ -415,7 +415,7 @@ static int mappings_set_tx(st_db *db, const char *id, const json_t *maps, json_t
     }
     json_t *after = rc ? NULL : mappings_array(db, id, err);
     if (!rc && !after)
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     /* R29: every user of the directory at once (a no-op changes nothing) */
     if (!rc && !json_equal(before, after))
         rc = rg_st_dsync_recompute_org(db, org, err);

@@ -31,7 +31,7 @@ static int mapped_slugs(st_db *db, const char *user_id, const char *org, rg_slug
         " JOIN roles r ON r.id = m.role_id AND r.status = 'active'"
         " WHERE du.user_id = ? ORDER BY r.slug", "ss", org, user_id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     return rg_st_slugs_collect(db, st, out, err);
 }
 
@@ -94,7 +94,7 @@ int rg_st_dsync_recompute(st_db *db, const rg_role_table *t, const char *org_id,
                                   "SELECT user_id, active FROM directory_users WHERE id = ?",
                                   "s", du_id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(db, st, err);
     if (rc == 1 && rg_st_col(st, 0)) {
         snprintf(user, sizeof user, "%s", rg_st_col(st, 0));
@@ -134,7 +134,7 @@ int rg_st_dsync_recompute(st_db *db, const rg_role_table *t, const char *org_id,
                             "sss", om, roles.v[i], org_id);
         json_t *m = rc ? NULL : created_json(om, user, org_id, &roles, source, status, ts);
         if (!rc && (!m || rg_st_event(db, "organization_membership.created", m, err)))
-            rc = RG_EIO;
+            rc = rg_st_rc(err);
     } else if (rc == 1) {
         rc = rg_st_membership_roles(db, om, &cur, err);
         if (!rc && (strcmp(cur_source, source) || strcmp(cur_status, status) ||
@@ -150,7 +150,7 @@ int rg_st_dsync_recompute(st_db *db, const rg_role_table *t, const char *org_id,
             rg_st_exec(db, err, "UPDATE memberships SET status = ? WHERE id = ?", "ss", status,
                        om) ||
             !(m = rg_st_membership_json(db, om, err)) || rg_st_event(db, event, m, err))
-            rc = RG_EIO;
+            rc = rg_st_rc(err);
     }
     if (roles_out && rc >= 0) {
         *roles_out = roles;
@@ -168,7 +168,7 @@ int rg_st_dsync_recompute_org(st_db *db, const char *org_id, rg_error *err)
                                   " WHERE (? IS NULL OR d.organization_id = ?)"
                                   " ORDER BY d.organization_id, u.id", "ss", org_id, org_id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     char (*rows)[2][ST_ID] = NULL;
     size_t n = 0, cap = 0;
     int rc;
@@ -205,7 +205,7 @@ int rg_st_dsync_role_deleted(st_db *db, const char *role_id, const char *org_id,
 {
     if (rg_st_exec(db, err, "DELETE FROM directory_role_mappings WHERE role_id = ?", "s",
                    role_id))
-        return RG_EIO;
+        return rg_st_rc(err);
     if (st_changes(db) == 0)
         return 0;   /* no directory mapped it: nobody's roles change */
     return rg_st_dsync_recompute_org(db, org_id, err);
@@ -244,7 +244,7 @@ static int link_user(st_db *db, const char *org, const rg_dsync_user *u, char us
             return rc < 0 ? rc : 0;
     }
     if (rg_st_user_insert(db, email ? email : "", u->first_name, u->last_name, user_id, err))
-        return RG_EIO;
+        return rg_st_rc(err);
     return 0;
 }
 
@@ -260,7 +260,7 @@ static int du_load(st_db *db, const char *dir, const char *id, du_row *r, rg_err
                                   "SELECT id, user_id, active, resource FROM directory_users"
                                   " WHERE id = ? AND directory_id = ?", "ss", id, dir);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
         snprintf(r->id, ST_ID, "%s", rg_st_col(st, 0));
@@ -379,7 +379,7 @@ static int user_write_tx(st_tx *tx, const char *dir, const char *org, const char
     }
     rg_slugs_clear(&roles);
     if (!rc && (!ev || (!id && !*view) || rg_st_event(db, event, ev, err)))
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     json_decref(u.resource);
     if (!rc && oc) {
         snprintf(oc->user_id, sizeof oc->user_id, "%s", user_id);
@@ -421,7 +421,7 @@ static int user_write_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
         rc = user_write_tx(tx, a->dir, org, a->id, a->fn, a->ctx, a->oc, new_id, out, err);
     if (!rc && a->want_view && !*out &&
         !(*out = rg_st_dsync_user_view(tx->db, a->dir, new_id, err)))
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     return rc;
 }
 
@@ -510,7 +510,7 @@ static int user_delete_tx(st_db *db, const char *dir, const char *id, rg_dsync_o
     json_decref(cur.resource);
     json_t *ev = rc ? NULL : rg_st_dir_user_json(db, id, err);
     if (!rc && !ev)
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     if (!rc)
         rc = rg_st_exec(db, err, "DELETE FROM directory_users WHERE id = ?", "s", id);
     if (!rc && *cur.user_id) {

@@ -133,7 +133,7 @@ static int members_apply(st_db *db, const char *dir, const char *gid, const rg_d
         st_stmt *st = rg_st_prep(db, err, "SELECT user_id FROM directory_group_members"
                                       " WHERE group_id = ?", "s", gid);
         if (!st)
-            return RG_EIO;
+            return rg_st_rc(err);
         while ((rc = rg_st_step(db, st, err)) == 1)
             if (!in_list(rg_st_col(st, 0), g->add, g->n_add) &&
                 idset_add(&cur, rg_st_col(st, 0))) {
@@ -210,7 +210,7 @@ static int group_write_tx(st_tx *tx, const char *dir, const char *org, const cha
     }
     json_t *gj = rc ? NULL : rg_st_dir_group_json(db, gid, err);
     if (!rc && !gj)
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     if (!rc && (!id || changed))
         rc = rg_st_event(db, id ? "dsync.group.updated" : "dsync.group.created",
                          json_incref(gj), err);
@@ -239,7 +239,7 @@ static int group_write_fn(st_tx *tx, void *arg, json_t **out, rg_error *err)
     if (!rc)
         rc = group_write_tx(tx, a->dir, org, a->id, a->g, gid, err);
     if (!rc && a->want_view && !(*out = group_view(tx->db, a->dir, gid, err)))
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     return rc;
 }
 
@@ -352,7 +352,7 @@ static int query_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                      " OFFSET %ld", a->table, a->where, a->count, a->start - 1);
         st_stmt *st = rg_st_prep(tx->db, err, sql, "");
         if (!st) {
-            rc = RG_EIO;
+            rc = rg_st_rc(err);
             break;
         }
         int k = 1;

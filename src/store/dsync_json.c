@@ -46,7 +46,7 @@ int rg_st_dsync_membership_of(st_db *db, const char *user_id, const char *org,
                                   " WHERE user_id = ? AND organization_id = ?", "ss",
                                   user_id, org);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
         snprintf(om, ST_ID, "%s", rg_st_col(st, 0));

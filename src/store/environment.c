@@ -34,7 +34,7 @@ static json_t *env_json(st_db *db, rg_error *err)
 static int env_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     *out = env_json(tx->db, err);
-    return *out ? 0 : RG_EIO;
+    return *out ? 0 : rg_st_rc(err);
 }
 
 int rg_store_environment_get(rg_store *s, json_t **out, rg_error *err)
@@ -68,7 +68,7 @@ static int keep_highest_all(st_db *db, rg_error *err)
                                   "  WHERE mr.membership_id = m.id) > 1"
                                   " ORDER BY m.organization_id, m.id", "");
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     /* read the rows first: the pass writes to the same tables */
     st_om_row *rows = NULL;
     size_t n = 0;
@@ -87,7 +87,7 @@ static int env_update_tx(st_db *db, int multiple_roles, const char *default_role
     if (rg_st_int(db, err, &cur_mr, "SELECT multiple_roles FROM environment WHERE id = 1", "") != 1 ||
         rg_st_text(db, err, cur_def, sizeof cur_def,
                    "SELECT default_role_id FROM environment WHERE id = 1", "") != 1)
-        return RG_EIO;
+        return rg_st_rc(err);
     int changed = 0;
     char ts[ST_TS];
     rg_st_now(ts);
@@ -102,29 +102,29 @@ static int env_update_tx(st_db *db, int multiple_roles, const char *default_role
         if (strcmp(r.id, cur_def)) {
             if (rg_st_exec(db, err, "UPDATE environment SET default_role_id = ? WHERE id = 1",
                            "s", r.id))
-                return RG_EIO;
+                return rg_st_rc(err);
             changed = 1;
         }
     }
     if (multiple_roles >= 0 && (multiple_roles ? 1 : 0) != (int)cur_mr) {
         if (rg_st_exec(db, err, "UPDATE environment SET multiple_roles = ? WHERE id = 1", "i",
                        multiple_roles ? 1 : 0))
-            return RG_EIO;
+            return rg_st_rc(err);
         changed = 1;
         if (!multiple_roles && keep_highest_all(db, err))   /* R14 */
-            return RG_EIO;
+            return rg_st_rc(err);
     }
     if (changed) {
         if (rg_st_exec(db, err, "UPDATE environment SET updated_at = ? WHERE id = 1", "s", ts) ||
             rg_st_bump_env(db, err) ||
             rg_st_dsync_recompute_org(db, NULL, err))   /* R29: directory roles follow */
-            return RG_EIO;
+            return rg_st_rc(err);
         json_t *ev = env_json(db, err);
         if (!ev || rg_st_event(db, "environment.updated", ev, err))
-            return RG_EIO;
+            return rg_st_rc(err);
     }
     *out = env_json(db, err);
-    return *out ? 0 : RG_EIO;
+    return *out ? 0 : rg_st_rc(err);
 }
 
 typedef struct env_arg { int multiple_roles; const char *default_role; } env_arg;

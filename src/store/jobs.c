@@ -35,7 +35,7 @@ static int move_off_role(st_db *db, const st_om_row *row, const rg_role_table *t
     json_t *m = NULL;
     if (rc == 0 && (!(m = rg_st_membership_json(db, row->id, err)) ||
                     rg_st_event(db, "organization_membership.updated", m, err)))
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     return rc;
 }
 
@@ -53,7 +53,7 @@ static long job_batch(st_db *db, size_t limit, int *idle, rg_error *err)
                                    * others take the next or none */
                                   " /* pg: FOR UPDATE SKIP LOCKED */", "");
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
         snprintf(job, sizeof job, "%s", rg_st_col(st, 0));
@@ -83,7 +83,7 @@ static long job_batch(st_db *db, size_t limit, int *idle, rg_error *err)
                     " WHERE mr.role_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
                     "ssI", role, cursor, (int64_t)limit);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     st_om_row *rows = NULL;
     size_t n = 0;
     if ((rc = rg_st_om_rows(db, st, limit, &rows, &n, err)))
@@ -93,7 +93,7 @@ static long job_batch(st_db *db, size_t limit, int *idle, rg_error *err)
         int64_t left = 0;
         if (rg_st_int(db, err, &left, "SELECT count(*) FROM membership_roles WHERE role_id = ?",
                       "s", role) != 1)
-            return RG_EIO;
+            return rg_st_rc(err);
         if (left)   /* someone behind the cursor: sweep again from the start */
             return rg_st_exec(db, err, "UPDATE jobs SET cursor = '', updated_at = ? WHERE id = ?",
                               "ss", ts, job);
@@ -101,7 +101,7 @@ static long job_batch(st_db *db, size_t limit, int *idle, rg_error *err)
         if (rg_st_exec(db, err, "DELETE FROM roles WHERE id = ?", "s", role) ||
             rg_st_exec(db, err, "UPDATE jobs SET status = 'done', updated_at = ? WHERE id = ?",
                        "ss", ts, job))
-            return RG_EIO;
+            return rg_st_rc(err);
         rg_log(RG_LOG_INFO, "store=job_done job=%s role=%s", job, role);
         return 0;
     }

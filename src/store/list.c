@@ -88,7 +88,7 @@ static int list_page(st_db *db, const char *table, const char *key, const char *
     default: st = rg_st_prep(db, err, sql, "sssi", args[0], args[1], args[2], limit + 1);
     }
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     char (*ids)[ST_ID] = calloc((size_t)limit + 1, sizeof *ids);
     if (!ids) {
         st_finalize(st);
@@ -125,7 +125,7 @@ static int list_page(st_db *db, const char *table, const char *key, const char *
         if (!obj) {
             json_decref(data);
             free(ids);
-            return RG_EIO;
+            return rg_st_rc(err);
         }
         json_array_append_new(data, obj);
     }

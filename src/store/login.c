@@ -45,7 +45,7 @@ static int identity_of(st_db *db, const char *org_id, const char *conn_id,
                              " WHERE c.id = ? AND c.organization_id = ?",
                              "sss", u->subject, conn_id, org_id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(db, st, err), found = 0;
     if (rc == 1) {
         ls->have_version = rg_st_col(st, 5) != NULL;
@@ -74,7 +74,7 @@ static int membership_of(st_db *db, const char *org_id, login_state *ls, rg_erro
                              " WHERE user_id = ? AND organization_id = ?", "ss", ls->user_id,
                              org_id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
         snprintf(ls->om, sizeof ls->om, "%s", rg_st_col(st, 0));
@@ -123,7 +123,7 @@ static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
         rg_st_exec_later(db, err,
                    "INSERT INTO identities(connection_id, subject, user_id) VALUES (?, ?, ?)",
                    "sss", conn_id, u->subject, user_id))
-        return RG_EIO;
+        return rg_st_rc(err);
     return 0;
 }
 
@@ -206,7 +206,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
                        "INSERT INTO memberships(id, user_id, organization_id, role_source,"
                        " status, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
                        "ssssss", om, user_id, org_id, new_source, ts, ts))
-            return RG_EIO;
+            return rg_st_rc(err);
         event = "organization_membership.created";
     } else if (res->changed) {
         event = "organization_membership.updated";
@@ -216,7 +216,7 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
         if (rg_st_membership_write(db, om, org_id, (const char *const *)res->roles.v,
                                    res->roles.n, new_source, err) ||
             !(m = rg_st_membership_json(db, om, err)) || rg_st_event(db, event, m, err))
-            return RG_EIO;
+            return rg_st_rc(err);
     }
     /* the session, inside the transaction: a refused one (R24 size)
      * leaves no membership change behind */
@@ -254,9 +254,9 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     if (!ev)
         return rg_st_oom(err);
     if (rg_st_event(db, "authentication.succeeded", ev, err))
-        return RG_EIO;
+        return rg_st_rc(err);
     if (out && !(*out = rg_st_membership_json(db, om, err)))
-        return RG_EIO;
+        return rg_st_rc(err);
     return 0;
 }
 

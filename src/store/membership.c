@@ -141,7 +141,7 @@ static int membership_row(st_db *db, const char *id, char org[ST_ID], char sourc
                                   "SELECT organization_id, role_source FROM memberships"
                                   " WHERE id = ?", "s", id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
         snprintf(org, ST_ID, "%s", rg_st_col(st, 0));
@@ -305,7 +305,7 @@ static int om_delete_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
         return rg_st_rc(err);
     if (rg_st_exec(tx->db, err, "DELETE FROM memberships WHERE id = ?", "s", id)) {
         json_decref(before);
-        return RG_EIO;
+        return rg_st_rc(err);
     }
     return rg_st_event(tx->db, "organization_membership.deleted", before, err);
 }

@@ -52,7 +52,7 @@ int rg_st_membership_roles(st_db *db, const char *om_id, rg_slugs *out, rg_error
         " ORDER BY r.status <> 'active', p.position IS NULL, p.position, r.slug",
         "s", om_id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     return rg_st_slugs_collect(db, st, out, err);
 }
 
@@ -65,7 +65,7 @@ int rg_st_membership_write(st_db *db, const char *om_id, const char *org_id,
     rg_st_now(ts);
     if (rg_st_exec_later(db, err, "DELETE FROM membership_roles WHERE membership_id = ?", "s",
                          om_id))
-        return RG_EIO;
+        return rg_st_rc(err);
     for (size_t i = 0; i < n; i++) {
         if (rg_st_exec(db, err,
                        "INSERT INTO membership_roles(membership_id, role_id)"
@@ -73,7 +73,7 @@ int rg_st_membership_write(st_db *db, const char *om_id, const char *org_id,
                        " AND (organization_id IS NULL OR organization_id = ?)"
                        " ON CONFLICT DO NOTHING",
                        "sss", om_id, slugs[i], org_id))
-            return RG_EIO;
+            return rg_st_rc(err);
         if (st_changes(db) != 1) {
             int64_t held = 0;
             /* a duplicate is fine; a slug naming no role is a bug above */
@@ -81,7 +81,7 @@ int rg_st_membership_write(st_db *db, const char *om_id, const char *org_id,
                           "SELECT count(*) FROM membership_roles mr JOIN roles r"
                           " ON r.id = mr.role_id WHERE mr.membership_id = ? AND r.slug = ?",
                           "ss", om_id, slugs[i]) < 0)
-                return RG_EIO;
+                return rg_st_rc(err);
             if (!held)
                 return rg_error_set(err, RG_EIO, "store_error", NULL,
                                     "role '%.48s' vanished while assigning it", slugs[i]);

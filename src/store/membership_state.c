@@ -29,7 +29,7 @@ static int state_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                                   " WHERE m.user_id = ? AND m.organization_id = ?",
                                   "ss", a->user_id, a->org_id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc, rows = 0;
     size_t cap = 0;
     while ((rc = rg_st_step(tx->db, st, err)) == 1) {

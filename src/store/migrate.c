@@ -107,7 +107,7 @@ static int seed_1(st_db *db, rg_error *err)
         rg_st_exec(db, err,
                    "INSERT INTO environment(id, multiple_roles, default_role_id, version,"
                    " updated_at) VALUES (1, 0, ?, 1, ?)", "ss", id, ts))
-        return RG_EIO;
+        return rg_st_rc(err);
     return 0;
 }
 
@@ -239,6 +239,6 @@ int rg_st_migrate(st_db *db, int *version, rg_error *err)
         continue;
     fail:
         db->be->rollback(db);
-        return RG_EIO;
+        return rg_st_rc(err);
     }
 }

@@ -50,7 +50,7 @@ int rg_st_channel_notes(st_tx *tx, rg_error *err)
             rc = notify(tx->db, s->notify_chan, tx->dirty[i], err);
     if (!rc && tx->members_dirty)
         rc = notify(tx->db, s->notify_chan, s->notify_members, err);
-    return rc ? RG_EIO : 0;
+    return rc ? rg_st_rc(err) : 0;
 }
 
 typedef struct send_arg {
@@ -61,7 +61,7 @@ static int send_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const send_arg *a = arg;
     (void)out;
-    return notify(tx->db, a->channel, a->payload, err) ? RG_EIO : 0;
+    return notify(tx->db, a->channel, a->payload, err) ? rg_st_rc(err) : 0;
 }
 
 int rg_store_channel_send(rg_store *s, const char *channel, const char *payload,

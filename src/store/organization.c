@@ -41,7 +41,7 @@ static int by_domain_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                                   "SELECT DISTINCT o.id FROM organizations o, json_each(o.domains) d"
                                   " WHERE d.value = ? ORDER BY o.id LIMIT 2", "s", a->domain);
     int found = 0;
-    int rc = st ? 0 : RG_EIO;
+    int rc = st ? 0 : rg_st_rc(err);
     while (!rc && (rc = rg_st_step(db, st, err)) == 1) {
         if (found++ == 0)
             snprintf(a->org_id, a->n, "%s", rg_st_col(st, 0));
@@ -126,9 +126,9 @@ static int org_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                    "INSERT INTO organizations(id, name, domains, independent, default_role_id,"
                    " version, created_at, updated_at) VALUES (?, ?, ?, 0, NULL, 1, ?, ?)",
                    "sssss", id, a->name, a->domains, ts, ts))
-        return RG_EIO;
+        return rg_st_rc(err);
     if (!(*out = rg_st_org_json(db, id, err)))
-        return RG_EIO;
+        return rg_st_rc(err);
     return rg_st_event(db, "organization.created", json_incref(*out), err);
 }
 
@@ -176,7 +176,7 @@ static int org_update_tx(st_db *db, const char *id, const char *name, const char
                    "SELECT coalesce(default_role_id, '') FROM organizations WHERE id = ?", "s",
                    id) != 1) {
         json_decref(before);
-        return RG_EIO;
+        return rg_st_rc(err);
     }
     int changed = 0, rc = 0;
     char ts[ST_TS];
@@ -212,14 +212,14 @@ static int org_update_tx(st_db *db, const char *id, const char *name, const char
                            r.id, id) ||
                 rg_st_bump_org(db, id, err) ||
                 rg_st_dsync_recompute_org(db, id, err))   /* R29 */
-                return RG_EIO;
+                return rg_st_rc(err);
         }
     }
     if (rc)
         return rc;
     if (changed &&
         rg_st_exec(db, err, "UPDATE organizations SET updated_at = ? WHERE id = ?", "ss", ts, id))
-        return RG_EIO;
+        return rg_st_rc(err);
     return rg_st_answer(db, rg_st_org_json(db, id, err),
                             changed ? "organization.updated" : NULL, out, err);
 }
@@ -272,7 +272,7 @@ static int org_delete_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                    " (SELECT id FROM roles WHERE organization_id = ?)", "s", id) ||
         rg_st_exec(db, err, "DELETE FROM organizations WHERE id = ?", "s", id)) {
         json_decref(before);
-        return RG_EIO;
+        return rg_st_rc(err);
     }
     return rg_st_event(db, "organization.deleted", before, err);
 }

@@ -49,9 +49,9 @@ static int perm_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    "ssssiss", id, a->slug, a->name, a->desc ? a->desc : "", a->system ? 1 : 0,
                    ts, ts))
-        return RG_EIO;
+        return rg_st_rc(err);
     if (!(*out = perm_json(db, id, err)))
-        return RG_EIO;
+        return rg_st_rc(err);
     return rg_st_event(db, "permission.created", json_incref(*out), err);
 }
 
@@ -89,7 +89,7 @@ static int perm_by_slug(st_db *db, const char *slug, char id[ST_ID], json_t **ob
         return rg_st_not_found(err, "slug", "permission", slug);
     if (rc < 0)
         return rc;
-    return (*obj = perm_json(db, id, err)) ? 0 : RG_EIO;
+    return (*obj = perm_json(db, id, err)) ? 0 : rg_st_rc(err);
 }
 
 static int perm_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
@@ -119,7 +119,7 @@ static int perm_update_tx(st_db *db, const char *slug, const char *name, const c
                        "UPDATE permissions SET name = coalesce(?, name),"
                        " description = coalesce(?, description), updated_at = ? WHERE id = ?",
                        "ssss", name, desc, ts, id))
-            return RG_EIO;
+            return rg_st_rc(err);
     }
     return rg_st_answer(db, perm_json(db, id, err),
                             changed ? "permission.updated" : NULL, out, err);
@@ -153,7 +153,7 @@ static int roles_with_perm(st_db *db, const char *perm_id, char (**ids)[ST_ID], 
                                   "SELECT role_id FROM role_permissions WHERE permission_id = ?"
                                   " ORDER BY role_id", "s", perm_id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     size_t cap = 0;
     int rc;
     while ((rc = rg_st_step(db, st, err)) == 1) {
@@ -201,7 +201,7 @@ static int perm_delete_tx(st_db *db, const char *slug, rg_error *err)
             break;
         json_t *r = rg_st_role_json(db, roles[i], err);
         if (!r) {
-            rc = RG_EIO;
+            rc = rg_st_rc(err);
             break;
         }
         int org = json_object_get(r, "organization_id") != NULL;

@@ -46,14 +46,14 @@ static int priority_tx(st_db *db, const char *org_id, const char *const *slugs, 
     if (org_id && rg_st_int(db, err, &independent,
                             "SELECT independent FROM organizations WHERE id = ?", "s",
                             org_id) != 1)
-        return RG_EIO;
+        return rg_st_rc(err);
     int changed = !same || !independent;
     if (changed) {
         const char *scope = org_id ? org_id : "";
         /* R9: an organization's own order makes it independent */
         if ((org_id && rg_st_org_make_independent(db, org_id, err)) ||
             rg_st_exec(db, err, "DELETE FROM priorities WHERE scope = ?", "s", scope))
-            return RG_EIO;
+            return rg_st_rc(err);
         /* one statement for the whole order: position = index in slugs
          * (checked above: each visible active role exactly once) */
         json_t *ord = json_array();
@@ -85,12 +85,12 @@ static int priority_tx(st_db *db, const char *org_id, const char *const *slugs, 
             if (rg_st_exec(db, err, "UPDATE organizations SET updated_at = ? WHERE id = ?",
                            "ss", ts, org_id) ||
                 rg_st_bump_org(db, org_id, err))
-                return RG_EIO;
+                return rg_st_rc(err);
         } else if (rg_st_bump_env(db, err)) {
-            return RG_EIO;
+            return rg_st_rc(err);
         }
         if (rg_st_dsync_recompute_org(db, org_id, err))   /* R29 */
-            return RG_EIO;
+            return rg_st_rc(err);
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < n; i++)
             json_array_append_new(arr, json_string(slugs[i]));
@@ -100,7 +100,7 @@ static int priority_tx(st_db *db, const char *org_id, const char *const *slugs, 
         if (!ev)
             return rg_st_oom(err);
         if (rg_st_event(db, "role_priority.updated", ev, err))
-            return RG_EIO;
+            return rg_st_rc(err);
     }
     return rg_st_role_list(db, org_id, out, err);
 }

@@ -86,7 +86,7 @@ static int role_create_tx(st_db *db, const char *org_id, const char *slug, const
                    "INSERT INTO roles(id, slug, name, description, organization_id, status,"
                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
                    "sssssss", id, slug, name, desc ? desc : "", org_id, ts, ts))
-        return RG_EIO;
+        return rg_st_rc(err);
     if (!org_id) {
         /* R8: bottom of the environment order; R10: and of every
          * independent organization's own order */
@@ -100,7 +100,7 @@ static int role_create_tx(st_db *db, const char *org_id, const char *slug, const
                        "  WHERE p.scope = o.id) FROM organizations o WHERE o.independent = 1",
                        "s", id) ||
             rg_st_bump_env(db, err))
-            return RG_EIO;
+            return rg_st_rc(err);
     } else {
         /* R9: the first organization role makes it independent, then R8:
          * the new role at the bottom of its own order */
@@ -110,7 +110,7 @@ static int role_create_tx(st_db *db, const char *org_id, const char *slug, const
                        " (SELECT coalesce(max(position), -1) + 1 FROM priorities WHERE scope = ?))",
                        "sss", org_id, id, org_id) ||
             rg_st_bump_org(db, org_id, err))
-            return RG_EIO;
+            return rg_st_rc(err);
     }
     return rg_st_answer(db, rg_st_role_json(db, id, err),
                             rg_st_role_event(org_id, "created"), out, err);
@@ -208,7 +208,7 @@ static int role_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
         return rg_st_not_found(err, "slug", "role", a->slug);
     if (rc < 0)
         return rc;
-    return (*out = rg_st_role_json(tx->db, r.id, err)) ? 0 : RG_EIO;
+    return (*out = rg_st_role_json(tx->db, r.id, err)) ? 0 : rg_st_rc(err);
 }
 
 int rg_store_role_get(rg_store *s, const char *org_id, const char *slug, json_t **out,
@@ -239,7 +239,7 @@ static int role_update_tx(st_db *db, const char *org_id, const char *slug, const
         return rc;
     json_t *before = rg_st_role_json(db, r.id, err);
     if (!before)
-        return RG_EIO;
+        return rg_st_rc(err);
     int changed = rg_st_text_changed(before, name, desc);
     json_decref(before);
     if (changed) {
@@ -249,7 +249,7 @@ static int role_update_tx(st_db *db, const char *org_id, const char *slug, const
                        "UPDATE roles SET name = coalesce(?, name), description ="
                        " coalesce(?, description), updated_at = ? WHERE id = ?",
                        "ssss", name, desc, ts, r.id))
-            return RG_EIO;
+            return rg_st_rc(err);
     }
     return rg_st_answer(db, rg_st_role_json(db, r.id, err),
                             changed ? rg_st_role_event(org_id, "updated") : NULL, out, err);
@@ -303,7 +303,7 @@ static int role_perms_tx(st_db *db, const char *org_id, const char *slug, int mo
     json_t *before = rg_st_role_json(db, r.id, err);
     if (!before) {
         free(ids);
-        return RG_EIO;
+        return rg_st_rc(err);
     }
     /* the resulting set, compared with the current one: same set = no-op */
     json_t *cur = json_object_get(before, "permissions");

@@ -21,7 +21,7 @@ static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
     char env_def[ST_ID] = "";
     if (rg_st_text(db, err, env_def, sizeof env_def,
                    "SELECT default_role_id FROM environment WHERE id = 1", "") != 1)
-        return RG_EIO;
+        return rg_st_rc(err);
     if (!strcmp(env_def, r.id))   /* R7 */
         return rg_error_set(err, RG_ECONFLICT, "default_role_cannot_be_deleted", "slug",
                             "'%.48s' is the environment's default role", slug);
@@ -30,7 +30,7 @@ static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
                                   "SELECT id FROM organizations WHERE independent = 1"
                                   " AND default_role_id = ? ORDER BY id", "s", r.id);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     char (*orgs)[ST_ID] = NULL;
     size_t n = 0, cap = 0;
     char list[200] = "";
@@ -79,7 +79,7 @@ static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
             rg_st_bump_org(db, orgs[i], err) || !(o = rg_st_org_json(db, orgs[i], err)) ||
             rg_st_event(db, "organization.updated", o, err)) {
             free(orgs);
-            return RG_EIO;
+            return rg_st_rc(err);
         }
     }
     free(orgs);
@@ -97,7 +97,7 @@ static int role_delete_tx(st_db *db, const char *org_id, const char *slug,
                    "ssss", job, r.id, ts, ts) ||
         (org_id ? rg_st_bump_org(db, org_id, err) : rg_st_bump_env(db, err)) ||
         rg_st_dsync_role_deleted(db, r.id, org_id, err))   /* R29 */
-        return RG_EIO;
+        return rg_st_rc(err);
     return rg_st_answer(db, rg_st_role_json(db, r.id, err),
                             rg_st_role_event(org_id, "deleted"), out, err);
 }

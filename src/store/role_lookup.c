@@ -26,7 +26,7 @@ int rg_st_role_find(st_db *db, const char *org_id, const char *slug, int own_onl
     st_stmt *st = org_id ? rg_st_prep(db, err, sql, "ssi", slug, org_id, with_deleting)
                               : rg_st_prep(db, err, sql, "si", slug, with_deleting);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc = rg_st_step(db, st, err);
     if (rc == 1) {
         memset(r, 0, sizeof *r);
@@ -178,6 +178,6 @@ int rg_st_org_make_independent(st_db *db, const char *org_id, rg_error *err)
                    " (SELECT default_role_id FROM environment WHERE id = 1) WHERE id = ?",
                    "s", org_id) ||
         rg_st_bump_org(db, org_id, err))
-        return RG_EIO;
+        return rg_st_rc(err);
     return 0;
 }

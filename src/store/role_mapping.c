@@ -45,7 +45,7 @@ static int mappings_get_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
         return rc < 0 ? rc : rg_st_not_found(err, "id", "connection", conn_id);
     json_t *arr = mappings_array(tx->db, conn_id, err);
     if (!arr)
-        return RG_EIO;
+        return rg_st_rc(err);
     *out = rg_st_list_object(arr, NULL, NULL);
     return *out ? 0 : rg_st_oom(err);
 }
@@ -102,7 +102,7 @@ static int mappings_set_tx(st_db *db, const char *conn_id, const json_t *mapping
                        ids[i]) != 1) {
             json_decref(want);
             free(ids);
-            return RG_EIO;
+            return rg_st_rc(err);
         }
         size_t at = 0, len = json_array_size(want);
         int dup = 0;
@@ -146,13 +146,13 @@ static int mappings_set_tx(st_db *db, const char *conn_id, const json_t *mapping
             rg_st_bump_org(db, org, err) || !(ev = rg_st_conn_public(db, conn_id, err))) {
             json_decref(want);
             free(ids);
-            return RG_EIO;
+            return rg_st_rc(err);
         }
         json_object_set(ev, "role_mappings", want);
         if (rg_st_event(db, "connection.updated", ev, err)) {
             json_decref(want);
             free(ids);
-            return RG_EIO;
+            return rg_st_rc(err);
         }
     }
     free(ids);

@@ -59,7 +59,7 @@ static int session_row(st_db *db, const rg_store_session_rec *r, const char *mem
                       " SELECT ?, id, user_id, organization_id, ?, ?, ?, ?, ?, ?, ?"
                       " FROM memberships WHERE id = ?", "sssssssss", r->id,
                       r->connection_id, r->idp_subject, r->idp_subject_format, r->idp_session,
-                      r->actor, created, expires, membership_id) ? RG_EIO : 0;
+                      r->actor, created, expires, membership_id) ? rg_st_rc(err) : 0;
 }
 
 int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *membership_id,
@@ -87,12 +87,12 @@ int rg_st_session_insert(st_db *db, const rg_store_session_rec *r, const char *m
                        "SELECT 1 FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT 1",
                        "s", created);
     if (rc < 0)
-        return RG_EIO;
+        return rg_st_rc(err);
     if (rc == 1 && rg_st_exec(db, err,
                               "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
                               " WHERE expires_at < ? ORDER BY expires_at LIMIT " SESS_PRUNE ")",
                               "s", created))
-        return RG_EIO;
+        return rg_st_rc(err);
     db->probe_after_ms = rc == 1 ? 0 : now_ms + SESS_PROBE_QUIET_MS;
     return session_row(db, r, membership_id, created, expires, err);
 }
@@ -110,7 +110,7 @@ static int membership_check(st_db *db, const char *id, const char *field, rg_err
 {
     int64_t n = 0;
     if (rg_st_int(db, err, &n, "SELECT count(*) FROM memberships WHERE id = ?", "s", id) < 0)
-        return RG_EIO;
+        return rg_st_rc(err);
     return n ? 0 : rg_st_not_found(err, field, "organization_membership", id);
 }
 
@@ -121,7 +121,7 @@ static int create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     if (!rc)
         rc = rg_st_session_insert(tx->db, a->r, a->membership_id, err);
     if (!rc && a->event)
-        rc = rg_st_event(tx->db, "session.created", json_incref(a->event), err) ? RG_EIO : 0;
+        rc = rg_st_event(tx->db, "session.created", json_incref(a->event), err) ? rg_st_rc(err) : 0;
     return rc;
 }
 
@@ -164,13 +164,13 @@ static int revoke_one(st_db *db, const char *id, const char *ts, const char *rea
 {
     if (rg_st_exec(db, err, "UPDATE sessions SET revoked_at = ? WHERE id = ?", "ss", ts, id) ||
         !(*o = session_json(db, id, err)))
-        return RG_EIO;
+        return rg_st_rc(err);
     json_t *ev = json_deep_copy(*o);
     if (ev && reason)
         json_object_set_new(ev, "reason", json_string(reason));
     if (!ev)
         return rg_st_oom(err);
-    return rg_st_event(db, "session.revoked", ev, err) ? RG_EIO : 0;
+    return rg_st_event(db, "session.revoked", ev, err) ? rg_st_rc(err) : 0;
 }
 
 static int revoke_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
@@ -206,7 +206,7 @@ static int revoke_idp_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                                   " (? IS NULL OR idp_session = ?)", "sssss", a->conn_id,
                                   a->subject, a->subject, a->idp_session, a->idp_session);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     rg_slugs ids = {0};
     int rc = rg_st_slugs_collect(db, st, &ids, err);
     json_t *done = rc ? NULL : json_array();
@@ -273,7 +273,7 @@ static int reload_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
         : rg_st_prep(tx->db, err, "SELECT user_id, organization_id, updated_at FROM memberships"
                      " WHERE status <> 'active' AND updated_at > ?", "s", ts);
     if (!st)
-        return RG_EIO;
+        return rg_st_rc(err);
     int rc;
     while ((rc = rg_st_step(tx->db, st, err)) == 1) {
         const char *c0 = rg_st_col(st, 0), *c1 = rg_st_col(st, 1);
@@ -284,7 +284,7 @@ static int reload_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
             a->user_fn(a->ctx, c0, c1, at);
     }
     st_finalize(st);
-    return rc < 0 ? RG_EIO : 0;
+    return rc < 0 ? rg_st_rc(err) : 0;
 }
 
 int rg_store_session_revoked_each(rg_store *s, rg_store_revoked_fn fn, void *ctx,

@@ -94,9 +94,11 @@ int  rg_st_answer(st_db *db, json_t *o, const char *event, json_t **out, rg_erro
  * the backend's error mapping. */
 void rg_st_retry_note(st_db *db);
 
-/* The error kind matching the status err holds (404 RG_ENOTFOUND, 409
- * RG_ECONFLICT, 422 RG_EUNPROCESSABLE, else RG_ENOMEM or RG_EIO): for a
- * builder that returned NULL. */
+/* The error kind of a failed helper that filled err: the kind it set
+ * (e.g. RG_EUNAVAIL for a database gone, RG_ECONFLICT for a slug taken),
+ * so the rc a store function returns and the status of its err agree. An
+ * err filled by status alone maps 404 RG_ENOTFOUND, 409 RG_ECONFLICT, 422
+ * RG_EUNPROCESSABLE, else RG_ENOMEM or RG_EIO. */
 int  rg_st_rc(const rg_error *err);
 
 /* Statements: fmt has one char per '?': 's' const char * (NULL binds NULL),

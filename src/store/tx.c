@@ -304,7 +304,7 @@ int rg_st_read_one(rg_store *s, st_fn fn, void *arg, json_t **out, rg_error *err
 int rg_st_answer(st_db *db, json_t *o, const char *event, json_t **out, rg_error *err)
 {
     if (!o)
-        return RG_EIO;
+        return rg_st_rc(err);
     *out = o;
     return event ? rg_st_event(db, event, json_incref(o), err) : 0;
 }
@@ -327,7 +327,9 @@ int rg_st_get(rg_store *s, st_builder build, const char *id, json_t **out, rg_er
 
 int rg_st_rc(const rg_error *err)
 {
-    switch (err ? err->status : 500) {
+    if (err && err->kind < 0)
+        return err->kind;   /* what the failing helper said */
+    switch (err ? err->status : 500) {   /* an error filled by status alone */
     case 404: return RG_ENOTFOUND;
     case 409: return RG_ECONFLICT;
     case 422: return RG_EUNPROCESSABLE;

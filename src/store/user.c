@@ -51,7 +51,7 @@ int rg_st_user_insert(st_db *db, const char *email, const char *first, const cha
                          "INSERT INTO users(id, email, first_name, last_name, created_at,"
                          " updated_at) VALUES (?, ?, ?, ?, ?, ?)", "ssssss", id, email, first,
                          last, ts, ts))
-        return RG_EIO;
+        return rg_st_rc(err);
     json_t *o = rg_st_user_json(db, id, err);
     return o ? rg_st_event(db, "user.created", o, err) : RG_EIO;
 }
@@ -64,7 +64,7 @@ static int user_create_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     char id[ST_ID];
     int rc = rg_st_user_insert(tx->db, a->email, a->first, a->last, id, err);
     if (!rc && !(*out = rg_st_user_json(tx->db, id, err)))
-        rc = RG_EIO;
+        rc = rg_st_rc(err);
     return rc;
 }
 
@@ -108,7 +108,7 @@ static int user_delete_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
                         rg_st_membership_json, "organization_membership.deleted", err) ||
         rg_st_exec(db, err, "DELETE FROM users WHERE id = ?", "s", id)) {
         json_decref(before);
-        return RG_EIO;
+        return rg_st_rc(err);
     }
     return rg_st_event(db, "user.deleted", before, err);
 }

@@ -47,8 +47,10 @@ int rg_error_status(int rc)
 
 int rg_error_recast(rg_error *err, int rc)
 {
-    if (err)
+    if (err) {
         err->status = rg_error_status(rc);
+        err->kind = rc;
+    }
     return rc;
 }
 
@@ -64,6 +66,7 @@ int rg_error_set(rg_error *err, int rc, const char *code, const char *field,
     if (!err)
         return rc;
     err->status = rg_error_status(rc);
+    err->kind = rc;
     snprintf(err->code, sizeof err->code, "%s", code ? code : "");
     snprintf(err->field, sizeof err->field, "%s", field ? field : "");
     va_list ap;

@@ -64,8 +64,11 @@ static void test_server_stopped_then_back(void **state)
     assert_null(o);
     assert_int_equal(f->err.status, 503);
     assert_string_equal(f->err.code, "store_unavailable");
+    /* the rc is the error's kind, not a bare RG_EIO (issue 16 item 5) */
+    assert_int_equal(rc, RG_EUNAVAIL);
+    assert_int_equal(f->err.kind, RG_EUNAVAIL);
     json_t *l = NULL;
-    assert_int_not_equal(rg_store_role_list(f->s, NULL, &l, &f->err), 0);
+    assert_int_equal(rg_store_role_list(f->s, NULL, &l, &f->err), RG_EUNAVAIL);
     assert_int_equal(f->err.status, 503);
     assert_int_equal(ctl("start"), 0);
     /* every pooled connection is reset at its next use */
@@ -285,6 +288,51 @@ static void test_write_answered_after_its_flush(void **state)
     wal_writer_delay(p->db, "200ms");
 }
 
+/* A statement that fails inside a write: the store function returns the
+ * kind of the error it filled (issue 16 item 5), so rc and err.status agree.
+ * A trigger makes the role INSERT fail with the SQLSTATE given; the runner
+ * retries both kinds (ST_TX_ATTEMPTS) and then answers. Before the store's
+ * rc followed its err, both came back as RG_EIO beside a 409 or a 503. */
+static void raise_on_role_insert(st_db *db, const char *sqlstate)
+{
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "CREATE OR REPLACE FUNCTION rg_fail() RETURNS trigger LANGUAGE plpgsql AS"
+             " $$BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '%s'; END$$", sqlstate);
+    assert_int_equal(db->be->exec_script(db, sql), 0);
+    assert_int_equal(db->be->exec_script(db, "DROP TRIGGER IF EXISTS rg_fail ON roles"), 0);
+    assert_int_equal(db->be->exec_script(db, "CREATE TRIGGER rg_fail BEFORE INSERT ON roles"
+                                             " FOR EACH ROW EXECUTE FUNCTION rg_fail()"), 0);
+}
+
+static void test_failed_statement_returns_its_kind(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    static const struct { const char *sqlstate; int kind, status; const char *code; } cases[] = {
+        {"23505", RG_ECONFLICT, 409, "conflict"},
+        {"40001", RG_EUNAVAIL, 503, "store_conflict"},
+        {"22012", RG_EIO, 500, "store_error"},   /* anything else: the database failed */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        raise_on_role_insert(p->db, cases[i].sqlstate);
+        json_t *o = NULL;
+        int rc = rg_store_role_create(p->f->s, NULL, "injected", "Injected", NULL, &o,
+                                      &p->f->err);
+        assert_null(o);
+        assert_int_equal(rc, cases[i].kind);
+        assert_int_equal(p->f->err.status, cases[i].status);
+        assert_int_equal(rg_error_status(rc), p->f->err.status);
+        assert_string_equal(p->f->err.code, cases[i].code);
+    }
+    assert_int_equal(p->db->be->exec_script(p->db, "DROP TRIGGER rg_fail ON roles"), 0);
+    json_t *o = NULL;
+    assert_int_equal(rg_store_role_create(p->f->s, NULL, "injected", "Injected", NULL, &o,
+                                          &p->f->err), 0);
+    json_decref(o);
+}
+
 static void test_sync_commits_without_wal_message(void **state)
 {
     pfx *p = *state;
@@ -377,6 +425,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forgotten_statements_prepared_again, pfx_setup,
                                         pfx_teardown),
         cmocka_unit_test_setup_teardown(test_write_answered_after_its_flush, pfx_setup,
+                                        pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_statement_returns_its_kind, pfx_setup,
                                         pfx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_commits_without_wal_message, pfx_setup,
                                         pfx_teardown),
