@@ -120,12 +120,12 @@ check: deps
 	$(MAKE) all unit
 	BUILD=$(BUILD) tests/run
 
-# tests/run turns on the slow unwinder (fast_unwind_on_malloc=0) only for the
-# one suite that tests/lsan.supp needs it for (test_saml_slo.py): lasso and
-# GLib have no frame pointers, so only it reaches the rolegate frames the
-# suppressions name, and it makes a lasso-heavy run 20-70x slower (the test
-# IdP's own lasso leak is kept out of the report without it, see there). The PostgreSQL backend runs under
-# ASan through the store's unit tests (unit-pg); the eight integration
+# No test needs the slow unwinder (fast_unwind_on_malloc=0) any more: lasso
+# and GLib have no frame pointers, so only it reached the rolegate frames
+# suppressions named, and it made a lasso-heavy run 20-70x slower; the lasso
+# leaks it was for are gone (tests/lsan.supp says how).
+# The PostgreSQL backend runs under ASan through the store's unit tests
+# (unit-pg); the eight integration
 # suites repeated on PostgreSQL run in `make check` only (RG_NO_PG_INTEG):
 # under ASan they would re-test, slowly, what their SQLite run covers, and
 # CI must stay under 30 minutes. For the same reason the SQLite integration

@@ -46,8 +46,8 @@
  * (__lsan_disable: what is allocated meanwhile is never reported), so no
  * suppression has to reach through lasso's frames: those have no frame
  * pointers, and the slow unwinder that walks them made test_saml_conn 30x
- * slower under ASan. The SP side (rolegate's own SLO checks) keeps its
- * suppressions in tests/lsan.supp. */
+ * slower under ASan. The SP side (rolegate's SLO) does not call lasso's
+ * check at all (src/saml/redirect_sig.c). */
 #if defined(__SANITIZE_ADDRESS__)
 #define MINT_LSAN 1
 #elif defined(__has_feature)

@@ -263,8 +263,11 @@ int  rg_saml_logout_request_answer(const rg_saml_connection *conn, const char *q
  * RG_SAML_INTERNAL); everyone else sees the opaque type. Immutable after
  * rg_saml_connection_new; all strings malloc'd and owned. */
 struct _LassoServer;
+struct evp_pkey_st;
 struct rg_saml_connection {
     struct _LassoServer *server;
+    struct evp_pkey_st **sig_keys;   /* the IdP's signing keys (redirect_sig.c) */
+    size_t  n_sig_keys;
     char   *connection_id, *sp_entity_id, *acs_url, *idp_entity_id, *sp_metadata;
     char  **group_attrs, **email_attrs, **name_attrs;   /* NULL-terminated */
     int     allow_idp_initiated, allow_sha1, skew;

@@ -219,15 +219,27 @@ static char *read_pem(const char *text, const char *path)
  * verification in xmlSecKeyDuplicate). The same public keys without the certificate
  * are put first in the provider's list, so a good signature is checked with a
  * cheap copy; lasso's own keys stay behind them. The set of keys that can
- * verify is unchanged: the signing certificates the lint read. */
+ * verify is unchanged: the signing certificates the lint read. The same keys
+ * as OpenSSL keys verify HTTP-Redirect signatures (redirect_sig.c). */
 static int add_bare_keys(rg_saml_connection *c, const rg_saml_metadata_info *info,
                          rg_error *err)
 {
     LassoProvider *idp = lasso_server_get_provider(c->server, c->idp_entity_id);
+    c->sig_keys = calloc(info->n_certs ? info->n_certs : 1, sizeof *c->sig_keys);
+    if (!c->sig_keys)
+        return rg_error_oom(err);
     for (size_t i = info->n_certs; idp && i-- > 0;) {
         const rg_saml_cert_info *ci = &info->certs[i];
         if (strcmp(ci->use, "encryption") == 0)
             continue;
+        /* the same key for the HTTP-Redirect checks of redirect_sig.c */
+        BIO *bio = BIO_new_mem_buf(ci->pubkey_pem, -1);
+        EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        if (!pk)
+            return rg_error_set(err, RG_EUNPROCESSABLE, "invalid_metadata", "KeyDescriptor",
+                                "the signing key %s does not load", ci->sha256);
+        c->sig_keys[c->n_sig_keys++] = pk;
         LassoKey *k = lasso_key_new_for_signature_from_memory(
             ci->pubkey_pem, strlen(ci->pubkey_pem), NULL, LASSO_SIGNATURE_METHOD_RSA_SHA256, NULL);
         int rc = k ? lasso_provider_add_key(idp, k, FALSE) : -1;
@@ -322,6 +334,9 @@ void rg_saml_connection_free(rg_saml_connection *c)
         return;
     if (c->server)
         g_object_unref(c->server);
+    for (size_t i = 0; i < c->n_sig_keys; i++)
+        EVP_PKEY_free(c->sig_keys[i]);
+    free(c->sig_keys);
     free(c->connection_id);
     free(c->sp_entity_id);
     free(c->acs_url);
