@@ -57,6 +57,9 @@ long   rg_b64url_decode(const char *in, size_t len, unsigned char *out);
 int    rg_b64url_chars(const char *s, size_t n);
 /* The value (0-15) of the hex digit ch (either case), -1 if it is none. */
 int    rg_hex_digit(int ch);
+/* %-decodes s[0..n) into out (outsz bytes, NUL-terminated); '+' stays '+'.
+ * The decoded length, or -1 on a bad escape, an escaped NUL or no room. */
+long   rg_pct_decode(const char *s, size_t n, char *out, size_t outsz);
 /* The 64-bit FNV-1a hash of s: the slot of a string key in the in-process
  * maps (offset basis 1469598103934665603, as every copy before it had). */
 uint64_t rg_fnv1a(const char *s);

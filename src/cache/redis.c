@@ -18,26 +18,7 @@
 /* Copies s[0..n) %-decoded into out. Returns 0 or -1. */
 static int pct_copy(char *out, size_t outsz, const char *s, size_t n)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int ch = (unsigned char)s[i];
-        if (ch == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int a = rg_hex_digit(s[i + 1]), b = rg_hex_digit(s[i + 2]);
-            if (a < 0 || b < 0)
-                return -1;
-            ch = a * 16 + b;
-            i += 2;
-            if (ch == 0)
-                return -1;
-        }
-        if (k + 1 >= outsz)
-            return -1;
-        out[k++] = (char)ch;
-    }
-    out[k] = '\0';
-    return 0;
+    return rg_pct_decode(s, n, out, outsz) < 0 ? -1 : 0;
 }
 
 static int parse_int(const char *s, size_t n, long lo, long hi, int *out)

@@ -45,35 +45,6 @@ static const EVP_MD *digest_of(const char *alg, int allow_sha1)
     return NULL;
 }
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Percent-decodes n bytes of s into out (size n + 1); '+' stays '+', as in
- * lasso's reading (a space is never part of base64 or of a URI). -1 on a
- * bad escape or a NUL. */
-static long pct_decode(const char *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c == 0)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = 0;
-    return (long)o;
-}
 
 /* 400 saml_signature_invalid: "<what> <why>" */
 static int refuse(rg_error *err, const char *why, const char *what)
@@ -147,8 +118,9 @@ int rg_saml_redirect_verify(const rg_saml_connection *c, const char *query,
         return rc;
     char algv[129], sigtext[SIG_MAX_RAW + 1];
     unsigned char raw[SIG_MAX_RAW];
-    long sl = pct_decode(sig.v, sig.n, sigtext);
-    const EVP_MD *md = pct_decode(alg.v, alg.n, algv) < 0 ? NULL : digest_of(algv, c->allow_sha1);
+    long sl = rg_pct_decode(sig.v, sig.n, sigtext, sizeof sigtext);
+    const EVP_MD *md = rg_pct_decode(alg.v, alg.n, algv, sizeof algv) < 0
+                           ? NULL : digest_of(algv, c->allow_sha1);
     if (!md)
         return rg_error_set(err, RG_EINVAL, "saml_signature_algorithm", "SigAlg",
                             "the SigAlg is not one we verify (RSA with SHA-256/384/512%s)",

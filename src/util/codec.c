@@ -208,3 +208,29 @@ size_t rg_utf8_char(const unsigned char *p, const unsigned char *end, unsigned *
         *cp = v;
     return n;
 }
+
+long rg_pct_decode(const char *s, size_t n, char *out, size_t outsz)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int a = rg_hex_digit(s[i + 1]), b = rg_hex_digit(s[i + 2]);
+            if (a < 0 || b < 0)
+                return -1;
+            ch = a * 16 + b;
+            i += 2;
+            if (ch == 0)
+                return -1;
+        }
+        if (k + 1 >= outsz)
+            return -1;
+        out[k++] = (char)ch;
+    }
+    if (!outsz)
+        return -1;
+    out[k] = '\0';
+    return (long)k;
+}

@@ -121,6 +121,25 @@ static void test_hex_digit_fnv1a_and_capped_buf(void **st)
     rg_buf_free(&c.body);
 }
 
+/* %-decoding of a query value or a URL's user info: '+' stays '+', a bad
+ * escape, an escaped NUL or an output too small is -1. */
+static void test_pct_decode(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_int_equal(rg_pct_decode("a%2Bb+c%2f", 10, out, sizeof out), 6);
+    assert_string_equal(out, "a+b+c/");
+    assert_int_equal(rg_pct_decode("%41%4a", 6, out, sizeof out), 2);
+    assert_string_equal(out, "AJ");
+    assert_int_equal(rg_pct_decode("%4", 2, out, sizeof out), -1);
+    assert_int_equal(rg_pct_decode("%zz", 3, out, sizeof out), -1);
+    assert_int_equal(rg_pct_decode("a%00b", 5, out, sizeof out), -1);
+    assert_int_equal(rg_pct_decode("abcd", 4, out, 4), -1);     /* no room for the NUL */
+    assert_int_equal(rg_pct_decode("abc", 3, out, 4), 3);
+    assert_int_equal(rg_pct_decode("", 0, out, sizeof out), 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +150,7 @@ int main(void)
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_hex_digit_fnv1a_and_capped_buf),
+        cmocka_unit_test(test_pct_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
