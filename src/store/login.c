@@ -24,25 +24,29 @@ typedef struct login_state {
     int inactive;
     int have_version;             /* 0: the organization is gone */
     uint64_t version;
+    rg_slugs roles;               /* the membership's roles, R11 order ... */
+    int roles_read;               /* ... when read with the identity */
 } login_state;
 
 /* The connection checked in its organization (404 connection_id when it
  * is not there), the user its (connection, subject) identity names with
- * that user's membership, and the table version, in one statement (issue
- * 15: one round trip for what took three): 1 with user_id set, 0 no
- * identity yet, negative error. */
+ * that user's membership and its roles (R11 order: one row per role), and
+ * the table version, in one statement (issue 15: one round trip for what
+ * took four): 1 with user_id set, 0 no identity yet, negative error. */
 static int identity_of(st_db *db, const char *org_id, const char *conn_id,
                        const rg_store_login_user *u, login_state *ls, rg_error *err)
 {
     st_stmt *st = rg_st_prep(db, err,
                              "SELECT c.id, i.user_id, m.id, m.role_source, m.status,"
                              " (SELECT e.version + o.version FROM environment e, organizations o"
-                             " WHERE e.id = 1 AND o.id = c.organization_id)"
+                             " WHERE e.id = 1 AND o.id = c.organization_id), r.slug"
                              " FROM connections c"
                              " LEFT JOIN identities i ON i.connection_id = c.id AND i.subject = ?"
                              " LEFT JOIN memberships m ON m.user_id = i.user_id"
                              "  AND m.organization_id = c.organization_id"
-                             " WHERE c.id = ? AND c.organization_id = ?",
+                             " LEFT JOIN membership_roles mr ON mr.membership_id = m.id"
+                             " LEFT JOIN roles r ON r.id = mr.role_id" ST_ROLE_ORDER_JOIN
+                             " WHERE c.id = ? AND c.organization_id = ?" ST_ROLE_ORDER_BY,
                              "sss", u->subject, conn_id, org_id);
     if (!st)
         return rg_st_rc(err);
@@ -59,10 +63,20 @@ static int identity_of(st_db *db, const char *org_id, const char *conn_id,
         snprintf(ls->om, sizeof ls->om, "%s", rg_st_col(st, 2));
         snprintf(ls->source, sizeof ls->source, "%s", rg_st_col(st, 3));
         ls->inactive = !strcmp(rg_st_col(st, 4), "inactive");
+        ls->roles_read = 1;
+        size_t cap = 0;
+        for (; rc == 1; rc = rg_st_step(db, st, err))
+            if (rg_st_col(st, 6) &&
+                (rc = rg_st_slug_push(&ls->roles, &cap, rg_st_col(st, 6), err)))
+                break;
+        if (rc == 0)
+            rc = 1;   /* the rows were read to their end */
     }
     st_finalize(st);
-    if (rc < 0)
+    if (rc < 0) {
+        rg_slugs_clear(&ls->roles);
         return rc;
+    }
     return rc == 0 ? rg_st_not_found(err, "connection_id", "connection", conn_id) : found;
 }
 
@@ -163,15 +177,17 @@ static int login_tx(st_tx *tx, const char *org_id, const char *conn_id,
     login_state ls;
     memset(&ls, 0, sizeof ls);
     int rc = user_for_login(db, org_id, conn_id, u, &ls, err);
-    if (rc)
-        return rc;
+    rg_slugs cur = ls.roles;   /* read with the identity, or below */
+    if (rc || ls.inactive) {
+        rg_slugs_clear(&cur);
+        return rc ? rc
+                  /* R30: deprovisioned by the organization's directory */
+                  : rg_error_set(err, RG_EFORBIDDEN, "user_deprovisioned", NULL,
+                                 "this user was deprovisioned from the organization");
+    }
     const char *user_id = ls.user_id, *source = ls.source;
     char *om = ls.om;
-    if (ls.inactive)   /* R30: deprovisioned by the organization's directory */
-        return rg_error_set(err, RG_EFORBIDDEN, "user_deprovisioned", NULL,
-                            "this user was deprovisioned from the organization");
-    rg_slugs cur = {0};
-    if (*om && (rc = rg_st_membership_roles(db, om, &cur, err)))
+    if (*om && !ls.roles_read && (rc = rg_st_membership_roles(db, om, &cur, err)))
         return rc;
     int64_t r0 = u->resolve_cpu_us ? rg_thread_cpu_us() : 0;
     const rg_role_table *t = NULL;

@@ -12,21 +12,22 @@
 #include "rolegate/util.h"
 #include "store_impl.h"
 
+int rg_st_slug_push(rg_slugs *out, size_t *cap, const char *slug, rg_error *err)
+{
+    if (rg_grow(&out->v, out->n, cap, sizeof *out->v, 4) != 0 ||
+        !(out->v[out->n] = strdup(slug)))
+        return rg_st_oom(err);
+    out->n++;
+    return 0;
+}
+
 int rg_st_slugs_collect(st_db *db, st_stmt *st, rg_slugs *out, rg_error *err)
 {
     int rc;
     size_t cap = out->n;
-    while ((rc = rg_st_step(db, st, err)) == 1) {
-        if (rg_grow(&out->v, out->n, &cap, sizeof *out->v, 4) != 0) {
-            rc = rg_st_oom(err);
+    while ((rc = rg_st_step(db, st, err)) == 1)
+        if ((rc = rg_st_slug_push(out, &cap, rg_st_col(st, 0), err)))
             break;
-        }
-        if (!(out->v[out->n] = strdup(rg_st_col(st, 0)))) {
-            rc = rg_st_oom(err);
-            break;
-        }
-        out->n++;
-    }
     st_finalize(st);
     if (rc < 0) {
         rg_slugs_clear(out);
@@ -39,17 +40,12 @@ int rg_st_membership_roles(st_db *db, const char *om_id, rg_slugs *out, rg_error
 {
     out->v = NULL;
     out->n = 0;
-    /* R11: in the organization's order (its own when independent, else the
-     * environment's); roles being deleted last */
+    /* R11 (ST_ROLE_ORDER_BY) */
     st_stmt *st = rg_st_prep(
         db, err,
         "SELECT r.slug FROM membership_roles mr JOIN roles r ON r.id = mr.role_id"
-        " JOIN memberships m ON m.id = mr.membership_id"
-        " JOIN organizations o ON o.id = m.organization_id"
-        " LEFT JOIN priorities p ON p.role_id = r.id"
-        "  AND p.scope = CASE WHEN o.independent <> 0 THEN o.id ELSE '' END"
-        " WHERE mr.membership_id = ?"
-        " ORDER BY r.status <> 'active', p.position IS NULL, p.position, r.slug",
+        " JOIN memberships m ON m.id = mr.membership_id" ST_ROLE_ORDER_JOIN
+        " WHERE mr.membership_id = ?" ST_ROLE_ORDER_BY,
         "s", om_id);
     if (!st)
         return rg_st_rc(err);

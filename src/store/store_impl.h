@@ -287,6 +287,16 @@ int  rg_st_om_each(st_db *db, const st_om_row *rows, size_t n, st_om_fn fn, void
 
 /* Membership roles: the slugs in the organization's priority order (deleting
  * roles included, at the end). Clear with rg_slugs_clear. */
+/* R11 in SQL, for a membership m and its roles r: the organization's order
+ * (its own when independent, else the environment's), roles being deleted
+ * last. rg_st_membership_roles and the login's first statement share it. */
+#define ST_ROLE_ORDER_JOIN                                                      \
+    " LEFT JOIN organizations ro ON ro.id = m.organization_id"                  \
+    " LEFT JOIN priorities p ON p.role_id = r.id"                               \
+    "  AND p.scope = CASE WHEN ro.independent <> 0 THEN ro.id ELSE '' END"
+#define ST_ROLE_ORDER_BY " ORDER BY r.status <> 'active', p.position IS NULL, p.position, r.slug"
+/* Appends a strdup of slug to out (grown by rg_grow; *cap its capacity). */
+int  rg_st_slug_push(rg_slugs *out, size_t *cap, const char *slug, rg_error *err);
 /* Steps st to its end, appending a strdup of column 0 of each row to out
  * (out->v NULL or grown by realloc; out->n rows so far), and finalizes st.
  * On failure out is cleared. */
