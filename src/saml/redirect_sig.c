@@ -45,12 +45,10 @@ static const EVP_MD *digest_of(const char *alg, int allow_sha1)
     return NULL;
 }
 
-
-/* 400 saml_signature_invalid: "<what> <why>" */
+/* 400 saml_signature_invalid, field what (the parameter at fault): "what: why" */
 static int refuse(rg_error *err, const char *why, const char *what)
 {
-    return rg_error_set(err, RG_EINVAL, "saml_signature_invalid", "Signature", "%s: %s", what,
-                        why);
+    return rg_error_set(err, RG_EINVAL, "saml_signature_invalid", what, "%s: %s", what, why);
 }
 
 /* The four parameters of the binding found once each in the raw query. */

@@ -10,8 +10,8 @@
  * octets with one of the IdP's signing keys; *verified (malloc'd) is then
  * the query for lasso, the verified message and RelayState alone, to read
  * with lasso's signature check off. Else 400 with saml_signature_invalid
- * (field Signature) or saml_signature_algorithm (field SigAlg). Reads no
- * XML. */
+ * (field: the parameter at fault) or saml_signature_algorithm (field
+ * SigAlg). Reads no XML. */
 int rg_saml_redirect_verify(const rg_saml_connection *c, const char *query,
                             const char *msg_param, char **verified, rg_error *err);
 #endif
