@@ -159,7 +159,7 @@ static int auth_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     st_stmt *st = rg_st_prep(tx->db, err,
                                   "SELECT token_hash, organization_id FROM directories"
                                   " WHERE id = ? AND state = 'active'", "s", a->id);
-    int rc = st ? rg_st_step(tx->db, st, err) : RG_EIO;
+    int rc = st ? rg_st_step(tx->db, st, err) : rg_st_rc(err);
     if (rc == 1) {
         snprintf(a->hash, RG_DSYNC_TOKEN_HASH, "%s", rg_st_col(st, 0));
         snprintf(a->org_id, 64, "%s", rg_st_col(st, 1));

@@ -521,7 +521,7 @@ static int user_delete_tx(st_db *db, const char *dir, const char *id, rg_dsync_o
         if (rc == 1)
             rc = !m || rg_st_exec(db, err, "DELETE FROM memberships WHERE id = ?", "s", om) ||
                          rg_st_event(db, "organization_membership.deleted", m, err)
-                     ? RG_EIO
+                     ? rg_st_rc(err)
                      : 0;
         snprintf(oc->user_id, sizeof oc->user_id, "%s", cur.user_id);
         snprintf(oc->org_id, sizeof oc->org_id, "%s", org);

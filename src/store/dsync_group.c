@@ -110,7 +110,7 @@ static int member_change(st_db *db, const char *dir, const char *gid, const json
     json_t *ev = u ? json_pack("{s:s,s:o,s:O}", "directory_id", dir, "user", u, "group", gjson)
                    : NULL;
     if (!ev)
-        return u ? rg_st_oom(err) : RG_EIO;
+        return u ? rg_st_oom(err) : rg_st_rc(err);
     return rg_st_event(db, change > 0 ? "dsync.group.user_added" : "dsync.group.user_removed",
                        ev, err);
 }
@@ -269,7 +269,7 @@ static int group_delete_tx(st_tx *tx, const char *dir, const char *id, rg_error 
             break;
         }
     st_finalize(st);
-    rc = !st ? RG_EIO : rc < 0 ? rc : 0;
+    rc = !st ? rg_st_rc(err) : rc < 0 ? rc : 0;
     if (!rc)   /* members and mappings go with it (cascade) */
         rc = rg_st_exec(db, err, "DELETE FROM directory_groups WHERE id = ?", "s", id);
     if (!rc)
@@ -367,7 +367,7 @@ static int query_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
             }
             json_t *o = a->view(tx->db, a->dir, rg_st_col(st, 0), err);
             if (!o) {
-                r = RG_EIO;
+                r = rg_st_rc(err);
                 break;
             }
             json_array_append_new(items, o);

@@ -85,7 +85,7 @@ int rg_st_dsync_pairs(st_db *db, json_t *arr, const char *k0, const char *k1, co
         json_array_append_new(arr, json_pack("{s:s,s:s}", k0, rg_st_col(st, 0), k1,
                                              rg_st_col(st, 1)));
     st_finalize(st);
-    return !st ? RG_EIO : rc;
+    return !st ? rg_st_rc(err) : rc;
 }
 
 json_t *rg_st_dir_user_json(st_db *db, const char *id, rg_error *err)

@@ -55,7 +55,7 @@ static int keep_highest_one(st_db *db, const st_om_row *row, const rg_role_table
     if (rc)
         return rc;
     json_t *m = rg_st_membership_json(db, row->id, err);
-    return m ? rg_st_event(db, "organization_membership.updated", m, err) : RG_EIO;
+    return m ? rg_st_event(db, "organization_membership.updated", m, err) : rg_st_rc(err);
 }
 
 /* R14: every membership holding several roles keeps its highest-priority

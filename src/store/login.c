@@ -127,7 +127,7 @@ static int user_for_login(st_db *db, const char *org_id, const char *conn_id,
                                     "INSERT INTO identities(connection_id, subject, user_id)"
                                     " VALUES (?, ?, ?)", "sss", conn_id, u->subject, user_id) ||
                            membership_of(db, org_id, ls, err)
-                       ? RG_EIO
+                       ? rg_st_rc(err)
                        : 0;
     }
     /* first login through this connection: a new user (its profile comes

@@ -159,7 +159,7 @@ static int membership_create_tx(st_db *db, const char *user_id, const char *org_
     if (!u)
         return err && err->status == 404
                    ? rg_st_not_found(err, "user_id", "user", user_id)
-                   : RG_EIO;
+                   : rg_st_rc(err);
     json_decref(u);
     int rc = rg_st_org_exists(db, org_id, err);
     if (rc <= 0)

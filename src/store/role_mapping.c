@@ -124,7 +124,7 @@ static int mappings_set_tx(st_db *db, const char *conn_id, const json_t *mapping
     if (!before) {
         json_decref(want);
         free(ids);
-        return want ? RG_EIO : rg_st_oom(err);
+        return want ? rg_st_rc(err) : rg_st_oom(err);
     }
     int changed = !json_equal(before, want);
     json_decref(before);

@@ -53,7 +53,7 @@ int rg_st_user_insert(st_db *db, const char *email, const char *first, const cha
                          last, ts, ts))
         return rg_st_rc(err);
     json_t *o = rg_st_user_json(db, id, err);
-    return o ? rg_st_event(db, "user.created", o, err) : RG_EIO;
+    return o ? rg_st_event(db, "user.created", o, err) : rg_st_rc(err);
 }
 
 typedef struct user_arg { const char *email, *first, *last; } user_arg;
