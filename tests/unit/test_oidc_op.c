@@ -217,228 +217,223 @@ static int full_login(rg_oidc_client *c, const char *user, rg_oidc_identity *id,
     return rc;
 }
 
-static void test_R16_op_login_reads_groups(void **st)
-{
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    rg_error err;
+/* One test's relying party, every test's fixture: cfg starts as cfg_for(&op_main) and may be changed before rp_open makes
+ * the client; rp_teardown clears id and frees the client. */
+typedef struct op_rp {
+    rg_oidc_config cfg;
+    rg_oidc_client *c;
     rg_oidc_identity id;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    assert_non_null(c);
-    assert_int_equal(full_login(c, "alice", &id, &err), 0);
-    assert_string_equal(id.issuer, op_main.issuer);
-    assert_string_equal(id.subject, "alice");
-    assert_string_equal(id.email, "alice@example.com");
-    assert_int_equal(id.email_verified, 1);
-    assert_string_equal(id.name, "Alice Anders");
-    assert_int_equal(id.n_groups, 2);
-    assert_string_equal(id.groups[0], "engineering");
-    assert_string_equal(id.groups[1], "admins");
-    assert_int_equal(id.groups_overage, 0);
-    rg_oidc_identity_clear(&id);
-    /* bob's groups claim is one string */
-    assert_int_equal(full_login(c, "bob", &id, &err), 0);
-    assert_int_equal(id.n_groups, 1);
-    assert_string_equal(id.groups[0], "staff");
-    assert_int_equal(id.email_verified, 0);
-    rg_oidc_identity_clear(&id);
+    rg_oidc_pending p;
+    rg_error err;
+} op_rp;
+
+static int rp_setup(void **st)
+{
+    op_rp *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    t->cfg = cfg_for(&op_main);
+    *st = t;
+    return 0;
+}
+
+static int rp_teardown(void **st)
+{
+    op_rp *t = *st;
+    rg_oidc_identity_clear(&t->id);
+    rg_oidc_client_free(t->c);
+    free(t);
+    return 0;
+}
+
+/* The client for t->cfg (a second call replaces the first). */
+static op_rp *rp_open(void **st)
+{
+    op_rp *t = *st;
+    rg_oidc_identity_clear(&t->id);
+    rg_oidc_client_free(t->c);
+    t->c = rg_oidc_client_new(&t->cfg, &t->err);
+    assert_non_null(t->c);
+    return t;
+}
+
+/* alice's code from a login, then p changed by tamper (may be NULL): the
+ * finish is refused with err_code. */
+static void finish_refused(op_rp *t, void (*tamper)(rg_oidc_pending *), const char *err_code)
+{
+    char *code = login(t->c, "alice", &t->p);
+    if (tamper)
+        tamper(&t->p);
+    assert_int_not_equal(rg_oidc_finish(t->c, &t->p, code, rg_now(), &t->id, &t->err), 0);
+    assert_string_equal(t->err.code, err_code);
+    free(code);
+}
+
+static void assert_fetches(rg_oidc_client *c, int jwks_fetches)
+{
     rg_oidc_stats stats;
     rg_oidc_client_stats(c, &stats);
+    assert_int_equal(stats.jwks_fetches, jwks_fetches);
+}
+
+static void test_R16_op_login_reads_groups(void **st)
+{
+    op_rp *t = rp_open(st);
+    rg_oidc_identity *id = &t->id;
+    assert_int_equal(full_login(t->c, "alice", id, &t->err), 0);
+    assert_string_equal(id->issuer, op_main.issuer);
+    assert_string_equal(id->subject, "alice");
+    assert_string_equal(id->email, "alice@example.com");
+    assert_int_equal(id->email_verified, 1);
+    assert_string_equal(id->name, "Alice Anders");
+    assert_int_equal(id->n_groups, 2);
+    assert_string_equal(id->groups[0], "engineering");
+    assert_string_equal(id->groups[1], "admins");
+    assert_int_equal(id->groups_overage, 0);
+    rg_oidc_identity_clear(id);
+    /* bob's groups claim is one string */
+    assert_int_equal(full_login(t->c, "bob", id, &t->err), 0);
+    assert_int_equal(id->n_groups, 1);
+    assert_string_equal(id->groups[0], "staff");
+    assert_int_equal(id->email_verified, 0);
+    rg_oidc_stats stats;
+    rg_oidc_client_stats(t->c, &stats);
     assert_int_equal(stats.discovery_fetches, 1);
     assert_int_equal(stats.jwks_fetches, 1);
     assert_int_equal(stats.token_requests, 2);
-    rg_oidc_client_free(c);
 }
 
 static void test_R16_op_nested_claim_realm_access_roles(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    cfg.groups_claim = "realm_access.roles";
-    rg_error err;
-    rg_oidc_identity id;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    assert_int_equal(full_login(c, "alice", &id, &err), 0);
-    assert_int_equal(id.n_groups, 2);
-    assert_string_equal(id.groups[0], "rg-admin");
-    assert_string_equal(id.groups[1], "rg-viewer");
-    rg_oidc_identity_clear(&id);
-    rg_oidc_client_free(c);
+    ((op_rp *)*st)->cfg.groups_claim = "realm_access.roles";
+    op_rp *t = rp_open(st);
+    assert_int_equal(full_login(t->c, "alice", &t->id, &t->err), 0);
+    assert_int_equal(t->id.n_groups, 2);
+    assert_string_equal(t->id.groups[0], "rg-admin");
+    assert_string_equal(t->id.groups[1], "rg-viewer");
 }
 
 static void test_R16_op_groups_from_userinfo(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    rg_error err;
-    rg_oidc_identity id;
     /* carol's groups are only at the userinfo endpoint */
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    assert_int_equal(full_login(c, "carol", &id, &err), 0);
-    assert_int_equal(id.n_groups, 0);
-    rg_oidc_identity_clear(&id);
-    rg_oidc_client_free(c);
-    cfg.use_userinfo_for_groups = 1;
-    c = rg_oidc_client_new(&cfg, &err);
-    assert_int_equal(full_login(c, "carol", &id, &err), 0);
-    assert_int_equal(id.n_groups, 1);
-    assert_string_equal(id.groups[0], "support");
-    assert_int_equal(id.groups_from_userinfo, 1);
+    op_rp *t = rp_open(st);
+    assert_int_equal(full_login(t->c, "carol", &t->id, &t->err), 0);
+    assert_int_equal(t->id.n_groups, 0);
+    t->cfg.use_userinfo_for_groups = 1;
+    rp_open(st);
+    assert_int_equal(full_login(t->c, "carol", &t->id, &t->err), 0);
+    assert_int_equal(t->id.n_groups, 1);
+    assert_string_equal(t->id.groups[0], "support");
+    assert_int_equal(t->id.groups_from_userinfo, 1);
     rg_oidc_stats stats;
-    rg_oidc_client_stats(c, &stats);
+    rg_oidc_client_stats(t->c, &stats);
     assert_int_equal(stats.userinfo_requests, 1);
-    rg_oidc_identity_clear(&id);
-    rg_oidc_client_free(c);
 }
 
 static void test_R16_op_group_overage_reported(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    rg_error err;
-    rg_oidc_identity id;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    assert_int_equal(full_login(c, "dave", &id, &err), 0);
-    assert_int_equal(id.groups_overage, 1);
-    assert_int_equal(id.n_groups, 0);
-    rg_oidc_identity_clear(&id);
-    assert_int_equal(full_login(c, "erin", &id, &err), 0);   /* no groups, no overage */
-    assert_int_equal(id.groups_overage, 0);
-    rg_oidc_identity_clear(&id);
-    rg_oidc_client_free(c);
+    op_rp *t = rp_open(st);
+    assert_int_equal(full_login(t->c, "dave", &t->id, &t->err), 0);
+    assert_int_equal(t->id.groups_overage, 1);
+    assert_int_equal(t->id.n_groups, 0);
+    rg_oidc_identity_clear(&t->id);
+    assert_int_equal(full_login(t->c, "erin", &t->id, &t->err), 0);   /* no groups, no overage */
+    assert_int_equal(t->id.groups_overage, 0);
 }
 
 static void test_op_code_reuse_is_exchange_failed(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    rg_error err;
-    rg_oidc_identity id;
-    rg_oidc_pending p;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    char *code = login(c, "alice", &p);
-    assert_int_equal(rg_oidc_finish(c, &p, code, rg_now(), &id, &err), 0);
-    rg_oidc_identity_clear(&id);
-    assert_int_not_equal(rg_oidc_finish(c, &p, code, rg_now(), &id, &err), 0);
-    assert_string_equal(err.code, "oidc_token_exchange_failed");
-    assert_non_null(strstr(err.message, "invalid_grant"));
-    assert_null(id.subject);
+    op_rp *t = rp_open(st);
+    char *code = login(t->c, "alice", &t->p);
+    assert_int_equal(rg_oidc_finish(t->c, &t->p, code, rg_now(), &t->id, &t->err), 0);
+    rg_oidc_identity_clear(&t->id);
+    assert_int_not_equal(rg_oidc_finish(t->c, &t->p, code, rg_now(), &t->id, &t->err), 0);
+    assert_string_equal(t->err.code, "oidc_token_exchange_failed");
+    assert_non_null(strstr(t->err.message, "invalid_grant"));
+    assert_null(t->id.subject);
     free(code);
-    rg_oidc_client_free(c);
+}
+
+/* the stored nonce of another login */
+static void other_nonce(rg_oidc_pending *p)
+{
+    p->nonce[0] = p->nonce[0] == 'A' ? 'B' : 'A';
 }
 
 static void test_op_wrong_nonce(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    rg_error err;
-    rg_oidc_identity id;
-    rg_oidc_pending p;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    char *code = login(c, "alice", &p);
-    p.nonce[0] = p.nonce[0] == 'A' ? 'B' : 'A'; /* the stored nonce of another login */
-    assert_int_not_equal(rg_oidc_finish(c, &p, code, rg_now(), &id, &err), 0);
-    assert_string_equal(err.code, "oidc_nonce_mismatch");
-    free(code);
-    rg_oidc_client_free(c);
+    finish_refused(rp_open(st), other_nonce, "oidc_nonce_mismatch");
+}
+
+static void other_verifier(rg_oidc_pending *p)
+{
+    p->code_verifier[5] = p->code_verifier[5] == 'A' ? 'B' : 'A';
 }
 
 static void test_op_pkce_verifier_is_checked_by_the_op(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    rg_error err;
-    rg_oidc_identity id;
-    rg_oidc_pending p;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    char *code = login(c, "alice", &p);
-    p.code_verifier[5] = p.code_verifier[5] == 'A' ? 'B' : 'A';
-    assert_int_not_equal(rg_oidc_finish(c, &p, code, rg_now(), &id, &err), 0);
-    assert_string_equal(err.code, "oidc_token_exchange_failed");
-    free(code);
-    rg_oidc_client_free(c);
+    finish_refused(rp_open(st), other_verifier, "oidc_token_exchange_failed");
 }
 
 static void test_op_discovery_issuer_mismatch(void **st)
 {
-    (void)st;
     char iss[64];
     snprintf(iss, sizeof iss, "http://localhost:%d", op_main.port); /* the OP says 127.0.0.1 */
-    rg_oidc_config cfg = cfg_for(&op_main);
-    cfg.issuer = iss;
-    rg_error err;
-    rg_oidc_pending p;
+    ((op_rp *)*st)->cfg.issuer = iss;
+    op_rp *t = rp_open(st);
     char *url = NULL;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    assert_non_null(c);
-    assert_int_not_equal(rg_oidc_begin(c, &url, &p, &err), 0);
-    assert_string_equal(err.code, "oidc_issuer_mismatch");
+    assert_int_not_equal(rg_oidc_begin(t->c, &url, &t->p, &t->err), 0);
+    assert_string_equal(t->err.code, "oidc_issuer_mismatch");
     assert_null(url);
-    rg_oidc_client_free(c);
 }
 
 static void test_op_insecure_http_issuer_refused_without_loopback_flag(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    cfg.allow_http_loopback = 0;
-    rg_error err;
-    assert_null(rg_oidc_client_new(&cfg, &err));
-    assert_string_equal(err.code, "oidc_insecure_issuer");
+    op_rp *t = *st;
+    t->cfg.allow_http_loopback = 0;
+    assert_null(rg_oidc_client_new(&t->cfg, &t->err));
+    assert_string_equal(t->err.code, "oidc_insecure_issuer");
 }
 
 static void test_op_unknown_user_maps_to_idp_error(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    rg_error err;
-    rg_oidc_pending p;
+    op_rp *t = rp_open(st);
+    rg_error *err = &t->err;
     char *url = NULL;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    assert_int_equal(rg_oidc_begin(c, &url, &p, &err), 0);
+    assert_int_equal(rg_oidc_begin(t->c, &url, &t->p, err), 0);
     char *q = authorize(url, "nobody");
     assert_non_null(q);
     char *e = qget(q, "error"), *d = qget(q, "error_description"), *state = qget(q, "state");
     assert_null(qget(q, "code"));
     assert_string_equal(e, "access_denied");
-    assert_int_equal(rg_oidc_callback_check(c, &p, state, NULL, &err), 0);
-    assert_int_not_equal(rg_oidc_idp_error(e, d, &err), 0);
-    assert_string_equal(err.code, "oidc_idp_error");
-    assert_non_null(strstr(err.message, "access_denied"));
+    assert_int_equal(rg_oidc_callback_check(t->c, &t->p, state, NULL, err), 0);
+    assert_int_not_equal(rg_oidc_idp_error(e, d, err), 0);
+    assert_string_equal(err->code, "oidc_idp_error");
+    assert_non_null(strstr(err->message, "access_denied"));
     free(e); free(d); free(state); free(q); free(url);
-    rg_oidc_client_free(c);
 }
 
 static void test_op_wrong_client_secret(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    cfg.client_secret = "not-the-secret";
-    rg_error err;
-    rg_oidc_identity id;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
-    assert_int_not_equal(full_login(c, "alice", &id, &err), 0);
-    assert_string_equal(err.code, "oidc_token_exchange_failed");
-    assert_non_null(strstr(err.message, "invalid_client"));
-    rg_oidc_client_free(c);
+    ((op_rp *)*st)->cfg.client_secret = "not-the-secret";
+    op_rp *t = rp_open(st);
+    assert_int_not_equal(full_login(t->c, "alice", &t->id, &t->err), 0);
+    assert_string_equal(t->err.code, "oidc_token_exchange_failed");
+    assert_non_null(strstr(t->err.message, "invalid_client"));
 }
 
 static void test_op_client_secret_post(void **st)
 {
-    (void)st;
     op_proc op2 = {0};
     assert_int_equal(op_start(&op2, "client_secret_post"), 0);
-    rg_oidc_config cfg = cfg_for(&op2);
-    rg_error err;
-    rg_oidc_identity id;
-    rg_oidc_client *c = rg_oidc_client_new(&cfg, &err);
+    op_rp *t = *st;
+    t->cfg = cfg_for(&op2);
+    rp_open(st);
     /* this OP refuses client_secret_basic: a pass proves the secret went in the body */
-    int rc = full_login(c, "alice", &id, &err);
+    int rc = full_login(t->c, "alice", &t->id, &t->err);
     op_stop(&op2);
     assert_int_equal(rc, 0);
-    assert_string_equal(id.subject, "alice");
-    rg_oidc_identity_clear(&id);
-    rg_oidc_client_free(c);
+    assert_string_equal(t->id.subject, "alice");
 }
 
 /* POST /__admin/rotate on the OP; returns the new signing kid in out. */
@@ -462,20 +457,19 @@ static void op_rotate(const op_proc *op, char *out, size_t outsz)
     free(b.data);
 }
 
+/* t->c is the client that may refetch the JWKS after a second, slow the
+ * one that may not for an hour. */
 static void test_op_key_rotation_without_restart(void **st)
 {
-    (void)st;
-    rg_oidc_config cfg = cfg_for(&op_main);
-    rg_error err;
-    rg_oidc_identity id;
-    cfg.jwks_min_refresh_s = 3600;
-    rg_oidc_client *slow = rg_oidc_client_new(&cfg, &err);
-    cfg.jwks_min_refresh_s = 1;
-    rg_oidc_client *fast = rg_oidc_client_new(&cfg, &err);
-    assert_int_equal(full_login(slow, "alice", &id, &err), 0);
-    rg_oidc_identity_clear(&id);
-    assert_int_equal(full_login(fast, "alice", &id, &err), 0);
-    rg_oidc_identity_clear(&id);
+    op_rp *t = *st;
+    t->cfg.jwks_min_refresh_s = 3600;
+    rg_oidc_client *slow = rg_oidc_client_new(&t->cfg, &t->err);
+    t->cfg.jwks_min_refresh_s = 1;
+    rp_open(st);
+    assert_int_equal(full_login(slow, "alice", &t->id, &t->err), 0);
+    rg_oidc_identity_clear(&t->id);
+    assert_int_equal(full_login(t->c, "alice", &t->id, &t->err), 0);
+    rg_oidc_identity_clear(&t->id);
 
     char kid[64];
     op_rotate(&op_main, kid, sizeof kid);
@@ -483,43 +477,39 @@ static void test_op_key_rotation_without_restart(void **st)
 
     /* rate-limited: the JWKS was fetched under an hour ago, the new kid is
      * unknown and no refetch is allowed */
-    assert_int_not_equal(full_login(slow, "alice", &id, &err), 0);
-    assert_string_equal(err.code, "oidc_unknown_kid");
-    assert_non_null(strstr(err.message, kid));
-    rg_oidc_stats stats;
-    rg_oidc_client_stats(slow, &stats);
-    assert_int_equal(stats.jwks_fetches, 1);
-    /* the other client refetches once and accepts the new key */
-    assert_int_equal(full_login(fast, "bob", &id, &err), 0);
-    assert_string_equal(id.subject, "bob");
-    rg_oidc_identity_clear(&id);
-    rg_oidc_client_stats(fast, &stats);
-    assert_int_equal(stats.jwks_fetches, 2);
-    /* and keeps working without more fetches */
-    assert_int_equal(full_login(fast, "alice", &id, &err), 0);
-    rg_oidc_identity_clear(&id);
-    rg_oidc_client_stats(fast, &stats);
-    assert_int_equal(stats.jwks_fetches, 2);
+    assert_int_not_equal(full_login(slow, "alice", &t->id, &t->err), 0);
+    assert_string_equal(t->err.code, "oidc_unknown_kid");
+    assert_non_null(strstr(t->err.message, kid));
+    assert_fetches(slow, 1);
     rg_oidc_client_free(slow);
-    rg_oidc_client_free(fast);
+    /* the other client refetches once and accepts the new key */
+    assert_int_equal(full_login(t->c, "bob", &t->id, &t->err), 0);
+    assert_string_equal(t->id.subject, "bob");
+    rg_oidc_identity_clear(&t->id);
+    assert_fetches(t->c, 2);
+    /* and keeps working without more fetches */
+    assert_int_equal(full_login(t->c, "alice", &t->id, &t->err), 0);
+    assert_fetches(t->c, 2);
 }
+
+#define RP_TEST(f) cmocka_unit_test_setup_teardown(f, rp_setup, rp_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_R16_op_login_reads_groups),
-        cmocka_unit_test(test_R16_op_nested_claim_realm_access_roles),
-        cmocka_unit_test(test_R16_op_groups_from_userinfo),
-        cmocka_unit_test(test_R16_op_group_overage_reported),
-        cmocka_unit_test(test_op_code_reuse_is_exchange_failed),
-        cmocka_unit_test(test_op_wrong_nonce),
-        cmocka_unit_test(test_op_pkce_verifier_is_checked_by_the_op),
-        cmocka_unit_test(test_op_discovery_issuer_mismatch),
-        cmocka_unit_test(test_op_insecure_http_issuer_refused_without_loopback_flag),
-        cmocka_unit_test(test_op_unknown_user_maps_to_idp_error),
-        cmocka_unit_test(test_op_wrong_client_secret),
-        cmocka_unit_test(test_op_client_secret_post),
-        cmocka_unit_test(test_op_key_rotation_without_restart),
+        RP_TEST(test_R16_op_login_reads_groups),
+        RP_TEST(test_R16_op_nested_claim_realm_access_roles),
+        RP_TEST(test_R16_op_groups_from_userinfo),
+        RP_TEST(test_R16_op_group_overage_reported),
+        RP_TEST(test_op_code_reuse_is_exchange_failed),
+        RP_TEST(test_op_wrong_nonce),
+        RP_TEST(test_op_pkce_verifier_is_checked_by_the_op),
+        RP_TEST(test_op_discovery_issuer_mismatch),
+        RP_TEST(test_op_insecure_http_issuer_refused_without_loopback_flag),
+        RP_TEST(test_op_unknown_user_maps_to_idp_error),
+        RP_TEST(test_op_wrong_client_secret),
+        RP_TEST(test_op_client_secret_post),
+        RP_TEST(test_op_key_rotation_without_restart),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -59,13 +59,40 @@ static char *make_cert(long nb_off, long na_off, const EVP_MD *md)
     return b;
 }
 
-static char *md_with(const char *entity, const char *inner)
+/* One IdP entity whose IDPSSODescriptor holds inner_fmt (printf: the
+ * certificate goes in with %s). */
+static char *vmd_with(const char *entity, const char *inner_fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static char *vmd_with(const char *entity, const char *inner_fmt, va_list ap)
 {
+    char inner[8192];
+    int n = vsnprintf(inner, sizeof inner, inner_fmt, ap);
+    assert_true(n >= 0 && (size_t)n < sizeof inner);
     rg_buf b = {0};
     rg_buf_printf(&b, MD_HEAD, entity);
     rg_buf_puts(&b, IDP_OPEN);
     rg_buf_puts(&b, inner);
     rg_buf_puts(&b, "</md:IDPSSODescriptor></md:EntityDescriptor>");
+    return rg_buf_take(&b);
+}
+
+static char *md_with(const char *entity, const char *inner_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static char *md_with(const char *entity, const char *inner_fmt, ...)
+{
+    va_list ap;
+    va_start(ap, inner_fmt);
+    char *xml = vmd_with(entity, inner_fmt, ap);
+    va_end(ap);
+    return xml;
+}
+
+/* prefix, then rest: the fixture with another declaration or a BOM. */
+static char *prefixed(const char *prefix, const char *rest)
+{
+    rg_buf b = {0};
+    rg_buf_puts(&b, prefix);
+    rg_buf_puts(&b, rest);
     return rg_buf_take(&b);
 }
 
@@ -82,6 +109,19 @@ static void expect_invalid(const char *xml, const char *field)
     assert_string_equal(err.field, field);
     assert_true(strlen(err.message) > 5);
     assert_null(info.entity_id);   /* nothing handed out on failure */
+}
+
+/* md_with(entity, inner_fmt, ...) is refused at field. */
+static void md_invalid(const char *field, const char *entity, const char *inner_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void md_invalid(const char *field, const char *entity, const char *inner_fmt, ...)
+{
+    va_list ap;
+    va_start(ap, inner_fmt);
+    char *xml = vmd_with(entity, inner_fmt, ap);
+    va_end(ap);
+    expect_invalid(xml, field);
+    free(xml);
 }
 
 static void test_valid_fixture_metadata(void **state)
@@ -168,49 +208,35 @@ static void test_entities_with_one_idp_unwrapped(void **state)
 static void test_no_sso_service_rejected(void **state)
 {
     (void)state;
-    char kd[4096];
-    snprintf(kd, sizeof kd, KD("", "%s"), fixture_cert_b64);
-    char *xml = md_with("https://idp.example.com", kd);
-    expect_invalid(xml, "IDPSSODescriptor/SingleSignOnService");
-    free(xml);
+    md_invalid("IDPSSODescriptor/SingleSignOnService", "https://idp.example.com", KD("", "%s"),
+               fixture_cert_b64);
     /* An SSO service with only the artifact binding is not usable either. */
-    char inner[4500];
-    snprintf(inner, sizeof inner, "%s<md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:"
-                                  "2.0:bindings:HTTP-Artifact\" Location=\"https://x/sso\"/>", kd);
-    xml = md_with("https://idp.example.com", inner);
-    expect_invalid(xml, "IDPSSODescriptor/SingleSignOnService");
-    free(xml);
+    md_invalid("IDPSSODescriptor/SingleSignOnService", "https://idp.example.com",
+               KD("", "%s") "<md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:"
+               "2.0:bindings:HTTP-Artifact\" Location=\"https://x/sso\"/>", fixture_cert_b64);
 }
 
 static void test_no_signing_cert_rejected(void **state)
 {
     (void)state;
-    char inner[4500];
-    snprintf(inner, sizeof inner, KD(" use=\"encryption\"", "%s") SSO_REDIRECT, fixture_cert_b64);
-    char *xml = md_with("https://idp.example.com", inner);
-    expect_invalid(xml, "IDPSSODescriptor/KeyDescriptor");
-    free(xml);
-    xml = md_with("https://idp.example.com", SSO_REDIRECT);
-    expect_invalid(xml, "IDPSSODescriptor/KeyDescriptor");
-    free(xml);
+    md_invalid("IDPSSODescriptor/KeyDescriptor", "https://idp.example.com",
+               KD(" use=\"encryption\"", "%s") SSO_REDIRECT, fixture_cert_b64);
+    md_invalid("IDPSSODescriptor/KeyDescriptor", "https://idp.example.com", SSO_REDIRECT);
 }
 
 static void test_unparsable_cert_rejected(void **state)
 {
     (void)state;
-    char *xml = md_with("https://idp.example.com", KD("", "TUlJQmFkQ2VydA==") SSO_REDIRECT);
-    expect_invalid(xml, "IDPSSODescriptor/KeyDescriptor");
-    free(xml);
+    md_invalid("IDPSSODescriptor/KeyDescriptor", "https://idp.example.com",
+               KD("", "TUlJQmFkQ2VydA==") SSO_REDIRECT);
 }
 
 static void test_doctype_rejected(void **state)
 {
     (void)state;
-    rg_buf b = {0};
-    rg_buf_puts(&b, "<?xml version=\"1.0\"?>\n<!DOCTYPE md:EntityDescriptor [<!ENTITY e SYSTEM "
-                    "\"file:///etc/passwd\">]>\n");
-    rg_buf_puts(&b, strchr(fixture_md, '\n') + 1);   /* the fixture without its declaration */
-    char *xml = rg_buf_take(&b);
+    char *xml = prefixed("<?xml version=\"1.0\"?>\n<!DOCTYPE md:EntityDescriptor [<!ENTITY e SYSTEM "
+                         "\"file:///etc/passwd\">]>\n",
+                         strchr(fixture_md, '\n') + 1);   /* the fixture without its declaration */
     expect_invalid(xml, "DOCTYPE");
     free(xml);
 }
@@ -221,23 +247,14 @@ static void test_doctype_rejected(void **state)
 static void test_issue11_item11_metadata_not_utf8_rejected(void **state)
 {
     (void)state;
-    rg_buf b = {0};
-    rg_buf_puts(&b, "<?xml version=\"1.0\" encoding='UTF-7'?>\n");
-    rg_buf_puts(&b, strchr(fixture_md, '\n') + 1);
-    char *xml = rg_buf_take(&b);
+    char *xml = prefixed("<?xml version=\"1.0\" encoding='UTF-7'?>\n", strchr(fixture_md, '\n') + 1);
     expect_invalid(xml, "encoding");
     free(xml);
-    b = (rg_buf){0};   /* a UTF-16 byte order mark: refused */
-    rg_buf_puts(&b, "\xFF\xFE<\x01?\x01");
-    rg_buf_puts(&b, fixture_md);
-    xml = rg_buf_take(&b);
+    xml = prefixed("\xFF\xFE<\x01?\x01", fixture_md);   /* a UTF-16 byte order mark: refused */
     expect_invalid(xml, "encoding");
     free(xml);
     /* a UTF-8 BOM (ADFS writes one) is accepted: lasso gets entity_xml */
-    b = (rg_buf){0};
-    rg_buf_puts(&b, "\xEF\xBB\xBF");
-    rg_buf_puts(&b, fixture_md);
-    xml = rg_buf_take(&b);
+    xml = prefixed("\xEF\xBB\xBF", fixture_md);
     rg_saml_metadata_info info;
     memset(&info, 0, sizeof info);
     assert_int_equal(rg_saml_metadata_lint(xml, strlen(xml), 0, 0, &info, NULL), 0);
@@ -249,11 +266,7 @@ static void test_issue11_item11_metadata_not_utf8_rejected(void **state)
 static void test_missing_entity_id_rejected(void **state)
 {
     (void)state;
-    char inner[4500];
-    snprintf(inner, sizeof inner, KD("", "%s") SSO_REDIRECT, fixture_cert_b64);
-    char *xml = md_with("", inner);
-    expect_invalid(xml, "EntityDescriptor@entityID");
-    free(xml);
+    md_invalid("EntityDescriptor@entityID", "", KD("", "%s") SSO_REDIRECT, fixture_cert_b64);
 }
 
 static void test_garbage_rejected(void **state)
@@ -280,9 +293,7 @@ static void test_expired_cert_is_a_warning(void **state)
 {
     (void)state;
     char *cert = make_cert(-400L * 86400, -2L * 86400, EVP_sha256());
-    char inner[4500];
-    snprintf(inner, sizeof inner, KD(" use=\"signing\"", "%s") SSO_REDIRECT, cert);
-    char *xml = md_with("https://idp.example.com", inner);
+    char *xml = md_with("https://idp.example.com", KD(" use=\"signing\"", "%s") SSO_REDIRECT, cert);
     rg_saml_metadata_info info;
     rg_error err;
     assert_int_equal(rg_saml_metadata_lint(xml, strlen(xml), 0, 0, &info, &err), 0);
@@ -309,9 +320,7 @@ static void test_not_yet_valid_and_sha1_cert_warnings(void **state)
 {
     (void)state;
     char *cert = make_cert(30L * 86400, 400L * 86400, EVP_sha1());
-    char inner[4500];
-    snprintf(inner, sizeof inner, KD("", "%s") SSO_REDIRECT, cert);
-    char *xml = md_with("https://idp.example.com", inner);
+    char *xml = md_with("https://idp.example.com", KD("", "%s") SSO_REDIRECT, cert);
     rg_saml_metadata_info info;
     assert_int_equal(rg_saml_metadata_lint(xml, strlen(xml), 0, 0, &info, NULL), 0);
     assert_true(info.certs[0].not_yet_valid);

@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 #include "rolegate/session.h"
 #include "test_tmpdir.h"
+#include "test_session_helpers.h"
 #include "rolegate/util.h"
 
 #define NOW 1700000000LL
@@ -35,12 +36,8 @@ typedef struct fx {
 
 static rg_keyring *make_ring(char **dir, const char *alg, char kid[RG_SESSION_KID_MAX])
 {
-    rg_error err = {0};
     *dir = tt_mkdtemp("session-jwt");
-    assert_int_equal(rg_session_keygen(*dir, alg, 1, kid, &err), 0);
-    rg_keyring *kr = rg_session_keys_load(*dir, 0, &err);
-    assert_non_null(kr);
-    return kr;
+    return tsh_ring(*dir, alg, kid);
 }
 
 static int setup(void **st)
@@ -122,18 +119,6 @@ static char *assemble(const char *header, const char *payload, const unsigned ch
     free(h);
     free(p);
     return rg_buf_take(&b);
-}
-
-static EVP_PKEY *read_pem(const char *dir, const char *kid)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.pem", dir, kid);
-    FILE *fp = fopen(path, "r");
-    assert_non_null(fp);
-    EVP_PKEY *pk = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
-    fclose(fp);
-    assert_non_null(pk);
-    return pk;
 }
 
 /* The token with its ES256 s replaced by n - s, n the P-256 order as OpenSSL
@@ -275,7 +260,7 @@ static void test_sign_verify_roundtrip_rs256_and_header(void **st)
 static void test_verify_accepts_independently_signed_token(void **st)
 {
     fx *f = *st;
-    EVP_PKEY *pk = read_pem(f->dir, f->kid);
+    EVP_PKEY *pk = tsh_read_pem(f->dir, f->kid);
     char hdr[160];
     snprintf(hdr, sizeof hdr, "{\"alg\":\"ES256\",\"kid\":\"%s\"}", f->kid);   /* no typ */
     char *p = payload_with(NOW, NOW + 100, ISS);
@@ -395,7 +380,7 @@ static void test_rejects_hs256_signed_with_public_key_pem(void **st)
     struct { const char *dir, *kid; rg_keyring *kr; } cases[] = {
         {f->dir, f->kid, f->kr}, {f->rsdir, f->rskid, f->rs}};
     for (int i = 0; i < 2; i++) {
-        EVP_PKEY *pk = read_pem(cases[i].dir, cases[i].kid);
+        EVP_PKEY *pk = tsh_read_pem(cases[i].dir, cases[i].kid);
         BIO *bio = BIO_new(BIO_s_mem());
         assert_int_equal(PEM_write_bio_PUBKEY(bio, pk), 1);
         char *pem = NULL;
@@ -422,7 +407,7 @@ static void test_rejects_hs256_signed_with_public_key_pem(void **st)
 static void test_rejects_rs256_header_on_ec_kid(void **st)
 {
     fx *f = *st;
-    EVP_PKEY *rsa = read_pem(f->rsdir, f->rskid);
+    EVP_PKEY *rsa = tsh_read_pem(f->rsdir, f->rskid);
     char hdr[160];
     snprintf(hdr, sizeof hdr, "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", f->kid);
     char *p = payload_with(NOW, NOW + 100, ISS);
@@ -430,7 +415,7 @@ static void test_rejects_rs256_header_on_ec_kid(void **st)
     expect_reject(f->kr, tok, "token_alg_mismatch");
     free(tok);
     /* and the reverse: ES256 header on the RSA kid */
-    EVP_PKEY *ec = read_pem(f->dir, f->kid);
+    EVP_PKEY *ec = tsh_read_pem(f->dir, f->kid);
     snprintf(hdr, sizeof hdr, "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", f->rskid);
     tok = forge(ec, hdr, p);
     expect_reject(f->rs, tok, "token_alg_mismatch");
@@ -635,7 +620,7 @@ static int ossl_verifies(EVP_PKEY *pk, const char *tok)
 static void test_issue11_item14_high_s_refused(void **st)
 {
     fx *f = *st;
-    EVP_PKEY *pk = read_pem(f->dir, f->kid);
+    EVP_PKEY *pk = tsh_read_pem(f->dir, f->kid);
     for (int i = 0; i < 24; i++) {   /* before the fix each had a 1/2 chance of high S */
         char *tok = sign_ok(f->kr, NOW, NOW + 100, ISS);
         int low = 0;

@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 #include "rolegate/session.h"
 #include "test_tmpdir.h"
+#include "test_session_helpers.h"
 #include "rolegate/util.h"
 
 static const char *python(void)
@@ -40,8 +41,7 @@ static mode_t mode_of(const char *path)
 
 static void test_keygen_es256_writes_0600_key_and_active(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     char sub[256], kid[RG_SESSION_KID_MAX], path[512];
     snprintf(sub, sizeof sub, "%s/a/keys", d);   /* nested, missing */
     rg_error err = {0};
@@ -61,18 +61,14 @@ static void test_keygen_es256_writes_0600_key_and_active(void **st)
     assert_string_equal(rg_session_key_kid(rg_keyring_active(kr)), kid);
     assert_string_equal(rg_session_key_alg(rg_keyring_active(kr)), "ES256");
     rg_keyring_free(kr);
-    tt_rm_rf(d);
 }
 
 static void test_keygen_rs256_and_invalid_alg(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     char kid[RG_SESSION_KID_MAX];
     rg_error err = {0};
-    assert_int_equal(rg_session_keygen(d, "RS256", 1, kid, &err), 0);
-    rg_keyring *kr = rg_session_keys_load(d, 0, &err);
-    assert_non_null(kr);
+    rg_keyring *kr = tsh_ring(d, "RS256", kid);
     assert_string_equal(rg_session_key_alg(rg_keyring_active(kr)), "RS256");
     json_t *jwks = json_loads(rg_keyring_jwks_json(kr), 0, NULL);
     json_t *k0 = json_array_get(json_object_get(jwks, "keys"), 0);
@@ -85,7 +81,6 @@ static void test_keygen_rs256_and_invalid_alg(void **st)
     assert_int_not_equal(rg_session_keygen(d, "HS256", 1, kid, &err), 0);
     assert_string_equal(err.code, "invalid_alg");
     assert_int_not_equal(rg_session_keygen(d, "none", 1, kid, &err), 0);
-    tt_rm_rf(d);
 }
 
 /* RFC 7638 section 3.1: the example RSA key and its thumbprint. */
@@ -132,17 +127,11 @@ static void test_kid_matches_rfc7638_example(void **st)
  * OpenSSL path than the library's x/y parameters). */
 static void test_kid_of_es256_matches_independent_thumbprint(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
-    char kid[RG_SESSION_KID_MAX], path[512];
+    char *d = *st;
+    char kid[RG_SESSION_KID_MAX];
     rg_error err = {0};
     assert_int_equal(rg_session_keygen(d, "ES256", 1, kid, &err), 0);
-    snprintf(path, sizeof path, "%s/%s.pem", d, kid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    EVP_PKEY *pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    assert_non_null(pk);
+    EVP_PKEY *pk = tsh_read_pem(d, kid);
     unsigned char pt[65];
     size_t ptl = 0;
     assert_int_equal(EVP_PKEY_set_utf8_string_param(pk, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
@@ -162,14 +151,12 @@ static void test_kid_of_es256_matches_independent_thumbprint(void **st)
     rg_b64url_encode(md, 32, want);
     assert_string_equal(kid, want);
     EVP_PKEY_free(pk);
-    tt_rm_rf(d);
 }
 
 /* python3-jwcrypto computes the thumbprint of both kinds of key files. */
 static void test_kid_matches_jwcrypto_thumbprint(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     const char *algs[] = {"ES256", "RS256"};
     for (int i = 0; i < 2; i++) {
         char kid[RG_SESSION_KID_MAX], cmd[1024];
@@ -187,13 +174,11 @@ static void test_kid_matches_jwcrypto_thumbprint(void **st)
         line[strcspn(line, "\n")] = 0;
         assert_string_equal(line, kid);
     }
-    tt_rm_rf(d);
 }
 
 static void test_load_creates_dir_and_first_key_when_empty(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     char sub[256];
     snprintf(sub, sizeof sub, "%s/var/keys", d);
     rg_error err = {0};
@@ -213,18 +198,14 @@ static void test_load_creates_dir_and_first_key_when_empty(void **st)
     assert_int_equal(rg_keyring_count(kr), 1);
     assert_string_equal(rg_session_key_kid(rg_keyring_active(kr)), first);
     rg_keyring_free(kr);
-    tt_rm_rf(d);
 }
 
 static void test_reload_rotates_active_and_old_key_still_verifies(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     char k1[RG_SESSION_KID_MAX], k2[RG_SESSION_KID_MAX], k3[RG_SESSION_KID_MAX];
     rg_error err = {0};
-    assert_int_equal(rg_session_keygen(d, "ES256", 1, k1, &err), 0);
-    rg_keyring *old = rg_session_keys_load(d, 0, &err);
-    assert_non_null(old);
+    rg_keyring *old = tsh_ring(d, "ES256", k1);
     const char *payload = "{\"iss\":\"i\",\"sub\":\"u\",\"sid\":\"s\",\"org_id\":\"o\","
                           "\"iat\":1000,\"exp\":999999999999}";
     char *tok = NULL;
@@ -270,13 +251,11 @@ static void test_reload_rotates_active_and_old_key_still_verifies(void **st)
     rg_keyring_free(held);
     rg_keyring_free(kr);
     free(tok);
-    tt_rm_rf(d);
 }
 
 static void test_load_refuses_key_readable_by_others(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     char kid[RG_SESSION_KID_MAX], path[512];
     rg_error err = {0};
     assert_int_equal(rg_session_keygen(d, "ES256", 1, kid, &err), 0);
@@ -289,13 +268,11 @@ static void test_load_refuses_key_readable_by_others(void **st)
     rg_keyring *kr = rg_session_keys_load(d, 0, &err);
     assert_non_null(kr);
     rg_keyring_free(kr);
-    tt_rm_rf(d);
 }
 
 static void test_load_refuses_file_name_not_kid_and_bad_active(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     char kid[RG_SESSION_KID_MAX], from[512], to[512];
     rg_error err = {0};
     assert_int_equal(rg_session_keygen(d, "ES256", 1, kid, &err), 0);
@@ -318,13 +295,11 @@ static void test_load_refuses_file_name_not_kid_and_bad_active(void **st)
     assert_int_equal(rg_file_write(to, "-----BEGIN NOTHING-----\n", 24, 0600), 0);
     assert_null(rg_session_keys_load(d, 0, &err));
     assert_string_equal(err.code, "keys_invalid");
-    tt_rm_rf(d);
 }
 
 static void test_cmd_keygen(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     rg_error err = {0};
     char *a1[] = {"keygen", "--dir", d, NULL};
     assert_int_equal(rg_session_cmd_keygen(3, a1), 0);
@@ -345,7 +320,6 @@ static void test_cmd_keygen(void **st)
     assert_int_equal(rg_session_cmd_keygen(5, a3), 2);
     char *a4[] = {"keygen", "--bogus", NULL};
     assert_int_equal(rg_session_cmd_keygen(2, a4), 2);
-    tt_rm_rf(d);
 }
 
 /* ---- sign.c: ES256 from prepared contexts, shared by threads ------------- */
@@ -390,19 +364,12 @@ static int raw_to_der(const unsigned char *raw, unsigned char **der)
  * threads signing and verifying at once on one key all succeed. */
 static void test_es256_prepared_contexts_agree_with_openssl_and_threads(void **st)
 {
-    (void)st;
-    char *d = tt_mkdtemp("session-keys");
+    char *d = *st;
     rg_error err = {0};
     rg_keyring *kr = rg_session_keys_load(d, 1, &err);
     assert_non_null(kr);
     const rg_session_key *k = rg_keyring_active(kr);
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.pem", d, rg_session_key_kid(k));
-    FILE *fp = fopen(path, "r");
-    assert_non_null(fp);
-    EVP_PKEY *pk = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
-    fclose(fp);
-    assert_non_null(pk);
+    EVP_PKEY *pk = tsh_read_pem(d, rg_session_key_kid(k));
     const char *msg = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0";
     unsigned char *sig = NULL, *der = NULL;
     size_t sl = 0;
@@ -456,23 +423,25 @@ static void test_es256_prepared_contexts_agree_with_openssl_and_threads(void **s
         assert_int_equal(jobs[i].bad, 0);
     }
     rg_keyring_free(kr);
-    tt_rm_rf(d);
 }
+
+/* a test that keeps its keys in a fresh temporary directory, *st */
+#define DIR_TEST(f) cmocka_unit_test_setup_teardown(f, tsh_dir_setup, tsh_dir_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keygen_es256_writes_0600_key_and_active),
-        cmocka_unit_test(test_keygen_rs256_and_invalid_alg),
+        DIR_TEST(test_keygen_es256_writes_0600_key_and_active),
+        DIR_TEST(test_keygen_rs256_and_invalid_alg),
         cmocka_unit_test(test_kid_matches_rfc7638_example),
-        cmocka_unit_test(test_kid_of_es256_matches_independent_thumbprint),
-        cmocka_unit_test(test_kid_matches_jwcrypto_thumbprint),
-        cmocka_unit_test(test_load_creates_dir_and_first_key_when_empty),
-        cmocka_unit_test(test_reload_rotates_active_and_old_key_still_verifies),
-        cmocka_unit_test(test_load_refuses_key_readable_by_others),
-        cmocka_unit_test(test_load_refuses_file_name_not_kid_and_bad_active),
-        cmocka_unit_test(test_cmd_keygen),
-        cmocka_unit_test(test_es256_prepared_contexts_agree_with_openssl_and_threads),
+        DIR_TEST(test_kid_of_es256_matches_independent_thumbprint),
+        DIR_TEST(test_kid_matches_jwcrypto_thumbprint),
+        DIR_TEST(test_load_creates_dir_and_first_key_when_empty),
+        DIR_TEST(test_reload_rotates_active_and_old_key_still_verifies),
+        DIR_TEST(test_load_refuses_key_readable_by_others),
+        DIR_TEST(test_load_refuses_file_name_not_kid_and_bad_active),
+        DIR_TEST(test_cmd_keygen),
+        DIR_TEST(test_es256_prepared_contexts_agree_with_openssl_and_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
