@@ -22,11 +22,10 @@ static void test_R7_env_default_cannot_be_deleted(void **state)
 static void test_R20_deleted_role_disappears_at_once_then_job_reassigns(void **state)
 {
     fx *f = *state;
-    char org[64], u[64], om[64], buf[128];
+    char org[64], om[64], buf[128];
     mk_role(f, NULL, "admin");
     mk_org(f, "Acme", org);
-    mk_user(f, "ada@example.com", u);
-    mk_member(f, u, org, S("admin"), 1, om);
+    mk_user_member(f, "ada@example.com", org, S("admin"), 1, om);
     json_t *o = NULL;
     uint64_t v = rg_store_table_version(f->s, org);
     assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", NULL, &o, &f->err), 0);
@@ -51,9 +50,7 @@ static void test_R20_deleted_role_disappears_at_once_then_job_reassigns(void **s
     assert_int_equal(rg_store_jobs_run(f->s, 10, 0, NULL, &f->err), 1);
     assert_int_equal(rg_store_jobs_pending(f->s, &f->err), 0);
     assert_string_equal(member_roles(f, om, buf, sizeof buf), "member");
-    assert_int_equal(rg_store_membership_get(f->s, om, &o, &f->err), 0);
-    assert_string_equal(js(o, "role_source"), "default");
-    json_decref(o);
+    assert_string_equal(member_source(f, om, buf, sizeof buf), "default");
     assert_int_equal(n_events(f, "organization_membership.updated"), 1);
     assert_int_equal(rg_store_role_get(f->s, NULL, "admin", &o, &f->err), RG_ENOTFOUND);
     assert_int_equal(q_int(f, "SELECT count(*) FROM roles WHERE slug = 'admin'"), 0);
@@ -66,28 +63,19 @@ static void test_R20_deleted_role_disappears_at_once_then_job_reassigns(void **s
 static void test_R20_multiple_roles_removes_role_and_R13_falls_back(void **state)
 {
     fx *f = *state;
-    char org[64], u[64], v[64], om1[64], om2[64], buf[128];
+    char org[64], om1[64], om2[64], buf[128];
     mk_role(f, NULL, "admin");
     mk_role(f, NULL, "viewer");
     mk_org(f, "Acme", org);
-    json_t *o = NULL;
-    assert_int_equal(rg_store_environment_update(f->s, 1, NULL, &o, &f->err), 0);
-    json_decref(o);
-    mk_user(f, "u@example.com", u);
-    mk_user(f, "v@example.com", v);
-    mk_member(f, u, org, S("admin", "viewer"), 2, om1);
-    mk_member(f, v, org, S("admin"), 1, om2);
-    assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", NULL, &o, &f->err), 0);
-    json_decref(o);
+    env_set(f, NULL, 1, NULL);
+    mk_user_member(f, "u@example.com", org, S("admin", "viewer"), 2, om1);
+    mk_user_member(f, "v@example.com", org, S("admin"), 1, om2);
+    del_role(f, NULL, "admin", NULL);
     assert_int_equal(rg_store_jobs_run(f->s, 1, 0, NULL, &f->err), 2);
     assert_string_equal(member_roles(f, om1, buf, sizeof buf), "viewer");
     assert_string_equal(member_roles(f, om2, buf, sizeof buf), "member");
-    assert_int_equal(rg_store_membership_get(f->s, om1, &o, &f->err), 0);
-    assert_string_equal(js(o, "role_source"), "api");   /* roles left: source kept */
-    json_decref(o);
-    assert_int_equal(rg_store_membership_get(f->s, om2, &o, &f->err), 0);
-    assert_string_equal(js(o, "role_source"), "default");
-    json_decref(o);
+    assert_string_equal(member_source(f, om1, buf, sizeof buf), "api");   /* roles left: source kept */
+    assert_string_equal(member_source(f, om2, buf, sizeof buf), "default");
 }
 
 static void test_R20_mappings_to_deleted_role_removed(void **state)
@@ -98,13 +86,10 @@ static void test_R20_mappings_to_deleted_role_removed(void **state)
     mk_org(f, "Acme", org);
     json_t *c = NULL, *o = NULL;
     assert_int_equal(rg_store_connection_create(f->s, org, "saml", "Okta", NULL, &c, &f->err), 0);
-    json_t *maps = json_pack("[{s:s,s:s},{s:s,s:s}]", "idp_group", "admins", "role_slug", "admin",
-                             "idp_group", "staff", "role_slug", "member");
-    assert_int_equal(rg_store_role_mappings_set(f->s, js(c, "id"), maps, &o, &f->err), 0);
-    json_decref(o);
-    json_decref(maps);
-    assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", NULL, &o, &f->err), 0);
-    json_decref(o);
+    set_mappings(f, NULL, js(c, "id"),
+                 json_pack("[{s:s,s:s},{s:s,s:s}]", "idp_group", "admins", "role_slug", "admin",
+                           "idp_group", "staff", "role_slug", "member"));
+    del_role(f, NULL, "admin", NULL);
     assert_int_equal(rg_store_role_mappings_get(f->s, js(c, "id"), &o, &f->err), 0);
     json_t *data = json_object_get(o, "data");
     assert_int_equal(json_array_size(data), 1);
@@ -117,20 +102,17 @@ static void test_R20_mappings_to_deleted_role_removed(void **state)
 static void test_R21_delete_default_needs_replacement(void **state)
 {
     fx *f = *state;
-    char a[64], b[64], c[64], u[64], om[64], buf[256];
+    char a[64], b[64], c[64], om[64], buf[256];
     mk_role(f, NULL, "admin");
     mk_role(f, NULL, "viewer");
     mk_org(f, "A", a);
     mk_org(f, "B", b);
     mk_org(f, "C", c);
-    json_t *o = NULL;
-    assert_int_equal(rg_store_organization_update(f->s, a, NULL, NULL, -1, "admin", &o, &f->err), 0);
-    json_decref(o);
-    assert_int_equal(rg_store_organization_update(f->s, b, NULL, NULL, -1, "admin", &o, &f->err), 0);
-    json_decref(o);
+    org_default(f, a, "admin");
+    org_default(f, b, "admin");
     mk_role(f, c, "org-own");   /* c: independent, default member */
-    mk_user(f, "u@example.com", u);
-    mk_member(f, u, a, NULL, 0, om);
+    mk_user_member(f, "u@example.com", a, NULL, 0, om);
+    json_t *o = NULL;
     long long ev = n_events(f, NULL);
     assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", NULL, &o, &f->err), RG_ECONFLICT);
     assert_string_equal(f->err.code, "replacement_default_required");
@@ -147,8 +129,7 @@ static void test_R21_delete_default_needs_replacement(void **state)
     assert_int_equal(n_events(f, NULL), ev);
     assert_string_equal(roles_of(f, NULL, buf, sizeof buf), "member,admin,viewer");
     /* with one: the orgs get it first, then R20 */
-    assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", "viewer", &o, &f->err), 0);
-    json_decref(o);
+    del_role(f, NULL, "admin", "viewer");
     assert_string_equal(table_default(f, a, buf, sizeof buf), "viewer");
     assert_string_equal(table_default(f, b, buf, sizeof buf), "viewer");
     assert_string_equal(table_default(f, c, buf, sizeof buf), "member");
@@ -160,16 +141,13 @@ static void test_R21_delete_default_needs_replacement(void **state)
 static void test_R21_org_role_default_of_its_org(void **state)
 {
     fx *f = *state;
-    char org[64], u[64], om[64], buf[128];
+    char org[64], om[64], buf[128];
     mk_org(f, "Acme", org);
     mk_role(f, org, "org-lead");
     mk_role(f, org, "org-crew");
+    org_default(f, org, "org-lead");
+    mk_user_member(f, "u@example.com", org, NULL, 0, om);
     json_t *o = NULL;
-    assert_int_equal(rg_store_organization_update(f->s, org, NULL, NULL, -1, "org-lead", &o,
-                                                  &f->err), 0);
-    json_decref(o);
-    mk_user(f, "u@example.com", u);
-    mk_member(f, u, org, NULL, 0, om);
     assert_int_equal(rg_store_role_delete(f->s, org, "org-lead", NULL, &o, &f->err),
                      RG_ECONFLICT);
     assert_string_equal(f->err.code, "replacement_default_required");
@@ -187,22 +165,17 @@ static void test_R21_org_role_default_of_its_org(void **state)
 static void test_R23_deletion_job_resumes_after_crash(void **state)
 {
     fx *f = *state;
-    char org[64], org2[64], u[64], om[64];
+    char org[64], org2[64], om[64];
     mk_role(f, NULL, "admin");
     mk_org(f, "Acme", org);
     mk_org(f, "Beta", org2);
-    json_t *o = NULL;
-    assert_int_equal(rg_store_organization_update(f->s, org2, NULL, NULL, -1, "member", &o,
-                                                  &f->err), 0);
-    json_decref(o);
+    org_default(f, org2, "member");
     for (int i = 0; i < 25; i++) {
         char email[64];
         snprintf(email, sizeof email, "u%d@example.com", i);
-        mk_user(f, email, u);
-        mk_member(f, u, i % 2 ? org : org2, S("admin"), 1, om);
+        mk_user_member(f, email, i % 2 ? org : org2, S("admin"), 1, om);
     }
-    assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", NULL, &o, &f->err), 0);
-    json_decref(o);
+    del_role(f, NULL, "admin", NULL);
     long long upd = n_events(f, "organization_membership.updated");
     /* the "crash": the runner stops after 10 rows, batches of 4 */
     long left = -1;   /* the runner's own count of what it leaves */
@@ -266,18 +239,15 @@ static void *runner(void *p)
 static void test_R23_job_runs_beside_concurrent_writers(void **state)
 {
     fx *f = *state;
-    char org[64], u[64], om[64];
+    char org[64], om[64];
     mk_role(f, NULL, "admin");
     mk_org(f, "Acme", org);
     for (int i = 0; i < 12; i++) {
         char email[64];
         snprintf(email, sizeof email, "m%d@example.com", i);
-        mk_user(f, email, u);
-        mk_member(f, u, org, S("admin"), 1, om);
+        mk_user_member(f, email, org, S("admin"), 1, om);
     }
-    json_t *o = NULL;
-    assert_int_equal(rg_store_role_delete(f->s, NULL, "admin", NULL, &o, &f->err), 0);
-    json_decref(o);
+    del_role(f, NULL, "admin", NULL);
     writer_arg w1 = { f->s, 15, 0 }, w2 = { f->s, 15, 0 }, r = { f->s, 0, 0 };
     pthread_t t1, t2, t3;
     assert_int_equal(pthread_create(&t1, NULL, writer, &w1), 0);
@@ -327,9 +297,7 @@ static void test_user_delete_removes_memberships(void **state)
 {
     fx *f = *state;
     char org[64], u[64], om[64];
-    mk_org(f, "Acme", org);
-    mk_user(f, "u@example.com", u);
-    mk_member(f, u, org, NULL, 0, om);
+    mk_one_member(f, "u@example.com", org, u, om);
     assert_int_equal(rg_store_user_delete(f->s, u, &f->err), 0);
     assert_int_equal(q_int(f, "SELECT count(*) FROM memberships"), 0);
     assert_int_equal(q_int(f, "SELECT count(*) FROM membership_roles"), 0);

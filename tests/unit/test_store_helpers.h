@@ -3,7 +3,10 @@
  * PostgreSQL server (tests/with-postgres), a database created in it; both
  * removed afterwards), direct SQL queries on that database through a
  * separate connection (to check the stored state, not only what the API
- * says), event counting and JSON shortcuts. Included by
+ * says), event counting, JSON shortcuts, and the setup steps the tests
+ * repeat (make a role, organization, user, membership or permission; set
+ * the environment, an organization's default, a connection's mappings;
+ * delete a role) as one call that fails the test if the step does. Included by
  * tests/unit/test_store_*.c only; everything is static. */
 #ifndef TEST_STORE_HELPERS_H
 #define TEST_STORE_HELPERS_H
@@ -158,16 +161,21 @@ static inline const char *js(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
-/* The slugs of a role list, joined by ",", into buf. */
-static inline const char *list_slugs(json_t *list, char *buf, size_t n)
+/* The "slug" of each object of array arr, joined by ",", into buf. */
+static inline const char *join_slugs(json_t *arr, char *buf, size_t n)
 {
     size_t at = 0;
     buf[0] = 0;
-    json_t *data = json_object_get(list, "data");
-    for (size_t i = 0; i < json_array_size(data); i++)
+    for (size_t i = 0; i < json_array_size(arr); i++)
         at += (size_t)snprintf(buf + at, n - at, "%s%s", i ? "," : "",
-                               js(json_array_get(data, i), "slug"));
+                               js(json_array_get(arr, i), "slug"));
     return buf;
+}
+
+/* The slugs of a role list, joined by ",", into buf. */
+static inline const char *list_slugs(json_t *list, char *buf, size_t n)
+{
+    return join_slugs(json_object_get(list, "data"), buf, n);
 }
 
 /* The role list of a scope as "a,b,c". */
@@ -185,12 +193,7 @@ static inline const char *member_roles(fx *f, const char *om, char *buf, size_t 
 {
     json_t *m = NULL;
     assert_int_equal(rg_store_membership_get(f->s, om, &m, &f->err), 0);
-    size_t at = 0;
-    buf[0] = 0;
-    json_t *roles = json_object_get(m, "roles");
-    for (size_t i = 0; i < json_array_size(roles); i++)
-        at += (size_t)snprintf(buf + at, n - at, "%s%s", i ? "," : "",
-                               js(json_array_get(roles, i), "slug"));
+    join_slugs(json_object_get(m, "roles"), buf, n);
     json_decref(m);
     return buf;
 }
@@ -248,6 +251,82 @@ static inline const char *table_default(fx *f, const char *org, char *buf, size_
     assert_int_equal(rg_store_role_table(f->s, org, &t, &f->err), 0);
     snprintf(buf, n, "%s", rg_role_table_default(t));
     rg_role_table_free(t);
+    return buf;
+}
+
+/* A user with email and a membership of it in org with the given roles
+ * (NULL: the default); the membership's id into om. */
+static inline void mk_user_member(fx *f, const char *email, const char *org,
+                                  const char *const *roles, size_t n, char om[64])
+{
+    char u[64];
+    mk_user(f, email, u);
+    mk_member(f, u, org, roles, n, om);
+}
+
+/* Organization "Acme", a user with email and its membership there with
+ * the default role: the ids into org, user and om. */
+static inline void mk_one_member(fx *f, const char *email, char org[64], char user[64],
+                                 char om[64])
+{
+    mk_org(f, "Acme", org);
+    mk_user(f, email, user);
+    mk_member(f, user, org, NULL, 0, om);
+}
+
+static inline void mk_perm(fx *f, const char *slug, const char *name)
+{
+    int rc = rg_store_permission_create(f->s, slug, name, NULL, 0, NULL, &f->err);
+    if (rc)
+        fail_msg("permission_create %s: %s %s", slug, f->err.code, f->err.message);
+}
+
+/* The environment's multiple_roles (-1: unchanged) and default role (NULL:
+ * unchanged), written through s (NULL: the test's own store); must succeed. */
+static inline void env_set(fx *f, rg_store *s, int multiple, const char *dflt)
+{
+    json_t *o = NULL;
+    assert_int_equal(rg_store_environment_update(s ? s : f->s, multiple, dflt, &o, &f->err), 0);
+    json_decref(o);
+}
+
+/* An organization's own default role (R9: it becomes independent). */
+static inline void org_default(fx *f, const char *org, const char *slug)
+{
+    json_t *o = NULL;
+    assert_int_equal(rg_store_organization_update(f->s, org, NULL, NULL, -1, slug, &o, &f->err),
+                     0);
+    json_decref(o);
+}
+
+/* A connection's group mappings set to maps (taken), through s (NULL: the
+ * test's own store); must succeed. */
+static inline void set_mappings(fx *f, rg_store *s, const char *conn, json_t *maps)
+{
+    json_t *o = NULL;
+    assert_int_equal(rg_store_role_mappings_set(s ? s : f->s, conn, maps, &o, &f->err), 0);
+    json_decref(o);
+    json_decref(maps);
+}
+
+/* Deletes role slug of org (NULL: environment) with the replacement default
+ * repl (may be NULL); must succeed. */
+static inline void del_role(fx *f, const char *org, const char *slug, const char *repl)
+{
+    json_t *o = NULL;
+    int rc = rg_store_role_delete(f->s, org, slug, repl, &o, &f->err);
+    if (rc)
+        fail_msg("role_delete %s: %s %s", slug, f->err.code, f->err.message);
+    json_decref(o);
+}
+
+/* A membership's role_source ("api", "idp", "default", "directory"). */
+static inline const char *member_source(fx *f, const char *om, char *buf, size_t n)
+{
+    json_t *m = NULL;
+    assert_int_equal(rg_store_membership_get(f->s, om, &m, &f->err), 0);
+    snprintf(buf, n, "%s", js(m, "role_source"));
+    json_decref(m);
     return buf;
 }
 

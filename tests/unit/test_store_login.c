@@ -3,10 +3,15 @@
  * client_secret never returned), and the events of a login (R26). */
 #include "test_store_helpers.h"
 
+/* Every test's fixture: the store's (f) with setup_org's organization and
+ * connections, and what the last login() resolved. */
 typedef struct lfx {
+    fx *f;
     char org[64];
     char conn[64];
     char conn2[64];
+    char roles[128];    /* the resolved roles, "a,b" */
+    char src[16];       /* the membership's role_source */
 } lfx;
 
 /* An organization with roles admin > viewer > member (environment), a
@@ -18,7 +23,7 @@ static void setup_org(fx *f, lfx *l)
     mk_role(f, NULL, "viewer");
     set_priority(f, NULL, S("admin", "viewer", "member"), 3);
     mk_org(f, "Acme", l->org);
-    json_t *c = NULL, *o = NULL;
+    json_t *c = NULL;
     json_t *cfg = json_pack("{s:s,s:s,s:s}", "issuer", "https://idp.example", "client_id",
                             "rg", "client_secret", "s3cret-value");
     assert_int_equal(rg_store_connection_create(f->s, l->org, "oidc", "Okta", cfg, &c, &f->err),
@@ -30,24 +35,39 @@ static void setup_org(fx *f, lfx *l)
                      0);
     snprintf(l->conn2, sizeof l->conn2, "%s", js(c, "id"));
     json_decref(c);
-    json_t *maps = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "idp_group", "admins",
-                             "role_slug", "admin", "idp_group", "viewers", "role_slug",
-                             "viewer", "idp_group", "staff", "role_slug", "viewer");
-    assert_int_equal(rg_store_role_mappings_set(f->s, l->conn, maps, &o, &f->err), 0);
-    json_decref(o);
-    json_decref(maps);
-    maps = json_pack("[{s:s,s:s}]", "idp_group", "admins", "role_slug", "member");
-    assert_int_equal(rg_store_role_mappings_set(f->s, l->conn2, maps, &o, &f->err), 0);
-    json_decref(o);
-    json_decref(maps);
+    set_mappings(f, NULL, l->conn,
+                 json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "idp_group", "admins", "role_slug",
+                           "admin", "idp_group", "viewers", "role_slug", "viewer", "idp_group",
+                           "staff", "role_slug", "viewer"));
+    set_mappings(f, NULL, l->conn2,
+                 json_pack("[{s:s,s:s}]", "idp_group", "admins", "role_slug", "member"));
+}
+
+static int lfx_setup(void **state)
+{
+    lfx *l = calloc(1, sizeof *l);
+    assert_non_null(l);
+    fx_setup(state);
+    l->f = *state;
+    setup_org(l->f, l);
+    *state = l;
+    return 0;
+}
+
+static int lfx_teardown(void **state)
+{
+    lfx *l = *state;
+    *state = l->f;
+    free(l);
+    return fx_teardown(state);
 }
 
 /* A login handed the organization's table as the gateway read it from the
  * cache layer (NULL: none, the store loads it). */
-static int login_with(fx *f, lfx *l, const char *conn, const char *sub,
-                      const char *const *groups, size_t n, const rg_role_table *table,
-                      char *roles_out, size_t roles_sz, char *source_out)
+static int login_with(lfx *l, const char *conn, const char *sub,
+                      const char *const *groups, size_t n, const rg_role_table *table)
 {
+    fx *f = l->f;
     rg_store_login_user u = {.subject = sub, .email = "ada@example.com", .first_name = "Ada",
                              .last_name = "Lovelace", .table = table};
     rg_resolution res;
@@ -56,11 +76,11 @@ static int login_with(fx *f, lfx *l, const char *conn, const char *sub,
     if (rc)
         return rc;
     size_t at = 0;
-    roles_out[0] = 0;
+    l->roles[0] = 0;
     for (size_t i = 0; i < res.roles.n; i++)
-        at += (size_t)snprintf(roles_out + at, roles_sz - at, "%s%s", i ? "," : "",
+        at += (size_t)snprintf(l->roles + at, sizeof l->roles - at, "%s%s", i ? "," : "",
                                res.roles.v[i]);
-    strcpy(source_out, js(m, "role_source"));
+    snprintf(l->src, sizeof l->src, "%s", js(m, "role_source"));
     /* the membership written is the resolution */
     assert_string_equal(js(json_object_get(m, "role"), "slug"), res.roles.v[0]);
     rg_resolution_clear(&res);
@@ -68,28 +88,25 @@ static int login_with(fx *f, lfx *l, const char *conn, const char *sub,
     return 0;
 }
 
-static int login(fx *f, lfx *l, const char *conn, const char *sub, const char *const *groups,
-                 size_t n, char *roles_out, size_t roles_sz, char *source_out)
+static int login(lfx *l, const char *conn, const char *sub, const char *const *groups, size_t n)
 {
-    return login_with(f, l, conn, sub, groups, n, NULL, roles_out, roles_sz, source_out);
+    return login_with(l, conn, sub, groups, n, NULL);
 }
 
 static void test_R18_first_login_creates_user_and_membership(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16];
-    setup_org(f, &l);
+    lfx *l = *state;
+    fx *f = l->f;
     long long users = n_events(f, "user.created");
-    assert_int_equal(login(f, &l, l.conn, "sub-1", S("staff"), 1, roles, sizeof roles, src), 0);
-    assert_string_equal(roles, "viewer");
-    assert_string_equal(src, "idp");
+    assert_int_equal(login(l, l->conn, "sub-1", S("staff"), 1), 0);
+    assert_string_equal(l->roles, "viewer");
+    assert_string_equal(l->src, "idp");
     assert_int_equal(n_events(f, "user.created"), users + 1);
     assert_int_equal(n_events(f, "organization_membership.created"), 1);
     assert_int_equal(n_events(f, "authentication.succeeded"), 1);
     assert_int_equal(q_int(f, "SELECT count(*) FROM memberships"), 1);
     /* the second login finds both; nothing changed: no membership event */
-    assert_int_equal(login(f, &l, l.conn, "sub-1", S("staff"), 1, roles, sizeof roles, src), 0);
+    assert_int_equal(login(l, l->conn, "sub-1", S("staff"), 1), 0);
     assert_int_equal(q_int(f, "SELECT count(*) FROM users"), 1);
     assert_int_equal(n_events(f, "user.created"), users + 1);
     assert_int_equal(n_events(f, "organization_membership.updated"), 0);
@@ -99,35 +116,25 @@ static void test_R18_first_login_creates_user_and_membership(void **state)
     json_t *ev = NULL;
     assert_int_equal(rg_store_event_list(f->s, "authentication.succeeded", &lo, &ev, &f->err), 0);
     json_t *d = json_object_get(json_array_get(json_object_get(ev, "data"), 0), "data");
-    assert_string_equal(js(d, "organization_id"), l.org);
-    assert_string_equal(js(d, "connection_id"), l.conn);
+    assert_string_equal(js(d, "organization_id"), l->org);
+    assert_string_equal(js(d, "connection_id"), l->conn);
     assert_non_null(js(d, "user_id"));
     json_decref(ev);
 }
 
 static void test_R16_single_role_takes_highest_mapped(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16];
-    setup_org(f, &l);
-    assert_int_equal(login(f, &l, l.conn, "s", S("viewers", "unknown", "admins"), 3, roles,
-                           sizeof roles, src), 0);
-    assert_string_equal(roles, "admin");
+    lfx *l = *state;
+    assert_int_equal(login(l, l->conn, "s", S("viewers", "unknown", "admins"), 3), 0);
+    assert_string_equal(l->roles, "admin");
 }
 
 static void test_R16_multiple_roles_takes_every_mapped(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16];
-    setup_org(f, &l);
-    json_t *o = NULL;
-    assert_int_equal(rg_store_environment_update(f->s, 1, NULL, &o, &f->err), 0);
-    json_decref(o);
-    assert_int_equal(login(f, &l, l.conn, "s", S("staff", "admins", "viewers"), 3, roles,
-                           sizeof roles, src), 0);
-    assert_string_equal(roles, "admin,viewer");
+    lfx *l = *state;
+    env_set(l->f, NULL, 1, NULL);   /* R16: multiple roles */
+    assert_int_equal(login(l, l->conn, "s", S("staff", "admins", "viewers"), 3), 0);
+    assert_string_equal(l->roles, "admin,viewer");
 }
 
 /* Logins keep the organization's table between logins; a change made
@@ -136,30 +143,21 @@ static void test_R16_multiple_roles_takes_every_mapped(void **state)
  * (multiple roles) and the connection's mappings. */
 static void test_R16_login_table_follows_changes_of_any_process(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16];
-    setup_org(f, &l);
+    lfx *l = *state;
+    fx *f = l->f;
     rg_store *other = rg_store_open(f->path, &f->err);
     assert_non_null(other);
-    assert_int_equal(login(f, &l, l.conn, "s", S("admins", "viewers"), 2, roles, sizeof roles,
-                           src), 0);
-    assert_string_equal(roles, "admin");
-    json_t *o = NULL;
-    assert_int_equal(rg_store_environment_update(other, 1, NULL, &o, &f->err), 0);
-    json_decref(o);
-    assert_int_equal(login(f, &l, l.conn, "s", S("admins", "viewers"), 2, roles, sizeof roles,
-                           src), 0);
-    assert_string_equal(roles, "admin,viewer");
-    json_t *maps = json_pack("[{s:s,s:s}]", "idp_group", "admins", "role_slug", "member");
-    assert_int_equal(rg_store_role_mappings_set(other, l.conn, maps, &o, &f->err), 0);
-    json_decref(o);
-    json_decref(maps);
-    assert_int_equal(login(f, &l, l.conn, "s", S("admins", "viewers"), 2, roles, sizeof roles,
-                           src), 0);
-    assert_string_equal(roles, "member");
-    assert_int_equal(login(f, &l, l.conn, "s", S("admins"), 1, roles, sizeof roles, src), 0);
-    assert_string_equal(roles, "member");
+    assert_int_equal(login(l, l->conn, "s", S("admins", "viewers"), 2), 0);
+    assert_string_equal(l->roles, "admin");
+    env_set(f, other, 1, NULL);
+    assert_int_equal(login(l, l->conn, "s", S("admins", "viewers"), 2), 0);
+    assert_string_equal(l->roles, "admin,viewer");
+    set_mappings(f, other, l->conn,
+                 json_pack("[{s:s,s:s}]", "idp_group", "admins", "role_slug", "member"));
+    assert_int_equal(login(l, l->conn, "s", S("admins", "viewers"), 2), 0);
+    assert_string_equal(l->roles, "member");
+    assert_int_equal(login(l, l->conn, "s", S("admins"), 1), 0);
+    assert_string_equal(l->roles, "member");
     rg_store_close(other);
 }
 
@@ -172,45 +170,32 @@ static void test_R16_login_table_follows_changes_of_any_process(void **state)
  * the default after a mapping is gone (R17). */
 static void test_R15_R17_stale_table_from_before_a_change_resolves_against_the_new(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16];
-    setup_org(f, &l);
+    lfx *l = *state;
+    fx *f = l->f;
     rg_role_table *before = NULL;
-    assert_int_equal(rg_store_role_table(f->s, l.org, &before, &f->err), 0);
+    assert_int_equal(rg_store_role_table(f->s, l->org, &before, &f->err), 0);
     /* current: it is the table resolved against */
-    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins", "viewers"), 2, before, roles,
-                                sizeof roles, src), 0);
-    assert_string_equal(roles, "admin");
+    assert_int_equal(login_with(l, l->conn, "s", S("admins", "viewers"), 2, before), 0);
+    assert_string_equal(l->roles, "admin");
     /* R15: "admins" now maps to member, committed after the cache's read */
-    json_t *o = NULL, *maps = json_pack("[{s:s,s:s},{s:s,s:s}]", "idp_group", "admins",
-                                        "role_slug", "member", "idp_group", "viewers",
-                                        "role_slug", "viewer");
-    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), 0);
-    json_decref(o);
-    json_decref(maps);
-    assert_true(rg_store_table_version(f->s, l.org) != rg_role_table_version(before));
-    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins"), 1, before, roles,
-                                sizeof roles, src), 0);
-    assert_string_equal(roles, "member");
-    assert_string_equal(src, "idp");
+    set_mappings(f, NULL, l->conn, json_pack("[{s:s,s:s},{s:s,s:s}]", "idp_group", "admins",
+                                             "role_slug", "member", "idp_group", "viewers",
+                                             "role_slug", "viewer"));
+    assert_true(rg_store_table_version(f->s, l->org) != rg_role_table_version(before));
+    assert_int_equal(login_with(l, l->conn, "s", S("admins"), 1, before), 0);
+    assert_string_equal(l->roles, "member");
+    assert_string_equal(l->src, "idp");
     /* R16: multiple roles turned on in the environment (another version
      * bump the stale table does not know of) */
-    assert_int_equal(rg_store_environment_update(f->s, 1, NULL, &o, &f->err), 0);
-    json_decref(o);
-    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins", "viewers"), 2, before, roles,
-                                sizeof roles, src), 0);
-    assert_string_equal(roles, "viewer,member");
+    env_set(f, NULL, 1, NULL);
+    assert_int_equal(login_with(l, l->conn, "s", S("admins", "viewers"), 2, before), 0);
+    assert_string_equal(l->roles, "viewer,member");
     /* R17: no mapping left for the groups: the default, not the stale
      * table's admin */
-    maps = json_array();
-    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), 0);
-    json_decref(o);
-    json_decref(maps);
-    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins"), 1, before, roles,
-                                sizeof roles, src), 0);
-    assert_string_equal(roles, "member");
-    assert_string_equal(src, "default");
+    set_mappings(f, NULL, l->conn, json_array());
+    assert_int_equal(login_with(l, l->conn, "s", S("admins"), 1, before), 0);
+    assert_string_equal(l->roles, "member");
+    assert_string_equal(l->src, "default");
     assert_int_equal(q_int(f, "SELECT count(*) FROM memberships"), 1);
     rg_role_table_free(before);
 }
@@ -222,17 +207,15 @@ static void test_R15_R17_stale_table_from_before_a_change_resolves_against_the_n
  * admin, so the roles say which table the login resolved against. */
 static void test_R15_current_table_is_used_only_for_its_organization(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16];
-    setup_org(f, &l);
+    lfx *l = *state;
+    fx *f = l->f;
     rg_role_spec env[] = {{.slug = "admin", .type = RG_ROLE_ENV},
                           {.slug = "viewer", .type = RG_ROLE_ENV},
                           {.slug = "member", .type = RG_ROLE_ENV}};
-    rg_group_mapping map = {.connection_id = l.conn, .idp_group = "admins",
+    rg_group_mapping map = {.connection_id = l->conn, .idp_group = "admins",
                             .role_slug = "viewer"};
-    rg_table_spec spec = {.organization_id = l.org,
-                          .version = rg_store_table_version(f->s, l.org),
+    rg_table_spec spec = {.organization_id = l->org,
+                          .version = rg_store_table_version(f->s, l->org),
                           .env_roles = env, .n_env_roles = 3, .env_default = "member",
                           .mappings = &map, .n_mappings = 1};
     assert_true(spec.version > 0);
@@ -241,33 +224,27 @@ static void test_R15_current_table_is_used_only_for_its_organization(void **stat
     rg_role_table *theirs = rg_role_table_build(&spec, &f->err);
     assert_non_null(mine);
     assert_non_null(theirs);
-    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins"), 1, theirs, roles,
-                                sizeof roles, src), 0);
-    assert_string_equal(roles, "admin");
-    assert_int_equal(login_with(f, &l, l.conn, "s", S("admins"), 1, mine, roles,
-                                sizeof roles, src), 0);
-    assert_string_equal(roles, "viewer");
+    assert_int_equal(login_with(l, l->conn, "s", S("admins"), 1, theirs), 0);
+    assert_string_equal(l->roles, "admin");
+    assert_int_equal(login_with(l, l->conn, "s", S("admins"), 1, mine), 0);
+    assert_string_equal(l->roles, "viewer");
     rg_role_table_free(mine);
     rg_role_table_free(theirs);
 }
 
 static void test_R15_only_this_connections_mappings_count(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16];
-    setup_org(f, &l);
+    lfx *l = *state;
     /* conn2 maps "admins" to member; conn's mapping to admin must not apply */
-    assert_int_equal(login(f, &l, l.conn2, "s", S("admins"), 1, roles, sizeof roles, src), 0);
-    assert_string_equal(roles, "member");
-    assert_string_equal(src, "idp");
+    assert_int_equal(login(l, l->conn2, "s", S("admins"), 1), 0);
+    assert_string_equal(l->roles, "member");
+    assert_string_equal(l->src, "idp");
 }
 
 static void test_R15_mapping_needs_visible_role(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    setup_org(f, &l);
+    lfx *l = *state;
+    fx *f = l->f;
     char other[64];
     mk_org(f, "Other", other);
     mk_role(f, other, "org-elsewhere");
@@ -275,12 +252,12 @@ static void test_R15_mapping_needs_visible_role(void **state)
     long long ev = n_events(f, NULL);
     json_t *maps = json_pack("[{s:s,s:s},{s:s,s:s}]", "idp_group", "a", "role_slug", "admin",
                              "idp_group", "b", "role_slug", "org-elsewhere");
-    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), RG_EUNPROCESSABLE);
+    assert_int_equal(rg_store_role_mappings_set(f->s, l->conn, maps, &o, &f->err), RG_EUNPROCESSABLE);
     assert_string_equal(f->err.code, "invalid_role");
     assert_string_equal(f->err.field, "role_mappings[1].role_slug");
     json_decref(maps);
     maps = json_pack("[{s:i}]", "idp_group", 3);
-    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), RG_EUNPROCESSABLE);
+    assert_int_equal(rg_store_role_mappings_set(f->s, l->conn, maps, &o, &f->err), RG_EUNPROCESSABLE);
     json_decref(maps);
     assert_int_equal(n_events(f, NULL), ev);
     assert_int_equal(q_int(f, "SELECT count(*) FROM role_mappings"), 4);
@@ -289,7 +266,7 @@ static void test_R15_mapping_needs_visible_role(void **state)
                      "role_slug", "viewer", "idp_group", "admins", "role_slug", "admin",
                      "idp_group", "viewers", "role_slug", "viewer", "idp_group", "staff",
                      "role_slug", "viewer");
-    assert_int_equal(rg_store_role_mappings_set(f->s, l.conn, maps, &o, &f->err), 0);
+    assert_int_equal(rg_store_role_mappings_set(f->s, l->conn, maps, &o, &f->err), 0);
     assert_int_equal(json_array_size(json_object_get(o, "data")), 3);
     assert_string_equal(js(json_array_get(json_object_get(o, "data"), 0), "idp_group"),
                         "admins");
@@ -300,64 +277,60 @@ static void test_R15_mapping_needs_visible_role(void **state)
 
 static void test_R17_no_match_keeps_api_roles_match_overrides(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16], om[64];
-    setup_org(f, &l);
-    assert_int_equal(login(f, &l, l.conn, "s", NULL, 0, roles, sizeof roles, src), 0);
-    assert_string_equal(roles, "member");
-    assert_string_equal(src, "default");
+    lfx *l = *state;
+    fx *f = l->f;
+    char om[64];
+    assert_int_equal(login(l, l->conn, "s", NULL, 0), 0);
+    assert_string_equal(l->roles, "member");
+    assert_string_equal(l->src, "default");
     snprintf(om, sizeof om, "%s", "");
     json_t *list = NULL, *o = NULL;
-    assert_int_equal(rg_store_membership_list(f->s, NULL, l.org, NULL, &list, &f->err), 0);
+    assert_int_equal(rg_store_membership_list(f->s, NULL, l->org, NULL, &list, &f->err), 0);
     snprintf(om, sizeof om, "%s", js(json_array_get(json_object_get(list, "data"), 0), "id"));
     json_decref(list);
     assert_int_equal(rg_store_membership_update(f->s, om, S("viewer"), 1, &o, &f->err), 0);
     json_decref(o);
     /* no match: API roles stay */
-    assert_int_equal(login(f, &l, l.conn, "s", S("nothing"), 1, roles, sizeof roles, src), 0);
-    assert_string_equal(roles, "viewer");
-    assert_string_equal(src, "api");
+    assert_int_equal(login(l, l->conn, "s", S("nothing"), 1), 0);
+    assert_string_equal(l->roles, "viewer");
+    assert_string_equal(l->src, "api");
     /* a match overrides them */
     long long upd = n_events(f, "organization_membership.updated");
-    assert_int_equal(login(f, &l, l.conn, "s", S("admins"), 1, roles, sizeof roles, src), 0);
-    assert_string_equal(roles, "admin");
-    assert_string_equal(src, "idp");
+    assert_int_equal(login(l, l->conn, "s", S("admins"), 1), 0);
+    assert_string_equal(l->roles, "admin");
+    assert_string_equal(l->src, "idp");
     assert_int_equal(n_events(f, "organization_membership.updated"), upd + 1);
     /* idp roles and no match now: back to the default */
-    assert_int_equal(login(f, &l, l.conn, "s", NULL, 0, roles, sizeof roles, src), 0);
-    assert_string_equal(roles, "member");
-    assert_string_equal(src, "default");
+    assert_int_equal(login(l, l->conn, "s", NULL, 0), 0);
+    assert_string_equal(l->roles, "member");
+    assert_string_equal(l->src, "default");
 }
 
 static void test_R17_directory_roles_never_overridden(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    char roles[128], src[16];
-    setup_org(f, &l);
-    assert_int_equal(login(f, &l, l.conn, "s", S("staff"), 1, roles, sizeof roles, src), 0);
+    lfx *l = *state;
+    fx *f = l->f;
+    assert_int_equal(login(l, l->conn, "s", S("staff"), 1), 0);
     /* directory provisioning is not built yet: set its state directly */
     q_exec(f, "UPDATE memberships SET role_source = 'directory'");
-    assert_int_equal(login(f, &l, l.conn, "s", S("admins"), 1, roles, sizeof roles, src), 0);
-    assert_string_equal(roles, "viewer");
-    assert_string_equal(src, "directory");
+    assert_int_equal(login(l, l->conn, "s", S("admins"), 1), 0);
+    assert_string_equal(l->roles, "viewer");
+    assert_string_equal(l->src, "directory");
 }
 
 static void test_login_rejects_foreign_connection_and_changes_nothing(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    setup_org(f, &l);
+    lfx *l = *state;
+    fx *f = l->f;
     char other[64];
     mk_org(f, "Other", other);
     rg_store_login_user u = {.subject = "s", .email = "a@example.com"};
     long long ev = n_events(f, NULL);
-    assert_int_equal(rg_store_login_apply(f->s, other, l.conn, &u, NULL, 0, NULL, NULL, &f->err),
+    assert_int_equal(rg_store_login_apply(f->s, other, l->conn, &u, NULL, 0, NULL, NULL, &f->err),
                      RG_ENOTFOUND);
     assert_string_equal(f->err.field, "connection_id");
     u.subject = "";
-    assert_int_equal(rg_store_login_apply(f->s, l.org, l.conn, &u, NULL, 0, NULL, NULL, &f->err),
+    assert_int_equal(rg_store_login_apply(f->s, l->org, l->conn, &u, NULL, 0, NULL, NULL, &f->err),
                      RG_EUNPROCESSABLE);
     assert_int_equal(n_events(f, NULL), ev);
     assert_int_equal(q_int(f, "SELECT count(*) FROM users"), 0);
@@ -365,21 +338,20 @@ static void test_login_rejects_foreign_connection_and_changes_nothing(void **sta
 
 static void test_connection_never_returns_client_secret(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    setup_org(f, &l);
+    lfx *l = *state;
+    fx *f = l->f;
     json_t *o = NULL;
-    assert_int_equal(rg_store_connection_get(f->s, l.conn, &o, &f->err), 0);
+    assert_int_equal(rg_store_connection_get(f->s, l->conn, &o, &f->err), 0);
     assert_string_equal(js(o, "object"), "connection");
     assert_string_equal(js(o, "type"), "oidc");
     assert_string_equal(js(o, "issuer"), "https://idp.example");
     assert_null(json_object_get(o, "client_secret"));
     json_decref(o);
-    assert_int_equal(rg_store_connection_private(f->s, l.conn, &o, &f->err), 0);
+    assert_int_equal(rg_store_connection_private(f->s, l->conn, &o, &f->err), 0);
     assert_string_equal(js(o, "client_secret"), "s3cret-value");
     json_decref(o);
     rg_store_list_opts lo = { .limit = 10 };
-    assert_int_equal(rg_store_connection_list(f->s, l.org, &lo, &o, &f->err), 0);
+    assert_int_equal(rg_store_connection_list(f->s, l->org, &lo, &o, &f->err), 0);
     assert_int_equal(json_array_size(json_object_get(o, "data")), 2);
     char *dump = json_dumps(o, 0);
     assert_null(strstr(dump, "s3cret"));
@@ -389,21 +361,21 @@ static void test_connection_never_returns_client_secret(void **state)
     assert_int_equal(q_int(f, "SELECT count(*) FROM events WHERE data LIKE '%s3cret%'"), 0);
     /* update: a patch member set, one removed; the name kept */
     json_t *patch = json_pack("{s:s,s:n}", "groups_claim", "realm_access.roles", "client_id");
-    assert_int_equal(rg_store_connection_update(f->s, l.conn, NULL, patch, &o, &f->err), 0);
+    assert_int_equal(rg_store_connection_update(f->s, l->conn, NULL, patch, &o, &f->err), 0);
     assert_string_equal(js(o, "groups_claim"), "realm_access.roles");
     assert_null(json_object_get(o, "client_id"));
     assert_string_equal(js(o, "name"), "Okta");
     json_decref(o);
     long long upd = n_events(f, "connection.updated");
-    assert_int_equal(rg_store_connection_update(f->s, l.conn, "Okta", patch, &o, &f->err), 0);
+    assert_int_equal(rg_store_connection_update(f->s, l->conn, "Okta", patch, &o, &f->err), 0);
     json_decref(o);
     json_decref(patch);
     assert_int_equal(n_events(f, "connection.updated"), upd);   /* no-op */
-    assert_int_equal(rg_store_connection_create(f->s, l.org, "ldap", "X", NULL, &o, &f->err),
+    assert_int_equal(rg_store_connection_create(f->s, l->org, "ldap", "X", NULL, &o, &f->err),
                      RG_EUNPROCESSABLE);
     assert_string_equal(f->err.field, "type");
-    assert_int_equal(rg_store_connection_delete(f->s, l.conn, &f->err), 0);
-    assert_int_equal(rg_store_connection_get(f->s, l.conn, &o, &f->err), RG_ENOTFOUND);
+    assert_int_equal(rg_store_connection_delete(f->s, l->conn, &f->err), 0);
+    assert_int_equal(rg_store_connection_get(f->s, l->conn, &o, &f->err), RG_ENOTFOUND);
     assert_int_equal(q_int(f, "SELECT count(*) FROM role_mappings"), 1);
 }
 
@@ -413,40 +385,39 @@ static void test_connection_never_returns_client_secret(void **state)
  * nothing keeps it; a deleted connection is 404. */
 static void test_connection_digest_follows_every_change(void **state)
 {
-    fx *f = *state;
-    lfx l;
-    setup_org(f, &l);
+    lfx *l = *state;
+    fx *f = l->f;
     unsigned char d1[32], d2[32], other[32];
-    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d1, &f->err), 0);
-    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l->conn, d1, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l->conn, d2, &f->err), 0);
     assert_memory_equal(d1, d2, 32);
-    assert_int_equal(rg_store_connection_digest(f->s, l.conn2, other, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l->conn2, other, &f->err), 0);
     assert_memory_not_equal(d1, other, 32);
     json_t *o = NULL;
     json_t *patch = json_pack("{s:s}", "client_secret", "rotated");
-    assert_int_equal(rg_store_connection_update(f->s, l.conn, NULL, patch, &o, &f->err), 0);
+    assert_int_equal(rg_store_connection_update(f->s, l->conn, NULL, patch, &o, &f->err), 0);
     json_decref(o);
-    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l->conn, d2, &f->err), 0);
     assert_memory_not_equal(d1, d2, 32);   /* a secret the API never shows */
     memcpy(d1, d2, 32);
-    assert_int_equal(rg_store_connection_update(f->s, l.conn, "Okta", patch, &o, &f->err), 0);
+    assert_int_equal(rg_store_connection_update(f->s, l->conn, "Okta", patch, &o, &f->err), 0);
     json_decref(o);
     json_decref(patch);
-    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l->conn, d2, &f->err), 0);
     assert_memory_equal(d1, d2, 32);       /* nothing changed */
-    assert_int_equal(rg_store_connection_update(f->s, l.conn, "Okta 2", NULL, &o, &f->err), 0);
+    assert_int_equal(rg_store_connection_update(f->s, l->conn, "Okta 2", NULL, &o, &f->err), 0);
     json_decref(o);
-    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l->conn, d2, &f->err), 0);
     assert_memory_not_equal(d1, d2, 32);
-    assert_int_equal(rg_store_connection_delete(f->s, l.conn, &f->err), 0);
-    assert_int_equal(rg_store_connection_digest(f->s, l.conn, d2, &f->err), RG_ENOTFOUND);
+    assert_int_equal(rg_store_connection_delete(f->s, l->conn, &f->err), 0);
+    assert_int_equal(rg_store_connection_digest(f->s, l->conn, d2, &f->err), RG_ENOTFOUND);
     assert_int_equal(f->err.status, 404);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(x) cmocka_unit_test_setup_teardown(x, fx_setup, fx_teardown)
+#define T(x) cmocka_unit_test_setup_teardown(x, lfx_setup, lfx_teardown)
         T(test_R18_first_login_creates_user_and_membership),
         T(test_R16_single_role_takes_highest_mapped),
         T(test_R16_multiple_roles_takes_every_mapped),

@@ -154,9 +154,7 @@ static void test_revoked_records_within_their_end_are_read_back(void **st)
 {
     fx *f = *st;
     char org[64], user[64], om[64];
-    mk_org(f, "Acme", org);
-    mk_user(f, "a@example.com", user);
-    mk_member(f, user, org, NULL, 0, om);
+    mk_one_member(f, "a@example.com", org, user, om);
     int64_t now = rg_now();
     const char *ids[3] = {"session_live", "session_gone", "session_kept"};
     for (int i = 0; i < 3; i++) {

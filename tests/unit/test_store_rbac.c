@@ -158,9 +158,7 @@ static void test_R9_first_org_role_copies_env_default_and_order(void **state)
     char org[64], buf[256];
     mk_role(f, NULL, "admin");
     mk_org(f, "Acme", org);
-    json_t *env = NULL;
-    assert_int_equal(rg_store_environment_update(f->s, -1, "admin", &env, &f->err), 0);
-    json_decref(env);
+    env_set(f, NULL, -1, "admin");
     assert_int_equal(q_int(f, "SELECT independent FROM organizations"), 0);
     mk_role(f, org, "org-billing");
     /* own default = copy of the env default; own order = env order + new */
@@ -171,8 +169,7 @@ static void test_R9_first_org_role_copies_env_default_and_order(void **state)
     assert_string_equal(js(o, "default_role"), "admin");
     json_decref(o);
     /* independent from then on */
-    assert_int_equal(rg_store_environment_update(f->s, -1, "member", &env, &f->err), 0);
-    json_decref(env);
+    env_set(f, NULL, -1, "member");
     set_priority(f, NULL, S("admin", "member"), 2);
     assert_string_equal(table_default(f, org, buf, sizeof buf), "admin");
     assert_string_equal(roles_of(f, org, buf, sizeof buf), "member,admin,org-billing");
@@ -193,8 +190,7 @@ static void test_R9_org_without_roles_inherits_live(void **state)
     set_priority(f, NULL, S("admin", "member"), 2);
     assert_string_equal(roles_of(f, org, buf, sizeof buf), "admin,member");
     assert_true(rg_store_table_version(f->s, org) > v0);
-    assert_int_equal(rg_store_environment_update(f->s, -1, "admin", &o, &f->err), 0);
-    json_decref(o);
+    env_set(f, NULL, -1, "admin");
     assert_string_equal(table_default(f, org, buf, sizeof buf), "admin");
 }
 
@@ -342,15 +338,12 @@ static void test_R12_multiple_roles_off_accepts_one_role_only(void **state)
 static void test_R13_membership_without_roles_gets_org_default(void **state)
 {
     fx *f = *state;
-    char org[64], u[64], om[64], buf[128];
+    char org[64], om[64], buf[128];
     mk_role(f, NULL, "admin");
     mk_org(f, "Acme", org);
+    org_default(f, org, "admin");
+    mk_user_member(f, "ada@example.com", org, NULL, 0, om);
     json_t *o = NULL;
-    assert_int_equal(rg_store_organization_update(f->s, org, NULL, NULL, -1, "admin", &o,
-                                                  &f->err), 0);
-    json_decref(o);
-    mk_user(f, "ada@example.com", u);
-    mk_member(f, u, org, NULL, 0, om);
     assert_int_equal(rg_store_membership_get(f->s, om, &o, &f->err), 0);
     assert_string_equal(js(o, "role_source"), "default");
     assert_string_equal(js(o, "status"), "active");
@@ -363,23 +356,19 @@ static void test_R13_membership_without_roles_gets_org_default(void **state)
 static void test_R14_turning_multiple_roles_off_keeps_highest(void **state)
 {
     fx *f = *state;
-    char org[64], org2[64], u[64], v[64], om1[64], om2[64], om3[64], buf[128];
+    char org[64], org2[64], u[64], om1[64], om2[64], om3[64], buf[128];
     mk_role(f, NULL, "admin");
     mk_role(f, NULL, "viewer");
     mk_org(f, "Acme", org);
     mk_org(f, "Beta", org2);
     set_priority(f, org2, S("viewer", "member", "admin"), 3);   /* its own order */
-    json_t *o = NULL;
-    assert_int_equal(rg_store_environment_update(f->s, 1, NULL, &o, &f->err), 0);
-    json_decref(o);
+    env_set(f, NULL, 1, NULL);
     mk_user(f, "u@example.com", u);
-    mk_user(f, "v@example.com", v);
     mk_member(f, u, org, S("viewer", "admin"), 2, om1);
     mk_member(f, u, org2, S("admin", "viewer"), 2, om2);
-    mk_member(f, v, org, S("viewer"), 1, om3);
+    mk_user_member(f, "v@example.com", org, S("viewer"), 1, om3);
     long long upd = n_events(f, "organization_membership.updated");
-    assert_int_equal(rg_store_environment_update(f->s, 0, NULL, &o, &f->err), 0);
-    json_decref(o);
+    env_set(f, NULL, 0, NULL);
     assert_string_equal(member_roles(f, om1, buf, sizeof buf), "admin");   /* env order */
     assert_string_equal(member_roles(f, om2, buf, sizeof buf), "viewer");  /* own order */
     assert_string_equal(member_roles(f, om3, buf, sizeof buf), "viewer");
@@ -392,11 +381,10 @@ static void test_R14_turning_multiple_roles_off_keeps_highest(void **state)
 static void test_R19_api_roles_set_source_api_and_unknown_is_422(void **state)
 {
     fx *f = *state;
-    char org[64], u[64], om[64];
+    char org[64], om[64];
     mk_role(f, NULL, "admin");
     mk_org(f, "Acme", org);
-    mk_user(f, "ada@example.com", u);
-    mk_member(f, u, org, NULL, 0, om);
+    mk_user_member(f, "ada@example.com", org, NULL, 0, om);
     json_t *o = NULL;
     long long ev = n_events(f, NULL);
     assert_int_equal(rg_store_membership_update(f->s, om, S("ghost"), 1, &o, &f->err),
@@ -423,10 +411,8 @@ static void test_R22_deleting_permission_removes_it_from_roles(void **state)
     mk_org(f, "Acme", org);
     mk_role(f, NULL, "admin");
     mk_role(f, org, "org-ops");
-    assert_int_equal(rg_store_permission_create(f->s, "users:view", "View", NULL, 0, NULL,
-                                                &f->err), 0);
-    assert_int_equal(rg_store_permission_create(f->s, "users:edit", "Edit", NULL, 0, NULL,
-                                                &f->err), 0);
+    mk_perm(f, "users:view", "View");
+    mk_perm(f, "users:edit", "Edit");
     json_t *o = NULL;
     assert_int_equal(rg_store_role_permissions_set(f->s, NULL, "admin",
                                                    S("users:view", "users:edit"), 2, &o,
@@ -467,8 +453,8 @@ static void test_role_permissions_put_post_delete(void **state)
 {
     fx *f = *state;
     json_t *o = NULL;
-    assert_int_equal(rg_store_permission_create(f->s, "a:x", "A", NULL, 0, NULL, &f->err), 0);
-    assert_int_equal(rg_store_permission_create(f->s, "b:x", "B", NULL, 0, NULL, &f->err), 0);
+    mk_perm(f, "a:x", "A");
+    mk_perm(f, "b:x", "B");
     assert_int_equal(rg_store_role_permissions_add(f->s, NULL, "member", S("b:x", "a:x"), 2, &o,
                                                    &f->err), 0);
     assert_string_equal(json_string_value(json_array_get(json_object_get(o, "permissions"), 0)),
@@ -506,10 +492,9 @@ static void test_R26_events_once_per_change_and_none_for_noop(void **state)
     assert_string_equal(js(o, "name"), "Administrator");
     json_decref(o);
     assert_int_equal(n_events(f, "role.updated"), 1);
-    assert_int_equal(rg_store_environment_update(f->s, 0, "member", &o, &f->err), 0);
-    json_decref(o);
+    env_set(f, NULL, 0, "member");
     assert_int_equal(n_events(f, "environment.updated"), 0);
-    assert_int_equal(rg_store_permission_create(f->s, "p:1", "P", NULL, 0, NULL, &f->err), 0);
+    mk_perm(f, "p:1", "P");
     assert_int_equal(rg_store_permission_update(f->s, "p:1", "P", NULL, &o, &f->err), 0);
     json_decref(o);
     assert_int_equal(n_events(f, "permission.updated"), 0);
@@ -534,7 +519,7 @@ static void test_R26_events_paginate_oldest_first(void **state)
     char slug[16];
     for (int i = 0; i < 5; i++) {
         snprintf(slug, sizeof slug, "p:%d", i);
-        assert_int_equal(rg_store_permission_create(f->s, slug, "P", NULL, 0, NULL, &f->err), 0);
+        mk_perm(f, slug, "P");
     }
     rg_store_list_opts lo = { .limit = 2 };
     json_t *page = NULL;

@@ -18,9 +18,7 @@ static void test_a_new_session_prunes_ended_ones_bounded(void **st)
 {
     fx *f = *st;
     char org[64], user[64], om[64];
-    mk_org(f, "Acme", org);
-    mk_user(f, "a@example.com", user);
-    mk_member(f, user, org, NULL, 0, om);
+    mk_one_member(f, "a@example.com", org, user, om);
     int64_t now = rg_now();
     /* 40 ended ones: the first insert of each is a prune of what ended
      * before it, so they are made directly, bypassing the API */
