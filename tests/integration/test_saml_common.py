@@ -9,7 +9,10 @@ Helpers imported by test_saml_*.py and test_oidc_*.py:
   FixtureIdp   build/fixtures/rg-fixture-idp `serve` for one SAML connection
   mint(...)    one base64 SAMLResponse from the fixture IdP (`mint` mode)
   setup_*      an organization, roles, a connection and its mappings
+  SamlEnv      all of them for one SAML connection: start/idp_form/login
+               drive a browser login, mint/acs a hand-made response
 Run directly, it runs its own tests."""
+import base64
 import html.parser
 import http.client
 import json
@@ -295,6 +298,15 @@ def setup_saml_connection(rg, org_id, idp_md, mappings=None, **cfg):
     return conn["id"], sp
 
 
+def draft_connection(rg):
+    """Organization "Acme" with a SAML connection that has no metadata yet
+    (a draft): (org_id, connection_id)."""
+    org = rg.ok("POST", "/organizations", {"name": "Acme"})["id"]
+    conn = rg.ok("POST", f"/organizations/{org}/connections",
+                 {"type": "saml", "name": "IdP"})["id"]
+    return org, conn
+
+
 class SamlEnv:
     """A gateway + an organization + a fixture IdP behind one connection."""
 
@@ -348,6 +360,20 @@ class SamlEnv:
         loc = self.start(b, return_to)
         action, fields = self.idp_form(b, loc, user, groups)
         return b.post_form(action, fields)
+
+    def mint(self, loc=None, **kw):
+        """A SAMLResponse from the fixture IdP (mint), answering the
+        AuthnRequest of the SSO URL loc when given (unsolicited if not)."""
+        if loc is not None:
+            kw["authn_request"] = loc.split("?", 1)[1]
+        return mint(self.sp, self.idp.md_path, **kw)
+
+    def acs(self, b, resp):
+        """POSTs resp (base64 text, or the response XML as bytes) to this
+        connection's ACS as browser b; (status, headers, body)."""
+        if isinstance(resp, bytes):
+            resp = base64.b64encode(resp).decode()
+        return b.post_form(f"{self.rg.base}/saml/acs/{self.conn}", {"SAMLResponse": resp})
 
 
 # ---- tests of the shared parts ---------------------------------------------------
@@ -440,9 +466,7 @@ def _register_tests():
     def test_metadata_upload_lint_fail_closed_keeps_previous():
         with LoginServer() as rg:
             idp = FixtureIdp()
-            org = rg.ok("POST", "/organizations", {"name": "Acme"})["id"]
-            conn = rg.ok("POST", f"/organizations/{org}/connections",
-                          {"type": "saml", "name": "IdP"})["id"]
+            org, conn = draft_connection(rg)
             # before any metadata, the connection (a draft) cannot start a login
             st, _, body = rg.public("GET", f"/login?organization={org}")
             assert st == 503 and "connection_draft" in body, (st, body[:300])
@@ -488,9 +512,7 @@ def _register_tests():
     def test_metadata_upload_by_url():
         with LoginServer() as rg:
             idp = FixtureIdp()
-            org = rg.ok("POST", "/organizations", {"name": "Acme"})["id"]
-            conn = rg.ok("POST", f"/organizations/{org}/connections",
-                          {"type": "saml", "name": "IdP"})["id"]
+            org, conn = draft_connection(rg)
             # https is required except for loopback test IdPs with the option on
             st, e = rg.api("PUT", f"/connections/{conn}/metadata",
                            {"metadata_url": "http://example.com/metadata"})

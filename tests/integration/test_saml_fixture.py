@@ -10,12 +10,11 @@ import os
 import re
 import socket
 import sys
-import urllib.parse
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import test, run_all  # noqa: E402
-from test_saml_common import (Browser, SamlEnv, mint, reason_of, roles_of, auth,  # noqa: E402
+from test_saml_common import (Browser, SamlEnv, reason_of, roles_of, auth,  # noqa: E402
                               ATTACKER_KEY, FIX)
 
 
@@ -31,8 +30,12 @@ def refused(env, b, status, data, reason, before):
     assert "rolegate" not in b.jar, "no session cookie after a rejection"
 
 
-def query_of(loc):
-    return loc.split("?", 1)[1]
+def acs_refused(env, b, resp, status, reason, before):
+    """resp posted to the ACS is answered with status, then the read-back
+    of a rejection."""
+    st, _, data = env.acs(b, resp)
+    assert st == status, (st, data[:300])
+    refused(env, b, st, data, reason, before)
 
 
 @test
@@ -132,22 +135,16 @@ def test_saml_wrong_signature_refused_no_change():
     with SamlEnv() as env:
         b = Browser()
         before = env.rg.memberships(env.org)
-        loc = env.start(b)
         # signed by another key that claims the IdP's entityID
-        resp = mint(env.sp, env.idp.md_path, key=ATTACKER_KEY, authn_request=query_of(loc),
-                    user="mallory@example.com", groups=["admins"])
-        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": resp})
-        assert st == 403, (st, data[:300])
-        refused(env, b, st, data, "saml_signature_invalid", before)
+        resp = env.mint(env.start(b), key=ATTACKER_KEY, user="mallory@example.com",
+                        groups=["admins"])
+        acs_refused(env, b, resp, 403, "saml_signature_invalid", before)
         # a tampered NameID in a genuine response
         loc = env.start(b)
         _, fields = env.idp_form(b, loc, user="alice@example.com", groups=("admins",))
         xml = base64.b64decode(fields["SAMLResponse"]).replace(b"alice@example.com",
                                                                 b"mallory@example.co")
-        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}",
-                                  {"SAMLResponse": base64.b64encode(xml).decode()})
-        assert st == 403, (st, data[:300])
-        refused(env, b, st, data, "saml_signature_invalid", before)
+        acs_refused(env, b, xml, 403, "saml_signature_invalid", before)
 
 
 @test
@@ -178,27 +175,21 @@ def test_saml_replayed_response_refused():
 @test
 def test_saml_replay_cache_refuses_second_use_idp_initiated():
     with SamlEnv(allow_idp_initiated=True) as env:
-        resp = mint(env.sp, env.idp.md_path, user="ian@example.com", groups=["engineering"])
+        resp = env.mint(user="ian@example.com", groups=["engineering"])
         b = Browser()
-        st, hd, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": resp})
+        st, hd, data = env.acs(b, resp)
         assert st == 302 and Browser.location(hd) == "/", (st, data[:300])
         assert roles_of(b, env.rg) == ["member"]
         before = env.rg.memberships(env.org)
-        b2 = Browser()
-        st, _, data = b2.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": resp})
-        assert st == 403, (st, data[:300])
-        refused(env, b2, st, data, "saml_replay", before)
+        acs_refused(env, Browser(), resp, 403, "saml_replay", before)
 
 
 @test
 def test_saml_unsolicited_refused_when_not_allowed():
     with SamlEnv() as env:
         before = env.rg.memberships(env.org)
-        resp = mint(env.sp, env.idp.md_path, user="ian@example.com", groups=["admins"])
-        b = Browser()
-        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": resp})
-        assert st == 403, (st, data[:300])
-        refused(env, b, st, data, "saml_unsolicited", before)
+        resp = env.mint(user="ian@example.com", groups=["admins"])
+        acs_refused(env, Browser(), resp, 403, "saml_unsolicited", before)
 
 
 @test
@@ -207,11 +198,9 @@ def test_saml_mismatched_in_response_to_refused():
         before = env.rg.memberships(env.org)
         b = Browser()
         env.start(b)   # a pending login bound to this browser's cookie
-        resp = mint(env.sp, env.idp.md_path, in_response_to="_0123456789abcdef",
-                    user="alice@example.com", groups=["admins"])
-        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": resp})
-        assert st == 403, (st, data[:300])
-        refused(env, b, st, data, "saml_in_response_to_mismatch", before)
+        resp = env.mint(in_response_to="_0123456789abcdef", user="alice@example.com",
+                        groups=["admins"])
+        acs_refused(env, b, resp, 403, "saml_in_response_to_mismatch", before)
 
 
 @test
@@ -238,20 +227,13 @@ def test_saml_encrypted_rsa15_refused_no_change():
     with SamlEnv() as env:
         b = Browser()
         before = env.rg.memberships(env.org)
-        loc = env.start(b)
-        resp = mint(env.sp, env.idp.md_path, authn_request=query_of(loc),
-                    user="erin@example.com", groups=["admins"], encrypt=True)
+        resp = env.mint(env.start(b), user="erin@example.com", groups=["admins"], encrypt=True)
         xml = base64.b64decode(resp)
         assert b"EncryptedAssertion" in xml and b"xmlenc#rsa-oaep-mgf1p" in xml, xml[:300]
         bad = xml.replace(b"xmlenc#rsa-oaep-mgf1p", b"xmlenc#rsa-1_5", 1)
-        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}",
-                                  {"SAMLResponse": base64.b64encode(bad).decode()})
-        assert st == 403, (st, data[:300])
-        refused(env, b, st, data, "saml_encryption_algorithm_forbidden", before)
-        loc = env.start(b)
-        resp = mint(env.sp, env.idp.md_path, authn_request=query_of(loc),
-                    user="erin@example.com", groups=["admins"], encrypt=True)
-        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": resp})
+        acs_refused(env, b, bad, 403, "saml_encryption_algorithm_forbidden", before)
+        resp = env.mint(env.start(b), user="erin@example.com", groups=["admins"], encrypt=True)
+        st, _, data = env.acs(b, resp)
         assert st == 302, (st, data[:300])
         assert roles_of(b, env.rg) == ["admin"]
 
@@ -266,10 +248,7 @@ def test_saml_doctype_refused():
         xml = base64.b64decode(fields["SAMLResponse"])
         xml = re.sub(rb"^(<\?xml[^>]*\?>)?", rb'<?xml version="1.0"?><!DOCTYPE r ['
                      rb'<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>', xml, 1)
-        st, _, data = b.post_form(f"{env.rg.base}/saml/acs/{env.conn}",
-                                  {"SAMLResponse": base64.b64encode(xml).decode()})
-        assert st == 400, (st, data[:300])
-        refused(env, b, st, data, "saml_dtd_forbidden", before)
+        acs_refused(env, b, xml, 400, "saml_dtd_forbidden", before)
 
 
 @test
@@ -302,14 +281,11 @@ def test_saml_new_metadata_rebuilds_connection_without_restart():
                               {"Content-Type": "application/xml"})
         assert st == 200, (st, info)
         b2 = Browser()
-        loc = env.start(b2)
-        old = mint(env.sp, env.idp.md_path, authn_request=query_of(loc), groups=["admins"])
-        st, _, data = b2.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": old})
+        old = env.mint(env.start(b2), groups=["admins"])
+        st, _, data = env.acs(b2, old)
         assert st == 403 and reason_of(data) == "saml_signature_invalid", (st, data[:300])
-        loc = env.start(b2)
-        new = mint(env.sp, env.idp.md_path, key=ATTACKER_KEY, authn_request=query_of(loc),
-                   groups=["admins"])
-        st, _, data = b2.post_form(f"{env.rg.base}/saml/acs/{env.conn}", {"SAMLResponse": new})
+        new = env.mint(env.start(b2), key=ATTACKER_KEY, groups=["admins"])
+        st, _, data = env.acs(b2, new)
         assert st == 302, (st, data[:300])
         assert roles_of(b2, env.rg) == ["admin"]
 
