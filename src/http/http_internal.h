@@ -47,6 +47,7 @@ struct rg_http_server {
     atomic_int      accept_stop;
     atomic_int      open_conns;
     atomic_long     started_conns;
+    atomic_long     handed_conns;   /* to MHD by the accept thread; started_conns catches up */
     /* the slow-client guard (guard.c): every open connection, watched */
     int             request_timeout;  /* seconds */
     pthread_mutex_t g_lock;
