@@ -20,22 +20,11 @@ import tempfile
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from harness import Rolegate  # noqa: E402
+from harness import Rolegate, cpu_model  # noqa: E402
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 WRK = os.environ.get("WRK", "wrk")
 N_ROLES = 500
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def wrk(url, conns, script=None):
@@ -56,7 +45,7 @@ def main():
     if not shutil.which(WRK):
         sys.exit("wrk not found: apt-get install -y wrk")
     print(f"machine: {' '.join(platform.uname()[:3])} {platform.machine()}")
-    print(f"cpu: {cpu_model()} x {os.cpu_count()}")
+    print(f"cpu: {cpu_model(platform.processor() or 'unknown')} x {os.cpu_count()}")
     print(f"wrk: {SECONDS}s per run; server: rolegate serve (threads = cores), "
           f"SQLite in a temp dir, log level info")
     tmp = tempfile.mkdtemp(prefix="rolegate-bench-")

@@ -11,33 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include "rolegate/cache.h"
+#include "bench_machine.h"
 #include "rolegate/core_codec.h"
 #include "../unit/test_cache_util.h"
 #include "../../src/cache/cache_impl.h"
 
 enum { N_ENV = 400, N_ORG = 100, N_PERMS = 300, PERMS_PER_ROLE = 8, N_MAPPINGS = 10000,
        N_GROUPS = 8000 };
-
-static void print_machine(void)
-{
-    struct utsname u;
-    if (uname(&u) == 0)
-        printf("machine: %s %s %s\n", u.sysname, u.release, u.machine);
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512], model[256] = "unknown";
-    int cpus = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && cpus++ == 0) {
-            char *c = strchr(line, ':');
-            snprintf(model, sizeof model, "%s", c ? c + 2 : "?");
-            model[strcspn(model, "\n")] = 0;
-        }
-    if (f)
-        fclose(f);
-    printf("cpu: %s (%d logical)\n", model, cpus);
-}
 
 static void die(const char *what, const rg_error *e)
 {
@@ -97,7 +78,7 @@ int main(void)
 {
     tr_block_sigpipe();
     rg_log_open(NULL, RG_LOG_WARN);
-    print_machine();
+    bench_print_machine();
     test_store ts;
     snprintf(ts.dir, sizeof ts.dir, "/tmp/rgbenchXXXXXX");
     if (!mkdtemp(ts.dir))

@@ -36,12 +36,7 @@ N = int(os.environ.get("BENCH_N", "2000"))
 
 
 def machine():
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = harness.cpu_model()
     return f"{platform.system()} {platform.release()} {platform.machine()}, {cpu}, {os.cpu_count()} cpus"
 
 

@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include "rolegate/oidc.h"
 #include "../unit/test_oidc_stub.h"
+#include "bench_machine.h"
 
 static int64_t cpu_us(void)
 {
@@ -27,18 +28,8 @@ static void machine(void)
 {
     struct utsname u;
     uname(&u);
-    char model[256] = "?";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0) {
-            char *c = strchr(line, ':');
-            snprintf(model, sizeof model, "%s", c ? c + 2 : line);
-            model[strcspn(model, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
+    char model[256];
+    bench_cpu_model(model, sizeof model);
     printf("machine: %s %s, %ld cpus, %s; %s; curl %s\n", u.sysname, u.release,
            sysconf(_SC_NPROCESSORS_ONLN), model, OpenSSL_version(OPENSSL_VERSION),
            curl_version_info(CURLVERSION_NOW)->version);

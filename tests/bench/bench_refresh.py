@@ -46,12 +46,7 @@ MS = "/user_management/organization_memberships"
 
 
 def machine():
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = harness.cpu_model()
     return f"{platform.uname()}, {cpu}, nproc {os.cpu_count()}"
 
 

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include "rolegate/core.h"
+#include "bench_machine.h"
 
 enum { N_ENV = 400, N_ORG = 100, N_ROLES = N_ENV + N_ORG, N_PERMS = 300, PERMS_PER_ROLE = 8,
        N_MAPPINGS = 10000, N_MAPPED_GROUPS = 8000, N_USER_GROUPS = 1000, N_USER_MATCHING = 100 };
@@ -24,37 +24,6 @@ static uint32_t rnd(void)
     rng ^= rng >> 7;
     rng ^= rng << 17;
     return (uint32_t)(rng >> 16);
-}
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static void print_machine(void)
-{
-    struct utsname u;
-    if (uname(&u) == 0)
-        printf("machine: %s %s %s\n", u.sysname, u.release, u.machine);
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    int cpus = 0;
-    char model[256] = "unknown";
-    while (f && fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "model name", 10)) {
-            cpus++;
-            char *c = strchr(line, ':');
-            if (c && cpus == 1) {
-                snprintf(model, sizeof model, "%s", c + 2);
-                model[strcspn(model, "\n")] = 0;
-            }
-        }
-    }
-    if (f)
-        fclose(f);
-    printf("cpu: %s (%d logical)\n", model, cpus);
 }
 
 static char *xstrdup(const char *s)
@@ -91,7 +60,7 @@ int main(int argc, char **argv)
 {
     int iters = argc > 1 ? atoi(argv[1]) : 20000;
     int naive_iters = argc > 2 ? atoi(argv[2]) : 10;
-    print_machine();
+    bench_print_machine();
 
     char *perm_names[N_PERMS];
     for (int i = 0; i < N_PERMS; i++) {
@@ -155,9 +124,9 @@ int main(int argc, char **argv)
                               .env_default = env[N_ENV - 1].slug, .org_roles = org,
                               .n_org_roles = N_ORG, .mappings = maps, .n_mappings = N_MAPPINGS};
         rg_error err;
-        double b0 = now_us();
+        double b0 = bench_now_us();
         rg_role_table *t = rg_role_table_build(&spec, &err);
-        double build_us = now_us() - b0;
+        double build_us = bench_now_us() - b0;
         if (!t) {
             fprintf(stderr, "build failed: %s\n", err.message);
             return 1;
@@ -184,17 +153,17 @@ int main(int argc, char **argv)
             rg_core_resolve_login(t, &in, &r, &err);
             rg_resolution_clear(&r);
         }
-        double t0 = now_us();
+        double t0 = bench_now_us();
         for (int i = 0; i < iters; i++) {
             rg_core_resolve_login(t, &in, &r, &err);
             rg_resolution_clear(&r);
         }
-        double fast = (now_us() - t0) / iters;
-        double n0 = now_us();
+        double fast = (bench_now_us() - t0) / iters;
+        double n0 = bench_now_us();
         volatile size_t sink = 0;
         for (int i = 0; i < naive_iters; i++)
             sink += naive_resolve(t, maps, N_MAPPINGS, "conn_a", user_groups, N_USER_GROUPS, hit);
-        double naive = (now_us() - n0) / naive_iters;
+        double naive = (bench_now_us() - n0) / naive_iters;
         (void)sink;
         printf("%s: %.2f us/resolution (%zu roles, %zu permissions, output included; "
                "%d runs) | naive scan: %.0f us (matching only; %d runs) | ratio %.0fx | "

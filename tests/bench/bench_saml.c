@@ -12,6 +12,7 @@
 #include "rolegate/saml.h"
 #include "rolegate/util.h"
 #include "../../idp-fixtures/rg_fixture_mint.h"
+#include "bench_machine.h"
 
 #define CONN_ID "conn_01HBENCHSAML00000000000000"
 
@@ -134,17 +135,8 @@ int main(int argc, char **argv)
     }
     double mint_rate = n / ((double)(rg_mono_us() - t0) / 1e6);
 
-    char cpu[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0) {
-            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
-            cpu[strcspn(cpu, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
+    char cpu[256];
+    bench_cpu_model(cpu, sizeof cpu);
     printf("machine: %s, %ld online CPUs\n", cpu, sysconf(_SC_NPROCESSORS_ONLN));
     printf("responses: %d unique, %zu bytes base64 on average, minted at %.0f/s\n", n,
            total / (size_t)n, mint_rate);

@@ -12,6 +12,8 @@
 #include <openssl/pem.h>
 #include "rolegate/session.h"
 #include "rolegate/util.h"
+#include "bench_machine.h"
+#include "../unit/test_oidc_stub.h"   /* stub_pub_pem */
 
 #define ISS "https://sso.test"
 
@@ -19,22 +21,8 @@ static void machine(void)
 {
     struct utsname u;
     uname(&u);
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    int cpus = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            cpus++;
-            char *p = strchr(line, ':');
-            if (p) {
-                snprintf(model, sizeof model, "%s", p + 2);
-                model[strcspn(model, "\n")] = 0;
-            }
-        }
-    }
-    if (f)
-        fclose(f);
+    char model[256];
+    int cpus = bench_cpu_model(model, sizeof model);
     printf("machine: %s %s %s %s; cpu: %s x%d\n", u.sysname, u.release, u.version, u.machine,
            model, cpus);
 }
@@ -49,12 +37,7 @@ static char *pubkey_pem(const char *dir, const char *kid)
         fclose(f);
     if (!pk)
         return NULL;
-    BIO *bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(bio, pk);
-    char *p = NULL;
-    long n = BIO_get_mem_data(bio, &p);
-    char *out = strndup(p, (size_t)n);
-    BIO_free(bio);
+    char *out = stub_pub_pem(pk);
     EVP_PKEY_free(pk);
     return out;
 }

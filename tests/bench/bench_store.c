@@ -12,42 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include "rolegate/store.h"
+#include "bench_machine.h"
 
 enum { N_ROLES = 500, N_PERMS = 50, PERMS_PER_ROLE = 4, N_CONNS = 10,
        MAPS_PER_CONN = 1000, N_MEMBERS = 100, ROLES_PER_MEMBER = 3 };
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static void print_machine(void)
-{
-    struct utsname u;
-    if (uname(&u) == 0)
-        printf("machine: %s %s %s\n", u.sysname, u.release, u.machine);
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512], model[256] = "unknown";
-    int cpus = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            if (c && cpus++ == 0) {
-                snprintf(model, sizeof model, "%s", c + 2);
-                model[strcspn(model, "\n")] = 0;
-            }
-        }
-    }
-    if (f)
-        fclose(f);
-    printf("cpu: %s (%d logical)\n", model, cpus);
-}
 
 static void check(int rc, const char *what, const rg_error *err)
 {
@@ -66,11 +37,11 @@ static double timeit(const char *name, bench_fn fn, rg_store *s, const char *org
     rg_error err;
     check(fn(s, org, &err), name, &err);   /* warm-up */
     long n = 0;
-    double t0 = now_us(), t;
+    double t0 = bench_now_us(), t;
     do {
         check(fn(s, org, &err), name, &err);
         n++;
-        t = now_us();
+        t = bench_now_us();
     } while (t - t0 < min_us);
     double per = (t - t0) / (double)n;
     printf("%-28s %10.1f us/call  (%ld calls)\n", name, per, n);
@@ -111,7 +82,7 @@ static int do_member_list(rg_store *s, const char *org, rg_error *err)
 int main(int argc, char **argv)
 {
     double min_us = (argc > 1 ? atof(argv[1]) : 2.0) * 1e6;
-    print_machine();
+    bench_print_machine();
     char dir[] = "/tmp/rg-bench-store-XXXXXX", path[128];
     if (!mkdtemp(dir))
         return 1;
@@ -120,7 +91,7 @@ int main(int argc, char **argv)
     rg_store *s = rg_store_open(path, &err);
     if (!s)
         check(-1, "open", &err);
-    double t0 = now_us();
+    double t0 = bench_now_us();
     json_t *o = NULL;
     check(rg_store_environment_update(s, 1, NULL, NULL, &err), "multiple_roles", &err);
     check(rg_store_organization_create(s, "Bench", NULL, 0, &o, &err), "org", &err);
@@ -176,7 +147,7 @@ int main(int argc, char **argv)
     }
     printf("setup: %d roles x %d permissions, %d mappings, %d memberships in %.1f s\n",
            N_ROLES, PERMS_PER_ROLE, N_CONNS * MAPS_PER_CONN, N_MEMBERS,
-           (now_us() - t0) / 1e6);
+           (bench_now_us() - t0) / 1e6);
     timeit("rg_store_role_list(org)", do_role_list, s, org, min_us);
     timeit("rg_store_role_table(org)", do_role_table, s, org, min_us);
     timeit("rg_store_membership_list(100)", do_member_list, s, org, min_us);

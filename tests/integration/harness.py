@@ -9,6 +9,7 @@
   log_text(), log_lines(), stop() (SIGTERM; asserts exit code 0).
 - A tiny registry: @test, run_all() prints "ok <name>" / "FAIL <name>: why"
   and ends with "N passed, N failed" (exit 1 if any failed).
+- cpu_model(): the CPU's model name, for the benchmarks' machine lines.
 """
 import http.client
 import json
@@ -368,6 +369,18 @@ def spawn_ready(argv, cwd, stderr_path, prefix, what, seconds=30, tries=2):
         proc.kill()
         proc.wait(5)
     raise AssertionError(f"{what} did not start after {tries} tries: {last!r}")
+
+
+def cpu_model(default="?"):
+    """The first "model name" of /proc/cpuinfo, or default."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return default
 
 
 # ---- the test registry ---------------------------------------------------------
