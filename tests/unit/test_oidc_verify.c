@@ -69,6 +69,11 @@ static rg_oidc_config base_cfg(const stub_srv *s)
 }
 
 /* A stub, a client on it (cfg tweaked by the test when given) and a begun login. */
+/* A config for fx_new with the client id, a short redirect URI, loopback
+ * http allowed and the fields given (no secret, no timeout unless given). */
+#define SHORT_CFG(...) ((rg_oidc_config){.client_id = "rg-client", .redirect_uri = "https://gw/cb", \
+                                         .allow_http_loopback = 1, __VA_ARGS__})
+
 static fx *fx_new(const rg_oidc_config *cfg_in)
 {
     fx *f = calloc(1, sizeof *f);
@@ -176,9 +181,7 @@ static void test_R16_good_rs256_login_reads_identity_and_groups(void **st)
 static void test_es256_and_es384_and_ps256_verify(void **st)
 {
     (void)st;
-    rg_oidc_config cfg = {.client_id = "rg-client", .redirect_uri = "https://gw/cb",
-                          .allow_http_loopback = 1, .allowed_algs = "ES256,ES384 PS256"};
-    fx *f = fx_new(&cfg);
+    fx *f = fx_new(&SHORT_CFG(.allowed_algs = "ES256,ES384 PS256"));
     assert_int_equal(finish_signed(f, claims(f), "ES256", "ec1", k_ec, NULL), 0);
     assert_string_equal(f->id.subject, "u-1");
     assert_int_equal(finish_signed(f, claims(f), "ES384", "ec384", k_ec384, NULL), 0);
@@ -247,10 +250,7 @@ static void test_hs256_with_public_key_is_refused(void **st)
     fx_free(f);
     /* even with HS256 explicitly allowed, the HMAC key is the client secret,
      * never the public key: the confused token fails, a secret-keyed one passes */
-    rg_oidc_config cfg = {.client_id = "rg-client", .client_secret = "hs-secret-0123456789",
-                          .redirect_uri = "https://gw/cb", .allow_http_loopback = 1,
-                          .allowed_algs = "RS256 HS256"};
-    f = fx_new(&cfg);
+    f = fx_new(&SHORT_CFG(.client_secret = "hs-secret-0123456789", .allowed_algs = "RS256 HS256"));
     assert_reason(f, finish_signed(f, claims(f), "HS256", "rsa1", NULL, pem), "oidc_bad_signature");
     assert_int_equal(finish_signed(f, claims(f), "HS256", NULL, NULL, "hs-secret-0123456789"), 0);
     free(pem);
@@ -260,8 +260,7 @@ static void test_hs256_with_public_key_is_refused(void **st)
 static void test_alg_must_fit_the_key(void **st)
 {
     (void)st;
-    rg_oidc_config cfg = {.client_id = "rg-client", .redirect_uri = "https://gw/cb",
-                          .allow_http_loopback = 1, .allowed_algs = "RS256 ES256 PS256 ES384"};
+    rg_oidc_config cfg = SHORT_CFG(.allowed_algs = "RS256 ES256 PS256 ES384");
     fx *f = fx_new(&cfg);
     /* RS256 header naming the EC key */
     assert_reason(f, finish_signed(f, claims(f), "RS256", "ec1", k_rsa, NULL), "oidc_alg_not_allowed");
@@ -313,8 +312,7 @@ static void test_malformed_tokens(void **st)
 static void test_unknown_kid_refetches_once_then_fails(void **st)
 {
     (void)st;
-    rg_oidc_config cfg = {.client_id = "rg-client", .redirect_uri = "https://gw/cb",
-                          .allow_http_loopback = 1, .jwks_min_refresh_s = 3600};
+    rg_oidc_config cfg = SHORT_CFG(.jwks_min_refresh_s = 3600);
     fx *f = fx_new(&cfg);
     assert_int_equal(finish_signed(f, claims(f), "RS256", "rsa1", k_rsa, NULL), 0);
     assert_int_equal(f->s->n_jwks, 1);
@@ -433,9 +431,7 @@ static void test_token_endpoint_error_is_exchange_failed(void **st)
 static void test_token_endpoint_timeout(void **st)
 {
     (void)st;
-    rg_oidc_config cfg = {.client_id = "rg-client", .redirect_uri = "https://gw/cb",
-                          .allow_http_loopback = 1, .http_timeout_ms = 200};
-    fx *f = fx_new(&cfg);
+    fx *f = fx_new(&SHORT_CFG(.http_timeout_ms = 200));
     f->s->token_delay_ms = 700;
     stub_set(f->s, &f->s->token, "{}");
     int64_t t0 = rg_mono_us();
@@ -450,8 +446,7 @@ static void test_token_endpoint_timeout(void **st)
 static void test_documents_over_the_size_cap_are_refused(void **st)
 {
     (void)st;
-    rg_oidc_config cfg = {.client_id = "rg-client", .redirect_uri = "https://gw/cb",
-                          .allow_http_loopback = 1, .max_doc_bytes = 1024};
+    rg_oidc_config cfg = SHORT_CFG(.max_doc_bytes = 1024);
     fx *f = fx_new(&cfg); /* discovery (about 400 bytes) fits */
     /* the JWKS with four keys is over 1 KiB */
     assert_true(strlen(jwks_doc) > 1024);
@@ -780,9 +775,7 @@ static void test_concurrent_logins_share_one_client(void **st)
     (void)st;
     /* zero TTLs: every call refetches discovery and JWKS, so snapshots are
      * swapped while other threads still hold references to the old ones */
-    rg_oidc_config cfg = {.client_id = "rg-client", .redirect_uri = "https://gw/cb",
-                          .allow_http_loopback = 1, .discovery_ttl_s = -1, .jwks_min_refresh_s = -1};
-    fx *f = fx_new(&cfg);
+    fx *f = fx_new(&SHORT_CFG(.discovery_ttl_s = -1, .jwks_min_refresh_s = -1));
     json_t *cl = claims(f);
     char *payload = json_dumps(cl, JSON_COMPACT);
     json_decref(cl);

@@ -182,6 +182,24 @@ static xmlNode *forge_assertion(xmlNode *as, xmlDoc *doc)
     return f;
 }
 
+/* The signed Response root moved into the Extensions of a new unsigned
+ * Response (root's attributes with another ID, copies of its Issuer and
+ * Status), which becomes the document's root; returns the new root. */
+static xmlNode *wrap_in_unsigned_response(xmlDoc *doc, xmlNode *root)
+{
+    xmlNode *evil = xmlDocCopyNode(root, doc, 2);   /* attributes only */
+    xmlSetProp(evil, (const xmlChar *)"ID", (const xmlChar *)"_evilresponse0123");
+    xmlNode *issuer = xmlDocCopyNode(find_child(root, "Issuer"), doc, 1);
+    xmlNode *status = xmlDocCopyNode(find_child(root, "Status"), doc, 1);
+    xmlDocSetRootElement(doc, evil);
+    xmlAddChild(evil, issuer);
+    xmlNode *ext = xmlNewNode(evil->ns, (const xmlChar *)"Extensions");
+    xmlAddChild(evil, ext);
+    xmlAddChild(ext, root);
+    xmlAddChild(evil, status);
+    return evil;
+}
+
 static char *dump(xmlDoc *doc)
 {
     xmlChar *mem = NULL;
@@ -280,31 +298,12 @@ static char *mutate(const char *name, char *xml, const conf *c)
         } else if (strcmp(name, "evil_wrapper_response") == 0) {
             /* XSW: a new unsigned Response with a forged assertion wraps
              * the original signed Response. */
-            xmlNode *evil = xmlDocCopyNode(root, doc, 2);   /* attributes only */
-            xmlSetProp(evil, (const xmlChar *)"ID", (const xmlChar *)"_evilresponse0123");
-            xmlNode *issuer = xmlDocCopyNode(find_child(root, "Issuer"), doc, 1);
-            xmlNode *status = xmlDocCopyNode(find_child(root, "Status"), doc, 1);
             xmlNode *forged = forge_assertion(as, doc);
-            xmlDocSetRootElement(doc, evil);
-            xmlAddChild(evil, issuer);
-            xmlNode *ext = xmlNewNode(evil->ns, (const xmlChar *)"Extensions");
-            xmlAddChild(evil, ext);
-            xmlAddChild(ext, root);
-            xmlAddChild(evil, status);
-            xmlAddChild(evil, forged);
+            xmlAddChild(wrap_in_unsigned_response(doc, root), forged);
         } else if (strcmp(name, "wrapper_without_forgery") == 0) {
             /* The signed Response moved inside an unsigned one: still one
              * assertion, but not a direct child of the root. */
-            xmlNode *evil = xmlDocCopyNode(root, doc, 2);
-            xmlSetProp(evil, (const xmlChar *)"ID", (const xmlChar *)"_evilresponse0123");
-            xmlNode *issuer = xmlDocCopyNode(find_child(root, "Issuer"), doc, 1);
-            xmlNode *status = xmlDocCopyNode(find_child(root, "Status"), doc, 1);
-            xmlDocSetRootElement(doc, evil);
-            xmlAddChild(evil, issuer);
-            xmlNode *ext = xmlNewNode(evil->ns, (const xmlChar *)"Extensions");
-            xmlAddChild(evil, ext);
-            xmlAddChild(ext, root);
-            xmlAddChild(evil, status);
+            wrap_in_unsigned_response(doc, root);
         } else {
             fail_msg("unknown mutation %s", name);
         }
