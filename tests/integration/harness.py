@@ -9,6 +9,7 @@
   log_text(), log_lines(), stop() (SIGTERM; asserts exit code 0).
 - A tiny registry: @test, run_all() prints "ok <name>" / "FAIL <name>: why"
   and ends with "N passed, N failed" (exit 1 if any failed).
+- spawn_ready(), NodeHelper: the node test servers (an OIDC OP, a SAML IdP).
 - cpu_model(): the CPU's model name, for the benchmarks' machine lines.
 """
 import http.client
@@ -369,6 +370,34 @@ def spawn_ready(argv, cwd, stderr_path, prefix, what, seconds=30, tries=2):
         proc.kill()
         proc.wait(5)
     raise AssertionError(f"{what} did not start after {tries} tries: {last!r}")
+
+
+class NodeHelper:
+    """A node test server of the repository (tests/oidc-op, tests/saml-idp)
+    with its own temp dir (prefix): spawn() starts it through spawn_ready
+    (its stderr in the temp dir), stop() ends it and removes the dir."""
+
+    def __init__(self, pkg_dir, module, prefix):
+        if not os.path.isdir(os.path.join(pkg_dir, "node_modules", module)):
+            raise AssertionError(f"{os.path.relpath(pkg_dir, ROOT)}: run `npm ci` there first")
+        self.pkg_dir = pkg_dir
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+
+    def spawn(self, argv, prefix, what):
+        """Runs argv in the package's directory; its ready line."""
+        try:
+            self.proc, line = spawn_ready(argv, self.pkg_dir, os.path.join(self.dir, "stderr.txt"),
+                                          prefix, what)
+        except AssertionError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        return line
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def cpu_model(default="?"):

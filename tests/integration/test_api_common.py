@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Admin API over HTTP: what every endpoint shares (auth, 400/404/405/413/415/
 422 and "a failed request changes nothing"), plus the small client the other
-test_api_*.py files import (Api, server, events_of, wait_for). Run directly,
+test_api_*.py files import (Api, server, events_of, wait_for, env_roles). Run directly,
 it runs its own tests; imported, it only provides the helpers."""
 import contextlib
 import http.client
@@ -11,7 +11,6 @@ import shutil
 import sys
 
 sys.dont_write_bytecode = True  # keep the work tree clean
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -155,13 +154,14 @@ def list_all(api, path, limit=100):
             return out
 
 
-def wait_for(pred, seconds, what):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+wait_for = harness.wait_until   # (pred, seconds, what)
+
+
+def env_roles(api, *slugs):
+    """Creates an environment role of each slug (named as the slug)."""
+    for s in slugs:
+        st, r = api.post("/authorization/roles", {"slug": s, "name": s})
+        assert st == 201, (s, st, r)
 
 
 def snapshot(api):

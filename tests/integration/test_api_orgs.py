@@ -9,7 +9,7 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import test, run_all  # noqa: E402
-from test_api_common import server, events_of, list_all, snapshot  # noqa: E402
+from test_api_common import server, env_roles, events_of, list_all, snapshot  # noqa: E402
 
 MS = "/user_management/organization_memberships"
 
@@ -25,6 +25,16 @@ def _user(api, email):
                                                  "last_name": "L"})
     assert st == 201, (st, u)
     return u
+
+
+def _member(api, **extra):
+    """Organization Acme, user u@x.com and its membership there (extra: the
+    membership's roles); (organization, membership)."""
+    o = _org(api)
+    u = _user(api, "u@x.com")
+    st, m = api.post(MS, dict(user_id=u["id"], organization_id=o["id"], **extra))
+    assert st == 201, (st, m)
+    return o, m
 
 
 def _slugs(m):
@@ -290,9 +300,7 @@ def test_membership_unknown_user_org_or_role_changes_nothing():
 def test_R12_single_role_mode_rejects_several_roles():
     with server() as api:
         api.post("/authorization/roles", {"slug": "admin", "name": "Admin"})
-        o = _org(api)
-        u = _user(api, "u@x.com")
-        m = api.post(MS, {"user_id": u["id"], "organization_id": o["id"]})[1]
+        _, m = _member(api)
         n = len(events_of(api))
         st, e = api.put(f"{MS}/{m['id']}", {"role_slugs": ["admin", "member"]})
         assert st == 422 and e["code"] == "multiple_roles_not_enabled", (st, e)
@@ -314,9 +322,7 @@ def test_R12_single_role_mode_rejects_several_roles():
 def test_R19_api_roles_set_role_source_api():
     with server() as api:
         api.post("/authorization/roles", {"slug": "admin", "name": "Admin"})
-        o = _org(api)
-        u = _user(api, "u@x.com")
-        m = api.post(MS, {"user_id": u["id"], "organization_id": o["id"]})[1]
+        _, m = _member(api)
         assert m["role_source"] == "default"
         st, r = api.put(f"{MS}/{m['id']}", {"role_slug": "admin"})
         assert st == 200 and r["role"] == {"slug": "admin"} and r["role_source"] == "api", r
@@ -334,15 +340,10 @@ def test_R19_api_roles_set_role_source_api():
 @test
 def test_R12_multiple_roles_on_holds_several_in_priority_order():
     with server() as api:
-        for s in ("admin", "billing"):
-            api.post("/authorization/roles", {"slug": s, "name": s})
+        env_roles(api, "admin", "billing")
         st, env = api.patch("/environment", {"multiple_roles": True})
         assert st == 200 and env["multiple_roles"] is True, (st, env)
-        o = _org(api)
-        u = _user(api, "u@x.com")
-        st, m = api.post(MS, {"user_id": u["id"], "organization_id": o["id"],
-                              "role_slugs": ["billing", "admin", "billing"]})
-        assert st == 201, (st, m)
+        _, m = _member(api, role_slugs=["billing", "admin", "billing"])
         assert _slugs(m) == ["admin", "billing"] and m["role"]["slug"] == "admin", m
         st, r = api.put(f"{MS}/{m['id']}", {"role_slugs": ["member", "billing"]})
         assert st == 200 and _slugs(r) == ["member", "billing"], r
@@ -353,13 +354,9 @@ def test_R12_multiple_roles_on_holds_several_in_priority_order():
 @test
 def test_R14_turning_multiple_roles_off_keeps_highest():
     with server() as api:
-        for s in ("admin", "billing"):
-            api.post("/authorization/roles", {"slug": s, "name": s})
+        env_roles(api, "admin", "billing")
         api.patch("/environment", {"multiple_roles": True})
-        o = _org(api)
-        u = _user(api, "u@x.com")
-        m = api.post(MS, {"user_id": u["id"], "organization_id": o["id"],
-                          "role_slugs": ["billing", "admin"]})[1]
+        o, m = _member(api, role_slugs=["billing", "admin"])
         assert _slugs(m) == ["admin", "billing"], m
         # the organization orders billing above admin
         api.post(f"/authorization/organizations/{o['id']}/roles", {"slug": "org-x", "name": "X"})

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import test, run_all  # noqa: E402
-from test_api_common import server, slugs_of, events_of, wait_for  # noqa: E402
+from test_api_common import server, env_roles, slugs_of, events_of, wait_for  # noqa: E402
 
 
 # ---- permissions (R2, R6, R22) ------------------------------------------
@@ -197,8 +197,7 @@ def test_role_permissions_put_replaces_post_adds():
 @test
 def test_R8_env_priority_put_reorders_and_validates():
     with server() as api:
-        for s in ("admin", "viewer"):
-            api.post("/authorization/roles", {"slug": s, "name": s})
+        env_roles(api, "admin", "viewer")
         st, lst = api.put("/authorization/roles/priority",
                           {"slugs": ["admin", "member", "viewer"]})
         assert st == 200, (st, lst)
@@ -455,8 +454,7 @@ def test_R20_delete_role_202_gone_at_once_memberships_get_default():
 def test_R20_multiple_roles_delete_removes_one_role_keeps_rest():
     with server() as api:
         api.patch("/environment", {"multiple_roles": True})
-        for s in ("a", "b"):
-            api.post("/authorization/roles", {"slug": s, "name": s})
+        env_roles(api, "a", "b")
         org = _org(api)
         st, u = api.post("/user_management/users", {"email": "m@ex.com"})
         st, m = api.post("/user_management/organization_memberships",

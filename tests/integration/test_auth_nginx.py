@@ -6,6 +6,7 @@ python upstream that echoes the X-Rolegate-* headers it received:
 no cookie → the snippet's login redirect, cookie → 200 and the upstream
 sees the identity, require_permission / require_role → 403 when missing,
 client-made X-Rolegate-* headers never reach the upstream."""
+import contextlib
 import http.server
 import json
 import os
@@ -139,27 +140,39 @@ class Nginx:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def with_stack(fn):
-    """Runs fn(rg, nginx, ids, token) with rolegate, the echo app and nginx
-    up, and tears all three down."""
+@contextlib.contextmanager
+def echo_app():
+    """The echo upstream on a free loopback port, shut down on exit."""
     app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    th = threading.Thread(target=app.serve_forever, daemon=True)
-    th.start()
+    threading.Thread(target=app.serve_forever, daemon=True).start()
     try:
-        with Rolegate() as rg:
-            ids = setup_member(rg, perms=("reports:view", "users:view"))
-            token = new_session(rg, ids["om"], "nginx test")["token"]
-            ng = Nginx(rg.public_port, app.server_address[1])
-            try:
-                fn(rg, ng, ids, token)
-            except Exception:
-                print("  nginx error.log:\n" + ng.error_log()[-3000:], flush=True)
-                raise
-            finally:
-                ng.close()
+        yield app
     finally:
         app.shutdown()
         app.server_close()
+
+
+def behind_nginx(rg, app, fn, *args, log_tail=3000):
+    """fn(rg, nginx, *args) with an nginx in front of rg and the echo app;
+    on a failure the end of nginx's error.log is printed. (test_auth_nginx
+    and test_session_refresh share it.)"""
+    ng = Nginx(rg.public_port, app.server_address[1])
+    try:
+        fn(rg, ng, *args)
+    except Exception:
+        print("  nginx error.log:\n" + ng.error_log()[-log_tail:], flush=True)
+        raise
+    finally:
+        ng.close()
+
+
+def with_stack(fn):
+    """Runs fn(rg, nginx, ids, token) with rolegate, the echo app and nginx
+    up, and tears all three down."""
+    with echo_app() as app, Rolegate() as rg:
+        ids = setup_member(rg, perms=("reports:view", "users:view"))
+        token = new_session(rg, ids["om"], "nginx test")["token"]
+        behind_nginx(rg, app, fn, ids, token)
 
 
 @test

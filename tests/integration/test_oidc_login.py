@@ -9,14 +9,12 @@ missing / wrong / reused, code reused, IdP error= callback, discovery
 issuer mismatch. Token-level attacks are covered by the library's tests."""
 import json
 import os
-import shutil
 import sys
-import tempfile
 import urllib.parse
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import test, run_all, ROOT, spawn_ready  # noqa: E402
+from harness import test, run_all, ROOT, NodeHelper  # noqa: E402
 from test_saml_common import (Browser, LoginServer, setup_roles, roles_of,  # noqa: E402
                               reason_of)
 
@@ -24,20 +22,12 @@ OP_DIR = os.path.join(ROOT, "tests", "oidc-op")
 CLIENT_ID, CLIENT_SECRET = "rolegate-test", "rolegate-test-secret-0123456789"
 
 
-class Op:
+class Op(NodeHelper):
     def __init__(self, redirect_uri, extra=()):
-        if not os.path.isdir(os.path.join(OP_DIR, "node_modules", "oidc-provider")):
-            raise AssertionError("tests/oidc-op: run `npm ci` there first")
-        self.dir = tempfile.mkdtemp(prefix="rg-op-")
-        try:
-            self.proc, line = spawn_ready(
-                ["node", "op.mjs", "--port", "0", "--client-id", CLIENT_ID, "--client-secret",
-                 CLIENT_SECRET, "--redirect-uri", redirect_uri, *extra],
-                OP_DIR, os.path.join(self.dir, "stderr.txt"), "ready ", "OP")
-        except AssertionError:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            raise
-        line = line.split()
+        super().__init__(OP_DIR, "oidc-provider", "rg-op-")
+        line = self.spawn(["node", "op.mjs", "--port", "0", "--client-id", CLIENT_ID,
+                           "--client-secret", CLIENT_SECRET, "--redirect-uri", redirect_uri,
+                           *extra], "ready ", "OP").split()
         kv = dict(x.split("=", 1) for x in line[1:])
         self.port, self.issuer = int(kv["port"]), kv["issuer"]
 
@@ -54,12 +44,6 @@ class Op:
                                 {"Content-Type": "application/json"})
         assert st == 200, (path, st, data[:200])
         return json.loads(data)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Env:

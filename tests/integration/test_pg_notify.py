@@ -35,7 +35,7 @@ from test_auth_common import MS, auth, new_session, ok, parts, setup_member  # n
 from test_saml_common import (Browser, FixtureIdp, LoginServer, roles_of,  # noqa: E402
                               setup_roles, setup_saml_connection)
 from test_redis_instances import (BIG, idp_answer, omitted_session,  # noqa: E402
-                                  perms_on, session_cookie, start_login)
+                                  perms_on, scim_user, session_cookie, start_login)
 from test_session_refresh import FAST, refreshed  # noqa: E402
 
 del harness._tests[:]   # the imported modules' tests are theirs to run
@@ -181,20 +181,6 @@ def test_logout_and_admin_revoke_on_A_refused_by_auth_on_B_within_1s():
         print(f"  DELETE /sessions on A, /auth on B refuses after "
               f"{(time.monotonic() - t0) * 1000:.0f} ms", flush=True)
         assert auth_status(p.b, s3["token"]) == 200         # the others live on
-
-
-def scim_user(p, org, email):
-    """A directory of org on A and a SCIM user in it; (headers, base, user)."""
-    d = ok(p.a.admin("POST", f"/organizations/{org}/directories",
-                     {"name": "Okta", "type": "okta scim v2.0"}), 201)
-    h = {"Authorization": "Bearer " + d["bearer_token"],
-         "Content-Type": "application/scim+json"}
-    base = f"/scim/v2/{d['id']}"
-    st, _, u = p.a.public("POST", base + "/Users", json.dumps(
-        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-         "userName": email, "active": True, "emails": [{"primary": True, "value": email}]}), h)
-    assert st == 201, (st, u)
-    return h, base, u
 
 
 @test

@@ -13,6 +13,7 @@ says. Each test talks to both instances over real sockets:
     when Redis is back; after the restart all of the above hold again.
 /readyz reports Redis down as degraded (not dead) and recovers."""
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -163,6 +164,21 @@ def login_via(start_rg, finish_rg, org, user, groups):
     action, fields = idp_answer(b, loc, user, groups)
     st, hd, data = b.post_form(acs_on(finish_rg, action), fields)
     return b, st, hd, data
+
+
+def scim_user(p, org, email):
+    """A directory of org on A and a SCIM user in it; (headers, base, user).
+    (test_pg_notify uses it too.)"""
+    d = ok(p.a.admin("POST", f"/organizations/{org}/directories",
+                     {"name": "Okta", "type": "okta scim v2.0"}), 201)
+    h = {"Authorization": "Bearer " + d["bearer_token"],
+         "Content-Type": "application/scim+json"}
+    base = f"/scim/v2/{d['id']}"
+    st, _, u = p.a.public("POST", base + "/Users", json.dumps(
+        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+         "userName": email, "active": True, "emails": [{"primary": True, "value": email}]}), h)
+    assert st == 201, (st, u)
+    return h, base, u
 
 
 def session_cookie(b):
@@ -470,18 +486,8 @@ def test_R30_scim_deactivation_on_A_refuses_session_on_B_within_1s():
     session in the organization refused by /auth on B within 1 s (the user
     revocation travels over Redis like a logout), and an SSO login through
     B is refused 403 user_deprovisioned."""
-    import json as _json
     with deployment() as (p, org, conn, sp, idp):
-        d = ok(p.a.admin("POST", f"/organizations/{org}/directories",
-                         {"name": "Okta", "type": "okta scim v2.0"}), 201)
-        h = {"Authorization": "Bearer " + d["bearer_token"],
-             "Content-Type": "application/scim+json"}
-        base = f"/scim/v2/{d['id']}"
-        st, _, u = p.a.public("POST", base + "/Users", _json.dumps(
-            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-             "userName": "dave@example.com", "active": True,
-             "emails": [{"primary": True, "value": "dave@example.com"}]}), h)
-        assert st == 201, (st, u)
+        h, base, u = scim_user(p, org, "dave@example.com")
         b, st, _, _ = login_via(p.a, p.a, org, "dave@example.com", ["viewers"])
         assert st == 302
         name, value = session_cookie(b)
@@ -490,7 +496,7 @@ def test_R30_scim_deactivation_on_A_refuses_session_on_B_within_1s():
         name2, value2 = session_cookie(b2)
         assert auth_cookie(p.b, name, value) == 200   # verified and cached on B
         assert auth_cookie(p.b, name2, value2) == 200
-        st, _, _ = p.a.public("PATCH", f"{base}/Users/{u['id']}", _json.dumps(
+        st, _, _ = p.a.public("PATCH", f"{base}/Users/{u['id']}", json.dumps(
             {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
              "Operations": [{"op": "replace", "value": {"active": False}}]}), h)
         assert st == 200

@@ -7,14 +7,12 @@ multiple-roles environment (R12, R16), an organization with its own roles
 (R9, R11, R15) and a user with no mapped group (R17 default role)."""
 import json
 import os
-import shutil
 import sys
-import tempfile
 import urllib.parse
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import test, run_all, ROOT, spawn_ready  # noqa: E402
+from harness import test, run_all, ROOT, NodeHelper  # noqa: E402
 from test_saml_common import (Browser, LoginServer, setup_roles, roles_of,  # noqa: E402
                               reason_of, FIX)
 
@@ -27,23 +25,16 @@ USERS = {
 }
 
 
-class SamlifyIdp:
+class SamlifyIdp(NodeHelper):
     def __init__(self):
-        if not os.path.isdir(os.path.join(IDP_DIR, "node_modules", "samlify")):
-            raise AssertionError("tests/saml-idp: run `npm ci` there first")
-        self.dir = tempfile.mkdtemp(prefix="rg-samlify-")
+        super().__init__(IDP_DIR, "samlify", "rg-samlify-")
         self.sp_path = os.path.join(self.dir, "sp.xml")
         users = os.path.join(self.dir, "users.json")
         with open(users, "w") as f:
             json.dump(USERS, f)
-        try:
-            self.proc, line = spawn_ready(
-                ["node", "idp.js", "--sp-metadata", self.sp_path, "--users", users,
-                 "--key", os.path.join(FIX, "idp.key"), "--cert", os.path.join(FIX, "idp.crt")],
-                IDP_DIR, os.path.join(self.dir, "stderr.txt"), "ready port=", "samlify IdP")
-        except AssertionError:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            raise
+        line = self.spawn(["node", "idp.js", "--sp-metadata", self.sp_path, "--users", users,
+                           "--key", os.path.join(FIX, "idp.key"), "--cert",
+                           os.path.join(FIX, "idp.crt")], "ready port=", "samlify IdP")
         self.port = int(line.split("=")[1])
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -52,12 +43,6 @@ class SamlifyIdp:
         st, _, data = b.get(self.base + "/metadata")
         assert st == 200, st
         return data.decode()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Env:

@@ -31,15 +31,22 @@ def raw_exchange(port, head, body_parts=(), timeout=10):
                 s.sendall(p)
             except OSError:
                 break
-        data = b""
-        while b"\r\n\r\n" not in data or len(data) < _expected_len(data):
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
+        data = read_reply(s)
         return int(data.split(b" ", 2)[1]), data
     finally:
         s.close()
+
+
+def read_reply(s):
+    """Reads one response from socket s: its head and Content-Length bytes,
+    or what came before the peer closed."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data) < _expected_len(data):
+        c = s.recv(65536)
+        if not c:
+            break
+        data += c
+    return data
 
 
 def _expected_len(data):
@@ -245,12 +252,7 @@ def test_sigterm_drains_in_flight_request_then_exits_0():
             refused = True
         assert refused, "still accepting connections after SIGTERM"
         s.sendall(b"67890")
-        data = b""
-        while b"\r\n\r\n" not in data or len(data) < _expected_len(data):
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
+        data = read_reply(s)
         s.close()
         assert data.startswith(b"HTTP/1.1 405"), data[:200]   # answered in full
         rc = rg.proc.wait(timeout=15)

@@ -26,7 +26,7 @@ import harness  # noqa: E402
 from harness import Rolegate  # noqa: E402
 from test_auth_common import (COOKIE, MS, auth, new_session, ok, parts,  # noqa: E402
                               setup_member)
-from test_auth_nginx import Echo, Nginx  # noqa: E402
+from test_auth_nginx import behind_nginx, echo_app  # noqa: E402
 from test_redis_instances import Redis  # noqa: E402
 
 del harness._tests[:]   # the imported modules' tests are theirs to run
@@ -71,25 +71,11 @@ class Browser:
 
 def stack(fn, config=None, env=None):
     """fn(rg, nginx port, ids) with rolegate (refresh config), echo app, nginx."""
-    app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=app.serve_forever, daemon=True).start()
     cfg = {"session": dict(FAST)}
     for sec, opts in (config or {}).items():
         cfg.setdefault(sec, {}).update(opts)
-    try:
-        with Rolegate(config=cfg, env=env) as rg:
-            ids = setup_member(rg)
-            ng = Nginx(rg.public_port, app.server_address[1])
-            try:
-                fn(rg, ng, ids)
-            except Exception:
-                print("  nginx error.log:\n" + ng.error_log()[-2000:], flush=True)
-                raise
-            finally:
-                ng.close()
-    finally:
-        app.shutdown()
-        app.server_close()
+    with echo_app() as app, Rolegate(config=cfg, env=env) as rg:
+        behind_nginx(rg, app, fn, setup_member(rg), log_tail=2000)
 
 
 def add_role(rg, slug, perms):
