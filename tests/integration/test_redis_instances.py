@@ -181,6 +181,13 @@ def scim_user(p, org, email):
     return h, base, u
 
 
+def login_cookie(start_rg, finish_rg, org, user, groups):
+    """login_via that must end in 302; the session cookie, (name, value)."""
+    b, st, _, data = login_via(start_rg, finish_rg, org, user, groups)
+    assert st == 302, (st, data[:300])
+    return session_cookie(b)
+
+
 def session_cookie(b):
     names = [k for k in b.jar if k != "rolegate_state"]
     assert len(names) == 1, b.jar
@@ -386,9 +393,7 @@ def test_role_change_on_A_reaches_auth_on_B_within_1s():
 @test
 def test_session_revoked_on_A_refused_by_auth_on_B_within_1s():
     with deployment() as (p, org, conn, sp, idp):
-        b, st, _, _ = login_via(p.a, p.a, org, "dave@example.com", ["viewers"])
-        assert st == 302
-        name, value = session_cookie(b)
+        name, value = login_cookie(p.a, p.a, org, "dave@example.com", ["viewers"])
         assert auth_cookie(p.b, name, value) == 200   # verified and cached on B
         st, hd, _ = p.a.public("POST", "/logout", headers={"Cookie": f"{name}={value}"})
         assert st == 302 and hd.get("x-rolegate-revoked") == "1", (st, hd)
@@ -403,12 +408,8 @@ def test_session_revoked_on_A_refused_by_auth_on_B_within_1s():
 @test
 def test_redis_killed_and_restarted_mid_run():
     with deployment(allow_idp_initiated=True) as (p, org, conn, sp, idp):
-        b1, st, _, _ = login_via(p.a, p.b, org, "erin@example.com", ["engineering"])
-        assert st == 302
-        n1, v1 = session_cookie(b1)
-        b2, st, _, _ = login_via(p.a, p.a, org, "frank@example.com", ["viewers"])
-        assert st == 302
-        n2, v2 = session_cookie(b2)
+        n1, v1 = login_cookie(p.a, p.b, org, "erin@example.com", ["engineering"])
+        n2, v2 = login_cookie(p.a, p.a, org, "frank@example.com", ["viewers"])
         assert auth_cookie(p.b, n1, v1) == 200 and auth_cookie(p.b, n2, v2) == 200
 
         p.redis.kill()
@@ -488,12 +489,8 @@ def test_R30_scim_deactivation_on_A_refuses_session_on_B_within_1s():
     B is refused 403 user_deprovisioned."""
     with deployment() as (p, org, conn, sp, idp):
         h, base, u = scim_user(p, org, "dave@example.com")
-        b, st, _, _ = login_via(p.a, p.a, org, "dave@example.com", ["viewers"])
-        assert st == 302
-        name, value = session_cookie(b)
-        b2, st, _, _ = login_via(p.b, p.b, org, "dave@example.com", ["viewers"])
-        assert st == 302
-        name2, value2 = session_cookie(b2)
+        name, value = login_cookie(p.a, p.a, org, "dave@example.com", ["viewers"])
+        name2, value2 = login_cookie(p.b, p.b, org, "dave@example.com", ["viewers"])
         assert auth_cookie(p.b, name, value) == 200   # verified and cached on B
         assert auth_cookie(p.b, name2, value2) == 200
         st, _, _ = p.a.public("PATCH", f"{base}/Users/{u['id']}", json.dumps(

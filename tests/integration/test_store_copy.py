@@ -298,6 +298,17 @@ def first_store():
     return STATE
 
 
+def serves_the_same(st, store, what):
+    """A rolegate on the copy store serves every object of the first
+    store's snapshot the same."""
+    rg = st["world"].server(store)
+    try:
+        compare(st["snap"], snapshot(rg, st["ds"]), what)
+        rg.stop()
+    finally:
+        rg.close()
+
+
 @test
 def test_copy_sqlite_to_postgresql_and_back_every_object_equal():
     st = first_store()
@@ -319,12 +330,7 @@ def test_copy_sqlite_to_postgresql_and_back_every_object_equal():
     assert list(rows) == [line.split()[0] for line in out.splitlines()[:len(rows)]]
     assert pg_dump(pg) == dump, "the PostgreSQL tables differ from the SQLite ones"
     # served from PostgreSQL: every object the same
-    b = w.server(pg)
-    try:
-        compare(st["snap"], snapshot(b, st["ds"]), "SQLite -> PostgreSQL")
-        b.stop()
-    finally:
-        b.close()
+    serves_the_same(st, pg, "SQLite -> PostgreSQL")
     assert pg_dump(pg) == dump, "serving the copy changed it"
     # and back into a new SQLite file
     back = os.path.join(w.dir, "back.db")
@@ -332,12 +338,7 @@ def test_copy_sqlite_to_postgresql_and_back_every_object_equal():
     assert rc == 0, (rc, out, err)
     assert counts(out)[0] == want, out
     assert sqlite_dump(back) == dump, "the round trip changed a table"
-    c = w.server(back)
-    try:
-        compare(st["snap"], snapshot(c, st["ds"]), "PostgreSQL -> SQLite")
-        c.stop()
-    finally:
-        c.close()
+    serves_the_same(st, back, "PostgreSQL -> SQLite")
 
 
 @test
