@@ -184,7 +184,10 @@ def test_one_log_line_per_request_without_secrets():
         st, h2, _ = rg.admin("GET", "/healthz", key="Bearer wrongwrongwrong")
         assert st == 401
         rid2 = h2["x-request-id"]
-        wait_until(lambda: f"rid={rid2}" in rg.log_text(), 10, "the log line")
+        # each line is written once its answer has gone out, by the thread
+        # that served it: the two connections' lines may land in either order
+        wait_until(lambda: f"rid={rid}" in rg.log_text() and f"rid={rid2}" in rg.log_text(),
+                   10, "both log lines")
         lines = [ln for ln in rg.log_lines() if f"rid={rid}" in ln]
         assert len(lines) == 1, lines
         ln = lines[0]
