@@ -125,7 +125,7 @@ static int prep_victim(pg_db *db)
 
 /* The cache entry of sql, prepared on the server at its first use on this
  * connection; -1 with the error noted on db. */
-static int prep_get(pg_db *db, const char *sql)
+int rg_st_pg_prep_get(pg_db *db, const char *sql)
 {
     uint32_t h = st_sql_hash(sql);
     for (int i = 0; i < PG_PREP_MAX; i++)
@@ -172,7 +172,7 @@ static st_stmt *pg_prepare(st_db *d, const char *sql, rg_error *err)
         rg_st_oom(err);
         return NULL;
     }
-    int slot = prep_get(db, sql);
+    int slot = rg_st_pg_prep_get(db, sql);
     if (slot < 0) {
         free(st);
         pg_dberr(d, err);
@@ -376,6 +376,9 @@ static int pg_exec_script(st_db *d, const char *sql)
  * exclusively (the key after the events' 7526768494185166182, tx.c). */
 #define WRITERS_LOCK "7526768494185166183"
 
+/* SET LOCAL synchronous_commit = off, as a select list's column */
+#define EARLY_SET " set_config('synchronous_commit', 'off', true)"
+
 /* The statements of the BEGIN each kind sends with its first statement. */
 static void begin_queue(pg_db *db, int kind)
 {
@@ -384,12 +387,15 @@ static void begin_queue(pg_db *db, int kind)
                                                       : "BEGIN ISOLATION LEVEL SERIALIZABLE";
     if (kind != ST_BEGIN_WRITE_EARLY && kind != ST_BEGIN_WRITE_ALONE)
         return;
+    /* the lock and the early commit's SET LOCAL in one statement */
+    static const char *const lock[2][2] = {
+        { "SELECT pg_advisory_xact_lock_shared(" WRITERS_LOCK ")",
+          "SELECT pg_advisory_xact_lock_shared(" WRITERS_LOCK ")," EARLY_SET },
+        { "SELECT pg_advisory_xact_lock(" WRITERS_LOCK ")",
+          "SELECT pg_advisory_xact_lock(" WRITERS_LOCK ")," EARLY_SET },
+    };
     db->early = db->early_ok;
-    if (db->early)
-        db->begin_q[db->nbegin++] = "SET LOCAL synchronous_commit = off";
-    db->begin_q[db->nbegin++] = kind == ST_BEGIN_WRITE_ALONE
-                                    ? "SELECT pg_advisory_xact_lock(" WRITERS_LOCK ")"
-                                    : "SELECT pg_advisory_xact_lock_shared(" WRITERS_LOCK ")";
+    db->begin_q[db->nbegin++] = lock[kind == ST_BEGIN_WRITE_ALONE][db->early != 0];
 }
 
 static int pg_begin(st_db *d, int kind)
@@ -429,8 +435,6 @@ static int pg_begin(st_db *d, int kind)
     }
 }
 
-#define DURABLE_SQL "SELECT pg_logical_emit_message(true, 'rolegate', 'durable')"
-
 /* A transaction that ran no statement has nothing to commit; an early one
  * commits in one pipeline with its durability message (pg_durable). */
 static int pg_commit(st_db *d)
@@ -440,7 +444,7 @@ static int pg_commit(st_db *d)
     if (db->single || db->nbegin)
         db->single = db->nbegin = 0;
     else if (db->early || db->piped)
-        rc = rg_st_pg_pipe_commit(db, db->early ? DURABLE_SQL : NULL, &flush_rc);
+        rc = rg_st_pg_pipe_commit(db, db->early ? PG_DURABLE_SQL : NULL, &flush_rc);
     else
         rc = run(db, "COMMIT");
     db->commit_failed = rc != 0;

@@ -66,6 +66,13 @@ typedef struct pg_stmt {
  * or 0A000 noted) and nothing pins it. */
 void rg_st_pg_note_err(pg_db *db, const PGresult *res);
 void rg_st_pg_prep_lost(pg_db *db, int slot, long id);
+/* be_pg.c: the cache entry of sql, prepared on the server at its first use
+ * on this connection (outside a pipeline: one before it is read first); -1
+ * with the error noted on db. */
+int rg_st_pg_prep_get(pg_db *db, const char *sql);
+
+/* An early commit's durability message (be_pg.c, pg_durable). */
+#define PG_DURABLE_SQL "SELECT pg_logical_emit_message(true, 'rolegate', 'durable')"
 
 /* The server-side name of prepared statement id. */
 static inline void rg_st_pg_name(char out[24], long id)

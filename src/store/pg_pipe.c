@@ -1,7 +1,8 @@
 /* pg_pipe.c: libpq's pipeline mode in the PostgreSQL backend (issue 15):
- * fewer round trips per transaction. A transaction's BEGIN (with its SET
- * LOCAL and the writers' lock) waits on the connection and goes with its
- * first statement; a statement whose answer its caller does not need
+ * fewer round trips per transaction. A transaction's BEGIN (with the
+ * writers' lock and an early commit's synchronous_commit in one statement;
+ * both, and the COMMIT, prepared on the connection: no parse or plan per
+ * run) waits on the connection and goes with its first statement; a statement whose answer its caller does not need
  * (rg_st_exec_later: no rows read, no count of changes) is sent without
  * waiting; the next statement that needs its answer, or the COMMIT, goes
  * after them in the same pipeline, and one sync reads every answer in
@@ -26,9 +27,32 @@ static int queue_add(pg_db *db, int ok, int slot, long id)
     return 0;
 }
 
+static int pipe_enter(pg_db *db)
+{
+    if (db->piped)
+        return 0;
+    if (!PQenterPipelineMode(db->conn)) {
+        rg_st_pg_note_err(db, NULL);
+        return RG_EIO;
+    }
+    db->piped = 1;
+    db->nq = 0;
+    return 0;
+}
+
+/* sql (no parameters) as the connection's prepared statement: no parse
+ * and no plan per run, as an unnamed statement has. pipe_open prepares a
+ * transaction's ahead of its pipeline (a PQprepare waits for its answer);
+ * one evicted since is prepared again after what is queued is read. */
 static int send_text(pg_db *db, const char *sql)
 {
-    return queue_add(db, PQsendQueryParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0), -1, 0);
+    int slot = rg_st_pg_prep_get(db, sql);
+    if (slot < 0 || pipe_enter(db))
+        return RG_EIO;
+    char name[24];
+    long id = db->prep[slot].id;
+    rg_st_pg_name(name, id);
+    return queue_add(db, PQsendQueryPrepared(db->conn, name, 0, NULL, NULL, NULL, 0), slot, id);
 }
 
 /* Pipeline mode on, the pending BEGIN sent, room for n more statements. */
@@ -37,14 +61,14 @@ static int pipe_open(pg_db *db, int n)
     if (db->piped && db->nq + n > PG_PIPE_MAX && rg_st_pg_pipe_sync(db))
         return RG_EIO;
     if (!db->piped) {
-        if (!PQenterPipelineMode(db->conn)) {
-            rg_st_pg_note_err(db, NULL);
+        for (int i = 0; i < db->nbegin; i++)
+            if (rg_st_pg_prep_get(db, db->begin_q[i]) < 0)
+                return RG_EIO;
+        if (db->nbegin && (rg_st_pg_prep_get(db, "COMMIT") < 0 ||
+                           (db->early && rg_st_pg_prep_get(db, PG_DURABLE_SQL) < 0)))
             return RG_EIO;
-        }
-        db->piped = 1;
-        db->nq = 0;
     }
-    int rc = 0;
+    int rc = pipe_enter(db);
     for (int i = 0; rc == 0 && i < db->nbegin; i++)
         rc = send_text(db, db->begin_q[i]);
     db->nbegin = 0;
@@ -113,6 +137,8 @@ static int pipe_read(pg_db *db, int keep, PGresult **kept, int quiet)
 
 static int sync_read(pg_db *db, int keep, PGresult **kept, int quiet)
 {
+    if (!db->piped && quiet)   /* failed before its pipeline (a prepare): nothing sent */
+        return 0;
     if (!PQpipelineSync(db->conn)) {
         if (!quiet)
             rg_st_pg_note_err(db, NULL);
