@@ -537,6 +537,13 @@ typedef struct rg_store_login_user {
      * committed since the caller's read) it loads the table itself, so
      * R15-R17 always resolve against the table the transaction sees. */
     const rg_role_table *table;
+    /* Optional: the rg_store_connection_digest (32 bytes) of the connection
+     * row the caller verified the login with. The login's first statement
+     * reads the row too and refuses the login, writing nothing, with 409
+     * connection_changed (field connection_id) when it differs: the caller
+     * may then verify again against the current row (issue 15: the
+     * gateway's check of its built connection, no round trip of its own). */
+    const unsigned char *connection_digest;
 } rg_store_login_user;
 
 /* In ONE transaction: finds the user by (connection, subject) or creates it

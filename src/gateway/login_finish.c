@@ -105,13 +105,13 @@ static int finish_issue(void *ctx, const char *user_id, const rg_resolution *res
     return 0;
 }
 
-void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
-               const lg_identity *id, const char *return_to, lg_timing *t)
+int lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
+              const lg_identity *id, const char *return_to, lg_timing *t)
 {
     assert(req && lg && conn && id && id->subject && return_to);
     if (strncmp(return_to, LG_PORTAL_TEST_PREFIX, strlen(LG_PORTAL_TEST_PREFIX)) == 0) {
         lg_portal_test_finish(req, lg, conn, id, return_to + strlen(LG_PORTAL_TEST_PREFIX));
-        return;
+        return 0;
     }
     rg_arena *a = rg_http_arena(req);
     rg_error err;
@@ -120,14 +120,15 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     if (lg_identity_check(a, &checked, &err) != 0) {
         lg_fail(req, lg, conn->id, conn->org_id, id->protocol,
                 strcmp(err.field, "subject") == 0 ? NULL : id->subject, &err);
-        return;
+        return 0;
     }
     id = &checked;
     finish_ctx f = {.lg = lg, .conn = conn, .id = id, .arena = a};
     int64_t resolve_us = 0;
     rg_store_login_user u = {.subject = id->subject, .email = id->email,
                              .issue = finish_issue, .issue_ctx = &f, .session = &f.sess,
-                             .resolve_cpu_us = &resolve_us};
+                             .resolve_cpu_us = &resolve_us,
+                             .connection_digest = id->conn_digest};
     split_name(a, id->name, &u.first_name, &u.last_name);
 
     /* R15-R18 + R24: user, membership, roles, the session and their events
@@ -156,11 +157,15 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     int64_t t1 = rg_thread_cpu_us();
     if (!rc && !f.cookie)
         rc = rg_error_set(&err, RG_EINTERNAL, "store_error", NULL, "login gave no session");
-    if (rc) {
+    int stale = rc && id->conn_digest &&
+                (!strcmp(err.code, "connection_changed") ||
+                 (err.status == 404 && !strcmp(err.field, "connection_id")));
+    if (rc && !stale)
         lg_fail(req, lg, conn->id, conn->org_id, id->protocol, id->subject, &err);
+    if (rc) {
         rg_resolution_clear(&res);
         free(f.cookie);
-        return;
+        return stale ? LG_STALE : 0;
     }
     const char *user_id = f.user_id;
     char *cookie = f.cookie;
@@ -208,4 +213,5 @@ void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
     if (id->sid_out)   /* issue 13: the caller keeps what logout needs */
         snprintf(id->sid_out, 64, "%s", f.sess.id);
     rg_http_redirect(req, 302, return_to);
+    return 0;
 }

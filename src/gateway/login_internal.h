@@ -85,6 +85,11 @@ typedef struct rg_gateway_login {
  * give it back with lg_conn_release. Errors: 404 "connection_not_found",
  * 422 invalid_metadata / oidc_config_invalid, 503 store_unavailable. */
 int  lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_error *err);
+/* The object built last for connection id, with no read of the store
+ * (*checked 0): the login's transaction checks its digest (lg_identity
+ * conn_digest); none built yet, lg_conn_acquire's (*checked 1). */
+int  lg_conn_acquire_unchecked(rg_gateway_login *lg, const char *id, lg_conn **out,
+                               int *checked, rg_error *err);
 void lg_conn_release(rg_gateway_login *lg, lg_conn *c);     /* accepts NULL */
 /* Drops every cached runtime object (at exit). */
 void lg_conns_clear(rg_gateway_login *lg);
@@ -121,6 +126,9 @@ typedef struct lg_identity {
     const char *idp_session;        /* SAML SessionIndex / OIDC sid, may be NULL */
     char *sid_out;                  /* may be NULL: receives the new session's sid
                                        (64 bytes) when lg_finish issued one */
+    const unsigned char *conn_digest;   /* may be NULL: the digest of the row the
+                                           connection was built from, checked in
+                                           the login's transaction (LG_STALE) */
 } lg_identity;
 
 /* Issue 11 item 13: checks what the IdP said before any use. Refuses (400
@@ -137,9 +145,13 @@ typedef struct lg_timing { int64_t verify_us, resolve_us, store_us, sign_us; } l
 /* R15-R18 + R24: rg_store_login_apply (membership + events, one
  * transaction) → session → Set-Cookie (session, state cleared) → 302 to
  * return_to. On a failure after verification (store, session_too_large) it
- * answers with lg_fail itself. */
-void lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
-               const lg_identity *id, const char *return_to, lg_timing *t);
+ * answers with lg_fail itself, and returns 0, as after an answered login;
+ * LG_STALE, with nothing answered nor written, when id->conn_digest is set
+ * and the stored connection is no longer that row (changed or gone): the
+ * caller verifies the login again against the current one. */
+#define LG_STALE 1
+int lg_finish(rg_http_req *req, rg_gateway_login *lg, const lg_conn *conn,
+              const lg_identity *id, const char *return_to, lg_timing *t);
 /* A rejected login: authentication.failed event (the login record: time,
  * connection_id, organization_id, subject if known, protocol, reason), one
  * log line, and an HTML error page with err->status (400 if unset) showing

@@ -113,6 +113,56 @@ static void peek_in_response_to(const char *b64, size_t len, size_t max, char *o
     free(x);
 }
 
+/* c checked against the stored row: 1 when it was rebuilt (*c the new
+ * build, the old one given back), 0 when it is current, negative with err
+ * (*c kept) on an error or when the connection is no SAML one any more. */
+static int acs_recheck(rg_gateway_login *lg, lg_conn **c, rg_error *err)
+{
+    lg_conn *n = NULL;
+    int rc = lg_conn_acquire(lg, (*c)->id, &n, err);
+    if (rc)
+        return rc;
+    if (n == *c) {
+        lg_conn_release(lg, n);
+        return 0;
+    }
+    if (n->type != 's') {
+        lg_conn_release(lg, n);
+        return rg_error_set(err, RG_ENOTFOUND, "connection_not_found", "connection_id",
+                            "not a SAML connection");
+    }
+    lg_conn_release(lg, *c);
+    *c = n;
+    return 1;
+}
+
+/* The response verified against *c, through the replay cache (issue 11
+ * item 12: this connection's quota) unless replay is 0 (a verification
+ * again: the first recorded the assertion). Built without a check of the
+ * store (!*checked), a refusal checks the row, and a rebuilt connection
+ * (the IdP's new metadata, say) verifies the response again: the replay
+ * cache is its last check, so a refused response was not recorded. */
+static int acs_verify(rg_gateway_login *lg, lg_conn **c, int *checked, const char *resp,
+                      size_t rlen, const char *request_id, int replay, rg_saml_identity *id,
+                      rg_error *err)
+{
+    for (;;) {
+        rg_cache_replay_scope scope = {.cache = lg->ctx->cache, .connection_id = (*c)->id};
+        int rc = rg_saml_acs_verify((*c)->saml, resp, rlen, request_id, 0,
+                                    replay ? rg_cache_replay_check_scoped : NULL, &scope, id,
+                                    err);
+        if (rc == 0 || *checked || err->status == 503 || !strcmp(err->code, "saml_replay"))
+            return rc;
+        *checked = 1;
+        rg_error cerr;
+        rg_error_clear(&cerr);
+        if (acs_recheck(lg, c, &cerr) != 1)
+            return rc;   /* the same row (or no answer): the refusal stands */
+        rg_saml_identity_clear(id);
+        rg_error_clear(err);
+    }
+}
+
 void lg_h_saml_acs(rg_http_req *req, void *ctx)
 {
     rg_gateway_login *lg = ctx;
@@ -120,7 +170,10 @@ void lg_h_saml_acs(rg_http_req *req, void *ctx)
     rg_error_clear(&err);
     lg_conn *c = NULL;
     const char *cid = rg_http_param(req, "id");
-    if (lg_conn_acquire(lg, cid, &c, &err) != 0 || c->type != 's') {
+    /* issue 15: the connection as built, its row checked by the login's
+     * transaction (no round trip of its own) */
+    int checked = 0;
+    if (lg_conn_acquire_unchecked(lg, cid, &c, &checked, &err) != 0 || c->type != 's') {
         if (c)
             rg_error_set(&err, RG_ENOTFOUND, "connection_not_found", "connection_id",
                          "not a SAML connection");
@@ -168,32 +221,38 @@ void lg_h_saml_acs(rg_http_req *req, void *ctx)
     rg_saml_identity id;
     memset(&id, 0, sizeof id);
     lg_timing t = {0};
-    int64_t t0 = rg_thread_cpu_us();
-    /* the replay cache of the cache layer: Redis (shared) when configured,
-     * with this connection's own quota (issue 11 item 12) */
-    rg_cache_replay_scope scope = {.cache = lg->ctx->cache, .connection_id = c->id};
-    int rc = rg_saml_acs_verify(c->saml, resp, rlen, have ? p.request_id : NULL, 0,
-                                rg_cache_replay_check_scoped, &scope, &id, &err);
-    t.verify_us = rg_thread_cpu_us() - t0;
-    if (rc) {
-        lg_fail(req, lg, c->id, c->org_id, "saml", NULL, &err);
+    for (int replay = 1;; replay = 0) {
+        int64_t t0 = rg_thread_cpu_us();
+        int rc = acs_verify(lg, &c, &checked, resp, rlen, have ? p.request_id : NULL, replay,
+                            &id, &err);
+        t.verify_us = rg_thread_cpu_us() - t0;
+        if (rc) {
+            lg_fail(req, lg, c->id, c->org_id, "saml", NULL, &err);
+            break;
+        }
+        /* IdP-initiated (allowed by the connection): nowhere to go back but / */
+        const char *return_to = have && p.return_to[0] ? p.return_to : "/";
+        /* idp_session: for single logout (issue 13) */
+        lg_identity li = {.subject = id.subject, .email = id.email, .name = id.name,
+                          .groups = (const char *const *)id.groups, .n_groups = id.n_groups,
+                          .protocol = "saml", .subject_format = id.subject_format,
+                          .idp_session = id.session_index,
+                          .conn_digest = checked ? NULL : c->digest};
+        if (lg_finish(req, lg, c, &li, return_to, &t) != LG_STALE)
+            break;
+        /* the row changed since c was built: verified again against the
+         * current one (checked: the next lg_finish is not stale) */
         rg_saml_identity_clear(&id);
-        lg_conn_release(lg, c);
-        return;
+        checked = 1;
+        if (acs_recheck(lg, &c, &err) < 0) {
+            if (err.status == 404)
+                lg_page(req, 404, "Sign-in failed", err.code,
+                        "This sign-in address is not known.");
+            else
+                lg_fail(req, lg, c->id, c->org_id, "saml", NULL, &err);
+            break;
+        }
     }
-    /* IdP-initiated (allowed by the connection): nowhere to go back but / */
-    const char *return_to = have && p.return_to[0] ? p.return_to : "/";
-    lg_identity li = {
-        .subject = id.subject,
-        .email = id.email,
-        .name = id.name,
-        .groups = (const char *const *)id.groups,
-        .n_groups = id.n_groups,
-        .protocol = "saml",
-        .subject_format = id.subject_format,
-        .idp_session = id.session_index,   /* for single logout (issue 13) */
-    };
-    lg_finish(req, lg, c, &li, return_to, &t);
     rg_saml_identity_clear(&id);
     lg_conn_release(lg, c);
 }

@@ -37,11 +37,9 @@ static const char *conn_state(const char *type, const json_t *cfg)
 }
 
 /* The row a connection's object is made of: rg_st_connection_json builds
- * the object from it, conn_digest_tx hashes it (equal digests, equal
- * objects), so both read these columns and no others. */
-#define CONN_ROW_SQL "SELECT id, organization_id, type, name, config, created_at," \
-                     " updated_at FROM connections WHERE id = ?"
-#define CONN_ROW_COLS 7
+ * the object from it, rg_st_connection_digest_row hashes it (equal
+ * digests, equal objects), so both read these columns and no others. */
+#define CONN_ROW_SQL "SELECT " ST_CONN_DIGEST_SELECT("c") " FROM connections c WHERE c.id = ?"
 
 json_t *rg_st_connection_json(st_db *db, const char *conn_id, int with_secret,
                               rg_error *err)
@@ -166,8 +164,23 @@ int rg_store_connection_private(rg_store *s, const char *id, json_t **out, rg_er
 
 typedef struct digest_arg { const char *id; unsigned char *dg; } digest_arg;
 
-/* SHA-256 over CONN_ROW_SQL's columns, each as its length then its bytes
- * (no column can run into the next). */
+/* SHA-256 over the columns, each as its length then its bytes (no column
+ * can run into the next). */
+int rg_st_connection_digest_row(st_stmt *st, int col, unsigned char dg[32], rg_error *err)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    for (int i = col; ok && i < col + ST_CONN_DIGEST_COLS; i++) {
+        const char *v = rg_st_col(st, i) ? rg_st_col(st, i) : "";
+        uint64_t n = strlen(v);
+        ok = EVP_DigestUpdate(md, &n, sizeof n) && EVP_DigestUpdate(md, v, (size_t)n);
+    }
+    unsigned int dl = 0;
+    ok = ok && EVP_DigestFinal_ex(md, dg, &dl) && dl == 32;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : rg_st_oom(err);
+}
+
 static int conn_digest_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
 {
     const digest_arg *a = arg;
@@ -175,21 +188,10 @@ static int conn_digest_tx(st_tx *tx, void *arg, json_t **out, rg_error *err)
     if (!st)
         return rg_st_rc(err);
     int rc = rg_st_step(tx->db, st, err);
-    if (rc == 1) {
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-        for (int i = 0; ok && i < CONN_ROW_COLS; i++) {
-            const char *v = rg_st_col(st, i) ? rg_st_col(st, i) : "";
-            uint64_t n = strlen(v);
-            ok = EVP_DigestUpdate(md, &n, sizeof n) && EVP_DigestUpdate(md, v, (size_t)n);
-        }
-        unsigned int dl = 0;
-        ok = ok && EVP_DigestFinal_ex(md, a->dg, &dl) && dl == 32;
-        EVP_MD_CTX_free(md);
-        rc = ok ? 0 : rg_st_oom(err);
-    } else if (rc == 0) {
+    if (rc == 1)
+        rc = rg_st_connection_digest_row(st, 0, a->dg, err);
+    else if (rc == 0)
         rc = rg_st_not_found(err, "id", "connection", a->id);
-    }
     st_finalize(st);
     return rc;
 }

@@ -28,19 +28,36 @@ typedef struct login_state {
     int roles_read;               /* ... when read with the identity */
 } login_state;
 
+/* 1 when the connection row at column 7 on is the one digest (its
+ * caller's; NULL: any) names, else negative: 409 connection_changed. */
+static int conn_current(st_stmt *st, const unsigned char *digest, rg_error *err)
+{
+    unsigned char dg[32];
+    if (!digest)
+        return 1;
+    if (rg_st_connection_digest_row(st, 7, dg, err))
+        return rg_st_rc(err);
+    if (memcmp(dg, digest, sizeof dg) != 0)
+        return rg_error_set(err, RG_ECONFLICT, "connection_changed", "connection_id",
+                            "the connection changed while this sign-in was verified");
+    return 1;
+}
+
 /* The connection checked in its organization (404 connection_id when it
  * is not there), the user its (connection, subject) identity names with
  * that user's membership and its roles (R11 order: one row per role), and
  * the table version, in one statement (issue 15: one round trip for what
- * took four): 1 with user_id set, 0 no identity yet, negative error. */
+ * took four), with the connection's row for the caller's digest
+ * (connection_digest: the gateway's check of the connection it verified
+ * with): 1 with user_id set, 0 no identity yet, negative error. */
 static int identity_of(st_db *db, const char *org_id, const char *conn_id,
                        const rg_store_login_user *u, login_state *ls, rg_error *err)
 {
     st_stmt *st = rg_st_prep(db, err,
                              "SELECT c.id, i.user_id, m.id, m.role_source, m.status,"
                              " (SELECT e.version + o.version FROM environment e, organizations o"
-                             " WHERE e.id = 1 AND o.id = c.organization_id), r.slug"
-                             " FROM connections c"
+                             " WHERE e.id = 1 AND o.id = c.organization_id), r.slug, "
+                             ST_CONN_DIGEST_SELECT("c") " FROM connections c"
                              " LEFT JOIN identities i ON i.connection_id = c.id AND i.subject = ?"
                              " LEFT JOIN memberships m ON m.user_id = i.user_id"
                              "  AND m.organization_id = c.organization_id"
@@ -54,6 +71,7 @@ static int identity_of(st_db *db, const char *org_id, const char *conn_id,
     if (rc == 1) {
         ls->have_version = rg_st_col(st, 5) != NULL;
         ls->version = (uint64_t)st_col_int64(st, 5);
+        rc = conn_current(st, u->connection_digest, err);
     }
     if (rc == 1 && rg_st_col(st, 1)) {
         snprintf(ls->user_id, ST_ID, "%s", rg_st_col(st, 1));

@@ -235,6 +235,15 @@ int  rg_st_user_insert(st_db *db, const char *email, const char *first, const ch
                        char id[ST_ID], rg_error *err);
 json_t *rg_st_connection_json(st_db *db, const char *conn_id, int with_secret,
                               rg_error *err);
+/* The columns of a connection row its digest is made of, in their order
+ * (ST_CONN_DIGEST_COLS of them, each qualified by alias a), and the digest
+ * (rg_store_connection_digest) of the row's columns from col on: 0 or
+ * negative (out of memory). */
+#define ST_CONN_DIGEST_COLS 7
+#define ST_CONN_DIGEST_SELECT(a) \
+    a ".id, " a ".organization_id, " a ".type, " a ".name, " a ".config, " a ".created_at, " \
+    a ".updated_at"
+int  rg_st_connection_digest_row(st_stmt *st, int col, unsigned char dg[32], rg_error *err);
 
 /* Loads the scope's role table inside the current transaction (a constant
  * number of queries: environment, organization, roles, permissions, order,

@@ -291,6 +291,61 @@ def test_saml_new_metadata_rebuilds_connection_without_restart():
 
 
 @test
+def test_saml_acs_checks_the_built_connection_in_the_login_transaction():
+    """Issue 15: the ACS verifies with the connection as built and the
+    login's transaction checks the stored row: a row changed since (on this
+    instance or any other) verifies the response again against the new row,
+    in both directions, and a deleted one answers as an unknown one."""
+    with SamlEnv(allow_idp_initiated=True) as env:
+        def post(key=None, user="ian@example.com"):
+            kw = {"key": key} if key else {}
+            return env.acs(Browser(), env.mint(user=user, groups=["admins"], **kw))
+
+        def loads():
+            return sum(1 for ln in env.rg.log_lines()
+                       if "event=connection_loaded" in ln and env.conn in ln)
+        assert post()[0] == 302
+        n = loads()
+        assert post()[0] == 302 and loads() == n, "a current build is used as it is"
+        # a change of the row that keeps the response valid: logged in
+        # through the rebuilt connection
+        env.rg.ok("PATCH", f"/connections/{env.conn}", {"name": "Renamed IdP"})
+        st, _, data = post()
+        assert st == 302, (st, data[:300])
+        assert loads() == n + 1
+        # the IdP's new key: a response of the old key verified by the stale
+        # build is refused by the new one ...
+        with open(os.path.join(FIX, "attacker.crt")) as f:
+            cert = "".join(ln.strip() for ln in f if not ln.startswith("-----"))
+        new_md = re.sub(r"<ds:X509Certificate>[^<]*</ds:X509Certificate>",
+                        f"<ds:X509Certificate>{cert}</ds:X509Certificate>", env.idp.metadata)
+        q = "?confirm_certificate_change=true"
+        st, info = env.rg.api("PUT", f"/connections/{env.conn}/metadata{q}", new_md,
+                              {"Content-Type": "application/xml"})
+        assert st == 200, (st, info)
+        before = env.rg.memberships(env.org)
+        st, _, data = post(user="old-key@example.com")
+        assert st == 403 and reason_of(data) == "saml_signature_invalid", (st, data[:300])
+        assert env.rg.memberships(env.org) == before
+        assert loads() == n + 2
+        assert post(key=ATTACKER_KEY)[0] == 302
+        # ... and the other way: the old key back in the store, the build
+        # still the new key's: its refusal checks the row, and the rebuilt
+        # connection accepts the response
+        st, info = env.rg.api("PUT", f"/connections/{env.conn}/metadata{q}", env.idp.metadata,
+                              {"Content-Type": "application/xml"})
+        assert st == 200, (st, info)
+        st, _, data = post()
+        assert st == 302, (st, data[:300])
+        assert loads() == n + 3
+        # gone: answered as an unknown connection, as before it was built
+        st, info = env.rg.api("DELETE", f"/connections/{env.conn}")
+        assert st in (200, 202, 204), (st, info)
+        st, _, data = post()
+        assert st == 404 and reason_of(data) == "connection_not_found", (st, data[:300])
+
+
+@test
 def test_saml_plain_http_binds_by_in_response_to_without_cookie():
     """Plain http: the cross-site POST carries no Lax cookie; the pending
     login is found by the response's InResponseTo (README-login.md)."""

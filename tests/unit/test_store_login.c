@@ -414,6 +414,43 @@ static void test_connection_digest_follows_every_change(void **state)
     assert_int_equal(f->err.status, 404);
 }
 
+/* Issue 15: a login handed the digest of the row its caller verified with
+ * goes through when the row is that one (first and returning login), and
+ * when the row changed since it is refused with 409 connection_changed,
+ * writing nothing: no user, membership, session or event. */
+static void test_login_checks_the_callers_connection_digest(void **state)
+{
+    lfx *lp = *state;
+    fx *f = lp->f;
+    lfx l = *lp;
+    unsigned char dg[32];
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn, dg, &f->err), 0);
+    rg_store_login_user u = {.subject = "s", .email = "a@example.com", .connection_digest = dg};
+    const char *const *g = S("admins");
+    assert_int_equal(rg_store_login_apply(f->s, l.org, l.conn, &u, g, 1, NULL, NULL, &f->err), 0);
+    assert_int_equal(rg_store_login_apply(f->s, l.org, l.conn, &u, g, 1, NULL, NULL, &f->err), 0);
+    json_t *o = NULL;
+    assert_int_equal(rg_store_connection_update(f->s, l.conn, "Okta 2", NULL, &o, &f->err), 0);
+    json_decref(o);
+    long long ev = n_events(f, NULL);
+    long long users = q_int(f, "SELECT count(*) FROM users");
+    u.subject = "t";
+    assert_int_equal(rg_store_login_apply(f->s, l.org, l.conn, &u, g, 1, NULL, NULL, &f->err),
+                     RG_ECONFLICT);
+    assert_int_equal(f->err.status, 409);
+    assert_string_equal(f->err.code, "connection_changed");
+    assert_string_equal(f->err.field, "connection_id");
+    u.subject = "s";
+    assert_int_equal(rg_store_login_apply(f->s, l.org, l.conn, &u, g, 1, NULL, NULL, &f->err),
+                     RG_ECONFLICT);
+    assert_int_equal(n_events(f, NULL), ev);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM users"), users);
+    /* the current row's digest: through again */
+    assert_int_equal(rg_store_connection_digest(f->s, l.conn, dg, &f->err), 0);
+    assert_int_equal(rg_store_login_apply(f->s, l.org, l.conn, &u, g, 1, NULL, NULL, &f->err), 0);
+    assert_int_equal(n_events(f, "authentication.succeeded"), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +468,7 @@ int main(void)
         T(test_login_rejects_foreign_connection_and_changes_nothing),
         T(test_connection_never_returns_client_secret),
         T(test_connection_digest_follows_every_change),
+        T(test_login_checks_the_callers_connection_digest),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
