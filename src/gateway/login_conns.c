@@ -288,8 +288,9 @@ int lg_conn_acquire(rg_gateway_login *lg, const char *id, lg_conn **out, rg_erro
                             "no such connection");
     if (!lg->ctx->store)
         return rg_error_set(err, RG_EUNAVAIL, "store_unavailable", NULL, "no store");
-    /* every login checks the stored row's digest (one indexed read, no
-     * JSON): the object is rebuilt only when the row changed. The profile
+    /* the stored row's digest checked (one indexed read, no JSON; the ACS
+     * has its login's transaction check it instead, issue 15): the object
+     * is rebuilt only when the row changed. The profile
      * of first logins had the whole JSON loaded, dumped sorted and hashed
      * here at 8% of rolegate's CPU. */
     unsigned char dg[32];
