@@ -21,6 +21,13 @@ int  rg_log_reopen(void);
  * writes key=value pairs; values with spaces must be quoted by the caller
  * (rg_log_quote). Never pass secrets, tokens or whole assertions. */
 void rg_log(rg_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same line for a hot path (the request lines): copied into a batch that
+ * a flusher thread writes within a few ms, one write(2) per batch. Lines
+ * batched before a reopen go to the old file; exit(3) writes what is left
+ * (a SIGKILL loses at most the last few ms of batched lines). */
+void rg_log_batched(rg_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes what is batched now (before a fork or an _exit). */
+void rg_log_flush(void);
 /* Copies s into out as a log-safe value: control chars and quotes escaped,
  * quoted if it has spaces, cut at outsz-1. Returns out. */
 char *rg_log_quote(char *out, size_t outsz, const char *s);

@@ -50,11 +50,12 @@ static void log_request(rg_http_req *r, enum MHD_RequestTerminationCode toe)
     int64_t dur = rg_mono_us() - r->t0;
     const char *end = end_of(toe);
     /* path only: the query string may carry codes, tokens or SAML data */
-    rg_log(r->status >= 500 ? RG_LOG_WARN : RG_LOG_INFO,
-           "event=http listener=%s method=%s path=%s status=%d dur_us=%lld rid=%s peer=%s%s%s",
-           r->srv->name, rg_log_quote(m, sizeof m, r->method),
-           rg_log_quote(p, sizeof p, r->path), r->queued ? r->status : 0, (long long)dur,
-           r->rid, r->peer, end ? " end=" : "", end ? end : "");
+    rg_log_batched(r->status >= 500 ? RG_LOG_WARN : RG_LOG_INFO,
+                   "event=http listener=%s method=%s path=%s status=%d dur_us=%lld rid=%s "
+                   "peer=%s%s%s",
+                   r->srv->name, rg_log_quote(m, sizeof m, r->method),
+                   rg_log_quote(p, sizeof p, r->path), r->queued ? r->status : 0, (long long)dur,
+                   r->rid, r->peer, end ? " end=" : "", end ? end : "");
 }
 
 void rg_http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

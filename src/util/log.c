@@ -3,13 +3,18 @@
  * reopened on SIGHUP (rg_log_reopen) for log rotation: the new file is
  * dup2()ed onto the descriptor the writers use, an atomic swap, so a line
  * takes no lock (issue 17: the lock was a futex wait per /auth request when
- * both pool threads logged at once). */
+ * both pool threads logged at once). Request lines (rg_log_batched) are
+ * copied into one buffer that a flusher thread writes at most FLUSH_MS
+ * after its first line: one write(2) per batch instead of per request
+ * (issue 17: the write was 9.5% of /auth's CPU). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "rolegate/util.h"
 
@@ -17,6 +22,66 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;   /* open / reopen 
 static atomic_int log_fd = 2;    /* 2, or the file's descriptor, never closed once set */
 static char log_path[512];
 static _Atomic rg_log_level log_min = RG_LOG_INFO;
+
+#define BATCH_CAP (64 * 1024)
+#define FLUSH_MS  2
+/* the batch: lines waiting for the flusher, under b_lock */
+static pthread_mutex_t b_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t  b_cond = PTHREAD_COND_INITIALIZER;
+static char   b_buf[BATCH_CAP];
+static size_t b_len;
+static pthread_once_t b_once = PTHREAD_ONCE_INIT;
+static int    b_thread_ok;
+
+/* Writes what is batched. Under b_lock: a line batched after a reopen can
+ * only go to the new file. */
+static void batch_write_locked(void)
+{
+    size_t off = 0;
+    while (off < b_len) {
+        ssize_t w = write(atomic_load(&log_fd), b_buf + off, b_len - off);
+        if (w <= 0 && errno != EINTR)
+            break;
+        off += w > 0 ? (size_t)w : 0;
+    }
+    b_len = 0;
+}
+
+void rg_log_flush(void)
+{
+    pthread_mutex_lock(&b_lock);
+    batch_write_locked();
+    pthread_mutex_unlock(&b_lock);
+}
+
+static void *flusher(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&b_lock);
+    for (;;) {
+        while (!b_len)
+            pthread_cond_wait(&b_cond, &b_lock);
+        /* a batch has begun: let it gather for FLUSH_MS, then write it */
+        pthread_mutex_unlock(&b_lock);
+        struct timespec ts = {0, FLUSH_MS * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&b_lock);
+        batch_write_locked();
+    }
+    return NULL;
+}
+
+static void batch_start(void)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    b_thread_ok = pthread_create(&t, &a, flusher, NULL) == 0;
+    pthread_attr_destroy(&a);
+    if (b_thread_ok)
+        atexit(rg_log_flush);   /* exit(3) or main's return: nothing batched is lost */
+}
 
 int rg_log_open(const char *path, rg_log_level min)
 {
@@ -33,6 +98,8 @@ int rg_log_reopen(void)
 {
     int rc = 0;
     pthread_mutex_lock(&log_lock);
+    pthread_mutex_lock(&b_lock);   /* what was batched goes to the old file */
+    batch_write_locked();
     if (log_path[0]) {
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         int cur = atomic_load(&log_fd);
@@ -47,6 +114,7 @@ int rg_log_reopen(void)
             atomic_store(&log_fd, fd);
         }
     }
+    pthread_mutex_unlock(&b_lock);
     pthread_mutex_unlock(&log_lock);
     return rc;
 }
@@ -61,31 +129,75 @@ static const char *level_name(rg_log_level l)
     }
 }
 
-void rg_log(rg_log_level lvl, const char *fmt, ...)
+/* Formats one line into line (LINE_MAX_LEN bytes), newline included;
+ * returns its length. */
+#define LINE_MAX_LEN 2048
+static size_t format_line(char *line, rg_log_level lvl, const char *fmt, va_list ap)
 {
-    if (lvl < log_min)
-        return;
     /* the date part is formatted once a second per thread, not per line */
     static _Thread_local int64_t ts_sec = -1;
     static _Thread_local char ts[32];
-    char line[2048];
     int64_t ms = rg_now_ms();
     if (ms / 1000 != ts_sec) {
         ts_sec = ms / 1000;
         rg_iso8601_ms(ts_sec * 1000, ts, sizeof ts);   /* "...:SS.000Z" */
     }
-    int n = snprintf(line, sizeof line, "ts=%.19s.%03dZ level=%s ", ts, (int)(ms % 1000),
+    int n = snprintf(line, LINE_MAX_LEN, "ts=%.19s.%03dZ level=%s ", ts, (int)(ms % 1000),
                      level_name(lvl));
+    int m = vsnprintf(line + n, LINE_MAX_LEN - (size_t)n - 1, fmt, ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > LINE_MAX_LEN - 2)
+        len = LINE_MAX_LEN - 2;
+    line[len++] = '\n';
+    return len;
+}
+
+/* Copies one formatted line into the batch (the flusher writes it). */
+static void batch_add(const char *line, size_t len)
+{
+    pthread_mutex_lock(&b_lock);
+    if (b_len + len > sizeof b_buf)
+        batch_write_locked();   /* full (a burst within FLUSH_MS): written now */
+    memcpy(b_buf + b_len, line, len);
+    if (b_len == 0)
+        pthread_cond_signal(&b_cond);
+    b_len += len;
+    pthread_mutex_unlock(&b_lock);
+}
+
+static void vlog(rg_log_level lvl, int batched, const char *fmt, va_list ap)
+{
+    char line[LINE_MAX_LEN];
+    size_t len = format_line(line, lvl, fmt, ap);
+    if (batched) {
+        pthread_once(&b_once, batch_start);
+        if (b_thread_ok) {
+            batch_add(line, len);
+            return;
+        }
+    }
+    ssize_t w = write(atomic_load(&log_fd), line, len);   /* no flusher: at once */
+    (void)w;
+}
+
+void rg_log(rg_log_level lvl, const char *fmt, ...)
+{
+    if (lvl < log_min)
+        return;
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    vlog(lvl, 0, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
-    line[len++] = '\n';
-    ssize_t w = write(atomic_load(&log_fd), line, len);
-    (void)w;
+}
+
+void rg_log_batched(rg_log_level lvl, const char *fmt, ...)
+{
+    if (lvl < log_min)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(lvl, 1, fmt, ap);
+    va_end(ap);
 }
 
 char *rg_log_quote(char *out, size_t outsz, const char *s)
