@@ -1,9 +1,12 @@
 /* metrics.c: the process-wide metrics registry of metrics.h (issue 11
- * item 9): a fixed table of series under one mutex (a handful of names, a
- * few hundred series at most: a linear scan costs less than the lock),
- * counters and fixed-bucket histograms, rendered in the Prometheus text
- * format 0.0.4. */
+ * item 9): a fixed table of series (a handful of names, a few hundred
+ * series at most: a linear scan), counters and fixed-bucket histograms,
+ * rendered in the Prometheus text format 0.0.4. A series is found without
+ * a lock and counted with atomic adds; the mutex is taken only to add a
+ * series, which is published by its release store of the count (issue 17:
+ * every /auth took the one mutex twice, and both pool threads met there). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +21,15 @@ typedef struct series {
     const char *name;
     char        labels[200];
     int         hist;
-    uint64_t    value;           /* counter, or histogram count */
-    uint64_t    bucket[NB];      /* non-cumulative */
-    double      sum;
+    _Atomic uint64_t value;      /* counter, or histogram count */
+    _Atomic uint64_t bucket[NB]; /* non-cumulative */
+    _Atomic uint64_t sum_ns;     /* histogram sum, in nanoseconds */
 } series;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;   /* adding a series */
 static series table[RG_METRICS_MAX_SERIES];
-static size_t n_series;
-static uint64_t dropped;
+static atomic_size_t n_series;
+static _Atomic uint64_t dropped;
 
 static const struct { const char *name, *help; } helps[] = {
     {"rolegate_login_successes_total", "Browser logins that issued a session, by connection."},
@@ -56,25 +59,37 @@ static void label(char *out, size_t n, size_t *at, const char *k, const char *v)
     out[*at < n ? *at : n - 1] = 0;
 }
 
-/* The series name{labels}, created if new; NULL when the table is full.
- * Under lock. */
-static series *find(const char *name, const char *labels, int hist)
+/* The series name{labels} among the first n, or NULL. */
+static series *lookup(const char *name, const char *labels, size_t n)
 {
-    for (size_t i = 0; i < n_series; i++)
+    for (size_t i = 0; i < n; i++)
         if (table[i].name == name && strcmp(table[i].labels, labels) == 0)
             return &table[i];
-    for (size_t i = 0; i < n_series; i++)   /* the same name from another caller */
+    for (size_t i = 0; i < n; i++)   /* the same name from another caller */
         if (strcmp(table[i].name, name) == 0 && strcmp(table[i].labels, labels) == 0)
             return &table[i];
-    if (n_series == RG_METRICS_MAX_SERIES) {
-        dropped++;
-        return NULL;
+    return NULL;
+}
+
+/* The series name{labels}, created if new; NULL when the table is full. */
+static series *find(const char *name, const char *labels, int hist)
+{
+    series *s = lookup(name, labels, atomic_load_explicit(&n_series, memory_order_acquire));
+    if (s)
+        return s;
+    pthread_mutex_lock(&lock);
+    size_t n = atomic_load_explicit(&n_series, memory_order_relaxed);
+    s = lookup(name, labels, n);   /* another thread may have added it */
+    if (!s && n == RG_METRICS_MAX_SERIES) {
+        atomic_fetch_add(&dropped, 1);
+    } else if (!s) {
+        s = &table[n];
+        s->name = name;
+        s->hist = hist;
+        snprintf(s->labels, sizeof s->labels, "%s", labels);
+        atomic_store_explicit(&n_series, n + 1, memory_order_release);
     }
-    series *s = &table[n_series++];
-    memset(s, 0, sizeof *s);
-    s->name = name;
-    s->hist = hist;
-    snprintf(s->labels, sizeof s->labels, "%s", labels);
+    pthread_mutex_unlock(&lock);
     return s;
 }
 
@@ -85,11 +100,9 @@ void rg_metrics_add(const char *name, const char *k1, const char *v1, const char
     size_t at = 0;
     label(l, sizeof l, &at, k1, v1);
     label(l, sizeof l, &at, k2, v2);
-    pthread_mutex_lock(&lock);
     series *s = find(name, l, 0);
     if (s)
-        s->value += n;
-    pthread_mutex_unlock(&lock);
+        atomic_fetch_add_explicit(&s->value, n, memory_order_relaxed);
 }
 
 void rg_metrics_observe(const char *name, const char *k1, const char *v1, double seconds)
@@ -100,15 +113,14 @@ void rg_metrics_observe(const char *name, const char *k1, const char *v1, double
     size_t b = 0;
     while (b < NB && seconds > buckets[b])
         b++;
-    pthread_mutex_lock(&lock);
     series *s = find(name, l, 1);
     if (s) {
-        s->value++;
-        s->sum += seconds;
+        atomic_fetch_add_explicit(&s->value, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->sum_ns, seconds > 0 ? (uint64_t)(seconds * 1e9) : 0,
+                                  memory_order_relaxed);
         if (b < NB)
-            s->bucket[b]++;
+            atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_release);
     }
-    pthread_mutex_unlock(&lock);
 }
 
 static void render_one(rg_buf *o, const series *s)
@@ -116,21 +128,25 @@ static void render_one(rg_buf *o, const series *s)
     const char *sep = s->labels[0] ? "," : "";
     if (!s->hist) {
         rg_buf_printf(o, "%s%s%s%s %llu\n", s->name, s->labels[0] ? "{" : "", s->labels,
-                      s->labels[0] ? "}" : "", (unsigned long long)s->value);
+                      s->labels[0] ? "}" : "", (unsigned long long)atomic_load(&s->value));
         return;
     }
+    /* read beside the writers, buckets first: an observation adds to the
+     * count before its bucket (release), so the count read after them is
+     * never below their sum, as the format wants of +Inf */
     uint64_t cum = 0;
     for (size_t b = 0; b < NB; b++) {
-        cum += s->bucket[b];
+        cum += atomic_load(&s->bucket[b]);
         rg_buf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep,
                       buckets[b], (unsigned long long)cum);
     }
+    uint64_t count = atomic_load(&s->value);
     rg_buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep,
-                  (unsigned long long)s->value);
+                  (unsigned long long)count);
     rg_buf_printf(o, "%s_sum%s%s%s %.6f\n", s->name, s->labels[0] ? "{" : "", s->labels,
-                  s->labels[0] ? "}" : "", s->sum);
+                  s->labels[0] ? "}" : "", (double)atomic_load(&s->sum_ns) / 1e9);
     rg_buf_printf(o, "%s_count%s%s%s %llu\n", s->name, s->labels[0] ? "{" : "", s->labels,
-                  s->labels[0] ? "}" : "", (unsigned long long)s->value);
+                  s->labels[0] ? "}" : "", (unsigned long long)count);
 }
 
 char *rg_metrics_render(void)
@@ -153,7 +169,7 @@ char *rg_metrics_render(void)
     }
     rg_buf_printf(&o, "# TYPE rolegate_metrics_dropped_series_total counter\n"
                       "rolegate_metrics_dropped_series_total %llu\n",
-                  (unsigned long long)dropped);
+                  (unsigned long long)atomic_load(&dropped));
     pthread_mutex_unlock(&lock);
     return rg_buf_take(&o);
 }
