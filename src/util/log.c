@@ -132,6 +132,7 @@ static const char *level_name(rg_log_level l)
 /* Formats one line into line (LINE_MAX_LEN bytes), newline included;
  * returns its length. */
 #define LINE_MAX_LEN 2048
+__attribute__((format(printf, 3, 0)))
 static size_t format_line(char *line, rg_log_level lvl, const char *fmt, va_list ap)
 {
     /* the date part is formatted once a second per thread, not per line */
@@ -165,6 +166,7 @@ static void batch_add(const char *line, size_t len)
     pthread_mutex_unlock(&b_lock);
 }
 
+__attribute__((format(printf, 3, 0)))
 static void vlog(rg_log_level lvl, int batched, const char *fmt, va_list ap)
 {
     char line[LINE_MAX_LEN];
