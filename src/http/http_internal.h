@@ -46,8 +46,7 @@ struct rg_http_server {
     int             accepting;
     atomic_int      accept_stop;
     atomic_int      open_conns;
-    atomic_long     started_conns;
-    atomic_long     handed_conns;   /* to MHD by the accept thread; started_conns catches up */
+    atomic_int      unstarted_conns;  /* handed to MHD, not yet started by a pool thread */
     /* the slow-client guard (guard.c): every open connection, watched */
     int             request_timeout;  /* seconds */
     pthread_mutex_t g_lock;

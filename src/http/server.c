@@ -239,8 +239,9 @@ static void *accept_loop(void *arg)
     /* MHD starts a handed connection later, on its pool thread: until then
      * it is counted here. One MHD dropped before starting it (it closes the
      * socket) would count for ever, so a count that does not move for
-     * 100 ms is taken back. The count is s->handed_conns: the drain in
-     * rg_http_server_stop waits for those too. */
+     * 100 ms is taken back. The count is s->unstarted_conns (it may dip
+     * below 0 when a start is noticed before its hand-over is counted): the
+     * drain in rg_http_server_stop waits for those too. */
     int64_t stuck_since = 0, stop_at = 0;
     int settled = 0;
     for (;;) {
@@ -253,9 +254,9 @@ static void *accept_loop(void *arg)
             stop_at = rg_mono_us();
         if (stop_at && rg_mono_us() - stop_at > DRAIN_ACCEPT_MS * 1000)
             break;
-        long started = atomic_load(&s->started_conns);
-        long handed = atomic_load(&s->handed_conns);
-        long waiting = handed > started ? handed - started : 0;
+        int waiting = atomic_load(&s->unstarted_conns);
+        if (waiting < 0)
+            waiting = 0;
         if (!stop_at && atomic_load(&s->open_conns) + waiting >= s->max_conn) {
             int64_t now = rg_mono_us();
             if (!waiting) {
@@ -263,7 +264,7 @@ static void *accept_loop(void *arg)
             } else if (!stuck_since) {
                 stuck_since = now;
             } else if (now - stuck_since > 100 * 1000) {
-                atomic_store(&s->handed_conns, started);
+                atomic_store(&s->unstarted_conns, 0);
                 stuck_since = 0;
             }
             struct timespec ts = {0, 1000 * 1000};
@@ -305,7 +306,7 @@ static void *accept_loop(void *arg)
         warned = 0;
         /* MHD closes the socket itself when it refuses it (per-IP limit) */
         if (MHD_add_connection(s->daemon, c, (struct sockaddr *)&ss, sl) == MHD_YES)
-            atomic_fetch_add(&s->handed_conns, 1);
+            atomic_fetch_add(&s->unstarted_conns, 1);
         else
             rg_log(RG_LOG_DEBUG, "event=connection_refused listener=%s error=%s", s->name,
                    strerror(errno));
@@ -322,7 +323,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         rg_http_guard_opened(s, conn, socket_ctx);
         atomic_fetch_add(&s->open_conns, 1);
-        atomic_fetch_add(&s->started_conns, 1);
+        atomic_fetch_sub(&s->unstarted_conns, 1);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         rg_http_guard_closed(s, socket_ctx);
         atomic_fetch_sub(&s->open_conns, 1);
@@ -475,13 +476,8 @@ void rg_http_server_stop(rg_http_server *s, int grace_ms)
      * (test_server's drain case; 5 such at one drain in 300 at load 6). So
      * first the pool threads start what they were handed. */
     int idle_ms = grace_ms < DRAIN_IDLE_MS ? grace_ms : DRAIN_IDLE_MS;
-    int64_t end = rg_mono_us() + (int64_t)idle_ms * 1000;
-    while (atomic_load(&s->started_conns) < atomic_load(&s->handed_conns) &&
-           rg_mono_us() < end) {
-        struct timespec ts = {0, 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    long unstarted = atomic_load(&s->handed_conns) - atomic_load(&s->started_conns);
+    wait_zero(&s->unstarted_conns, idle_ms);
+    int unstarted = atomic_load(&s->unstarted_conns);
     wait_zero(&s->inflight, grace_ms);
     int left = atomic_load(&s->inflight);
     /* then a moment for the keep-alive connections: each next request on
@@ -497,7 +493,7 @@ void rg_http_server_stop(rg_http_server *s, int grace_ms)
     MHD_stop_daemon(s->daemon);
     rg_http_guard_stop(s);   /* after the daemon: its last closes leave the list empty */
     s->daemon = NULL;
-    rg_log(RG_LOG_INFO, "event=stopped listener=%s unfinished=%d unstarted=%ld closed=%d", s->name,
+    rg_log(RG_LOG_INFO, "event=stopped listener=%s unfinished=%d unstarted=%d closed=%d", s->name,
            left, unstarted > 0 ? unstarted : 0, still_open);
 }
 
