@@ -54,7 +54,7 @@ const size_t rg_cp_ntables = sizeof rg_cp_tables / sizeof *rg_cp_tables;
 
 int rg_cp_is_pg(const st_db *db)
 {
-    return !strcmp(db->be->name, "postgresql");
+    return rg_st_db_is_pg(db);
 }
 
 int rg_cp_ident_ok(const char *s)

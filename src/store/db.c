@@ -223,6 +223,11 @@ int rg_st_target_is_pg(const char *target)
                       !strncmp(target, "postgres://", 11));
 }
 
+int rg_st_db_is_pg(const st_db *db)
+{
+    return db && strcmp(db->be->name, "postgresql") == 0;
+}
+
 st_db *rg_st_db_open(const char *target, rg_error *err)
 {
     return rg_st_target_is_pg(target) ? rg_st_pg_open(target, err)

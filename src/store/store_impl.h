@@ -244,6 +244,8 @@ json_t *rg_st_connection_json(st_db *db, const char *conn_id, int with_secret,
     a ".id, " a ".organization_id, " a ".type, " a ".name, " a ".config, " a ".created_at, " \
     a ".updated_at"
 int  rg_st_connection_digest_row(st_stmt *st, int col, unsigned char dg[32], rg_error *err);
+/* 1 when db is a PostgreSQL connection. */
+int  rg_st_db_is_pg(const st_db *db);
 
 /* Loads the scope's role table inside the current transaction (a constant
  * number of queries: environment, organization, roles, permissions, order,

@@ -177,13 +177,24 @@ static void events_free(st_tx *tx)
  * each row's seq, created_at and id after the lock is granted (EVENT_PG_SQL),
  * so nobody waits for the lock's answer: the lock, the rows and the COMMIT
  * go in one pipeline (pg_pipe.c), and the lock is held for no round trip
- * to this process (issue 15: one round trip fewer per write). */
-#define EVENT_PG_SQL                                                                        \
+ * to this process (issue 15: one round trip fewer per write). The first
+ * row's statement takes the lock itself, in the argument of its nextval
+ * (the sequence's name with the lock's empty text appended): the lock is
+ * granted before the seq is drawn, and the row's clock read in the
+ * subquery around it (OFFSET 0 keeps them apart) after that; one
+ * statement fewer per write. */
+#define EVENT_LOCK "7526768494185166182"
+#define EVENT_PG_SQL_(SEQ)                                                                  \
     "INSERT INTO events(seq, id, event, data, created_at)"                                  \
     " SELECT x.s, 'event_' || " EVENT_MS " || '000' || " EVENT_SEQ ", ?, ?,"                 \
     " to_char(x.t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"                  \
     " FROM (SELECT y.s, y.t, CAST(floor(extract(epoch FROM y.t) * 1000) AS BIGINT) AS ms"  \
-    "  FROM (SELECT nextval('events_seq_seq') AS s, clock_timestamp() AS t) y) x"
+    "  FROM (SELECT z.s, clock_timestamp() AS t"                                           \
+    "   FROM (SELECT nextval(" SEQ ") AS s OFFSET 0) z) y) x"
+#define EVENT_PG_SQL EVENT_PG_SQL_("'events_seq_seq'")
+#define EVENT_PG_SQL_LOCKING                                                                \
+    EVENT_PG_SQL_("CAST('events_seq_seq' || CAST(pg_advisory_xact_lock(" EVENT_LOCK ")"      \
+                  " AS TEXT) AS REGCLASS)")
 /* The id a ULID of the row's millisecond and its seq, in Crockford base32:
  * the millisecond's 10 digits (bits 49..0), then the 80 bits of the rest as
  * three zeros and the seq's 13 digits (seq < 2^63). Ids sort as seq does,
@@ -210,10 +221,10 @@ static void events_free(st_tx *tx)
 static int events_insert(st_tx *tx, rg_error *err)
 {
     st_db *db = tx->db;
-    int rc = rg_st_exec_later(db, err, "SELECT pg_advisory_xact_lock(7526768494185166182)", "");
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < tx->nevents; i++)
-        rc = rg_st_exec_later(db, err, EVENT_PG_SQL, "ss", tx->events[i].name,
-                              tx->events[i].text);
+        rc = rg_st_exec_later(db, err, i == 0 ? EVENT_PG_SQL_LOCKING : EVENT_PG_SQL, "ss",
+                              tx->events[i].name, tx->events[i].text);
     return rc;
 }
 
@@ -379,7 +390,7 @@ int rg_st_event(st_db *db, const char *name, json_t *data, rg_error *err)
     if (!text)
         return rg_st_oom(err);
     st_tx *tx = cur_tx && cur_tx->db == db ? cur_tx : NULL;
-    if (tx && tx->write && strcmp(db->be->name, "postgresql") == 0) {
+    if (tx && tx->write && rg_st_db_is_pg(db)) {
         /* inserted at the transaction's end (events_insert) */
         char *n = strdup(name);
         if (!n || rg_grow(&tx->events, tx->nevents, &tx->capevents, sizeof *tx->events, 4)) {
