@@ -1,14 +1,15 @@
 /* mhd_trivial.c: bench-only (issue 17). The floor of libmicrohttpd as
  * rolegate runs it: the same daemon flags and options as src/http/server.c
  * (epoll internal thread + ITC, a thread pool of nproc (>= 2) threads,
- * 128 KiB connection memory, 1024 connections, 30 s timeout, our own
+ * its connection memory (40 KiB), 1024 connections, 30 s timeout, our own
  * listening socket, completion / unescape / URI-log callbacks) and a
  * handler that does nothing: the first call (headers) returns MHD_YES, the
  * last call queues an empty 200 with one X-Request-Id header, as rolegate
  * does. Not a test; bench_auth.sh compiles it (cc ... $(pkg-config --cflags
  * --libs libmicrohttpd)) and measures it in the same run as /auth.
  * Usage: mhd_trivial PORT [POOL_KIB] (127.0.0.1; the connection memory
- * limit, default 128 as rolegate); runs until SIGTERM/SIGINT. */
+ * limit in KiB, default 40 as rolegate's CONN_MEMORY_LIMIT; bench_auth.sh
+ * passes the one server.c defines); runs until SIGTERM/SIGINT. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -92,7 +93,7 @@ int main(int argc, char **argv)
     int threads = n < 2 ? 2 : (int)n;   /* rg_config_threads */
     struct MHD_OptionItem ops[] = {
         {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (argc == 3 ? atoi(argv[2]) : 128) * 1024, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (argc == 3 ? atoi(argv[2]) : 40) * 1024, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 1024, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
         {MHD_OPTION_LISTEN_SOCKET, fd, NULL},

@@ -98,6 +98,45 @@ static void test_cache_hit_skips_signature_check(void **st)
     free(tok);
 }
 
+/* The cache is found by a hash of the token but matches the whole token:
+ * its prefix, the token with one byte more, and the token with its last
+ * byte changed (a different signature) are no hit, and each is a miss
+ * without disturbing the entry. */
+static void test_cache_matches_the_whole_token(void **st)
+{
+    fx *f = *st;
+    rg_token_cache *c = rg_token_cache_new(0);
+    char *tok = token_for(f->kr, "sid_w", NOW + 3600, ISS);
+    rg_error err = {0};
+    assert_int_equal(check(f, c, NULL, tok, NOW, ISS, &err), 0);   /* verified, cached */
+    size_t n = strlen(tok);
+    char *longer = malloc(n + 2);
+    memcpy(longer, tok, n);
+    longer[n] = 'A';
+    longer[n + 1] = 0;
+    rg_session_claims cl;
+    assert_int_equal(rg_token_cache_get(c, tok, n - 1, NOW, &cl), 0);
+    assert_null(cl.data_);
+    assert_int_equal(rg_token_cache_get(c, longer, n + 1, NOW, &cl), 0);
+    assert_null(cl.data_);
+    char *changed = strdup(tok);
+    changed[n - 1] = changed[n - 1] == 'A' ? 'B' : 'A';
+    assert_int_equal(rg_token_cache_get(c, changed, n, NOW, &cl), 0);
+    assert_null(cl.data_);
+    assert_int_equal(rg_token_cache_get(c, tok, n, NOW, &cl), 1);
+    assert_string_equal(cl.sid, "sid_w");
+    rg_session_claims_clear(&cl);
+    rg_token_cache_stats s;
+    rg_token_cache_get_stats(c, &s);
+    assert_int_equal(s.hits, 1);
+    assert_int_equal(s.misses, 4);
+    assert_int_equal(s.entries, 1);
+    rg_token_cache_free(c);
+    free(changed);
+    free(longer);
+    free(tok);
+}
+
 static void test_cache_entry_never_outlives_exp(void **st)
 {
     fx *f = *st;
@@ -375,6 +414,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_hit_skips_signature_check),
+        cmocka_unit_test(test_cache_matches_the_whole_token),
         cmocka_unit_test(test_cache_entry_never_outlives_exp),
         cmocka_unit_test(test_revoked_sid_is_refused_and_dropped_from_cache),
         cmocka_unit_test(test_R30_user_revocation_refuses_older_tokens_of_that_org_only),
