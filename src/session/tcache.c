@@ -190,8 +190,10 @@ int rg_token_cache_get(rg_token_cache *c, const char *token, size_t len, int64_t
         e = NULL;
     }
     if (e) {
-        lru_unlink(s, e);
-        lru_push_front(s, e);
+        if (s->head != e) {   /* the most recent already: nothing to write */
+            lru_unlink(s, e);
+            lru_push_front(s, e);
+        }
         rg_session_claims_share(out, &e->claims);
         s->hits++;
         hit = 1;
