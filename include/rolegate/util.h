@@ -26,6 +26,11 @@ void rg_log(rg_log_level lvl, const char *fmt, ...) __attribute__((format(printf
  * batched before a reopen go to the old file; exit(3) writes what is left
  * (a SIGKILL loses at most the last few ms of batched lines). */
 void rg_log_batched(rg_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 1 when a line of level lvl is written (the caller can skip making it). */
+int  rg_log_enabled(rg_log_level lvl);
+/* rg_log_batched of a message already made (len bytes, no newline): the
+ * request line's hot path, which builds its pairs without printf. */
+void rg_log_batched_msg(rg_log_level lvl, const char *msg, size_t len);
 /* Writes what is batched now (before a fork or an _exit). */
 void rg_log_flush(void);
 /* Copies s into out as a log-safe value: control chars and quotes escaped,

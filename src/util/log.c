@@ -129,11 +129,10 @@ static const char *level_name(rg_log_level l)
     }
 }
 
-/* Formats one line into line (LINE_MAX_LEN bytes), newline included;
- * returns its length. */
 #define LINE_MAX_LEN 2048
-__attribute__((format(printf, 3, 0)))
-static size_t format_line(char *line, rg_log_level lvl, const char *fmt, va_list ap)
+/* "ts=<iso ms> level=<lvl> " into line; returns its length (no printf:
+ * it is on every request line). */
+static size_t format_prefix(char *line, rg_log_level lvl)
 {
     /* the date part is formatted once a second per thread, not per line */
     static _Thread_local int64_t ts_sec = -1;
@@ -141,11 +140,34 @@ static size_t format_line(char *line, rg_log_level lvl, const char *fmt, va_list
     int64_t ms = rg_now_ms();
     if (ms / 1000 != ts_sec) {
         ts_sec = ms / 1000;
-        rg_iso8601_ms(ts_sec * 1000, ts, sizeof ts);   /* "...:SS.000Z" */
+        if (!rg_iso8601_ms(ts_sec * 1000, ts, sizeof ts) || strlen(ts) < 19)
+            memcpy(ts, "0000-00-00T00:00:00", 20);   /* a clock gmtime cannot show */
     }
-    int n = snprintf(line, LINE_MAX_LEN, "ts=%.19s.%03dZ level=%s ", ts, (int)(ms % 1000),
-                     level_name(lvl));
-    int m = vsnprintf(line + n, LINE_MAX_LEN - (size_t)n - 1, fmt, ap);
+    int frac = (int)(ms % 1000);
+    size_t n = 0;
+    for (const char *p = "ts="; *p; p++)
+        line[n++] = *p;
+    for (int i = 0; i < 19; i++)   /* "YYYY-MM-DDTHH:MM:SS" */
+        line[n++] = ts[i];
+    line[n++] = '.';
+    line[n++] = (char)('0' + frac / 100);
+    line[n++] = (char)('0' + frac / 10 % 10);
+    line[n++] = (char)('0' + frac % 10);
+    for (const char *p = "Z level="; *p; p++)
+        line[n++] = *p;
+    for (const char *p = level_name(lvl); *p; p++)
+        line[n++] = *p;
+    line[n++] = ' ';
+    return n;
+}
+
+/* Formats one line into line (LINE_MAX_LEN bytes), newline included;
+ * returns its length. */
+__attribute__((format(printf, 3, 0)))
+static size_t format_line(char *line, rg_log_level lvl, const char *fmt, va_list ap)
+{
+    size_t n = format_prefix(line, lvl);
+    int m = vsnprintf(line + n, LINE_MAX_LEN - n - 1, fmt, ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > LINE_MAX_LEN - 2)
         len = LINE_MAX_LEN - 2;
@@ -166,11 +188,9 @@ static void batch_add(const char *line, size_t len)
     pthread_mutex_unlock(&b_lock);
 }
 
-__attribute__((format(printf, 3, 0)))
-static void vlog(rg_log_level lvl, int batched, const char *fmt, va_list ap)
+/* One made line to the batch (batched, when the flusher runs) or the file. */
+static void emit(const char *line, size_t len, int batched)
 {
-    char line[LINE_MAX_LEN];
-    size_t len = format_line(line, lvl, fmt, ap);
     if (batched) {
         pthread_once(&b_once, batch_start);
         if (b_thread_ok) {
@@ -180,6 +200,13 @@ static void vlog(rg_log_level lvl, int batched, const char *fmt, va_list ap)
     }
     ssize_t w = write(atomic_load(&log_fd), line, len);   /* no flusher: at once */
     (void)w;
+}
+
+__attribute__((format(printf, 3, 0)))
+static void vlog(rg_log_level lvl, int batched, const char *fmt, va_list ap)
+{
+    char line[LINE_MAX_LEN];
+    emit(line, format_line(line, lvl, fmt, ap), batched);
 }
 
 void rg_log(rg_log_level lvl, const char *fmt, ...)
@@ -200,6 +227,25 @@ void rg_log_batched(rg_log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vlog(lvl, 1, fmt, ap);
     va_end(ap);
+}
+
+int rg_log_enabled(rg_log_level lvl)
+{
+    return lvl >= log_min;
+}
+
+void rg_log_batched_msg(rg_log_level lvl, const char *msg, size_t len)
+{
+    if (lvl < log_min)
+        return;
+    char line[LINE_MAX_LEN];
+    size_t n = format_prefix(line, lvl);
+    if (len > LINE_MAX_LEN - 2 - n)
+        len = LINE_MAX_LEN - 2 - n;
+    memcpy(line + n, msg, len);
+    n += len;
+    line[n++] = '\n';
+    emit(line, n, 1);
 }
 
 char *rg_log_quote(char *out, size_t outsz, const char *s)

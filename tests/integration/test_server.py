@@ -194,6 +194,10 @@ def test_one_log_line_per_request_without_secrets():
         for part in ("method=GET", "path=/healthz ", "status=200", "listener=admin"):
             assert part in ln, (part, ln)
         assert re.search(r"dur_us=\d+", ln), ln
+        # the whole line, as the request line's own formatter makes it
+        assert re.fullmatch(r"ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=info "
+                            r"event=http listener=admin method=GET path=/healthz status=200 "
+                            r"dur_us=\d+ rid=" + re.escape(rid) + r" peer=127\.0\.0\.1", ln), ln
         assert len([x for x in rg.log_lines() if f"rid={rid2}" in x]) == 1
         assert "status=401" in [x for x in rg.log_lines() if f"rid={rid2}" in x][0]
         text = rg.log_text()
