@@ -538,7 +538,12 @@ st_db *rg_st_pg_open(const char *conninfo, rg_error *err)
         return NULL;
     }
     db->base.be = &pg_backend;
-    db->conn = PQconnectdb(conninfo);
+    /* client_encoding as a connection option, after the URL so that it
+     * wins: PQreset reconnects with the options, where a SET would be
+     * lost with the session it was made in */
+    static const char *const kw[] = {"dbname", "client_encoding", NULL};
+    const char *val[] = {conninfo, "UTF8", NULL};
+    db->conn = PQconnectdbParams(kw, val, 1);
     if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
         /* the message names host and port, never the password */
         rg_st_pg_note_err(db, NULL);
@@ -547,11 +552,6 @@ st_db *rg_st_pg_open(const char *conninfo, rg_error *err)
         return NULL;
     }
     PQsetNoticeProcessor(db->conn, quiet, NULL);
-    if (run(db, "SET client_encoding = 'UTF8'")) {
-        pg_dberr(&db->base, err);
-        pg_close(&db->base);
-        return NULL;
-    }
     /* early commits need pg_logical_emit_message (any wal_level; a role
      * may be refused it): without it every write commits synchronously */
     db->early_ok = run(db, "SELECT pg_logical_emit_message(true, 'rolegate', 'open')") == 0;

@@ -225,6 +225,36 @@ static void test_reset_connection_drops_cache(void **state)
     assert_int_equal(p->db->be->commit(p->db), 0);
 }
 
+/* The store speaks UTF-8 on every connection, the first and each one
+ * PQreset makes after a cut: a URL asking for another client encoding
+ * does not change that (the session's SET went with the old backend). */
+static void test_reset_connection_keeps_utf8(void **state)
+{
+    pfx *p = *state;
+    if (!p)
+        skip();
+    char url[320];
+    snprintf(url, sizeof url, "%s%sclient_encoding=LATIN1", p->f->path,
+             strchr(p->f->path, '?') ? "&" : "?");
+    rg_error e = { 0 };
+    st_db *db = rg_st_pg_open(url, &e);
+    if (!db)
+        fail_msg("rg_st_pg_open: %s", e.message);
+    const char *utf8 = "SELECT CAST(current_setting('client_encoding') = 'UTF8' AS INTEGER)";
+    assert_int_equal(run1(db, utf8, NULL), 1);
+    long long pid = run1(db, "SELECT pg_backend_pid()", NULL);
+    assert_true(pid > 0);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", pid);
+    PQclear(pg_run("postgres", sql));
+    assert_int_equal(run1(db, utf8, NULL), -1);   /* the cut is seen */
+    assert_int_equal(db->be->begin(db, ST_BEGIN_READ), 0);   /* which resets */
+    assert_int_not_equal(run1(db, "SELECT pg_backend_pid()", NULL), pid);
+    assert_int_equal(run1(db, utf8, NULL), 1);
+    assert_int_equal(db->be->commit(db), 0);
+    db->be->close(db);
+}
+
 static void test_forgotten_statements_prepared_again(void **state)
 {
     pfx *p = *state;
@@ -421,6 +451,8 @@ int main(void)
                                         pfx_teardown),
         cmocka_unit_test_setup_teardown(test_failed_prepare_not_kept, pfx_setup, pfx_teardown),
         cmocka_unit_test_setup_teardown(test_reset_connection_drops_cache, pfx_setup,
+                                        pfx_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_connection_keeps_utf8, pfx_setup,
                                         pfx_teardown),
         cmocka_unit_test_setup_teardown(test_forgotten_statements_prepared_again, pfx_setup,
                                         pfx_teardown),
