@@ -339,6 +339,23 @@ static enum MHD_Result req_finish(rg_http_req *r)
     return queue_answer(r);
 }
 
+/* a.b.c.d into out (INET_ADDRSTRLEN bytes at least): what inet_ntop
+ * writes, without the sprintf glibc's makes it with (every request). */
+static void put_ipv4(char *out, const struct in_addr *a)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            out[n++] = (char)('0' + v / 100);
+        if (v >= 10)
+            out[n++] = (char)('0' + v / 10 % 10);
+        out[n++] = (char)('0' + v % 10);
+        out[n++] = i < 3 ? '.' : 0;
+    }
+}
+
 enum MHD_Result rg_http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size,
@@ -367,12 +384,11 @@ enum MHD_Result rg_http_on_request(void *cls, struct MHD_Connection *conn, const
         r->path = rg_arena_strdup(a, url);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        snprintf(r->peer, sizeof r->peer, "-");
+        memcpy(r->peer, "-", 2);
         if (ci && ci->client_addr) {
             const struct sockaddr *sa = ci->client_addr;
             if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->peer,
-                          sizeof r->peer);
+                put_ipv4(r->peer, &((const struct sockaddr_in *)sa)->sin_addr);
             else if (sa->sa_family == AF_INET6)
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->peer,
                           sizeof r->peer);

@@ -68,6 +68,44 @@ static void test_ids_are_prefixed_ulids_in_order(void **st)
     assert_false(rg_id_valid("role", "role_01ARZ3NDEKTSV4RRFFQ69G5FAI"));  /* I not Crockford */
 }
 
+/* The value of n Crockford base32 chars. */
+static uint64_t b32_value(const char *s, int n)
+{
+    static const char digits[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 5 | (uint64_t)(strchr(digits, s[i]) - digits);
+    return v;
+}
+
+/* The encoding: the first 10 chars are the clock's milliseconds (48 bits
+ * under two zero bits), and an id made in the same millisecond as the one
+ * before it is that one's random part plus one, in its last chars. */
+static void test_ulid_encodes_time_and_increment(void **st)
+{
+    (void)st;
+    char u[RG_ULID_LEN + 1], prev[RG_ULID_LEN + 1] = "";
+    int64_t t0 = rg_now_ms();
+    rg_ulid_new(u);
+    int64_t t1 = rg_now_ms();
+    uint64_t ms = b32_value(u, 10);
+    assert_true(ms >= (uint64_t)t0 && ms <= (uint64_t)t1);
+    int same_ms = 0;
+    for (int i = 0; i < 100000 && same_ms < 50; i++) {
+        strcpy(prev, u);
+        rg_ulid_new(u);
+        if (memcmp(prev, u, 10) != 0)
+            continue;
+        uint64_t a = b32_value(prev + 22, 4), b = b32_value(u + 22, 4);   /* 20 bits */
+        if (a == 0xfffff)
+            continue;   /* the +1 carries past these chars */
+        same_ms++;
+        assert_int_equal(b, a + 1);
+        assert_memory_equal(prev + 10, u + 10, 12);   /* the higher random chars */
+    }
+    assert_true(same_ms > 0);
+}
+
 static void test_ct_equal(void **st)
 {
     (void)st;
@@ -147,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_b64url_rejects_bad_input),
         cmocka_unit_test(test_b64_standard),
         cmocka_unit_test(test_ids_are_prefixed_ulids_in_order),
+        cmocka_unit_test(test_ulid_encodes_time_and_increment),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_hex_digit_fnv1a_and_capped_buf),
