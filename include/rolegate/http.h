@@ -191,6 +191,9 @@ size_t rg_http_form_all(const rg_http_req *r, const char *name, const char **out
 /* Adds a response header (repeatable: two Set-Cookie are two calls). Name
  * and value are copied; a value with CR/LF is refused (RG_EINVAL). */
 int rg_http_add_header(rg_http_req *r, const char *name, const char *value);
+/* 1 if value can be a header value (no CR, no LF); *len (if not NULL)
+ * gets its length. */
+int rg_http_header_value_ok(const char *value, size_t *len);
 /* Answers with status and body (copied), content_type may be NULL. Returns
  * 0, or RG_ERR if the request was already answered. */
 /* The status answered so far (0 before a send): for a wrapper that meters

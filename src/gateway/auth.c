@@ -319,7 +319,7 @@ void gw_h_auth(rg_http_req *req, void *ctx)
             const char *bad = NULL;
             size_t nh = sizeof hv / sizeof hv[0];
             for (size_t i = 0; i < nh && !bad; i++)   /* none is set unless all can be */
-                if (hv[i][1] && strpbrk(hv[i][1], "\r\n"))
+                if (hv[i][1] && !rg_http_header_value_ok(hv[i][1], NULL))
                     bad = hv[i][0];
             for (size_t i = 0; i < nh && !bad; i++)
                 if (hv[i][1] && rg_http_add_header(req, hv[i][0], hv[i][1]) != 0)
@@ -343,8 +343,11 @@ void gw_h_auth_metered(rg_http_req *req, void *ctx)
 {
     int64_t t0 = rg_mono_us();
     gw_h_auth(req, ctx);
-    char st[16];
-    snprintf(st, sizeof st, "%d", rg_http_response_status(req));
+    int status = rg_http_response_status(req);   /* 100-599: three digits */
+    if (status < 100 || status > 999)
+        status = 500;
+    char st[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                  (char)('0' + status % 10), 0};
     rg_metrics_add("rolegate_auth_requests_total", "status", st, NULL, NULL, 1);
     rg_metrics_observe("rolegate_auth_duration_seconds", NULL, NULL,
                        (double)(rg_mono_us() - t0) / 1e6);

@@ -40,12 +40,22 @@ static const struct { const char *name, *help; } helps[] = {
                                               "JWKS, token, userinfo; SAML metadata), by kind."},
 };
 
+static void put(char *out, size_t n, size_t *at, const char *s)
+{
+    while (*s && *at + 1 < n)
+        out[(*at)++] = *s++;
+}
+
+/* Appends k="v" (escaped) to out; made by hand, not with snprintf: it runs
+ * at every /auth (issue 17). */
 static void label(char *out, size_t n, size_t *at, const char *k, const char *v)
 {
     if (!k || !v || *at >= n)
         return;
-    int w = snprintf(out + *at, n - *at, "%s%s=\"", *at ? "," : "", k);
-    *at += w > 0 ? (size_t)w : 0;
+    if (*at)
+        put(out, n, at, ",");
+    put(out, n, at, k);
+    put(out, n, at, "=\"");
     for (const char *p = v; *p && *at + 3 < n; p++) {
         if (*p == '"' || *p == '\\' || *p == '\n') {
             out[(*at)++] = '\\';
@@ -96,8 +106,9 @@ static series *find(const char *name, const char *labels, int hist)
 void rg_metrics_add(const char *name, const char *k1, const char *v1, const char *k2,
                     const char *v2, uint64_t n)
 {
-    char l[200] = "";
+    char l[200];
     size_t at = 0;
+    l[0] = 0;
     label(l, sizeof l, &at, k1, v1);
     label(l, sizeof l, &at, k2, v2);
     series *s = find(name, l, 0);
@@ -107,8 +118,9 @@ void rg_metrics_add(const char *name, const char *k1, const char *v1, const char
 
 void rg_metrics_observe(const char *name, const char *k1, const char *v1, double seconds)
 {
-    char l[200] = "";
+    char l[200];
     size_t at = 0;
+    l[0] = 0;
     label(l, sizeof l, &at, k1, v1);
     size_t b = 0;
     while (b < NB && seconds > buckets[b])

@@ -131,6 +131,8 @@ static void h_cookies(rg_http_req *r, void *ctx)
     int ok = rg_http_add_header(r, "Set-Cookie", "a=1; HttpOnly") == 0 &&
              rg_http_add_header(r, "Set-Cookie", "b=2; HttpOnly") == 0 &&
              rg_http_add_header(r, "X-Evil", "v\r\nInjected: yes") == RG_EINVAL &&
+             rg_http_add_header(r, "X-Evil", "v\nInjected: yes") == RG_EINVAL &&
+             rg_http_add_header(r, "X-Evil", "a long value, then a lone CR\r") == RG_EINVAL &&
              rg_http_add_header(r, "Bad Name", "v") == RG_EINVAL;
     char *s = rg_arena_printf(rg_http_arena(r), "rid=%s", rg_http_request_id(r));
     rg_http_send_arena(r, ok ? 200 : 500, "text/plain", s, strlen(s));

@@ -86,10 +86,25 @@ static void test_concurrent_adds_lose_nothing(void **st)
     free(text);
 }
 
+/* Two labels, the second's value escaped as the text format wants (", \\
+ * and newline escaped; other control bytes dropped). */
+static void test_two_labels_escaped(void **st)
+{
+    (void)st;
+    rg_metrics_add("rolegate_login_failures_total", "connection", "conn_1",
+                   "reason", "a\"b\\c\nd\te", 3);
+    char *text = rg_metrics_render();
+    assert_non_null(text);
+    assert_int_equal(value_of(text, "rolegate_login_failures_total{connection=\"conn_1\","
+                                    "reason=\"a\\\"b\\\\c\\nde\"}"), 3);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_adds_lose_nothing),
+        cmocka_unit_test(test_two_labels_escaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
