@@ -18,6 +18,9 @@ rg_arena *rg_arena_new(size_t chunk);
 /* Frees every allocation and runs every cleanup (last registered first).
  * Accepts NULL. */
 void rg_arena_free(rg_arena *a);
+/* Runs the cleanups and frees what was allocated, keeping one block for
+ * the next use: a is empty and ready, as from rg_arena_new. */
+void rg_arena_reset(rg_arena *a);
 /* n bytes aligned for any type, owned by the arena; NULL on OOM. */
 void *rg_arena_alloc(rg_arena *a, size_t n);
 /* n elements of size bytes, zeroed; NULL on OOM or overflow. */

@@ -57,6 +57,33 @@ void rg_arena_free(rg_arena *a)
     free(a);
 }
 
+/* As rg_arena_free, but a's first block of its chunk size stays for the
+ * next owner: a request reusing its thread's arena (issue 17) mallocs
+ * nothing until it outgrows that block. */
+void rg_arena_reset(rg_arena *a)
+{
+    if (!a)
+        return;
+    for (cleanup *c = a->cleanups; c; c = c->next)
+        c->fn(c->p);
+    a->cleanups = NULL;
+    block *keep = NULL, *b = a->head;
+    while (b) {
+        block *n = b->next;
+        if (!keep && b->cap == a->chunk) {
+            keep = b;
+        } else {
+            free(b);
+        }
+        b = n;
+    }
+    if (keep) {
+        keep->used = 0;
+        keep->next = NULL;
+    }
+    a->head = keep;
+}
+
 void *rg_arena_alloc(rg_arena *a, size_t n)
 {
     assert(a);

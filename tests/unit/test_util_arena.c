@@ -49,6 +49,46 @@ static void test_arena_allocations_and_cleanups_in_reverse(void **state)
     rg_arena_free(NULL);
 }
 
+/* rg_arena_reset (issue 17: a thread's next request reuses the arena):
+ * the cleanups run once, newest first, and not again at the next reset
+ * or free; the arena serves again afterwards, small and big requests. */
+static void test_arena_reset_runs_cleanups_and_reuses_a_block(void **state)
+{
+    (void)state;
+    rg_arena *a = rg_arena_new(256);
+    assert_non_null(a);
+    static char x = 'x', y = 'y';
+    norder = 0;
+    char *first = rg_arena_alloc(a, 16);
+    assert_non_null(first);
+    assert_int_equal(rg_arena_on_free(a, mark, &x), 0);
+    assert_non_null(rg_arena_alloc(a, 4096));   /* a one-off block */
+    for (int i = 0; i < 30; i++)                /* several chunk blocks */
+        assert_non_null(rg_arena_alloc(a, 64));
+    assert_int_equal(rg_arena_on_free(a, mark, &y), 0);
+    rg_arena_reset(a);
+    assert_int_equal(norder, 2);
+    assert_memory_equal(order, "yx", 2);
+    /* empty and usable again: strings laid out one after the other in
+     * the block, a one-off block beside them, nothing overwritten */
+    char *again = rg_arena_strdup(a, "0123456789abcde");
+    assert_non_null(again);
+    char *second = rg_arena_alloc(a, 16);
+    assert_ptr_equal(second, again + 16);
+    memset(second, 'z', 16);
+    char *big = rg_arena_calloc(a, 1, 1000);
+    assert_non_null(big);
+    assert_int_equal(big[999], 0);
+    assert_string_equal(again, "0123456789abcde");
+    rg_arena_reset(a);
+    assert_int_equal(norder, 2);   /* cleanups ran once, not again */
+    assert_int_equal(rg_arena_on_free(a, mark, &x), 0);
+    rg_arena_free(a);
+    assert_int_equal(norder, 3);
+    assert_int_equal(order[2], 'x');
+    rg_arena_reset(NULL);
+}
+
 static void test_grow_starts_at_first_and_doubles(void **state)
 {
     (void)state;
@@ -96,6 +136,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena_allocations_and_cleanups_in_reverse),
+        cmocka_unit_test(test_arena_reset_runs_cleanups_and_reuses_a_block),
         cmocka_unit_test(test_grow_starts_at_first_and_doubles),
         cmocka_unit_test(test_grow_refuses_an_overflow_and_keeps_the_array),
     };
