@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include "../../idp-fixtures/rg_fixture_mint.h"
 #include "bench_client.h"
+#include "bench_machine.h"
 #include "rolegate/saml.h"
 #include "rolegate/util.h"
 
@@ -194,6 +195,8 @@ int main(int argc, char **argv)
            "%.0f/s (%ld/%ld verified)\n", threads, base, vok, n);
     job *jobs = calloc((size_t)threads, sizeof *jobs);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
+    unsigned long long b0 = 0, a0 = 0, b1 = 0, a1 = 0;
+    int ticks = bench_cpu_ticks(&b0, &a0);
     int64_t s0 = rg_mono_us();
     for (int t = 0; t < threads; t++) {
         jobs[t] = (job){.bodies = bodies, .from = (size_t)(n * t / threads),
@@ -208,6 +211,9 @@ int main(int argc, char **argv)
         other += jobs[t].other;
     }
     int64_t s1 = rg_mono_us();
+    if (ticks == 0 && bench_cpu_ticks(&b1, &a1) == 0 && a1 > a0)
+        printf("machine CPU during the logins: %.0f%% busy (every process: the clients, the "
+               "server, its database)\n", 100.0 * (double)(b1 - b0) / (double)(a1 - a0));
     double rate = ok / ((s1 - s0) / 1e6);
     printf("ACS logins (%s, %s): %ld ok (302), %ld other, %d concurrent clients, %.2f s: "
            "%.0f logins/s\n", fresh ? "fresh connections" : "keep-alive",

@@ -40,6 +40,30 @@ static __attribute__((unused)) void bench_print_machine(void)
     printf("cpu: %s (%d logical)\n", model, cpus);
 }
 
+/* The machine's CPU ticks from the first line of /proc/stat: *busy all but
+ * idle and iowait, *all every state; 0, or -1 when it cannot be read. Two
+ * readings around a run give the share of the machine it kept busy: a
+ * throughput figure taken with CPUs idle was bound by latency (its clients
+ * waited), not by what the machine can do. */
+static __attribute__((unused)) int bench_cpu_ticks(unsigned long long *busy,
+                                                   unsigned long long *all)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                       &v[3], &v[4], &v[5], &v[6], &v[7])
+              : 0;
+    if (f)
+        fclose(f);
+    if (n < 5)
+        return -1;
+    *all = 0;
+    for (int i = 0; i < 8; i++)
+        *all += v[i];
+    *busy = *all - v[3] - v[4];
+    return 0;
+}
+
 static __attribute__((unused)) double bench_now_us(void)
 {
     struct timespec ts;

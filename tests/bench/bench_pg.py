@@ -10,13 +10,19 @@ configuration:
 each measured for
   - SAML ACS logins/s: $BUILD/bench/bench_login (pre-minted unique
     IdP-initiated responses, 5 groups, RSA-2048; CLIENTS keep-alive clients;
-    200 distinct users, so most logins update an existing membership)
+    200 distinct users, so most logins update an existing membership),
+    with the share of the machine's CPU the run kept busy (every process)
   - admin writes/s: CLIENTS python threads on keep-alive connections, half
     POST /organizations (independent rows), half POST /authorization/roles
     (every one bumps the environment's version: the contended case)
 and printed as ratios against the same-run SQLite figure. ROUNDS rounds
 (default 3), interleaved, the median kept. BENCH_N logins (1500), BENCH_W
-admin writes (600), BENCH_CLIENTS (4), BENCH_LOG rolegate's log level (warn).
+admin writes (600), BENCH_LOG rolegate's log level (warn). BENCH_CLIENTS
+(default 4,8): the numbers of concurrent clients, each a row of its own.
+At 4 clients this machine's CPUs sit ~20% idle in both backends' runs (the
+clients wait for answers, PostgreSQL's the longer for its WAL flush), so
+the figure there is one of latency; the last line compares each backend at
+the client count where it did the most logins/s (its capacity here).
 BENCH_BASE=tag=path[,tag=path...] adds other rolegate binaries (an older
 build, say) to the same interleaved rounds, each measured on SQLite x1 and
 PostgreSQL x1 and its ratio taken against its own SQLite figure."""
@@ -52,7 +58,7 @@ if not os.environ.get("ROLEGATE_BIN"):
 DRV = os.path.join(BUILD, "bench", "bench_login")
 N = int(os.environ.get("BENCH_N", "1500"))
 W = int(os.environ.get("BENCH_W", "600"))
-CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+CLIENT_COUNTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "4,8").split(",")]
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DIR = os.environ.get("BENCH_DIR") or tempfile.gettempdir()
 
@@ -95,7 +101,7 @@ class Deployment:
                     pass
 
 
-def bench_logins(dep):
+def bench_logins(dep, clients):
     a = dep.rgs[0]
     setup_roles(a)
     org = a.ok("POST", "/organizations", {"name": "Bench"})["id"]
@@ -113,17 +119,18 @@ def bench_logins(dep):
             [DRV, "--sp-metadata", sp_path, "--idp-metadata", os.path.join(FIX, "idp-metadata.xml"),
              "--key", os.path.join(FIX, "idp.key"),
              "--port", ",".join(str(rg.public_port) for rg in dep.rgs),
-             "--path", f"/saml/acs/{conn}", "--n", str(N), "--threads", str(CLIENTS)],
+             "--path", f"/saml/acs/{conn}", "--n", str(N), "--threads", str(clients)],
             capture_output=True, text=True, cwd=ROOT, timeout=600)
     finally:
         os.unlink(sp_path)
     m = re.search(r"ACS logins[^:]*: (\d+) ok \(302\), (\d+) other.*: (\d+) logins/s", out.stdout)
     assert m, (out.stdout[-800:], out.stderr[-800:])
-    return int(m.group(3)), int(m.group(1)), int(m.group(2))
+    b = re.search(r"machine CPU during the logins: (\d+)% busy", out.stdout)
+    return int(m.group(3)), int(m.group(1)), int(m.group(2)), int(b.group(1)) if b else -1
 
 
-def bench_writes(dep):
-    """W admin writes from CLIENTS threads; returns (writes/s, non-2xx)."""
+def bench_writes(dep, clients):
+    """W admin writes from `clients` threads; returns (writes/s, non-2xx)."""
     bad = [0]
     lock = threading.Lock()
 
@@ -131,7 +138,7 @@ def bench_writes(dep):
         rg = dep.rgs[t % len(dep.rgs)]
         c = http.client.HTTPConnection("127.0.0.1", rg.admin_port, timeout=60)
         h = {"Authorization": "Bearer " + rg.admin_key, "Content-Type": "application/json"}
-        for i in range(W // CLIENTS):
+        for i in range(W // clients):
             if i % 2:
                 path, body = "/organizations", {"name": f"o{t}-{i}"}
             else:
@@ -143,68 +150,87 @@ def bench_writes(dep):
                 with lock:
                     bad[0] += 1
         c.close()
-    ts = [threading.Thread(target=work, args=(t,)) for t in range(CLIENTS)]
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(clients)]
     t0 = time.monotonic()
     for t in ts:
         t.start()
     for t in ts:
         t.join()
     dt = time.monotonic() - t0
-    return (W // CLIENTS) * CLIENTS / dt, bad[0]
+    return (W // clients) * clients / dt, bad[0]
 
 
 def main():
     print("machine:", machine(), flush=True)
-    print(f"logins: {N} per run, {CLIENTS} clients; admin writes: {W} per run, {CLIENTS} "
-          f"clients; {ROUNDS} rounds, median", flush=True)
+    print(f"logins: {N} per run; admin writes: {W} per run; clients: "
+          f"{','.join(map(str, CLIENT_COUNTS))}; {ROUNDS} rounds, median", flush=True)
     assert os.access(DRV, os.X_OK), f"{DRV} missing: make bench"
     this = harness.BIN
     kinds = {"sqlite": ("sqlite", 1), "pg": ("pg", 1), "pg3": ("pg", 3)}
     want = os.environ.get("BENCH_KINDS", "sqlite,pg,pg3").split(",")
-    configs = [("", this) + kinds[k] for k in want]
+    bins = [("", this)]
     for item in filter(None, os.environ.get("BENCH_BASE", "").split(",")):
         tag, _, path = item.rpartition("=")
         assert os.access(path, os.X_OK), f"BENCH_BASE: {path} is not an executable"
-        configs += [(tag or path, path) + kinds[k] for k in want if k != "pg3"]
-    res = {c: {"login": [], "write": []} for c in configs}
+        bins.append((tag or path, path))
+    configs = [(tag, binary) + kinds[k] + (c,) for c in CLIENT_COUNTS for tag, binary in bins
+               for k in want if not (tag and k == "pg3")]
+    res = {c: {"login": [], "write": [], "busy": []} for c in configs}
     redis = Redis()
     try:
         for rnd in range(ROUNDS):
             for c in configs:
-                tag, binary, kind, n = c
+                tag, binary, kind, n, clients = c
                 dep = Deployment(kind, n, redis, binary)
                 try:
-                    lps, ok, other = bench_logins(dep)
-                    wps, bad = bench_writes(dep)
+                    lps, ok, other, busy = bench_logins(dep, clients)
+                    wps, bad = bench_writes(dep, clients)
                 finally:
                     dep.close()
                 res[c]["login"].append(lps)
                 res[c]["write"].append(wps)
-                print(f"  round {rnd + 1} {tag + ' ' if tag else ''}{kind:6s} x{n}: {lps:5d} "
-                      f"logins/s ({ok} ok, {other} other), {wps:6.0f} admin writes/s ({bad} "
-                      f"non-2xx)", flush=True)
+                res[c]["busy"].append(busy)
+                print(f"  round {rnd + 1} {clients:2d} clients {tag + ' ' if tag else ''}"
+                      f"{kind:6s} x{n}: {lps:5d} logins/s ({ok} ok, {other} other, CPU {busy}% "
+                      f"busy), {wps:6.0f} admin writes/s ({bad} non-2xx)", flush=True)
     finally:
         redis.kill()
         harness.BIN = this
     med = {c: {k: statistics.median(v) for k, v in r.items()} for c, r in res.items()}
     for c, m in med.items():
-        tag, binary, kind, n = c
-        base = med.get((tag, binary, "sqlite", 1), m)
-        print(f"{tag + ' ' if tag else ''}{kind:6s} x{n}: logins/s {m['login']:6.0f} "
-              f"({m['login'] / base['login']:.2f}x SQLite)  admin writes/s {m['write']:6.0f} "
+        tag, binary, kind, n, clients = c
+        base = med.get((tag, binary, "sqlite", 1, clients), m)
+        print(f"{clients:2d} clients {tag + ' ' if tag else ''}{kind:6s} x{n}: logins/s "
+              f"{m['login']:6.0f} ({m['login'] / base['login']:.2f}x SQLite, CPU "
+              f"{m['busy']:.0f}% busy)  admin writes/s {m['write']:6.0f} "
               f"({m['write'] / base['write']:.2f}x SQLite)")
-    p1, p3 = med.get(("", this, "pg", 1)), med.get(("", this, "pg", 3))
-    if p1 and p3:
-        print(f"PostgreSQL 3 instances / 1: logins {p3['login'] / p1['login']:.2f}x, admin writes "
-          f"{p3['write'] / p1['write']:.2f}x (one {os.cpu_count()}-cpu machine runs all three, "
-          f"the server and the clients)")
+    for clients in CLIENT_COUNTS:
+        p1 = med.get(("", this, "pg", 1, clients))
+        p3 = med.get(("", this, "pg", 3, clients))
+        if p1 and p3:
+            print(f"{clients:2d} clients PostgreSQL 3 instances / 1: logins "
+                  f"{p3['login'] / p1['login']:.2f}x, admin writes "
+                  f"{p3['write'] / p1['write']:.2f}x (one {os.cpu_count()}-cpu machine runs all "
+                  f"three, the server and the clients)")
+    peak = {}
+    for c, m in med.items():
+        key = c[:4]
+        if key not in peak or m["login"] > peak[key][0]:
+            peak[key] = (m["login"], c[4])
+    for key, (lps, clients) in peak.items():
+        tag, binary, kind, n = key
+        base = peak.get((tag, binary, "sqlite", 1))
+        if base and kind != "sqlite":
+            print(f"capacity {tag + ' ' if tag else ''}{kind} x{n} / SQLite: logins "
+                  f"{lps / base[0]:.2f}x ({lps:.0f}/s at {clients} clients against "
+                  f"{base[0]:.0f}/s at {base[1]})")
     for c in configs:
-        tag, binary, kind, n = c
-        me = med.get(("", this, kind, n))
+        tag, binary, kind, n, clients = c
+        me = med.get(("", this, kind, n, clients))
         if tag and me:
             o = med[c]
-            print(f"this build / {tag}, {kind} x{n}: logins {me['login'] / o['login']:.2f}x, "
-                  f"admin writes {me['write'] / o['write']:.2f}x")
+            print(f"{clients:2d} clients this build / {tag}, {kind} x{n}: logins "
+                  f"{me['login'] / o['login']:.2f}x, admin writes {me['write'] / o['write']:.2f}x")
 
 
 if __name__ == "__main__":
