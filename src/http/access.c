@@ -27,14 +27,23 @@ static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static int spare_ok;
 
+/* What a finished request holds besides its arena: released, and NULLed
+ * (a spare is reused; rg_buf_free leaves the buffer empty). */
+static void req_clear(rg_http_req *r)
+{
+    if (r->json)
+        json_decref(r->json);
+    r->json = NULL;
+    rg_buf_free(&r->body);
+    free(r->raw_uri);
+    r->raw_uri = NULL;
+}
+
 static void req_destroy(void *p)
 {
     rg_http_req *r = p;
-    if (r->json)
-        json_decref(r->json);
-    rg_buf_free(&r->body);
+    req_clear(r);
     rg_arena_free(r->arena);
-    free(r->raw_uri);
     free(r);
 }
 
@@ -60,12 +69,7 @@ static void req_free(rg_http_req *r)
     if (!r)
         return;
     if (r->arena && spare_ok && !pthread_getspecific(spare_key)) {
-        if (r->json)
-            json_decref(r->json);
-        r->json = NULL;
-        rg_buf_free(&r->body);
-        free(r->raw_uri);
-        r->raw_uri = NULL;
+        req_clear(r);
         rg_arena_reset(r->arena);
         if (pthread_setspecific(spare_key, r) == 0)
             return;
