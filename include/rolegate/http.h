@@ -191,6 +191,11 @@ size_t rg_http_form_all(const rg_http_req *r, const char *name, const char **out
 /* Adds a response header (repeatable: two Set-Cookie are two calls). Name
  * and value are copied; a value with CR/LF is refused (RG_EINVAL). */
 int rg_http_add_header(rg_http_req *r, const char *name, const char *value);
+/* Adds n headers {name, value} in order, all or none: at the first that
+ * cannot be added (its name in *bad, if bad is not NULL) none of them is
+ * left on the response. A pair whose value is NULL is skipped. */
+int rg_http_add_headers(rg_http_req *r, const char *const (*pairs)[2], size_t n,
+                        const char **bad);
 /* 1 if value can be a header value (no CR, no LF); *len (if not NULL)
  * gets its length. */
 int rg_http_header_value_ok(const char *value, size_t *len);

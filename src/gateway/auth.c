@@ -311,20 +311,13 @@ void gw_h_auth(rg_http_req *req, void *ctx)
             rg_http_add_header(req, "Cache-Control", "no-store");
             /* issue 11 item 13: a header that cannot be set (CR/LF in a
              * claim) is an error, never a 200 with the header missing */
-            const char *hv[][2] = {
+            const char *const hv[][2] = {
                 {"X-Rolegate-User", c.sub}, {"X-Rolegate-Email", c.email ? c.email : ""},
                 {"X-Rolegate-Org", c.org_id}, {"X-Rolegate-Role", role},
                 {"X-Rolegate-Roles", roles}, {"X-Rolegate-Permissions", plist},
                 {"X-Rolegate-Session", token}, {"X-Rolegate-Actor", c.act_sub}};
             const char *bad = NULL;
-            size_t nh = sizeof hv / sizeof hv[0];
-            for (size_t i = 0; i < nh && !bad; i++)   /* none is set unless all can be */
-                if (hv[i][1] && !rg_http_header_value_ok(hv[i][1], NULL))
-                    bad = hv[i][0];
-            for (size_t i = 0; i < nh && !bad; i++)
-                if (hv[i][1] && rg_http_add_header(req, hv[i][0], hv[i][1]) != 0)
-                    bad = hv[i][0];
-            if (bad) {
+            if (rg_http_add_headers(req, hv, sizeof hv / sizeof hv[0], &bad) != 0) {
                 rg_log(RG_LOG_ERROR, "event=auth_header_failed header=%s sid=%s rid=%s "
                        "reason=\"the claim cannot be a header value\"", bad,
                        c.sid ? c.sid : "-", rg_http_request_id(req));
@@ -343,7 +336,7 @@ void gw_h_auth_metered(rg_http_req *req, void *ctx)
 {
     int64_t t0 = rg_mono_us();
     gw_h_auth(req, ctx);
-    int status = rg_http_response_status(req);   /* 100-599: three digits */
+    int status = rg_http_response_status(req);   /* three digits: 100-999 (HTTP uses 100-599) */
     if (status < 100 || status > 999)
         status = 500;
     char st[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),

@@ -45,6 +45,22 @@ int rg_http_add_header(rg_http_req *r, const char *name, const char *value)
     return RG_OK;
 }
 
+int rg_http_add_headers(rg_http_req *r, const char *const (*pairs)[2], size_t n,
+                        const char **bad)
+{
+    size_t before = r->nhdrs;
+    for (size_t i = 0; i < n; i++) {
+        int rc = pairs[i][1] ? rg_http_add_header(r, pairs[i][0], pairs[i][1]) : RG_OK;
+        if (rc != RG_OK) {
+            r->nhdrs = before;   /* none of them: the arena keeps the copies until the end */
+            if (bad)
+                *bad = pairs[i][0];
+            return rc;
+        }
+    }
+    return RG_OK;
+}
+
 int rg_http_send_arena(rg_http_req *r, int status, const char *content_type,
                        const void *body, size_t len)
 {

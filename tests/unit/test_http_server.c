@@ -134,6 +134,15 @@ static void h_cookies(rg_http_req *r, void *ctx)
              rg_http_add_header(r, "X-Evil", "v\nInjected: yes") == RG_EINVAL &&
              rg_http_add_header(r, "X-Evil", "a long value, then a lone CR\r") == RG_EINVAL &&
              rg_http_add_header(r, "Bad Name", "v") == RG_EINVAL;
+    /* all or none: the third pair fails, so the two before it are gone too */
+    const char *const batch[][2] = {{"X-Batch-One", "1"}, {"X-Batch-Skipped", NULL},
+                                    {"X-Batch-Two", "2"}, {"X-Batch-Bad", "v\nInjected: yes"},
+                                    {"X-Batch-Three", "3"}};
+    const char *bad = NULL;
+    ok = ok && rg_http_add_headers(r, batch, 5, &bad) == RG_EINVAL && bad &&
+         strcmp(bad, "X-Batch-Bad") == 0;
+    const char *const good[][2] = {{"X-Batch-Kept", "a"}, {"X-Batch-Kept", "b"}};
+    ok = ok && rg_http_add_headers(r, good, 2, NULL) == RG_OK;
     char *s = rg_arena_printf(rg_http_arena(r), "rid=%s", rg_http_request_id(r));
     rg_http_send_arena(r, ok ? 200 : 500, "text/plain", s, strlen(s));
     if (rg_http_send(r, 500, NULL, "x", 1) != RG_ERR)   /* answered once */
@@ -361,6 +370,8 @@ static void test_response_headers_repeatable_no_injection(void **st)
     assert_int_equal(head_count(&r, "Injected"), 0);
     assert_int_equal(head_count(&r, "X-Evil"), 0);
     assert_int_equal(head_count(&r, "X-Second-Answer"), 0);
+    assert_int_equal(head_count(&r, "X-Batch-"), 2);   /* only the batch that could be added */
+    assert_int_equal(head_count(&r, "\r\nX-Batch-Kept: a\r\nX-Batch-Kept: b\r\n"), 1);
     assert_true(strncmp(r.body, "rid=req_", 8) == 0);
     assert_non_null(strstr(r.head, r.body + 4));   /* the same id as X-Request-Id */
     reply_free(&r);
