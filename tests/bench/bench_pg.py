@@ -9,10 +9,10 @@ configuration:
   - PostgreSQL, 3 instances on one database (clients spread over them)
 each measured for
   - SAML ACS logins/s: $BUILD/bench/bench_login (pre-minted unique
-    IdP-initiated responses, 5 groups, RSA-2048; CLIENTS keep-alive clients;
+    IdP-initiated responses, 5 groups, RSA-2048; BENCH_CLIENTS keep-alive clients;
     200 distinct users, so most logins update an existing membership),
     with the share of the machine's CPU the run kept busy (every process)
-  - admin writes/s: CLIENTS python threads on keep-alive connections, half
+  - admin writes/s: as many python threads on keep-alive connections, half
     POST /organizations (independent rows), half POST /authorization/roles
     (every one bumps the environment's version: the contended case)
 and printed as ratios against the same-run SQLite figure. ROUNDS rounds
