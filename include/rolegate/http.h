@@ -196,9 +196,6 @@ int rg_http_add_header(rg_http_req *r, const char *name, const char *value);
  * left on the response. A pair whose value is NULL is skipped. */
 int rg_http_add_headers(rg_http_req *r, const char *const (*pairs)[2], size_t n,
                         const char **bad);
-/* 1 if value can be a header value (no CR, no LF); *len (if not NULL)
- * gets its length. */
-int rg_http_header_value_ok(const char *value, size_t *len);
 /* Answers with status and body (copied), content_type may be NULL. Returns
  * 0, or RG_ERR if the request was already answered. */
 /* The status answered so far (0 before a send): for a wrapper that meters
