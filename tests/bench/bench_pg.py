@@ -18,11 +18,11 @@ each measured for
 and printed as ratios against the same-run SQLite figure. ROUNDS rounds
 (default 3), interleaved, the median kept. BENCH_N logins (1500), BENCH_W
 admin writes (600), BENCH_LOG rolegate's log level (warn). BENCH_CLIENTS
-(default 4,8): the numbers of concurrent clients, each a row of its own.
-At 4 clients this machine's CPUs sit ~20% idle in both backends' runs (the
-clients wait for answers, PostgreSQL's the longer for its WAL flush), so
-the figure there is one of latency; the last line compares each backend at
-the client count where it did the most logins/s (its capacity here).
+(default 4,8): the numbers of concurrent clients, each a row of its own,
+with the CPU share the run kept busy: a figure taken with the CPUs idle is
+one of latency, not of what the machine can do (on 2026-12-07 both
+backends kept it 81-88% busy at 4 and at 8 clients). The capacity line
+compares each backend at the client count where it did the most logins/s.
 BENCH_BASE=tag=path[,tag=path...] adds other rolegate binaries (an older
 build, say) to the same interleaved rounds, each measured on SQLite x1 and
 PostgreSQL x1 and its ratio taken against its own SQLite figure."""
