@@ -18,6 +18,43 @@
 #include "rolegate/saml.h"
 #include "rolegate/util.h"
 
+#define CPU_OF_MAX 4
+
+/* The names of --cpu-of ("rolegate,postgres") into names: how many. */
+static int cpu_names(const char *list, char names[CPU_OF_MAX][32])
+{
+    int n = 0;
+    while (list && *list && n < CPU_OF_MAX) {
+        size_t len = strcspn(list, ",");
+        snprintf(names[n++], 32, "%.*s", (int)(len < 31 ? len : 31), list);
+        list += len + (list[len] == ',');
+    }
+    return n;
+}
+
+/* "server CPU per login: rolegate 668 us (user 560, sys 108), postgres ...":
+ * the processes of each name, from their readings before the logins (pu0,
+ * ps0) to now, over the ok logins. PostgreSQL's cost per login is additive
+ * to rolegate's: this line says how much of the ratio to SQLite is the
+ * database server's own CPU (issue 15). */
+static void cpu_per_login(char names[CPU_OF_MAX][32], int n, const unsigned long long *pu0,
+                          const unsigned long long *ps0, long ok)
+{
+    if (n == 0 || ok <= 0)
+        return;
+    double us_per_tick = 1e6 / (double)sysconf(_SC_CLK_TCK);
+    printf("server CPU per login:");
+    for (int k = 0; k < n; k++) {
+        unsigned long long u, s;
+        if (bench_comm_ticks(names[k], &u, &s))
+            return;
+        double du = (double)(u - pu0[k]) * us_per_tick / (double)ok;
+        double ds = (double)(s - ps0[k]) * us_per_tick / (double)ok;
+        printf("%s %s %.0f us (user %.0f, sys %.0f)", k ? "," : "", names[k], du + ds, du, ds);
+    }
+    printf("\n");
+}
+
 typedef struct job {
     char **bodies;            /* "SAMLResponse=<urlencoded b64>" */
     size_t from, to;
@@ -123,6 +160,7 @@ int main(int argc, char **argv)
     long n = 1000, users = 200;
     int fresh = 0;
     const char *prefix = "user";
+    const char *cpu_of = NULL;   /* "rolegate,postgres": their CPU per login */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--sp-metadata")) sp = argv[i + 1];
         else if (!strcmp(argv[i], "--idp-metadata")) idp = argv[i + 1];
@@ -134,6 +172,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--fresh")) fresh = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--users")) users = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--user-prefix")) prefix = argv[i + 1];
+        else if (!strcmp(argv[i], "--cpu-of")) cpu_of = argv[i + 1];
     }
     for (const char *p = ports; p && *p && nports < 8;) {
         char *end;
@@ -197,6 +236,12 @@ int main(int argc, char **argv)
     pthread_t *th = calloc((size_t)threads, sizeof *th);
     unsigned long long b0 = 0, a0 = 0, b1 = 0, a1 = 0;
     int ticks = bench_cpu_ticks(&b0, &a0);
+    char names[CPU_OF_MAX][32];
+    unsigned long long pu0[CPU_OF_MAX], ps0[CPU_OF_MAX];
+    int ncpu = cpu_names(cpu_of, names);
+    for (int k = 0; k < ncpu; k++)
+        if (bench_comm_ticks(names[k], &pu0[k], &ps0[k]))
+            ncpu = 0;
     int64_t s0 = rg_mono_us();
     for (int t = 0; t < threads; t++) {
         jobs[t] = (job){.bodies = bodies, .from = (size_t)(n * t / threads),
@@ -214,6 +259,7 @@ int main(int argc, char **argv)
     if (ticks == 0 && bench_cpu_ticks(&b1, &a1) == 0 && a1 > a0)
         printf("machine CPU during the logins: %.0f%% busy (every process: the clients, the "
                "server, its database)\n", 100.0 * (double)(b1 - b0) / (double)(a1 - a0));
+    cpu_per_login(names, ncpu, pu0, ps0, ok);
     double rate = ok / ((s1 - s0) / 1e6);
     printf("ACS logins (%s, %s): %ld ok (302), %ld other, %d concurrent clients, %.2f s: "
            "%.0f logins/s\n", fresh ? "fresh connections" : "keep-alive",

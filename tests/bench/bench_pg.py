@@ -21,7 +21,13 @@ admin writes (600), BENCH_LOG rolegate's log level (warn). BENCH_CLIENTS
 (default 4,8): the numbers of concurrent clients, each a row of its own,
 with the CPU share the run kept busy: a figure taken with the CPUs idle is
 one of latency, not of what the machine can do (on 2026-12-07 both
-backends kept it 81-88% busy at 4 and at 8 clients). The capacity line
+backends kept it 81-88% busy at 4 and at 8 clients), and the server CPU
+per login (bench_login --cpu-of: user+system time of the processes named
+rolegate and postgres over the timed logins). PostgreSQL's share is
+additive: with the CPUs busy the ratio to SQLite is about (K + rolegate's
+CPU per login on SQLite) / (K + rolegate's on PostgreSQL + the server's),
+K the clients' share, so it moves with the server's figure, and cutting
+rolegate's own work lowers it. The capacity line
 compares each backend at the client count where it did the most logins/s.
 BENCH_BASE=tag=path[,tag=path...] adds other rolegate binaries (an older
 build, say) to the same interleaved rounds, each measured on SQLite x1 and
@@ -119,14 +125,17 @@ def bench_logins(dep, clients):
             [DRV, "--sp-metadata", sp_path, "--idp-metadata", os.path.join(FIX, "idp-metadata.xml"),
              "--key", os.path.join(FIX, "idp.key"),
              "--port", ",".join(str(rg.public_port) for rg in dep.rgs),
-             "--path", f"/saml/acs/{conn}", "--n", str(N), "--threads", str(clients)],
+             "--path", f"/saml/acs/{conn}", "--n", str(N), "--threads", str(clients),
+             "--cpu-of", "rolegate,postgres"],
             capture_output=True, text=True, cwd=ROOT, timeout=600)
     finally:
         os.unlink(sp_path)
     m = re.search(r"ACS logins[^:]*: (\d+) ok \(302\), (\d+) other.*: (\d+) logins/s", out.stdout)
     assert m, (out.stdout[-800:], out.stderr[-800:])
     b = re.search(r"machine CPU during the logins: (\d+)% busy", out.stdout)
-    return int(m.group(3)), int(m.group(1)), int(m.group(2)), int(b.group(1)) if b else -1
+    cpu = re.search(r"server CPU per login: rolegate (\d+) us .*, postgres (\d+) us", out.stdout)
+    return (int(m.group(3)), int(m.group(1)), int(m.group(2)), int(b.group(1)) if b else -1,
+            (int(cpu.group(1)), int(cpu.group(2))) if cpu else (-1, -1))
 
 
 def bench_writes(dep, clients):
@@ -175,7 +184,7 @@ def main():
         bins.append((tag or path, path))
     configs = [(tag, binary) + kinds[k] + (c,) for c in CLIENT_COUNTS for tag, binary in bins
                for k in want if not (tag and k == "pg3")]
-    res = {c: {"login": [], "write": [], "busy": []} for c in configs}
+    res = {c: {"login": [], "write": [], "busy": [], "rg_us": [], "pg_us": []} for c in configs}
     redis = Redis()
     try:
         for rnd in range(ROUNDS):
@@ -183,16 +192,19 @@ def main():
                 tag, binary, kind, n, clients = c
                 dep = Deployment(kind, n, redis, binary)
                 try:
-                    lps, ok, other, busy = bench_logins(dep, clients)
+                    lps, ok, other, busy, (rg_us, pg_us) = bench_logins(dep, clients)
                     wps, bad = bench_writes(dep, clients)
                 finally:
                     dep.close()
                 res[c]["login"].append(lps)
                 res[c]["write"].append(wps)
                 res[c]["busy"].append(busy)
+                res[c]["rg_us"].append(rg_us)
+                res[c]["pg_us"].append(pg_us)
                 print(f"  round {rnd + 1} {clients:2d} clients {tag + ' ' if tag else ''}"
                       f"{kind:6s} x{n}: {lps:5d} logins/s ({ok} ok, {other} other, CPU {busy}% "
-                      f"busy), {wps:6.0f} admin writes/s ({bad} non-2xx)", flush=True)
+                      f"busy; CPU per login: rolegate {rg_us} us, postgres {pg_us} us), "
+                      f"{wps:6.0f} admin writes/s ({bad} non-2xx)", flush=True)
     finally:
         redis.kill()
         harness.BIN = this
@@ -202,7 +214,8 @@ def main():
         base = med.get((tag, binary, "sqlite", 1, clients), m)
         print(f"{clients:2d} clients {tag + ' ' if tag else ''}{kind:6s} x{n}: logins/s "
               f"{m['login']:6.0f} ({m['login'] / base['login']:.2f}x SQLite, CPU "
-              f"{m['busy']:.0f}% busy)  admin writes/s {m['write']:6.0f} "
+              f"{m['busy']:.0f}% busy; per login rolegate {m['rg_us']:.0f} us + postgres "
+              f"{m['pg_us']:.0f} us)  admin writes/s {m['write']:6.0f} "
               f"({m['write'] / base['write']:.2f}x SQLite)")
     for clients in CLIENT_COUNTS:
         p1 = med.get(("", this, "pg", 1, clients))
