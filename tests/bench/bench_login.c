@@ -48,6 +48,10 @@ static void cpu_per_login(char names[CPU_OF_MAX][32], int n, const unsigned long
         unsigned long long u, s;
         if (bench_comm_ticks(names[k], &u, &s))
             return;
+        if (u < pu0[k] || s < ps0[k]) {   /* one ended during the logins: its ticks are gone */
+            printf("%s %s n/a (a process ended during the logins)", k ? "," : "", names[k]);
+            continue;
+        }
         double du = (double)(u - pu0[k]) * us_per_tick / (double)ok;
         double ds = (double)(s - ps0[k]) * us_per_tick / (double)ok;
         printf("%s %s %.0f us (user %.0f, sys %.0f)", k ? "," : "", names[k], du + ds, du, ds);

@@ -23,7 +23,8 @@ with the CPU share the run kept busy: a figure taken with the CPUs idle is
 one of latency, not of what the machine can do (on 2026-12-07 both
 backends kept it 81-88% busy at 4 and at 8 clients), and the server CPU
 per login (bench_login --cpu-of: user+system time of the processes named
-rolegate and postgres over the timed logins). PostgreSQL's share is
+rolegate and postgres over the timed logins; a BENCH_BASE binary of
+another name reads 0, and -1 when a sum went down: a process ended). PostgreSQL's share is
 additive: with the CPUs busy the ratio to SQLite is about (K + rolegate's
 CPU per login on SQLite) / (K + rolegate's on PostgreSQL + the server's),
 K the clients' share, so it moves with the server's figure, and cutting
