@@ -42,18 +42,19 @@ static void cpu_per_login(char names[CPU_OF_MAX][32], int n, const unsigned long
 {
     if (n == 0 || ok <= 0)
         return;
+    unsigned long long u[CPU_OF_MAX], s[CPU_OF_MAX];
+    for (int k = 0; k < n; k++)   /* every reading first: no half-printed line */
+        if (bench_comm_ticks(names[k], &u[k], &s[k]))
+            return;
     double us_per_tick = 1e6 / (double)sysconf(_SC_CLK_TCK);
     printf("server CPU per login:");
     for (int k = 0; k < n; k++) {
-        unsigned long long u, s;
-        if (bench_comm_ticks(names[k], &u, &s))
-            return;
-        if (u < pu0[k] || s < ps0[k]) {   /* one ended during the logins: its ticks are gone */
+        if (u[k] < pu0[k] || s[k] < ps0[k]) {   /* one ended during the logins: its ticks are gone */
             printf("%s %s n/a (a process ended during the logins)", k ? "," : "", names[k]);
             continue;
         }
-        double du = (double)(u - pu0[k]) * us_per_tick / (double)ok;
-        double ds = (double)(s - ps0[k]) * us_per_tick / (double)ok;
+        double du = (double)(u[k] - pu0[k]) * us_per_tick / (double)ok;
+        double ds = (double)(s[k] - ps0[k]) * us_per_tick / (double)ok;
         printf("%s %s %.0f us (user %.0f, sys %.0f)", k ? "," : "", names[k], du + ds, du, ds);
     }
     printf("\n");

@@ -66,13 +66,36 @@ static __attribute__((unused)) int bench_cpu_ticks(unsigned long long *busy,
     return 0;
 }
 
-/* The CPU ticks (clock ticks, sysconf(_SC_CLK_TCK)) that every process named
- * comm (its /proc/PID/stat name: "rolegate", "postgres") has used, user and
- * system apart, summed over all of them: 0, or -1 when /proc cannot be read.
- * Two readings around a run give what the server and its database cost per
- * request. A process started between the readings counts from zero (its
- * start-up included: PostgreSQL's backends of connections opened at the
- * first logins); one that ended between them is missing. */
+/* From /proc/<pid>/stat ("PID (comm) state ppid ...", the name may hold
+ * spaces and ')'): the process's name into comm (n bytes; NULL: not
+ * wanted) and its CPU clock ticks (sysconf(_SC_CLK_TCK)) of user and
+ * system time, fields 14 and 15: 0, or -1 when it cannot be read. */
+static __attribute__((unused)) int bench_proc_ticks(const char *pid, char *comm, size_t n,
+                                                    unsigned long long *user,
+                                                    unsigned long long *sys)
+{
+    char path[300], line[1024];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(line, 1, sizeof line - 1, f) : 0;
+    if (f)
+        fclose(f);
+    line[got] = 0;
+    char *open = strchr(line, '('), *close = strrchr(line, ')');
+    if (!open || !close || close < open ||
+        sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", user, sys) != 2)
+        return -1;
+    if (comm)
+        snprintf(comm, n, "%.*s", (int)(close - open - 1), open + 1);
+    return 0;
+}
+
+/* The CPU ticks that every process named comm ("rolegate", "postgres") has
+ * used, user and system apart, summed over all of them: 0, or -1 when /proc
+ * cannot be read. Two readings around a run give what the server and its
+ * database cost per request. A process started between the readings counts
+ * from zero (its start-up included: PostgreSQL's backends of connections
+ * opened at the first logins); one that ended between them is missing. */
 static __attribute__((unused)) int bench_comm_ticks(const char *comm, unsigned long long *user,
                                                     unsigned long long *sys)
 {
@@ -80,36 +103,14 @@ static __attribute__((unused)) int bench_comm_ticks(const char *comm, unsigned l
     if (!d)
         return -1;
     *user = *sys = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char path[300], line[1024];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(line, 1, sizeof line - 1, f);
-        fclose(f);
-        line[n] = 0;
-        /* "PID (comm) state ppid ...": the name may hold spaces and ')' */
-        char *open = strchr(line, '('), *close = strrchr(line, ')');
-        if (!open || !close || close < open ||
-            (size_t)(close - open - 1) != strlen(comm) || strncmp(open + 1, comm, strlen(comm)))
-            continue;
-        /* after ") ": state is field 3; utime and stime are fields 14, 15 */
-        char *p = close + 2;
-        for (int field = 3; field < 14 && p; field++) {
-            p = strchr(p, ' ');
-            p = p ? p + 1 : NULL;
+    for (struct dirent *e; (e = readdir(d));) {
+        char name[64];
+        unsigned long long u, s;
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' &&
+            bench_proc_ticks(e->d_name, name, sizeof name, &u, &s) == 0 && !strcmp(name, comm)) {
+            *user += u;
+            *sys += s;
         }
-        if (!p)
-            continue;
-        char *end;
-        unsigned long long u = strtoull(p, &end, 10);
-        unsigned long long s = strtoull(end, NULL, 10);
-        *user += u;
-        *sys += s;
     }
     closedir(d);
     return 0;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "../../idp-fixtures/rg_fixture_mint.h"
 #include "bench_client.h"
+#include "bench_machine.h"
 #include "rolegate/saml.h"
 #include "rolegate/util.h"
 
@@ -59,17 +60,10 @@ static long count_dir(int pid, const char *sub)
 
 static double cpu_seconds(int pid)
 {
-    char p[64], buf[1024];
-    snprintf(p, sizeof p, "/proc/%d/stat", pid);
-    FILE *f = fopen(p, "r");
-    size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[got] = 0;
-    char *s = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                     &st) != 2)
+    char p[24];
+    unsigned long long ut, st;
+    snprintf(p, sizeof p, "%d", pid);
+    if (bench_proc_ticks(p, NULL, 0, &ut, &st))
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
